@@ -30,3 +30,19 @@ func Denied(fs []Finding) bool {
 	}
 	return false
 }
+
+// String renders the finding for people: "berth.cue:7:3: deny image-tag: workloads.web.image: ...".
+func (f Finding) String() string {
+	path := "environments." + f.Environment
+	if f.Workload != "" {
+		path = "workloads." + f.Workload
+		if f.Field != "" {
+			path += "." + f.Field
+		}
+	}
+	loc := ""
+	if f.Pos.File != "" {
+		loc = f.Pos.String() + ": "
+	}
+	return loc + string(f.Severity) + " " + f.Rule + ": " + path + ": " + f.Message
+}
