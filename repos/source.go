@@ -50,6 +50,15 @@ type Options struct {
 	// MaxFileSize refuses snapshots holding a larger file; DefaultMaxFileSize when 0.
 	MaxFileSize int64
 	Logger      *slog.Logger
+	// Auth authenticates Git network operations beyond credentials in the URL; nil for none. Any go-git
+	// transport.AuthMethod (e.g. ssh.PublicKeys, http.BasicAuth) fits.
+	Auth AuthMethod
+}
+
+// AuthMethod has the shape of go-git's transport.AuthMethod, so the contract does not import go-git.
+type AuthMethod interface {
+	Name() string
+	String() string
 }
 
 const (

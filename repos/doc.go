@@ -1,0 +1,49 @@
+// Package repos turns a source of configuration, a Git branch or a local directory, into immutable snapshots: a
+// revision and a read-only file tree that never changes while it is handed out.
+//
+// Open picks the kind from the location: file://, http://, https://, ssh://, git:// URLs and scp-like
+// user@host:path are Git remotes (through go-git); anything else is a directory path.
+//
+//   - A Git source lists the remote's refs on every Fetch and fetches only when the watched branch points to a
+//     commit not yet in its bare repository under the cache directory. A fetch takes that one branch, no tags. The
+//     commit's tree is then read object by object (no worktree checkout) into CacheDir/snapshots/<sha>/.
+//     A force-push simply yields the commit the branch now points to. Revision is the commit SHA.
+//   - A directory source hashes the tree (sorted paths, kinds, executable bits, link targets, contents; .git and
+//     the cache directory are left out) into "sha256:<hex>" and copies it to CacheDir/snapshots/<hex>/ when the
+//     hash is new. It re-hashes after copying and retries if the tree changed meanwhile. fsnotify watches the tree
+//     (new subdirectories too) and Changes fires once per quiet period of Options.Debounce.
+//
+// Both kinds refuse absolute symlinks, symlinks whose target resolves outside the root and paths that escape it
+// (ErrUnsafePath), and files over Options.MaxFileSize (ErrFileTooLarge). Symlinks that stay inside are written as
+// copies of their targets, so a snapshot holds only directories and regular files. Trees are written to a temporary
+// directory, made read-only (files 0444 or 0555, directories 0555) and renamed into place, so a failed or
+// interrupted Fetch never leaves a half-written tree under a snapshot's name.
+//
+// Non-goals: rendering or checking the files (schema, policies do that), webhooks (the caller calls Notify),
+// authentication beyond URLs and Options.Auth, submodules (left out with a warning), Git LFS.
+//
+// Caller's duties: Close the source. Give each source its own CacheDir (or none, for a temporary one removed by
+// Close). Finish with a snapshot before keepSnapshots (4) newer ones have been fetched: older trees are deleted. Never
+// write to Snapshot.Dir. Keep polling: Changes only makes a look happen sooner. Fetch calls are serialised.
+//
+// The caller's loop, in a sketch:
+//
+//	src, err := repos.Open(ctx, location, repos.Options{Branch: "main"})
+//	defer src.Close()
+//	for {
+//		snap, err := src.Fetch(ctx)       // cheap when nothing moved
+//		if err == nil && snap.Revision != seen {
+//			render(snap.Dir); seen = snap.Revision
+//		}
+//		select {
+//		case <-src.Changes():             // file event or Notify (webhook)
+//		case <-time.After(jittered(poll)):
+//		case <-ctx.Done():
+//			return
+//		}
+//	}
+//
+// Known limit: go-git dials git:// remotes without a deadline, so a host that never answers the TCP handshake is
+// bounded by the operating system's connect timeout; one that accepts and then stays silent is bounded by
+// Options.Timeout like every other transport.
+package repos
