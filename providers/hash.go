@@ -8,10 +8,12 @@ import (
 	"github.com/berth-dev/berth/schema"
 )
 
-// SpecHash is a short, stable hash of everything a provider runs for w. Positions and the provider (target) name are
-// left out: moving a workload between targets is a migration, not a spec change.
+// SpecHash is a short, stable hash of what each replica of w runs. Positions, the provider (target) name and the
+// replica count are left out: moving a workload between targets is a migration, and scaling adds or removes
+// replicas without replacing the others, so neither is a spec change.
 func SpecHash(w schema.Workload) string {
 	w.Provider = ""
+	w.Replicas = 0
 	w.Pos = nil
 	b, err := json.Marshal(w) // map keys are sorted: stable
 	if err != nil {

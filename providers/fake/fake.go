@@ -1,0 +1,360 @@
+package fake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Type is the target type the fake serves.
+const Type = "fake"
+
+// ErrInjected is the error of an injected failure (wrapped with providers.ErrPermanent when permanent).
+var ErrInjected = errors.New("injected failure")
+
+// Call is one recorded provider call.
+type Call struct {
+	Op          string `json:"op"` // "list", "apply", "delete"
+	Environment string `json:"environment"`
+	Target      string `json:"target"`
+	Workload    string `json:"workload,omitempty"`
+	SpecHash    string `json:"specHash,omitempty"`
+	Err         string `json:"err,omitempty"`
+}
+
+type key struct{ instance, env, target, workload string }
+
+type failure struct {
+	n         int
+	permanent bool
+}
+
+// Provider is the in-memory provider. The zero value is not usable; call New.
+type Provider struct {
+	caps providers.Capabilities
+
+	mu        sync.Mutex
+	state     map[key]*providers.Observed
+	calls     []Call
+	fail      map[string]*failure
+	holds     map[string]chan struct{}
+	validate  func(schema.Workload) []providers.Problem
+	inFlight  int
+	maxFlight int
+	keyBusy   map[key]bool
+	overlaps  int
+	seq       int
+}
+
+// AllCapabilities is the default capability set of a fake provider.
+var AllCapabilities = providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true,
+	PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true}
+
+// New returns an empty fake provider with every capability.
+func New() *Provider {
+	return &Provider{caps: AllCapabilities, state: map[key]*providers.Observed{}, fail: map[string]*failure{},
+		holds: map[string]chan struct{}{}, keyBusy: map[key]bool{}}
+}
+
+// SetCapabilities replaces the capabilities the provider declares.
+func (p *Provider) SetCapabilities(c providers.Capabilities) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.caps = c
+}
+
+// SetValidator installs provider-specific plan-time checks (the optional providers.Validator).
+func (p *Provider) SetValidator(f func(schema.Workload) []providers.Problem) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.validate = f
+}
+
+func (p *Provider) Type() string { return Type }
+
+func (p *Provider) Capabilities() providers.Capabilities {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.caps
+}
+
+// Validate implements providers.Validator when a validator was set.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	p.mu.Lock()
+	f := p.validate
+	p.mu.Unlock()
+	if f == nil {
+		return nil
+	}
+	return f(w)
+}
+
+// List returns the owned workloads on target, sorted by name.
+func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, Call{Op: "list", Environment: owner.Environment, Target: target})
+	var out []providers.Observed
+	for k, o := range p.state {
+		if k.instance == owner.Instance && k.env == owner.Environment && k.target == target {
+			out = append(out, copyObserved(*o))
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
+	return out, nil
+}
+
+func copyObserved(o providers.Observed) providers.Observed {
+	o.Replicas = append([]providers.Replica(nil), o.Replicas...)
+	return o
+}
+
+func (p *Provider) enter(k key) {
+	p.inFlight++
+	if p.inFlight > p.maxFlight {
+		p.maxFlight = p.inFlight
+	}
+	if p.keyBusy[k] {
+		p.overlaps++
+	}
+	p.keyBusy[k] = true
+}
+
+func (p *Provider) leave(k key) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.inFlight--
+	delete(p.keyBusy, k)
+}
+
+// Apply converges the workload to d at once, unless held (blocks) or a failure was injected.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	k := key{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
+	p.mu.Lock()
+	p.enter(k)
+	call := Call{Op: "apply", Environment: k.env, Target: k.target, Workload: k.workload, SpecHash: d.SpecHash}
+	hold := p.holds[k.workload]
+	p.mu.Unlock()
+	defer p.leave(k)
+
+	if hold != nil {
+		select {
+		case <-hold:
+		case <-ctx.Done():
+			p.record(call, ctx.Err())
+			return fmt.Errorf("fake: apply %s: %w", k.workload, ctx.Err())
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if f := p.fail[k.workload]; f != nil && f.n != 0 {
+		if f.n > 0 {
+			f.n--
+		}
+		err := fmt.Errorf("fake: apply %s: %w", k.workload, ErrInjected)
+		if f.permanent {
+			err = providers.Permanent(err)
+		}
+		call.Err = err.Error()
+		p.calls = append(p.calls, call)
+		return err
+	}
+	p.calls = append(p.calls, call)
+	w := d.Workload
+	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: w}
+	o.Spec.Pos = nil
+	for i := 0; i < w.Replicas; i++ {
+		p.seq++
+		r := providers.Replica{ID: fmt.Sprintf("c%06d", p.seq), Name: fmt.Sprintf("%s-%s-%d", k.env, w.Name, i),
+			SpecHash: d.SpecHash, State: "running", Running: true}
+		if w.Health != nil {
+			r.Health = "healthy"
+		}
+		o.Replicas = append(o.Replicas, r)
+	}
+	p.state[k] = o
+	return nil
+}
+
+func (p *Provider) record(c Call, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		c.Err = err.Error()
+	}
+	p.calls = append(p.calls, c)
+}
+
+// Delete removes the workload; deleting what is gone is not an error.
+func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	k := key{owner.Instance, owner.Environment, target, workload}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.enter(k)
+	p.inFlight--
+	delete(p.keyBusy, k)
+	p.calls = append(p.calls, Call{Op: "delete", Environment: owner.Environment, Target: target, Workload: workload})
+	delete(p.state, k)
+	return nil
+}
+
+// Seed puts d into the state as if it had been applied, without recording a call (for benchmarks and setups).
+func (p *Provider) Seed(d providers.Desired) {
+	p.mu.Lock()
+	calls := len(p.calls)
+	p.mu.Unlock()
+	_ = p.Apply(context.Background(), d)
+	p.mu.Lock()
+	p.calls = p.calls[:calls]
+	p.mu.Unlock()
+}
+
+// Hold makes Apply of workload block until release is called (or the caller's context ends).
+func (p *Provider) Hold(workload string) (release func()) {
+	ch := make(chan struct{})
+	p.mu.Lock()
+	p.holds[workload] = ch
+	p.mu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			p.mu.Lock()
+			if p.holds[workload] == ch {
+				delete(p.holds, workload)
+			}
+			p.mu.Unlock()
+			close(ch)
+		})
+	}
+}
+
+// FailNext makes the next n applies of workload fail (n < 0: every one until cleared with n = 0).
+func (p *Provider) FailNext(workload string, n int, permanent bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fail[workload] = &failure{n: n, permanent: permanent}
+}
+
+func (p *Provider) find(workload string) (*providers.Observed, error) {
+	var ks []key
+	for k := range p.state {
+		if k.workload == workload {
+			ks = append(ks, k)
+		}
+	}
+	if len(ks) != 1 {
+		return nil, fmt.Errorf("fake: %d workloads named %q", len(ks), workload)
+	}
+	return p.state[ks[0]], nil
+}
+
+// Has tells whether some owner runs a workload of that name.
+func (p *Provider) Has(workload string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k := range p.state {
+		if k.workload == workload {
+			return true
+		}
+	}
+	return false
+}
+
+// RemoveReplica deletes replica i of the only workload with that name, as if removed by hand.
+func (p *Provider) RemoveReplica(workload string, i int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, err := p.find(workload)
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(o.Replicas) {
+		return fmt.Errorf("fake: %s has no replica %d", workload, i)
+	}
+	o.Replicas = append(o.Replicas[:i:i], o.Replicas[i+1:]...)
+	return nil
+}
+
+// StopReplica marks replica i of the only workload with that name as exited.
+func (p *Provider) StopReplica(workload string, i int) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, err := p.find(workload)
+	if err != nil {
+		return err
+	}
+	if i < 0 || i >= len(o.Replicas) {
+		return fmt.Errorf("fake: %s has no replica %d", workload, i)
+	}
+	o.Replicas[i].State, o.Replicas[i].Running, o.Replicas[i].Health = "exited", false, ""
+	return nil
+}
+
+// Calls returns the call log so far and, when reset, empties it.
+func (p *Provider) Calls(reset bool) []Call {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := append([]Call(nil), p.calls...)
+	if reset {
+		p.calls = nil
+	}
+	return out
+}
+
+// MaxInFlight is the most calls that ran at once.
+func (p *Provider) MaxInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.maxFlight
+}
+
+// Overlaps counts calls that started while another call on the same workload was running.
+func (p *Provider) Overlaps() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.overlaps
+}
+
+var (
+	regOnce   sync.Once
+	regMu     sync.Mutex
+	instances = map[string]*Provider{}
+)
+
+// Register adds the type "fake" to the providers registry (once). Every target of that type gets one shared
+// in-memory provider per target name, reachable with Lookup.
+func Register() {
+	regOnce.Do(func() {
+		providers.Register(Type, func(t schema.Target, _ providers.Options) (providers.Provider, error) {
+			return Lookup(t.Name), nil
+		})
+	})
+}
+
+// Lookup returns the registered provider for a target name, creating it when needed.
+func Lookup(target string) *Provider {
+	regMu.Lock()
+	defer regMu.Unlock()
+	p := instances[target]
+	if p == nil {
+		p = New()
+		instances[target] = p
+	}
+	return p
+}
+
+var (
+	_ providers.Provider  = (*Provider)(nil)
+	_ providers.Validator = (*Provider)(nil)
+)

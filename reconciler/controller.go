@@ -1,0 +1,525 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/reconciler/store"
+	"github.com/berth-dev/berth/repos"
+	"github.com/berth-dev/berth/schema"
+)
+
+// DefaultInterval is the controller's poll and full-resync period.
+const DefaultInterval = 30 * time.Second
+
+// Environment phases.
+const (
+	PhaseReady       = "Ready"
+	PhaseProgressing = "Progressing"
+	PhaseFailed      = "Failed"
+	PhaseBlocked     = "Blocked"
+)
+
+// ControllerOptions configure a Controller. Zero values take the documented defaults.
+type ControllerOptions struct {
+	Source repos.Source
+	// Branch selects the environments to apply: those whose branch equals it; repos.DefaultBranch when "".
+	Branch string
+	// Interval between passes (poll and full resync), ±10% jitter; DefaultInterval when 0.
+	Interval time.Duration
+	Engine   *Engine
+	Clock    Clock
+	Logger   *slog.Logger
+	Store    *Store
+	Metrics  *Metrics
+	// Load renders a snapshot's tree; schema.Load when nil.
+	Load func(dir string) (*schema.Config, error)
+	// Rand returns numbers in [0, 1) for jitter; a randomly seeded generator when nil.
+	Rand func() float64
+	// BackoffBase and BackoffMax shape the per-workload backoff; DefaultBackoffBase and DefaultBackoffMax when 0.
+	BackoffBase, BackoffMax time.Duration
+}
+
+// Controller keeps the environments of one branch converged with a source. Create it with NewController and run
+// it with Run; Status, Ready and Trigger are safe to call from any goroutine.
+type Controller struct {
+	opts    ControllerOptions
+	log     *slog.Logger
+	trigger chan struct{}
+	running atomic.Bool
+	ready   atomic.Bool
+
+	// Owned by the Run goroutine.
+	backoff  *backoff
+	resyncAt time.Time
+	cfgRev   string
+	cfg      *schema.Config
+	cfgErr   error
+	lastSeen string
+	lastPlan map[string]string
+	// idle, when set (tests), is called each time the loop is about to wait.
+	idle func()
+
+	mu     sync.Mutex
+	status Status
+}
+
+// Status is the controller's state for people and the API.
+type Status struct {
+	Source string `json:"source"`
+	Branch string `json:"branch"`
+	Ready  bool   `json:"ready"`
+	// Revision is the last fetched revision, FetchedAt when it was fetched.
+	Revision  string    `json:"revision,omitempty"`
+	FetchedAt time.Time `json:"fetchedAt,omitzero"`
+	// LastError is the last source or load error, "" after a good pass; Errors details a load error.
+	LastError    string              `json:"lastError,omitempty"`
+	Errors       []ErrorInfo         `json:"errors,omitempty"`
+	Environments []EnvironmentStatus `json:"environments"`
+}
+
+// EnvironmentStatus is one environment's state.
+type EnvironmentStatus struct {
+	Name                  string             `json:"name"`
+	Phase                 string             `json:"phase"`
+	LastAppliedRevision   string             `json:"lastAppliedRevision,omitempty"`
+	LastAttemptedRevision string             `json:"lastAttemptedRevision,omitempty"`
+	Errors                []ErrorInfo        `json:"errors,omitempty"`
+	Findings              []policies.Finding `json:"findings,omitempty"`
+	// Plan is the last plan's summary line, Steps its steps as people read them.
+	Plan      string           `json:"plan,omitempty"`
+	Steps     []string         `json:"steps,omitempty"`
+	Workloads []WorkloadStatus `json:"workloads,omitempty"`
+	UpdatedAt time.Time        `json:"updatedAt"`
+}
+
+// WorkloadStatus is one desired workload's state.
+type WorkloadStatus struct {
+	Name            string    `json:"name"`
+	Target          string    `json:"target"`
+	SpecHash        string    `json:"specHash"`
+	DesiredReplicas int       `json:"desiredReplicas"`
+	ReadyReplicas   int       `json:"readyReplicas"`
+	BackoffUntil    time.Time `json:"backoffUntil,omitzero"`
+}
+
+// ErrorInfo is an error with the place in the user's files it is about, when known.
+type ErrorInfo struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Column  int    `json:"column,omitempty"`
+	Path    string `json:"path,omitempty"`
+	Message string `json:"message"`
+}
+
+// NewController validates opts and returns a controller.
+func NewController(opts ControllerOptions) (*Controller, error) {
+	if opts.Source == nil {
+		return nil, errors.New("reconciler: ControllerOptions.Source is required")
+	}
+	if opts.Engine == nil {
+		return nil, errors.New("reconciler: ControllerOptions.Engine is required")
+	}
+	if opts.Branch == "" {
+		opts.Branch = repos.DefaultBranch
+	}
+	if opts.Interval == 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Interval < 0 {
+		return nil, fmt.Errorf("reconciler: Interval %v is negative", opts.Interval)
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Load == nil {
+		opts.Load = schema.Load
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())).Float64
+	}
+	if opts.BackoffBase == 0 {
+		opts.BackoffBase = DefaultBackoffBase
+	}
+	if opts.BackoffMax == 0 {
+		opts.BackoffMax = DefaultBackoffMax
+	}
+	if opts.BackoffBase < 0 || opts.BackoffMax < opts.BackoffBase {
+		return nil, fmt.Errorf("reconciler: backoff base %v and cap %v are not 0 < base <= cap", opts.BackoffBase, opts.BackoffMax)
+	}
+	c := &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1),
+		backoff:  newBackoff(opts.BackoffBase, opts.BackoffMax, opts.Rand),
+		lastPlan: map[string]string{}}
+	c.status = Status{Source: opts.Source.String(), Branch: opts.Branch, Environments: []EnvironmentStatus{}}
+	return c, nil
+}
+
+// Trigger asks for a pass as soon as possible (coalesced, never blocking).
+func (c *Controller) Trigger() {
+	select {
+	case c.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Ready tells whether the first pass is done.
+func (c *Controller) Ready() bool { return c.ready.Load() }
+
+// Status returns a copy of the current status.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, _ := json.Marshal(c.status) // a deep copy; every field is plain data
+	var s Status
+	_ = json.Unmarshal(b, &s)
+	s.Ready = c.Ready()
+	return s
+}
+
+// Run makes a pass at once, then one each time the interval timer fires, the source reports a change, Trigger is
+// called or a workload's backoff ends, until ctx ends. It returns nil when ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	if !c.running.CompareAndSwap(false, true) {
+		return errors.New("reconciler: controller already running")
+	}
+	defer c.running.Store(false)
+	for {
+		c.pass(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		now := c.opts.Clock.Now()
+		wake := c.resyncAt
+		if t, ok := c.backoff.next(now); ok && t.Before(wake) {
+			wake = t
+		}
+		t := c.opts.Clock.NewTimer(wake.Sub(now))
+		if c.idle != nil {
+			c.idle()
+		}
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C():
+		case <-c.opts.Source.Changes():
+			t.Stop()
+		case <-c.trigger:
+			t.Stop()
+		}
+	}
+}
+
+// pass is one level-based reconcile: fetch, load, then plan and apply every environment of the branch.
+func (c *Controller) pass(ctx context.Context) {
+	defer c.ready.Store(true)
+	now := c.opts.Clock.Now()
+	c.resyncAt = now.Add(jitter(c.opts.Interval, c.opts.Rand))
+	snap, err := c.opts.Source.Fetch(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		c.opts.Metrics.fetchError()
+		c.log.Error("fetch", "source", c.opts.Source.String(), "err", err)
+		c.event(store.Event{Time: now, Kind: "fetch-failed", Message: err.Error()})
+		c.update(func(s *Status) { s.LastError = "fetch: " + err.Error() })
+		return
+	}
+	rev := snap.Revision
+	log := c.log.With("revision", rev)
+	if rev != c.lastSeen {
+		c.lastSeen = rev
+		log.Info("new revision", "message", snap.Message)
+		if c.opts.Store != nil {
+			if err := c.opts.Store.AppendRevision(store.Revision{Revision: rev, Branch: snap.Branch,
+				Message: snap.Message, Time: snap.Time, Seen: now}); err != nil {
+				log.Warn("record revision", "err", err)
+			}
+		}
+	}
+	if rev != c.cfgRev {
+		c.cfgRev = rev
+		c.cfg, c.cfgErr = c.opts.Load(snap.Dir)
+		if c.cfgErr != nil {
+			log.Error("load", "err", c.cfgErr)
+			c.event(store.Event{Time: now, Revision: rev, Kind: "load-failed", Message: c.cfgErr.Error()})
+		}
+	}
+	if c.cfgErr != nil {
+		c.opts.Metrics.error("", "load")
+		infos := errorInfos(c.cfgErr)
+		c.update(func(s *Status) {
+			s.Revision, s.FetchedAt = rev, now
+			s.LastError = "load " + rev + ": " + c.cfgErr.Error()
+			s.Errors = infos
+			for i := range s.Environments {
+				e := &s.Environments[i]
+				e.Phase, e.LastAttemptedRevision, e.Errors, e.UpdatedAt = PhaseFailed, rev, infos, now
+			}
+		})
+		return
+	}
+	c.update(func(s *Status) { s.Revision, s.FetchedAt, s.LastError, s.Errors = rev, now, "", nil })
+	var envs []string
+	for name, e := range c.cfg.Environments {
+		if e.Branch == c.opts.Branch {
+			envs = append(envs, name)
+		}
+	}
+	sort.Strings(envs)
+	c.update(func(s *Status) {
+		keep := s.Environments[:0]
+		for _, e := range s.Environments {
+			if i := sort.SearchStrings(envs, e.Name); i < len(envs) && envs[i] == e.Name {
+				keep = append(keep, e)
+			}
+		}
+		s.Environments = keep
+	})
+	for _, env := range envs {
+		if ctx.Err() != nil {
+			return
+		}
+		c.reconcileEnv(ctx, log.With("env", env), env, rev)
+	}
+}
+
+func (c *Controller) update(f func(*Status)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	f(&c.status)
+}
+
+func (c *Controller) setEnv(es EnvironmentStatus) {
+	c.update(func(s *Status) {
+		for i := range s.Environments {
+			if s.Environments[i].Name == es.Name {
+				s.Environments[i] = es
+				return
+			}
+		}
+		s.Environments = append(s.Environments, es)
+		sort.Slice(s.Environments, func(i, j int) bool { return s.Environments[i].Name < s.Environments[j].Name })
+	})
+}
+
+func (c *Controller) envStatus(env string) EnvironmentStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.status.Environments {
+		if e.Name == env {
+			return e
+		}
+	}
+	return EnvironmentStatus{Name: env}
+}
+
+func (c *Controller) event(e store.Event) {
+	if c.opts.Store == nil {
+		return
+	}
+	if err := c.opts.Store.AppendEvent(e); err != nil {
+		c.log.Warn("record event", "err", err)
+	}
+}
+
+// reconcileEnv plans env and applies what is not blocked and not backing off.
+func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, rev string) {
+	start := c.opts.Clock.Now()
+	prev := c.envStatus(env)
+	es := EnvironmentStatus{Name: env, LastAppliedRevision: prev.LastAppliedRevision, LastAttemptedRevision: rev,
+		UpdatedAt: start}
+	result := ""
+	defer func() {
+		c.opts.Metrics.reconciled(env, result, c.opts.Clock.Now().Sub(start))
+	}()
+	plan, err := c.opts.Engine.Plan(ctx, c.cfg, env, rev)
+	if err != nil {
+		log.Error("plan", "err", err)
+		c.opts.Metrics.error(env, "plan")
+		es.Phase, es.Errors, es.Workloads, result = PhaseFailed, []ErrorInfo{{Message: err.Error()}}, prev.Workloads, "failed"
+		c.setEnv(es)
+		return
+	}
+	es.Findings, es.Plan = plan.Findings, plan.Summary()
+	for _, st := range plan.Steps {
+		es.Steps = append(es.Steps, st.String())
+	}
+	c.recordPlan(log, plan, start)
+	desired := c.cfg.Environments[env].Workloads
+	if plan.Blocked() {
+		log.Warn("plan blocked", "reason", plan.BlockedReason())
+		es.Phase, es.Errors, result = PhaseBlocked, blockErrors(plan), "blocked"
+		es.Workloads = c.workloadStatus(env, desired, plan, nil, start)
+		c.setEnv(es)
+		return
+	}
+	var run []Step
+	skipped := 0
+	for _, s := range plan.Steps {
+		if wait, until := c.backoff.waiting(env+"/"+s.Workload, start, rev); wait {
+			log.Info("backing off", "workload", s.Workload, "until", until)
+			skipped++
+			continue
+		}
+		run = append(run, s)
+	}
+	done := map[string]bool{}
+	failed := map[string]bool{}
+	if len(run) > 0 {
+		es.Phase = PhaseProgressing
+		es.Workloads = prev.Workloads
+		c.setEnv(es)
+		sub := *plan
+		sub.Steps = run
+		res, err := c.opts.Engine.Apply(ctx, c.cfg, &sub)
+		if res == nil {
+			log.Error("apply", "err", err)
+			c.opts.Metrics.error(env, "apply")
+			es.Phase, es.Errors, result = PhaseFailed, []ErrorInfo{{Message: err.Error()}}, "failed"
+			c.setEnv(es)
+			return
+		}
+		now := c.opts.Clock.Now()
+		for _, r := range res.Steps {
+			key := env + "/" + r.Step.Workload
+			if r.OK {
+				done[r.Step.Workload] = true
+				continue
+			}
+			failed[r.Step.Workload] = true
+			perm := errors.Is(r.Err, providers.ErrPermanent)
+			d := c.backoff.failure(key, now, perm, rev)
+			log.Warn("step failed", "workload", r.Step.Workload, "action", r.Step.Action, "permanent", perm, "retry_in", d, "err", r.Err)
+			c.opts.Metrics.error(env, "step")
+			es.Errors = append(es.Errors, ErrorInfo{Path: r.Step.Workload, Message: r.Step.Action + ": " + r.Error})
+			c.event(store.Event{Time: now, Environment: env, Workload: r.Step.Workload, Revision: rev, Kind: "step-failed",
+				Message: r.Step.Action + ": " + r.Error})
+		}
+	}
+	for _, w := range desired {
+		if wait, _ := c.backoff.waiting(env+"/"+w.Name, start, rev); !wait && !failed[w.Name] {
+			c.backoff.success(env + "/" + w.Name)
+		}
+	}
+	es.Workloads = c.workloadStatus(env, desired, plan, done, c.opts.Clock.Now())
+	switch {
+	case len(failed) > 0 || skipped > 0:
+		es.Phase, result = PhaseFailed, "failed"
+		if skipped > 0 && len(es.Errors) == 0 {
+			es.Errors = prev.Errors
+		}
+	default:
+		es.Phase, result, es.LastAppliedRevision = PhaseReady, "ready", rev
+		c.opts.Metrics.applied(env, rev)
+		if len(run) > 0 {
+			log.Info("applied", "steps", len(run))
+		}
+	}
+	c.setEnv(es)
+}
+
+func (c *Controller) recordPlan(log *slog.Logger, p *Plan, now time.Time) {
+	if c.opts.Store == nil {
+		return
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		log.Warn("record plan", "err", err)
+		return
+	}
+	// An unchanged plan (the common "no changes" of every resync) is recorded once.
+	if c.lastPlan[p.Environment] == string(b) {
+		return
+	}
+	c.lastPlan[p.Environment] = string(b)
+	if err := c.opts.Store.AppendPlan(store.Plan{Time: now, Environment: p.Environment, Revision: p.Revision,
+		Summary: p.Summary(), Blocked: p.BlockedReason(), Plan: b}); err != nil {
+		log.Warn("record plan", "err", err)
+	}
+}
+
+func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Plan, done map[string]bool, now time.Time) []WorkloadStatus {
+	var ws []WorkloadStatus
+	for _, w := range desired {
+		h := providers.SpecHash(w)
+		st := WorkloadStatus{Name: w.Name, Target: w.Provider, SpecHash: h, DesiredReplicas: w.Replicas}
+		if done[w.Name] {
+			st.ReadyReplicas = w.Replicas
+		} else {
+			for _, o := range p.observed[w.Name] {
+				if o.Target != w.Provider {
+					continue
+				}
+				for _, r := range o.Replicas {
+					if r.SpecHash == h && r.Ready() {
+						st.ReadyReplicas++
+					}
+				}
+			}
+		}
+		if wait, until := c.backoff.waiting(env+"/"+w.Name, now, p.Revision); wait {
+			st.BackoffUntil = until
+		}
+		ws = append(ws, st)
+	}
+	return ws
+}
+
+func blockErrors(p *Plan) []ErrorInfo {
+	var out []ErrorInfo
+	if p.Refused != "" {
+		out = append(out, ErrorInfo{Message: p.Refused})
+	}
+	for _, pr := range p.Problems {
+		path := pr.Field
+		if pr.Workload != "" {
+			path = pr.Workload + "." + pr.Field
+		}
+		out = append(out, ErrorInfo{File: pr.Pos.File, Line: pr.Pos.Line, Column: pr.Pos.Column, Path: path,
+			Message: "target " + pr.Target + ": " + pr.Message})
+	}
+	for _, f := range p.Findings {
+		if f.Severity != policies.Deny {
+			continue
+		}
+		path := f.Workload
+		if f.Field != "" {
+			path += "." + f.Field
+		}
+		out = append(out, ErrorInfo{File: f.Pos.File, Line: f.Pos.Line, Column: f.Pos.Column, Path: path,
+			Message: "policy " + f.Rule + ": " + f.Message})
+	}
+	return out
+}
+
+// errorInfos splits a load error into positioned entries.
+func errorInfos(err error) []ErrorInfo {
+	var es schema.Errors
+	if errors.As(err, &es) {
+		out := make([]ErrorInfo, 0, len(es))
+		for _, e := range es {
+			out = append(out, ErrorInfo{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Path: e.Path, Message: e.Message})
+		}
+		return out
+	}
+	var e *schema.Error
+	if errors.As(err, &e) {
+		return []ErrorInfo{{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Path: e.Path, Message: e.Message}}
+	}
+	return []ErrorInfo{{Message: err.Error()}}
+}

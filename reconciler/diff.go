@@ -1,0 +1,285 @@
+package reconciler
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// planInput is everything computePlan needs; computePlan itself does no I/O.
+type planInput struct {
+	env      string
+	revision string
+	desired  []schema.Workload
+	// observed lists what every target reported for the environment.
+	observed       []providers.Observed
+	problems       []Problem
+	maxDeleteShare float64
+	allowPruneAll  bool
+}
+
+// computePlan diffs desired against observed. Steps come in a fixed order: creates, updates and migrations by
+// workload name, then deletes by workload and target.
+func computePlan(in planInput) *Plan {
+	p := &Plan{Environment: in.env, Revision: in.revision, Problems: in.problems, Steps: []Step{},
+		observed: map[string][]providers.Observed{}}
+	for _, o := range in.observed {
+		p.observed[o.Workload] = append(p.observed[o.Workload], o)
+	}
+	for _, os := range p.observed {
+		sort.Slice(os, func(i, j int) bool { return os[i].Target < os[j].Target })
+	}
+	desired := append([]schema.Workload(nil), in.desired...)
+	sort.Slice(desired, func(i, j int) bool { return desired[i].Name < desired[j].Name })
+	wanted := map[string]bool{}
+	var deletes []Step
+	for _, w := range desired {
+		wanted[w.Name] = true
+		hash := providers.SpecHash(w)
+		var here *providers.Observed
+		var elsewhere []providers.Observed
+		for i, o := range p.observed[w.Name] {
+			if o.Target == w.Provider {
+				here = &p.observed[w.Name][i]
+			} else {
+				elsewhere = append(elsewhere, o)
+			}
+		}
+		switch {
+		case here == nil && len(elsewhere) > 0:
+			from := elsewhere[0]
+			ch := append([]Change{{Path: "provider", Old: from.Target, New: w.Provider}}, diffSpec(from.Spec, w)...)
+			p.Steps = append(p.Steps, Step{Action: ActionMigrate, Workload: w.Name, Target: w.Provider,
+				FromTarget: from.Target, Reason: "target changed", SpecHash: hash, Changes: ch})
+			elsewhere = elsewhere[1:]
+		case here == nil:
+			p.Steps = append(p.Steps, Step{Action: ActionCreate, Workload: w.Name, Target: w.Provider,
+				Reason: "not running", SpecHash: hash})
+		case here.SpecHash != hash:
+			p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
+				Reason: "spec changed", SpecHash: hash, Changes: diffSpec(here.Spec, w)})
+		default:
+			if d := drift(*here, w.Replicas, hash); d != "" {
+				p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
+					Reason: "drift: " + d, SpecHash: hash})
+			}
+		}
+		for _, o := range elsewhere {
+			deletes = append(deletes, Step{Action: ActionDelete, Workload: w.Name, Target: o.Target,
+				Reason: "left over on another target"})
+		}
+	}
+	names := make([]string, 0, len(p.observed))
+	for n := range p.observed {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if wanted[n] {
+			continue
+		}
+		for _, o := range p.observed[n] {
+			deletes = append(deletes, Step{Action: ActionDelete, Workload: n, Target: o.Target,
+				Reason: "no longer declared"})
+		}
+	}
+	p.Steps = append(p.Steps, deletes...)
+	p.Refused = pruneRefusal(len(in.observed), len(deletes), in.maxDeleteShare, in.allowPruneAll)
+	return p
+}
+
+// pruneRefusal applies the prune safety: deleting every observed workload, or more than share of them, is refused
+// unless allowed.
+func pruneRefusal(observed, deletes int, share float64, allow bool) string {
+	if allow || deletes == 0 || observed == 0 {
+		return ""
+	}
+	if deletes == observed {
+		return fmt.Sprintf("the plan deletes every running workload of the environment (%d); allow it explicitly (--allow-prune-all) or use destroy", deletes)
+	}
+	if float64(deletes) > share*float64(observed) {
+		return fmt.Sprintf("the plan deletes %d of %d running workloads, more than the allowed share %.0f%%; allow it explicitly (--allow-prune-all)",
+			deletes, observed, share*100)
+	}
+	return ""
+}
+
+// drift describes how the replicas of an up-to-date workload differ from what is desired, "" when they do not.
+func drift(o providers.Observed, want int, hash string) string {
+	var notRunning, notReady, otherSpec int
+	for _, r := range o.Replicas {
+		switch {
+		case r.SpecHash != hash:
+			otherSpec++
+		case !r.Running:
+			notRunning++
+		case !r.Ready():
+			notReady++
+		}
+	}
+	var ds []string
+	if n := len(o.Replicas); n < want {
+		ds = append(ds, fmt.Sprintf("%d of %d replicas missing", want-n, want))
+	} else if n > want {
+		ds = append(ds, fmt.Sprintf("%d extra replicas", n-want))
+	}
+	if notRunning > 0 {
+		ds = append(ds, fmt.Sprintf("%d of %d replicas not running", notRunning, want))
+	}
+	if notReady > 0 {
+		ds = append(ds, fmt.Sprintf("%d of %d replicas not ready", notReady, want))
+	}
+	if otherSpec > 0 {
+		ds = append(ds, fmt.Sprintf("%d replicas of another spec", otherSpec))
+	}
+	return strings.Join(ds, ", ")
+}
+
+// sensitive tells whether an environment variable's value must not be shown.
+func sensitive(name string) bool {
+	n := strings.ToUpper(name)
+	for _, s := range []string{"SECRET", "PASSWORD", "PASSWD", "TOKEN", "KEY", "CREDENTIAL", "PRIVATE"} {
+		if strings.Contains(n, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// diffSpec lists the fields that differ between the spec read back from the runtime and the desired workload.
+func diffSpec(old, new schema.Workload) []Change {
+	var cs []Change
+	add := func(path, o, n string) {
+		if o != n {
+			cs = append(cs, Change{Path: path, Old: o, New: n})
+		}
+	}
+	add("image", strconv.Quote(old.Image), strconv.Quote(new.Image))
+	add("command", list(old.Command), list(new.Command))
+	add("args", list(old.Args), list(new.Args))
+	keys := map[string]bool{}
+	for k := range old.Env {
+		keys[k] = true
+	}
+	for k := range new.Env {
+		keys[k] = true
+	}
+	ks := make([]string, 0, len(keys))
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		o, ok1 := old.Env[k]
+		n, ok2 := new.Env[k]
+		if ok1 == ok2 && o == n {
+			continue
+		}
+		show := func(v string, ok bool) string {
+			switch {
+			case !ok:
+				return "(unset)"
+			case sensitive(k):
+				return "(sensitive)"
+			default:
+				return strconv.Quote(v)
+			}
+		}
+		cs = append(cs, Change{Path: "env." + k, Old: show(o, ok1), New: show(n, ok2)})
+	}
+	for i := 0; i < max(len(old.Ports), len(new.Ports)); i++ {
+		add(fmt.Sprintf("ports[%d]", i), port(old.Ports, i), port(new.Ports, i))
+	}
+	add("replicas", strconv.Itoa(old.Replicas), strconv.Itoa(new.Replicas))
+	add("resources.cpuMillis", strconv.FormatInt(old.Resources.CPUMillis, 10), strconv.FormatInt(new.Resources.CPUMillis, 10))
+	add("resources.memoryBytes", strconv.FormatInt(old.Resources.MemoryBytes, 10), strconv.FormatInt(new.Resources.MemoryBytes, 10))
+	add("health", health(old.Health), health(new.Health))
+	return cs
+}
+
+func list(s []string) string {
+	if len(s) == 0 {
+		return "[]"
+	}
+	q := make([]string, len(s))
+	for i, x := range s {
+		q[i] = strconv.Quote(x)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+func port(ps []schema.Port, i int) string {
+	if i >= len(ps) {
+		return "(none)"
+	}
+	p := ps[i]
+	s := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+	if p.Name != "" {
+		s = p.Name + " " + s
+	}
+	if p.Public {
+		s += fmt.Sprintf(" public:%d", p.HostPort)
+	}
+	return s
+}
+
+func health(h *schema.HealthCheck) string {
+	if h == nil {
+		return "(none)"
+	}
+	var s string
+	switch h.Kind() {
+	case "http":
+		s = fmt.Sprintf("http %s:%d", h.HTTP.Path, h.HTTP.Port)
+	case "tcp":
+		s = fmt.Sprintf("tcp :%d", h.TCP.Port)
+	default:
+		s = "command " + list(h.Command)
+	}
+	return fmt.Sprintf("%s every %s timeout %s retries %d", s, h.Interval.D(), h.Timeout.D(), h.Retries)
+}
+
+// checkCapabilities lists the fields of w that a target with caps cannot honour.
+func checkCapabilities(w schema.Workload, target string, caps providers.Capabilities, v providers.Validator) []Problem {
+	var ps []Problem
+	add := func(field, msg string) {
+		ps = append(ps, Problem{Workload: w.Name, Target: target, Field: field, Pos: w.Position(field), Message: msg})
+	}
+	if h := w.Health; h != nil {
+		switch k := h.Kind(); {
+		case k == "http" && !caps.HealthHTTP:
+			add("health.http", "HTTP health checks are not supported")
+		case k == "tcp" && !caps.HealthTCP:
+			add("health.tcp", "TCP health checks are not supported")
+		case k == "command" && !caps.HealthCommand:
+			add("health.command", "command health checks are not supported")
+		}
+	}
+	for i, p := range w.Ports {
+		if p.Public && !caps.PublicPorts {
+			add(fmt.Sprintf("ports[%d].public", i), "public ports are not supported")
+		}
+		if p.Protocol == "udp" && !caps.UDP {
+			add(fmt.Sprintf("ports[%d].protocol", i), "UDP ports are not supported")
+		}
+	}
+	if w.Resources.CPUMillis > 0 && !caps.CPULimit {
+		add("resources.cpu", "CPU limits are not supported")
+	}
+	if w.Resources.MemoryBytes > 0 && !caps.MemoryLimit {
+		add("resources.memory", "memory limits are not supported")
+	}
+	if caps.MaxReplicas > 0 && w.Replicas > caps.MaxReplicas {
+		add("replicas", fmt.Sprintf("%d replicas asked, at most %d supported", w.Replicas, caps.MaxReplicas))
+	}
+	if v != nil {
+		for _, vp := range v.Validate(w) {
+			add(vp.Field, vp.Message)
+		}
+	}
+	return ps
+}

@@ -1,0 +1,490 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/reconciler/store"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Defaults of Options.
+const (
+	DefaultInstance       = "berth"
+	DefaultMaxDeleteShare = 0.5
+	DefaultConcurrency    = 4
+	DefaultStepTimeout    = 5 * time.Minute
+)
+
+// Store is the history store (see package store).
+type Store = store.Store
+
+var (
+	// ErrBlocked is returned by Apply for a blocked plan.
+	ErrBlocked = errors.New("plan is blocked")
+	// ErrStalePlan is returned by Apply when the configuration no longer matches the plan.
+	ErrStalePlan = errors.New("plan does not match the configuration")
+	// ErrUnknownEnvironment is returned for an environment the configuration does not declare.
+	ErrUnknownEnvironment = errors.New("unknown environment")
+)
+
+// Options configure an Engine. Zero values take the documented defaults.
+type Options struct {
+	// Instance names this berth in ownership labels; DefaultInstance when "".
+	Instance string
+	Logger   *slog.Logger
+	Clock    Clock
+	// MaxDeleteShare refuses plans deleting more than this share of an environment's observed workloads;
+	// DefaultMaxDeleteShare when 0.
+	MaxDeleteShare float64
+	// AllowPruneAll lifts the prune safety.
+	AllowPruneAll bool
+	// Concurrency bounds the steps running at once; DefaultConcurrency when 0.
+	Concurrency int
+	// StepTimeout bounds each step; DefaultStepTimeout when 0.
+	StepTimeout time.Duration
+	Policy      policies.Options
+	// Providers builds the provider of a target; providers.New when nil.
+	Providers providers.Factory
+	// Evaluate runs the policies; policies.Evaluate when nil.
+	Evaluate func(cfg *schema.Config, env string, opts policies.Options) []policies.Finding
+	// Store records apply history when not nil.
+	Store   *Store
+	Metrics *Metrics
+}
+
+// Engine plans and applies environments. It is safe for concurrent use; two operations on the same
+// (environment, workload) never run at once.
+type Engine struct {
+	opts Options
+	log  *slog.Logger
+
+	mu    sync.Mutex
+	provs map[string]cachedProvider
+	locks map[string]chan struct{}
+}
+
+type cachedProvider struct {
+	fingerprint string
+	p           providers.Provider
+	err         error
+}
+
+// NewEngine validates opts and returns an engine.
+func NewEngine(opts Options) (*Engine, error) {
+	if opts.Instance == "" {
+		opts.Instance = DefaultInstance
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = RealClock{}
+	}
+	if opts.MaxDeleteShare == 0 {
+		opts.MaxDeleteShare = DefaultMaxDeleteShare
+	}
+	if opts.MaxDeleteShare < 0 || opts.MaxDeleteShare > 1 {
+		return nil, fmt.Errorf("reconciler: MaxDeleteShare %v is not between 0 and 1", opts.MaxDeleteShare)
+	}
+	if opts.Concurrency == 0 {
+		opts.Concurrency = DefaultConcurrency
+	}
+	if opts.Concurrency < 0 {
+		return nil, fmt.Errorf("reconciler: Concurrency %d is negative", opts.Concurrency)
+	}
+	if opts.StepTimeout == 0 {
+		opts.StepTimeout = DefaultStepTimeout
+	}
+	if opts.StepTimeout < 0 {
+		return nil, fmt.Errorf("reconciler: StepTimeout %v is negative", opts.StepTimeout)
+	}
+	if opts.Providers == nil {
+		opts.Providers = providers.New
+	}
+	if opts.Evaluate == nil {
+		opts.Evaluate = policies.Evaluate
+	}
+	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, locks: map[string]chan struct{}{}}, nil
+}
+
+// provider returns the cached provider of target t, rebuilding it when the target's settings changed.
+func (e *Engine) provider(t schema.Target) (providers.Provider, error) {
+	b, _ := json.Marshal(struct {
+		T string
+		S map[string]any
+	}{t.Type, t.Settings})
+	fp := string(b)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.provs[t.Name]; ok {
+		if c.fingerprint == fp {
+			return c.p, c.err
+		}
+		closeProvider(c.p)
+	}
+	p, err := e.opts.Providers(t, providers.Options{Logger: e.log.With("provider", t.Name)})
+	e.provs[t.Name] = cachedProvider{fingerprint: fp, p: p, err: err}
+	return p, err
+}
+
+func closeProvider(p providers.Provider) error {
+	if c, ok := p.(providers.Closer); ok && p != nil {
+		return c.Close()
+	}
+	return nil
+}
+
+// Close releases every provider.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var errs []error
+	for name, c := range e.provs {
+		if c.p != nil {
+			if err := closeProvider(c.p); err != nil {
+				errs = append(errs, fmt.Errorf("close provider %s: %w", name, err))
+			}
+		}
+		delete(e.provs, name)
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) owner(env string) providers.Owner {
+	return providers.Owner{Instance: e.opts.Instance, Environment: env}
+}
+
+func targetNames(cfg *schema.Config) []string {
+	ns := make([]string, 0, len(cfg.Targets))
+	for n := range cfg.Targets {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns
+}
+
+// Plan observes every target of cfg, evaluates the policies and capabilities and diffs env's desired workloads
+// with what runs. It changes nothing. An error means the plan could not be made (a target could not be listed).
+func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision string) (*Plan, error) {
+	ev, ok := cfg.Environments[env]
+	if !ok {
+		return nil, fmt.Errorf("environment %q: %w", env, ErrUnknownEnvironment)
+	}
+	var problems []Problem
+	var observed []providers.Observed
+	usable := map[string]providers.Provider{}
+	for _, name := range targetNames(cfg) {
+		t := cfg.Targets[name]
+		if t.Name == "" {
+			t.Name = name
+		}
+		p, err := e.provider(t)
+		if err != nil {
+			problems = append(problems, Problem{Target: name, Field: "type", Pos: t.Pos, Message: err.Error()})
+			continue
+		}
+		usable[name] = p
+		os, err := p.List(ctx, e.owner(env), name)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: list target %s: %w", env, name, err)
+		}
+		observed = append(observed, os...)
+	}
+	for _, w := range ev.Workloads {
+		p, ok := usable[w.Provider]
+		if !ok {
+			if _, declared := cfg.Targets[w.Provider]; !declared {
+				problems = append(problems, Problem{Workload: w.Name, Target: w.Provider, Field: "provider",
+					Pos: w.Position("provider"), Message: "no target of that name is declared"})
+			}
+			continue
+		}
+		v, _ := p.(providers.Validator)
+		problems = append(problems, checkCapabilities(w, w.Provider, p.Capabilities(), v)...)
+	}
+	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
+		problems: problems, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
+	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
+	return plan, nil
+}
+
+// StepResult is the outcome of one step.
+type StepResult struct {
+	Step     Step          `json:"step"`
+	OK       bool          `json:"ok"`
+	Error    string        `json:"error,omitempty"`
+	Duration time.Duration `json:"duration"`
+	// Err is the step's error with its identity (errors.Is(Err, providers.ErrPermanent)).
+	Err error `json:"-"`
+}
+
+// ApplyResult is the outcome of an apply, one result per step in plan order.
+type ApplyResult struct {
+	Environment string        `json:"environment"`
+	Revision    string        `json:"revision"`
+	Started     time.Time     `json:"started"`
+	Duration    time.Duration `json:"duration"`
+	Steps       []StepResult  `json:"steps"`
+}
+
+// Failed counts the failed steps.
+func (r *ApplyResult) Failed() int {
+	n := 0
+	for _, s := range r.Steps {
+		if !s.OK {
+			n++
+		}
+	}
+	return n
+}
+
+// Write renders the result for people.
+func (r *ApplyResult) Write(w io.Writer) error {
+	var b strings.Builder
+	for _, s := range r.Steps {
+		if s.OK {
+			fmt.Fprintf(&b, "  %s %s on %s: done in %s\n", s.Step.Action, s.Step.Workload, s.Step.Target, s.Duration.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(&b, "  %s %s on %s: failed: %s\n", s.Step.Action, s.Step.Workload, s.Step.Target, s.Error)
+		}
+	}
+	fmt.Fprintf(&b, "Apply of %s: %d of %d steps done.\n", r.Environment, len(r.Steps)-r.Failed(), len(r.Steps))
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// lock takes the (environment, workload) key, waiting for an operation in flight on it.
+func (e *Engine) lock(ctx context.Context, key string) (func(), error) {
+	for {
+		e.mu.Lock()
+		ch, busy := e.locks[key]
+		if !busy {
+			ch = make(chan struct{})
+			e.locks[key] = ch
+			e.mu.Unlock()
+			return func() {
+				e.mu.Lock()
+				delete(e.locks, key)
+				e.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		e.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Apply carries out exactly p.Steps against the targets of cfg: creates, updates and migrations first, at most
+// Concurrency at once, then deletes. A blocked plan, or a plan made from another configuration, is refused. The
+// result holds one entry per step; the error joins the failed steps' errors.
+func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*ApplyResult, error) {
+	if p.Blocked() {
+		return nil, fmt.Errorf("environment %s: %w: %s", p.Environment, ErrBlocked, p.BlockedReason())
+	}
+	ev, ok := cfg.Environments[p.Environment]
+	if !ok {
+		return nil, fmt.Errorf("environment %q: %w", p.Environment, ErrUnknownEnvironment)
+	}
+	for _, s := range p.Steps {
+		if s.Action == ActionDelete {
+			continue
+		}
+		w, ok := ev.Workload(s.Workload)
+		if !ok || w.Provider != s.Target || providers.SpecHash(w) != s.SpecHash {
+			return nil, fmt.Errorf("environment %s: workload %s: %w", p.Environment, s.Workload, ErrStalePlan)
+		}
+	}
+	res := &ApplyResult{Environment: p.Environment, Revision: p.Revision, Started: e.opts.Clock.Now(),
+		Steps: make([]StepResult, len(p.Steps))}
+	var first, deletes []int
+	for i, s := range p.Steps {
+		if s.Action == ActionDelete {
+			deletes = append(deletes, i)
+		} else {
+			first = append(first, i)
+		}
+	}
+	run := func(i int) {
+		s := p.Steps[i]
+		start := e.opts.Clock.Now()
+		err := e.step(ctx, cfg, ev, s)
+		r := StepResult{Step: s, OK: err == nil, Duration: e.opts.Clock.Now().Sub(start), Err: err}
+		if err != nil {
+			r.Error = err.Error()
+		}
+		res.Steps[i] = r
+	}
+	e.parallel(first, run)
+	e.parallel(deletes, run)
+	res.Duration = e.opts.Clock.Now().Sub(res.Started)
+
+	var errs []error
+	for _, r := range res.Steps {
+		e.opts.Metrics.step(r.Step.Action, r.OK)
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("%s %s on %s: %w", r.Step.Action, r.Step.Workload, r.Step.Target, r.Err))
+		}
+	}
+	e.record(res)
+	return res, errors.Join(errs...)
+}
+
+// parallel runs f for each index, at most Concurrency at once, and returns when all are done.
+func (e *Engine) parallel(idx []int, f func(int)) {
+	sem := make(chan struct{}, e.opts.Concurrency)
+	var wg sync.WaitGroup
+	for _, i := range idx {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			f(i)
+		}()
+	}
+	wg.Wait()
+}
+
+// step carries out one step under its key lock and timeout.
+func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environment, s Step) error {
+	log := e.log.With("env", ev.Name, "workload", s.Workload, "provider", s.Target)
+	unlock, err := e.lock(ctx, ev.Name+"/"+s.Workload)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+	defer cancel()
+	prov := func(name string) (providers.Provider, error) {
+		t, ok := cfg.Targets[name]
+		if !ok {
+			return nil, providers.Permanent(fmt.Errorf("target %q is not declared", name))
+		}
+		if t.Name == "" {
+			t.Name = name
+		}
+		return e.provider(t)
+	}
+	log.Info("step", "action", s.Action, "reason", s.Reason)
+	owner := e.owner(ev.Name)
+	switch s.Action {
+	case ActionCreate, ActionUpdate, ActionMigrate:
+		w, _ := ev.Workload(s.Workload)
+		p, err := prov(s.Target)
+		if err != nil {
+			return err
+		}
+		if err := p.Apply(ctx, providers.Desired{Owner: owner, Target: s.Target, Workload: w, SpecHash: s.SpecHash}); err != nil {
+			log.Warn("step failed", "action", s.Action, "err", err)
+			return err
+		}
+		if s.Action == ActionMigrate {
+			old, err := prov(s.FromTarget)
+			if err != nil {
+				return err
+			}
+			if err := old.Delete(ctx, owner, s.FromTarget, s.Workload); err != nil {
+				log.Warn("step failed", "action", s.Action, "err", err)
+				return fmt.Errorf("delete from %s after migrating: %w", s.FromTarget, err)
+			}
+		}
+	case ActionDelete:
+		p, err := prov(s.Target)
+		if err != nil {
+			return err
+		}
+		if err := p.Delete(ctx, owner, s.Target, s.Workload); err != nil {
+			log.Warn("step failed", "action", s.Action, "err", err)
+			return err
+		}
+	default:
+		return providers.Permanent(fmt.Errorf("unknown action %q", s.Action))
+	}
+	return nil
+}
+
+func (e *Engine) record(res *ApplyResult) {
+	if e.opts.Store == nil || len(res.Steps) == 0 {
+		return
+	}
+	a := store.Apply{Time: res.Started, Environment: res.Environment, Revision: res.Revision, Duration: res.Duration}
+	for _, r := range res.Steps {
+		a.Steps = append(a.Steps, store.Step{Action: r.Step.Action, Workload: r.Step.Workload, Target: r.Step.Target,
+			OK: r.OK, Error: r.Error, Duration: r.Duration})
+	}
+	if err := e.opts.Store.AppendApply(a); err != nil {
+		e.log.Warn("record apply", "env", res.Environment, "err", err)
+	}
+}
+
+// Destroy deletes every workload this instance owns for env on every target of cfg. It is the explicit way to
+// remove a whole environment and is not subject to the prune safety.
+func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) error {
+	var steps []Step
+	var errs []error
+	for _, name := range targetNames(cfg) {
+		t := cfg.Targets[name]
+		if t.Name == "" {
+			t.Name = name
+		}
+		p, err := e.provider(t)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: %w", name, err))
+			continue
+		}
+		os, err := p.List(ctx, e.owner(env), name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list target %s: %w", name, err))
+			continue
+		}
+		for _, o := range os {
+			steps = append(steps, Step{Action: ActionDelete, Workload: o.Workload, Target: name, Reason: "destroy"})
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
+	}
+	ev := schema.Environment{Name: env}
+	res := &ApplyResult{Environment: env, Revision: "destroy", Started: e.opts.Clock.Now(), Steps: make([]StepResult, len(steps))}
+	idx := make([]int, len(steps))
+	for i := range idx {
+		idx[i] = i
+	}
+	e.parallel(idx, func(i int) {
+		start := e.opts.Clock.Now()
+		err := e.step(ctx, cfg, ev, steps[i])
+		res.Steps[i] = StepResult{Step: steps[i], OK: err == nil, Err: err, Duration: e.opts.Clock.Now().Sub(start)}
+		if err != nil {
+			res.Steps[i].Error = err.Error()
+		}
+	})
+	res.Duration = e.opts.Clock.Now().Sub(res.Started)
+	for _, r := range res.Steps {
+		e.opts.Metrics.step(r.Step.Action, r.OK)
+		if r.Err != nil {
+			errs = append(errs, fmt.Errorf("delete %s on %s: %w", r.Step.Workload, r.Step.Target, r.Err))
+		}
+	}
+	e.record(res)
+	if len(errs) > 0 {
+		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
+	}
+	return nil
+}
+
+// OpenStore opens the history store at path with default options (see store.Open).
+func OpenStore(path string) (*Store, error) { return store.Open(path) }

@@ -1,0 +1,210 @@
+package reconciler
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Step actions.
+const (
+	ActionCreate  = "create"
+	ActionUpdate  = "update"
+	ActionDelete  = "delete"
+	ActionMigrate = "migrate"
+)
+
+// Plan is what an apply of one environment at one revision carries out, step by step. Plans are values: they
+// print, serialise to JSON and apply exactly as shown.
+type Plan struct {
+	Environment string             `json:"environment"`
+	Revision    string             `json:"revision"`
+	Steps       []Step             `json:"steps"`
+	Findings    []policies.Finding `json:"findings,omitempty"`
+	Problems    []Problem          `json:"problems,omitempty"`
+	// Refused says why the plan was refused by the prune safety; "" when it was not.
+	Refused string `json:"refused,omitempty"`
+
+	// observed is what the providers reported while planning, by workload (for status); not part of the value.
+	observed map[string][]providers.Observed
+}
+
+// Step is one operation on one workload.
+type Step struct {
+	Action   string `json:"action"`
+	Workload string `json:"workload"`
+	Target   string `json:"target"`
+	// FromTarget is the target a migration leaves.
+	FromTarget string   `json:"fromTarget,omitempty"`
+	Reason     string   `json:"reason,omitempty"`
+	SpecHash   string   `json:"specHash,omitempty"`
+	Changes    []Change `json:"changes,omitempty"`
+}
+
+// Change is one field that differs between what runs and what is desired.
+type Change struct {
+	Path string `json:"path"`
+	Old  string `json:"old"`
+	New  string `json:"new"`
+}
+
+// Problem is a workload field that its target cannot honour; it blocks the environment.
+type Problem struct {
+	Workload string     `json:"workload,omitempty"`
+	Target   string     `json:"target"`
+	Field    string     `json:"field"`
+	Pos      schema.Pos `json:"pos"`
+	Message  string     `json:"message"`
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Pos.File != "" {
+		fmt.Fprintf(&b, "%s: ", p.Pos)
+	}
+	if p.Workload != "" {
+		fmt.Fprintf(&b, "workload %s: ", p.Workload)
+	}
+	if p.Field != "" {
+		fmt.Fprintf(&b, "%s: ", p.Field)
+	}
+	fmt.Fprintf(&b, "target %s: %s", p.Target, p.Message)
+	return b.String()
+}
+
+// Blocked tells whether the plan must not be applied: a policy denies, a target cannot honour a field, or the
+// prune safety refused it.
+func (p *Plan) Blocked() bool { return p.BlockedReason() != "" }
+
+// BlockedReason says why the plan is blocked, "" when it is not.
+func (p *Plan) BlockedReason() string {
+	var rs []string
+	if p.Refused != "" {
+		rs = append(rs, p.Refused)
+	}
+	for _, f := range p.Findings {
+		if f.Severity == policies.Deny {
+			rs = append(rs, "policy "+findingString(f))
+		}
+	}
+	for _, pr := range p.Problems {
+		rs = append(rs, pr.String())
+	}
+	return strings.Join(rs, "; ")
+}
+
+// Empty tells whether the plan has no step.
+func (p *Plan) Empty() bool { return len(p.Steps) == 0 }
+
+// Counts returns the number of steps per action.
+func (p *Plan) Counts() (create, update, del, migrate int) {
+	for _, s := range p.Steps {
+		switch s.Action {
+		case ActionCreate:
+			create++
+		case ActionUpdate:
+			update++
+		case ActionDelete:
+			del++
+		case ActionMigrate:
+			migrate++
+		}
+	}
+	return
+}
+
+// Summary is the plan's last line: "Plan: 1 to create, 1 to update, 0 to delete, 0 to migrate."
+func (p *Plan) Summary() string {
+	c, u, d, m := p.Counts()
+	return fmt.Sprintf("Plan: %d to create, %d to update, %d to delete, %d to migrate.", c, u, d, m)
+}
+
+func findingString(f policies.Finding) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %s", f.Severity, f.Rule)
+	if f.Workload != "" {
+		fmt.Fprintf(&b, " %s", f.Workload)
+	}
+	if f.Field != "" {
+		fmt.Fprintf(&b, " %s", f.Field)
+	}
+	fmt.Fprintf(&b, ": %s", f.Message)
+	if f.Pos.File != "" {
+		fmt.Fprintf(&b, " (%s)", f.Pos)
+	}
+	return b.String()
+}
+
+// String renders the step on one line: "~ update web on local (spec changed)".
+func (s Step) String() string {
+	var b strings.Builder
+	switch s.Action {
+	case ActionCreate:
+		fmt.Fprintf(&b, "+ create %s on %s", s.Workload, s.Target)
+	case ActionUpdate:
+		fmt.Fprintf(&b, "~ update %s on %s", s.Workload, s.Target)
+	case ActionMigrate:
+		fmt.Fprintf(&b, "> migrate %s from %s to %s", s.Workload, s.FromTarget, s.Target)
+	case ActionDelete:
+		fmt.Fprintf(&b, "- delete %s on %s", s.Workload, s.Target)
+	default:
+		fmt.Fprintf(&b, "? %s %s on %s", s.Action, s.Workload, s.Target)
+	}
+	if s.Reason != "" {
+		fmt.Fprintf(&b, " (%s)", s.Reason)
+	}
+	return b.String()
+}
+
+// String renders the plan for people (see Write).
+func (p *Plan) String() string {
+	var b bytes.Buffer
+	_ = p.Write(&b)
+	return b.String()
+}
+
+// Write renders the plan for people, in the manner of terraform plan.
+func (p *Plan) Write(w io.Writer) error {
+	var b strings.Builder
+	rev := p.Revision
+	if rev == "" {
+		rev = "-"
+	}
+	fmt.Fprintf(&b, "Environment %s at revision %s:\n", p.Environment, rev)
+	for _, s := range p.Steps {
+		fmt.Fprintf(&b, "  %s\n", s)
+		for _, c := range s.Changes {
+			fmt.Fprintf(&b, "      %s: %s → %s\n", c.Path, c.Old, c.New)
+		}
+	}
+	if len(p.Findings) > 0 {
+		b.WriteString("Findings:\n")
+		for _, f := range p.Findings {
+			fmt.Fprintf(&b, "  %s\n", findingString(f))
+		}
+	}
+	if len(p.Problems) > 0 {
+		b.WriteString("Problems:\n")
+		for _, pr := range p.Problems {
+			fmt.Fprintf(&b, "  %s\n", pr)
+		}
+	}
+	if p.Refused != "" {
+		fmt.Fprintf(&b, "Refused: %s\n", p.Refused)
+	}
+	if p.Empty() {
+		b.WriteString("No changes.\n")
+	}
+	b.WriteString(p.Summary())
+	b.WriteString("\n")
+	if p.Blocked() {
+		b.WriteString("Blocked: nothing will be applied.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

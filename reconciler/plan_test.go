@@ -1,0 +1,233 @@
+package reconciler
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/fake"
+	"github.com/berth-dev/berth/schema"
+)
+
+func TestPlan(t *testing.T) {
+	web1 := wl("web", "local", "app:1", 1)
+	web3 := wl("web", "local", "app:1", 3)
+	web3.Env = map[string]string{"GREETING": "hello", "API_TOKEN": "s3cret-new"}
+	web1e := web1
+	web1e.Env = map[string]string{"GREETING": "hi", "API_TOKEN": "s3cret-old"}
+	worker := wl("worker", "local", "app:1", 1)
+	db := wl("db", "local", "db:1", 1)
+	webRemote := wl("web", "remote", "app:1", 1)
+
+	type drift func(p map[string]*fake.Provider) error
+	tests := []struct {
+		name     string
+		observed []schema.Workload
+		drift    drift
+		desired  []schema.Workload
+		allow    bool
+		want     []string // Step.String()
+		changes  []Change // of the first step
+		refused  string   // substring
+	}{
+		{name: "create", desired: []schema.Workload{worker, web1},
+			want: []string{"+ create web on local (not running)", "+ create worker on local (not running)"}},
+		{name: "no changes", observed: []schema.Workload{web1}, desired: []schema.Workload{web1}},
+		{name: "update with field diff", observed: []schema.Workload{web1e}, desired: []schema.Workload{web3},
+			want: []string{"~ update web on local (spec changed)"},
+			changes: []Change{{"env.API_TOKEN", "(sensitive)", "(sensitive)"}, {"env.GREETING", `"hi"`, `"hello"`},
+				{"replicas", "1", "3"}}},
+		{name: "drift missing replica", observed: []schema.Workload{web3},
+			drift:   func(p map[string]*fake.Provider) error { return p["local"].RemoveReplica("web", 0) },
+			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 1 of 3 replicas missing)"}},
+		{name: "drift stopped replica", observed: []schema.Workload{web3},
+			drift:   func(p map[string]*fake.Provider) error { return p["local"].StopReplica("web", 2) },
+			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 1 of 3 replicas not running)"}},
+		{name: "migrate", observed: []schema.Workload{web1, worker}, desired: []schema.Workload{webRemote, worker},
+			want:    []string{"> migrate web from local to remote (target changed)"},
+			changes: []Change{{"provider", "local", "remote"}}},
+		{name: "delete one of three", observed: []schema.Workload{db, web1, worker}, desired: []schema.Workload{web1, worker},
+			want: []string{"- delete db on local (no longer declared)"}},
+		{name: "prune all refused", observed: []schema.Workload{web1}, desired: nil,
+			want: []string{"- delete web on local (no longer declared)"}, refused: "every running workload"},
+		{name: "prune all allowed", observed: []schema.Workload{web1}, desired: nil, allow: true,
+			want: []string{"- delete web on local (no longer declared)"}},
+		{name: "more than share refused", observed: []schema.Workload{db, web1, worker}, desired: []schema.Workload{web1},
+			want:    []string{"- delete db on local (no longer declared)", "- delete worker on local (no longer declared)"},
+			refused: "2 of 3"},
+		{name: "deterministic order", observed: []schema.Workload{db, web1e}, desired: []schema.Workload{worker, web3, db},
+			want: []string{"~ update web on local (spec changed)", "+ create worker on local (not running)"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ps := map[string]*fake.Provider{"local": fake.New(), "remote": fake.New()}
+			for _, w := range tc.observed {
+				seed(ps[w.Provider], w)
+			}
+			if tc.drift != nil {
+				if err := tc.drift(ps); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e := newTestEngine(t, ps, func(o *Options) { o.AllowPruneAll = tc.allow })
+			p, err := e.Plan(context.Background(), config([]string{"local", "remote"}, tc.desired...), "prod", "r1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range p.Steps {
+				got = append(got, s.String())
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("steps:\n got %q\nwant %q", got, tc.want)
+			}
+			if tc.changes != nil && !reflect.DeepEqual(p.Steps[0].Changes, tc.changes) {
+				t.Errorf("changes:\n got %v\nwant %v", p.Steps[0].Changes, tc.changes)
+			}
+			if (tc.refused == "") != (p.Refused == "") || !strings.Contains(p.Refused, tc.refused) {
+				t.Errorf("refused = %q, want containing %q", p.Refused, tc.refused)
+			}
+			if p.Blocked() != (tc.refused != "") {
+				t.Errorf("Blocked() = %v", p.Blocked())
+			}
+			if strings.Contains(p.String(), "s3cret") {
+				t.Errorf("plan shows a secret:\n%s", p)
+			}
+			// Applying the plan converges: the next plan is empty.
+			if !p.Blocked() {
+				if _, err := e.Apply(context.Background(), config([]string{"local", "remote"}, tc.desired...), p); err != nil {
+					t.Fatal(err)
+				}
+				again, err := e.Plan(context.Background(), config([]string{"local", "remote"}, tc.desired...), "prod", "r1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !again.Empty() {
+					t.Errorf("after apply, plan is not empty:\n%s", again)
+				}
+			}
+		})
+	}
+}
+
+func TestPlanProblems(t *testing.T) {
+	ps := map[string]*fake.Provider{"local": fake.New()}
+	ps["local"].SetCapabilities(providers.Capabilities{HealthHTTP: true, MaxReplicas: 2})
+	ps["local"].SetValidator(func(w schema.Workload) []providers.Problem {
+		if strings.HasSuffix(w.Image, ":latest") {
+			return []providers.Problem{{Field: "image", Message: "latest is not allowed here"}}
+		}
+		return nil
+	})
+	w := wl("web", "local", "app:latest", 3)
+	w.Health = &schema.HealthCheck{Command: []string{"/app", "healthcheck"}}
+	w.Ports = []schema.Port{{Port: 8080, Protocol: "udp", Public: true, HostPort: 8080}}
+	w.Pos = map[string]schema.Pos{"": {File: "prod.cue", Line: 3, Column: 2}, "replicas": {File: "prod.cue", Line: 5, Column: 13}}
+	orphan := wl("api", "nowhere", "api:1", 1)
+	e := newTestEngine(t, ps, nil)
+	p, err := e.Plan(context.Background(), config([]string{"local"}, w, orphan), "prod", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, pr := range p.Problems {
+		got = append(got, pr.String())
+	}
+	want := []string{
+		"prod.cue:3:2: workload web: health.command: target local: command health checks are not supported",
+		"prod.cue:3:2: workload web: ports[0].public: target local: public ports are not supported",
+		"prod.cue:3:2: workload web: ports[0].protocol: target local: UDP ports are not supported",
+		"prod.cue:5:13: workload web: replicas: target local: 3 replicas asked, at most 2 supported",
+		"prod.cue:3:2: workload web: image: target local: latest is not allowed here",
+		"workload api: provider: target nowhere: no target of that name is declared",
+	}
+	// Problems come in workload order of the environment as given.
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("problems:\n got %q\nwant %q", got, want)
+	}
+	if !p.Blocked() {
+		t.Fatal("plan with problems is not blocked")
+	}
+	if _, err := e.Apply(context.Background(), config([]string{"local"}, w, orphan), p); err == nil {
+		t.Fatal("Apply of a blocked plan succeeded")
+	}
+	if n := len(ps["local"].Calls(false)); n != 1 { // the List only
+		t.Errorf("blocked plan made %d calls", n)
+	}
+}
+
+func TestPlanPolicyDenyBlocks(t *testing.T) {
+	ps := map[string]*fake.Provider{"local": fake.New()}
+	e := newTestEngine(t, ps, nil)
+	p, err := e.Plan(context.Background(), config([]string{"local"}, wl("web", "local", "app:1", 9)), "prod", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Blocked() || !strings.Contains(p.BlockedReason(), "max-replicas") {
+		t.Errorf("BlockedReason() = %q", p.BlockedReason())
+	}
+}
+
+func TestPlanJSONRoundTrip(t *testing.T) {
+	ps := map[string]*fake.Provider{"local": fake.New()}
+	seed(ps["local"], wl("old", "local", "x:1", 1))
+	seed(ps["local"], wl("web", "local", "app:1", 1))
+	seed(ps["local"], wl("db", "local", "db:1", 1))
+	e := newTestEngine(t, ps, nil)
+	w := wl("web", "local", "app:2", 6)
+	p, err := e.Plan(context.Background(), config([]string{"local"}, w, wl("db", "local", "db:1", 1)), "prod", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Plan
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.String() != p.String() {
+		t.Errorf("round trip changed the plan:\n%s\n---\n%s", back.String(), p.String())
+	}
+	want := `Environment prod at revision r1:
+  ~ update web on local (spec changed)
+      image: "app:1" → "app:2"
+      replicas: 1 → 6
+  - delete old on local (no longer declared)
+Findings:
+  deny max-replicas web replicas: 6 replicas, at most 5 allowed
+Plan: 0 to create, 1 to update, 1 to delete, 0 to migrate.
+Blocked: nothing will be applied.
+`
+	if got := p.String(); got != want {
+		t.Errorf("String():\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestDiffSpec(t *testing.T) {
+	a := schema.Workload{Image: "a:1", Replicas: 1, Command: []string{"/app"}, Ports: []schema.Port{{Port: 80, Protocol: "tcp"}}}
+	b := schema.Workload{Image: "a:2", Replicas: 1, Args: []string{"serve"}, Env: map[string]string{"X": "1"},
+		Ports:     []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 8080}, {Port: 9, Protocol: "udp"}},
+		Resources: schema.Resources{CPUMillis: 250}, Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}}}
+	got := diffSpec(a, b)
+	want := []Change{
+		{"image", `"a:1"`, `"a:2"`},
+		{"command", `["/app"]`, "[]"},
+		{"args", "[]", `["serve"]`},
+		{"env.X", "(unset)", `"1"`},
+		{"ports[0]", "80/tcp", "80/tcp public:8080"},
+		{"ports[1]", "(none)", "9/udp"},
+		{"resources.cpuMillis", "0", "250"},
+		{"health", "(none)", "tcp :80 every 0s timeout 0s retries 0"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("diffSpec:\n got %v\nwant %v", got, want)
+	}
+	if len(diffSpec(b, b)) != 0 {
+		t.Error("equal specs differ")
+	}
+}
