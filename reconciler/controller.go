@@ -100,7 +100,9 @@ type EnvironmentStatus struct {
 	Plan      string           `json:"plan,omitempty"`
 	Steps     []string         `json:"steps,omitempty"`
 	Workloads []WorkloadStatus `json:"workloads,omitempty"`
-	UpdatedAt time.Time        `json:"updatedAt"`
+	// LastApply is the most recent apply that carried out steps: what it did, step by step, and how each ended.
+	LastApply *ApplyResult `json:"lastApply,omitempty"`
+	UpdatedAt time.Time    `json:"updatedAt"`
 }
 
 // WorkloadStatus is one desired workload's state.
@@ -342,7 +344,7 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, re
 	start := c.opts.Clock.Now()
 	prev := c.envStatus(env)
 	es := EnvironmentStatus{Name: env, LastAppliedRevision: prev.LastAppliedRevision, LastAttemptedRevision: rev,
-		UpdatedAt: start}
+		LastApply: prev.LastApply, UpdatedAt: start}
 	result := ""
 	defer func() {
 		c.opts.Metrics.reconciled(env, result, c.opts.Clock.Now().Sub(start))
@@ -394,6 +396,7 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, re
 			c.setEnv(es)
 			return
 		}
+		es.LastApply = res
 		now := c.opts.Clock.Now()
 		for _, r := range res.Steps {
 			key := env + "/" + r.Step.Workload
@@ -406,7 +409,7 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, re
 			d := c.backoff.failure(key, now, perm, rev)
 			log.Warn("step failed", "workload", r.Step.Workload, "action", r.Step.Action, "permanent", perm, "retry_in", d, "err", r.Err)
 			c.opts.Metrics.error(env, "step")
-			es.Errors = append(es.Errors, ErrorInfo{Path: r.Step.Workload, Message: r.Step.Action + ": " + r.Error})
+			es.Errors = append(es.Errors, ErrorInfo{Path: workloadPath(r.Step.Workload, ""), Message: r.Step.Action + ": " + r.Error})
 			c.event(store.Event{Time: now, Environment: env, Workload: r.Step.Workload, Revision: rev, Kind: "step-failed",
 				Message: r.Step.Action + ": " + r.Error})
 		}
@@ -488,7 +491,7 @@ func blockErrors(p *Plan) []ErrorInfo {
 	for _, pr := range p.Problems {
 		path := pr.Field
 		if pr.Workload != "" {
-			path = pr.Workload + "." + pr.Field
+			path = workloadPath(pr.Workload, pr.Field)
 		}
 		out = append(out, ErrorInfo{File: pr.Pos.File, Line: pr.Pos.Line, Column: pr.Pos.Column, Path: path,
 			Message: "target " + pr.Target + ": " + pr.Message})
@@ -497,14 +500,21 @@ func blockErrors(p *Plan) []ErrorInfo {
 		if f.Severity != policies.Deny {
 			continue
 		}
-		path := f.Workload
-		if f.Field != "" {
-			path += "." + f.Field
-		}
-		out = append(out, ErrorInfo{File: f.Pos.File, Line: f.Pos.Line, Column: f.Pos.Column, Path: path,
+		out = append(out, ErrorInfo{File: f.Pos.File, Line: f.Pos.Line, Column: f.Pos.Column, Path: workloadPath(f.Workload, f.Field),
 			Message: "policy " + f.Rule + ": " + f.Message})
 	}
 	return out
+}
+
+// workloadPath is a workload field's path as the schema names it: "workloads.web.image".
+func workloadPath(workload, field string) string {
+	if workload == "" {
+		return field
+	}
+	if field == "" {
+		return "workloads." + workload
+	}
+	return "workloads." + workload + "." + field
 }
 
 // errorInfos splits a load error into positioned entries.

@@ -99,10 +99,10 @@ func pruneRefusal(observed, deletes int, share float64, allow bool) string {
 		return ""
 	}
 	if deletes == observed {
-		return fmt.Sprintf("the plan deletes every running workload of the environment (%d); allow it explicitly (--allow-prune-all) or use destroy", deletes)
+		return fmt.Sprintf("prune refused: the plan deletes every running workload of the environment (%d); allow it explicitly (--allow-prune-all) or use destroy", deletes)
 	}
 	if float64(deletes) > share*float64(observed) {
-		return fmt.Sprintf("the plan deletes %d of %d running workloads, more than the allowed share %.0f%%; allow it explicitly (--allow-prune-all)",
+		return fmt.Sprintf("prune refused: the plan deletes %d of %d running workloads, more than the allowed share %.0f%%; allow it explicitly (--allow-prune-all)",
 			deletes, observed, share*100)
 	}
 	return ""

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/schema"
+)
+
+// pathArg is the repository directory named on the command line, "." when none.
+func pathArg(args []string) string {
+	if len(args) > 0 {
+		return args[0]
+	}
+	return "."
+}
+
+// loadConfig renders the repository at dir, calling it name in errors; schema errors come back one per line, each
+// with file:line:column relative to the repository.
+func loadConfig(dir, name string) (*schema.Config, error) {
+	cfg, err := schema.Load(dir)
+	if err != nil {
+		var es schema.Errors
+		if errors.As(err, &es) {
+			return nil, fmt.Errorf("%s: %d error(s):\n%w", name, len(es), es)
+		}
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return cfg, nil
+}
+
+// envNames returns the environments a command works on: the one asked for, or all of them sorted.
+func envNames(cfg *schema.Config, env string) ([]string, error) {
+	if env != "" {
+		if _, ok := cfg.Environments[env]; !ok {
+			var known []string
+			for n := range cfg.Environments {
+				known = append(known, n)
+			}
+			sort.Strings(known)
+			return nil, fmt.Errorf("no environment %q (declared: %s)", env, strings.Join(known, ", "))
+		}
+		return []string{env}, nil
+	}
+	var ns []string
+	for n := range cfg.Environments {
+		ns = append(ns, n)
+	}
+	sort.Strings(ns)
+	return ns, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func checkOutput(o string) error {
+	if o != "text" && o != "json" {
+		return fmt.Errorf("-o %q: want text or json", o)
+	}
+	return nil
+}
+
+func newValidateCmd(g *globals) *cobra.Command {
+	var maxReplicas int
+	cmd := &cobra.Command{
+		Use:   "validate [PATH]",
+		Short: "Check a repository: CUE syntax, the schema, and the policies of every environment",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cfg, _, done, err := snapshotConfig(cmd.Context(), g, pathArg(args))
+			if err != nil {
+				return err
+			}
+			defer done()
+			envs, _ := envNames(cfg, "")
+			denied := 0
+			for _, env := range envs {
+				for _, f := range policies.Evaluate(cfg, env, policies.Options{MaxReplicas: maxReplicas}) {
+					fmt.Fprintln(g.stderr, f)
+					if f.Severity == policies.Deny {
+						denied++
+					}
+				}
+			}
+			if denied > 0 {
+				return fmt.Errorf("%d policy violation(s)", denied)
+			}
+			fmt.Fprintf(g.stdout, "ok: %d environment(s), %d target(s)\n", len(cfg.Environments), len(cfg.Targets))
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&maxReplicas, "max-replicas", policies.DefaultMaxReplicas, "policy: the most replicas a workload may ask for")
+	return cmd
+}
+
+func newRenderCmd(g *globals) *cobra.Command {
+	var env, output string
+	cmd := &cobra.Command{
+		Use:   "render [PATH]",
+		Short: "Print the workloads a repository renders to, per environment",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			cfg, _, done, err := snapshotConfig(cmd.Context(), g, pathArg(args))
+			if err != nil {
+				return err
+			}
+			defer done()
+			envs, err := envNames(cfg, env)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				if env != "" {
+					return writeJSON(g.stdout, cfg.Environments[env])
+				}
+				return writeJSON(g.stdout, cfg)
+			}
+			for _, n := range envs {
+				e := cfg.Environments[n]
+				fmt.Fprintf(g.stdout, "environment %s (branch %s)\n", e.Name, e.Branch)
+				for _, w := range e.Workloads {
+					fmt.Fprintf(g.stdout, "  %s: %s on %s, %d replica(s)%s\n", w.Name, w.Image, w.Provider, w.Replicas, portSummary(w))
+				}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "only this environment")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func portSummary(w schema.Workload) string {
+	var ps []string
+	for _, p := range w.Ports {
+		s := fmt.Sprintf("%d/%s", p.Port, p.Protocol)
+		if p.Public {
+			s = fmt.Sprintf("%d→%s public", p.HostPort, s)
+		}
+		ps = append(ps, s)
+	}
+	if len(ps) == 0 {
+		return ""
+	}
+	return ", ports " + strings.Join(ps, ", ")
+}
+
+func newSchemaCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "schema",
+		Short: "Print the CUE schema repositories are checked against",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := g.stdout.Write(schema.Source())
+			return err
+		},
+	}
+}

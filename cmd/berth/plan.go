@@ -1,0 +1,243 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/reconciler"
+	"github.com/berth-dev/berth/repos"
+	"github.com/berth-dev/berth/schema"
+)
+
+// engineFlags are the safety settings shared by plan, apply, destroy and serve.
+type engineFlags struct {
+	maxReplicas    int
+	maxDeleteShare float64
+	allowPruneAll  bool
+	concurrency    int
+}
+
+func (f *engineFlags) register(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.IntVar(&f.maxReplicas, "max-replicas", policies.DefaultMaxReplicas, "policy: the most replicas a workload may ask for")
+	fl.Float64Var(&f.maxDeleteShare, "max-delete-share", reconciler.DefaultMaxDeleteShare, "refuse a plan deleting more than this share of an environment's workloads")
+	fl.BoolVar(&f.allowPruneAll, "allow-prune-all", false, "allow a plan that deletes every workload of an environment, or more than --max-delete-share")
+	fl.IntVar(&f.concurrency, "concurrency", reconciler.DefaultConcurrency, "workloads applied at once per environment")
+}
+
+func (f *engineFlags) engine(g *globals, store *reconciler.Store, metrics *reconciler.Metrics) (*reconciler.Engine, error) {
+	return reconciler.NewEngine(reconciler.Options{
+		Instance:       g.instance,
+		Logger:         g.logger(),
+		MaxDeleteShare: f.maxDeleteShare,
+		AllowPruneAll:  f.allowPruneAll,
+		Concurrency:    f.concurrency,
+		Policy:         policies.Options{MaxReplicas: f.maxReplicas},
+		Store:          store,
+		Metrics:        metrics,
+	})
+}
+
+// snapshotConfig takes an immutable snapshot of the directory (refusing links that escape it) and renders it.
+func snapshotConfig(ctx context.Context, g *globals, dir string) (*schema.Config, *repos.Snapshot, func(), error) {
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, nil, nil, err
+	} else if !fi.IsDir() {
+		return nil, nil, nil, fmt.Errorf("%s: not a directory", dir)
+	}
+	src, err := repos.Open(ctx, dir, repos.Options{Logger: g.logger()})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	snap, err := src.Fetch(ctx)
+	if err != nil {
+		src.Close()
+		return nil, nil, nil, err
+	}
+	cfg, err := loadConfig(snap.Dir, dir)
+	if err != nil {
+		src.Close()
+		return nil, nil, nil, err
+	}
+	return cfg, snap, func() { src.Close() }, nil
+}
+
+func newPlanCmd(g *globals) *cobra.Command {
+	var env, output string
+	var detailed bool
+	var ef engineFlags
+	cmd := &cobra.Command{
+		Use:   "plan [PATH]",
+		Short: "Show what apply would change: steps per environment with field-level diffs",
+		Long: `Show what apply would change. The plan compares the repository at PATH with what runs, and lists the
+steps apply carries out, in order, each with its reason and field-level diff.
+
+With --detailed-exitcode the exit status is 0 when nothing would change, 2 when something would, 1 on error.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cfg, snap, done, err := snapshotConfig(ctx, g, pathArg(args))
+			if err != nil {
+				return err
+			}
+			defer done()
+			envs, err := envNames(cfg, env)
+			if err != nil {
+				return err
+			}
+			eng, err := ef.engine(g, nil, nil)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			var plans []*reconciler.Plan
+			changes := false
+			for _, e := range envs {
+				p, err := eng.Plan(ctx, cfg, e, snap.Revision)
+				if err != nil {
+					return fmt.Errorf("plan %s: %w", e, err)
+				}
+				plans = append(plans, p)
+				changes = changes || !p.Empty()
+			}
+			if output == "json" {
+				if err := writeJSON(g.stdout, plans); err != nil {
+					return err
+				}
+			} else {
+				for _, p := range plans {
+					if err := p.Write(g.stdout); err != nil {
+						return err
+					}
+				}
+			}
+			for _, p := range plans {
+				if p.Blocked() {
+					return &exitError{code: 1, err: fmt.Errorf("environment %s: plan blocked: %s", p.Environment, p.BlockedReason())}
+				}
+			}
+			if detailed && changes {
+				return &exitError{code: 2}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "only this environment")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 2 when something would, 1 on error")
+	ef.register(cmd)
+	return cmd
+}
+
+func newApplyCmd(g *globals) *cobra.Command {
+	var env, output string
+	var ef engineFlags
+	cmd := &cobra.Command{
+		Use:   "apply [PATH]",
+		Short: "Plan and carry out the changes for each environment",
+		Long: `Plan and carry out the changes for each environment (or only --env). Updates are make-before-break:
+each new replica is started and healthy before an old one is stopped. A blocked plan (policy deny, a capability the
+target lacks, a refused prune) changes nothing.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			cfg, snap, done, err := snapshotConfig(ctx, g, pathArg(args))
+			if err != nil {
+				return err
+			}
+			defer done()
+			envs, err := envNames(cfg, env)
+			if err != nil {
+				return err
+			}
+			eng, err := ef.engine(g, nil, nil)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			var results []*reconciler.ApplyResult
+			var failed error
+			for _, e := range envs {
+				p, err := eng.Plan(ctx, cfg, e, snap.Revision)
+				if err != nil {
+					return fmt.Errorf("plan %s: %w", e, err)
+				}
+				if output == "text" {
+					if err := p.Write(g.stdout); err != nil {
+						return err
+					}
+				}
+				if p.Blocked() {
+					failed = fmt.Errorf("environment %s: plan blocked: %s", e, p.BlockedReason())
+					continue
+				}
+				res, err := eng.Apply(ctx, cfg, p)
+				if res != nil {
+					results = append(results, res)
+					if output == "text" {
+						res.Write(g.stdout)
+					}
+				}
+				if err != nil {
+					failed = fmt.Errorf("apply %s: %w", e, err)
+				}
+			}
+			if output == "json" {
+				if err := writeJSON(g.stdout, results); err != nil {
+					return err
+				}
+			}
+			return failed
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "only this environment")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	ef.register(cmd)
+	return cmd
+}
+
+func newDestroyCmd(g *globals) *cobra.Command {
+	var env string
+	var ef engineFlags
+	cmd := &cobra.Command{
+		Use:   "destroy --env E [PATH]",
+		Short: "Delete every workload berth runs for one environment",
+		Long: `Delete every workload this berth instance runs for the environment, on every target the repository
+at PATH declares. Only objects carrying this instance's ownership labels for that environment are touched.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if env == "" {
+				return fmt.Errorf("--env is required")
+			}
+			ctx := cmd.Context()
+			cfg, _, done, err := snapshotConfig(ctx, g, pathArg(args))
+			if err != nil {
+				return err
+			}
+			defer done()
+			eng, err := ef.engine(g, nil, nil)
+			if err != nil {
+				return err
+			}
+			defer eng.Close()
+			if err := eng.Destroy(ctx, cfg, env); err != nil {
+				return fmt.Errorf("destroy %s: %w", env, err)
+			}
+			fmt.Fprintf(g.stdout, "environment %s destroyed\n", env)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&env, "env", "", "the environment to destroy (required)")
+	ef.register(cmd)
+	return cmd
+}

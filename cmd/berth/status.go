@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/berth-dev/berth/reconciler"
+)
+
+func newStatusCmd(g *globals) *cobra.Command {
+	var server, output string
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show what a running controller reports: source, revisions, environments, workloads, errors",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			st, raw, err := fetchStatus(cmd.Context(), server)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				_, err := g.stdout.Write(raw)
+				return err
+			}
+			writeStatus(g.stdout, st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&server, "server", "http://"+DefaultListen, "address of berth serve's API")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	return cmd
+}
+
+func fetchStatus(ctx context.Context, server string) (*reconciler.Status, []byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+statusPath, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("no controller answers at %s: %w", server, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, nil, fmt.Errorf("%s: %s", server, resp.Status)
+	}
+	var st reconciler.Status
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return nil, nil, fmt.Errorf("%s: status does not parse: %w", server, err)
+	}
+	return &st, raw, nil
+}
+
+func short(rev string) string {
+	if i := strings.IndexByte(rev, ':'); i >= 0 {
+		rev = rev[i+1:]
+	}
+	if len(rev) > 12 {
+		return rev[:12]
+	}
+	if rev == "" {
+		return "-"
+	}
+	return rev
+}
+
+func writeStatus(w io.Writer, st *reconciler.Status) {
+	fmt.Fprintf(w, "source   %s (branch %s)\n", st.Source, st.Branch)
+	fetched := "never"
+	if !st.FetchedAt.IsZero() {
+		fetched = st.FetchedAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "revision %s, fetched %s\n", short(st.Revision), fetched)
+	if st.LastError != "" {
+		fmt.Fprintf(w, "error    %s\n", st.LastError)
+	}
+	for _, e := range st.Errors {
+		fmt.Fprintf(w, "  %s\n", errorLine(e))
+	}
+	for _, env := range st.Environments {
+		fmt.Fprintf(w, "\nenvironment %s: %s (applied %s, attempted %s)\n", env.Name, env.Phase,
+			short(env.LastAppliedRevision), short(env.LastAttemptedRevision))
+		for _, e := range env.Errors {
+			fmt.Fprintf(w, "  error %s\n", errorLine(e))
+		}
+		for _, f := range env.Findings {
+			fmt.Fprintf(w, "  %s\n", f)
+		}
+		if len(env.Workloads) > 0 {
+			fmt.Fprintf(w, "  %-24s %-12s %-14s %s\n", "WORKLOAD", "TARGET", "SPEC", "READY")
+			for _, wl := range env.Workloads {
+				ready := fmt.Sprintf("%d/%d", wl.ReadyReplicas, wl.DesiredReplicas)
+				if !wl.BackoffUntil.IsZero() {
+					ready += " (retry after " + wl.BackoffUntil.Format(time.TimeOnly) + ")"
+				}
+				fmt.Fprintf(w, "  %-24s %-12s %-14s %s\n", wl.Name, wl.Target, wl.SpecHash, ready)
+			}
+		}
+		if env.Plan != "" {
+			fmt.Fprintf(w, "  last plan: %s\n", env.Plan)
+		}
+	}
+}
+
+func errorLine(e reconciler.ErrorInfo) string {
+	var b strings.Builder
+	if e.File != "" {
+		fmt.Fprintf(&b, "%s:%d:%d: ", e.File, e.Line, e.Column)
+	}
+	if e.Path != "" {
+		b.WriteString(e.Path + ": ")
+	}
+	b.WriteString(e.Message)
+	return b.String()
+}

@@ -1,0 +1,33 @@
+# Shared set-up steps for hack/ scripts. Each installs or starts a dependency only when it is missing.
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+apt_install() {
+  log "installing $* from Debian packages"
+  if [ -z "${BERTH_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    export BERTH_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+ensure_git() {
+  command -v git >/dev/null 2>&1 || apt_install git
+  # git daemon and git http-backend ship in Debian's git package (git-core libexec); the tests look them up there.
+  [ -x "$(git --exec-path)/git-daemon" ] || apt_install git
+}
+
+# ensure_docker makes sure a Docker engine answers, starting one when the machine has none running.
+ensure_docker() {
+  if docker info >/dev/null 2>&1; then return 0; fi
+  command -v dockerd >/dev/null 2>&1 || apt_install docker.io
+  command -v docker >/dev/null 2>&1 || apt_install docker-cli
+  log "starting dockerd"
+  (dockerd >/tmp/berth-dockerd.log 2>&1 &)
+  for _ in $(seq 1 60); do
+    docker info >/dev/null 2>&1 && return 0
+    sleep 1
+  done
+  log "dockerd did not start; its log:"; tail -50 /tmp/berth-dockerd.log >&2
+  return 1
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test of the project, integration tests against the real Docker engine included.
+# It installs and starts what the tests need when it is missing, so it works on a fresh machine:
+#   hack/test.sh            all tests, with the race detector
+#   hack/test.sh -run X     extra arguments go to go test
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+. hack/lib.sh
+ensure_git
+ensure_docker
+
+export BERTH_REQUIRE_DOCKER=1
+# Hermetic: never read the developer's git configuration.
+export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+
+go vet ./...
+go test -race -count=1 -timeout 60m "$@" ./...
