@@ -34,7 +34,7 @@ func Files(o Options) map[string][]byte {
 	var b strings.Builder
 	b.WriteString("package berth\n\n")
 	b.WriteString("targets: local: {type: \"docker\"}\n")
-	b.WriteString("targets: remote: {type: \"docker\", host: \"tcp://10.0.0.2:2375\", publicAddress: \"10.0.0.2\"}\n\n")
+	b.WriteString("targets: remote: {type: \"docker\", host: \"unix:///var/run/docker.sock\", publicAddress: \"127.0.0.2\"}\n\n")
 	b.WriteString("environments: production: {branch: \"main\"}\n")
 	b.WriteString("environments: staging: {\n\tbranch: \"staging\"\n\tworkloads: {\n")
 	for i := 0; i < o.Workloads; i += 10 {
