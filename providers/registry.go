@@ -15,6 +15,9 @@ type Factory func(t schema.Target, opts Options) (Provider, error)
 // Options are what every provider factory is given by the controller.
 type Options struct {
 	Logger *slog.Logger
+	// Instance is the managing berth instance. A provider that acts on its own (a background sync) must only touch
+	// objects carrying this instance's label; the Owner of each call says the same for the calls.
+	Instance string
 }
 
 var (

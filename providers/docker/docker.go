@@ -1,0 +1,415 @@
+package docker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/client"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/docker/proxy"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Defaults and bounds.
+const (
+	// DefaultPublicAddress is where public ports listen unless the target sets publicAddress.
+	DefaultPublicAddress = "0.0.0.0"
+	// CallTimeout bounds every engine call that has no longer bound of its own.
+	CallTimeout = 30 * time.Second
+	// PullTimeout bounds the one pull attempt made for an image that is not present locally.
+	PullTimeout = 20 * time.Second
+	// StopGrace is how long a replica has to exit after SIGTERM before it is killed.
+	StopGrace = 10 * time.Second
+	// DrainSettle is how long a removed backend is left alone after the proxy handed it its last connection, so
+	// that connection reaches the process before SIGTERM closes its listener.
+	DrainSettle = 500 * time.Millisecond
+	// SyncInterval is the period of the background sync of the proxies (±10% jitter).
+	SyncInterval = time.Second
+)
+
+// ErrClosed is returned by calls made after Close.
+var ErrClosed = errors.New("docker provider closed")
+
+func init() {
+	providers.Register("docker", New)
+}
+
+// Provider runs workloads as containers of one Docker engine. Build it with New or NewWithClient.
+type Provider struct {
+	cli           *client.Client
+	ownsClient    bool
+	target        string
+	instance      string // when set, the background sync only serves this instance's containers
+	publicAddress string
+	log           *slog.Logger
+
+	netCreate sync.Mutex   // serialises network creation
+	netUse    sync.RWMutex // read: a container is being attached; write: a network is being removed
+
+	negMu      sync.Mutex
+	negotiated bool
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[int]*listener // by public host port
+	draining  map[string]bool   // container IDs being drained by Apply or Delete
+	busy      map[wkey]int      // workloads with an Apply or Delete in flight
+	gen       map[wkey]uint64   // bumped when an Apply or Delete starts or ends
+	fails     map[string]int    // consecutive failed probes per container, for the sync
+
+	stopSync context.CancelFunc
+	syncDone chan struct{}
+}
+
+// listener is a public port's proxy and the workload it belongs to.
+type listener struct {
+	owner wkey
+	p     *proxy.Proxy
+}
+
+// New builds the provider for target t from its settings (host, publicAddress). It is the registered factory.
+func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
+	if s.host != "" {
+		copts = append(copts, client.WithHost(s.host))
+	}
+	cli, err := client.NewClientWithOpts(copts...)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: docker client: %w", t.Name, err)
+	}
+	p, err := newProvider(cli, t, s, opts)
+	if err != nil {
+		cli.Close()
+		return nil, err
+	}
+	p.ownsClient = true
+	return p, nil
+}
+
+// NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored.
+func NewWithClient(cli *client.Client, t schema.Target, opts providers.Options) (*Provider, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	return newProvider(cli, t, s, opts)
+}
+
+type settings struct {
+	host, publicAddress string
+}
+
+func parseSettings(t schema.Target) (settings, error) {
+	s := settings{publicAddress: DefaultPublicAddress}
+	keys := make([]string, 0, len(t.Settings))
+	for k := range t.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := t.Settings[k]
+		str, ok := v.(string)
+		switch k {
+		case "host", "publicAddress":
+			if !ok || str == "" {
+				return s, fmt.Errorf("%s: target %q: settings.%s: want a non-empty string, got %T", t.Pos, t.Name, k, v)
+			}
+			if k == "host" {
+				s.host = str
+			} else {
+				s.publicAddress = str
+			}
+		default:
+			return s, fmt.Errorf("%s: target %q: settings.%s: unknown setting (known: host, publicAddress)", t.Pos, t.Name, k)
+		}
+	}
+	return s, nil
+}
+
+func newProvider(cli *client.Client, t schema.Target, s settings, opts providers.Options) (*Provider, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Provider{
+		cli:           cli,
+		target:        t.Name,
+		instance:      opts.Instance,
+		publicAddress: s.publicAddress,
+		log:           log.With("provider", "docker", "target", t.Name),
+		listeners:     map[int]*listener{},
+		draining:      map[string]bool{},
+		busy:          map[wkey]int{},
+		gen:           map[wkey]uint64{},
+		fails:         map[string]int{},
+		stopSync:      cancel,
+		syncDone:      make(chan struct{}),
+	}
+	go p.syncLoop(ctx)
+	return p, nil
+}
+
+// Type is "docker".
+func (p *Provider) Type() string { return "docker" }
+
+// Capabilities: HTTP, TCP and command health checks, public TCP ports, CPU and memory limits.
+func (p *Provider) Capabilities() providers.Capabilities {
+	return providers.Capabilities{
+		HealthHTTP:    true,
+		HealthTCP:     true,
+		HealthCommand: true,
+		PublicPorts:   true,
+		UDP:           true, // internal UDP ports work; public ones do not (see Validate)
+		CPULimit:      true,
+		MemoryLimit:   true,
+	}
+}
+
+// Validate reports what this provider cannot honour beyond Capabilities: public UDP ports (the proxy is TCP only)
+// and two public ports on the same host port.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	var out []providers.Problem
+	seen := map[int]int{}
+	for i, port := range w.Ports {
+		if !port.Public {
+			continue
+		}
+		if port.Protocol == "udp" {
+			out = append(out, providers.Problem{
+				Field:   fmt.Sprintf("ports[%d].public", i),
+				Message: "docker: public UDP ports are not supported (the built-in proxy is TCP only)",
+			})
+			continue
+		}
+		hp := port.HostPort
+		if hp == 0 {
+			hp = port.Port
+		}
+		if j, dup := seen[hp]; dup {
+			out = append(out, providers.Problem{
+				Field:   fmt.Sprintf("ports[%d].hostPort", i),
+				Message: fmt.Sprintf("docker: host port %d is already used by ports[%d]", hp, j),
+			})
+		}
+		seen[hp] = i
+	}
+	return out
+}
+
+// Close stops the background sync and every proxy. Containers keep running.
+func (p *Provider) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.mu.Unlock()
+	p.stopSync()
+	<-p.syncDone
+	p.mu.Lock()
+	ls := p.listeners
+	p.listeners = map[int]*listener{}
+	p.mu.Unlock()
+	for _, l := range ls {
+		l.p.Close()
+	}
+	if p.ownsClient {
+		return p.cli.Close()
+	}
+	return nil
+}
+
+// begin marks k as having an Apply or Delete in flight: the background sync leaves its proxies alone.
+func (p *Provider) begin(k wkey) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return ErrClosed
+	}
+	p.busy[k]++
+	p.gen[k]++
+	return nil
+}
+
+func (p *Provider) end(k wkey) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.busy[k]--; p.busy[k] <= 0 {
+		delete(p.busy, k)
+	}
+	p.gen[k]++
+}
+
+// negotiate settles the API version once, before any other call: the client reads the negotiated version without
+// a lock in some calls, so concurrent first calls would race.
+func (p *Provider) negotiate(ctx context.Context) error {
+	p.negMu.Lock()
+	defer p.negMu.Unlock()
+	if p.negotiated {
+		return nil
+	}
+	cctx, cancel := callCtx(ctx)
+	ping, err := p.cli.Ping(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("docker engine of target %q: %w", p.target, err)
+	}
+	p.cli.NegotiateAPIVersionPing(ping)
+	p.negotiated = true
+	return nil
+}
+
+func callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, CallTimeout)
+}
+
+// listContainers returns the inspected containers carrying every label of match, oldest first.
+func (p *Provider) listContainers(ctx context.Context, match map[string]string, all bool) ([]container.InspectResponse, error) {
+	if err := p.negotiate(ctx); err != nil {
+		return nil, err
+	}
+	f := filters.NewArgs()
+	for k, v := range match {
+		if v == "" {
+			f.Add("label", k)
+		} else {
+			f.Add("label", k+"="+v)
+		}
+	}
+	cctx, cancel := callCtx(ctx)
+	sums, err := p.cli.ContainerList(cctx, container.ListOptions{All: all, Filters: f})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	sort.Slice(sums, func(i, j int) bool { return sums[i].Created < sums[j].Created })
+	out := make([]container.InspectResponse, 0, len(sums))
+	for _, s := range sums {
+		cctx, cancel := callCtx(ctx)
+		ci, err := p.cli.ContainerInspect(cctx, s.ID)
+		cancel()
+		if cerrdefs.IsNotFound(err) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inspect container %s: %w", s.ID[:12], err)
+		}
+		if ci.Config == nil || ci.State == nil {
+			continue
+		}
+		ci.Name = strings.TrimPrefix(ci.Name, "/")
+		out = append(out, ci)
+	}
+	return out, nil
+}
+
+// ensureImage makes sure the image is present, trying one bounded pull; a missing image is a permanent error.
+func (p *Provider) ensureImage(ctx context.Context, ref string) error {
+	if err := p.negotiate(ctx); err != nil {
+		return err
+	}
+	cctx, cancel := callCtx(ctx)
+	_, err := p.cli.ImageInspect(cctx, ref)
+	cancel()
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %q: %w", ref, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, PullTimeout)
+	defer cancel()
+	rc, err := p.cli.ImagePull(pctx, ref, image.PullOptions{})
+	if err == nil {
+		err = drainPull(rc)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return providers.Permanent(fmt.Errorf("image %q is not present locally and pulling it failed: %w", ref, err))
+	}
+	return nil
+}
+
+// ensureNetwork returns the name of the bridge network of (instance, environment), creating it when missing.
+func (p *Provider) ensureNetwork(ctx context.Context, k wkey) (string, error) {
+	name := networkName(k.Instance, k.Environment)
+	p.netCreate.Lock()
+	defer p.netCreate.Unlock()
+	for attempt := 0; attempt < 2; attempt++ {
+		cctx, cancel := callCtx(ctx)
+		nets, err := p.cli.NetworkList(cctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+		cancel()
+		if err != nil {
+			return "", fmt.Errorf("list networks: %w", err)
+		}
+		for _, n := range nets {
+			if n.Name != name {
+				continue
+			}
+			if n.Labels[providers.LabelInstance] != k.Instance || n.Labels[providers.LabelEnvironment] != k.Environment {
+				return "", providers.Permanent(fmt.Errorf("network %s exists but is not owned by berth instance %q environment %q", name, k.Instance, k.Environment))
+			}
+			return name, nil
+		}
+		cctx, cancel = callCtx(ctx)
+		_, err = p.cli.NetworkCreate(cctx, name, network.CreateOptions{
+			Driver: "bridge",
+			Labels: map[string]string{providers.LabelInstance: k.Instance, providers.LabelEnvironment: k.Environment},
+		})
+		cancel()
+		if err == nil {
+			p.log.InfoContext(ctx, "network created", "env", k.Environment, "network", name)
+			return name, nil
+		}
+		if !cerrdefs.IsConflict(err) {
+			return "", fmt.Errorf("create network %s: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("create network %s: name conflict persists", name)
+}
+
+// removeNetworkIfUnused removes the (instance, environment) network once no owned container of it is left.
+func (p *Provider) removeNetworkIfUnused(ctx context.Context, instance, env string) {
+	p.netUse.Lock()
+	defer p.netUse.Unlock()
+	cs, err := p.listContainers(ctx, map[string]string{providers.LabelInstance: instance, providers.LabelEnvironment: env}, true)
+	if err != nil || len(cs) > 0 {
+		return
+	}
+	name := networkName(instance, env)
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	n, err := p.cli.NetworkInspect(cctx, name, network.InspectOptions{})
+	if err != nil || n.Labels[providers.LabelInstance] != instance || n.Labels[providers.LabelEnvironment] != env {
+		return
+	}
+	if err := p.cli.NetworkRemove(cctx, n.ID); err != nil && !cerrdefs.IsNotFound(err) {
+		p.log.WarnContext(ctx, "remove network", "env", env, "network", name, "err", err)
+	}
+}
+
+var (
+	_ providers.Provider  = (*Provider)(nil)
+	_ providers.Validator = (*Provider)(nil)
+	_ providers.Closer    = (*Provider)(nil)
+)
