@@ -1,6 +1,7 @@
 //go:build tools
 
-// Package deps pins the modules the project builds on, so go.sum is complete before the code that uses them lands.
+// Package deps keeps the tools that hack/ scripts build from the module graph (go build cuelang.org/go/cmd/cue in
+// hack/bench-render.sh), so go mod tidy leaves their requirements in go.mod and go.sum. It is never compiled.
 package deps
 
 import (
