@@ -133,7 +133,7 @@ func (e *Engine) provider(t schema.Target) (providers.Provider, error) {
 		}
 		closeProvider(c.p)
 	}
-	p, err := e.opts.Providers(t, providers.Options{Logger: e.log.With("provider", t.Name), Instance: e.opts.Instance})
+	p, err := e.opts.Providers(t, providers.Options{Logger: e.log.With("provider", t.Type, "target", t.Name), Instance: e.opts.Instance})
 	e.provs[t.Name] = cachedProvider{fingerprint: fp, p: p, err: err}
 	return p, err
 }

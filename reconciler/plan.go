@@ -89,7 +89,7 @@ func (p *Plan) BlockedReason() string {
 	}
 	for _, f := range p.Findings {
 		if f.Severity == policies.Deny {
-			rs = append(rs, "policy "+findingString(f))
+			rs = append(rs, f.String())
 		}
 	}
 	for _, pr := range p.Problems {
@@ -122,22 +122,6 @@ func (p *Plan) Counts() (create, update, del, migrate int) {
 func (p *Plan) Summary() string {
 	c, u, d, m := p.Counts()
 	return fmt.Sprintf("Plan: %d to create, %d to update, %d to delete, %d to migrate.", c, u, d, m)
-}
-
-func findingString(f policies.Finding) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s %s", f.Severity, f.Rule)
-	if f.Workload != "" {
-		fmt.Fprintf(&b, " %s", f.Workload)
-	}
-	if f.Field != "" {
-		fmt.Fprintf(&b, " %s", f.Field)
-	}
-	fmt.Fprintf(&b, ": %s", f.Message)
-	if f.Pos.File != "" {
-		fmt.Fprintf(&b, " (%s)", f.Pos)
-	}
-	return b.String()
 }
 
 // String renders the step on one line: "~ update web on local (spec changed)".
@@ -185,7 +169,7 @@ func (p *Plan) Write(w io.Writer) error {
 	if len(p.Findings) > 0 {
 		b.WriteString("Findings:\n")
 		for _, f := range p.Findings {
-			fmt.Fprintf(&b, "  %s\n", findingString(f))
+			fmt.Fprintf(&b, "  %s\n", f.String())
 		}
 	}
 	if len(p.Problems) > 0 {

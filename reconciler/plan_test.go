@@ -199,7 +199,7 @@ func TestPlanJSONRoundTrip(t *testing.T) {
       replicas: 1 → 6
   - delete old on local (no longer declared)
 Findings:
-  deny max-replicas web replicas: 6 replicas, at most 5 allowed
+  deny max-replicas: workloads.web.replicas: 6 replicas, at most 5 allowed
 Plan: 0 to create, 1 to update, 1 to delete, 0 to migrate.
 Blocked: nothing will be applied.
 `

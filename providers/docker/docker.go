@@ -153,7 +153,7 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		target:        t.Name,
 		instance:      opts.Instance,
 		publicAddress: s.publicAddress,
-		log:           log.With("provider", "docker", "target", t.Name),
+		log:           log,
 		listeners:     map[int]*listener{},
 		draining:      map[string]bool{},
 		busy:          map[wkey]int{},
