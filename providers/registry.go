@@ -18,6 +18,9 @@ type Options struct {
 	// Instance is the managing berth instance. A provider that acts on its own (a background sync) must only touch
 	// objects carrying this instance's label; the Owner of each call says the same for the calls.
 	Instance string
+	// Background allows work beyond the calls, for as long as the provider lives: the Docker provider's public-port
+	// proxies kept up from what runs. The controller sets it; one-shot commands (plan, apply) do not.
+	Background bool
 }
 
 var (

@@ -56,6 +56,9 @@ type Options struct {
 	Policy      policies.Options
 	// Providers builds the provider of a target; providers.New when nil.
 	Providers providers.Factory
+	// Background lets providers work beyond the calls while the engine lives (see providers.Options.Background):
+	// set it for a long-running controller, not for one-shot commands.
+	Background bool
 	// Evaluate runs the policies; policies.Evaluate when nil.
 	Evaluate func(cfg *schema.Config, env string, opts policies.Options) []policies.Finding
 	// Store records apply history when not nil.
@@ -133,7 +136,8 @@ func (e *Engine) provider(t schema.Target) (providers.Provider, error) {
 		}
 		closeProvider(c.p)
 	}
-	p, err := e.opts.Providers(t, providers.Options{Logger: e.log.With("provider", t.Type, "target", t.Name), Instance: e.opts.Instance})
+	p, err := e.opts.Providers(t, providers.Options{Logger: e.log.With("provider", t.Type, "target", t.Name), Instance: e.opts.Instance,
+		Background: e.opts.Background})
 	e.provs[t.Name] = cachedProvider{fingerprint: fp, p: p, err: err}
 	return p, err
 }

@@ -100,7 +100,7 @@ func hermeticEnv(t testing.TB) []string {
 
 // gitRepo is a repository made by a test, committed to with the git command line.
 type gitRepo struct {
-	t testing.TB
+	t   testing.TB
 	dir string
 	env []string
 }
@@ -149,7 +149,7 @@ func (r *gitRepo) commit(msg string) string {
 
 // controller is a running `berth serve`.
 type controller struct {
-	t testing.TB
+	t        testing.TB
 	cmd      *exec.Cmd
 	api      string
 	dataDir  string
@@ -283,7 +283,7 @@ func waitFor(t testing.TB, timeout time.Duration, desc string, cond func() (bool
 
 // engine gives the test its own view of the Docker engine, and builds the example image once.
 type engine struct {
-	t testing.TB
+	t   testing.TB
 	cli *client.Client
 }
 

@@ -29,8 +29,10 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.concurrency, "concurrency", reconciler.DefaultConcurrency, "workloads applied at once per environment")
 }
 
-func (f *engineFlags) engine(g *globals, store *reconciler.Store, metrics *reconciler.Metrics) (*reconciler.Engine, error) {
+// engine builds the reconcile engine; background is true for the long-running controller only.
+func (f *engineFlags) engine(g *globals, store *reconciler.Store, metrics *reconciler.Metrics, background bool) (*reconciler.Engine, error) {
 	return reconciler.NewEngine(reconciler.Options{
+		Background:     background,
 		Instance:       g.instance,
 		Logger:         g.logger(),
 		MaxDeleteShare: f.maxDeleteShare,
@@ -66,6 +68,34 @@ func snapshotConfig(ctx context.Context, g *globals, dir string) (*schema.Config
 	return cfg, snap, func() { src.Close() }, nil
 }
 
+// workspace is what plan and apply work on: a snapshot of the repository, its rendered config, the environments
+// asked for, and an engine.
+type workspace struct {
+	cfg   *schema.Config
+	snap  *repos.Snapshot
+	envs  []string
+	eng   *reconciler.Engine
+	close func()
+}
+
+func openWorkspace(ctx context.Context, g *globals, ef *engineFlags, dir, env string) (*workspace, error) {
+	cfg, snap, done, err := snapshotConfig(ctx, g, dir)
+	if err != nil {
+		return nil, err
+	}
+	envs, err := envNames(cfg, env)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	eng, err := ef.engine(g, nil, nil, false)
+	if err != nil {
+		done()
+		return nil, err
+	}
+	return &workspace{cfg: cfg, snap: snap, envs: envs, eng: eng, close: func() { eng.Close(); done() }}, nil
+}
+
 func newPlanCmd(g *globals) *cobra.Command {
 	var env, output string
 	var detailed bool
@@ -83,20 +113,12 @@ With --detailed-exitcode the exit status is 0 when nothing would change, 2 when 
 				return err
 			}
 			ctx := cmd.Context()
-			cfg, snap, done, err := snapshotConfig(ctx, g, pathArg(args))
+			w, err := openWorkspace(ctx, g, &ef, pathArg(args), env)
 			if err != nil {
 				return err
 			}
-			defer done()
-			envs, err := envNames(cfg, env)
-			if err != nil {
-				return err
-			}
-			eng, err := ef.engine(g, nil, nil)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
+			defer w.close()
+			cfg, snap, envs, eng := w.cfg, w.snap, w.envs, w.eng
 			var plans []*reconciler.Plan
 			changes := false
 			for _, e := range envs {
@@ -151,20 +173,12 @@ target lacks, a refused prune) changes nothing.`,
 				return err
 			}
 			ctx := cmd.Context()
-			cfg, snap, done, err := snapshotConfig(ctx, g, pathArg(args))
+			w, err := openWorkspace(ctx, g, &ef, pathArg(args), env)
 			if err != nil {
 				return err
 			}
-			defer done()
-			envs, err := envNames(cfg, env)
-			if err != nil {
-				return err
-			}
-			eng, err := ef.engine(g, nil, nil)
-			if err != nil {
-				return err
-			}
-			defer eng.Close()
+			defer w.close()
+			cfg, snap, envs, eng := w.cfg, w.snap, w.envs, w.eng
 			var results []*reconciler.ApplyResult
 			var failed error
 			for _, e := range envs {
@@ -225,7 +239,7 @@ at PATH declares. Only objects carrying this instance's ownership labels for tha
 				return err
 			}
 			defer done()
-			eng, err := ef.engine(g, nil, nil)
+			eng, err := ef.engine(g, nil, nil, false)
 			if err != nil {
 				return err
 			}

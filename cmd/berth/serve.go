@@ -100,7 +100,7 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, repo, branch, liste
 	}
 	defer src.Close()
 
-	eng, err := ef.engine(g, store, metrics)
+	eng, err := ef.engine(g, store, metrics, true)
 	if err != nil {
 		return err
 	}

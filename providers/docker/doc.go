@@ -31,7 +31,8 @@
 //		add it to the proxies; then drain, stop and remove the others of index i
 //	close the proxies of ports no longer public
 //
-// The background sync, every SyncInterval and at start, lists this target's running containers with public ports,
+// With providers.Options.Background (the controller sets it; one-shot commands do not), a background sync, every
+// SyncInterval and at start, lists this instance's running containers of this target with public ports,
 // probes them and sets each proxy's backends to the ready ones; it leaves alone workloads with an Apply or Delete
 // in flight (or one that ran while it looked), so a replica being drained is never put back.
 package docker

@@ -162,7 +162,11 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		stopSync:      cancel,
 		syncDone:      make(chan struct{}),
 	}
-	go p.syncLoop(ctx)
+	if opts.Background {
+		go p.syncLoop(ctx)
+	} else {
+		close(p.syncDone)
+	}
 	return p, nil
 }
 

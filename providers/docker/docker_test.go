@@ -72,7 +72,7 @@ func newEnv(t *testing.T) *env {
 func (e *env) provider() *Provider {
 	e.t.Helper()
 	p, err := NewWithClient(e.cli, schema.Target{Name: e.target, Type: "docker",
-		Settings: map[string]any{"publicAddress": "127.0.0.1"}}, providers.Options{Instance: e.owner.Instance})
+		Settings: map[string]any{"publicAddress": "127.0.0.1"}}, providers.Options{Instance: e.owner.Instance, Background: true})
 	if err != nil {
 		e.t.Fatal(err)
 	}
