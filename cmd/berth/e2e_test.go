@@ -110,6 +110,10 @@ func TestControllerEndToEnd(t *testing.T) {
 		if steps := planCLI(t, instance, repo.dir); len(steps) != 0 {
 			t.Fatalf("after apply, plan should be empty, got %v", stepKeys(steps))
 		}
+		out, errOut, code := berthCmd(t, "status", "--server", ctrl.api)
+		if code != 0 || !strings.Contains(out, "environment production: Ready") || !strings.Contains(out, "web") {
+			t.Fatalf("berth status: exit %d\n%s%s", code, out, errOut)
+		}
 	})
 
 	// 2. Scale to three, then roll an env change with a client looping requests: zero failures.
