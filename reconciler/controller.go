@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,6 +68,10 @@ type Controller struct {
 	cfgRev   string
 	cfg      *schema.Config
 	cfgErr   error
+	// applied is, per environment, the configuration last applied in full. While a newer revision fails to load or
+	// its plan is blocked, passes keep what runs as applied says (drift is still repaired) and report why the newer
+	// revision is held back.
+	applied  map[string]appliedConfig
 	lastSeen string
 	lastPlan map[string]string
 	// idle, when set (tests), is called each time the loop is about to wait.
@@ -164,7 +171,7 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	}
 	c := &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1),
 		backoff:  newBackoff(opts.BackoffBase, opts.BackoffMax, opts.Rand),
-		lastPlan: map[string]string{}}
+		lastPlan: map[string]string{}, applied: map[string]appliedConfig{}}
 	c.status = Status{Source: opts.Source.String(), Branch: opts.Branch, Environments: []EnvironmentStatus{}}
 	return c, nil
 }
@@ -263,26 +270,33 @@ func (c *Controller) pass(ctx context.Context) {
 	}
 	if c.cfgErr != nil {
 		c.opts.Metrics.error("", "load")
-		infos := errorInfos(c.cfgErr)
+		held := &heldBack{rev: rev, phase: PhaseFailed, errors: errorInfos(c.cfgErr)}
 		c.update(func(s *Status) {
 			s.Revision, s.FetchedAt = rev, now
 			s.LastError = "load " + rev + ": " + c.cfgErr.Error()
-			s.Errors = infos
+			s.Errors = held.errors
 			for i := range s.Environments {
 				e := &s.Environments[i]
-				e.Phase, e.LastAttemptedRevision, e.Errors, e.UpdatedAt = PhaseFailed, rev, infos, now
+				e.Phase, e.LastAttemptedRevision, e.Errors, e.UpdatedAt = PhaseFailed, rev, held.errors, now
 			}
 		})
+		// Nothing changes to follow the broken revision, but what was last applied keeps running.
+		for _, env := range slices.Sorted(maps.Keys(c.applied)) {
+			if ctx.Err() != nil {
+				return
+			}
+			a := c.applied[env]
+			c.reconcileEnv(ctx, c.log.With("revision", a.rev, "env", env), a.cfg, env, a.rev, held)
+		}
 		return
 	}
 	c.update(func(s *Status) { s.Revision, s.FetchedAt, s.LastError, s.Errors = rev, now, "", nil })
-	var envs []string
-	for name, e := range c.cfg.Environments {
-		if e.Branch == c.opts.Branch {
-			envs = append(envs, name)
+	envs := c.branchEnvs(c.cfg)
+	for env := range c.applied {
+		if !slices.Contains(envs, env) {
+			delete(c.applied, env) // no longer followed here: never kept running from an old revision
 		}
 	}
-	sort.Strings(envs)
 	c.update(func(s *Status) {
 		keep := s.Environments[:0]
 		for _, e := range s.Environments {
@@ -296,8 +310,45 @@ func (c *Controller) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.reconcileEnv(ctx, log.With("env", env), env, rev)
+		c.reconcileEnv(ctx, log.With("env", env), c.cfg, env, rev, nil)
 	}
+}
+
+// branchEnvs lists, sorted, the environments of cfg bound to the followed branch.
+func (c *Controller) branchEnvs(cfg *schema.Config) []string {
+	var envs []string
+	for name, e := range cfg.Environments {
+		if e.Branch == c.opts.Branch {
+			envs = append(envs, name)
+		}
+	}
+	sort.Strings(envs)
+	return envs
+}
+
+// stepLines renders the plan's steps as people read them.
+func stepLines(p *Plan) []string {
+	var lines []string
+	for _, st := range p.Steps {
+		lines = append(lines, st.String())
+	}
+	return lines
+}
+
+// appliedConfig is a configuration applied in full to an environment, at a revision.
+type appliedConfig struct {
+	cfg *schema.Config
+	rev string
+}
+
+// heldBack is a newer revision not applied (it failed to load, or its plan is blocked) while the last applied one
+// is kept running.
+type heldBack struct {
+	rev    string
+	phase  string
+	errors []ErrorInfo
+	// plan is the blocked plan of rev, which the status shows (nil when rev failed to load).
+	plan *Plan
 }
 
 func (c *Controller) update(f func(*Status)) {
@@ -339,35 +390,52 @@ func (c *Controller) event(e store.Event) {
 	}
 }
 
-// reconcileEnv plans env and applies what is not blocked and not backing off.
-func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, rev string) {
+// reconcileEnv plans env of cfg at rev and applies what is not blocked and not backing off. With held set, cfg and
+// rev are the last applied configuration kept running, and the status reports the held-back newer revision.
+func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, cfg *schema.Config, env, rev string, held *heldBack) {
 	start := c.opts.Clock.Now()
 	prev := c.envStatus(env)
 	es := EnvironmentStatus{Name: env, LastAppliedRevision: prev.LastAppliedRevision, LastAttemptedRevision: rev,
 		LastApply: prev.LastApply, UpdatedAt: start}
 	result := ""
+	set := func(es EnvironmentStatus) {
+		if held != nil {
+			es.Phase, es.LastAttemptedRevision = held.phase, held.rev
+			es.Errors = append(append([]ErrorInfo(nil), held.errors...), es.Errors...)
+			result = strings.ToLower(held.phase)
+			if held.plan != nil {
+				es.Findings, es.Plan, es.Steps = held.plan.Findings, held.plan.Summary(), stepLines(held.plan)
+			}
+		}
+		c.setEnv(es)
+	}
 	defer func() {
 		c.opts.Metrics.reconciled(env, result, c.opts.Clock.Now().Sub(start))
 	}()
-	plan, err := c.opts.Engine.Plan(ctx, c.cfg, env, rev)
+	plan, err := c.opts.Engine.Plan(ctx, cfg, env, rev)
 	if err != nil {
 		log.Error("plan", "err", err)
 		c.opts.Metrics.error(env, "plan")
 		es.Phase, es.Errors, es.Workloads, result = PhaseFailed, []ErrorInfo{{Message: err.Error()}}, prev.Workloads, "failed"
-		c.setEnv(es)
+		set(es)
 		return
 	}
-	es.Findings, es.Plan = plan.Findings, plan.Summary()
-	for _, st := range plan.Steps {
-		es.Steps = append(es.Steps, st.String())
-	}
+	es.Findings, es.Plan, es.Steps = plan.Findings, plan.Summary(), stepLines(plan)
 	c.recordPlan(log, plan, start)
-	desired := c.cfg.Environments[env].Workloads
+	desired := cfg.Environments[env].Workloads
+	if plan.Blocked() && held == nil {
+		if a, ok := c.applied[env]; ok && a.rev != rev {
+			log.Warn("plan blocked; keeping the last applied revision running", "applied", a.rev, "reason", plan.BlockedReason())
+			c.reconcileEnv(ctx, c.log.With("revision", a.rev, "env", env), a.cfg, env, a.rev,
+				&heldBack{rev: rev, phase: PhaseBlocked, errors: blockErrors(plan), plan: plan})
+			return
+		}
+	}
 	if plan.Blocked() {
 		log.Warn("plan blocked", "reason", plan.BlockedReason())
 		es.Phase, es.Errors, result = PhaseBlocked, blockErrors(plan), "blocked"
 		es.Workloads = c.workloadStatus(env, desired, plan, nil, start)
-		c.setEnv(es)
+		set(es)
 		return
 	}
 	var run []Step
@@ -385,15 +453,15 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, re
 	if len(run) > 0 {
 		es.Phase = PhaseProgressing
 		es.Workloads = prev.Workloads
-		c.setEnv(es)
+		set(es)
 		sub := *plan
 		sub.Steps = run
-		res, err := c.opts.Engine.Apply(ctx, c.cfg, &sub)
+		res, err := c.opts.Engine.Apply(ctx, cfg, &sub)
 		if res == nil {
 			log.Error("apply", "err", err)
 			c.opts.Metrics.error(env, "apply")
 			es.Phase, es.Errors, result = PhaseFailed, []ErrorInfo{{Message: err.Error()}}, "failed"
-			c.setEnv(es)
+			set(es)
 			return
 		}
 		es.LastApply = res
@@ -428,12 +496,15 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, env, re
 		}
 	default:
 		es.Phase, result, es.LastAppliedRevision = PhaseReady, "ready", rev
+		if held == nil {
+			c.applied[env] = appliedConfig{cfg: cfg, rev: rev}
+		}
 		c.opts.Metrics.applied(env, rev)
 		if len(run) > 0 {
 			log.Info("applied", "steps", len(run))
 		}
 	}
-	c.setEnv(es)
+	set(es)
 }
 
 func (c *Controller) recordPlan(log *slog.Logger, p *Plan, now time.Time) {

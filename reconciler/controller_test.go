@@ -82,8 +82,9 @@ func TestControllerStoreMetrics(t *testing.T) {
 	if rs, _ := st.Revisions(0); len(rs) != 3 || rs[0].Revision != "r3" {
 		t.Errorf("revisions = %+v", rs)
 	}
-	if ps, _ := st.Plans("prod", 0); len(ps) != 2 {
-		t.Errorf("plans = %d, want 2", len(ps))
+	// r1's create, r2's update, and r2 kept running (no changes) while r3 fails to load.
+	if ps, _ := st.Plans("prod", 0); len(ps) != 3 || ps[0].Revision != "r2" || ps[0].Summary != "Plan: 0 to create, 0 to update, 0 to delete, 0 to migrate." {
+		t.Errorf("plans = %+v, want 3, the newest an empty plan of r2", ps)
 	}
 	if as, _ := st.Applies("prod", 0); len(as) != 2 || !as[0].Steps[0].OK {
 		t.Errorf("applies = %+v", as)
@@ -101,7 +102,7 @@ func TestControllerStoreMetrics(t *testing.T) {
 	if got := gauges(t, reg, "berth_steps_total"); got != "action=create,result=ok 1;action=update,result=ok 1;" {
 		t.Errorf("steps = %q", got)
 	}
-	if got := gauges(t, reg, "berth_reconcile_total"); got != "environment=prod,result=ready 2;" {
+	if got := gauges(t, reg, "berth_reconcile_total"); got != "environment=prod,result=failed 1;environment=prod,result=ready 2;" {
 		t.Errorf("reconciles = %q", got)
 	}
 	// Nothing recorded shows the secret.

@@ -199,8 +199,27 @@ func TestControllerEndToEnd(t *testing.T) {
 				t.Fatalf("%s: running containers changed on a broken commit", tc.name)
 			}
 		}
+		// While the newest revision does not load, the last good one keeps running: a replica lost meanwhile is
+		// restored.
+		broken := spec
+		broken.extra = "workloads: web: {\n"
+		repo.write(map[string]string{"berth.cue": broken.cue()})
+		rev := repo.commit("broken again")
+		waitFor(t, settle, "broken revision reported", func() (bool, string) {
+			st, err := ctrl.status()
+			if err != nil {
+				return false, err.Error()
+			}
+			return attempted(st, "production") == rev && envError(st, "production") != "", envError(st, "production")
+		})
+		_, ids := eng.running(instance, "web", "")
+		if err := eng.cli.ContainerRemove(context.Background(), ids[0], container.RemoveOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		waitRunning(t, eng, instance, "web", 3)
+
 		repo.write(map[string]string{"berth.cue": spec.cue()})
-		rev := repo.commit("fixed")
+		rev = repo.commit("fixed")
 		waitApplied(t, ctrl, rev)
 	})
 
