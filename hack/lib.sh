@@ -17,6 +17,14 @@ ensure_git() {
   [ -x "$(git --exec-path)/git-daemon" ] || apt_install git
 }
 
+# ensure_sshd installs OpenSSH's server and key tools; tests start their own sshd on a free 127.0.0.1 port with
+# their own configuration (no system service is used), and sign commits with ssh-keygen and gpg.
+ensure_sshd() {
+  [ -x /usr/sbin/sshd ] || apt_install openssh-server
+  command -v ssh-keygen >/dev/null 2>&1 || apt_install openssh-client
+  command -v gpg >/dev/null 2>&1 || apt_install gnupg
+}
+
 # ensure_docker makes sure a Docker engine answers, starting one when the machine has none running.
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return 0; fi

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 . hack/lib.sh
 ensure_git
+ensure_sshd
 ensure_docker
 
 export BERTH_REQUIRE_DOCKER=1
