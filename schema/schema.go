@@ -20,6 +20,11 @@ const schemaFile = ImportPath + "/berth.cue"
 //go:embed berth.cue
 var source []byte
 
+// serveSource is the schema of the controller's configuration (berth serve --config), in the same package.
+//
+//go:embed serve.cue
+var serveSource []byte
+
 // Source returns the text of the CUE schema every repository is checked against.
 func Source() []byte { return append([]byte(nil), source...) }
 
@@ -31,6 +36,7 @@ type defs struct {
 	target      cue.Value
 	environment cue.Value
 	workload    cue.Value
+	serve       cue.Value
 }
 
 // schemaInstance parses the embedded schema into a build instance (for imports) of the given build context.
@@ -43,6 +49,13 @@ func schemaInstance(bc *build.Context) *build.Instance {
 	}
 	if err := inst.AddSyntax(f); err != nil {
 		panic(fmt.Sprintf("berth: embedded schema: %v", err))
+	}
+	sf, err := parser.ParseFile(ImportPath+"/serve.cue", serveSource)
+	if err != nil {
+		panic(fmt.Sprintf("berth: embedded serve schema does not parse: %v", err))
+	}
+	if err := inst.AddSyntax(sf); err != nil {
+		panic(fmt.Sprintf("berth: embedded serve schema: %v", err))
 	}
 	inst.ImportPath = ImportPath
 	return inst
@@ -57,5 +70,6 @@ func compileDefs(ctx *cue.Context) defs {
 		target:      v.LookupPath(cue.ParsePath("#Target")),
 		environment: v.LookupPath(cue.ParsePath("#Environment")),
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
+		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
 	}
 }

@@ -1,0 +1,353 @@
+package schema
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/parser"
+)
+
+// ServeConfig is the controller's configuration (berth serve --config FILE): the sources it follows and how.
+type ServeConfig struct {
+	Instance string
+	Listen   string
+	DataDir  string
+	// Sources are sorted by name.
+	Sources []SourceConfig
+}
+
+// SourceConfig is one followed repository. Credentials are references, read with SecretRef.Read when used.
+type SourceConfig struct {
+	Name   string
+	URL    string
+	Branch string
+	// Path is the directory inside the repository holding the .cue files ("" for the root).
+	Path string
+	// Environments, when not empty, are the environments this source applies (instead of those bound to Branch).
+	Environments []string
+	Interval     time.Duration
+	Timeout      time.Duration
+	Credentials  *CredentialRefs
+	CAFile       string
+	Proxy        string
+	Verify       *VerifyConfig
+	Webhook      *WebhookConfig
+	MaxFileSize  int64
+	MaxFetchSize int64
+	// MaxSnapshotSize caps the repository tree; 0 for the default.
+	MaxSnapshotSize int64
+	Pos             Pos
+}
+
+// CredentialRefs say where a source's credentials are; nil fields are not set.
+type CredentialRefs struct {
+	Username         string
+	Password         *SecretRef
+	Token            *SecretRef
+	SSHKey           *SecretRef
+	SSHKeyPassphrase *SecretRef
+	KnownHosts       *SecretRef
+}
+
+// SecretRef names a file or an environment variable holding a value (a secret or a key). Inline holds a value
+// written in the configuration itself, allowed only for public keys.
+type SecretRef struct {
+	File   string
+	Env    string
+	Inline string
+	// Field is the configuration path, for errors ("sources.app.credentials.password").
+	Field string
+	Pos   Pos
+}
+
+// Read returns the referenced value. Its errors name the configuration field and place, never the value.
+func (r *SecretRef) Read() ([]byte, error) {
+	switch {
+	case r.Inline != "":
+		return []byte(r.Inline), nil
+	case r.Env != "":
+		v, ok := os.LookupEnv(r.Env)
+		if !ok || v == "" {
+			return nil, fmt.Errorf("%s: %s: environment variable %s is not set", r.Pos, r.Field, r.Env)
+		}
+		return []byte(v), nil
+	default:
+		b, err := os.ReadFile(r.File)
+		if err != nil {
+			var reason string
+			switch {
+			case os.IsNotExist(err):
+				reason = "does not exist"
+			case os.IsPermission(err):
+				reason = "is not readable"
+			default:
+				reason = "cannot be read"
+			}
+			return nil, fmt.Errorf("%s: %s: file %s %s", r.Pos, r.Field, r.File, reason)
+		}
+		return b, nil
+	}
+}
+
+// VerifyConfig is a source's signature policy: Mode "off", "head" or "head-or-tag", and the trusted keys.
+type VerifyConfig struct {
+	Mode        string
+	OpenPGPKeys []SecretRef
+	SSHKeys     []SecretRef
+}
+
+// WebhookConfig enables /hooks/<source> for a Git host's push notifications.
+type WebhookConfig struct {
+	Kind   string
+	Secret SecretRef
+	Rate   float64
+	Burst  int
+}
+
+// Serve configuration defaults.
+const (
+	DefaultSourceInterval = 30 * time.Second
+	DefaultSourceTimeout  = 60 * time.Second
+	DefaultSourceBranch   = "main"
+	DefaultWebhookRate    = 1.0
+	DefaultWebhookBurst   = 5
+)
+
+type rawRef struct {
+	File *string `json:"file"`
+	Env  *string `json:"env"`
+}
+
+type rawSource struct {
+	URL          string   `json:"url"`
+	Branch       string   `json:"branch"`
+	Path         string   `json:"path"`
+	Environments []string `json:"environments"`
+	Interval     string   `json:"interval"`
+	Timeout      string   `json:"timeout"`
+	Credentials  *struct {
+		Username         string  `json:"username"`
+		Password         *rawRef `json:"password"`
+		Token            *rawRef `json:"token"`
+		SSHKey           *rawRef `json:"sshKey"`
+		SSHKeyPassphrase *rawRef `json:"sshKeyPassphrase"`
+		KnownHosts       *rawRef `json:"knownHosts"`
+	} `json:"credentials"`
+	CAFile string `json:"caFile"`
+	Proxy  string `json:"proxy"`
+	Verify *struct {
+		Mode string `json:"mode"`
+	} `json:"verify"`
+	Webhook *struct {
+		Kind   string  `json:"kind"`
+		Secret rawRef  `json:"secret"`
+		Rate   float64 `json:"rate"`
+		Burst  int     `json:"burst"`
+	} `json:"webhook"`
+	Limits *struct{} `json:"limits"`
+}
+
+// LoadServeConfig reads and checks the controller configuration at path. Problems in the file come back as Errors
+// with file, line, column and field; no referenced file or variable is read here.
+func LoadServeConfig(path string) (*ServeConfig, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	var errs errList
+	name := filepath.Base(path)
+	f, err := parser.ParseFile(name, src)
+	if err != nil {
+		errs.addCUE(err, cueOpts{at: Pos{File: name, Line: 1, Column: 1}})
+		return nil, errs.result()
+	}
+	ctx := cuecontext.New()
+	d := compileDefs(ctx)
+	user := ctx.BuildFile(f)
+	if err := user.Err(); err != nil {
+		errs.addCUE(err, cueOpts{at: Pos{File: name, Line: 1, Column: 1}})
+		return nil, errs.result()
+	}
+	v := d.serve.Unify(user)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		errs.addCUE(err, cueOpts{stripDef: true, at: Pos{File: name, Line: 1, Column: 1}})
+		for _, e := range errs.errs {
+			if isSecretField(e.Path) {
+				// CUE's message would quote the value, and a value written here may be a secret.
+				e.Message = "must be a reference, {file: PATH} or {env: NAME}, never the value itself"
+			}
+		}
+		return nil, errs.result()
+	}
+	dir := filepath.Dir(path)
+	abs := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	cfg := &ServeConfig{}
+	for _, fld := range []struct {
+		name string
+		dst  *string
+	}{{"instance", &cfg.Instance}, {"listen", &cfg.Listen}, {"dataDir", &cfg.DataDir}} {
+		if x := v.LookupPath(cue.ParsePath(fld.name)); x.Exists() {
+			*fld.dst, _ = x.String()
+		}
+	}
+	cfg.DataDir = abs(cfg.DataDir)
+	it, _ := v.LookupPath(cue.ParsePath("sources")).Fields()
+	for it.Next() {
+		srcName := it.Selector().Unquoted()
+		sv := it.Value()
+		// Positions come from the user's value: the unified one carries the schema's.
+		uv := user.LookupPath(cue.MakePath(cue.Str("sources"), cue.Str(srcName)))
+		at := posOf(uv, Pos{File: name, Line: 1, Column: 1})
+		pos := map[string]Pos{"": at}
+		collectPos(uv, "", pos)
+		field := "sources." + srcName
+		fail := func(sub, format string, args ...any) {
+			errs.add(nearest(pos, sub), field+"."+sub, format, args...)
+		}
+		var raw rawSource
+		if err := sv.Decode(&raw); err != nil {
+			errs.addCUE(err, cueOpts{prefix: []string{"sources", srcName}, at: at})
+			continue
+		}
+		sc := SourceConfig{Name: srcName, URL: raw.URL, Branch: raw.Branch, Path: raw.Path,
+			Environments: raw.Environments, CAFile: abs(raw.CAFile), Proxy: raw.Proxy, Pos: at,
+			Interval: DefaultSourceInterval, Timeout: DefaultSourceTimeout}
+		if !nameRE.MatchString(srcName) {
+			errs.add(at, field, "invalid source name %q: %s", srcName, nameRule)
+		}
+		if sc.Branch == "" {
+			sc.Branch = DefaultSourceBranch
+		}
+		if strings.Contains(sc.Path, "..") || filepath.IsAbs(sc.Path) {
+			fail("path", "path %q must stay inside the repository", sc.Path)
+		}
+		if !strings.Contains(sc.URL, "://") && !strings.Contains(sc.URL, "@") {
+			sc.URL = abs(sc.URL)
+		}
+		for _, d := range []struct {
+			name string
+			raw  string
+			dst  *time.Duration
+		}{{"interval", raw.Interval, &sc.Interval}, {"timeout", raw.Timeout, &sc.Timeout}} {
+			if d.raw == "" {
+				continue
+			}
+			pd, err := time.ParseDuration(d.raw)
+			if err != nil || pd <= 0 {
+				fail(d.name, "%s %q: want a positive duration such as \"30s\"", d.name, d.raw)
+				continue
+			}
+			*d.dst = pd
+		}
+		ref := func(sub string, r *rawRef) *SecretRef {
+			if r == nil {
+				return nil
+			}
+			sr := &SecretRef{Field: field + "." + sub, Pos: nearest(pos, sub)}
+			if r.File != nil {
+				sr.File = abs(*r.File)
+			} else if r.Env != nil {
+				sr.Env = *r.Env
+			}
+			return sr
+		}
+		if c := raw.Credentials; c != nil {
+			sc.Credentials = &CredentialRefs{Username: c.Username,
+				Password: ref("credentials.password", c.Password), Token: ref("credentials.token", c.Token),
+				SSHKey: ref("credentials.sshKey", c.SSHKey), SSHKeyPassphrase: ref("credentials.sshKeyPassphrase", c.SSHKeyPassphrase),
+				KnownHosts: ref("credentials.knownHosts", c.KnownHosts)}
+			if c.Password != nil && c.Token != nil {
+				fail("credentials.token", "give a password or a token, not both")
+			}
+			if c.Password != nil && c.Username == "" {
+				fail("credentials.password", "a password needs a username")
+			}
+			if c.SSHKey != nil && c.KnownHosts == nil {
+				fail("credentials.sshKey", "an SSH key needs knownHosts: berth never trusts a host key on first use")
+			}
+		}
+		if raw.Verify != nil {
+			sc.Verify = &VerifyConfig{Mode: raw.Verify.Mode}
+			for _, kind := range []struct {
+				name string
+				dst  *[]SecretRef
+			}{{"openpgpKeys", &sc.Verify.OpenPGPKeys}, {"sshKeys", &sc.Verify.SSHKeys}} {
+				lv := sv.LookupPath(cue.ParsePath("verify." + kind.name))
+				li, _ := lv.List()
+				for i := 0; li.Next(); i++ {
+					sub := fmt.Sprintf("verify.%s[%d]", kind.name, i)
+					kr := SecretRef{Field: field + "." + sub, Pos: nearest(pos, sub)}
+					if s, err := li.Value().String(); err == nil {
+						kr.Inline = s
+					} else {
+						var r rawRef
+						_ = li.Value().Decode(&r)
+						kr = *ref(sub, &r)
+					}
+					*kind.dst = append(*kind.dst, kr)
+				}
+			}
+			if sc.Verify.Mode != "off" && len(sc.Verify.OpenPGPKeys)+len(sc.Verify.SSHKeys) == 0 {
+				fail("verify", "verify mode %q needs at least one trusted key (openpgpKeys or sshKeys)", sc.Verify.Mode)
+			}
+		}
+		if w := raw.Webhook; w != nil {
+			sc.Webhook = &WebhookConfig{Kind: w.Kind, Secret: *ref("webhook.secret", &w.Secret),
+				Rate: w.Rate, Burst: w.Burst}
+			if sc.Webhook.Rate == 0 {
+				sc.Webhook.Rate = DefaultWebhookRate
+			}
+			if sc.Webhook.Burst == 0 {
+				sc.Webhook.Burst = DefaultWebhookBurst
+			}
+		}
+		if raw.Limits != nil {
+			for _, q := range []struct {
+				name string
+				dst  *int64
+			}{{"maxFileSize", &sc.MaxFileSize}, {"maxFetchSize", &sc.MaxFetchSize}, {"maxSnapshotSize", &sc.MaxSnapshotSize}} {
+				qv := sv.LookupPath(cue.ParsePath("limits." + q.name))
+				if !qv.Exists() {
+					continue
+				}
+				if str, err := qv.String(); err == nil {
+					n, err := parseMemory(str)
+					if err != nil || n <= 0 {
+						fail("limits."+q.name, "%s %q: want a size such as \"64Mi\"", q.name, str)
+					}
+					*q.dst = n
+				} else if n, err := qv.Int64(); err == nil && n > 0 {
+					*q.dst = n
+				} else {
+					fail("limits."+q.name, "%s must be a positive number of bytes", q.name)
+				}
+			}
+		}
+		cfg.Sources = append(cfg.Sources, sc)
+	}
+	if len(cfg.Sources) == 0 {
+		errs.add(Pos{File: name, Line: 1, Column: 1}, "sources", "declare at least one source")
+	}
+	if err := errs.result(); err != nil {
+		return nil, err
+	}
+	sort.Slice(cfg.Sources, func(i, j int) bool { return cfg.Sources[i].Name < cfg.Sources[j].Name })
+	return cfg, nil
+}
+
+// isSecretField tells whether a configuration path holds a credential reference.
+func isSecretField(path string) bool {
+	return strings.Contains(path, ".credentials.") && !strings.HasSuffix(path, ".username") ||
+		strings.HasSuffix(path, ".webhook.secret") || strings.Contains(path, ".webhook.secret.")
+}
