@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"math/rand/v2"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -35,9 +36,17 @@ const (
 
 // ControllerOptions configure a Controller. Zero values take the documented defaults.
 type ControllerOptions struct {
+	// Name names the source in status, logs and metrics; "default" when "".
+	Name   string
 	Source repos.Source
 	// Branch selects the environments to apply: those whose branch equals it; repos.DefaultBranch when "".
 	Branch string
+	// Environments, when not empty, are the environments to apply instead of those bound to Branch.
+	Environments []string
+	// Path is the directory inside the snapshot holding the .cue files; the root when "".
+	Path string
+	// Claims, shared by the controllers of one process, keeps two sources from managing one environment.
+	Claims *Claims
 	// Interval between passes (poll and full resync), ±10% jitter; DefaultInterval when 0.
 	Interval time.Duration
 	Engine   *Engine
@@ -83,9 +92,15 @@ type Controller struct {
 
 // Status is the controller's state for people and the API.
 type Status struct {
+	Name   string `json:"name"`
 	Source string `json:"source"`
 	Branch string `json:"branch"`
+	Path   string `json:"path,omitempty"`
 	Ready  bool   `json:"ready"`
+	// CheckedAt is the time of the last successful check of the source (fetch, or ls-remote with no change).
+	CheckedAt time.Time `json:"checkedAt,omitzero"`
+	// Verified is how the last fetched revision passed the source's signature policy (nil when none is set).
+	Verified *repos.Verification `json:"verified,omitempty"`
 	// Revision is the last fetched revision, FetchedAt when it was fetched.
 	Revision  string    `json:"revision,omitempty"`
 	FetchedAt time.Time `json:"fetchedAt,omitzero"`
@@ -142,6 +157,15 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	if opts.Branch == "" {
 		opts.Branch = repos.DefaultBranch
 	}
+	if opts.Name == "" {
+		opts.Name = "default"
+	}
+	if opts.Claims == nil {
+		opts.Claims = NewClaims()
+	}
+	if strings.Contains(opts.Path, "..") || filepath.IsAbs(opts.Path) {
+		return nil, fmt.Errorf("reconciler: Path %q must stay inside the repository", opts.Path)
+	}
 	if opts.Interval == 0 {
 		opts.Interval = DefaultInterval
 	}
@@ -172,7 +196,8 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	c := &Controller{opts: opts, log: opts.Logger, trigger: make(chan struct{}, 1),
 		backoff:  newBackoff(opts.BackoffBase, opts.BackoffMax, opts.Rand),
 		lastPlan: map[string]string{}, applied: map[string]appliedConfig{}}
-	c.status = Status{Source: opts.Source.String(), Branch: opts.Branch, Environments: []EnvironmentStatus{}}
+	c.status = Status{Name: opts.Name, Source: opts.Source.String(), Branch: opts.Branch, Path: opts.Path,
+		Environments: []EnvironmentStatus{}}
 	return c, nil
 }
 
@@ -242,12 +267,23 @@ func (c *Controller) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		c.opts.Metrics.fetchError()
+		c.opts.Metrics.fetchError(c.opts.Name)
 		c.log.Error("fetch", "source", c.opts.Source.String(), "err", err)
 		c.event(store.Event{Time: now, Kind: "fetch-failed", Message: err.Error()})
 		c.update(func(s *Status) { s.LastError = "fetch: " + err.Error() })
+		// The source is unreachable or its newest revision is not trusted: what was applied keeps running, and
+		// its drift is still repaired.
+		for _, env := range slices.Sorted(maps.Keys(c.applied)) {
+			if ctx.Err() != nil {
+				return
+			}
+			a := c.applied[env]
+			c.reconcileEnv(ctx, c.log.With("revision", a.rev, "env", env), a.cfg, env, a.rev, nil)
+		}
 		return
 	}
+	c.opts.Metrics.fetched(c.opts.Name, now)
+	c.update(func(s *Status) { s.CheckedAt, s.Verified = now, snap.Verified })
 	rev := snap.Revision
 	log := c.log.With("revision", rev)
 	if rev != c.lastSeen {
@@ -262,7 +298,7 @@ func (c *Controller) pass(ctx context.Context) {
 	}
 	if rev != c.cfgRev {
 		c.cfgRev = rev
-		c.cfg, c.cfgErr = c.opts.Load(snap.Dir)
+		c.cfg, c.cfgErr = c.opts.Load(filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
 		if c.cfgErr != nil {
 			log.Error("load", "err", c.cfgErr)
 			c.event(store.Event{Time: now, Revision: rev, Kind: "load-failed", Message: c.cfgErr.Error()})
@@ -295,6 +331,12 @@ func (c *Controller) pass(ctx context.Context) {
 	for env := range c.applied {
 		if !slices.Contains(envs, env) {
 			delete(c.applied, env) // no longer followed here: never kept running from an old revision
+			c.opts.Claims.Release(env, c.opts.Name)
+		}
+	}
+	for _, missing := range c.opts.Environments {
+		if _, ok := c.cfg.Environments[missing]; !ok {
+			log.Warn("environment not declared in this revision", "env", missing)
 		}
 	}
 	c.update(func(s *Status) {
@@ -310,15 +352,54 @@ func (c *Controller) pass(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+		if holder, ok := c.opts.Claims.Claim(env, c.opts.Name); !ok {
+			msg := fmt.Sprintf("environment %s is already applied by source %s: one environment, one source", env, holder)
+			log.Error("environment claimed", "env", env, "by", holder)
+			c.setEnv(EnvironmentStatus{Name: env, Phase: PhaseBlocked, LastAttemptedRevision: rev, UpdatedAt: now,
+				Errors: []ErrorInfo{{Path: "environments." + env, Message: msg}}})
+			continue
+		}
 		c.reconcileEnv(ctx, log.With("env", env), c.cfg, env, rev, nil)
 	}
 }
 
-// branchEnvs lists, sorted, the environments of cfg bound to the followed branch.
+// Claims records which source applies each environment, so two sources of one process never manage (and prune)
+// the same environment. Safe for concurrent use.
+type Claims struct {
+	mu sync.Mutex
+	by map[string]string
+}
+
+// NewClaims returns an empty claim registry.
+func NewClaims() *Claims { return &Claims{by: map[string]string{}} }
+
+// Claim gives env to source unless another source holds it; it returns the holder.
+func (c *Claims) Claim(env, source string) (holder string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if h, taken := c.by[env]; taken && h != source {
+		return h, false
+	}
+	c.by[env] = source
+	return source, true
+}
+
+// Release gives env up if source holds it.
+func (c *Claims) Release(env, source string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by[env] == source {
+		delete(c.by, env)
+	}
+}
+
+// branchEnvs lists, sorted, the environments of cfg this controller applies: those named in
+// ControllerOptions.Environments, else those bound to the followed branch.
 func (c *Controller) branchEnvs(cfg *schema.Config) []string {
 	var envs []string
 	for name, e := range cfg.Environments {
-		if e.Branch == c.opts.Branch {
+		if len(c.opts.Environments) > 0 && slices.Contains(c.opts.Environments, name) ||
+			len(c.opts.Environments) == 0 && e.Branch == c.opts.Branch {
 			envs = append(envs, name)
 		}
 	}

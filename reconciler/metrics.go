@@ -14,7 +14,8 @@ type Metrics struct {
 	errors      *prometheus.CounterVec
 	steps       *prometheus.CounterVec
 	lastApplied *prometheus.GaugeVec
-	fetchErrors prometheus.Counter
+	fetchErrors *prometheus.CounterVec
+	fetchOK     *prometheus.GaugeVec
 
 	mu   sync.Mutex
 	last map[string]string
@@ -35,12 +36,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Plan steps carried out, by action and result (ok, error)."}, []string{"action", "result"}),
 		lastApplied: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_last_applied_revision_info",
 			Help: "The revision last applied in full to each environment (value 1)."}, []string{"environment", "revision"}),
-		fetchErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "berth_source_fetch_errors_total",
-			Help: "Failed fetches of the source."}),
+		fetchErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "berth_source_fetch_errors_total",
+			Help: "Failed fetches (or signature checks) of each source."}, []string{"source"}),
+		fetchOK: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "berth_source_last_success_timestamp_seconds",
+			Help: "When each source was last checked successfully (Unix time)."}, []string{"source"}),
 		last: map[string]string{},
 	}
 	if reg != nil {
-		reg.MustRegister(m.reconciles, m.duration, m.errors, m.steps, m.lastApplied, m.fetchErrors)
+		reg.MustRegister(m.reconciles, m.duration, m.errors, m.steps, m.lastApplied, m.fetchErrors, m.fetchOK)
 	}
 	return m
 }
@@ -87,9 +90,16 @@ func (m *Metrics) applied(env, revision string) {
 	m.lastApplied.WithLabelValues(env, revision).Set(1)
 }
 
-func (m *Metrics) fetchError() {
+func (m *Metrics) fetchError(source string) {
 	if m == nil {
 		return
 	}
-	m.fetchErrors.Inc()
+	m.fetchErrors.WithLabelValues(source).Inc()
+}
+
+func (m *Metrics) fetched(source string, at time.Time) {
+	if m == nil {
+		return
+	}
+	m.fetchOK.WithLabelValues(source).Set(float64(at.UnixNano()) / 1e9)
 }

@@ -3,6 +3,7 @@ package reconciler
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -29,12 +30,16 @@ var update = flag.Bool("update", false, "rewrite the expected transcripts in tes
 type fakeSource struct {
 	mu      sync.Mutex
 	snap    *repos.Snapshot
+	err     error // when set, every Fetch fails with it (an unreachable server, an untrusted revision)
 	changes chan struct{}
 }
 
 func (s *fakeSource) Fetch(ctx context.Context) (*repos.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.err != nil {
+		return nil, s.err
+	}
 	if s.snap == nil {
 		return nil, fmt.Errorf("nothing committed: %w", repos.ErrBranchNotFound)
 	}
@@ -212,6 +217,14 @@ func (h *harness) run(cmd string) error {
 		default:
 			return fmt.Errorf("drift: unknown kind %q", args[2])
 		}
+	case args[0] == "source-fail" && len(args) >= 2:
+		h.src.mu.Lock()
+		h.src.err = errors.New(strings.Join(args[1:], " "))
+		h.src.mu.Unlock()
+	case args[0] == "source-ok":
+		h.src.mu.Lock()
+		h.src.err = nil
+		h.src.mu.Unlock()
 	case args[0] == "status":
 		h.writeStatus(true)
 		return nil
