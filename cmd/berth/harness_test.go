@@ -243,11 +243,14 @@ func (c *controller) status() (*reconciler.Status, error) {
 	if err != nil {
 		return nil, err
 	}
-	var st reconciler.Status
+	var st ServerStatus
 	if err := json.Unmarshal(b, &st); err != nil {
 		return nil, fmt.Errorf("status: %v: %s", err, b)
 	}
-	return &st, nil
+	if len(st.Sources) != 1 {
+		return nil, fmt.Errorf("status: want one source, got %d", len(st.Sources))
+	}
+	return &st.Sources[0], nil
 }
 
 func freePort(t testing.TB) string {

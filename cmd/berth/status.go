@@ -41,7 +41,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-func fetchStatus(ctx context.Context, server string) (*reconciler.Status, []byte, error) {
+func fetchStatus(ctx context.Context, server string) (*ServerStatus, []byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(server, "/")+statusPath, nil)
@@ -60,7 +60,7 @@ func fetchStatus(ctx context.Context, server string) (*reconciler.Status, []byte
 	if resp.StatusCode != http.StatusOK {
 		return nil, nil, fmt.Errorf("%s: %s", server, resp.Status)
 	}
-	var st reconciler.Status
+	var st ServerStatus
 	if err := json.Unmarshal(raw, &st); err != nil {
 		return nil, nil, fmt.Errorf("%s: status does not parse: %w", server, err)
 	}
@@ -80,40 +80,56 @@ func short(rev string) string {
 	return rev
 }
 
-func writeStatus(w io.Writer, st *reconciler.Status) {
-	fmt.Fprintf(w, "source   %s (branch %s)\n", st.Source, st.Branch)
-	fetched := "never"
-	if !st.FetchedAt.IsZero() {
-		fetched = st.FetchedAt.Format(time.RFC3339)
+func writeStatus(w io.Writer, all *ServerStatus) {
+	for i := range all.Sources {
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		writeSource(w, &all.Sources[i])
 	}
-	fmt.Fprintf(w, "revision %s, fetched %s\n", short(st.Revision), fetched)
+}
+
+func writeSource(w io.Writer, st *reconciler.Status) {
+	where := "branch " + st.Branch
+	if st.Path != "" {
+		where += ", path " + st.Path
+	}
+	fmt.Fprintf(w, "source %s: %s (%s)\n", st.Name, st.Source, where)
+	checked := "never"
+	if !st.CheckedAt.IsZero() {
+		checked = st.CheckedAt.Format(time.RFC3339)
+	}
+	fmt.Fprintf(w, "  revision %s, last checked %s\n", short(st.Revision), checked)
+	if v := st.Verified; v != nil {
+		fmt.Fprintf(w, "  verified (%s): %s signed by %s\n", v.Mode, v.Object, v.Key)
+	}
 	if st.LastError != "" {
-		fmt.Fprintf(w, "error    %s\n", st.LastError)
+		fmt.Fprintf(w, "  error %s\n", st.LastError)
 	}
 	for _, e := range st.Errors {
 		fmt.Fprintf(w, "  %s\n", errorLine(e))
 	}
 	for _, env := range st.Environments {
-		fmt.Fprintf(w, "\nenvironment %s: %s (applied %s, attempted %s)\n", env.Name, env.Phase,
+		fmt.Fprintf(w, "  environment %s: %s (applied %s, attempted %s)\n", env.Name, env.Phase,
 			short(env.LastAppliedRevision), short(env.LastAttemptedRevision))
 		for _, e := range env.Errors {
-			fmt.Fprintf(w, "  error %s\n", errorLine(e))
+			fmt.Fprintf(w, "    error %s\n", errorLine(e))
 		}
 		for _, f := range env.Findings {
-			fmt.Fprintf(w, "  %s\n", f)
+			fmt.Fprintf(w, "    %s\n", f)
 		}
 		if len(env.Workloads) > 0 {
-			fmt.Fprintf(w, "  %-24s %-12s %-14s %s\n", "WORKLOAD", "TARGET", "SPEC", "READY")
+			fmt.Fprintf(w, "    %-24s %-12s %-14s %s\n", "WORKLOAD", "TARGET", "SPEC", "READY")
 			for _, wl := range env.Workloads {
 				ready := fmt.Sprintf("%d/%d", wl.ReadyReplicas, wl.DesiredReplicas)
 				if !wl.BackoffUntil.IsZero() {
 					ready += " (retry after " + wl.BackoffUntil.Format(time.TimeOnly) + ")"
 				}
-				fmt.Fprintf(w, "  %-24s %-12s %-14s %s\n", wl.Name, wl.Target, wl.SpecHash, ready)
+				fmt.Fprintf(w, "    %-24s %-12s %-14s %s\n", wl.Name, wl.Target, wl.SpecHash, ready)
 			}
 		}
 		if env.Plan != "" {
-			fmt.Fprintf(w, "  last plan: %s\n", env.Plan)
+			fmt.Fprintf(w, "    last plan: %s\n", env.Plan)
 		}
 	}
 }
