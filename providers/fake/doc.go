@@ -5,10 +5,13 @@
 //
 //   - Hold(workload) makes Apply block (readiness delayed) until the returned release function is called or the
 //     caller's context ends;
-//   - FailNext(workload, n, permanent) makes the next n Apply calls of a workload fail before touching state (the
-//     old version keeps serving, as with make-before-break);
+//   - FailNext(workload, n, permanent) makes the next n Apply calls of a workload ("" for any) fail before touching
+//     state (the old version keeps serving, as with make-before-break);
 //   - RemoveReplica / StopReplica introduce drift by hand;
 //   - Calls returns the log of every call; MaxInFlight and Overlaps tell about concurrency.
+//
+// Apply keeps the ready replicas of the same spec hash (their IDs stay) and adds new ones for the rest, as a runtime
+// does; it passes the shared suite in providers/conformance.
 //
 // Non-goals: simulating a real engine's timing or networking. Register adds the type "fake" to the providers
 // registry; it is never done from init, so production binaries do not offer it unless asked.

@@ -155,7 +155,11 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if f := p.fail[k.workload]; f != nil && f.n != 0 {
+	f := p.fail[k.workload]
+	if f == nil || f.n == 0 {
+		f = p.fail[""] // faults for any workload
+	}
+	if f != nil && f.n != 0 {
 		if f.n > 0 {
 			f.n--
 		}
@@ -171,9 +175,23 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	w := d.Workload
 	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: w}
 	o.Spec.Pos = nil
-	for i := 0; i < w.Replicas; i++ {
+	// Ready replicas of the same spec are kept, as a runtime keeps what already runs; the rest are new.
+	names := map[string]bool{}
+	if old := p.state[k]; old != nil {
+		for _, r := range old.Replicas {
+			if len(o.Replicas) < w.Replicas && r.SpecHash == d.SpecHash && r.Ready() {
+				o.Replicas = append(o.Replicas, r)
+				names[r.Name] = true
+			}
+		}
+	}
+	for i := 0; len(o.Replicas) < w.Replicas; i++ {
+		name := fmt.Sprintf("%s-%s-%d", k.env, w.Name, i)
+		if names[name] {
+			continue
+		}
 		p.seq++
-		r := providers.Replica{ID: fmt.Sprintf("c%06d", p.seq), Name: fmt.Sprintf("%s-%s-%d", k.env, w.Name, i),
+		r := providers.Replica{ID: fmt.Sprintf("c%06d", p.seq), Name: name,
 			SpecHash: d.SpecHash, State: "running", Running: true}
 		if w.Health != nil {
 			r.Health = "healthy"
@@ -239,7 +257,8 @@ func (p *Provider) Hold(workload string) (release func()) {
 	}
 }
 
-// FailNext makes the next n applies of workload fail (n < 0: every one until cleared with n = 0).
+// FailNext makes the next n applies of workload fail (n < 0: every one until cleared with n = 0). The workload ""
+// stands for any workload without failures of its own.
 func (p *Provider) FailNext(workload string, n int, permanent bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -1,0 +1,32 @@
+// Package conformance is the one behavioural suite every berth provider passes: Docker, the in-memory fake, and the
+// cloud and on-prem providers to come. A provider's own test builds a Harness (how to make a provider for a target,
+// which owner and images to use, and optional hooks to cause drift, plant look-alikes and inject faults) and calls Run.
+//
+// The cases are subtests, each on its own workload names, each deleting what it made at cleanup:
+//
+//	create           Apply; List shows N ready replicas of the spec hash; Probe answers from the spec
+//	reapply          Apply twice: the second is a no-op (same replica IDs)
+//	rollout          change image and env: new hash everywhere, old replicas gone, Probe answers the new spec
+//	scale            1 → 3 → 1: replicas kept on scale-up keep their IDs; scale-down replaces nothing
+//	drift            Drift removes / stops a replica by hand; Apply restores N ready, untouched ones keep their IDs
+//	delete           nothing left in List; a second Delete is no error
+//	lookalike        an unowned object named like ours survives Apply and Delete and never shows in List
+//	faults           Faults(n), then Apply with backoff until it succeeds (bounded tries): exactly N replicas
+//	crash            Apply cancelled right after the first replica shows in List; a NEW provider (a restarted
+//	                 berth) Applies again: exactly N ready replicas, no duplicates
+//	ownership        List with another instance or environment does not show ours; Delete there leaves ours
+//	status           Observed.Spec reads back image, env and replicas
+//
+// Every case uses a fresh provider from Harness.New (the provider is closed by the harness at the subtest's cleanup,
+// the suite's Delete cleanup runs first). Waits poll List with a deadline (Harness.Timeout), never sleep for an
+// outcome, and report the last observation on failure.
+//
+// Non-goals: performance figures (benchmarks belong to each provider), provider-specific settings, capabilities a
+// provider does not declare (the reference workload only needs an HTTP health check and one public TCP port).
+//
+// Caller's duties (the harness): give each run a unique Owner.Instance; make Workload return the same kind of
+// workload for every name (an HTTP service on 8080 with an HTTP health check, env GREETING echoed by GET /); make
+// every object the suite's workloads create removable at cleanup even when a case fails half-way (a sweep by the
+// instance label is the usual way); leave hooks nil when the runtime cannot do what they ask, which skips the cases
+// that need them.
+package conformance

@@ -1,0 +1,69 @@
+package fake_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/conformance"
+	"github.com/berth-dev/berth/providers/fake"
+	"github.com/berth-dev/berth/schema"
+)
+
+// TestConformance runs the shared provider suite on the in-memory fake. The fake's state is its runtime, so every
+// "new provider instance" (a restart of berth) is the same *fake.Provider.
+func TestConformance(t *testing.T) {
+	p := fake.New()
+	conformance.Run(t, conformance.Harness{
+		New:     func(*testing.T) providers.Provider { return p },
+		Target:  "local",
+		Owner:   providers.Owner{Instance: "conformance", Environment: "dev"},
+		Image:   "app:1",
+		ImageV2: "app:2",
+		Workload: func(name string) schema.Workload {
+			return schema.Workload{
+				Name:     name,
+				Provider: "local",
+				Image:    "app:1",
+				Args:     []string{"serve"},
+				Env:      map[string]string{"GREETING": "hello", "PORT": "8080"},
+				Ports:    []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
+				Replicas: 1,
+				Health: &schema.HealthCheck{
+					HTTP:     &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+					Interval: schema.Duration(time.Second),
+					Timeout:  schema.Duration(time.Second),
+					Retries:  3,
+				},
+			}
+		},
+		Drift: func(_ context.Context, t *testing.T, workload string, i int, kind string) {
+			var err error
+			switch kind {
+			case conformance.DriftRemove:
+				err = p.RemoveReplica(workload, i)
+			case conformance.DriftStop:
+				err = p.StopReplica(workload, i)
+			default:
+				t.Fatalf("unknown drift kind %q", kind)
+			}
+			if err != nil {
+				t.Fatalf("drift %s of %s replica %d: %v", kind, workload, i, err)
+			}
+		},
+		// The fake knows no unowned objects: the nearest is a workload of another berth instance, named like ours.
+		LookAlike: func(ctx context.Context, t *testing.T, workload string) func() bool {
+			other := providers.Owner{Instance: "someone-else", Environment: "dev"}
+			w := schema.Workload{Name: workload + "-copy", Provider: "local", Image: "app:1", Replicas: 1}
+			p.Seed(providers.Desired{Owner: other, Target: "local", Workload: w, SpecHash: providers.SpecHash(w)})
+			t.Cleanup(func() { _ = p.Delete(context.Background(), other, "local", w.Name) })
+			return func() bool {
+				obs, err := p.List(ctx, other, "local")
+				return err == nil && len(obs) == 1 && len(obs[0].Replicas) == 1
+			}
+		},
+		Faults:  func(n int) { p.FailNext("", n, false) },
+		Timeout: 30 * time.Second,
+	})
+}
