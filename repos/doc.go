@@ -5,7 +5,8 @@
 // user@host:path are Git remotes (through go-git); anything else is a directory path.
 //
 //   - A Git source lists the remote's refs on every Fetch and fetches only when the watched branch points to a
-//     commit not yet in its bare repository under the cache directory. A fetch takes that one branch, no tags. The
+//     commit not yet in its bare repository under the cache directory. A fetch takes that one branch, no tags, except in
+//     head-or-tag verification mode, where the annotated tags pointing at the head are fetched. The
 //     commit's tree is then read object by object (no worktree checkout) into CacheDir/snapshots/<sha>/.
 //     A force-push simply yields the commit the branch now points to. Revision is the commit SHA.
 //   - A directory source hashes the tree (sorted paths, kinds, executable bits, link targets, contents; .git and

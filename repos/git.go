@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 )
 
 const (
@@ -39,8 +40,14 @@ type gitSource struct {
 	gate    gate
 	store   *store
 	repo    *git.Repository
-	last    *Snapshot // guarded by gate
-	fetches int       // network fetches done, guarded by gate; read by tests
+	last    *Snapshot             // guarded by gate
+	fetches int                   // network fetches done, guarded by gate; read by tests
+	verify  *verifier             // nil when the source verifies no signatures
+	authm   transport.AuthMethod  // from Options.Credentials, else Options.Auth
+	http    *httpTransport        // this source's HTTP(S) client side; nil for other transports
+	gitDir  string                // the bare repository
+	local   bool                  // a file:// remote, served by a local git-upload-pack
+	refs    []*plumbing.Reference // the remote's refs at the last listing, guarded by gate
 	changes signal
 	once    sync.Once
 	closed  bool // guarded by gate
@@ -48,11 +55,19 @@ type gitSource struct {
 
 func openGit(ctx context.Context, location string, opts Options) (*gitSource, error) {
 	display, secrets := redactURL(location)
-	if _, err := transport.NewEndpoint(location); err != nil {
+	ep, err := transport.NewEndpoint(location)
+	if err != nil {
 		return nil, fmt.Errorf("repos: git source %s: %w", display, redact(err, secrets))
+	}
+	if opts, err = transportDefaults(opts); err != nil {
+		return nil, fmt.Errorf("repos: git source %s: %w", display, err)
 	}
 	if err := plumbing.NewBranchReferenceName(opts.Branch).Validate(); err != nil || strings.HasPrefix(opts.Branch, "-") {
 		return nil, fmt.Errorf("repos: git source %s: invalid branch name %q", display, opts.Branch)
+	}
+	v, err := newVerifier(opts.Verify)
+	if err != nil {
+		return nil, fmt.Errorf("repos: git source %s: %w", display, err)
 	}
 	st, err := openStore(opts.CacheDir)
 	if err != nil {
@@ -60,10 +75,32 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 	}
 	s := &gitSource{
 		url: location, display: display, secrets: secrets, opts: opts, store: st, gate: newGate(),
-		changes: newSignal(), log: opts.Logger.With("source", display),
+		changes: newSignal(), log: opts.Logger.With("source", display), verify: v,
+		gitDir: filepath.Join(st.cache, "git"),
 	}
-	if s.repo, err = openBare(filepath.Join(st.cache, "git"), location); err != nil {
-		return nil, errors.Join(fmt.Errorf("repos: git source %s: cache: %w", display, redact(err, secrets)), st.close())
+	authm, authSecrets, err := buildAuth(ep, opts.Credentials, st.cache)
+	s.secrets = append(s.secrets, authSecrets...)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, redact(err, s.secrets)), st.close())
+	}
+	s.authm = authm
+	s.local = ep.Protocol == "file"
+	if ep.Protocol == "http" || ep.Protocol == "https" {
+		h, proxySecrets, err := newHTTPTransport(opts.CABundle, opts.ProxyURL)
+		s.secrets = append(s.secrets, proxySecrets...)
+		if err != nil {
+			return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, err), st.close())
+		}
+		s.http = h
+		installDispatcher()
+	} else if len(opts.CABundle) > 0 || opts.ProxyURL != "" {
+		return nil, errors.Join(fmt.Errorf("repos: git source %s: CABundle and ProxyURL apply to http(s) sources only", display), st.close())
+	}
+	if s.repo, err = openBare(s.gitDir, location); err != nil {
+		return nil, errors.Join(fmt.Errorf("repos: git source %s: cache: %w", display, redact(err, s.secrets)), st.close())
+	}
+	if err := removeTempPacks(s.gitDir); err != nil {
+		s.log.WarnContext(ctx, "repos: removing half-written packs", "error", err)
 	}
 	s.log.DebugContext(ctx, "repos: git source opened", "branch", opts.Branch)
 	return s, nil
@@ -95,10 +132,38 @@ func (s *gitSource) Changes() <-chan struct{} { return s.changes }
 func (s *gitSource) Notify()                  { s.changes.fire() }
 
 func (s *gitSource) auth() transport.AuthMethod {
+	if s.authm != nil {
+		return s.authm
+	}
 	if s.opts.Auth == nil {
 		return nil
 	}
 	return s.opts.Auth
+}
+
+// transportDefaults fills in and checks the transport limits (Open's withDefaults predates them).
+func transportDefaults(o Options) (Options, error) {
+	switch {
+	case o.MaxFetchSize < 0:
+		return o, fmt.Errorf("options: MaxFetchSize %d is negative", o.MaxFetchSize)
+	case o.MaxSnapshotSize < 0:
+		return o, fmt.Errorf("options: MaxSnapshotSize %d is negative", o.MaxSnapshotSize)
+	}
+	if o.MaxFetchSize == 0 {
+		o.MaxFetchSize = DefaultMaxFetchSize
+	}
+	if o.MaxSnapshotSize == 0 {
+		o.MaxSnapshotSize = DefaultMaxSnapshotSize
+	}
+	return o, nil
+}
+
+// netContext bounds one network operation by Options.Timeout and gives it this source's HTTP settings and a fresh
+// MaxFetchSize budget.
+func (s *gitSource) netContext(ctx context.Context) (context.Context, *budget, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	b := newBudget(s.opts.MaxFetchSize)
+	return withNetCall(ctx, &netCall{http: s.http, budget: b}), b, cancel
 }
 
 func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
@@ -132,6 +197,10 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repos: %s: commit %s: %w", s.display, hash, err)
 	}
+	verified, err := s.verifyRevision(ctx, commit)
+	if err != nil {
+		return nil, err
+	}
 	id := hash.String()
 	dir := s.store.path(id)
 	if !s.store.exists(id) {
@@ -149,6 +218,7 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	s.last = &Snapshot{
 		Revision: id, Branch: s.opts.Branch, Dir: dir, Time: commit.Committer.When, Message: strings.TrimSpace(subject),
+		Verified: verified,
 	}
 	s.log.InfoContext(ctx, "repos: new snapshot", "revision", id, "branch", s.opts.Branch)
 	snap := *s.last
@@ -157,16 +227,21 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 
 // lsRemote lists the remote's refs and returns the hash of branch.
 func (s *gitSource) lsRemote(ctx context.Context, branch plumbing.ReferenceName) (plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, b, cancel := s.netContext(ctx)
 	defer cancel()
 	remote, err := s.repo.Remote(remoteName)
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("repos: %s: %w", s.display, err)
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth(), PeelingOption: git.IgnorePeeled})
-	if err != nil {
-		return plumbing.ZeroHash, s.netErr(ctx, "list refs", err)
+	peel := git.IgnorePeeled
+	if s.verify != nil && s.verify.mode == VerifyHeadOrTag {
+		peel = git.AppendPeeled // the tags' targets, to find the signed tags on the head
 	}
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth(), PeelingOption: peel})
+	if err != nil {
+		return plumbing.ZeroHash, s.netErr(ctx, "list refs", overBudget(err, b))
+	}
+	s.refs = refs
 	for _, r := range refs {
 		if r.Name() == branch && r.Type() == plumbing.HashReference {
 			return r.Hash(), nil
@@ -177,18 +252,31 @@ func (s *gitSource) lsRemote(ctx context.Context, branch plumbing.ReferenceName)
 
 // fetch brings in only the watched branch, without tags, and returns where it points now.
 func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.ReferenceName) (plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, b, cancel := s.netContext(ctx)
 	defer cancel()
 	s.fetches++
+	fs, ok := s.repo.Storer.(*filesystem.Storage)
+	if !ok {
+		return plumbing.ZeroHash, fmt.Errorf("repos: %s: cache storage is %T, not a filesystem", s.display, s.repo.Storer)
+	}
+	// The pack goes through a writer capped at MaxFetchSize: the cap for transports other than HTTP(S), whose
+	// bodies are counted as they arrive.
+	capped, err := git.Open(&cappedStorage{Storage: fs, budget: newBudget(s.opts.MaxFetchSize), drain: s.local}, nil)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("repos: %s: %w", s.display, err)
+	}
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", branch, tracking))
-	err := s.repo.FetchContext(ctx, &git.FetchOptions{
+	err = capped.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Force: true, Auth: s.auth(),
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if cerr := removeTempPacks(s.gitDir); cerr != nil {
+			s.log.WarnContext(ctx, "repos: removing half-written packs", "error", cerr)
+		}
 		if errors.Is(err, git.NoMatchingRefSpecError{}) {
 			return plumbing.ZeroHash, fmt.Errorf("repos: %s: branch %q: %w", s.display, s.opts.Branch, ErrBranchNotFound)
 		}
-		return plumbing.ZeroHash, s.netErr(ctx, "fetch", err)
+		return plumbing.ZeroHash, s.netErr(ctx, "fetch", overBudget(err, b, capped.Storer.(*cappedStorage).budget))
 	}
 	ref, err := s.repo.Reference(tracking, true)
 	if err != nil {
@@ -200,6 +288,9 @@ func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.Referen
 // netErr wraps a transport error, keeping the context's error visible to errors.Is and credentials out of the text.
 func (s *gitSource) netErr(ctx context.Context, op string, err error) error {
 	err = redact(err, s.secrets)
+	if errors.Is(err, ErrFetchTooLarge) {
+		return fmt.Errorf("repos: %s: %s: %w", s.display, op, err)
+	}
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
 		return fmt.Errorf("repos: %s: %s: %w: %w", s.display, op, cerr, err)
 	}
@@ -213,6 +304,7 @@ func (s *gitSource) readTree(ctx context.Context, c *object.Commit) (*tree, erro
 	if err != nil {
 		return nil, t.errorf("tree: %w", err)
 	}
+	var total int64 // bytes of all files, against MaxSnapshotSize
 	var walk func(prefix string, tr *object.Tree, depth int) error
 	walk = func(prefix string, tr *object.Tree, depth int) error {
 		if depth > maxTreeDepth {
@@ -242,6 +334,10 @@ func (s *gitSource) readTree(ctx context.Context, c *object.Commit) (*tree, erro
 				blob, err := s.repo.BlobObject(e.Hash)
 				if err != nil {
 					return t.errorf("file %q: %w", p, err)
+				}
+				if total += blob.Size; total > s.opts.MaxSnapshotSize {
+					return t.errorf("files add up to more than the limit of %d bytes (Options.MaxSnapshotSize) at %q: %w",
+						s.opts.MaxSnapshotSize, p, ErrSnapshotTooLarge)
 				}
 				h := e.Hash
 				n := &node{kind: kindFile, size: blob.Size, exec: e.Mode == filemode.Executable,
@@ -300,6 +396,9 @@ func (s *gitSource) Close() error {
 		_ = s.gate.lock(context.Background()) // let a running Fetch finish before deleting its cache
 		defer s.gate.unlock()
 		s.closed = true
+		if s.http != nil {
+			s.http.close()
+		}
 		err = s.store.close()
 	})
 	return err

@@ -36,6 +36,13 @@ func Open(ctx context.Context, location string, opts Options) (Source, error) {
 	if isGitLocation(location) {
 		return openGit(ctx, location, opts)
 	}
+	if opts.Verify != nil && opts.Verify.Mode != "" && opts.Verify.Mode != VerifyOff {
+		// A plain directory has no commits to sign: handing out its trees would silently skip the policy.
+		return nil, fmt.Errorf("repos: directory source %q: signature verification (mode %s) needs a Git source", location, opts.Verify.Mode)
+	}
+	if opts.Credentials != nil || len(opts.CABundle) > 0 || opts.ProxyURL != "" {
+		return nil, fmt.Errorf("repos: directory source %q: credentials, CA bundle and proxy apply to Git sources only", location)
+	}
 	info, err := os.Stat(location)
 	if err != nil {
 		return nil, fmt.Errorf("repos: directory source: %w", err)

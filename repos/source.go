@@ -19,6 +19,8 @@ type Snapshot struct {
 	Time time.Time `json:"time"`
 	// Message is the commit subject line ("" for a directory).
 	Message string `json:"message,omitempty"`
+	// Verified says which trusted signature let the revision through; nil when the source verifies nothing.
+	Verified *Verification `json:"verified,omitempty"`
 }
 
 // Source turns a location into snapshots.
@@ -51,9 +53,78 @@ type Options struct {
 	MaxFileSize int64
 	Logger      *slog.Logger
 	// Auth authenticates Git network operations beyond credentials in the URL; nil for none. Any go-git
-	// transport.AuthMethod (e.g. ssh.PublicKeys, http.BasicAuth) fits.
+	// transport.AuthMethod (e.g. ssh.PublicKeys, http.BasicAuth) fits. Credentials, when set, is used instead.
 	Auth AuthMethod
+	// Credentials for the transport, already read from the files or environment variables the configuration names.
+	Credentials *Credentials
+	// CABundle is PEM certificates trusted for HTTPS besides the system's; nil for the system's only.
+	CABundle []byte
+	// ProxyURL is the HTTP(S) proxy for HTTP(S) sources ("" for none; the environment's proxy variables are not
+	// read implicitly).
+	ProxyURL string
+	// MaxFetchSize refuses a fetch that transfers more bytes; DefaultMaxFetchSize when 0.
+	MaxFetchSize int64
+	// MaxSnapshotSize refuses a snapshot tree larger than this in total; DefaultMaxSnapshotSize when 0.
+	MaxSnapshotSize int64
+	// Verify is the commit signature policy; nil or Mode VerifyOff for none.
+	Verify *VerifyPolicy
 }
+
+// Secret is a credential value. It prints, formats and marshals as "[redacted]", so it cannot leak through logs,
+// errors, status or JSON by accident; Reveal gives the value to the code that sends it.
+type Secret string
+
+func (s Secret) String() string               { return "[redacted]" }
+func (s Secret) GoString() string             { return "[redacted]" }
+func (s Secret) MarshalText() ([]byte, error) { return []byte("[redacted]"), nil }
+func (s Secret) Reveal() string               { return string(s) }
+
+// Credentials authenticate a Git source. HTTPS uses Username with Password (basic) or BearerToken; SSH uses
+// SSHKey (PEM or OpenSSH private key, with SSHKeyPassphrase when encrypted) and checks the server against
+// KnownHosts (known_hosts format) strictly: an unknown or changed host key is an error, never trusted on first use.
+type Credentials struct {
+	Username         string
+	Password         Secret
+	BearerToken      Secret
+	SSHKey           Secret
+	SSHKeyPassphrase Secret
+	KnownHosts       []byte
+}
+
+// VerifyMode says which signature a revision needs to be deployed.
+type VerifyMode string
+
+const (
+	// VerifyOff deploys every revision.
+	VerifyOff VerifyMode = "off"
+	// VerifyHead needs the head commit signed by a trusted key.
+	VerifyHead VerifyMode = "head"
+	// VerifyHeadOrTag needs the head commit, or an annotated tag pointing at it, signed by a trusted key.
+	VerifyHeadOrTag VerifyMode = "head-or-tag"
+)
+
+// VerifyPolicy lists the keys a source trusts.
+type VerifyPolicy struct {
+	Mode VerifyMode
+	// OpenPGPKeys are ASCII-armored public keys (a key ring each).
+	OpenPGPKeys []string
+	// SSHKeys are public keys in authorized_keys form ("ssh-ed25519 AAAA... comment"), for commits signed with
+	// gpg.format=ssh.
+	SSHKeys []string
+}
+
+// Verification is how a snapshot's revision passed its source's policy.
+type Verification struct {
+	Mode VerifyMode `json:"mode"`
+	// Object is "commit" or "tag <name>": what carried the trusted signature.
+	Object string `json:"object,omitempty"`
+	// Key identifies the trusted key that signed: an OpenPGP key ID or an SSH key fingerprint (SHA256:...).
+	Key string `json:"key,omitempty"`
+}
+
+// ErrUnverified is returned (wrapped, naming the commit and why) when a revision does not pass the source's
+// signature policy; no snapshot of it is handed out.
+var ErrUnverified = errors.New("revision not verified")
 
 // AuthMethod has the shape of go-git's transport.AuthMethod, so the contract does not import go-git.
 type AuthMethod interface {
@@ -66,6 +137,10 @@ const (
 	DefaultDebounce    = 200 * time.Millisecond
 	DefaultTimeout     = 60 * time.Second
 	DefaultMaxFileSize = 4 << 20
+	// DefaultMaxFetchSize caps one fetch's transfer.
+	DefaultMaxFetchSize = 512 << 20
+	// DefaultMaxSnapshotSize caps a snapshot tree.
+	DefaultMaxSnapshotSize = 64 << 20
 )
 
 // ErrUnsafePath is returned (wrapped, naming the path) for a symlink pointing outside the repository or a path that

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -82,4 +83,63 @@ func median(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
 	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
 	return s[len(s)/2]
+}
+
+// BenchmarkWebhookToApply measures the time from a signed GitHub webhook for a pushed commit to the controller
+// starting to apply it (the environment's attempted revision becomes the commit), with polling effectively off
+// (interval 1h), so only the webhook makes the source look. Reports the median and p95. Run with:
+//
+//	go test ./cmd/berth -run '^$' -bench WebhookToApply -benchtime 20x
+func BenchmarkWebhookToApply(b *testing.B) {
+	eng := newEngine(b)
+	instance := fmt.Sprintf("hook%d", time.Now().UnixNano()%1_000_000_000)
+	b.Cleanup(func() { eng.cleanup(instance) })
+	dir := b.TempDir()
+	secret := []byte("bench-secret")
+	if err := os.WriteFile(filepath.Join(dir, "hook.secret"), secret, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	repo := newGitRepo(b)
+	workerRepo(repo, "production", "w", "0")
+	repo.commit("0")
+	config := filepath.Join(dir, "serve.cue")
+	if err := os.WriteFile(config, []byte(fmt.Sprintf(`sources: app: {url: %q, interval: "1h"
+	webhook: {kind: "github", secret: {file: "hook.secret"}, rate: 1000, burst: 1000}}
+`, repo.url())), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	c := startController(b, instance, "", b.TempDir(), "--config", config)
+	attemptedRev := func() string {
+		st, err := c.sourceStatus("app")
+		if err != nil {
+			return ""
+		}
+		return attempted(st, "production")
+	}
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		workerRepo(repo, "production", "w", fmt.Sprint(i+1))
+		rev := repo.commit(fmt.Sprint(i + 1))
+		t0 := time.Now()
+		if code := postHook(b, c.api, "app", body, githubSignature(secret, body)); code != http.StatusAccepted {
+			b.Fatalf("webhook answered %d", code)
+		}
+		for attemptedRev() != rev {
+			if time.Since(t0) > settle {
+				b.Fatalf("revision %s not attempted after %s", rev, settle)
+			}
+			time.Sleep(2 * time.Millisecond) // polling the status API: the resolution of the measure
+		}
+		lat = append(lat, time.Since(t0))
+		waitFor(b, settle, "applied", func() (bool, string) {
+			st, err := c.sourceStatus("app")
+			return err == nil && applied(st, "production") == rev, ""
+		})
+	}
+	b.StopTimer()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(median(lat).Microseconds())/1000, "ms-median")
+	b.ReportMetric(float64(lat[(len(lat)*95)/100].Microseconds())/1000, "ms-p95")
 }

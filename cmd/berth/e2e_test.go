@@ -327,7 +327,7 @@ func TestControllerEndToEnd(t *testing.T) {
 					t.Fatal("no state store found to delete")
 				}
 			}
-			ctrl = startController(top, instance, repo.url(), dataDir)
+			ctrl = startOwnedController(t, top, instance, repo.url(), dataDir)
 			waitApplied(t, ctrl, rev)
 			waitFor(t, settle, "exactly 3 web containers of the new spec", func() (bool, string) {
 				cs := eng.containers(instance, "web")

@@ -175,14 +175,25 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startController runs berth serve on repo with a short interval, and stops it at the end of the test.
+// startController runs berth serve on repo with a short interval (or, with repo "", on the --config in extra), and
+// stops it at the end of the test.
 func startController(t testing.TB, instance, repo, dataDir string, extra ...string) *controller {
+	t.Helper()
+	return startOwnedController(t, t, instance, repo, dataDir, extra...)
+}
+
+// startOwnedController is startController for a controller that outlives the (sub)test t starting it: owner
+// stops it.
+func startOwnedController(t, owner testing.TB, instance, repo, dataDir string, extra ...string) *controller {
 	t.Helper()
 	port := freePort(t)
 	c := &controller{t: t, api: "http://127.0.0.1:" + port, dataDir: dataDir, logs: &syncBuffer{},
 		exited: make(chan struct{}), instance: instance}
-	args := append([]string{"serve", "--repo", repo, "--branch", "main", "--interval", "2s",
-		"--listen", "127.0.0.1:" + port, "--data-dir", dataDir, "--instance", instance, "--log-level", "debug"}, extra...)
+	args := []string{"serve", "--listen", "127.0.0.1:" + port, "--data-dir", dataDir, "--instance", instance, "--log-level", "debug"}
+	if repo != "" { // else extra names a --config
+		args = append(args, "--repo", repo, "--branch", "main", "--interval", "2s")
+	}
+	args = append(args, extra...)
 	c.cmd = exec.Command(binary(t), args...)
 	c.cmd.Env = hermeticEnv(t)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
@@ -190,7 +201,7 @@ func startController(t testing.TB, instance, repo, dataDir string, extra ...stri
 		t.Fatal(err)
 	}
 	go func() { c.cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
+	owner.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
 			t.Logf("controller %s log:\n%s", instance, c.logs.String())
