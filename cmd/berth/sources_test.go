@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -114,16 +115,44 @@ func TestSourcesEndToEnd(t *testing.T) {
 	workerRepo(b, "beta", "wb", "b1")
 	b.signedCommit(trusted, "b1")
 
+	// A server that accepts connections and never answers: its source must time out on its own.
+	stall, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 64)
+	go func() {
+		for {
+			conn, err := stall.Accept()
+			if err != nil {
+				return
+			}
+			held <- conn
+		}
+	}()
+	t.Cleanup(func() {
+		stall.Close()
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+
 	config := filepath.Join(keys, "berth-serve.cue")
 	if err := os.WriteFile(config, []byte(fmt.Sprintf(`
 sources: a: {url: %q, interval: "1s"}
+sources: stalled: {url: "http://%s/repo.git", interval: "1s", timeout: "2s"}
 sources: b: {
 	url: %q
 	interval: "1h"  // only the webhook makes it look
 	verify: {mode: "head", sshKeys: [{file: %q}]}
 	webhook: {kind: "github", secret: {file: "hook.secret"}, burst: 3, rate: 0.01}
 }
-`, a.url(), b.url(), trustedPub)), 0o644); err != nil {
+`, a.url(), stall.Addr(), b.url(), trustedPub)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := startController(t, instance, "", t.TempDir(), "--config", config)
@@ -156,6 +185,13 @@ sources: b: {
 	t.Run("both sources deploy; the signed one is verified", func(t *testing.T) {
 		waitTag("wa", "a1")
 		waitTag("wb", "b1")
+		waitFor(t, settle, "the stalled source times out", func() (bool, string) {
+			st, err := c.sourceStatus("stalled")
+			if err != nil {
+				return false, err.Error()
+			}
+			return strings.Contains(st.LastError, "deadline") || strings.Contains(st.LastError, "timeout"), st.LastError
+		})
 		st, err := c.sourceStatus("b")
 		if err != nil {
 			t.Fatal(err)
