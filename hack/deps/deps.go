@@ -1,14 +1,22 @@
 //go:build tools
 
-// Package deps keeps the tools that hack/ scripts build from the module graph (go build cuelang.org/go/cmd/cue in
-// hack/bench-render.sh), so go mod tidy leaves their requirements in go.mod and go.sum. It is never compiled.
+// Package deps keeps the tools that hack/ scripts build (go build cuelang.org/go/cmd/cue in hack/bench-render.sh),
+// and the cloud SDKs while their providers are being written, in the module graph, so go mod tidy leaves their
+// requirements in go.mod and go.sum. It is never compiled.
 package deps
 
 import (
+	_ "cloud.google.com/go/compute/apiv1"
+	_ "cloud.google.com/go/compute/apiv1/computepb"
 	_ "cuelang.org/go/cmd/cue"
 	_ "cuelang.org/go/cue"
 	_ "cuelang.org/go/cue/cuecontext"
 	_ "cuelang.org/go/cue/load"
+	_ "github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	_ "github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	_ "github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	_ "github.com/aws/aws-sdk-go-v2/config"
+	_ "github.com/aws/aws-sdk-go-v2/service/ecs"
 	_ "github.com/docker/docker/api/types/container"
 	_ "github.com/docker/docker/client"
 	_ "github.com/docker/go-connections/nat"
@@ -22,4 +30,5 @@ import (
 	_ "github.com/spf13/cobra"
 	_ "go.etcd.io/bbolt"
 	_ "golang.org/x/tools/txtar"
+	_ "google.golang.org/api/option"
 )
