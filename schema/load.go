@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,7 +203,18 @@ func (l *loader) fields(v cue.Value, path string, at Pos) []field {
 
 func (l *loader) target(name string, raw cue.Value) (Target, bool) {
 	at := posOf(raw, Pos{})
-	v := l.defs.target.Unify(raw)
+	def := l.defs.target
+	if typ, err := raw.LookupPath(cue.ParsePath("type")).String(); err == nil {
+		d, ok := l.defs.targetTypes[typ]
+		if !ok {
+			known := slices.Sorted(maps.Keys(l.defs.targetTypes))
+			l.errs.add(posOf(raw.LookupPath(cue.ParsePath("type")), at), topTargets+"."+name+".type",
+				"unknown target type %q (known: %s)", typ, strings.Join(known, ", "))
+			return Target{}, false
+		}
+		def = d
+	}
+	v := def.Unify(raw)
 	if err := v.Validate(cue.Concrete(true)); err != nil {
 		l.errs.addCUE(err, cueOpts{prefix: []string{topTargets, name}, stripDef: true, at: at})
 		return Target{}, false

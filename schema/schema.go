@@ -37,6 +37,9 @@ type defs struct {
 	environment cue.Value
 	workload    cue.Value
 	serve       cue.Value
+	// targetTypes is each target type's own closed definition, chosen by the target's type field so that a
+	// mistake is reported against that type's fields rather than as "no alternative matches".
+	targetTypes map[string]cue.Value
 }
 
 // schemaInstance parses the embedded schema into a build instance (for imports) of the given build context.
@@ -71,5 +74,11 @@ func compileDefs(ctx *cue.Context) defs {
 		environment: v.LookupPath(cue.ParsePath("#Environment")),
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
+		targetTypes: map[string]cue.Value{
+			"docker": v.LookupPath(cue.ParsePath("#DockerTarget")),
+			"aws":    v.LookupPath(cue.ParsePath("#AWSTarget")),
+			"gcp":    v.LookupPath(cue.ParsePath("#GCPTarget")),
+			"azure":  v.LookupPath(cue.ParsePath("#AzureTarget")),
+		},
 	}
 }
