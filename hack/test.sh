@@ -11,7 +11,7 @@ ensure_git
 ensure_sshd
 ensure_docker
 
-export BERTH_REQUIRE_DOCKER=1
+export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SSHD=1 BERTH_REQUIRE_GPG=1
 # Hermetic: never read the developer's git configuration.
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 

@@ -20,8 +20,21 @@
 // directory, made read-only (files 0444 or 0555, directories 0555) and renamed into place, so a failed or
 // interrupted Fetch never leaves a half-written tree under a snapshot's name.
 //
+// Transport (auth.go, transport.go): Options.Credentials becomes HTTP basic auth, a bearer token, or an SSH key
+// checked against Options.Credentials.KnownHosts strictly (ErrHostKey; no trust on first use; SSH credentials
+// without KnownHosts fail at Open). HTTP(S) sources get their own client side: CABundle added to the system roots,
+// ProxyURL or no proxy (the environment's proxy variables are ignored), and a response that is not Git's smart HTTP
+// (an HTML page with 200) fails with ErrNotGitServer. go-git keeps one HTTP client per scheme for the process, so
+// berth installs one dispatching client that takes each request's settings from its context (requests from other
+// go-git users fall back to http.DefaultTransport). Options.MaxFetchSize (ErrFetchTooLarge) is counted on HTTP
+// response bodies, ref listing included, and for every transport on the pack as it is written; for ssh:// and
+// git:// a ref advertisement is bounded only by Options.Timeout. Options.MaxSnapshotSize bounds the sum of a
+// commit's file sizes (ErrSnapshotTooLarge). Fetches are full, not shallow: go-git's shallow repositories fail later
+// fetches after a force-push to an older commit (go-git/go-git#1443), and an incremental fetch already moves only
+// the new objects. A failed fetch removes its half-written pack, so the next Fetch starts clean.
+//
 // Non-goals: rendering or checking the files (schema, policies do that), webhooks (the caller calls Notify),
-// authentication beyond URLs and Options.Auth, submodules (left out with a warning), Git LFS.
+// submodules (left out with a warning), Git LFS.
 //
 // Caller's duties: Close the source. Give each source its own CacheDir (or none, for a temporary one removed by
 // Close). Finish with a snapshot before keepSnapshots (4) newer ones have been fetched: older trees are deleted. Never
