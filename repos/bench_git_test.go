@@ -3,6 +3,7 @@ package repos
 import (
 	"context"
 	"fmt"
+	"github.com/berth-dev/berth/repos/gittest"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -47,7 +48,7 @@ func BenchmarkPollUnchanged10kRefs(b *testing.B) {
 	}
 	gitCmd(b, filepath.Join(root, "repo.git"), "pack-refs", "--all")
 	var sent atomic.Int64
-	h := backend(b, root)
+	h := gittest.HTTPBackend(b, root)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(countingWriter{w, &sent}, r)
 	}))

@@ -8,14 +8,13 @@ import (
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/repos/gittest"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -232,41 +231,8 @@ func TestGitSmartHTTP(t *testing.T) {
 
 func TestGitDaemon(t *testing.T) {
 	hermetic(t)
-	if err := exec.Command("git", "daemon", "--help").Run(); err != nil {
-		if _, lerr := os.Stat(filepath.Join(gitCmd(t, "", "--exec-path"), "git-daemon")); lerr != nil {
-			t.Skipf("git daemon unavailable: %v", lerr)
-		}
-	}
 	origin, root := bareServed(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1",
-		"--port="+strconv.Itoa(port), "--base-path="+root, root)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Skipf("git daemon does not start: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		_ = cmd.Wait()
-	})
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("git daemon not listening on %s: %v", addr, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition, bounded by the deadline
-	}
-	pushAndFetch(t, origin, "git://"+addr+"/repo.git")
+	pushAndFetch(t, origin, "git://"+gittest.Daemon(t, root)+"/repo.git")
 }
 
 // silentServer accepts TCP connections and never answers.

@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/repos/gittest"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
@@ -41,15 +40,6 @@ func (b *lockedBuffer) String() string {
 }
 
 // backend is git http-backend serving the bare repositories under root.
-func backend(t testing.TB, root string) http.Handler {
-	t.Helper()
-	return &cgi.Handler{
-		Path: filepath.Join(gitCmd(t, "", "--exec-path"), "git-http-backend"),
-		Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1",
-			"GIT_CONFIG_GLOBAL=/dev/null", "HOME=" + os.Getenv("HOME")},
-	}
-}
-
 // fetchOverWire fetches url with opts, pushes a commit to the served repository and fetches it again.
 func fetchOverWire(t *testing.T, origin, url string, opts Options) {
 	t.Helper()
@@ -99,7 +89,7 @@ func TestGitHTTPBasicAuth(t *testing.T) {
 	hermetic(t)
 	origin, root := bareServed(t)
 	const user, right, wrong = "deployer", "right-pw-0xC0FFEE", "wrong-pw-0xBADBAD"
-	h := backend(t, root)
+	h := gittest.HTTPBackend(t, root)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != user || p != right {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -130,7 +120,7 @@ func TestGitHTTPBearerToken(t *testing.T) {
 	hermetic(t)
 	origin, root := bareServed(t)
 	const right, wrong = "tok-right-5d41402abc4b", "tok-wrong-7d793037a076"
-	h := backend(t, root)
+	h := gittest.HTTPBackend(t, root)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Authorization") != "Bearer "+right {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
@@ -149,7 +139,7 @@ func TestGitHTTPBearerToken(t *testing.T) {
 func TestGitHTTPSCABundle(t *testing.T) {
 	hermetic(t)
 	origin, root := bareServed(t)
-	srv := httptest.NewTLSServer(backend(t, root))
+	srv := httptest.NewTLSServer(gittest.HTTPBackend(t, root))
 	t.Cleanup(srv.Close)
 	err := fetchFails(t, srv.URL+"/repo.git", Options{})
 	if !strings.Contains(err.Error(), "certificate") {
@@ -167,7 +157,7 @@ func TestGitHTTPSCABundle(t *testing.T) {
 func TestGitHTTPProxy(t *testing.T) {
 	hermetic(t)
 	origin, root := bareServed(t)
-	h := backend(t, root)
+	h := gittest.HTTPBackend(t, root)
 	var proxied atomic.Int32
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A forward proxy gets absolute URIs; this one is also the origin of the unresolvable host.
@@ -259,7 +249,7 @@ func tempPacks(t *testing.T, src Source) []string {
 func TestGitStallMidPack(t *testing.T) {
 	hermetic(t)
 	origin, root := bareServed(t)
-	h := backend(t, root)
+	h := gittest.HTTPBackend(t, root)
 	var stall atomic.Bool
 	stalled := make(chan struct{}, 16)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -324,7 +314,7 @@ func TestGitMaxFetchSize(t *testing.T) {
 	writeFiles(t, origin, map[string]string{"big.bin": incompressible(t, 256<<10)})
 	sha := commitAll(t, origin, "big")
 	gitCmd(t, origin, "push", "-q", "served", "main")
-	srv := httptest.NewServer(backend(t, root))
+	srv := httptest.NewServer(gittest.HTTPBackend(t, root))
 	t.Cleanup(srv.Close)
 
 	for name, url := range map[string]string{"http": srv.URL + "/repo.git", "file": "file://" + origin} {

@@ -95,6 +95,12 @@ func hermeticEnv(t testing.TB) []string {
 			env = append(env, k+"="+v)
 		}
 	}
+	// Variables a test sets for the controller (credentials it references by name).
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "BERTH_E2E_") {
+			env = append(env, kv)
+		}
+	}
 	return env
 }
 
