@@ -176,21 +176,27 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	}
 
 	branch := plumbing.NewBranchReferenceName(s.opts.Branch)
-	hash, err := s.lsRemote(ctx, branch)
+	tracking := plumbing.NewRemoteReferenceName(remoteName, s.opts.Branch)
+	hash, tag, err := s.lsRemote(ctx, branch)
 	if err != nil {
 		return nil, err
+	}
+	if tag != "" {
+		branch = plumbing.NewTagReferenceName(tag)
+		tracking = branch
 	}
 	if s.last != nil && s.last.Revision == hash.String() {
 		snap := *s.last
 		return &snap, nil
 	}
-	tracking := plumbing.NewRemoteReferenceName(remoteName, s.opts.Branch)
 	if _, err := s.repo.CommitObject(hash); err == nil {
 		// Already here (a force-push back to a commit we had, or an earlier run): no fetch needed.
 		if err := s.repo.Storer.SetReference(plumbing.NewHashReference(tracking, hash)); err != nil {
 			return nil, fmt.Errorf("repos: %s: %w", s.display, err)
 		}
 	} else if hash, err = s.fetch(ctx, branch, tracking); err != nil {
+		return nil, err
+	} else if hash, err = s.peel(hash); err != nil {
 		return nil, err
 	}
 	commit, err := s.repo.CommitObject(hash)
@@ -217,40 +223,70 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	}
 	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	s.last = &Snapshot{
-		Revision: id, Branch: s.opts.Branch, Dir: dir, Time: commit.Committer.When, Message: strings.TrimSpace(subject),
-		Verified: verified,
+		Revision: id, Branch: s.opts.Branch, Tag: tag, Dir: dir, Time: commit.Committer.When,
+		Message: strings.TrimSpace(subject), Verified: verified,
 	}
-	s.log.InfoContext(ctx, "repos: new snapshot", "revision", id, "branch", s.opts.Branch)
+	if tag != "" {
+		s.last.Branch = ""
+	}
+	s.log.InfoContext(ctx, "repos: new snapshot", "revision", id, "branch", s.last.Branch, "tag", tag)
 	snap := *s.last
 	return &snap, nil
 }
 
-// lsRemote lists the remote's refs and returns the hash of branch.
-func (s *gitSource) lsRemote(ctx context.Context, branch plumbing.ReferenceName) (plumbing.Hash, error) {
+// lsRemote lists the remote's refs and returns the commit to deploy: branch's, or, with Options.Tag, the newest
+// matching tag's (peeled to its commit) and that tag's name. Only the tags are kept for verification, and only in
+// head-or-tag mode: a listing of many refs is not held between polls.
+func (s *gitSource) lsRemote(ctx context.Context, branch plumbing.ReferenceName) (plumbing.Hash, string, error) {
 	ctx, b, cancel := s.netContext(ctx)
 	defer cancel()
 	remote, err := s.repo.Remote(remoteName)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("repos: %s: %w", s.display, err)
+		return plumbing.ZeroHash, "", fmt.Errorf("repos: %s: %w", s.display, err)
 	}
 	peel := git.IgnorePeeled
-	if s.verify != nil && s.verify.mode == VerifyHeadOrTag {
-		peel = git.AppendPeeled // the tags' targets, to find the signed tags on the head
+	if s.verify != nil && s.verify.mode == VerifyHeadOrTag || s.opts.Tag != "" {
+		peel = git.AppendPeeled // the tags' targets: to find the signed tags on the head, or a tag's commit
 	}
 	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth(), PeelingOption: peel})
 	if err != nil {
-		return plumbing.ZeroHash, s.netErr(ctx, "list refs", overBudget(err, b))
+		return plumbing.ZeroHash, "", s.netErr(ctx, "list refs", overBudget(err, b))
 	}
-	s.refs = refs
-	for _, r := range refs {
-		if r.Name() == branch && r.Type() == plumbing.HashReference {
-			return r.Hash(), nil
+	s.refs = nil
+	if s.verify != nil && s.verify.mode == VerifyHeadOrTag {
+		for _, r := range refs {
+			if r.Name().IsTag() || strings.HasPrefix(r.Name().String(), "refs/tags/") {
+				s.refs = append(s.refs, r)
+			}
 		}
 	}
-	return plumbing.ZeroHash, fmt.Errorf("repos: %s: branch %q: %w", s.display, s.opts.Branch, ErrBranchNotFound)
+	if s.opts.Tag != "" {
+		name, hash, ok := newestTag(refs, s.opts.Tag)
+		if !ok {
+			return plumbing.ZeroHash, "", fmt.Errorf("repos: %s: no tag matches %q: %w", s.display, s.opts.Tag, ErrBranchNotFound)
+		}
+		return hash, name, nil
+	}
+	for _, r := range refs {
+		if r.Name() == branch && r.Type() == plumbing.HashReference {
+			return r.Hash(), "", nil
+		}
+	}
+	return plumbing.ZeroHash, "", fmt.Errorf("repos: %s: branch %q: %w", s.display, s.opts.Branch, ErrBranchNotFound)
 }
 
-// fetch brings in only the watched branch, without tags, and returns where it points now.
+// peel turns a fetched tag object's hash into its commit's (a commit's hash is returned as it is).
+func (s *gitSource) peel(h plumbing.Hash) (plumbing.Hash, error) {
+	for range 10 { // tags of tags, bounded
+		t, err := s.repo.TagObject(h)
+		if err != nil {
+			return h, nil // not a tag object: a commit
+		}
+		h = t.Target
+	}
+	return plumbing.ZeroHash, fmt.Errorf("repos: %s: tag chain too long at %s", s.display, h)
+}
+
 func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.ReferenceName) (plumbing.Hash, error) {
 	ctx, b, cancel := s.netContext(ctx)
 	defer cancel()

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -54,6 +55,11 @@ func Open(ctx context.Context, location string, opts Options) (Source, error) {
 }
 
 func withDefaults(o Options) (Options, error) {
+	if o.Tag != "" {
+		if _, err := path.Match(o.Tag, "v0.0.0"); err != nil {
+			return o, fmt.Errorf("repos: options: Tag pattern %q: %w", o.Tag, err)
+		}
+	}
 	switch {
 	case o.Debounce < 0:
 		return o, fmt.Errorf("repos: options: Debounce %v is negative", o.Debounce)

@@ -11,8 +11,10 @@ import (
 type Snapshot struct {
 	// Revision is the commit SHA for Git, "sha256:<hex>" of the contents for a plain directory.
 	Revision string `json:"revision"`
-	// Branch is the branch it was taken from ("" for a plain directory).
+	// Branch is the branch it was taken from ("" for a plain directory or a tag).
 	Branch string `json:"branch,omitempty"`
+	// Tag is the tag it was taken from, for a source following a tag pattern.
+	Tag string `json:"tag,omitempty"`
 	// Dir is the root of the read-only tree. Callers must not write to it.
 	Dir string `json:"-"`
 	// Time is the commit time for Git, the time the tree was read for a directory.
@@ -41,8 +43,12 @@ type Source interface {
 
 // Options configure Open.
 type Options struct {
-	// Branch to follow for Git sources; DefaultBranch when empty.
+	// Branch to follow for Git sources; DefaultBranch when empty and Tag is not set.
 	Branch string
+	// Tag, when set, follows the newest tag matching this pattern (path.Match syntax, e.g. "v*") instead of a
+	// branch: newest by semantic version when the matching names are versions (an optional "v", then
+	// MAJOR.MINOR.PATCH), else by name.
+	Tag string
 	// CacheDir holds clones and snapshot trees; a temporary directory when empty (removed by Close).
 	CacheDir string
 	// Debounce is how long a directory must be quiet after a file event before Changes fires; DefaultDebounce when 0.

@@ -27,6 +27,8 @@ type SourceConfig struct {
 	Name   string
 	URL    string
 	Branch string
+	// Tag, when set, follows the newest tag matching this pattern instead of Branch.
+	Tag string
 	// Path is the directory inside the repository holding the .cue files ("" for the root).
 	Path string
 	// Environments, when not empty, are the environments this source applies (instead of those bound to Branch).
@@ -127,6 +129,7 @@ type rawRef struct {
 type rawSource struct {
 	URL          string   `json:"url"`
 	Branch       string   `json:"branch"`
+	Tag          string   `json:"tag"`
 	Path         string   `json:"path"`
 	Environments []string `json:"environments"`
 	Interval     string   `json:"interval"`
@@ -220,13 +223,22 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 			errs.addCUE(err, cueOpts{prefix: []string{"sources", srcName}, at: at})
 			continue
 		}
-		sc := SourceConfig{Name: srcName, URL: raw.URL, Branch: raw.Branch, Path: raw.Path,
+		sc := SourceConfig{Name: srcName, URL: raw.URL, Branch: raw.Branch, Tag: raw.Tag, Path: raw.Path,
 			Environments: raw.Environments, CAFile: abs(raw.CAFile), Proxy: raw.Proxy, Pos: at,
 			Interval: DefaultSourceInterval, Timeout: DefaultSourceTimeout}
 		if !nameRE.MatchString(srcName) {
 			errs.add(at, field, "invalid source name %q: %s", srcName, nameRule)
 		}
-		if sc.Branch == "" {
+		switch {
+		case sc.Tag != "" && sc.Branch != "":
+			fail("tag", "give a branch or a tag pattern, not both")
+		case sc.Tag != "" && len(sc.Environments) == 0:
+			fail("tag", "a source following tags needs environments: the environments it applies")
+		case sc.Tag != "":
+			if _, err := filepath.Match(sc.Tag, "v0.0.0"); err != nil {
+				fail("tag", "tag pattern %q: %v", sc.Tag, err)
+			}
+		case sc.Branch == "":
 			sc.Branch = DefaultSourceBranch
 		}
 		if strings.Contains(sc.Path, "..") || filepath.IsAbs(sc.Path) {

@@ -82,6 +82,9 @@ func TestLoadServeConfigErrors(t *testing.T) {
 		{"escaping path", "sources: a: {url: \"file:///r\", path: \"../x\"}", "sources.a.path: path \"../x\" must stay inside the repository"},
 		{"bad name", "sources: A: {url: \"file:///r\"}", "sources.A"},
 		{"syntax", "sources: a: {", "berth-serve.cue:1:"},
+		{"tag and branch", "sources: a: {url: \"file:///r\", branch: \"main\", tag: \"v*\", environments: [\"p\"]}", "sources.a.tag: give a branch or a tag pattern, not both"},
+		{"tag without environments", "sources: a: {url: \"file:///r\", tag: \"v*\"}", "sources.a.tag: a source following tags needs environments"},
+		{"bad tag pattern", "sources: a: {url: \"file:///r\", tag: \"v[\", environments: [\"p\"]}", "sources.a.tag: tag pattern \"v[\""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

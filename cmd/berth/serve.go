@@ -203,7 +203,7 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(ln) }()
 	for _, f := range sources {
-		log.Info("following", "source", f.cfg.Name, "location", f.src.String(), "branch", f.cfg.Branch, "path", f.cfg.Path)
+		log.Info("following", "source", f.cfg.Name, "location", f.src.String(), "branch", f.cfg.Branch, "tag", f.cfg.Tag, "path", f.cfg.Path)
 	}
 	log.Info("serving", "addr", ln.Addr().String(), "instance", g.instance, "sources", len(sources))
 
@@ -243,9 +243,10 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 // openFollowed reads a source's credentials, keys and webhook secret from where the configuration points, and
 // opens it. Errors name the configuration field, never a value.
 func openFollowed(ctx context.Context, g *globals, cfg schema.SourceConfig, dataDir string, log *slog.Logger) (*followed, error) {
-	key := sha256.Sum256([]byte(g.instance + "\x00" + cfg.Name + "\x00" + cfg.URL + "\x00" + cfg.Branch))
+	key := sha256.Sum256([]byte(g.instance + "\x00" + cfg.Name + "\x00" + cfg.URL + "\x00" + cfg.Branch + "\x00" + cfg.Tag))
 	opts := repos.Options{
 		Branch:          cfg.Branch,
+		Tag:             cfg.Tag,
 		CacheDir:        filepath.Join(dataDir, "sources", hex.EncodeToString(key[:])[:16]),
 		Timeout:         cfg.Timeout,
 		MaxFileSize:     cfg.MaxFileSize,
