@@ -1,0 +1,694 @@
+package aciemu
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+)
+
+// APIVersion is the api-version the SDK sends.
+const APIVersion = "2023-05-01"
+
+var apiVersions = []string{"2022-10-01-preview", "2023-02-01-preview", APIVersion, "2024-05-01-preview"}
+
+// Kind is an injectable fault.
+type Kind string
+
+// Fault kinds. Request faults hit the next requests; operation faults the next operations started.
+const (
+	Throttle    Kind = "throttle"    // 429 TooManyRequests
+	ServerError Kind = "server"      // 500 InternalServerError
+	Unavailable Kind = "unavailable" // 503 ServiceUnavailable
+	Timeout     Kind = "timeout"     // 504 GatewayTimeout
+	Conflict    Kind = "conflict"    // 409 Conflict
+	Slow        Kind = "slow"        // the operation stays InProgress SlowTicks longer
+	Failed      Kind = "failed"      // the operation ends Failed (InternalServerError)
+	Canceled    Kind = "canceled"    // the operation ends Canceled
+)
+
+// Defaults of Options.
+const (
+	DefaultOperationTicks = 2
+	DefaultStartTicks     = 2
+	DefaultSlowTicks      = 20
+	DefaultListLag        = 1
+)
+
+// Options tune the emulator. Zero values take the defaults; a negative tick count or lag means zero.
+type Options struct {
+	// OperationTicks is how many server steps (requests) an async operation stays InProgress.
+	OperationTicks int
+	// StartTicks is how many steps a provisioned group stays Pending (containers Waiting) before Running.
+	StartTicks int
+	// SlowTicks is what a Slow fault adds to an operation.
+	SlowTicks int
+	// ListLag is how many list reads miss a newly created group.
+	ListLag int
+	// RetryAfter is advertised on operations and throttling (Retry-After in whole seconds, rounded up, plus
+	// retry-after-ms). Zero sends "Retry-After: 0", so clients use their own poll interval.
+	RetryAfter time.Duration
+	// Images, when non-nil, are the only images that exist; others fail with InaccessibleImage.
+	Images []string
+}
+
+// Request is one request the server received.
+type Request struct {
+	Op     string          `json:"op"`
+	Method string          `json:"method"`
+	Path   string          `json:"path"`
+	Body   json.RawMessage `json:"body,omitempty"`
+}
+
+// GroupInfo is an inspector's view of one container group.
+type GroupInfo struct {
+	Subscription, ResourceGroup, Name string
+	Tags                              map[string]string
+	ProvisioningState                 string
+	State                             string // instanceView.state
+}
+
+// Server is the emulator. Build it with New; Close it when done.
+type Server struct {
+	srv  *httptest.Server
+	opts Options
+
+	mu      sync.Mutex
+	tick    int64
+	seq     int
+	groups  map[string]*group // by lower-cased sub/rg/name
+	ops     map[string]*operation
+	reqF    []Kind
+	opF     []Kind
+	reqs    []Request
+	ipCount int
+}
+
+type group struct {
+	sub, rg, name string
+	spec          armcontainerinstance.ContainerGroup // as requested
+	canon         []byte                              // the request, re-encoded, for idempotency
+	state         string                              // provisioningState
+	op            string                              // operation in flight
+	runningAt     int64                               // step from which containers run; -1 not yet
+	stopped       bool
+	hidden        int // list reads still missing it
+	ip            string
+	started       time.Time
+}
+
+type operation struct {
+	id, key, kind string // kind "put" | "delete"
+	doneAt        int64
+	result        string // Succeeded | Failed | Canceled
+	status        string // InProgress until done
+	code, msg     string
+}
+
+var epoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// New starts an emulator.
+func New(opts Options) *Server {
+	def := func(v *int, d int) {
+		switch {
+		case *v == 0:
+			*v = d
+		case *v < 0:
+			*v = 0
+		}
+	}
+	def(&opts.OperationTicks, DefaultOperationTicks)
+	def(&opts.StartTicks, DefaultStartTicks)
+	def(&opts.SlowTicks, DefaultSlowTicks)
+	def(&opts.ListLag, DefaultListLag)
+	s := &Server{opts: opts, groups: map[string]*group{}, ops: map[string]*operation{}}
+	s.srv = httptest.NewTLSServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the server's base URL (https).
+func (s *Server) URL() string { return s.srv.URL }
+
+// Client is an HTTP client trusting the server's certificate.
+func (s *Server) Client() *http.Client { return s.srv.Client() }
+
+// Close stops the server.
+func (s *Server) Close() { s.srv.Close() }
+
+// Fail makes the next n requests (request kinds) or operations (Slow, Failed, Canceled) fail with kind.
+func (s *Server) Fail(n int, kind Kind) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		switch kind {
+		case Slow, Failed, Canceled:
+			s.opF = append(s.opF, kind)
+		default:
+			s.reqF = append(s.reqF, kind)
+		}
+	}
+}
+
+// Requests returns the log of requests received so far.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqs)
+}
+
+// ResetRequests clears the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs = nil
+}
+
+// Groups lists every container group, sorted by name.
+func (s *Server) Groups() []GroupInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []GroupInfo
+	for _, g := range s.groups {
+		tags := map[string]string{}
+		for k, v := range g.spec.Tags {
+			if v != nil {
+				tags[k] = *v
+			}
+		}
+		out = append(out, GroupInfo{Subscription: g.sub, ResourceGroup: g.rg, Name: g.name, Tags: tags,
+			ProvisioningState: g.state, State: s.instanceState(g)})
+	}
+	slices.SortFunc(out, func(a, b GroupInfo) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// Exists tells whether the group exists.
+func (s *Server) Exists(sub, rg, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[key(sub, rg, name)] != nil
+}
+
+// DeleteGroup removes a group out of band (drift); it reports whether it existed.
+func (s *Server) DeleteGroup(sub, rg, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := key(sub, rg, name)
+	_, ok := s.groups[k]
+	delete(s.groups, k)
+	return ok
+}
+
+// StopGroup sets a group's instance state to Stopped and its containers to Terminated (drift).
+func (s *Server) StopGroup(sub, rg, name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[key(sub, rg, name)]
+	if g != nil {
+		g.stopped = true
+	}
+	return g != nil
+}
+
+// PutGroup inserts a provisioned, running group directly (an object berth does not own, for look-alike tests).
+func (s *Server) PutGroup(sub, rg, name string, cg armcontainerinstance.ContainerGroup) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	canon, _ := json.Marshal(cg)
+	s.groups[key(sub, rg, name)] = &group{sub: sub, rg: rg, name: name, spec: cg, canon: canon, state: "Succeeded",
+		runningAt: s.tick, ip: s.nextIP(), started: epoch.Add(time.Duration(s.tick) * time.Second)}
+}
+
+func key(sub, rg, name string) string { return strings.ToLower(sub + "/" + rg + "/" + name) }
+
+func (s *Server) nextIP() string {
+	s.ipCount++
+	return fmt.Sprintf("20.0.%d.%d", s.ipCount/250, s.ipCount%250+1)
+}
+
+// advance moves time one step and finishes the operations due.
+func (s *Server) advance() {
+	s.tick++
+	for _, op := range s.ops {
+		if op.status != "InProgress" || s.tick < op.doneAt {
+			continue
+		}
+		op.status = op.result
+		g := s.groups[op.key]
+		if g == nil || g.op != op.id {
+			continue
+		}
+		g.op = ""
+		switch {
+		case op.kind == "delete" && op.result == "Succeeded":
+			delete(s.groups, op.key)
+		case op.result == "Succeeded":
+			g.state = "Succeeded"
+			g.runningAt = s.tick + int64(s.opts.StartTicks)
+			g.started = epoch.Add(time.Duration(g.runningAt) * time.Second)
+		default:
+			g.state = "Failed"
+		}
+	}
+}
+
+func (s *Server) startOp(k, kind string) *operation {
+	s.seq++
+	op := &operation{id: fmt.Sprintf("op-%06d", s.seq), key: k, kind: kind, status: "InProgress", result: "Succeeded",
+		doneAt: s.tick + int64(s.opts.OperationTicks)}
+	if len(s.opF) > 0 {
+		f := s.opF[0]
+		s.opF = s.opF[1:]
+		switch f {
+		case Slow:
+			op.doneAt += int64(s.opts.SlowTicks)
+		case Failed:
+			op.result, op.code, op.msg = "Failed", "InternalServerError", "The operation failed because of an internal error."
+		case Canceled:
+			op.result, op.code, op.msg = "Canceled", "OperationCanceled", "The operation was canceled."
+		}
+	}
+	s.ops[op.id] = op
+	return op
+}
+
+func (s *Server) instanceState(g *group) string {
+	switch {
+	case g.stopped:
+		return "Stopped"
+	case g.runningAt >= 0 && s.tick >= g.runningAt && g.state == "Succeeded":
+		return "Running"
+	default:
+		return "Pending"
+	}
+}
+
+// armError writes an ARM error body.
+func armError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("x-ms-failure-cause", "gateway")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	w.Write(b)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		armError(w, http.StatusInternalServerError, "InternalServerError", err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+func (s *Server) retryAfter(h http.Header) {
+	h.Set("Retry-After", strconv.Itoa(int(math.Ceil(s.opts.RetryAfter.Seconds()))))
+	if s.opts.RetryAfter > 0 {
+		h.Set("retry-after-ms", strconv.FormatInt(s.opts.RetryAfter.Milliseconds(), 10))
+	}
+}
+
+// route is a parsed request path.
+type route struct {
+	op            string
+	sub, rg, name string
+	loc, opID     string
+}
+
+func parse(method, path string) (route, bool) {
+	p := strings.Split(strings.Trim(path, "/"), "/")
+	eq := strings.EqualFold
+	switch {
+	case len(p) == 8 && eq(p[0], "subscriptions") && eq(p[2], "providers") && eq(p[3], "Microsoft.ContainerInstance") &&
+		eq(p[4], "locations") && eq(p[6], "operations") && method == http.MethodGet:
+		return route{op: "AsyncOperation_Get", sub: p[1], loc: p[5], opID: p[7]}, true
+	case len(p) == 8 && eq(p[0], "subscriptions") && eq(p[2], "providers") && eq(p[3], "Microsoft.ContainerInstance") &&
+		eq(p[4], "locations") && eq(p[6], "operationResults") && method == http.MethodGet:
+		return route{op: "OperationResult_Get", sub: p[1], loc: p[5], opID: p[7]}, true
+	case (len(p) == 7 || len(p) == 8) && eq(p[0], "subscriptions") && eq(p[2], "resourceGroups") && eq(p[4], "providers") &&
+		eq(p[5], "Microsoft.ContainerInstance") && eq(p[6], "containerGroups"):
+		r := route{sub: p[1], rg: p[3]}
+		if len(p) == 7 {
+			r.op = "ContainerGroups_ListByResourceGroup"
+			return r, method == http.MethodGet
+		}
+		r.name = p[7]
+		switch method {
+		case http.MethodPut:
+			r.op = "ContainerGroups_CreateOrUpdate"
+		case http.MethodGet:
+			r.op = "ContainerGroups_Get"
+		case http.MethodDelete:
+			r.op = "ContainerGroups_Delete"
+		default:
+			return r, false
+		}
+		return r, true
+	}
+	return route{}, false
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	var body []byte
+	if r.Body != nil {
+		body, _ = readAll(r)
+	}
+	rt, ok := parse(r.Method, r.URL.Path)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	opName := rt.op
+	if !ok {
+		opName = "Unknown"
+	}
+	s.reqs = append(s.reqs, Request{Op: opName, Method: r.Method, Path: r.URL.Path, Body: compact(body)})
+	s.advance()
+
+	if tok, found := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); !found || strings.TrimSpace(tok) == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.microsoftonline.com/common"`)
+		armError(w, http.StatusUnauthorized, "AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.")
+		return
+	}
+	v := r.URL.Query().Get("api-version")
+	if v == "" {
+		armError(w, http.StatusBadRequest, "MissingApiVersionParameter", "The api-version query parameter (?api-version=) is required for all requests.")
+		return
+	}
+	if !slices.Contains(apiVersions, v) {
+		armError(w, http.StatusBadRequest, "InvalidApiVersionParameter", fmt.Sprintf(
+			"The api-version '%s' is invalid. The supported versions are '%s'.", v, strings.Join(apiVersions, ",")))
+		return
+	}
+	if !ok {
+		armError(w, http.StatusNotFound, "InvalidResourceType", "The resource type could not be found in the namespace 'Microsoft.ContainerInstance' for api version '"+v+"'.")
+		return
+	}
+	if len(s.reqF) > 0 {
+		f := s.reqF[0]
+		s.reqF = s.reqF[1:]
+		switch f {
+		case Throttle:
+			s.retryAfter(w.Header())
+			armError(w, http.StatusTooManyRequests, "TooManyRequests", "The request is being throttled as the limit has been reached for operation type - "+opName+".")
+		case Unavailable:
+			armError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "The service is temporarily unavailable.")
+		case Timeout:
+			armError(w, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a response within the specified time period.")
+		case Conflict:
+			armError(w, http.StatusConflict, "Conflict", "Another operation is in progress on the resource; retry later.")
+		default:
+			armError(w, http.StatusInternalServerError, "InternalServerError", "Encountered internal server error. Please try again.")
+		}
+		return
+	}
+	base := "https://" + r.Host
+	switch rt.op {
+	case "AsyncOperation_Get":
+		s.getOp(w, rt)
+	case "OperationResult_Get":
+		s.getOpResult(w, rt, base)
+	case "ContainerGroups_ListByResourceGroup":
+		s.list(w, rt)
+	case "ContainerGroups_Get":
+		g := s.groups[key(rt.sub, rt.rg, rt.name)]
+		if g == nil {
+			armError(w, http.StatusNotFound, "ResourceNotFound", fmt.Sprintf(
+				"The Resource 'Microsoft.ContainerInstance/containerGroups/%s' under resource group '%s' was not found.", rt.name, rt.rg))
+			return
+		}
+		writeJSON(w, http.StatusOK, s.render(g))
+	case "ContainerGroups_CreateOrUpdate":
+		s.put(w, rt, body, base)
+	case "ContainerGroups_Delete":
+		s.del(w, rt, base)
+	}
+}
+
+func (s *Server) opHeaders(h http.Header, base string, g *group, op *operation) {
+	loc := strings.ToLower(strings.ReplaceAll(deref(g.spec.Location), " ", ""))
+	prefix := fmt.Sprintf("%s/subscriptions/%s/providers/Microsoft.ContainerInstance/locations/%s", base, g.sub, loc)
+	h.Set("Azure-AsyncOperation", prefix+"/operations/"+op.id+"?api-version="+APIVersion)
+	h.Set("Location", prefix+"/operationResults/"+op.id+"?api-version="+APIVersion)
+	s.retryAfter(h)
+}
+
+func (s *Server) getOp(w http.ResponseWriter, rt route) {
+	op := s.ops[rt.opID]
+	if op == nil {
+		armError(w, http.StatusNotFound, "OperationNotFound", "The operation '"+rt.opID+"' was not found.")
+		return
+	}
+	out := map[string]any{"id": "/subscriptions/" + rt.sub + "/providers/Microsoft.ContainerInstance/locations/" + rt.loc +
+		"/operations/" + op.id, "name": op.id, "status": op.status}
+	if op.status == "InProgress" {
+		s.retryAfter(w.Header())
+	}
+	if op.status == "Failed" || op.status == "Canceled" {
+		out["error"] = map[string]string{"code": op.code, "message": op.msg}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getOpResult(w http.ResponseWriter, rt route, base string) {
+	op := s.ops[rt.opID]
+	switch {
+	case op == nil:
+		armError(w, http.StatusNotFound, "OperationNotFound", "The operation '"+rt.opID+"' was not found.")
+	case op.status == "InProgress":
+		w.Header().Set("Location", base+"/subscriptions/"+rt.sub+"/providers/Microsoft.ContainerInstance/locations/"+rt.loc+
+			"/operationResults/"+op.id+"?api-version="+APIVersion)
+		s.retryAfter(w.Header())
+		w.WriteHeader(http.StatusAccepted)
+	case op.status == "Succeeded":
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		armError(w, http.StatusInternalServerError, op.code, op.msg)
+	}
+}
+
+func (s *Server) list(w http.ResponseWriter, rt route) {
+	var keys []string
+	for k, g := range s.groups {
+		if strings.EqualFold(g.sub, rt.sub) && strings.EqualFold(g.rg, rt.rg) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	value := []armcontainerinstance.ContainerGroup{}
+	for _, k := range keys {
+		g := s.groups[k]
+		if g.hidden > 0 {
+			g.hidden--
+			continue
+		}
+		value = append(value, s.render(g))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"value": value})
+}
+
+func (s *Server) del(w http.ResponseWriter, rt route, base string) {
+	k := key(rt.sub, rt.rg, rt.name)
+	g := s.groups[k]
+	if g == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if g.op != "" {
+		if op := s.ops[g.op]; op.kind == "delete" {
+			s.opHeaders(w.Header(), base, g, op)
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		armError(w, http.StatusConflict, "Conflict", "The container group '"+rt.name+"' is being provisioned; retry after the operation completes.")
+		return
+	}
+	op := s.startOp(k, "delete")
+	g.op = op.id
+	g.state = "Deleting"
+	s.opHeaders(w.Header(), base, g, op)
+	w.WriteHeader(http.StatusAccepted)
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	badTagKey = regexp.MustCompile(`[<>%&\\?/]`)
+)
+
+func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) {
+	var cg armcontainerinstance.ContainerGroup
+	if err := json.Unmarshal(body, &cg); err != nil {
+		armError(w, http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "+err.Error())
+		return
+	}
+	if code, msg := s.validate(rt.name, &cg); code != "" {
+		armError(w, http.StatusBadRequest, code, msg)
+		return
+	}
+	cg.ID, cg.Name, cg.Type = nil, nil, nil
+	canon, _ := json.Marshal(cg)
+	k := key(rt.sub, rt.rg, rt.name)
+	g := s.groups[k]
+	switch {
+	case g != nil && string(g.canon) == string(canon) && g.state != "Failed" && g.state != "Deleting":
+		// Idempotent repeat: same answer, no new operation.
+		if g.op != "" {
+			s.opHeaders(w.Header(), base, g, s.ops[g.op])
+		}
+		writeJSON(w, http.StatusOK, s.render(g))
+		return
+	case g != nil && g.op != "":
+		armError(w, http.StatusConflict, "Conflict", "The container group '"+rt.name+"' is in a transitioning state; retry after the operation completes.")
+		return
+	}
+	status := http.StatusOK
+	if g == nil {
+		status = http.StatusCreated
+		g = &group{sub: rt.sub, rg: rt.rg, name: rt.name, hidden: s.opts.ListLag, ip: s.nextIP()}
+		s.groups[k] = g
+		g.state = "Creating"
+	} else {
+		g.state = "Updating"
+	}
+	g.spec, g.canon, g.runningAt, g.stopped = cg, canon, -1, false
+	op := s.startOp(k, "put")
+	g.op = op.id
+	s.opHeaders(w.Header(), base, g, op)
+	writeJSON(w, status, s.render(g))
+}
+
+func (s *Server) validate(name string, cg *armcontainerinstance.ContainerGroup) (code, msg string) {
+	if !nameRE.MatchString(name) || strings.Contains(name, "--") {
+		return "InvalidContainerGroupName", fmt.Sprintf("The container group name '%s' is invalid. A container group name must "+
+			"contain no more than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').", name)
+	}
+	if deref(cg.Location) == "" {
+		return "LocationRequired", "The location property is required for this definition."
+	}
+	for k, v := range cg.Tags {
+		if badTagKey.MatchString(k) || len(k) > 512 {
+			return "InvalidTagNameCharacters", fmt.Sprintf("The tag names '%s' have reserved characters '<,>,%%,&,\\,?,/' or control characters.", k)
+		}
+		if v != nil && len(*v) > 256 {
+			return "InvalidTagValueLength", fmt.Sprintf("The tag value for tag name '%s' exceeds the maximum length of 256 characters.", k)
+		}
+	}
+	p := cg.Properties
+	if p == nil || len(p.Containers) == 0 || p.OSType == nil {
+		return "InvalidRequestContent", "The request content was invalid: properties.containers and properties.osType are required."
+	}
+	seen := map[int32]bool{}
+	for _, c := range p.Containers {
+		if c == nil || c.Properties == nil || deref(c.Name) == "" || deref(c.Properties.Image) == "" {
+			return "InvalidRequestContent", "The request content was invalid: each container needs a name and an image."
+		}
+		img := *c.Properties.Image
+		if s.opts.Images != nil && !slices.Contains(s.opts.Images, img) {
+			return "InaccessibleImage", fmt.Sprintf("The image '%s' in container group '%s' is not accessible. Please check the image and registry credential.", img, name)
+		}
+		rr := c.Properties.Resources
+		if rr == nil || rr.Requests == nil || rr.Requests.CPU == nil || rr.Requests.MemoryInGB == nil {
+			return "InvalidRequestContent", "The request content was invalid: container '" + *c.Name + "' needs resources.requests.cpu and memoryInGB."
+		}
+		cpu, mem := *rr.Requests.CPU, *rr.Requests.MemoryInGB
+		if cpu < 0.01 || cpu > 4 || !steps(cpu, 100) || mem < 0.1 || mem > 16 || !steps(mem, 10) {
+			return "ResourceRequestsNotSupported", fmt.Sprintf("The requested resource with '%g' CPU and '%g' GB memory is not supported in location '%s'.",
+				cpu, mem, deref(cg.Location))
+		}
+		for _, port := range c.Properties.Ports {
+			if port != nil && port.Port != nil {
+				seen[*port.Port] = true
+			}
+		}
+	}
+	if ip := p.IPAddress; ip != nil {
+		for _, port := range ip.Ports {
+			if port == nil || port.Port == nil || !seen[*port.Port] {
+				return "InvalidIpAddressPorts", "The ports in the IP address of container group '" + name + "' must be exposed by a container."
+			}
+		}
+	}
+	return "", ""
+}
+
+func steps(v float64, per int) bool {
+	x := v * float64(per)
+	return math.Abs(x-math.Round(x)) < 1e-6
+}
+
+// render is the GET view of a group: server fields filled, secure values removed.
+func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
+	var out armcontainerinstance.ContainerGroup
+	b, _ := json.Marshal(g.spec)
+	_ = json.Unmarshal(b, &out)
+	id := fmt.Sprintf("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ContainerInstance/containerGroups/%s", g.sub, g.rg, g.name)
+	typ := "Microsoft.ContainerInstance/containerGroups"
+	out.ID, out.Name, out.Type = &id, &g.name, &typ
+	if out.Properties == nil {
+		out.Properties = &armcontainerinstance.ContainerGroupPropertiesProperties{}
+	}
+	st := g.state
+	out.Properties.ProvisioningState = &st
+	state := s.instanceState(g)
+	out.Properties.InstanceView = &armcontainerinstance.ContainerGroupPropertiesInstanceView{State: &state}
+	cstate := map[string]string{"Running": "Running", "Stopped": "Terminated", "Pending": "Waiting"}[state]
+	for _, c := range out.Properties.Containers {
+		if c == nil || c.Properties == nil {
+			continue
+		}
+		for _, e := range c.Properties.EnvironmentVariables {
+			if e != nil {
+				e.SecureValue = nil
+			}
+		}
+		cs := &armcontainerinstance.ContainerState{State: &cstate}
+		if state != "Pending" {
+			t := g.started
+			cs.StartTime = &t
+		}
+		zero := int32(0)
+		c.Properties.InstanceView = &armcontainerinstance.ContainerPropertiesInstanceView{CurrentState: cs, RestartCount: &zero}
+	}
+	if ip := out.Properties.IPAddress; ip != nil {
+		addr := g.ip
+		ip.IP = &addr
+		if ip.DNSNameLabel != nil {
+			fqdn := *ip.DNSNameLabel + "." + strings.ToLower(deref(out.Location)) + ".azurecontainer.io"
+			ip.Fqdn = &fqdn
+		}
+	}
+	return out
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+func compact(b []byte) json.RawMessage {
+	if len(b) == 0 {
+		return nil
+	}
+	var v any
+	if json.Unmarshal(b, &v) != nil {
+		return nil
+	}
+	out, _ := json.Marshal(v) // sorted keys
+	return out
+}
+
+func readAll(r *http.Request) ([]byte, error) {
+	return io.ReadAll(io.LimitReader(r.Body, 4<<20))
+}

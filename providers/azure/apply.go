@@ -1,0 +1,337 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
+	"github.com/berth-dev/berth/providers"
+)
+
+type cg = armcontainerinstance.ContainerGroup
+
+// Apply converges the workload: for each index i < Replicas it makes sure the group of the desired spec exists and
+// runs (creating it beside any old group of that index, and deleting the old one only once the new one runs), then
+// lists again and deletes every owned group that is not a desired one (surplus indices, old specs the first list
+// missed), highest index first.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	k := wkey{Instance: d.Owner.Instance, Environment: d.Owner.Environment, Target: d.Target, Workload: d.Workload.Name}
+	switch {
+	case k.Instance == "" || k.Environment == "" || k.Workload == "" || d.SpecHash == "":
+		return providers.Permanent(fmt.Errorf("azure: apply needs an owner instance and environment, a workload name and a spec hash"))
+	case d.Workload.Replicas < 0:
+		return providers.Permanent(fmt.Errorf("azure: workload %s: replicas %d is negative", k.Workload, d.Workload.Replicas))
+	}
+	log := p.log.With("env", k.Environment, "workload", k.Workload, "spec_hash", d.SpecHash)
+	groups, err := p.owned(ctx, k)
+	if err != nil {
+		return err
+	}
+	byIndex := map[int][]string{}
+	for _, g := range groups {
+		i, err := strconv.Atoi(tag(g.Tags, TagReplica))
+		if err != nil || i < 0 {
+			i = -1
+		}
+		byIndex[i] = append(byIndex[i], deref(g.Name))
+	}
+	for i := range d.Workload.Replicas {
+		name := GroupName(k.Instance, k.Environment, k.Workload, i, d.SpecHash)
+		if err := p.retry(ctx, "replica "+strconv.Itoa(i), func() error { return p.ensure(ctx, k, d, i, name) }); err != nil {
+			return fmt.Errorf("azure: workload %s replica %d: %w", k.Workload, i, err)
+		}
+		for _, old := range byIndex[i] {
+			if !strings.EqualFold(old, name) {
+				log.InfoContext(ctx, "removing replaced container group", "group", old, "replica", i)
+				if err := p.remove(ctx, old); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	// Sweep: a second list catches groups the first one missed (ARM lists are eventually consistent) and removes
+	// every owned group that is not one of the desired names; the desired ones run by now.
+	want := map[string]bool{}
+	for i := range d.Workload.Replicas {
+		want[strings.ToLower(GroupName(k.Instance, k.Environment, k.Workload, i, d.SpecHash))] = true
+	}
+	if groups, err = p.owned(ctx, k); err != nil {
+		return err
+	}
+	byIndex = map[int][]string{}
+	for _, g := range groups {
+		if want[strings.ToLower(deref(g.Name))] {
+			continue
+		}
+		i, err := strconv.Atoi(tag(g.Tags, TagReplica))
+		if err != nil || i < 0 {
+			i = -1
+		}
+		byIndex[i] = append(byIndex[i], deref(g.Name))
+	}
+	var surplus []int
+	for i := range byIndex {
+		surplus = append(surplus, i)
+	}
+	slices.Sort(surplus)
+	slices.Reverse(surplus)
+	for _, i := range surplus {
+		for _, name := range byIndex[i] {
+			log.InfoContext(ctx, "removing container group not in the desired set", "group", name, "replica", i)
+			if err := p.remove(ctx, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// ensure makes the group of replica i of d exist and run.
+func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, i int, name string) error {
+	g, err := p.get(ctx, name)
+	if err != nil {
+		return err
+	}
+	if g != nil && !k.owns(g.Tags) {
+		return providers.Permanent(fmt.Errorf("azure: container group %s exists in resource group %s but is not owned by workload %s of this berth instance; delete or rename it",
+			name, p.resourceGroup, k.Workload))
+	}
+	if g != nil && !transitioning(g) {
+		if _, _, broken := status(g); broken || tag(g.Tags, TagSpecHash) != d.SpecHash {
+			p.log.InfoContext(ctx, "recreating broken container group", "env", k.Environment, "workload", k.Workload, "group", name)
+			if err := p.deleteGroup(ctx, name); err != nil {
+				return err
+			}
+			g = nil
+		}
+	}
+	if g == nil {
+		p.log.InfoContext(ctx, "creating container group", "env", k.Environment, "workload", k.Workload, "group", name, "replica", i)
+		poller, err := p.client.BeginCreateOrUpdate(ctx, p.resourceGroup, name, groupFor(k, d, i, p.location, p.dnsPx), nil)
+		if err != nil {
+			return wrap("create", name, err)
+		}
+		if _, err := waitPoller(ctx, p, poller); err != nil {
+			return wrap("create", name, err)
+		}
+	}
+	return p.waitReady(ctx, name)
+}
+
+// waitReady polls the group until it runs, breaks or ReadyTimeout passes.
+func (p *Provider) waitReady(ctx context.Context, name string) error {
+	deadline := time.Now().Add(p.ReadyTimeout)
+	for {
+		g, err := p.get(ctx, name)
+		switch {
+		case err != nil:
+			return err
+		case g == nil:
+			return &notReady{group: name, why: "it was deleted"}
+		}
+		state, ready, broken := status(g)
+		switch {
+		case ready:
+			return nil
+		case broken && !transitioning(g):
+			return &notReady{group: name, why: state}
+		case time.Now().After(deadline):
+			return fmt.Errorf("azure: container group %s not running after %s (state %s)", name, p.ReadyTimeout, state)
+		}
+		if err := sleep(ctx, p.PollInterval); err != nil {
+			return err
+		}
+	}
+}
+
+// remove deletes a group, retrying transient errors.
+func (p *Provider) remove(ctx context.Context, name string) error {
+	return p.retry(ctx, "delete "+name, func() error { return p.deleteGroup(ctx, name) })
+}
+
+func (p *Provider) deleteGroup(ctx context.Context, name string) error {
+	poller, err := p.client.BeginDelete(ctx, p.resourceGroup, name, nil)
+	if notFound(err) {
+		return nil
+	}
+	if err != nil {
+		return wrap("delete", name, err)
+	}
+	if _, err := waitPoller(ctx, p, poller); err != nil && !notFound(err) {
+		return wrap("delete", name, err)
+	}
+	return nil
+}
+
+// get returns the group, or nil when it does not exist.
+func (p *Provider) get(ctx context.Context, name string) (*cg, error) {
+	resp, err := p.client.Get(ctx, p.resourceGroup, name, nil)
+	if notFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, wrap("get", name, err)
+	}
+	return &resp.ContainerGroup, nil
+}
+
+func notFound(err error) bool {
+	var re *azcore.ResponseError
+	return errors.As(err, &re) && re.StatusCode == http.StatusNotFound
+}
+
+// listAll lists the groups of the resource group carrying keep's ownership tags.
+func (p *Provider) listAll(ctx context.Context, keep func(tags map[string]*string) bool) ([]*cg, error) {
+	var out []*cg
+	err := p.retry(ctx, "list", func() error {
+		out = out[:0]
+		pager := p.client.NewListByResourceGroupPager(p.resourceGroup, nil)
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				return wrap("list", p.resourceGroup+"/*", err)
+			}
+			for _, g := range page.Value {
+				if g != nil && keep(g.Tags) {
+					out = append(out, g)
+				}
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+func (p *Provider) owned(ctx context.Context, k wkey) ([]*cg, error) {
+	return p.listAll(ctx, k.owns)
+}
+
+// List returns owner's workloads on target, found by tags alone.
+func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
+	groups, err := p.listAll(ctx, func(tags map[string]*string) bool {
+		return tag(tags, TagInstance) == owner.Instance && tag(tags, TagEnvironment) == owner.Environment &&
+			tag(tags, TagTarget) == target && tag(tags, TagWorkload) != ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	byWorkload := map[string][]*cg{}
+	for _, g := range groups {
+		w := tag(g.Tags, TagWorkload)
+		byWorkload[w] = append(byWorkload[w], g)
+	}
+	names := make([]string, 0, len(byWorkload))
+	for n := range byWorkload {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	out := make([]providers.Observed, 0, len(names))
+	for _, n := range names {
+		out = append(out, observe(n, target, byWorkload[n]))
+	}
+	return out, nil
+}
+
+func observe(workload, target string, groups []*cg) providers.Observed {
+	slices.SortFunc(groups, func(a, b *cg) int {
+		ia, _ := strconv.Atoi(tag(a.Tags, TagReplica))
+		ib, _ := strconv.Atoi(tag(b.Tags, TagReplica))
+		if ia != ib {
+			return ia - ib
+		}
+		return strings.Compare(deref(a.Name), deref(b.Name))
+	})
+	o := providers.Observed{Workload: workload, Target: target}
+	count := map[string]int{}
+	for _, g := range groups {
+		hash := tag(g.Tags, TagSpecHash)
+		count[hash]++
+		state, ready, broken := status(g)
+		r := providers.Replica{ID: deref(g.ID), Name: deref(g.Name), SpecHash: hash, State: state, Running: ready}
+		if g.Properties != nil && len(g.Properties.Containers) > 0 && g.Properties.Containers[0].Properties != nil &&
+			g.Properties.Containers[0].Properties.ReadinessProbe != nil {
+			switch {
+			case ready:
+				r.Health = "healthy"
+			case broken:
+				r.Health = "unhealthy"
+			default:
+				r.Health = "starting"
+			}
+		}
+		o.Replicas = append(o.Replicas, r)
+		if count[hash] > count[o.SpecHash] || (count[hash] == count[o.SpecHash] && hash < o.SpecHash) {
+			o.SpecHash = hash
+		}
+	}
+	for _, g := range groups {
+		if tag(g.Tags, TagSpecHash) == o.SpecHash {
+			o.Spec = specOf(g, target)
+			o.Spec.Replicas = count[o.SpecHash]
+			break
+		}
+	}
+	return o
+}
+
+// Delete removes every group of the workload owned by owner on target.
+func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
+	k := wkey{Instance: owner.Instance, Environment: owner.Environment, Target: target, Workload: workload}
+	groups, err := p.owned(ctx, k)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, g := range groups {
+		p.log.InfoContext(ctx, "deleting container group", "env", k.Environment, "workload", workload, "group", deref(g.Name))
+		errs = append(errs, p.remove(ctx, deref(g.Name)))
+	}
+	return errors.Join(errs...)
+}
+
+// waitPoller drives a long-running operation at PollInterval, or the server's Retry-After when longer (capped at
+// MaxPollDelay).
+func waitPoller[T any](ctx context.Context, p *Provider, poller *runtime.Poller[T]) (T, error) {
+	delay := p.PollInterval
+	for !poller.Done() {
+		if err := sleep(ctx, delay); err != nil {
+			var zero T
+			return zero, err
+		}
+		resp, err := poller.Poll(ctx)
+		if err != nil {
+			var zero T
+			return zero, err
+		}
+		delay = p.PollInterval
+		if ra := retryAfter(resp); ra > delay {
+			delay = min(ra, p.MaxPollDelay)
+		}
+	}
+	return poller.Result(ctx)
+}
+
+// retryAfter reads retry-after-ms, x-ms-retry-after-ms or Retry-After (seconds).
+func retryAfter(resp *http.Response) time.Duration {
+	if resp == nil {
+		return 0
+	}
+	for _, h := range []string{"retry-after-ms", "x-ms-retry-after-ms"} {
+		if ms, err := strconv.Atoi(resp.Header.Get(h)); err == nil && ms > 0 {
+			return time.Duration(ms) * time.Millisecond
+		}
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		return time.Duration(s) * time.Second
+	}
+	return 0
+}

@@ -1,0 +1,332 @@
+package azure
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Defaults of the Provider's tunables.
+const (
+	DefaultPollInterval = 2 * time.Second
+	DefaultMaxPollDelay = time.Minute
+	DefaultReadyTimeout = 15 * time.Minute
+	DefaultRetryBase    = time.Second
+	DefaultRetryMax     = 30 * time.Second
+	DefaultRetryBudget  = 10 * time.Minute
+	// DefaultCPU and DefaultMemoryGB are requested when a workload sets no resources (ACI requires requests).
+	DefaultCPU      = 1.0
+	DefaultMemoryGB = 1.5
+	// MaxCPUMillis and MaxMemoryBytes are the per-group limits of a standard Linux container group.
+	MaxCPUMillis   = 4000
+	MaxMemoryBytes = 16 << 30
+)
+
+func init() { providers.Register("azure", New) }
+
+// Provider runs workloads as Azure container groups, one per replica. Build it with New or NewWithCredential.
+// The exported durations may be changed before the first call (tests make them milliseconds).
+type Provider struct {
+	client                                 *armcontainerinstance.ContainerGroupsClient
+	target, resourceGroup, location, dnsPx string
+	log                                    *slog.Logger
+
+	// PollInterval paces the polling of operations and of readiness (a Retry-After above it wins, up to
+	// MaxPollDelay).
+	PollInterval time.Duration
+	MaxPollDelay time.Duration
+	// ReadyTimeout bounds the wait for one group to run after it is provisioned.
+	ReadyTimeout time.Duration
+	// RetryBase, RetryMax and RetryBudget shape the retries of transient errors that escape the SDK's own retry
+	// policy (conflicts, failed operations, exhausted throttling): exponential from RetryBase, capped at RetryMax,
+	// for at most RetryBudget per step.
+	RetryBase, RetryMax, RetryBudget time.Duration
+}
+
+// Settings are the target's decoded settings.
+type Settings struct {
+	SubscriptionID, ResourceGroup, Location string
+	Credential                              string // default "default"
+	DNSLabelPrefix                          string
+	Endpoint                                string
+}
+
+// ParseSettings checks a target's settings.
+func ParseSettings(t schema.Target) (Settings, error) {
+	s := Settings{Credential: "default"}
+	keys := make([]string, 0, len(t.Settings))
+	for k := range t.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v, ok := t.Settings[k].(string)
+		if !ok || v == "" {
+			return s, fmt.Errorf("%s: target %q: settings.%s: want a non-empty string, got %T", t.Pos, t.Name, k, t.Settings[k])
+		}
+		switch k {
+		case "subscriptionId":
+			s.SubscriptionID = v
+		case "resourceGroup":
+			s.ResourceGroup = v
+		case "location":
+			s.Location = v
+		case "credential":
+			switch v {
+			case "default", "environment", "workload-identity", "managed-identity", "cli":
+			default:
+				return s, fmt.Errorf("%s: target %q: settings.credential: %q is not one of default, environment, workload-identity, managed-identity, cli", t.Pos, t.Name, v)
+			}
+			s.Credential = v
+		case "dnsLabelPrefix":
+			if sanitize(v) != v || len(v) > 40 {
+				return s, fmt.Errorf("%s: target %q: settings.dnsLabelPrefix: %q must be at most 40 lower-case letters, digits and single dashes", t.Pos, t.Name, v)
+			}
+			s.DNSLabelPrefix = v
+		case "endpoint":
+			if !strings.HasPrefix(v, "https://") && !strings.HasPrefix(v, "http://") {
+				return s, fmt.Errorf("%s: target %q: settings.endpoint: %q is not an http(s) URL", t.Pos, t.Name, v)
+			}
+			s.Endpoint = strings.TrimSuffix(v, "/")
+		default:
+			return s, fmt.Errorf("%s: target %q: settings.%s: unknown setting (known: subscriptionId, resourceGroup, location, credential, dnsLabelPrefix, endpoint)", t.Pos, t.Name, k)
+		}
+	}
+	for k, v := range map[string]string{"subscriptionId": s.SubscriptionID, "resourceGroup": s.ResourceGroup, "location": s.Location} {
+		if v == "" {
+			return s, fmt.Errorf("%s: target %q: settings.%s is required", t.Pos, t.Name, k)
+		}
+	}
+	return s, nil
+}
+
+// cloudFor is the cloud configuration of an endpoint: a known sovereign cloud, or the public cloud's directory
+// with the endpoint as the Resource Manager.
+func cloudFor(endpoint string) cloud.Configuration {
+	for _, c := range []cloud.Configuration{cloud.AzurePublic, cloud.AzureGovernment, cloud.AzureChina} {
+		if rm := c.Services[cloud.ResourceManager]; endpoint == "" || strings.TrimSuffix(rm.Endpoint, "/") == endpoint {
+			return c
+		}
+	}
+	c := cloud.AzurePublic
+	rm := c.Services[cloud.ResourceManager]
+	c.Services = map[cloud.ServiceName]cloud.ServiceConfiguration{
+		cloud.ResourceManager: {Audience: rm.Audience, Endpoint: endpoint},
+	}
+	return c
+}
+
+// New builds the provider for target t, with credentials from the chain named by settings.credential. It is the
+// registered factory.
+func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
+	s, err := ParseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	c := cloudFor(s.Endpoint)
+	copts := azcore.ClientOptions{Cloud: c}
+	var cred azcore.TokenCredential
+	switch s.Credential {
+	case "environment":
+		cred, err = azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: copts})
+	case "workload-identity":
+		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: copts})
+	case "managed-identity":
+		cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: copts})
+	case "cli":
+		cred, err = azidentity.NewAzureCLICredential(nil)
+	default:
+		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: copts})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("target %q: azure credential %q: %w", t.Name, s.Credential, err)
+	}
+	return NewWithCredential(t, opts, cred, nil)
+}
+
+// NewWithCredential builds the provider with an explicit credential. copts (may be nil) tunes the SDK client:
+// tests set Transport (to trust the emulator's certificate) and Retry (short delays). Its Cloud is always set from
+// settings.endpoint.
+func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.TokenCredential, copts *arm.ClientOptions) (*Provider, error) {
+	s, err := ParseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	var o arm.ClientOptions
+	if copts != nil {
+		o = *copts
+	}
+	o.Cloud = cloudFor(s.Endpoint)
+	if strings.HasPrefix(s.Endpoint, "http://") {
+		o.InsecureAllowCredentialWithHTTP = true
+	}
+	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, cred, &o)
+	if err != nil {
+		return nil, fmt.Errorf("target %q: container groups client: %w", t.Name, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{
+		client: client, target: t.Name, resourceGroup: s.ResourceGroup, location: s.Location, dnsPx: s.DNSLabelPrefix,
+		log:          log.With("provider", "azure", "target", t.Name),
+		PollInterval: DefaultPollInterval, MaxPollDelay: DefaultMaxPollDelay, ReadyTimeout: DefaultReadyTimeout,
+		RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax, RetryBudget: DefaultRetryBudget,
+	}, nil
+}
+
+// Type is "azure".
+func (p *Provider) Type() string { return "azure" }
+
+// Capabilities: HTTP and command probes, public TCP/UDP ports, CPU and memory. ACI probes have no TCP check.
+func (p *Provider) Capabilities() providers.Capabilities {
+	return providers.Capabilities{HealthHTTP: true, HealthCommand: true, PublicPorts: true, UDP: true,
+		CPULimit: true, MemoryLimit: true}
+}
+
+// Validate reports what ACI cannot honour beyond Capabilities.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	var out []providers.Problem
+	add := func(field, format string, args ...any) {
+		out = append(out, providers.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
+	if w.Health.Kind() == "tcp" {
+		add("health.tcp", "Azure Container Instances probes have no TCP check; use an HTTP or command check")
+	}
+	if len(w.Command) == 0 && len(w.Args) > 0 {
+		add("args", "Azure Container Instances cannot pass arguments to the image's entrypoint: the command replaces it; set command to the full command line")
+	}
+	for i, port := range w.Ports {
+		switch {
+		case !port.Public:
+			add(fmt.Sprintf("ports[%d].public", i), "internal port %d: container groups without a virtual network are reachable only through public ports", port.Port)
+		case port.HostPort != 0 && port.HostPort != port.Port:
+			add(fmt.Sprintf("ports[%d].hostPort", i), "public port %d: Azure Container Instances exposes the container port itself, so hostPort must equal port", port.Port)
+		}
+	}
+	if c := w.Resources.CPUMillis; c < 0 || c > MaxCPUMillis || c%10 != 0 {
+		add("resources.cpu", "%dm CPU: Azure Container Instances takes 10m to %dm in steps of 10m", c, MaxCPUMillis)
+	}
+	if m := w.Resources.MemoryBytes; m < 0 || m > MaxMemoryBytes || (m*10)%gib != 0 {
+		add("resources.memory", "%d bytes: Azure Container Instances takes 0.1 to 16 GB in steps of 0.1 GB", m)
+	}
+	return out
+}
+
+// retryable classifies an error from the SDK: throttling, server errors, timeouts, conflicts, quota and failed
+// operations with a transient code retry; validation and other client errors do not.
+func retryable(err error) bool {
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) {
+		var nr *notReady
+		return errors.As(err, &nr) || !errors.Is(err, providers.ErrPermanent) // network errors, per-call timeouts
+	}
+	switch re.ErrorCode {
+	case "InaccessibleImage", "ResourceRequestsNotSupported", "InvalidRequestContent", "InvalidContainerGroupName",
+		"LocationRequired", "InvalidTagNameCharacters", "InvalidTagValueLength", "InvalidIpAddressPorts",
+		"AuthorizationFailed", "AuthenticationFailed", "InvalidApiVersionParameter", "MissingApiVersionParameter",
+		"SubscriptionNotFound", "ResourceGroupNotFound", "LocationNotAvailableForResourceType":
+		return false
+	case "TooManyRequests", "SubscriptionRequestsThrottled", "Conflict", "ContainerGroupTransitioning",
+		"InternalServerError", "ServiceUnavailable", "GatewayTimeout", "OperationTimedOut", "OperationCanceled",
+		"ContainerGroupQuotaReached", "StandardCoresQuotaExceeded", "ServerTimeout", "RetryableError":
+		return true
+	}
+	switch s := re.StatusCode; {
+	case s == http.StatusRequestTimeout, s == http.StatusConflict, s == http.StatusTooManyRequests, s >= 500:
+		return true
+	case s >= 400:
+		return false
+	}
+	return true // an operation that ended Failed with a code not known to be permanent
+}
+
+// retry runs fn until it succeeds, fails permanently, or the budget is spent.
+func (p *Provider) retry(ctx context.Context, what string, fn func() error) error {
+	start := time.Now()
+	delay := p.RetryBase
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		switch {
+		case err == nil:
+			return nil
+		case errors.Is(err, providers.ErrPermanent):
+			return err
+		case !retryable(err):
+			return providers.Permanent(err)
+		case ctx.Err() != nil:
+			return err
+		case time.Since(start)+delay > p.RetryBudget:
+			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
+		}
+		p.log.WarnContext(ctx, "azure call failed, retrying", "step", what, "attempt", attempt, "delay", delay, "err", err)
+		if err := sleep(ctx, delay); err != nil {
+			return err
+		}
+		delay = min(2*delay, p.RetryMax)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// apiError is a concise error for one failed call; it keeps the SDK's error for errors.As.
+type apiError struct {
+	op, group string
+	err       error
+}
+
+func (e *apiError) Error() string {
+	var re *azcore.ResponseError
+	if errors.As(e.err, &re) {
+		code, msg := errorBody(re)
+		if code == "" {
+			code = re.ErrorCode
+		}
+		return fmt.Sprintf("azure: %s container group %s: HTTP %d %s: %s", e.op, e.group, re.StatusCode, code, msg)
+	}
+	return fmt.Sprintf("azure: %s container group %s: %v", e.op, e.group, e.err)
+}
+
+func (e *apiError) Unwrap() error { return e.err }
+
+func wrap(op, group string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("azure: %s container group %s: %w", op, group, err)
+	}
+	return &apiError{op: op, group: group, err: err}
+}
+
+// notReady is a group that did not become ready (it failed or stopped): the step is retried, recreating it.
+type notReady struct{ group, why string }
+
+func (e *notReady) Error() string { return "container group " + e.group + " is not ready: " + e.why }
+
+var _ providers.Provider = (*Provider)(nil)
+var _ providers.Validator = (*Provider)(nil)

@@ -1,0 +1,133 @@
+package azure
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+func TestGroupName(t *testing.T) {
+	long := strings.Repeat("very-long-workload-name", 4)
+	for _, c := range []struct{ inst, env, wl, want string }{
+		{"prod1", "dev", "web", "berth-prod1-dev-web-0-abcdef"},
+		{"Prod_1", "DEV", "my..web", "berth-prod-1-dev-my-web-0-abcdef"},
+	} {
+		if got := GroupName(c.inst, c.env, c.wl, 0, "abcdef123456"); got != c.want {
+			t.Errorf("GroupName(%q,%q,%q) = %q, want %q", c.inst, c.env, c.wl, got, c.want)
+		}
+	}
+	a, b := GroupName("i", "e", long+"a", 3, "abcdef123456"), GroupName("i", "e", long+"b", 3, "abcdef123456")
+	if len(a) > 63 || !strings.HasSuffix(a, "-3-abcdef") || a == b || strings.Contains(a, "--") {
+		t.Errorf("long names: %q and %q (want distinct, <= 63, ending -3-abcdef, no double dash)", a, b)
+	}
+}
+
+func TestTags(t *testing.T) {
+	if TagInstance != "berth.dev-instance" || TagSpecHash != "berth.dev-spec-hash" || TagReplica != "berth.dev-replica" {
+		t.Errorf("tag mapping: %s %s %s", TagInstance, TagSpecHash, TagReplica)
+	}
+	k := wkey{"i", "e", "t", "w"}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: schema.Workload{Name: "w", Image: "x"}, SpecHash: "h"}
+	g := groupFor(k, d, 0, "westeurope", "")
+	if !k.owns(g.Tags) || (wkey{"i", "e2", "t", "w"}).owns(g.Tags) {
+		t.Error("ownership by tags")
+	}
+	for name := range g.Tags {
+		if strings.ContainsAny(name, `<>%&\?/`) {
+			t.Errorf("tag name %q has a character Azure refuses", name)
+		}
+	}
+}
+
+func TestSpecRoundTrip(t *testing.T) {
+	w := schema.Workload{
+		Name: "web", Provider: "aci", Image: "img:1", Command: []string{"/app"}, Args: []string{"serve", "-v"},
+		Env:       map[string]string{"GREETING": "hi", "DB_PASSWORD": "pw"},
+		Ports:     []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}, {Port: 53, Protocol: "udp", Public: true, HostPort: 53}},
+		Replicas:  3,
+		Resources: schema.Resources{CPUMillis: 1500, MemoryBytes: 1536 << 20},
+		Health: &schema.HealthCheck{Command: []string{"/app", "check"}, Interval: schema.Duration(10 * time.Second),
+			Timeout: schema.Duration(3 * time.Second), Retries: 4, StartPeriod: schema.Duration(20 * time.Second)},
+	}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "aci", Workload: w, SpecHash: providers.SpecHash(w)}
+	g := groupFor(wkey{"i", "e", "aci", "web"}, d, 1, "westeurope", "px")
+	env := g.Properties.Containers[0].Properties.EnvironmentVariables
+	for _, e := range env {
+		if *e.Name == "DB_PASSWORD" && (e.SecureValue == nil || e.Value != nil) {
+			t.Error("DB_PASSWORD not sent as a secureValue")
+		}
+	}
+	b, _ := json.Marshal(g) // through the wire shape
+	var back cg
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	got := specOf(&back, "aci")
+	want := w
+	want.Replicas = 0
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("read back:\n got %+v\nwant %+v", got, want)
+	}
+	if l := *g.Properties.IPAddress.DNSNameLabel; !strings.HasPrefix(l, "px-e-web-1-") {
+		t.Errorf("dns label %q", l)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	base := func() schema.Workload {
+		return schema.Workload{Name: "w", Image: "x", Command: []string{"/app"},
+			Ports: []schema.Port{{Port: 80, Protocol: "tcp", Public: true}}, Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20}}
+	}
+	p := &Provider{}
+	for _, c := range []struct {
+		name   string
+		change func(*schema.Workload)
+		fields []string
+	}{
+		{"ok", func(*schema.Workload) {}, nil},
+		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp"}},
+		{"args only", func(w *schema.Workload) { w.Command, w.Args = nil, []string{"serve"} }, []string{"args"}},
+		{"internal port", func(w *schema.Workload) { w.Ports[0].Public = false }, []string{"ports[0].public"}},
+		{"host port", func(w *schema.Workload) { w.Ports[0].HostPort = 8080 }, []string{"ports[0].hostPort"}},
+		{"cpu too big", func(w *schema.Workload) { w.Resources.CPUMillis = 8000 }, []string{"resources.cpu"}},
+		{"cpu step", func(w *schema.Workload) { w.Resources.CPUMillis = 255 }, []string{"resources.cpu"}},
+		{"memory step", func(w *schema.Workload) { w.Resources.MemoryBytes = 100 << 20 }, []string{"resources.memory"}},
+		{"memory too big", func(w *schema.Workload) { w.Resources.MemoryBytes = 32 << 30 }, []string{"resources.memory"}},
+	} {
+		w := base()
+		c.change(&w)
+		var got []string
+		for _, pr := range p.Validate(w) {
+			got = append(got, pr.Field)
+		}
+		if !reflect.DeepEqual(got, c.fields) {
+			t.Errorf("%s: problems %v, want %v", c.name, got, c.fields)
+		}
+	}
+	if p.Capabilities().HealthTCP {
+		t.Error("ACI has no TCP probes")
+	}
+}
+
+func TestParseSettings(t *testing.T) {
+	ok := map[string]any{"subscriptionId": "s", "resourceGroup": "rg", "location": "westeurope"}
+	if _, err := ParseSettings(schema.Target{Name: "a", Settings: ok}); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []map[string]any{
+		{"subscriptionId": "s", "resourceGroup": "rg"},
+		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "credential": "password"},
+		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "dnsLabelPrefix": "Bad_Prefix"},
+		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "endpoint": "ftp://x"},
+		{"subscriptionId": 3, "resourceGroup": "rg", "location": "l"},
+	} {
+		if _, err := ParseSettings(schema.Target{Name: "a", Settings: bad}); err == nil {
+			t.Errorf("settings %v accepted", bad)
+		}
+	}
+}
