@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/berth-dev/berth/providers/aws"    // the aws target type
 	_ "github.com/berth-dev/berth/providers/azure"  // the azure target type
 	_ "github.com/berth-dev/berth/providers/docker" // the docker target type
 )

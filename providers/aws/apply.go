@@ -1,0 +1,374 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/berth-dev/berth/providers"
+)
+
+// Apply converges one workload: a task definition revision for the spec (reused when the family's latest
+// revision already carries the spec hash), then CreateService (with a deterministic clientToken) or UpdateService
+// (new revision or count). ECS rolls out make-before-break (minimumHealthyPercent 100, circuit breaker with
+// rollback) and replaces stopped tasks itself; Apply waits until the primary deployment is COMPLETED and exactly
+// Replicas tasks of the spec run ready, then deregisters the revision it replaced.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	k := wkey{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
+	log := p.log.With("env", k.Environment, "workload", k.Workload, "revision", d.SpecHash)
+	name := resourceName(k)
+
+	svc, err := p.describeService(ctx, name)
+	if err != nil {
+		return err
+	}
+	if svc != nil && !k.owns(tagMap(svc.Tags)) {
+		return providers.Permanent(fmt.Errorf("ecs service %s in cluster %s exists and is not owned by berth instance %q environment %q; rename or remove it",
+			name, p.set.cluster, k.Instance, k.Environment))
+	}
+	tdArn, err := p.ensureTaskDefinition(ctx, k, d)
+	if err != nil {
+		return err
+	}
+	replicas := int32(d.Workload.Replicas)
+	var replaced string
+	switch {
+	case svc == nil:
+		log.InfoContext(ctx, "creating ecs service", "service", name, "taskDefinition", tdArn)
+		in := &ecs.CreateServiceInput{
+			Cluster:                 aws.String(p.set.cluster),
+			ServiceName:             aws.String(name),
+			TaskDefinition:          aws.String(tdArn),
+			DesiredCount:            aws.Int32(replicas),
+			LaunchType:              types.LaunchTypeFargate,
+			NetworkConfiguration:    p.networkConfiguration(),
+			DeploymentConfiguration: deploymentConfiguration(),
+			PropagateTags:           types.PropagateTagsTaskDefinition,
+			EnableECSManagedTags:    true,
+			Tags:                    ownerTags(k),
+			ClientToken:             aws.String(clientToken(k, d.SpecHash, d.Workload.Replicas)),
+		}
+		if err := p.call(ctx, "CreateService", func(ctx context.Context) error {
+			_, err := p.client.CreateService(ctx, in)
+			return err
+		}); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+	case aws.ToString(svc.TaskDefinition) != tdArn || svc.DesiredCount != replicas:
+		if aws.ToString(svc.TaskDefinition) != tdArn {
+			replaced = aws.ToString(svc.TaskDefinition)
+		}
+		log.InfoContext(ctx, "updating ecs service", "service", name, "taskDefinition", tdArn, "desiredCount", replicas)
+		in := &ecs.UpdateServiceInput{
+			Cluster:        aws.String(p.set.cluster),
+			Service:        aws.String(name),
+			TaskDefinition: aws.String(tdArn),
+			DesiredCount:   aws.Int32(replicas),
+		}
+		if err := p.call(ctx, "UpdateService", func(ctx context.Context) error {
+			_, err := p.client.UpdateService(ctx, in)
+			return err
+		}); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+	}
+	if err := p.waitConverged(ctx, name, tdArn, replicas); err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	if replaced != "" {
+		p.deregisterOwned(ctx, k, replaced)
+	}
+	return nil
+}
+
+// describeService returns the named service, or nil when it does not exist or is INACTIVE (deleted).
+func (p *Provider) describeService(ctx context.Context, name string) (*types.Service, error) {
+	var out *ecs.DescribeServicesOutput
+	err := p.call(ctx, "DescribeServices", func(ctx context.Context) error {
+		var err error
+		out, err = p.client.DescribeServices(ctx, &ecs.DescribeServicesInput{
+			Cluster: aws.String(p.set.cluster), Services: []string{name},
+			Include: []types.ServiceField{types.ServiceFieldTags},
+		})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range out.Services {
+		if s := &out.Services[i]; aws.ToString(s.ServiceName) == name && aws.ToString(s.Status) != "INACTIVE" {
+			return s, nil
+		}
+	}
+	return nil, nil
+}
+
+// ensureTaskDefinition returns the ARN of a revision of the workload's family for d.SpecHash: the family's
+// latest active revision when it carries that hash (a repeat, or a retry after a crash), a new one otherwise.
+func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers.Desired) (string, error) {
+	in, err := p.taskDefinitionInput(k, d)
+	if err != nil {
+		return "", err
+	}
+	family := aws.ToString(in.Family)
+	if arn, info, ok, err := p.describeTaskDefinition(ctx, family); err != nil {
+		return "", err
+	} else if ok && info.owned == k && info.hash == d.SpecHash {
+		return arn, nil
+	}
+	var out *ecs.RegisterTaskDefinitionOutput
+	if err := p.call(ctx, "RegisterTaskDefinition", func(ctx context.Context) error {
+		var err error
+		out, err = p.client.RegisterTaskDefinition(ctx, in)
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+	p.remember(arn, readTaskDefinition(out.TaskDefinition, out.Tags))
+	return arn, nil
+}
+
+// describeTaskDefinition reads a revision (by ARN) or a family's latest active one; ok is false when none exists.
+func (p *Provider) describeTaskDefinition(ctx context.Context, ref string) (string, tdInfo, bool, error) {
+	if strings.HasPrefix(ref, "arn:") {
+		p.mu.Lock()
+		info, ok := p.tds[ref]
+		p.mu.Unlock()
+		if ok {
+			return ref, info, true, nil
+		}
+	}
+	var out *ecs.DescribeTaskDefinitionOutput
+	err := p.call(ctx, "DescribeTaskDefinition", func(ctx context.Context) error {
+		var err error
+		out, err = p.client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+			TaskDefinition: aws.String(ref), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
+		})
+		return err
+	})
+	var ce *types.ClientException
+	if errors.As(err, &ce) && strings.Contains(ce.ErrorMessage(), "Unable to describe task definition") {
+		return "", tdInfo{}, false, nil
+	}
+	if err != nil {
+		return "", tdInfo{}, false, err
+	}
+	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+	info := readTaskDefinition(out.TaskDefinition, out.Tags)
+	p.remember(arn, info)
+	return arn, info, true, nil
+}
+
+func (p *Provider) remember(arn string, info tdInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.tds[arn] = info
+}
+
+// waitConverged polls until the service's only deployment is the primary one on tdArn, COMPLETED, running
+// replicas tasks, and exactly replicas ready tasks of tdArn are listed. A failed rollout (circuit breaker) is a
+// permanent error naming why the tasks stopped.
+func (p *Provider) waitConverged(ctx context.Context, name, tdArn string, replicas int32) error {
+	for {
+		why, err := p.convergedWhy(ctx, name, tdArn, replicas)
+		if err != nil || why == "" {
+			return err
+		}
+		if err := sleep(ctx, p.PollInterval); err != nil {
+			return fmt.Errorf("waiting for service %s: %s: %w", name, why, err)
+		}
+	}
+}
+
+func (p *Provider) convergedWhy(ctx context.Context, name, tdArn string, replicas int32) (string, error) {
+	svc, err := p.describeService(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	if svc == nil {
+		return "service not visible yet", nil
+	}
+	for _, dep := range svc.Deployments {
+		if aws.ToString(dep.TaskDefinition) == tdArn && dep.RolloutState == types.DeploymentRolloutStateFailed {
+			return "", providers.Permanent(fmt.Errorf("ecs service %s: deployment of %s failed: %s%s", name, tdArn,
+				aws.ToString(dep.RolloutStateReason), p.stoppedReason(ctx, name, tdArn)))
+		}
+	}
+	switch {
+	case aws.ToString(svc.Status) != "ACTIVE":
+		return "service " + aws.ToString(svc.Status), nil
+	case len(svc.Deployments) > 0 && aws.ToString(svc.Deployments[0].TaskDefinition) != tdArn:
+		// Only ECS's circuit breaker (or another hand) moves the primary deployment off what Apply asked for.
+		return "", providers.Permanent(fmt.Errorf("ecs service %s: the primary deployment runs %s, not %s: %s%s", name,
+			aws.ToString(svc.Deployments[0].TaskDefinition), tdArn, aws.ToString(svc.Deployments[0].RolloutStateReason),
+			p.stoppedReason(ctx, name, tdArn)))
+	case len(svc.Deployments) != 1:
+		return fmt.Sprintf("%d deployments in flight", len(svc.Deployments)), nil
+	case svc.Deployments[0].RolloutState != types.DeploymentRolloutStateCompleted:
+		return "rollout " + string(svc.Deployments[0].RolloutState), nil
+	case svc.DesiredCount != replicas || svc.RunningCount != replicas:
+		return fmt.Sprintf("running %d, desired %d, want %d", svc.RunningCount, svc.DesiredCount, replicas), nil
+	}
+	tasks, err := p.tasks(ctx, name, types.DesiredStatusRunning)
+	if err != nil {
+		return "", err
+	}
+	ready := 0
+	for _, t := range tasks {
+		info, ok := p.cached(aws.ToString(t.TaskDefinitionArn))
+		if aws.ToString(t.TaskDefinitionArn) == tdArn && aws.ToString(t.LastStatus) == "RUNNING" &&
+			(!ok || !info.hasHealth || t.HealthStatus == types.HealthStatusHealthy) {
+			ready++
+		}
+	}
+	if len(tasks) != int(replicas) || ready != int(replicas) {
+		return fmt.Sprintf("%d tasks listed, %d ready on the spec, want %d", len(tasks), ready, replicas), nil
+	}
+	return "", nil
+}
+
+func (p *Provider) cached(arn string) (tdInfo, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	info, ok := p.tds[arn]
+	return info, ok
+}
+
+// stoppedReason returns ": <reason>" of a stopped task of tdArn, for the error of a failed rollout ("" if none).
+func (p *Provider) stoppedReason(ctx context.Context, name, tdArn string) string {
+	tasks, err := p.tasks(ctx, name, types.DesiredStatusStopped)
+	if err != nil {
+		return ""
+	}
+	for _, t := range tasks {
+		if aws.ToString(t.TaskDefinitionArn) == tdArn && aws.ToString(t.StoppedReason) != "" {
+			return "; a task stopped with: " + aws.ToString(t.StoppedReason)
+		}
+	}
+	return ""
+}
+
+// tasks lists and describes a service's tasks of one desired status.
+func (p *Provider) tasks(ctx context.Context, service string, status types.DesiredStatus) ([]types.Task, error) {
+	var arns []string
+	var next *string
+	for {
+		var out *ecs.ListTasksOutput
+		if err := p.call(ctx, "ListTasks", func(ctx context.Context) error {
+			var err error
+			out, err = p.client.ListTasks(ctx, &ecs.ListTasksInput{
+				Cluster: aws.String(p.set.cluster), ServiceName: aws.String(service), DesiredStatus: status, NextToken: next,
+			})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		arns = append(arns, out.TaskArns...)
+		if next = out.NextToken; next == nil {
+			break
+		}
+	}
+	var tasks []types.Task
+	for start := 0; start < len(arns); start += 100 {
+		batch := arns[start:min(start+100, len(arns))]
+		var out *ecs.DescribeTasksOutput
+		if err := p.call(ctx, "DescribeTasks", func(ctx context.Context) error {
+			var err error
+			out, err = p.client.DescribeTasks(ctx, &ecs.DescribeTasksInput{Cluster: aws.String(p.set.cluster), Tasks: batch})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, out.Tasks...)
+	}
+	return tasks, nil
+}
+
+// Delete removes the workload's service (forced: ECS scales it to 0 and stops its tasks), waits until it is
+// INACTIVE, then deregisters the family's revisions berth owns. Only objects carrying the owner's tags are touched.
+func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
+	k := wkey{owner.Instance, owner.Environment, target, workload}
+	name := resourceName(k)
+	svc, err := p.describeService(ctx, name)
+	if err != nil {
+		return err
+	}
+	if svc != nil && k.owns(tagMap(svc.Tags)) {
+		if aws.ToString(svc.Status) == "ACTIVE" {
+			p.log.InfoContext(ctx, "deleting ecs service", "env", k.Environment, "workload", k.Workload, "service", name)
+			err := p.call(ctx, "DeleteService", func(ctx context.Context) error {
+				_, err := p.client.DeleteService(ctx, &ecs.DeleteServiceInput{
+					Cluster: aws.String(p.set.cluster), Service: aws.String(name), Force: aws.Bool(true)})
+				return err
+			})
+			var nf *types.ServiceNotFoundException
+			var na *types.ServiceNotActiveException
+			if err != nil && !errors.As(err, &nf) && !errors.As(err, &na) {
+				return fmt.Errorf("workload %s: %w", workload, err)
+			}
+		}
+		for {
+			s, err := p.describeService(ctx, name)
+			if err != nil {
+				return fmt.Errorf("workload %s: %w", workload, err)
+			}
+			if s == nil {
+				break
+			}
+			if err := sleep(ctx, p.PollInterval); err != nil {
+				return fmt.Errorf("workload %s: waiting for service %s to drain: %w", workload, name, err)
+			}
+		}
+	}
+	return p.deregisterFamily(ctx, k, name)
+}
+
+// deregisterFamily deregisters every active revision of the family that carries k's tags.
+func (p *Provider) deregisterFamily(ctx context.Context, k wkey, family string) error {
+	var next *string
+	var arns []string
+	for {
+		var out *ecs.ListTaskDefinitionsOutput
+		if err := p.call(ctx, "ListTaskDefinitions", func(ctx context.Context) error {
+			var err error
+			out, err = p.client.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
+				FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive, NextToken: next})
+			return err
+		}); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+		for _, arn := range out.TaskDefinitionArns {
+			if strings.HasSuffix(arn[:strings.LastIndex(arn, ":")], "/"+family) { // the prefix also matches longer families
+				arns = append(arns, arn)
+			}
+		}
+		if next = out.NextToken; next == nil {
+			break
+		}
+	}
+	for _, arn := range arns {
+		if err := p.deregisterOwned(ctx, k, arn); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+	}
+	return nil
+}
+
+// deregisterOwned deregisters one revision if it carries k's tags. Apply ignores its error: a leftover revision
+// costs nothing and the next Delete removes it.
+func (p *Provider) deregisterOwned(ctx context.Context, k wkey, arn string) error {
+	_, info, ok, err := p.describeTaskDefinition(ctx, arn)
+	if err != nil || !ok || info.owned != k {
+		return err
+	}
+	return p.call(ctx, "DeregisterTaskDefinition", func(ctx context.Context) error {
+		_, err := p.client.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)})
+		return err
+	})
+}

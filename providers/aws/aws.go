@@ -1,0 +1,346 @@
+package aws
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/smithy-go"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Type is the target type served.
+const Type = "aws"
+
+// Defaults of the provider's tunables.
+const (
+	DefaultPollInterval  = 5 * time.Second
+	DefaultRetryBase     = 250 * time.Millisecond
+	DefaultRetryMax      = 20 * time.Second
+	DefaultRetryAttempts = 8
+	// CallTimeout bounds each ECS call.
+	CallTimeout = 30 * time.Second
+)
+
+func init() { providers.Register(Type, New) }
+
+// Provider runs workloads as ECS services on Fargate in one cluster. Build it with New or NewWithClient. The
+// exported tunables may be changed before the first call, never after.
+type Provider struct {
+	// PollInterval paces the waits of Apply and Delete.
+	PollInterval time.Duration
+	// RetryBase, RetryMax and RetryAttempts shape the retries of a transient failure of one call: capped
+	// exponential backoff with jitter, at most RetryAttempts tries.
+	RetryBase, RetryMax time.Duration
+	RetryAttempts       int
+
+	client *ecs.Client
+	target string
+	set    settings
+	log    *slog.Logger
+
+	mu  sync.Mutex
+	tds map[string]tdInfo // task definition ARN → what it says (revisions are immutable)
+}
+
+type settings struct {
+	region, cluster, profile, endpoint string
+	subnets, securityGroups            []string
+	assignPublicIP                     bool
+	executionRoleArn, taskRoleArn      string
+}
+
+// New builds the provider for target t: credentials from the AWS default chain (environment, shared config and
+// credentials files with settings.profile, web identity, container and instance roles), the ECS endpoint of the
+// region or settings.endpoint. It is the registered factory.
+func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	lopts := []func(*config.LoadOptions) error{config.WithRegion(s.region)}
+	if s.profile != "" {
+		lopts = append(lopts, config.WithSharedConfigProfile(s.profile))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), CallTimeout)
+	defer cancel()
+	cfg, err := config.LoadDefaultConfig(ctx, lopts...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: target %q: AWS configuration: %w", t.Pos, t.Name, err)
+	}
+	client := ecs.NewFromConfig(cfg, func(o *ecs.Options) {
+		if s.endpoint != "" {
+			o.BaseEndpoint = aws.String(s.endpoint)
+		}
+		o.Retryer = aws.NopRetryer{} // one retry layer: the provider's own, which classifies
+	})
+	return newProvider(client, t, s, opts), nil
+}
+
+// NewWithClient builds the provider on an existing ECS client (tests, callers with their own configuration). The
+// region, profile and endpoint settings are then the client's business; the others still apply. The client's own
+// retries should be off (aws.NopRetryer) so that only the provider's classification retries.
+func NewWithClient(client *ecs.Client, t schema.Target, opts providers.Options) (*Provider, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	return newProvider(client, t, s, opts), nil
+}
+
+func newProvider(client *ecs.Client, t schema.Target, s settings, opts providers.Options) *Provider {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Provider{
+		PollInterval: DefaultPollInterval, RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax,
+		RetryAttempts: DefaultRetryAttempts,
+		client:        client, target: t.Name, set: s, tds: map[string]tdInfo{},
+		log: log.With("provider", Type, "target", t.Name),
+	}
+}
+
+// parseSettings checks the values of the #AWSTarget settings (the loader already checked the keys).
+func parseSettings(t schema.Target) (settings, error) {
+	var s settings
+	bad := func(k, why string) error {
+		return fmt.Errorf("%s: target %q: settings.%s: %s", t.Pos, t.Name, k, why)
+	}
+	keys := make([]string, 0, len(t.Settings))
+	for k := range t.Settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := t.Settings[k]
+		switch k {
+		case "region", "cluster", "profile", "endpoint", "executionRoleArn", "taskRoleArn":
+			str, ok := v.(string)
+			if !ok || str == "" {
+				return s, bad(k, fmt.Sprintf("want a non-empty string, got %T", v))
+			}
+			switch k {
+			case "region":
+				s.region = str
+			case "cluster":
+				s.cluster = str
+			case "profile":
+				s.profile = str
+			case "endpoint":
+				if !strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
+					return s, bad(k, "want an http:// or https:// URL")
+				}
+				s.endpoint = str
+			case "executionRoleArn":
+				s.executionRoleArn = str
+			case "taskRoleArn":
+				s.taskRoleArn = str
+			}
+			if (k == "executionRoleArn" || k == "taskRoleArn") && !strings.HasPrefix(str, "arn:") {
+				return s, bad(k, "want an IAM role ARN (arn:aws:iam::<account>:role/<name>)")
+			}
+		case "subnets", "securityGroups":
+			list, err := stringList(v)
+			if err != nil {
+				return s, bad(k, err.Error())
+			}
+			if k == "subnets" {
+				s.subnets = list
+			} else {
+				s.securityGroups = list
+			}
+		case "assignPublicIp":
+			b, ok := v.(bool)
+			if !ok {
+				return s, bad(k, fmt.Sprintf("want a bool, got %T", v))
+			}
+			s.assignPublicIP = b
+		case "type":
+		default:
+			return s, bad(k, "unknown setting")
+		}
+	}
+	switch {
+	case s.region == "":
+		return s, bad("region", "required")
+	case s.cluster == "":
+		return s, bad("cluster", "required")
+	case len(s.subnets) == 0:
+		return s, bad("subnets", "at least one subnet is required (awsvpc)")
+	}
+	return s, nil
+}
+
+func stringList(v any) ([]string, error) {
+	switch l := v.(type) {
+	case []string:
+		return l, nil
+	case []any:
+		out := make([]string, len(l))
+		for i, e := range l {
+			s, ok := e.(string)
+			if !ok || s == "" {
+				return nil, fmt.Errorf("element %d: want a non-empty string, got %T", i, e)
+			}
+			out[i] = s
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("want a list of strings, got %T", v)
+}
+
+// Type is "aws".
+func (p *Provider) Type() string { return Type }
+
+// Capabilities of ECS on Fargate without a load balancer: command health checks only (ECS runs them inside the
+// container), no stable public address, UDP and TCP ports, CPU and memory from the Fargate table.
+func (p *Provider) Capabilities() providers.Capabilities {
+	return providers.Capabilities{HealthCommand: true, UDP: true, CPULimit: true, MemoryLimit: true}
+}
+
+// Validate reports what ECS on Fargate cannot honour: HTTP and TCP health checks, public ports (no stable
+// address without a load balancer), CPU/memory beyond the Fargate table, health timings out of ECS's bounds.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	var out []providers.Problem
+	switch w.Health.Kind() {
+	case "http", "tcp":
+		out = append(out, providers.Problem{Field: "health." + w.Health.Kind(),
+			Message: "ECS container health checks run a command inside the container; use health.command " +
+				`(exec form, e.g. ["/app", "healthcheck"]): without it the task counts as healthy once running`})
+	case "command":
+		h := w.Health
+		for _, c := range []struct {
+			field  string
+			v      int
+			lo, hi int
+		}{
+			{"health.interval", int(h.Interval.D() / time.Second), minInterval, maxInterval},
+			{"health.timeout", int(h.Timeout.D() / time.Second), minTimeout, maxTimeout},
+			{"health.retries", h.Retries, minRetries, maxRetries},
+			{"health.startPeriod", int(h.StartPeriod.D() / time.Second), minStartPeriod, maxStartPeriod},
+		} {
+			if c.v < c.lo || c.v > c.hi {
+				out = append(out, providers.Problem{Field: c.field,
+					Message: fmt.Sprintf("ECS accepts %d to %d here; %d is clamped", c.lo, c.hi, c.v)})
+			}
+		}
+	}
+	for i, pt := range w.Ports {
+		if pt.Public {
+			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].public", i),
+				Message: "ECS without a load balancer has no stable public address: each task gets its own IP " +
+					"(public only with assignPublicIp); berth manages no load balancer"})
+		}
+	}
+	_, _, problems := fargateSize(w.Resources)
+	return append(out, problems...)
+}
+
+// Close releases nothing: the SDK client holds no resources that need closing.
+func (p *Provider) Close() error { return nil }
+
+// errClass is how a failed call is handled.
+type errClass int
+
+const (
+	classOther     errClass = iota // returned as is: the caller decides (not found, ...)
+	classRetryable                 // throttling, 5xx, timeouts, conflicts, quota
+	classPermanent                 // invalid request: retrying will not fix it
+)
+
+// classify sorts an ECS error.
+func classify(err error) errClass {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
+			"ServerException", "ServiceUnavailable", "InternalFailure", "UpdateInProgressException",
+			"ConflictException", "ResourceInUseException", "LimitExceededException":
+			return classRetryable
+		case "ClientException", "InvalidParameterException", "PlatformUnknownException",
+			"PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "AccessDeniedException",
+			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
+			"InvalidSignatureException", "SerializationException":
+			return classPermanent
+		}
+	}
+	var re *awshttp.ResponseError
+	if errors.As(err, &re) {
+		switch code := re.HTTPStatusCode(); {
+		case code == 429 || code == 408 || code >= 500:
+			return classRetryable
+		case code >= 400:
+			return classOther
+		}
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return classRetryable // a timeout or a dropped connection: the call may be repeated (creates carry a token)
+	}
+	if ae == nil && re == nil {
+		return classRetryable // transport failure (connection reset, EOF)
+	}
+	return classOther
+}
+
+// call runs one ECS call with a timeout, retrying transient failures with capped exponential backoff and
+// jitter within RetryAttempts; permanent ones come back wrapped in providers.Permanent.
+func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	backoff := p.RetryBase
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
+		err := f(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("ecs %s: %w", op, ctx.Err())
+		}
+		switch classify(err) {
+		case classPermanent:
+			return providers.Permanent(fmt.Errorf("ecs %s: %w", op, err))
+		case classOther:
+			return fmt.Errorf("ecs %s: %w", op, err)
+		}
+		if attempt >= p.RetryAttempts {
+			return fmt.Errorf("ecs %s: still failing after %d tries: %w", op, attempt, err)
+		}
+		wait := backoff/2 + rand.N(backoff/2+1)
+		p.log.DebugContext(ctx, "ecs call failed, retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
+		if err := sleep(ctx, wait); err != nil {
+			return fmt.Errorf("ecs %s: %w", op, err)
+		}
+		backoff = min(2*backoff, p.RetryMax)
+	}
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+var _ providers.Provider = (*Provider)(nil)
+var _ providers.Validator = (*Provider)(nil)
+var _ providers.Closer = (*Provider)(nil)

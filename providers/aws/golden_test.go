@@ -1,0 +1,98 @@
+package aws_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/aws/ecsemu"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+// TestGoldenRequests records what berth asks of ECS for the reference workload (an HTTP service, 2 replicas, env,
+// public port 8080, HTTP health check, 250m / 512Mi): on create, on a rollout to a new image and on delete. Each
+// golden lists the requests in order, bodies with sorted keys and the clientToken replaced; a read repeated while
+// polling is shown once.
+func TestGoldenRequests(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "aws-prod")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	w := referenceWorkload("web")
+	d := providers.Desired{Owner: owner, Target: "aws-prod", Workload: w, SpecHash: providers.SpecHash(w)}
+
+	steps := []struct {
+		golden string
+		run    func() error
+	}{
+		{"create", func() error { return p.Apply(ctx, d) }},
+		{"rollout", func() error {
+			w2 := w
+			w2.Image = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/berth-app:2"
+			return p.Apply(ctx, providers.Desired{Owner: owner, Target: "aws-prod", Workload: w2, SpecHash: providers.SpecHash(w2)})
+		}},
+		{"delete", func() error { return p.Delete(ctx, owner, "aws-prod", "web") }},
+	}
+	for _, s := range steps {
+		emu.ResetRequests()
+		if err := s.run(); err != nil {
+			t.Fatalf("%s: %v", s.golden, err)
+		}
+		got := normalise(t, emu.Requests())
+		path := filepath.Join("testdata", s.golden+".golden")
+		if *update {
+			if err := os.WriteFile(path, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (run with -update to create it)", err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: requests differ from %s (run with -update after review):\n%s", s.golden, path, got)
+		}
+	}
+}
+
+// normalise prints each distinct request once, in first-seen order: "## Op" then the body, keys sorted.
+func normalise(t *testing.T, reqs []ecsemu.Request) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	seen := map[string]bool{}
+	for _, r := range reqs {
+		var v map[string]any
+		if err := json.Unmarshal(r.Body, &v); err != nil {
+			t.Fatalf("%s: body is not JSON: %v", r.Op, err)
+		}
+		if _, ok := v["clientToken"]; ok {
+			v["clientToken"] = "<token>"
+		}
+		var enc bytes.Buffer
+		e := json.NewEncoder(&enc)
+		e.SetEscapeHTML(false)
+		e.SetIndent("", "  ")
+		if err := e.Encode(v); err != nil {
+			t.Fatal(err)
+		}
+		body := bytes.TrimSpace(enc.Bytes())
+		key := r.Op + string(body)
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		fmt.Fprintf(&b, "## %s\n%s\n\n", r.Op, body)
+	}
+	return b.Bytes()
+}

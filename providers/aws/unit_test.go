@@ -1,0 +1,154 @@
+package aws
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+func TestResourceName(t *testing.T) {
+	long := strings.Repeat("w", 300)
+	for _, c := range []struct {
+		k    wkey
+		want string
+	}{
+		{wkey{"berth", "prod", "aws", "web"}, "berth-berth-prod-web"},
+		{wkey{"berth", "prod", "aws", "web.v2"}, "berth-berth-prod-web-v2-"},
+		{wkey{"berth", "prod", "aws", long}, "berth-berth-prod-www"},
+	} {
+		got := resourceName(c.k)
+		if !strings.HasPrefix(got, c.want) || len(got) > maxNameLen {
+			t.Errorf("resourceName(%v) = %q, want prefix %q, at most %d chars", c.k, got, c.want, maxNameLen)
+		}
+	}
+	if a, b := resourceName(wkey{"i", "e", "t", "a.b"}), resourceName(wkey{"i", "e", "t", "a_b"}); a == b {
+		t.Errorf("distinct workloads share the name %q", a)
+	}
+	if a := resourceName(wkey{"i", "e", "t", long}); a != resourceName(wkey{"i", "e", "t", long}) || len(a) != maxNameLen {
+		t.Errorf("long name %q not deterministic or not cut to %d", a, maxNameLen)
+	}
+}
+
+func TestClientToken(t *testing.T) {
+	k := wkey{"berth", "prod", "aws", "web"}
+	a := clientToken(k, "abc", 2)
+	if len(a) > 36 || a != clientToken(k, "abc", 2) {
+		t.Fatalf("token %q: longer than 36 or not deterministic", a)
+	}
+	if a == clientToken(k, "abd", 2) || a == clientToken(k, "abc", 3) || a == clientToken(wkey{"x", "prod", "aws", "web"}, "abc", 2) {
+		t.Error("different creates share a token")
+	}
+}
+
+func TestFargateSize(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		r        schema.Resources
+		cpu, mem int
+		field    string
+	}{
+		{schema.Resources{}, 256, 512, ""},
+		{schema.Resources{CPUMillis: 250, MemoryBytes: 512 * mi}, 256, 512, ""},
+		{schema.Resources{CPUMillis: 250, MemoryBytes: 600 * mi}, 256, 1024, ""},
+		{schema.Resources{CPUMillis: 251}, 512, 1024, ""},
+		{schema.Resources{CPUMillis: 1500, MemoryBytes: 3 << 30}, 2048, 4096, ""},
+		{schema.Resources{CPUMillis: 4000, MemoryBytes: 31 << 30}, 8192, 0, "resources.memory"}, // 4096 units hold 30 GiB
+		{schema.Resources{CPUMillis: 8000, MemoryBytes: 17 << 30}, 8192, 20480, ""},
+		{schema.Resources{CPUMillis: 250, MemoryBytes: 3 << 30}, 256, 0, "resources.memory"},
+		{schema.Resources{CPUMillis: 17000}, 0, 0, "resources.cpu"},
+	} {
+		cpu, mem, problems := fargateSize(c.r)
+		field := ""
+		if len(problems) > 0 {
+			field = problems[0].Field
+		}
+		if field != c.field || (c.field == "" && (cpu != c.cpu || mem != c.mem)) {
+			t.Errorf("fargateSize(%+v) = %d, %d, %v; want %d, %d, %q", c.r, cpu, mem, problems, c.cpu, c.mem, c.field)
+		}
+	}
+}
+
+func TestValidate(t *testing.T) {
+	p := &Provider{}
+	base := schema.Workload{Name: "w", Image: "i", Replicas: 1}
+	cmd := &schema.HealthCheck{Command: []string{"/app", "healthcheck"}, Interval: schema.Duration(10 * time.Second),
+		Timeout: schema.Duration(2 * time.Second), Retries: 3}
+	for _, c := range []struct {
+		name   string
+		mod    func(*schema.Workload)
+		fields []string
+	}{
+		{"plain", func(*schema.Workload) {}, nil},
+		{"command check", func(w *schema.Workload) { w.Health = cmd }, nil},
+		{"http check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }, []string{"health.http"}},
+		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp"}},
+		{"fast interval", func(w *schema.Workload) { h := *cmd; h.Interval = schema.Duration(time.Second); w.Health = &h }, []string{"health.interval"}},
+		{"public port", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp"}, {Port: 53, Protocol: "udp", Public: true}}
+		}, []string{"ports[1].public"}},
+		{"too big", func(w *schema.Workload) { w.Resources.CPUMillis = 32000 }, []string{"resources.cpu"}},
+	} {
+		w := base
+		c.mod(&w)
+		var got []string
+		for _, pr := range p.Validate(w) {
+			got = append(got, pr.Field)
+		}
+		if strings.Join(got, ",") != strings.Join(c.fields, ",") {
+			t.Errorf("%s: problems on %v, want %v", c.name, got, c.fields)
+		}
+	}
+}
+
+func TestParseSettings(t *testing.T) {
+	ok := map[string]any{"region": "eu-west-1", "cluster": "c", "subnets": []any{"s"}}
+	if _, err := parseSettings(schema.Target{Name: "t", Settings: ok}); err != nil {
+		t.Fatalf("valid settings: %v", err)
+	}
+	for _, c := range []struct {
+		set  map[string]any
+		want string
+	}{
+		{map[string]any{"cluster": "c", "subnets": []any{"s"}}, "settings.region: required"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{}}, "settings.subnets"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{1}}, "settings.subnets: element 0"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "endpoint": "localhost:1"}, "settings.endpoint"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "taskRoleArn": "role"}, "settings.taskRoleArn"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "assignPublicIp": "yes"}, "settings.assignPublicIp"},
+	} {
+		_, err := parseSettings(schema.Target{Name: "t", Settings: c.set, Pos: schema.Pos{File: "targets.cue", Line: 3, Column: 2}})
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "targets.cue:3:2") {
+			t.Errorf("parseSettings(%v) = %v, want an error with %q and the position", c.set, err, c.want)
+		}
+	}
+}
+
+func TestSpecReadBack(t *testing.T) {
+	p := &Provider{set: settings{cluster: "c", subnets: []string{"s"}}}
+	w := schema.Workload{Name: "web", Image: "img:1", Command: []string{"/app"}, Args: []string{"serve"},
+		Env: map[string]string{"A": "1"}, Ports: []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
+		Replicas: 2, Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20},
+		Health: &schema.HealthCheck{Command: []string{"/app", "healthcheck"}, Interval: schema.Duration(5 * time.Second),
+			Timeout: schema.Duration(2 * time.Second), Retries: 3}}
+	k := wkey{"i", "e", "t", "web"}
+	in, err := p.taskDefinitionInput(k, providers.Desired{Workload: w, SpecHash: "h1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := in.ContainerDefinitions[0].HealthCheck
+	if hc == nil || strings.Join(hc.Command, " ") != "CMD /app healthcheck" {
+		t.Fatalf("health check %+v, want the CMD exec form", hc)
+	}
+	info := readTaskDefinition(taskDefinitionOf(in), in.Tags)
+	if info.owned != k || info.hash != "h1" || !info.hasHealth {
+		t.Fatalf("read back %+v", info)
+	}
+	got := info.spec
+	got.Replicas = w.Replicas
+	if providers.SpecHash(got) != providers.SpecHash(w) {
+		t.Errorf("spec read back %+v\nwant %+v", got, w)
+	}
+}
