@@ -17,6 +17,7 @@ import (
 	_ "github.com/berth-dev/berth/providers/aws"    // the aws target type
 	_ "github.com/berth-dev/berth/providers/azure"  // the azure target type
 	_ "github.com/berth-dev/berth/providers/docker" // the docker target type
+	_ "github.com/berth-dev/berth/providers/gcp"    // the gcp target type
 )
 
 // exitError carries a specific exit status (plan --detailed-exitcode uses 2 for "changes").

@@ -1,0 +1,588 @@
+package gcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"cloud.google.com/go/auth"
+	compute "cloud.google.com/go/compute/apiv1"
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/googleapi"
+	"google.golang.org/api/iterator"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// noRetry turns off the SDK's own retries: the provider retries with its own budget and classification.
+var noRetry = gax.WithRetry(func() gax.Retryer { return nil })
+
+// Apply implements providers.Provider.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	w := d.Workload
+	switch {
+	case w.Name == "" || w.Image == "":
+		return providers.Permanent(fmt.Errorf("gcp: workload %q: name and image are required", w.Name))
+	case w.Replicas < 0:
+		return providers.Permanent(fmt.Errorf("gcp: workload %s: field replicas: %d is negative", w.Name, w.Replicas))
+	case d.SpecHash == "":
+		return providers.Permanent(fmt.Errorf("gcp: workload %s: no spec hash", w.Name))
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.RolloutTimeout)
+		defer cancel()
+	}
+	log := p.log.With("env", d.Owner.Environment, "workload", w.Name, "revision", d.SpecHash)
+	link, err := p.ensureTemplate(ctx, d)
+	if err != nil {
+		return err
+	}
+	if err := p.ensureGroup(ctx, log, d, link); err != nil {
+		return err
+	}
+	if err := p.waitReady(ctx, d); err != nil {
+		return err
+	}
+	p.pruneTemplates(ctx, log, d)
+	return nil
+}
+
+// ensureTemplate makes sure the spec's template exists and is ours; it returns its partial URL.
+func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired) (string, error) {
+	want, err := p.instanceTemplate(d)
+	if err != nil {
+		return "", providers.Permanent(err)
+	}
+	name := want.GetName()
+	link := fmt.Sprintf("projects/%s/global/instanceTemplates/%s", p.project, name)
+	salt := ""
+	for try := 0; try < 3; try++ {
+		t, err := p.getTemplate(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		if t != nil {
+			if m, ok := parseMarker(t.GetDescription()); !ok || !m.owns(d.Owner, d.Target, d.Workload.Name) {
+				return "", providers.Permanent(fmt.Errorf("gcp: instance template %s exists and is not berth's for %s", name, d.Workload.Name))
+			}
+			return link, nil
+		}
+		req := &computepb.InsertInstanceTemplateRequest{Project: p.project, InstanceTemplateResource: want,
+			RequestId: proto.String(requestID(d, "insert-template", salt))}
+		var op *compute.Operation
+		err = p.call(ctx, "insert instance template "+name, func(ctx context.Context) (err error) {
+			op, err = p.templates.Insert(ctx, req, noRetry)
+			return err
+		})
+		if err == nil {
+			err = p.waitOp(ctx, op.Proto(), true)
+			salt = op.Name() // if the template is still missing, the id was a replay of an older request
+		}
+		if err != nil && !isReason(err, "alreadyExists") {
+			return "", err
+		}
+	}
+	return "", fmt.Errorf("gcp: instance template %s did not appear after insert", name)
+}
+
+// ensureGroup creates the group or brings its version, description and size to d, one mutation at a time.
+func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d providers.Desired, link string) error {
+	name := GroupName(d.Owner, d.Workload.Name)
+	want := p.groupManager(d, link)
+	salt := ""
+	for try := 0; try < 8; try++ {
+		g, err := p.getGroup(ctx, name)
+		if err != nil {
+			return err
+		}
+		var what string
+		var do func(ctx context.Context) (*compute.Operation, error)
+		switch {
+		case g == nil:
+			what = "insert instance group manager " + name
+			req := &computepb.InsertRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region,
+				InstanceGroupManagerResource: want, RequestId: proto.String(requestID(d, "insert-group", strconv.Itoa(d.Workload.Replicas), salt))}
+			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Insert(ctx, req, noRetry) }
+			log.Info("gcp: creating group", "group", name, "replicas", d.Workload.Replicas)
+		case !p.ownsGroup(g, d.Owner, d.Target, d.Workload.Name):
+			return providers.Permanent(fmt.Errorf("gcp: instance group manager %s exists and is not berth's for %s", name, d.Workload.Name))
+		case templateOf(currentVersion(g)) != templateOf(link) || g.GetDescription() != want.GetDescription():
+			what = "patch instance group manager " + name
+			req := &computepb.PatchRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,
+				InstanceGroupManagerResource: &computepb.InstanceGroupManager{Versions: want.Versions, UpdatePolicy: want.UpdatePolicy,
+					Description: want.Description, Fingerprint: g.Fingerprint},
+				RequestId: proto.String(requestID(d, "patch-group", g.GetFingerprint()))}
+			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Patch(ctx, req, noRetry) }
+			log.Info("gcp: rolling out", "group", name, "from", templateOf(currentVersion(g)))
+		case g.GetTargetSize() != int32(d.Workload.Replicas):
+			what = "resize instance group manager " + name
+			req := &computepb.ResizeRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,
+				Size: int32(d.Workload.Replicas), RequestId: proto.String(requestID(d, "resize-group", strconv.Itoa(d.Workload.Replicas), g.GetFingerprint()))}
+			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Resize(ctx, req, noRetry) }
+			log.Info("gcp: resizing group", "group", name, "from", g.GetTargetSize(), "to", d.Workload.Replicas)
+		default:
+			return nil
+		}
+		var op *compute.Operation
+		err = p.call(ctx, what, func(ctx context.Context) (err error) {
+			op, err = do(ctx)
+			return err
+		})
+		if err == nil {
+			err = p.waitOp(ctx, op.Proto(), false)
+			if g == nil {
+				salt = op.Name()
+			}
+		}
+		switch {
+		case err == nil, isReason(err, "alreadyExists"), isCode(err, 412):
+			// re-read and go on
+		default:
+			return err
+		}
+	}
+	return fmt.Errorf("gcp: instance group manager %s keeps changing under berth", name)
+}
+
+// waitReady polls until the group runs exactly Replicas instances of the spec's template, all RUNNING with no
+// action under way.
+func (p *Provider) waitReady(ctx context.Context, d providers.Desired) error {
+	name := GroupName(d.Owner, d.Workload.Name)
+	tmpl := TemplateName(d.Owner, d.Workload.Name, d.SpecHash)
+	last := "not read yet"
+	for {
+		g, err := p.getGroup(ctx, name)
+		if err != nil {
+			return err
+		}
+		if g == nil {
+			return fmt.Errorf("gcp: instance group manager %s disappeared during the rollout", name)
+		}
+		mis, err := p.managedInstances(ctx, name)
+		if err != nil {
+			return err
+		}
+		if last = notReady(g, mis, tmpl, d.Workload.Replicas); last == "" {
+			return nil
+		}
+		if err := sleep(ctx, p.PollInterval); err != nil {
+			return fmt.Errorf("gcp: waiting for %s: %s: %w", name, last, err)
+		}
+	}
+}
+
+// notReady says why the group is not converged ("" when it is).
+func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstance, tmpl string, n int) string {
+	if len(mis) != n {
+		return fmt.Sprintf("%d instances, want %d", len(mis), n)
+	}
+	for _, mi := range mis {
+		switch {
+		case templateOf(mi.GetVersion().GetInstanceTemplate()) != tmpl:
+			return fmt.Sprintf("instance %s runs template %s", mi.GetName(), templateOf(mi.GetVersion().GetInstanceTemplate()))
+		case mi.GetInstanceStatus() != "RUNNING" || mi.GetCurrentAction() != "NONE":
+			return fmt.Sprintf("instance %s is %s/%s", mi.GetName(), mi.GetInstanceStatus(), mi.GetCurrentAction())
+		}
+	}
+	if !g.GetStatus().GetIsStable() {
+		return "group not stable"
+	}
+	return ""
+}
+
+// pruneTemplates deletes the workload's templates other than the current one; failures are only logged (the next
+// Apply or Delete tries again).
+func (p *Provider) pruneTemplates(ctx context.Context, log *slog.Logger, d providers.Desired) {
+	keep := TemplateName(d.Owner, d.Workload.Name, d.SpecHash)
+	ts, err := p.ownedTemplates(ctx, d.Owner, d.Target, d.Workload.Name)
+	if err != nil {
+		log.Warn("gcp: listing old templates", "err", err)
+		return
+	}
+	for _, t := range ts {
+		if t.GetName() == keep {
+			continue
+		}
+		if err := p.deleteTemplate(ctx, d, t); err != nil {
+			log.Warn("gcp: deleting old template", "template", t.GetName(), "err", err)
+		}
+	}
+}
+
+// List implements providers.Provider.
+func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
+	var groups []*computepb.InstanceGroupManager
+	err := p.call(ctx, "list instance group managers", func(ctx context.Context) error {
+		groups = groups[:0]
+		it := p.groups.List(ctx, &computepb.ListRegionInstanceGroupManagersRequest{Project: p.project, Region: p.region}, noRetry)
+		for {
+			g, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			groups = append(groups, g)
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	var out []providers.Observed
+	for _, g := range groups {
+		m, ok := parseMarker(g.GetDescription())
+		if !ok || !m.owns(owner, target, "") || g.GetName() != GroupName(owner, m.Workload) {
+			continue
+		}
+		o, err := p.observe(ctx, owner, g, m)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
+	return out, nil
+}
+
+func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker) (providers.Observed, error) {
+	o := providers.Observed{Workload: m.Workload, Target: m.Target}
+	t, err := p.getTemplate(ctx, templateOf(currentVersion(g)))
+	if err != nil {
+		return o, err
+	}
+	if t != nil {
+		o.Spec, _ = specOf(t)
+	}
+	o.Spec.Name = m.Workload
+	mis, err := p.managedInstances(ctx, g.GetName())
+	if err != nil {
+		return o, err
+	}
+	prefix := GroupName(owner, m.Workload) + "-"
+	counts := map[string]int{}
+	running := 0
+	for _, mi := range mis {
+		hash := strings.TrimPrefix(templateOf(mi.GetVersion().GetInstanceTemplate()), prefix)
+		state := strings.ToLower(mi.GetInstanceStatus())
+		if a := mi.GetCurrentAction(); a != "" && a != "NONE" {
+			state = strings.ToLower(a)
+		}
+		r := providers.Replica{ID: strconv.FormatUint(mi.GetId(), 10), Name: mi.GetName(), SpecHash: hash, State: state,
+			Running: mi.GetInstanceStatus() == "RUNNING" && (mi.GetCurrentAction() == "NONE" || mi.GetCurrentAction() == "")}
+		if r.Name == "" {
+			r.Name = templateOf(mi.GetInstance())
+		}
+		if r.Running {
+			running++
+		}
+		counts[hash]++
+		o.Replicas = append(o.Replicas, r)
+	}
+	o.Spec.Replicas = running
+	o.SpecHash = m.Spec
+	for h, c := range counts {
+		if c > counts[o.SpecHash] || c == counts[o.SpecHash] && h < o.SpecHash && o.SpecHash != m.Spec {
+			o.SpecHash = h
+		}
+	}
+	return o, nil
+}
+
+// Delete implements providers.Provider.
+func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
+	d := providers.Desired{Owner: owner, Target: target, Workload: schema.Workload{Name: workload}}
+	name := GroupName(owner, workload)
+	g, err := p.getGroup(ctx, name)
+	if err != nil {
+		return err
+	}
+	if g != nil && p.ownsGroup(g, owner, target, workload) {
+		p.log.Info("gcp: deleting group", "env", owner.Environment, "workload", workload, "group", name)
+		var op *compute.Operation
+		err := p.call(ctx, "delete instance group manager "+name, func(ctx context.Context) (err error) {
+			op, err = p.groups.Delete(ctx, &computepb.DeleteRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region,
+				InstanceGroupManager: name, RequestId: proto.String(requestID(d, "delete-group", strconv.FormatUint(g.GetId(), 10)))}, noRetry)
+			return err
+		})
+		if err == nil {
+			err = p.waitOp(ctx, op.Proto(), false)
+		}
+		if err != nil && !isCode(err, 404) {
+			return err
+		}
+	}
+	ts, err := p.ownedTemplates(ctx, owner, target, workload)
+	if err != nil {
+		return err
+	}
+	if g != nil && p.ownsGroup(g, owner, target, workload) { // a just-made template may be missing from the list
+		if t, err := p.getTemplate(ctx, templateOf(currentVersion(g))); err != nil {
+			return err
+		} else if t != nil && !containsTemplate(ts, t.GetName()) {
+			ts = append(ts, t)
+		}
+	}
+	for _, t := range ts {
+		if err := p.deleteTemplate(ctx, d, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func containsTemplate(ts []*computepb.InstanceTemplate, name string) bool {
+	for _, t := range ts {
+		if t.GetName() == name {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Provider) deleteTemplate(ctx context.Context, d providers.Desired, t *computepb.InstanceTemplate) error {
+	var op *compute.Operation
+	err := p.call(ctx, "delete instance template "+t.GetName(), func(ctx context.Context) (err error) {
+		op, err = p.templates.Delete(ctx, &computepb.DeleteInstanceTemplateRequest{Project: p.project, InstanceTemplate: t.GetName(),
+			RequestId: proto.String(requestID(d, "delete-template", t.GetName(), strconv.FormatUint(t.GetId(), 10)))}, noRetry)
+		return err
+	})
+	if err == nil {
+		err = p.waitOp(ctx, op.Proto(), true)
+	}
+	if err != nil && !isCode(err, 404) {
+		return err
+	}
+	return nil
+}
+
+// ownedTemplates lists the templates of one workload of owner (by name prefix and description marker).
+func (p *Provider) ownedTemplates(ctx context.Context, owner providers.Owner, target, workload string) ([]*computepb.InstanceTemplate, error) {
+	prefix := GroupName(owner, workload) + "-"
+	var out []*computepb.InstanceTemplate
+	err := p.call(ctx, "list instance templates", func(ctx context.Context) error {
+		out = out[:0]
+		it := p.templates.List(ctx, &computepb.ListInstanceTemplatesRequest{Project: p.project,
+			Filter: proto.String(fmt.Sprintf("name eq %s.*", prefix))}, noRetry)
+		for {
+			t, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if m, ok := parseMarker(t.GetDescription()); ok && strings.HasPrefix(t.GetName(), prefix) && m.owns(owner, target, workload) {
+				out = append(out, t)
+			}
+		}
+	})
+	return out, err
+}
+
+func (p *Provider) ownsGroup(g *computepb.InstanceGroupManager, owner providers.Owner, target, workload string) bool {
+	m, ok := parseMarker(g.GetDescription())
+	return ok && m.owns(owner, target, workload) && g.GetName() == GroupName(owner, workload)
+}
+
+func currentVersion(g *computepb.InstanceGroupManager) string {
+	if vs := g.GetVersions(); len(vs) > 0 {
+		return vs[0].GetInstanceTemplate()
+	}
+	return g.GetInstanceTemplate()
+}
+
+// getGroup returns the named group, or nil when it does not exist.
+func (p *Provider) getGroup(ctx context.Context, name string) (*computepb.InstanceGroupManager, error) {
+	var g *computepb.InstanceGroupManager
+	err := p.call(ctx, "get instance group manager "+name, func(ctx context.Context) (err error) {
+		g, err = p.groups.Get(ctx, &computepb.GetRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name}, noRetry)
+		return err
+	})
+	if isCode(err, 404) {
+		return nil, nil
+	}
+	return g, err
+}
+
+// getTemplate returns the named template, or nil when it does not exist.
+func (p *Provider) getTemplate(ctx context.Context, name string) (*computepb.InstanceTemplate, error) {
+	var t *computepb.InstanceTemplate
+	err := p.call(ctx, "get instance template "+name, func(ctx context.Context) (err error) {
+		t, err = p.templates.Get(ctx, &computepb.GetInstanceTemplateRequest{Project: p.project, InstanceTemplate: name}, noRetry)
+		return err
+	})
+	if isCode(err, 404) {
+		return nil, nil
+	}
+	return t, err
+}
+
+func (p *Provider) managedInstances(ctx context.Context, group string) ([]*computepb.ManagedInstance, error) {
+	var out []*computepb.ManagedInstance
+	err := p.call(ctx, "list managed instances of "+group, func(ctx context.Context) error {
+		out = out[:0]
+		it := p.groups.ListManagedInstances(ctx, &computepb.ListManagedInstancesRegionInstanceGroupManagersRequest{
+			Project: p.project, Region: p.region, InstanceGroupManager: group}, noRetry)
+		for {
+			mi, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, mi)
+		}
+	})
+	if isCode(err, 404) {
+		return nil, nil
+	}
+	return out, err
+}
+
+// waitOp polls an operation (the SDK's Wait sleeps at least a second per poll) until DONE; an operation that ends
+// in error returns it as a *googleapi.Error, classified like a call's.
+func (p *Provider) waitOp(ctx context.Context, op *computepb.Operation, global bool) error {
+	for op.GetStatus() != computepb.Operation_DONE {
+		if err := sleep(ctx, p.PollInterval); err != nil {
+			return fmt.Errorf("gcp: waiting for operation %s on %s: %w", op.GetName(), templateOf(op.GetTargetLink()), err)
+		}
+		name := op.GetName()
+		err := p.call(ctx, "get operation "+name, func(ctx context.Context) (err error) {
+			if global {
+				op, err = p.globalOps.Get(ctx, &computepb.GetGlobalOperationRequest{Project: p.project, Operation: name}, noRetry)
+			} else {
+				op, err = p.regionOps.Get(ctx, &computepb.GetRegionOperationRequest{Project: p.project, Region: p.region, Operation: name}, noRetry)
+			}
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if errs := op.GetError().GetErrors(); len(errs) > 0 {
+		ge := &googleapi.Error{Code: int(op.GetHttpErrorStatusCode()), Message: errs[0].GetMessage()}
+		for _, e := range errs {
+			ge.Errors = append(ge.Errors, googleapi.ErrorItem{Reason: reasonOf(e.GetCode()), Message: e.GetMessage()})
+		}
+		err := fmt.Errorf("gcp: operation %s %s on %s failed: %w", op.GetName(), op.GetOperationType(), templateOf(op.GetTargetLink()), ge)
+		if !retryable(ge) && !isReason(ge, "alreadyExists") {
+			return providers.Permanent(err)
+		}
+		return err
+	}
+	return nil
+}
+
+// reasonOf maps an operation error code (RESOURCE_ALREADY_EXISTS, ALREADY_EXISTS, RESOURCE_NOT_READY) to the
+// reason spelling of synchronous errors (alreadyExists, resourceNotReady).
+func reasonOf(code string) string {
+	code = strings.TrimPrefix(code, "RESOURCE_")
+	if code == "NOT_READY" {
+		code = "RESOURCE_NOT_READY"
+	}
+	parts := strings.Split(strings.ToLower(code), "_")
+	for i := 1; i < len(parts); i++ {
+		if parts[i] != "" {
+			parts[i] = strings.ToUpper(parts[i][:1]) + parts[i][1:]
+		}
+	}
+	return strings.Join(parts, "")
+}
+
+// call runs one API call, retrying retryable errors with capped exponential backoff within RetryAttempts. Not
+// found and already exists come back as they are (the callers decide); other non-retryable errors come back
+// marked permanent.
+func (p *Provider) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	backoff := p.RetryBase
+	for attempt := 1; ; attempt++ {
+		err := f(ctx)
+		switch {
+		case err == nil:
+			return nil
+		case ctx.Err() != nil:
+			return fmt.Errorf("gcp: %s: %w", what, ctx.Err())
+		case isCode(err, 404), isReason(err, "alreadyExists"), isCode(err, 412):
+			return fmt.Errorf("gcp: %s: %w", what, err)
+		case !retryable(err):
+			return providers.Permanent(fmt.Errorf("gcp: %s: %w", what, err))
+		case attempt >= p.RetryAttempts:
+			return fmt.Errorf("gcp: %s: giving up after %d attempts: %w", what, attempt, err)
+		}
+		p.log.Warn("gcp: retrying", "call", what, "attempt", attempt, "err", err)
+		if err := sleep(ctx, backoff); err != nil {
+			return fmt.Errorf("gcp: %s: %w", what, err)
+		}
+		backoff = min(2*backoff, p.RetryMax)
+	}
+}
+
+// retryable tells whether an error is worth another try: throttling (429, 403 rateLimitExceeded), 5xx, conflicts
+// and not-ready resources, network failures and timeouts.
+func retryable(err error) bool {
+	var ge *googleapi.Error
+	if errors.As(err, &ge) {
+		switch {
+		case ge.Code == 429, ge.Code >= 500:
+			return true
+		case ge.Code == 409:
+			return !hasReason(ge, "alreadyExists")
+		case ge.Code == 403:
+			return hasReason(ge, "rateLimitExceeded") || hasReason(ge, "userRateLimitExceeded") || hasReason(ge, "quotaExceeded")
+		case ge.Code == 400:
+			return hasReason(ge, "resourceNotReady")
+		}
+		return false
+	}
+	var ae *auth.Error
+	if errors.As(err, &ae) { // the token endpoint refused the credentials, or failed
+		return ae.Temporary()
+	}
+	var ne net.Error
+	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	// Transport failures of the HTTP client (connection refused or reset) carry no API error.
+	return !errors.Is(err, context.Canceled)
+}
+
+func hasReason(ge *googleapi.Error, reason string) bool {
+	for _, e := range ge.Errors {
+		if e.Reason == reason {
+			return true
+		}
+	}
+	return false
+}
+
+func isReason(err error, reason string) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && hasReason(ge, reason)
+}
+
+func isCode(err error, code int) bool {
+	var ge *googleapi.Error
+	return errors.As(err, &ge) && ge.Code == code
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

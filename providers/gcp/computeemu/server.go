@@ -1,0 +1,1070 @@
+package computeemu
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+)
+
+// Fault kinds for Fail.
+const (
+	FaultThrottle = "throttle" // 429 rateLimitExceeded
+	FaultQuota    = "quota"    // 403 rateLimitExceeded (Compute's per-minute API quota)
+	FaultServer   = "server"   // 503 backendError
+	FaultConflict = "conflict" // 409 conflict: another operation is in progress
+	FaultSlow     = "slow"     // the next operation stays RUNNING for SlowSteps more steps
+)
+
+// Zones is how many zones every regional group spans (the default distribution).
+const Zones = 3
+
+// SlowSteps is how much longer a slow operation stays RUNNING.
+const SlowSteps = 8
+
+// Options configure a Server; zero values take the defaults.
+type Options struct {
+	Project string // default "berth-test"
+	Region  string // default "europe-west1"
+	// OpSteps is how many steps an operation stays RUNNING (default 2).
+	OpSteps int
+	// BootSteps is how many steps a new instance takes to be RUNNING (default 2).
+	BootSteps int
+	// DeleteSteps is how many steps an instance stays DELETING (default 1).
+	DeleteSteps int
+	// OnStep, when set, is called after every step of every group with its RUNNING instances (no action under
+	// way) and target size; it runs under the server's lock and must not call the Server.
+	OnStep func(group string, running, target int)
+	// AllowAnonymous serves requests without an access token (default: a token from /token is required).
+	AllowAnonymous bool
+}
+
+// Request is one API call as received, for goldens.
+type Request struct {
+	Method    string
+	Path      string // URL path
+	Query     string // query without requestId
+	RequestID string
+	Body      []byte
+}
+
+// Server is the emulator. Its methods are safe for concurrent use.
+type Server struct {
+	opts Options
+	hs   *httptest.Server
+
+	mu        sync.Mutex
+	templates map[string]*template
+	groups    map[string]*group
+	ops       map[string]*operation
+	reqIDs    map[string]reqRecord
+	faults    []string
+	slow      int
+	requests  []Request
+	nextID    uint64
+	keys      map[string]*rsa.PublicKey // service-account email → public key
+	tokens    map[string]bool
+}
+
+type template struct {
+	pb     *computepb.InstanceTemplate
+	hidden bool // missing from the next List
+}
+
+type instance struct {
+	name      string
+	id        uint64
+	template  string // template name
+	status    string // PROVISIONING, RUNNING, TERMINATED
+	action    string // NONE, CREATING, RECREATING, DELETING
+	countdown int
+}
+
+type group struct {
+	pb        *computepb.InstanceGroupManager
+	instances []*instance
+	hidden    bool
+	seq       int
+}
+
+type operation struct {
+	pb     *computepb.Operation
+	steps  int
+	effect func() *apiError
+	global bool
+}
+
+type reqRecord struct {
+	hash string
+	op   string
+}
+
+// New starts a server.
+func New(opts Options) *Server {
+	if opts.Project == "" {
+		opts.Project = "berth-test"
+	}
+	if opts.Region == "" {
+		opts.Region = "europe-west1"
+	}
+	if opts.OpSteps <= 0 {
+		opts.OpSteps = 2
+	}
+	if opts.BootSteps <= 0 {
+		opts.BootSteps = 2
+	}
+	if opts.DeleteSteps <= 0 {
+		opts.DeleteSteps = 1
+	}
+	s := &Server{
+		opts:      opts,
+		templates: map[string]*template{},
+		groups:    map[string]*group{},
+		ops:       map[string]*operation{},
+		reqIDs:    map[string]reqRecord{},
+		keys:      map[string]*rsa.PublicKey{},
+		tokens:    map[string]bool{},
+		nextID:    4200000000000000000,
+	}
+	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the endpoint to give the SDK (option.WithEndpoint).
+func (s *Server) URL() string { return s.hs.URL }
+
+// Close stops the server.
+func (s *Server) Close() { s.hs.Close() }
+
+// Project and Region served.
+func (s *Server) Project() string { return s.opts.Project }
+func (s *Server) Region() string  { return s.opts.Region }
+
+// Fail makes the next n API calls fail with kind (see the Fault constants); FaultSlow slows the next n operations.
+func (s *Server) Fail(n int, kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kind == FaultSlow {
+		s.slow += n
+		return
+	}
+	for range n {
+		s.faults = append(s.faults, kind)
+	}
+}
+
+// Requests returns the log of API calls received (token requests excluded).
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests clears the request log.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// Step advances the world n steps without a request.
+func (s *Server) Step(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.step()
+	}
+}
+
+// ServiceAccountKey registers a new service account and returns its JSON key file, whose token_uri is this server.
+func (s *Server) ServiceAccountKey(email string) ([]byte, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.keys[email] = &key.PublicKey
+	s.mu.Unlock()
+	var kid [8]byte
+	rand.Read(kid[:])
+	return json.MarshalIndent(map[string]string{
+		"type":           "service_account",
+		"project_id":     s.opts.Project,
+		"private_key_id": hex.EncodeToString(kid[:]),
+		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
+		"client_email":   email,
+		"client_id":      "1",
+		"auth_uri":       s.hs.URL + "/auth",
+		"token_uri":      s.hs.URL + "/token",
+	}, "", "  ")
+}
+
+// Groups lists the names of the existing instance group managers, sorted.
+func (s *Server) Groups() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for n := range s.groups {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Templates lists the names of the existing instance templates, sorted.
+func (s *Server) Templates() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for n := range s.templates {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// GroupExists tells whether the named group exists.
+func (s *Server) GroupExists(name string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.groups[name] != nil
+}
+
+// DeleteInstance deletes instance i (by name order) of the group out of band; the group recreates it over steps.
+func (s *Server) DeleteInstance(groupName string, i int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, in, err := s.pick(groupName, i)
+	if err != nil {
+		return err
+	}
+	for k, x := range g.instances {
+		if x == in {
+			g.instances = append(g.instances[:k], g.instances[k+1:]...)
+			break
+		}
+	}
+	return nil
+}
+
+// StopInstance stops instance i (by name order) of the group out of band (TERMINATED); the group repairs it by
+// recreating it over steps.
+func (s *Server) StopInstance(groupName string, i int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, in, err := s.pick(groupName, i)
+	if err != nil {
+		return err
+	}
+	in.status, in.action, in.countdown = "TERMINATED", "NONE", 0
+	return nil
+}
+
+func (s *Server) pick(groupName string, i int) (*group, *instance, error) {
+	g := s.groups[groupName]
+	if g == nil {
+		return nil, nil, fmt.Errorf("computeemu: no group %q", groupName)
+	}
+	ins := append([]*instance(nil), g.instances...)
+	sort.Slice(ins, func(a, b int) bool { return ins[a].name < ins[b].name })
+	if i < 0 || i >= len(ins) {
+		return nil, nil, fmt.Errorf("computeemu: group %q has %d instances, no %d", groupName, len(ins), i)
+	}
+	return g, ins[i], nil
+}
+
+// CreateUnowned creates, out of band, a group named name with size instances of a new template name+"-tmpl"
+// carrying no labels and no description: a look-alike of something berth made.
+func (s *Server) CreateUnowned(name string, size int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tn := name + "-tmpl"
+	tp := &computepb.InstanceTemplate{Name: proto.String(tn), Properties: &computepb.InstanceProperties{
+		MachineType: proto.String("e2-small")}}
+	s.finishTemplate(tp)
+	s.templates[tn] = &template{pb: tp}
+	g := &computepb.InstanceGroupManager{Name: proto.String(name), BaseInstanceName: proto.String(name),
+		TargetSize: proto.Int32(int32(size)), InstanceTemplate: proto.String(s.templateLink(tn))}
+	s.addGroup(g)
+	for range size {
+		s.groups[name].instances = append(s.groups[name].instances, s.newInstance(s.groups[name], tn, "RUNNING", "NONE", 0))
+	}
+}
+
+// --- HTTP ---
+
+type apiError struct {
+	code    int
+	reason  string
+	message string
+}
+
+func errorf(code int, reason, format string, args ...any) *apiError {
+	return &apiError{code: code, reason: reason, message: fmt.Sprintf(format, args...)}
+}
+
+func writeError(w http.ResponseWriter, e *apiError) {
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.WriteHeader(e.code)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]any{
+		"code":    e.code,
+		"message": e.message,
+		"errors":  []map[string]string{{"message": e.message, "domain": "global", "reason": e.reason}},
+	}})
+}
+
+func writeProto(w http.ResponseWriter, m proto.Message) {
+	b, err := protojson.Marshal(m)
+	if err != nil {
+		writeError(w, errorf(500, "backendError", "encoding: %v", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
+	w.Write(b)
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path == "/token" {
+		s.token(w, r)
+		return
+	}
+	body, _ := io.ReadAll(r.Body)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	q := r.URL.Query()
+	reqID := q.Get("requestId")
+	q.Del("requestId")
+	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q.Encode(), RequestID: reqID, Body: body})
+	if !s.opts.AllowAnonymous {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || !s.tokens[tok] {
+			writeError(w, errorf(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token."))
+			return
+		}
+	}
+	if len(s.faults) > 0 {
+		kind := s.faults[0]
+		s.faults = s.faults[1:]
+		switch kind {
+		case FaultThrottle:
+			writeError(w, errorf(429, "rateLimitExceeded", "Rate Limit Exceeded"))
+		case FaultQuota:
+			writeError(w, errorf(403, "rateLimitExceeded", "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'compute.googleapis.com'"))
+		case FaultConflict:
+			writeError(w, errorf(409, "conflict", "The resource is being modified by another operation in progress"))
+		default:
+			writeError(w, errorf(503, "backendError", "Backend Error"))
+		}
+		return
+	}
+	s.step()
+	m, e := s.route(r.Method, r.URL.Path, reqID, r.URL.Query(), body)
+	if e != nil {
+		writeError(w, e)
+		return
+	}
+	writeProto(w, m)
+}
+
+var pathRE = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/(?:global|regions/([^/]+))/([A-Za-z]+)(?:/([^/]+))?(?:/([A-Za-z]+))?$`)
+
+func (s *Server) route(method, path, reqID string, q map[string][]string, body []byte) (proto.Message, *apiError) {
+	m := pathRE.FindStringSubmatch(path)
+	if m == nil {
+		return nil, errorf(404, "notFound", "The requested URL %s was not found on this server.", path)
+	}
+	project, region, coll, name, verb := m[1], m[2], m[3], m[4], m[5]
+	if project != s.opts.Project {
+		return nil, errorf(404, "notFound", "The resource 'projects/%s' was not found", project)
+	}
+	if region != "" && region != s.opts.Region {
+		return nil, errorf(404, "notFound", "The resource 'projects/%s/regions/%s' was not found", project, region)
+	}
+	global := region == ""
+	mutate := func(kind, target string, prepare func() (func() *apiError, *apiError)) (proto.Message, *apiError) {
+		return s.mutate(reqID, method+" "+path+"?"+queryString(q)+"\n"+string(body), kind, target, global, prepare)
+	}
+	switch {
+	case global && coll == "instanceTemplates" && name == "" && method == http.MethodGet:
+		return s.listTemplates(), nil
+	case global && coll == "instanceTemplates" && name == "" && method == http.MethodPost:
+		tp := &computepb.InstanceTemplate{}
+		if e := decode(body, tp); e != nil {
+			return nil, e
+		}
+		return mutate("insert", s.templateLink(tp.GetName()), func() (func() *apiError, *apiError) { return s.insertTemplate(tp) })
+	case global && coll == "instanceTemplates" && name != "" && verb == "" && method == http.MethodGet:
+		t := s.templates[name]
+		if t == nil {
+			return nil, notFound(s.templateLink(name))
+		}
+		return t.pb, nil
+	case global && coll == "instanceTemplates" && name != "" && verb == "" && method == http.MethodDelete:
+		return mutate("delete", s.templateLink(name), func() (func() *apiError, *apiError) { return s.deleteTemplate(name) })
+	case coll == "operations" && name != "" && method == http.MethodGet:
+		op := s.ops[name]
+		if op == nil || op.global != global {
+			return nil, errorf(404, "notFound", "The resource 'projects/%s/%s/operations/%s' was not found", project, scope(region), name)
+		}
+		return op.pb, nil
+	case !global && coll == "instanceGroupManagers" && name == "" && method == http.MethodGet:
+		return s.listGroups(), nil
+	case !global && coll == "instanceGroupManagers" && name == "" && method == http.MethodPost:
+		g := &computepb.InstanceGroupManager{}
+		if e := decode(body, g); e != nil {
+			return nil, e
+		}
+		return mutate("insert", s.groupLink(g.GetName()), func() (func() *apiError, *apiError) { return s.insertGroup(g) })
+	case !global && coll == "instanceGroupManagers" && name != "" && verb == "" && method == http.MethodGet:
+		g := s.groups[name]
+		if g == nil {
+			return nil, notFound(s.groupLink(name))
+		}
+		return s.groupView(g), nil
+	case !global && coll == "instanceGroupManagers" && name != "" && verb == "" && method == http.MethodPatch:
+		patch := &computepb.InstanceGroupManager{}
+		if e := decode(body, patch); e != nil {
+			return nil, e
+		}
+		return mutate("patch", s.groupLink(name), func() (func() *apiError, *apiError) { return s.patchGroup(name, patch) })
+	case !global && coll == "instanceGroupManagers" && name != "" && verb == "" && method == http.MethodDelete:
+		return mutate("delete", s.groupLink(name), func() (func() *apiError, *apiError) { return s.deleteGroup(name) })
+	case !global && coll == "instanceGroupManagers" && name != "" && verb == "resize" && method == http.MethodPost:
+		size, err := strconv.Atoi(first(q["size"]))
+		if err != nil || size < 0 {
+			return nil, errorf(400, "invalid", "Invalid value for field 'size': '%s'. Must be greater than or equal to 0.", first(q["size"]))
+		}
+		return mutate("compute.regionInstanceGroupManagers.resize", s.groupLink(name), func() (func() *apiError, *apiError) {
+			if s.groups[name] == nil {
+				return nil, notFound(s.groupLink(name))
+			}
+			return func() *apiError {
+				if g := s.groups[name]; g != nil {
+					g.pb.TargetSize = proto.Int32(int32(size))
+					s.touch(g)
+				}
+				return nil
+			}, nil
+		})
+	case !global && coll == "instanceGroupManagers" && name != "" && verb == "listManagedInstances" && method == http.MethodPost:
+		g := s.groups[name]
+		if g == nil {
+			return nil, notFound(s.groupLink(name))
+		}
+		return s.managedInstances(g), nil
+	}
+	return nil, errorf(404, "notFound", "The requested URL %s was not found on this server.", path)
+}
+
+func scope(region string) string {
+	if region == "" {
+		return "global"
+	}
+	return "regions/" + region
+}
+
+func first(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func queryString(q map[string][]string) string {
+	var keys []string
+	for k := range q {
+		if k != "requestId" {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s&", k, strings.Join(q[k], ","))
+	}
+	return b.String()
+}
+
+func decode(body []byte, m proto.Message) *apiError {
+	if err := protojson.Unmarshal(body, m); err != nil {
+		return errorf(400, "parseError", "Invalid JSON payload received. %v", err)
+	}
+	return nil
+}
+
+func notFound(link string) *apiError {
+	_, rest, _ := strings.Cut(link, "/compute/v1/")
+	return errorf(404, "notFound", "The resource '%s' was not found", rest)
+}
+
+// mutate runs a mutation under requestId deduplication: prepare validates synchronously and returns the effect,
+// applied when the operation completes.
+func (s *Server) mutate(reqID, fingerprint, kind, target string, global bool, prepare func() (func() *apiError, *apiError)) (proto.Message, *apiError) {
+	sum := sha256.Sum256([]byte(fingerprint))
+	hash := hex.EncodeToString(sum[:])
+	if reqID != "" {
+		if rec, ok := s.reqIDs[reqID]; ok {
+			if rec.hash != hash {
+				return nil, errorf(400, "invalid", "Invalid value for field 'requestId': '%s'. The request ID was already used by a different request.", reqID)
+			}
+			return s.ops[rec.op].pb, nil
+		}
+	}
+	effect, e := prepare()
+	if e != nil {
+		return nil, e
+	}
+	s.nextID++
+	name := fmt.Sprintf("operation-%d-%s", s.nextID, hash[:8])
+	op := &operation{global: global, effect: effect, steps: s.opts.OpSteps}
+	if s.slow > 0 {
+		s.slow--
+		op.steps += SlowSteps
+	}
+	op.pb = &computepb.Operation{
+		Kind:          proto.String("compute#operation"),
+		Id:            proto.Uint64(s.nextID),
+		Name:          proto.String(name),
+		OperationType: proto.String(kind),
+		TargetLink:    proto.String(target),
+		Status:        computepb.Operation_RUNNING.Enum(),
+		Progress:      proto.Int32(0),
+		InsertTime:    proto.String(time.Now().UTC().Format(time.RFC3339)),
+	}
+	if global {
+		op.pb.SelfLink = proto.String(fmt.Sprintf("%s/compute/v1/projects/%s/global/operations/%s", s.hs.URL, s.opts.Project, name))
+	} else {
+		op.pb.Region = proto.String(s.regionLink())
+		op.pb.SelfLink = proto.String(fmt.Sprintf("%s/operations/%s", s.regionLink(), name))
+	}
+	if reqID != "" {
+		op.pb.ClientOperationId = proto.String(reqID)
+		s.reqIDs[reqID] = reqRecord{hash: hash, op: name}
+	}
+	s.ops[name] = op
+	return op.pb, nil
+}
+
+func (s *Server) regionLink() string {
+	return fmt.Sprintf("%s/compute/v1/projects/%s/regions/%s", s.hs.URL, s.opts.Project, s.opts.Region)
+}
+
+func (s *Server) templateLink(name string) string {
+	return fmt.Sprintf("%s/compute/v1/projects/%s/global/instanceTemplates/%s", s.hs.URL, s.opts.Project, name)
+}
+
+func (s *Server) groupLink(name string) string {
+	return fmt.Sprintf("%s/instanceGroupManagers/%s", s.regionLink(), name)
+}
+
+// templateName accepts a template's name, relative path or URL.
+func templateName(ref string) string { return ref[strings.LastIndex(ref, "/")+1:] }
+
+var (
+	nameRE  = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	labelK  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelV  = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+	machine = regexp.MustCompile(`^(e2-(micro|small|medium|standard-(2|4|8|16|32)|highmem-(2|4|8|16)|highcpu-(2|4|8|16|32))|n1-standard-(1|2|4|8|16)|n2-standard-(2|4|8|16)|n2d-standard-(2|4|8|16)|t2d-standard-(1|2|4|8))$`)
+)
+
+func (s *Server) insertTemplate(tp *computepb.InstanceTemplate) (func() *apiError, *apiError) {
+	switch {
+	case !nameRE.MatchString(tp.GetName()):
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", tp.GetName())
+	case s.templates[tp.GetName()] != nil:
+		return nil, errorf(409, "alreadyExists", "The resource 'projects/%s/global/instanceTemplates/%s' already exists", s.opts.Project, tp.GetName())
+	case tp.GetProperties() == nil:
+		return nil, errorf(400, "required", "Required field 'resource.properties' not specified")
+	case !machine.MatchString(tp.GetProperties().GetMachineType()):
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.properties.machineType': '%s'. Machine type with name '%s' does not exist.", tp.GetProperties().GetMachineType(), tp.GetProperties().GetMachineType())
+	case len(tp.GetProperties().GetDisks()) == 0 || tp.GetProperties().GetDisks()[0].GetInitializeParams().GetSourceImage() == "":
+		return nil, errorf(400, "required", "Required field 'resource.properties.disks[0].initializeParams.sourceImage' not specified")
+	}
+	for k, v := range tp.GetProperties().GetLabels() {
+		if !labelK.MatchString(k) || !labelV.MatchString(v) {
+			return nil, errorf(400, "invalid", "Invalid value for field 'resource.properties.labels': '%s'. Label keys and values can only contain lowercase letters, numeric characters, underscores and dashes.", k)
+		}
+	}
+	return func() *apiError {
+		if s.templates[tp.GetName()] != nil {
+			return errorf(409, "alreadyExists", "The resource 'projects/%s/global/instanceTemplates/%s' already exists", s.opts.Project, tp.GetName())
+		}
+		s.finishTemplate(tp)
+		s.templates[tp.GetName()] = &template{pb: tp, hidden: true}
+		return nil
+	}, nil
+}
+
+func (s *Server) finishTemplate(tp *computepb.InstanceTemplate) {
+	s.nextID++
+	tp.Id = proto.Uint64(s.nextID)
+	tp.Kind = proto.String("compute#instanceTemplate")
+	tp.SelfLink = proto.String(s.templateLink(tp.GetName()))
+	tp.CreationTimestamp = proto.String(time.Now().UTC().Format(time.RFC3339))
+}
+
+func (s *Server) deleteTemplate(name string) (func() *apiError, *apiError) {
+	if s.templates[name] == nil {
+		return nil, notFound(s.templateLink(name))
+	}
+	for _, g := range s.groups {
+		if s.uses(g, name) {
+			return nil, errorf(400, "resourceInUseByAnotherResource", "The instance_template resource 'projects/%s/global/instanceTemplates/%s' is already being used by 'projects/%s/regions/%s/instanceGroupManagers/%s'", s.opts.Project, name, s.opts.Project, s.opts.Region, g.pb.GetName())
+		}
+	}
+	return func() *apiError { delete(s.templates, name); return nil }, nil
+}
+
+func (s *Server) uses(g *group, tmpl string) bool {
+	if templateName(g.pb.GetInstanceTemplate()) == tmpl {
+		return true
+	}
+	for _, v := range g.pb.GetVersions() {
+		if templateName(v.GetInstanceTemplate()) == tmpl {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) listTemplates() *computepb.InstanceTemplateList {
+	out := &computepb.InstanceTemplateList{Kind: proto.String("compute#instanceTemplateList"), Id: proto.String("projects/" + s.opts.Project + "/global/instanceTemplates")}
+	var names []string
+	for n := range s.templates {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := s.templates[n]
+		if t.hidden {
+			t.hidden = false
+			continue
+		}
+		out.Items = append(out.Items, t.pb)
+	}
+	return out
+}
+
+// currentTemplate is the template new instances of g get.
+func currentTemplate(g *computepb.InstanceGroupManager) string {
+	if vs := g.GetVersions(); len(vs) > 0 {
+		return templateName(vs[0].GetInstanceTemplate())
+	}
+	return templateName(g.GetInstanceTemplate())
+}
+
+func (s *Server) checkGroupSpec(g *computepb.InstanceGroupManager) *apiError {
+	if len(g.GetVersions()) > 1 {
+		return errorf(400, "invalid", "Invalid value for field 'resource.versions': canary versions are not supported by this emulator")
+	}
+	t := currentTemplate(g)
+	if t == "" {
+		return errorf(400, "required", "Required field 'resource.instanceTemplate' not specified")
+	}
+	if s.templates[t] == nil {
+		return errorf(404, "notFound", "The resource 'projects/%s/global/instanceTemplates/%s' was not found", s.opts.Project, t)
+	}
+	if p := g.GetUpdatePolicy(); p != nil {
+		if p.GetMaxSurge().GetFixed() == 0 && p.GetMaxUnavailable().GetFixed() == 0 {
+			return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy.maxUnavailable': '0'. Fixed updatePolicy.maxSurge and updatePolicy.maxUnavailable cannot both be 0.")
+		}
+		for field, v := range map[string]int32{"maxSurge": p.GetMaxSurge().GetFixed(), "maxUnavailable": p.GetMaxUnavailable().GetFixed()} {
+			if v != 0 && v < Zones {
+				return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy.%s.fixed': '%d'. Fixed updatePolicy.%s for regional managed instance group has to be either 0 or at least equal to the number of zones (%d).", field, v, field, Zones)
+			}
+		}
+		if p.GetMaxSurge().GetFixed() < 0 || p.GetMaxUnavailable().GetFixed() < 0 {
+			return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy': negative maxSurge or maxUnavailable")
+		}
+	}
+	return nil
+}
+
+func (s *Server) insertGroup(g *computepb.InstanceGroupManager) (func() *apiError, *apiError) {
+	switch {
+	case !nameRE.MatchString(g.GetName()):
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.name': '%s'. Must be a match of regex '(?:[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?)'", g.GetName())
+	case s.groups[g.GetName()] != nil:
+		return nil, errorf(409, "alreadyExists", "The resource 'projects/%s/regions/%s/instanceGroupManagers/%s' already exists", s.opts.Project, s.opts.Region, g.GetName())
+	case g.GetBaseInstanceName() == "" || len(g.GetBaseInstanceName()) > 58 || !nameRE.MatchString(g.GetBaseInstanceName()):
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.baseInstanceName': '%s'. Must be a match of regex '[a-z][-a-z0-9]{0,57}'", g.GetBaseInstanceName())
+	case g.TargetSize == nil || g.GetTargetSize() < 0:
+		return nil, errorf(400, "required", "Required field 'resource.targetSize' not specified")
+	}
+	if e := s.checkGroupSpec(g); e != nil {
+		return nil, e
+	}
+	return func() *apiError {
+		if s.groups[g.GetName()] != nil {
+			return errorf(409, "alreadyExists", "The resource 'projects/%s/regions/%s/instanceGroupManagers/%s' already exists", s.opts.Project, s.opts.Region, g.GetName())
+		}
+		s.addGroup(g)
+		s.groups[g.GetName()].hidden = true
+		return nil
+	}, nil
+}
+
+func (s *Server) addGroup(g *computepb.InstanceGroupManager) {
+	s.nextID++
+	g.Id = proto.Uint64(s.nextID)
+	g.Kind = proto.String("compute#instanceGroupManager")
+	g.Region = proto.String(s.regionLink())
+	g.SelfLink = proto.String(s.groupLink(g.GetName()))
+	g.InstanceGroup = proto.String(fmt.Sprintf("%s/instanceGroups/%s", s.regionLink(), g.GetName()))
+	g.CreationTimestamp = proto.String(time.Now().UTC().Format(time.RFC3339))
+	gr := &group{pb: g}
+	s.touch(gr)
+	s.groups[g.GetName()] = gr
+}
+
+// touch changes g's fingerprint, as every modification does.
+func (s *Server) touch(g *group) {
+	s.nextID++
+	g.pb.Fingerprint = proto.String(base64.StdEncoding.EncodeToString([]byte(strconv.FormatUint(s.nextID, 36))))
+}
+
+func (s *Server) patchGroup(name string, patch *computepb.InstanceGroupManager) (func() *apiError, *apiError) {
+	g := s.groups[name]
+	if g == nil {
+		return nil, notFound(s.groupLink(name))
+	}
+	if patch.Fingerprint != nil && patch.GetFingerprint() != g.pb.GetFingerprint() {
+		return nil, errorf(412, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.")
+	}
+	merged := proto.Clone(g.pb).(*computepb.InstanceGroupManager)
+	if patch.Versions != nil {
+		merged.Versions, merged.InstanceTemplate = patch.Versions, nil
+		if len(patch.Versions) == 1 {
+			merged.InstanceTemplate = proto.String(patch.Versions[0].GetInstanceTemplate())
+		}
+	}
+	if patch.UpdatePolicy != nil {
+		merged.UpdatePolicy = patch.UpdatePolicy
+	}
+	if patch.Description != nil {
+		merged.Description = patch.Description
+	}
+	if patch.TargetSize != nil {
+		merged.TargetSize = patch.TargetSize
+	}
+	if e := s.checkGroupSpec(merged); e != nil {
+		return nil, e
+	}
+	return func() *apiError {
+		g := s.groups[name]
+		if g == nil {
+			return notFound(s.groupLink(name))
+		}
+		merged.Fingerprint = g.pb.Fingerprint
+		g.pb = merged
+		s.touch(g)
+		return nil
+	}, nil
+}
+
+func (s *Server) deleteGroup(name string) (func() *apiError, *apiError) {
+	if s.groups[name] == nil {
+		return nil, notFound(s.groupLink(name))
+	}
+	return func() *apiError { delete(s.groups, name); return nil }, nil
+}
+
+func (s *Server) listGroups() *computepb.RegionInstanceGroupManagerList {
+	out := &computepb.RegionInstanceGroupManagerList{Kind: proto.String("compute#regionInstanceGroupManagerList"),
+		Id: proto.String("projects/" + s.opts.Project + "/regions/" + s.opts.Region + "/instanceGroupManagers")}
+	var names []string
+	for n := range s.groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		g := s.groups[n]
+		if g.hidden {
+			g.hidden = false
+			continue
+		}
+		out.Items = append(out.Items, s.groupView(g))
+	}
+	return out
+}
+
+func (s *Server) groupView(g *group) *computepb.InstanceGroupManager {
+	v := proto.Clone(g.pb).(*computepb.InstanceGroupManager)
+	cur := currentTemplate(g.pb)
+	stable, reached := len(g.instances) == int(g.pb.GetTargetSize()), true
+	actions := &computepb.InstanceGroupManagerActionsSummary{}
+	var none, creating, recreating, deleting int32
+	for _, in := range g.instances {
+		if in.template != cur {
+			reached, stable = false, false
+		}
+		switch in.action {
+		case "NONE":
+			none++
+			if in.status != "RUNNING" {
+				stable = false
+			}
+		case "CREATING":
+			creating++
+			stable = false
+		case "RECREATING":
+			recreating++
+			stable = false
+		case "DELETING":
+			deleting++
+			stable = false
+		}
+	}
+	actions.None, actions.Creating, actions.Recreating, actions.Deleting = &none, &creating, &recreating, &deleting
+	v.CurrentActions = actions
+	v.Status = &computepb.InstanceGroupManagerStatus{IsStable: proto.Bool(stable),
+		VersionTarget: &computepb.InstanceGroupManagerStatusVersionTarget{IsReached: proto.Bool(reached)}}
+	return v
+}
+
+func (s *Server) managedInstances(g *group) *computepb.RegionInstanceGroupManagersListInstancesResponse {
+	out := &computepb.RegionInstanceGroupManagersListInstancesResponse{}
+	ins := append([]*instance(nil), g.instances...)
+	sort.Slice(ins, func(a, b int) bool { return ins[a].name < ins[b].name })
+	for _, in := range ins {
+		out.ManagedInstances = append(out.ManagedInstances, &computepb.ManagedInstance{
+			Id:             proto.Uint64(in.id),
+			Name:           proto.String(in.name),
+			Instance:       proto.String(fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s-b/instances/%s", s.hs.URL, s.opts.Project, s.opts.Region, in.name)),
+			InstanceStatus: proto.String(in.status),
+			CurrentAction:  proto.String(in.action),
+			Version:        &computepb.ManagedInstanceVersion{InstanceTemplate: proto.String(s.templateLink(in.template))},
+		})
+	}
+	return out
+}
+
+// --- the world ---
+
+func (s *Server) newInstance(g *group, tmpl, status, action string, countdown int) *instance {
+	s.nextID++
+	g.seq++
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s/%d", g.pb.GetName(), g.seq)))
+	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+	suffix := make([]byte, 4)
+	for i := range suffix {
+		suffix[i] = alphabet[int(sum[i])%len(alphabet)]
+	}
+	return &instance{name: g.pb.GetBaseInstanceName() + "-" + string(suffix), id: s.nextID, template: tmpl,
+		status: status, action: action, countdown: countdown}
+}
+
+// step advances operations and every group by one step.
+func (s *Server) step() {
+	var names []string
+	for n := range s.ops {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		op := s.ops[n]
+		if op.pb.GetStatus() == computepb.Operation_DONE {
+			continue
+		}
+		op.steps--
+		op.pb.Progress = proto.Int32(50)
+		if op.steps > 0 {
+			continue
+		}
+		op.pb.Status = computepb.Operation_DONE.Enum()
+		op.pb.Progress = proto.Int32(100)
+		op.pb.EndTime = proto.String(time.Now().UTC().Format(time.RFC3339))
+		if e := op.effect(); e != nil {
+			op.pb.HttpErrorStatusCode = proto.Int32(int32(e.code))
+			op.pb.HttpErrorMessage = proto.String(http.StatusText(e.code))
+			op.pb.Error = &computepb.Error{Errors: []*computepb.Errors{{Code: proto.String(strings.ToUpper(e.reason)), Message: proto.String(e.message)}}}
+		}
+	}
+	names = names[:0]
+	for n := range s.groups {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		g := s.groups[n]
+		s.stepGroup(g)
+		if s.opts.OnStep != nil {
+			running := 0
+			for _, in := range g.instances {
+				if in.status == "RUNNING" && in.action == "NONE" {
+					running++
+				}
+			}
+			s.opts.OnStep(n, running, int(g.pb.GetTargetSize()))
+		}
+	}
+}
+
+func (s *Server) stepGroup(g *group) {
+	// Progress actions under way.
+	kept := g.instances[:0]
+	for _, in := range g.instances {
+		if in.countdown > 0 {
+			in.countdown--
+			if in.countdown == 0 {
+				if in.action == "DELETING" {
+					continue
+				}
+				in.status, in.action = "RUNNING", "NONE"
+			}
+		}
+		kept = append(kept, in)
+	}
+	g.instances = kept
+	// Repair stopped instances: recreate them under the same name.
+	for _, in := range g.instances {
+		if in.status == "TERMINATED" && in.action == "NONE" {
+			s.nextID++
+			in.id, in.status, in.action, in.countdown = s.nextID, "PROVISIONING", "RECREATING", s.opts.BootSteps
+		}
+	}
+	cur := currentTemplate(g.pb)
+	target := int(g.pb.GetTargetSize())
+	surge := int(g.pb.GetUpdatePolicy().GetMaxSurge().GetFixed())
+	unavailable := int(g.pb.GetUpdatePolicy().GetMaxUnavailable().GetFixed())
+	proactive := g.pb.GetUpdatePolicy().GetType() != "OPPORTUNISTIC"
+	var live, old []*instance
+	ready := 0
+	for _, in := range g.instances {
+		if in.action == "DELETING" {
+			continue
+		}
+		live = append(live, in)
+		if in.template != cur {
+			old = append(old, in)
+		}
+		if in.status == "RUNNING" && in.action == "NONE" {
+			ready++
+		}
+	}
+	allowed := target
+	if len(old) > 0 && proactive {
+		allowed = target + surge
+	}
+	switch {
+	case len(live) < target:
+		for range target - len(live) {
+			g.instances = append(g.instances, s.newInstance(g, cur, "PROVISIONING", "CREATING", s.opts.BootSteps))
+		}
+	case len(live) > allowed:
+		// Scale down: old, then not ready, then the newest instances go first.
+		sort.SliceStable(live, func(a, b int) bool {
+			ra, rb := rank(live[a], cur), rank(live[b], cur)
+			if ra != rb {
+				return ra < rb
+			}
+			return live[a].id > live[b].id
+		})
+		for _, in := range live[:len(live)-allowed] {
+			in.action, in.countdown = "DELETING", s.opts.DeleteSteps
+		}
+	case len(old) > 0 && proactive:
+		if len(live) < target+surge {
+			g.instances = append(g.instances, s.newInstance(g, cur, "PROVISIONING", "CREATING", s.opts.BootSteps))
+		}
+		// Remove one old instance when what stays ready still covers target - maxUnavailable.
+		sort.SliceStable(old, func(a, b int) bool { return rank(old[a], cur) < rank(old[b], cur) })
+		victim := old[0]
+		after := ready
+		if victim.status == "RUNNING" && victim.action == "NONE" {
+			after--
+		}
+		if after >= target-unavailable {
+			victim.action, victim.countdown = "DELETING", s.opts.DeleteSteps
+		}
+	}
+}
+
+// rank orders instances for removal: old and broken first.
+func rank(in *instance, cur string) int {
+	r := 0
+	if in.template == cur {
+		r += 2
+	}
+	if in.status == "RUNNING" && in.action == "NONE" {
+		r++
+	}
+	return r
+}
+
+// --- OAuth2 ---
+
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	fail := func(msg string) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusBadRequest)
+		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": msg})
+	}
+	if err := r.ParseForm(); err != nil {
+		fail("bad form")
+		return
+	}
+	if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+		fail("unsupported grant_type")
+		return
+	}
+	parts := strings.Split(r.PostForm.Get("assertion"), ".")
+	if len(parts) != 3 {
+		fail("malformed assertion")
+		return
+	}
+	claimsJSON, err1 := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, err2 := base64.RawURLEncoding.DecodeString(parts[2])
+	var claims struct {
+		Iss string `json:"iss"`
+		Aud string `json:"aud"`
+		Exp int64  `json:"exp"`
+	}
+	if err1 != nil || err2 != nil || json.Unmarshal(claimsJSON, &claims) != nil {
+		fail("malformed assertion")
+		return
+	}
+	s.mu.Lock()
+	key := s.keys[claims.Iss]
+	s.mu.Unlock()
+	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+	if key == nil || rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig) != nil {
+		fail("Invalid JWT Signature.")
+		return
+	}
+	if claims.Aud != s.hs.URL+"/token" || claims.Exp < time.Now().Unix() {
+		fail("Invalid JWT: audience or expiry")
+		return
+	}
+	var b [16]byte
+	rand.Read(b[:])
+	tok := "ya29.emu-" + hex.EncodeToString(b[:])
+	s.mu.Lock()
+	s.tokens[tok] = true
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
+}

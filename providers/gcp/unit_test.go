@@ -1,0 +1,222 @@
+package gcp
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+
+	"cloud.google.com/go/auth"
+	"google.golang.org/api/googleapi"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+var (
+	gceName  = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	labelKey = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
+	labelVal = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+)
+
+func TestNames(t *testing.T) {
+	long := strings.Repeat("w", 80)
+	for _, c := range []struct {
+		owner    providers.Owner
+		workload string
+		want     string // "" when truncated
+	}{
+		{providers.Owner{Instance: "prod1", Environment: "dev"}, "web", "berth-prod1-dev-web"},
+		{providers.Owner{Instance: "Prod_1", Environment: "Staging.EU"}, "api_v2", "berth-prod-1-staging-eu-api-v2"},
+		{providers.Owner{Instance: "i", Environment: "e"}, long, ""},
+		{providers.Owner{Instance: "i", Environment: "e"}, long + "x", ""},
+	} {
+		g := GroupName(c.owner, c.workload)
+		tn := TemplateName(c.owner, c.workload, "0123456789ab")
+		if c.want != "" && g != c.want {
+			t.Errorf("GroupName(%v, %q) = %q, want %q", c.owner, c.workload, g, c.want)
+		}
+		if len(g) > maxBase || !gceName.MatchString(g) {
+			t.Errorf("GroupName(%v, %q) = %q: not a valid base name (≤%d)", c.owner, c.workload, g, maxBase)
+		}
+		if len(tn) > 63 || !gceName.MatchString(tn) || !strings.HasPrefix(tn, g+"-") {
+			t.Errorf("TemplateName = %q: invalid or not prefixed by %q", tn, g)
+		}
+	}
+	a := GroupName(providers.Owner{Instance: "i", Environment: "e"}, long)
+	b := GroupName(providers.Owner{Instance: "i", Environment: "e"}, long+"x")
+	if a == b {
+		t.Errorf("truncated names collide: %q", a)
+	}
+}
+
+func TestLabels(t *testing.T) {
+	d := providers.Desired{Owner: providers.Owner{Instance: "Berth.Main", Environment: "dev"}, Target: "gce-EU",
+		Workload: schema.Workload{Name: strings.Repeat("Long.Name/", 10)}, SpecHash: "abc123"}
+	ls := labels(d)
+	want := map[string]string{"berth-instance": "berth_main", "berth-environment": "dev", "berth-target": "gce-eu", "berth-spec-hash": "abc123"}
+	for k, v := range want {
+		if ls[k] != v {
+			t.Errorf("label %s = %q, want %q", k, ls[k], v)
+		}
+	}
+	for k, v := range ls {
+		if !labelKey.MatchString(k) || !labelVal.MatchString(v) {
+			t.Errorf("label %q=%q breaks GCP's label rules", k, v)
+		}
+	}
+	if got := LabelKey(providers.LabelInstance); got != "berth-instance" {
+		t.Errorf("LabelKey = %q", got)
+	}
+}
+
+func TestMarker(t *testing.T) {
+	m := marker{Instance: "a;b", Env: "x=y", Workload: "w 1", Target: "t%", Spec: "0123"}
+	got, ok := parseMarker(m.String())
+	if !ok || got != m {
+		t.Fatalf("round trip of %+v: %+v, %t (%q)", m, got, ok, m.String())
+	}
+	for _, bad := range []string{"", "created by hand", "berth: instance=a", "berth: instance=; env=e; workload=w; target=t; spec=s"} {
+		if _, ok := parseMarker(bad); ok {
+			t.Errorf("parseMarker(%q) accepted", bad)
+		}
+	}
+	owner := providers.Owner{Instance: "a;b", Environment: "x=y"}
+	if !got.owns(owner, "t%", "w 1") || got.owns(owner, "t%", "other") || got.owns(providers.Owner{Instance: "a", Environment: "x=y"}, "t%", "") {
+		t.Error("owns answers wrongly")
+	}
+}
+
+func TestRequestID(t *testing.T) {
+	uuid := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: schema.Workload{Name: "w"}, SpecHash: "h"}
+	a, b := requestID(d, "resize", "3", "fp1"), requestID(d, "resize", "3", "fp1")
+	if a != b || !uuid.MatchString(a) {
+		t.Fatalf("requestID not a stable UUID: %q, %q", a, b)
+	}
+	for _, other := range []string{requestID(d, "resize", "3", "fp2"), requestID(d, "resize", "2", "fp1"), requestID(d, "patch", "3", "fp1")} {
+		if other == a {
+			t.Errorf("different changes share the requestId %s", a)
+		}
+	}
+}
+
+func TestContainerDeclaration(t *testing.T) {
+	w := schema.Workload{Name: "Web_App", Image: "ghcr.io/x/app:1", Command: []string{"/app"}, Args: []string{"serve", "--greeting=\"hi\""},
+		Env: map[string]string{"B": "two words", "A": "1"}}
+	want := `spec:
+  containers:
+  - name: "web-app"
+    image: "ghcr.io/x/app:1"
+    command: ["/app"]
+    args: ["serve", "--greeting=\"hi\""]
+    env:
+    - name: "A"
+      value: "1"
+    - name: "B"
+      value: "two words"
+    stdin: false
+    tty: false
+  restartPolicy: Always
+`
+	if got := ContainerDeclaration(w); got != want {
+		t.Errorf("ContainerDeclaration:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	p := &Provider{machineType: "e2-small"}
+	base := schema.Workload{Name: "w", Image: "i", Replicas: 1, Ports: []schema.Port{{Port: 53, Protocol: "udp"}}}
+	for _, c := range []struct {
+		name   string
+		mod    func(w *schema.Workload)
+		fields []string
+	}{
+		{"plain", func(*schema.Workload) {}, nil},
+		{"http health", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }, []string{"health.http"}},
+		{"command health", func(w *schema.Workload) { w.Health = &schema.HealthCheck{Command: []string{"true"}} }, []string{"health.command"}},
+		{"public port", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}}
+		}, []string{"ports[0].public"}},
+		{"host port remap", func(w *schema.Workload) { w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", HostPort: 8080}} }, []string{"ports[0].hostPort"}},
+		{"fits", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20} }, nil},
+		{"too big", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30} }, []string{"resources.cpu", "resources.memory"}},
+		{"too many", func(w *schema.Workload) { w.Replicas = 1001 }, []string{"replicas"}},
+	} {
+		w := base
+		c.mod(&w)
+		var got []string
+		for _, pr := range p.Validate(w) {
+			got = append(got, pr.Field)
+			if pr.Message == "" {
+				t.Errorf("%s: problem %s without a message", c.name, pr.Field)
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(c.fields) {
+			t.Errorf("%s: problems at %v, want %v", c.name, got, c.fields)
+		}
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	api := func(code int, reason string) error {
+		return fmt.Errorf("wrapped: %w", &googleapi.Error{Code: code, Errors: []googleapi.ErrorItem{{Reason: reason}}})
+	}
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{api(http.StatusTooManyRequests, "rateLimitExceeded"), true},
+		{api(http.StatusForbidden, "rateLimitExceeded"), true},
+		{api(http.StatusForbidden, "quotaExceeded"), true},
+		{api(http.StatusForbidden, "forbidden"), false},
+		{api(http.StatusServiceUnavailable, "backendError"), true},
+		{api(http.StatusInternalServerError, "internalError"), true},
+		{api(http.StatusConflict, "conflict"), true},
+		{api(http.StatusConflict, "alreadyExists"), false},
+		{api(http.StatusBadRequest, "resourceNotReady"), true},
+		{api(http.StatusBadRequest, "invalid"), false},
+		{api(http.StatusUnauthorized, "authError"), false},
+		{errors.New("connection reset by peer"), true},
+		{fmt.Errorf("get: %w", &auth.Error{Response: &http.Response{StatusCode: 400}, Err: errors.New("invalid_grant")}), false},
+		{fmt.Errorf("get: %w", &auth.Error{Response: &http.Response{StatusCode: 503}, Err: errors.New("unavailable")}), true},
+	} {
+		if got := retryable(c.err); got != c.want {
+			t.Errorf("retryable(%v) = %t, want %t", c.err, got, c.want)
+		}
+	}
+}
+
+func TestReasonOf(t *testing.T) {
+	for in, want := range map[string]string{"RESOURCE_ALREADY_EXISTS": "alreadyExists", "ALREADY_EXISTS": "alreadyExists",
+		"RESOURCE_NOT_READY": "resourceNotReady", "QUOTA_EXCEEDED": "quotaExceeded"} {
+		if got := reasonOf(in); got != want {
+			t.Errorf("reasonOf(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestParseSettings(t *testing.T) {
+	tg := func(s map[string]any) schema.Target {
+		return schema.Target{Name: "gce", Type: "gcp", Settings: s, Pos: schema.Pos{File: "berth.cue", Line: 3, Column: 2}}
+	}
+	s, err := ParseSettings(tg(map[string]any{"project": "p", "region": "r"}))
+	if err != nil || s.MachineType != "e2-small" {
+		t.Fatalf("defaults: %+v, %v", s, err)
+	}
+	for _, c := range []struct {
+		settings map[string]any
+		want     string
+	}{
+		{map[string]any{"region": "r"}, `setting "project" is required`},
+		{map[string]any{"project": "p", "region": 3}, `setting "region" must be a non-empty string`},
+		{map[string]any{"project": "p", "region": "r", "machineType": ""}, `"machineType"`},
+	} {
+		_, err := ParseSettings(tg(c.settings))
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "berth.cue:3:2") {
+			t.Errorf("ParseSettings(%v) = %v, want an error with %q and the position", c.settings, err, c.want)
+		}
+	}
+}
