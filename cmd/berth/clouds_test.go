@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,8 @@ import (
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
 	"github.com/berth-dev/berth/providers/azure"
 	"github.com/berth-dev/berth/providers/azure/aciemu"
+	"github.com/berth-dev/berth/providers/gcp"
+	"github.com/berth-dev/berth/providers/gcp/computeemu"
 	"github.com/berth-dev/berth/reconciler"
 	"github.com/berth-dev/berth/repos"
 	"github.com/berth-dev/berth/schema"
@@ -35,6 +39,9 @@ func (staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore
 type clouds struct {
 	ecs *ecsemu.Server
 	aci *aciemu.Server
+	gce *computeemu.Server
+	// gceKey is a service-account key file the GCE emulator issues tokens for: the SDK authenticates for real.
+	gceKey string
 }
 
 func startClouds(t *testing.T) *clouds {
@@ -47,12 +54,23 @@ func startClouds(t *testing.T) *clouds {
 	} {
 		t.Setenv(k, v)
 	}
+	t.Setenv("GOOGLE_APPLICATION_CREDENTIALS", "")
 	c := &clouds{
 		ecs: ecsemu.New(ecsemu.Options{Region: "eu-west-1", Clusters: []string{"berth-e2e"}}),
 		aci: aciemu.New(aciemu.Options{}),
+		gce: computeemu.New(computeemu.Options{}),
 	}
 	t.Cleanup(c.ecs.Close)
 	t.Cleanup(c.aci.Close)
+	t.Cleanup(c.gce.Close)
+	key, err := c.gce.ServiceAccountKey("berth@berth-e2e.iam.gserviceaccount.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.gceKey = filepath.Join(t.TempDir(), "gce-key.json")
+	if err := os.WriteFile(c.gceKey, key, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return c
 }
 
@@ -63,8 +81,9 @@ func (c *clouds) targets() string {
 	aws: {type: "aws", region: "eu-west-1", cluster: "berth-e2e", subnets: ["subnet-0e2e"], endpoint: %q}
 	azure: {type: "azure", subscriptionId: "00000000-0000-0000-0000-0000000000e2", resourceGroup: "berth-e2e",
 		location: "westeurope", endpoint: %q}
+	gcp: {type: "gcp", project: %q, region: %q, endpoint: %q, credentialsFile: %q}
 }
-`, c.ecs.URL(), c.aci.URL())
+`, c.ecs.URL(), c.aci.URL(), c.gce.Project(), c.gce.Region(), c.gce.URL(), c.gceKey)
 }
 
 // factory builds providers as the controller does, with the clouds' SDK clients on the emulators and short polls.
@@ -89,11 +108,20 @@ func (c *clouds) factory(t schema.Target, o providers.Options) (providers.Provid
 		p.PollInterval = 5 * time.Millisecond
 		p.RetryBase, p.RetryMax = time.Millisecond, 20*time.Millisecond
 		return p, nil
+	case "gcp":
+		p, err := providers.New(t, o)
+		if err != nil {
+			return nil, err
+		}
+		gp := p.(*gcp.Provider)
+		gp.PollInterval, gp.RetryBase, gp.RetryMax = 5*time.Millisecond, time.Millisecond, 20*time.Millisecond
+		return gp, nil
 	}
 	return providers.New(t, o)
 }
 
-// cloudWorkload is a worker that every cloud can run: an explicit command, no ports, a Fargate-sized request.
+// cloudWorkload is a worker that every cloud can run: an explicit command (ACI replaces the entrypoint), no ports,
+// no health check kind a cloud lacks, and no resource limits (GCE sizes by machine type; the others default).
 func cloudWorkload(name, provider, tag string) string {
 	return fmt.Sprintf(`workloads: %s: {
 	image: %q
@@ -102,7 +130,6 @@ func cloudWorkload(name, provider, tag string) string {
 	provider: %q
 	replicas: 2
 	env: TAG: %q
-	resources: {cpu: "250m", memory: "512Mi"}
 }
 `, name, exampleImage, provider, tag)
 }
@@ -140,7 +167,7 @@ func observed(t *testing.T, c *clouds, cfg map[string]schema.Target, instance, w
 }
 
 // The controller deploys one repository with a workload on each emulated cloud and one on Docker; changing a
-// workload's provider from aws to azure creates it there, waits until it is ready, then removes it from AWS: at
+// workload's provider from aws to gcp creates it there, waits until it is ready, then removes it from AWS: at
 // every moment at least one ready copy exists.
 func TestCloudsEndToEnd(t *testing.T) {
 	if testing.Short() {
@@ -161,7 +188,8 @@ func TestCloudsEndToEnd(t *testing.T) {
 	ports: [{port: 8080, public: true, hostPort: %s}]
 	health: http: {path: "/healthz", port: 8080}
 }
-`, exampleImage, hostPort) + cloudWorkload("api", apiProvider, "1") + cloudWorkload("jobs", "azure", "1")})
+`, exampleImage, hostPort) + cloudWorkload("api", apiProvider, "1") + cloudWorkload("jobs", "azure", "1") +
+			cloudWorkload("batch", "gcp", "1")})
 	}
 	write("aws")
 	repo.commit("everywhere")
@@ -191,7 +219,7 @@ func TestCloudsEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloudTargets := map[string]schema.Target{"aws": cfg.Targets["aws"], "azure": cfg.Targets["azure"]}
+	cloudTargets := map[string]schema.Target{"aws": cfg.Targets["aws"], "azure": cfg.Targets["azure"], "gcp": cfg.Targets["gcp"]}
 	waitFor(t, settle, "every workload ready on its target", func() (bool, string) {
 		st := ctrl.Status()
 		e := envOf(&st, "production")
@@ -200,8 +228,10 @@ func TestCloudsEndToEnd(t *testing.T) {
 		}
 		api := observed(t, c, cloudTargets, instance, "api")
 		jobs := observed(t, c, cloudTargets, instance, "jobs")
+		batch := observed(t, c, cloudTargets, instance, "batch")
 		_, err := get("http://127.0.0.1:" + hostPort + "/")
-		return api["aws"] == 2 && jobs["azure"] == 2 && err == nil, fmt.Sprintf("api %v, jobs %v, web %v", api, jobs, err)
+		return api["aws"] == 2 && jobs["azure"] == 2 && batch["gcp"] == 2 && err == nil,
+			fmt.Sprintf("api %v, jobs %v, batch %v, web %v", api, jobs, batch, err)
 	})
 
 	// Move api from AWS to Azure, watching both clouds throughout.
@@ -218,19 +248,19 @@ func TestCloudsEndToEnd(t *testing.T) {
 			default:
 			}
 			got := observed(t, c, cloudTargets, instance, "api")
-			if got["aws"] < 1 && got["azure"] < 1 {
+			if got["aws"] < 1 && got["gcp"] < 1 {
 				mu.Lock()
 				gaps = append(gaps, fmt.Sprint(got))
 				mu.Unlock()
 			}
 		}
 	}()
-	write("azure")
-	rev := repo.commit("move api to azure")
-	waitFor(t, settle, "api on azure only", func() (bool, string) {
+	write("gcp")
+	rev := repo.commit("move api to gcp")
+	waitFor(t, settle, "api on gcp only", func() (bool, string) {
 		st := ctrl.Status()
 		got := observed(t, c, cloudTargets, instance, "api")
-		return applied(&st, "production") == rev && got["azure"] == 2 && got["aws"] == 0, fmt.Sprint(got)
+		return applied(&st, "production") == rev && got["gcp"] == 2 && got["aws"] == 0, fmt.Sprint(got)
 	})
 	close(stop)
 	<-watched
@@ -238,7 +268,7 @@ func TestCloudsEndToEnd(t *testing.T) {
 		t.Fatalf("during the move no ready copy of api existed %d times: %v", len(gaps), gaps[0])
 	}
 	st := ctrl.Status()
-	if e := envOf(&st, "production"); e.LastApply == nil || !strings.Contains(fmt.Sprint(stepKeys(lastApplySteps(&st, "production"))), "migrate api on azure") {
+	if e := envOf(&st, "production"); e.LastApply == nil || !strings.Contains(fmt.Sprint(stepKeys(lastApplySteps(&st, "production"))), "migrate api on gcp") {
 		t.Fatalf("the move was not a migrate step: %v", stepKeys(lastApplySteps(&st, "production")))
 	}
 	if ecsActive, _ := c.ecs.ServiceRunning("berth-e2e", "berth-"+instance+"-production-api"); ecsActive {
