@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/berth-dev/berth/schema"
 )
@@ -125,4 +126,16 @@ func Permanent(err error) error {
 		return nil
 	}
 	return &permanentError{err: err}
+}
+
+// Sleep waits d, or until ctx ends (returning its error): the pause between polls and retries of providers.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }

@@ -180,7 +180,7 @@ func (p *Provider) waitConverged(ctx context.Context, name, tdArn string, replic
 		if err != nil || why == "" {
 			return err
 		}
-		if err := sleep(ctx, p.PollInterval); err != nil {
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 			return fmt.Errorf("waiting for service %s: %s: %w", name, why, err)
 		}
 	}
@@ -321,7 +321,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			if s == nil {
 				break
 			}
-			if err := sleep(ctx, p.PollInterval); err != nil {
+			if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 				return fmt.Errorf("workload %s: waiting for service %s to drain: %w", workload, name, err)
 			}
 		}

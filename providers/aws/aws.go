@@ -322,22 +322,10 @@ func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Conte
 		}
 		wait := backoff/2 + rand.N(backoff/2+1)
 		p.log.DebugContext(ctx, "ecs call failed, retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
-		if err := sleep(ctx, wait); err != nil {
+		if err := providers.Sleep(ctx, wait); err != nil {
 			return fmt.Errorf("ecs %s: %w", op, err)
 		}
 		backoff = min(2*backoff, p.RetryMax)
-	}
-}
-
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

@@ -147,7 +147,7 @@ func (p *Provider) waitReady(ctx context.Context, name string) error {
 		case time.Now().After(deadline):
 			return fmt.Errorf("azure: container group %s not running after %s (state %s)", name, p.ReadyTimeout, state)
 		}
-		if err := sleep(ctx, p.PollInterval); err != nil {
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 			return err
 		}
 	}
@@ -303,7 +303,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 func waitPoller[T any](ctx context.Context, p *Provider, poller *runtime.Poller[T]) (T, error) {
 	delay := p.PollInterval
 	for !poller.Done() {
-		if err := sleep(ctx, delay); err != nil {
+		if err := providers.Sleep(ctx, delay); err != nil {
 			var zero T
 			return zero, err
 		}

@@ -275,21 +275,10 @@ func (p *Provider) retry(ctx context.Context, what string, fn func() error) erro
 			return fmt.Errorf("%s: giving up after %d attempts: %w", what, attempt, err)
 		}
 		p.log.WarnContext(ctx, "azure call failed, retrying", "step", what, "attempt", attempt, "delay", delay, "err", err)
-		if err := sleep(ctx, delay); err != nil {
+		if err := providers.Sleep(ctx, delay); err != nil {
 			return err
 		}
 		delay = min(2*delay, p.RetryMax)
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }
 

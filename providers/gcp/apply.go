@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"cloud.google.com/go/auth"
 	compute "cloud.google.com/go/compute/apiv1"
@@ -175,7 +174,7 @@ func (p *Provider) waitReady(ctx context.Context, d providers.Desired) error {
 		if last = notReady(g, mis, tmpl, d.Workload.Replicas); last == "" {
 			return nil
 		}
-		if err := sleep(ctx, p.PollInterval); err != nil {
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 			return fmt.Errorf("gcp: waiting for %s: %s: %w", name, last, err)
 		}
 	}
@@ -455,7 +454,7 @@ func (p *Provider) managedInstances(ctx context.Context, group string) ([]*compu
 // in error returns it as a *googleapi.Error, classified like a call's.
 func (p *Provider) waitOp(ctx context.Context, op *computepb.Operation, global bool) error {
 	for op.GetStatus() != computepb.Operation_DONE {
-		if err := sleep(ctx, p.PollInterval); err != nil {
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 			return fmt.Errorf("gcp: waiting for operation %s on %s: %w", op.GetName(), templateOf(op.GetTargetLink()), err)
 		}
 		name := op.GetName()
@@ -521,7 +520,7 @@ func (p *Provider) call(ctx context.Context, what string, f func(ctx context.Con
 			return fmt.Errorf("gcp: %s: giving up after %d attempts: %w", what, attempt, err)
 		}
 		p.log.Warn("gcp: retrying", "call", what, "attempt", attempt, "err", err)
-		if err := sleep(ctx, backoff); err != nil {
+		if err := providers.Sleep(ctx, backoff); err != nil {
 			return fmt.Errorf("gcp: %s: %w", what, err)
 		}
 		backoff = min(2*backoff, p.RetryMax)
@@ -574,15 +573,4 @@ func isReason(err error, reason string) bool {
 func isCode(err error, code int) bool {
 	var ge *googleapi.Error
 	return errors.As(err, &ge) && ge.Code == code
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }
