@@ -234,6 +234,24 @@ func (s *Server) Groups() []string {
 	return out
 }
 
+// RunningInstances counts the instances of group that run with no action pending: the server's own truth, not
+// an eventually consistent list read.
+func (s *Server) RunningInstances(group string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[group]
+	if g == nil {
+		return 0
+	}
+	n := 0
+	for _, in := range g.instances {
+		if in.status == "RUNNING" && in.action == "NONE" {
+			n++
+		}
+	}
+	return n
+}
+
 // Templates lists the names of the existing instance templates, sorted.
 func (s *Server) Templates() []string {
 	s.mu.Lock()
