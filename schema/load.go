@@ -204,10 +204,14 @@ func (l *loader) fields(v cue.Value, path string, at Pos) []field {
 func (l *loader) target(name string, raw cue.Value) (Target, bool) {
 	at := posOf(raw, Pos{})
 	def := l.defs.target
+	known := slices.Sorted(maps.Keys(l.defs.targetTypes))
+	if tv := raw.LookupPath(cue.ParsePath("type")); !tv.Exists() {
+		l.errs.add(at, topTargets+"."+name+".type", "required field type is missing (one of: %s)", strings.Join(known, ", "))
+		return Target{}, false
+	}
 	if typ, err := raw.LookupPath(cue.ParsePath("type")).String(); err == nil {
 		d, ok := l.defs.targetTypes[typ]
 		if !ok {
-			known := slices.Sorted(maps.Keys(l.defs.targetTypes))
 			l.errs.add(posOf(raw.LookupPath(cue.ParsePath("type")), at), topTargets+"."+name+".type",
 				"unknown target type %q (known: %s)", typ, strings.Join(known, ", "))
 			return Target{}, false

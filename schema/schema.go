@@ -75,10 +75,14 @@ func compileDefs(ctx *cue.Context) defs {
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
 		targetTypes: map[string]cue.Value{
-			"docker": v.LookupPath(cue.ParsePath("#DockerTarget")),
-			"aws":    v.LookupPath(cue.ParsePath("#AWSTarget")),
-			"gcp":    v.LookupPath(cue.ParsePath("#GCPTarget")),
-			"azure":  v.LookupPath(cue.ParsePath("#AzureTarget")),
+			"docker":     v.LookupPath(cue.ParsePath("#DockerTarget")),
+			"aws":        v.LookupPath(cue.ParsePath("#AWSTarget")),
+			"gcp":        v.LookupPath(cue.ParsePath("#GCPTarget")),
+			"azure":      v.LookupPath(cue.ParsePath("#AzureTarget")),
+			"swarm":      v.LookupPath(cue.ParsePath("#SwarmTarget")),
+			"kubernetes": v.LookupPath(cue.ParsePath("#KubernetesTarget")),
+			"nomad":      v.LookupPath(cue.ParsePath("#NomadTarget")),
+			"marathon":   v.LookupPath(cue.ParsePath("#MarathonTarget")),
 		},
 	}
 }

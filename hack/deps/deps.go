@@ -24,6 +24,7 @@ import (
 	_ "github.com/go-git/go-git/v5"
 	_ "github.com/go-git/go-git/v5/plumbing/transport/http"
 	_ "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	_ "github.com/hashicorp/nomad/api"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
 	_ "github.com/rogpeppe/go-internal/testscript"
@@ -31,4 +32,8 @@ import (
 	_ "go.etcd.io/bbolt"
 	_ "golang.org/x/tools/txtar"
 	_ "google.golang.org/api/option"
+	_ "k8s.io/client-go/applyconfigurations/apps/v1"
+	_ "k8s.io/client-go/kubernetes"
+	_ "k8s.io/client-go/kubernetes/fake"
+	_ "k8s.io/client-go/tools/clientcmd"
 )
