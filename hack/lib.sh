@@ -39,3 +39,14 @@ ensure_docker() {
   log "dockerd did not start; its log:"; tail -50 /tmp/berth-dockerd.log >&2
   return 1
 }
+
+# ensure_swarm puts the engine in swarm mode (one manager on 127.0.0.1) for the swarm tests, when it is not in it
+# already, and leaves the swarm again when the calling script exits: the engine is left as found.
+ensure_swarm() {
+  local state
+  state=$(docker info --format '{{.Swarm.LocalNodeState}}' 2>/dev/null || echo unknown)
+  [ "$state" = "active" ] && return 0
+  log "initialising swarm mode on 127.0.0.1 for the tests"
+  docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null
+  trap 'docker swarm leave --force >/dev/null 2>&1 || true' EXIT
+}

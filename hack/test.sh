@@ -10,8 +10,14 @@ cd "$(dirname "$0")/.."
 ensure_git
 ensure_sshd
 ensure_docker
+ensure_swarm
 
-export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SSHD=1 BERTH_REQUIRE_GPG=1
+export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SSHD=1 BERTH_REQUIRE_GPG=1 BERTH_REQUIRE_SWARM=1
+# A real kube-apiserver and etcd, built from Go modules once and cached by version (minutes cold, seconds after).
+if [ -x hack/kube.sh ]; then
+  KUBE_BIN_DIR=$(hack/kube.sh)
+  export KUBE_BIN_DIR BERTH_REQUIRE_KUBE=1
+fi
 # Hermetic: never read the developer's git configuration.
 export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
 
