@@ -1,0 +1,84 @@
+package marathon
+
+import (
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+func TestAppFor(t *testing.T) {
+	w := schema.Workload{
+		Name: "dns", Image: "img:1", Command: []string{"/bin/dns", "--verbose"}, Args: []string{"serve"},
+		Ports: []schema.Port{{Port: 53, Protocol: "udp"}, {Port: 9000, Protocol: "tcp", Public: true}},
+		Health: &schema.HealthCheck{Command: []string{"/bin/dns", "check", "it's up"},
+			Interval: schema.Duration(1500 * time.Millisecond), Timeout: schema.Duration(time.Second), Retries: 2,
+			StartPeriod: schema.Duration(30 * time.Second)},
+		Replicas: 1,
+	}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "dev"}, Target: "m", Workload: w, SpecHash: providers.SpecHash(w)}
+	a, err := appFor("/berth/i/dev/dns", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(struct {
+		Args   []string      `json:"args"`
+		Docker docker        `json:"docker"`
+		Checks []healthCheck `json:"checks"`
+		Cpus   float64       `json:"cpus"`
+	}{a.Args, a.Container.Docker, a.HealthChecks, a.Cpus})
+	want := `{"args":["--verbose","serve"],"docker":{"image":"img:1","network":"BRIDGE","portMappings":[{"containerPort":53,"hostPort":0,"protocol":"udp"},{"containerPort":9000,"hostPort":9000,"protocol":"tcp"}],"parameters":[{"key":"entrypoint","value":"/bin/dns"}]},"checks":[{"protocol":"COMMAND","command":{"value":"/bin/dns check 'it'\\''s up'"},"gracePeriodSeconds":30,"intervalSeconds":2,"timeoutSeconds":1,"maxConsecutiveFailures":2}],"cpus":0}`
+	if string(got) != want {
+		t.Fatalf("mapping:\n got %s\nwant %s", got, want)
+	}
+
+	w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 7}}
+	if _, err := appFor("/x", providers.Desired{Workload: w}); !errors.Is(err, providers.ErrPermanent) {
+		t.Fatalf("TCP check on an undeclared port: %v", err)
+	}
+}
+
+func TestObserve(t *testing.T) {
+	a := &app{ID: "/berth/i/dev/web", Instances: 3, Labels: map[string]string{
+		providers.LabelWorkload: "web", providers.LabelSpecHash: "h2", LabelSpec: `{"name":"web","image":"old","args":["serve"]}`},
+		Container:    &container{Docker: docker{Image: "img:2"}},
+		Env:          map[string]any{"A": "1", "S": map[string]any{"secret": "s"}},
+		HealthChecks: []healthCheck{{Protocol: "MARATHON_HTTP"}},
+		VersionInfo:  &versionInfo{LastConfigChangeAt: "v2"},
+		Tasks: []task{
+			{ID: "t1", State: "TASK_RUNNING", Version: "v1", HealthCheckResults: []healthCheckResult{{Alive: true}}},
+			{ID: "t2", State: "TASK_RUNNING", Version: "v2"},
+			{ID: "t3", State: "TASK_STAGING", Version: "v2"},
+			{ID: "t4", State: "TASK_RUNNING", Version: "v2", HealthCheckResults: []healthCheckResult{{Alive: false}}},
+		}}
+	o := observe(a, "m")
+	if o.Spec.Image != "img:2" || o.Spec.Replicas != 3 || o.Spec.Env["A"] != "1" || len(o.Spec.Env) != 1 || o.Spec.Args[0] != "serve" {
+		t.Fatalf("spec: %+v", o.Spec)
+	}
+	want := []providers.Replica{
+		{ID: "t1", Name: "t1", State: "running", Running: true, Health: "healthy"},
+		{ID: "t2", Name: "t2", SpecHash: "h2", State: "running", Running: true, Health: "starting"},
+		{ID: "t3", Name: "t3", SpecHash: "h2", State: "staging", Health: "starting"},
+		{ID: "t4", Name: "t4", SpecHash: "h2", State: "running", Running: true, Health: "unhealthy"},
+	}
+	for i, r := range o.Replicas {
+		if r != want[i] {
+			t.Errorf("replica %d = %+v, want %+v", i, r, want[i])
+		}
+	}
+	if why := readyWhy(a); why == "" {
+		t.Fatal("an app with a stale and unhealthy tasks reads as ready")
+	}
+}
+
+func TestSelectorTerm(t *testing.T) {
+	if got := selectorTerm("berth.dev/instance"); got != `berth.dev\/instance` {
+		t.Fatalf("selectorTerm = %s", got)
+	}
+	if got := selectorTerm("a-b_c.9"); got != "a-b_c.9" {
+		t.Fatalf("selectorTerm = %s", got)
+	}
+}

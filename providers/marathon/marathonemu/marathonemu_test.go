@@ -1,0 +1,194 @@
+package marathonemu_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/berth-dev/berth/providers/marathon/marathonemu"
+)
+
+type client struct {
+	t   *testing.T
+	url string
+}
+
+func (c client) do(method, path string, body any) (int, map[string]any) {
+	c.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.url+path, rd)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	data, _ := io.ReadAll(resp.Body)
+	json.Unmarshal(data, &out)
+	return resp.StatusCode, out
+}
+
+func def(image string, instances int) map[string]any {
+	return map[string]any{"instances": instances, "cpus": 0.25, "mem": 64,
+		"container": map[string]any{"type": "DOCKER", "docker": map[string]any{"image": image, "network": "BRIDGE",
+			"portMappings": []any{map[string]any{"containerPort": 8080, "hostPort": 0}}}},
+		"healthChecks":    []any{map[string]any{"protocol": "MARATHON_HTTP", "path": "/", "portIndex": 0}},
+		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1, "maximumOverCapacity": 1}}
+}
+
+// counts returns the tasks of app id that are ready on the app's configuration version, and on older ones.
+func counts(t *testing.T, c client, id string) (cur, old int, deployments int) {
+	t.Helper()
+	code, out := c.do("GET", "/v2/apps"+id+"?embed=apps.tasks", nil)
+	if code != 200 {
+		t.Fatalf("GET %s: %d %v", id, code, out)
+	}
+	app := out["app"].(map[string]any)
+	cfg := app["versionInfo"].(map[string]any)["lastConfigChangeAt"]
+	for _, tk := range app["tasks"].([]any) {
+		tm := tk.(map[string]any)
+		ready := tm["state"] == "TASK_RUNNING" && tm["healthCheckResults"] != nil
+		switch {
+		case !ready:
+		case tm["version"] == cfg:
+			cur++
+		default:
+			old++
+		}
+	}
+	return cur, old, len(app["deployments"].([]any))
+}
+
+// TestRestartIsMakeBeforeBreak steps a restart deployment and checks that ready tasks never drop below the
+// instances, that the 409 lock body is Marathon's, and that the deployment ends with only new tasks.
+func TestRestartIsMakeBeforeBreak(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true, StepsPerState: 2})
+	defer s.Close()
+	c := client{t, s.URL()}
+	const id = "/berth/i/dev/web"
+	if code, out := c.do("PUT", "/v2/apps"+id, def("app:1", 3)); code != 201 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	for i := 0; ; i++ {
+		if _, _, deps := counts(t, c, id); deps == 0 {
+			break
+		}
+		if i > 100 {
+			t.Fatal("the start deployment never completed")
+		}
+		s.Step(1)
+	}
+	if code, out := c.do("PUT", "/v2/apps"+id, def("app:2", 3)); code != 200 || out["deploymentId"] == nil {
+		t.Fatalf("update: %d %v", code, out)
+	}
+	code, out := c.do("PUT", "/v2/apps"+id, def("app:3", 3))
+	if code != 409 || !strings.HasPrefix(out["message"].(string), "App is locked by one or more deployments.") || len(out["deployments"].([]any)) != 1 {
+		t.Fatalf("a change of a locked app: %d %v", code, out)
+	}
+	for i := 0; ; i++ {
+		cur, old, deps := counts(t, c, id)
+		if cur+old < 3 {
+			t.Fatalf("step %d: only %d ready tasks (%d new, %d old) while 3 instances must keep serving", i, cur+old, cur, old)
+		}
+		if deps == 0 {
+			if cur != 3 || old != 0 {
+				t.Fatalf("deployment done with %d new and %d old ready tasks", cur, old)
+			}
+			break
+		}
+		if i > 100 {
+			t.Fatal("the restart deployment never completed")
+		}
+		s.Step(1)
+	}
+}
+
+func TestValidationAndSelectors(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{})
+	defer s.Close()
+	c := client{t, s.URL()}
+	bad := def("", -1)
+	bad["healthChecks"] = []any{map[string]any{"protocol": "MARATHON_HTTP", "portIndex": 4}}
+	code, out := c.do("PUT", "/v2/apps/berth/Upper_Case", bad)
+	if code != 422 || out["message"] != "Object is not valid" {
+		t.Fatalf("invalid app: %d %v", code, out)
+	}
+	var paths []string
+	for _, d := range out["details"].([]any) {
+		paths = append(paths, d.(map[string]any)["path"].(string))
+	}
+	if got := strings.Join(paths, " "); got != "/container/docker/image /healthChecks(0)/portIndex /id /instances" {
+		t.Fatalf("details paths: %s", got)
+	}
+
+	a := def("app:1", 1)
+	a["labels"] = map[string]any{"berth.dev/instance": "i1", "berth.dev/environment": "dev"}
+	c.do("PUT", "/v2/apps/berth/i1/dev/web", a)
+	s.CreateLookAlike("/berth/i1/dev/web-lookalike", 1)
+	for _, tc := range []struct {
+		sel  string
+		code int
+		n    int
+	}{
+		{`berth.dev\/instance==i1`, 200, 1},
+		{`berth.dev\/instance==i2`, 200, 0},
+		{`berth.dev\/instance in (i2, i1), berth.dev\/environment`, 200, 1},
+		{`berth.dev\/environment!=prod`, 200, 1},
+		{`berth.dev/instance==i1`, 400, 0},
+	} {
+		code, out := c.do("GET", "/v2/apps?label="+url.QueryEscape(tc.sel), nil)
+		if code != tc.code {
+			t.Errorf("%s: status %d, want %d (%v)", tc.sel, code, tc.code, out)
+			continue
+		}
+		if code == 200 && len(out["apps"].([]any)) != tc.n {
+			t.Errorf("%s: %d apps, want %d", tc.sel, len(out["apps"].([]any)), tc.n)
+		}
+	}
+}
+
+// TestKillRollbackDelete covers relaunching a killed task, rolling back a deployment, and deleting an app.
+func TestKillRollbackDelete(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true})
+	defer s.Close()
+	c := client{t, s.URL()}
+	const id = "/x/web"
+	c.do("PUT", "/v2/apps"+id, def("app:1", 2))
+	s.Step(10)
+	if len(s.Deployments()) != 0 || len(s.Tasks(id)) != 2 {
+		t.Fatalf("after start: deployments %v, tasks %v", s.Deployments(), s.Tasks(id))
+	}
+	killed, _ := s.KillTask(id, 0, false)
+	s.Step(1)
+	if ts := s.Tasks(id); len(ts) != 2 || ts[0] == killed || ts[1] == killed {
+		t.Fatalf("killed %s not relaunched: %v", killed, ts)
+	}
+	_, out := c.do("PUT", "/v2/apps"+id, def("app:2", 2))
+	dep := out["deploymentId"].(string)
+	if code, _ := c.do("DELETE", "/v2/deployments/"+dep, nil); code != 200 {
+		t.Fatalf("rollback: %d", code)
+	}
+	s.Step(10)
+	_, out = c.do("GET", "/v2/apps"+id, nil)
+	if img := out["app"].(map[string]any)["container"].(map[string]any)["docker"].(map[string]any)["image"]; img != "app:1" {
+		t.Fatalf("after rollback the image is %v", img)
+	}
+	if code, _ := c.do("DELETE", "/v2/apps"+id, nil); code != 200 {
+		t.Fatalf("delete: %d", code)
+	}
+	if code, _ := c.do("GET", "/v2/apps"+id, nil); code != 404 || len(s.Deployments()) != 1 {
+		t.Fatalf("after delete: GET %d, deployments %v", code, s.Deployments())
+	}
+	s.Step(2)
+	if len(s.Deployments()) != 0 {
+		t.Fatalf("the stop deployment is still listed: %v", s.Deployments())
+	}
+}
