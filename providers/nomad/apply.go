@@ -1,0 +1,251 @@
+package nomad
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/berth-dev/berth/providers"
+)
+
+// Apply converges one workload: it reads the job, registers the mapped job when the spec hash or the count
+// differ (compare-and-set on the job's JobModifyIndex, 0 for a create; a lost race re-reads and decides again),
+// then waits until the deployment of the job's version is no longer running and exactly Replicas allocations of
+// that version run healthy. A failed deployment (Nomad auto-reverts it) is a permanent error. Nomad itself
+// reschedules failed or stopped allocations (drift); Apply waits for that too.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	k := wkey{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
+	log := p.log.With("env", k.Environment, "workload", k.Workload, "revision", d.SpecHash)
+	id := jobID(k)
+	want := p.jobFor(k, d)
+	var jmi uint64
+	for attempt := 1; ; attempt++ {
+		job, err := p.info(ctx, id)
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+		if job != nil && !k.owns(job.Meta) {
+			return providers.Permanent(p.notOwned(id, k))
+		}
+		if job != nil && upToDate(job, d) {
+			jmi = deref(job.JobModifyIndex)
+			break
+		}
+		var index uint64
+		if job != nil {
+			index = deref(job.JobModifyIndex)
+		}
+		log.InfoContext(ctx, "registering nomad job", "job", id, "enforceIndex", index, "count", d.Workload.Replicas)
+		var resp *api.JobRegisterResponse
+		err = p.call(ctx, "Jobs.Register", 0, func(ctx context.Context) error {
+			var err error
+			resp, _, err = p.client.Jobs().EnforceRegister(want, index, p.write(ctx))
+			return err
+		})
+		if errors.Is(err, errConflict) && attempt < p.RetryAttempts {
+			log.InfoContext(ctx, "nomad job changed since it was read; reading it again", "job", id)
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+		jmi = resp.JobModifyIndex
+		break
+	}
+	if err := p.waitConverged(ctx, k, id, d, jmi); err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	return nil
+}
+
+func (p *Provider) notOwned(id string, k wkey) error {
+	return fmt.Errorf("nomad job %s exists and is not owned by berth instance %q environment %q target %q; rename or remove it",
+		id, k.Instance, k.Environment, k.Target)
+}
+
+// upToDate tells whether a running job already carries d's spec and count.
+func upToDate(job *api.Job, d providers.Desired) bool {
+	return !deref(job.Stop) && job.Meta[providers.LabelSpecHash] == d.SpecHash && groupCount(job) == d.Workload.Replicas
+}
+
+func groupCount(job *api.Job) int {
+	if len(job.TaskGroups) == 0 || job.TaskGroups[0].Count == nil {
+		return -1
+	}
+	return *job.TaskGroups[0].Count
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
+
+// waitConverged polls (blocking queries on the job's allocations, PollInterval long) until convergedWhy says "".
+func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d providers.Desired, jmi uint64) error {
+	var index uint64
+	for {
+		why, next, err := p.convergedWhy(ctx, id, d, jmi, index)
+		if err != nil || why == "" {
+			return err
+		}
+		p.log.DebugContext(ctx, "waiting for nomad job", "env", k.Environment, "workload", k.Workload, "job", id, "why", why)
+		if next == index { // the blocking query timed out or was not used: pace the next look
+			if err := providers.Sleep(ctx, p.PollInterval); err != nil {
+				return fmt.Errorf("waiting for nomad job %s: %s: %w", id, why, err)
+			}
+		}
+		index = next
+	}
+}
+
+// convergedWhy says why the job is not converged yet ("" when it is); next is the allocations' index for the next
+// blocking query. A failed deployment of the job's version is a permanent error.
+func (p *Provider) convergedWhy(ctx context.Context, id string, d providers.Desired, jmi, index uint64) (string, uint64, error) {
+	job, err := p.info(ctx, id)
+	if err != nil {
+		return "", index, err
+	}
+	if job == nil {
+		return "", index, fmt.Errorf("nomad job %s disappeared while berth waited for it", id)
+	}
+	if deref(job.JobModifyIndex) != jmi && !upToDate(job, d) {
+		if dep := p.deploymentOf(ctx, id, jmi); dep != nil && dep.Status == api.DeploymentStatusFailed {
+			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s failed: %s", id, short(dep.ID),
+				dep.StatusDescription))
+		}
+		return "", index, fmt.Errorf("nomad job %s was changed by another writer while berth waited (now version %d, spec %s)",
+			id, deref(job.Version), job.Meta[providers.LabelSpecHash])
+	}
+	var dep *api.Deployment
+	if err := p.call(ctx, "Jobs.LatestDeployment", 0, func(ctx context.Context) error {
+		var err error
+		dep, _, err = p.client.Jobs().LatestDeployment(id, p.query(ctx))
+		return err
+	}); err != nil {
+		return "", index, err
+	}
+	if dep != nil && dep.JobVersion == deref(job.Version) {
+		switch dep.Status {
+		case api.DeploymentStatusFailed:
+			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s of version %d failed: %s", id,
+				short(dep.ID), dep.JobVersion, dep.StatusDescription))
+		case api.DeploymentStatusSuccessful, api.DeploymentStatusCancelled:
+		default:
+			healthy, total := 0, 0
+			for _, st := range dep.TaskGroups {
+				healthy, total = healthy+st.HealthyAllocs, total+st.DesiredTotal
+			}
+			return fmt.Sprintf("deployment %s %s (%d/%d healthy)", short(dep.ID), dep.Status, healthy, total), index, nil
+		}
+	}
+	allocs, next, err := p.allocations(ctx, id, index)
+	if err != nil {
+		return "", index, err
+	}
+	live, ready := 0, 0
+	for _, a := range allocs {
+		if !isLive(a) {
+			continue
+		}
+		live++
+		if a.JobVersion == deref(job.Version) && a.ClientStatus == api.AllocClientStatusRunning &&
+			(a.DeploymentStatus == nil || a.DeploymentStatus.Healthy == nil || *a.DeploymentStatus.Healthy) {
+			ready++
+		}
+	}
+	if live != d.Workload.Replicas || ready != d.Workload.Replicas {
+		return fmt.Sprintf("%d allocations live, %d ready on version %d, want %d", live, ready, deref(job.Version),
+			d.Workload.Replicas), next, nil
+	}
+	return "", next, nil
+}
+
+// deploymentOf finds the deployment of the job registered at jmi (nil when none or on error: it only names why).
+func (p *Provider) deploymentOf(ctx context.Context, id string, jmi uint64) *api.Deployment {
+	var deps []*api.Deployment
+	if err := p.call(ctx, "Jobs.Deployments", 0, func(ctx context.Context) error {
+		var err error
+		deps, _, err = p.client.Jobs().Deployments(id, false, p.query(ctx))
+		return err
+	}); err != nil {
+		return nil
+	}
+	for _, d := range deps {
+		if d.JobSpecModifyIndex == jmi {
+			return d
+		}
+	}
+	return nil
+}
+
+// allocations lists the job's allocations; with index > 0 it is a blocking query waiting up to PollInterval for
+// the index to pass it.
+func (p *Provider) allocations(ctx context.Context, id string, index uint64) ([]*api.AllocationListStub, uint64, error) {
+	var allocs []*api.AllocationListStub
+	var meta *api.QueryMeta
+	err := p.call(ctx, "Jobs.Allocations", p.PollInterval, func(ctx context.Context) error {
+		q := p.query(ctx)
+		if index > 0 {
+			q.WaitIndex, q.WaitTime = index, p.PollInterval
+		}
+		var err error
+		allocs, meta, err = p.client.Jobs().Allocations(id, false, q)
+		return err
+	})
+	if err != nil {
+		return nil, index, err
+	}
+	return allocs, meta.LastIndex, nil
+}
+
+// isLive: the allocation should run and is pending or running.
+func isLive(a *api.AllocationListStub) bool {
+	return a.DesiredStatus == api.AllocDesiredStatusRun &&
+		(a.ClientStatus == api.AllocClientStatusPending || a.ClientStatus == api.AllocClientStatusRunning)
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
+
+// Delete deregisters and purges the workload's job when it carries owner's meta, then waits until it is gone.
+// An unowned job of that name is a permanent error and is left alone.
+func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
+	k := wkey{owner.Instance, owner.Environment, target, workload}
+	id := jobID(k)
+	job, err := p.info(ctx, id)
+	if err != nil || job == nil {
+		return err
+	}
+	if !k.owns(job.Meta) {
+		return providers.Permanent(p.notOwned(id, k))
+	}
+	p.log.InfoContext(ctx, "deregistering nomad job", "env", k.Environment, "workload", k.Workload, "job", id)
+	err = p.call(ctx, "Jobs.Deregister", 0, func(ctx context.Context) error {
+		_, _, err := p.client.Jobs().Deregister(id, true, p.write(ctx))
+		return err
+	})
+	if err != nil && !errors.Is(err, errNotFound) {
+		return fmt.Errorf("workload %s: %w", workload, err)
+	}
+	for {
+		job, err := p.info(ctx, id)
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", workload, err)
+		}
+		if job == nil {
+			return nil
+		}
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
+			return fmt.Errorf("workload %s: waiting for job %s to be purged: %w", workload, id, err)
+		}
+	}
+}

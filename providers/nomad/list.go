@@ -1,0 +1,165 @@
+package nomad
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/hashicorp/nomad/api"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// List finds owner's workloads on target: the jobs whose ID starts with berth-<instance>-<env>- (GET /v1/jobs
+// with prefix and meta=true), kept when their meta names owner and target; then each job, its latest deployment
+// and its allocations. Servers that do not return meta in the list (before Nomad 1.6) cost one Info per job.
+func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
+	var stubs []*api.JobListStub
+	if err := p.call(ctx, "Jobs.List", 0, func(ctx context.Context) error {
+		q := p.query(ctx)
+		q.Prefix = jobPrefix(owner.Instance, owner.Environment)
+		var err error
+		stubs, _, err = p.client.Jobs().ListOptions(&api.JobListOptions{Fields: &api.JobListFields{Meta: true}}, q)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	var obs []providers.Observed
+	for _, st := range stubs {
+		var job *api.Job
+		meta := st.Meta
+		if meta == nil {
+			var err error
+			if job, err = p.info(ctx, st.ID); err != nil {
+				return nil, err
+			}
+			if job == nil {
+				continue
+			}
+			meta = job.Meta
+		}
+		k := wkey{owner.Instance, owner.Environment, target, meta[providers.LabelWorkload]}
+		if k.Workload == "" || !k.owns(meta) || st.ID != jobID(k) {
+			continue
+		}
+		o, ok, err := p.observe(ctx, k, st.ID, job)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			obs = append(obs, o)
+		}
+	}
+	sort.Slice(obs, func(i, j int) bool { return obs[i].Workload < obs[j].Workload })
+	return obs, nil
+}
+
+// observe reads one owned job's allocations and spec; ok is false when the job vanished meanwhile.
+func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job) (providers.Observed, bool, error) {
+	o := providers.Observed{Workload: k.Workload, Target: k.Target}
+	if job == nil {
+		var err error
+		if job, err = p.info(ctx, id); err != nil || job == nil {
+			return o, false, err
+		}
+	}
+	var dep *api.Deployment
+	if err := p.call(ctx, "Jobs.LatestDeployment", 0, func(ctx context.Context) error {
+		var err error
+		dep, _, err = p.client.Jobs().LatestDeployment(id, p.query(ctx))
+		return err
+	}); err != nil {
+		return o, false, err
+	}
+	allocs, _, err := p.allocations(ctx, id, 0)
+	if err != nil {
+		return o, false, err
+	}
+	votes := map[string]int{}
+	running := 0
+	for _, a := range allocs {
+		if !isLive(a) {
+			continue
+		}
+		hash, err := p.hashOf(ctx, job, a.JobVersion)
+		if err != nil {
+			return o, false, err
+		}
+		r := providers.Replica{ID: a.ID, Name: a.Name, SpecHash: hash, State: a.ClientStatus,
+			Running: a.ClientStatus == api.AllocClientStatusRunning}
+		switch {
+		case a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil && *a.DeploymentStatus.Healthy:
+			r.Health = "healthy"
+		case a.DeploymentStatus != nil && a.DeploymentStatus.Healthy != nil:
+			r.Health = "unhealthy"
+		case dep != nil && a.JobVersion == dep.JobVersion && !terminal(dep.Status):
+			r.Health = "starting" // placed by a deployment that has not judged it yet
+		}
+		if r.Running {
+			running++
+		}
+		votes[hash]++
+		o.Replicas = append(o.Replicas, r)
+	}
+	sort.Slice(o.Replicas, func(i, j int) bool { return o.Replicas[i].ID < o.Replicas[j].ID })
+	hashes := make([]string, 0, len(votes))
+	for h := range votes {
+		hashes = append(hashes, h)
+	}
+	sort.Strings(hashes)
+	o.SpecHash = job.Meta[providers.LabelSpecHash] // ties go to the job's current version
+	for _, h := range hashes {
+		if votes[h] > votes[o.SpecHash] {
+			o.SpecHash = h
+		}
+	}
+	if s := job.Meta[MetaSpec]; s != "" {
+		var w schema.Workload
+		if err := json.Unmarshal([]byte(s), &w); err != nil {
+			p.log.WarnContext(ctx, "unreadable spec meta", "env", k.Environment, "workload", k.Workload, "job", id, "err", err)
+		} else {
+			o.Spec = w
+		}
+	}
+	o.Spec.Name, o.Spec.Provider, o.Spec.Replicas = k.Workload, k.Target, running
+	return o, true, nil
+}
+
+func terminal(status string) bool {
+	switch status {
+	case api.DeploymentStatusSuccessful, api.DeploymentStatusFailed, api.DeploymentStatusCancelled:
+		return true
+	}
+	return false
+}
+
+// hashOf returns the spec hash of a version of job: the job's own for its current version, else read from the
+// job's versions once (versions never change) and cached.
+func (p *Provider) hashOf(ctx context.Context, job *api.Job, version uint64) (string, error) {
+	if version == deref(job.Version) {
+		return job.Meta[providers.LabelSpecHash], nil
+	}
+	key := versionKey{deref(job.Namespace), deref(job.ID), deref(job.CreateIndex), version}
+	p.mu.Lock()
+	h, ok := p.hashes[key]
+	p.mu.Unlock()
+	if ok {
+		return h, nil
+	}
+	var versions []*api.Job
+	if err := p.call(ctx, "Jobs.Versions", 0, func(ctx context.Context) error {
+		var err error
+		versions, _, _, err = p.client.Jobs().Versions(deref(job.ID), false, p.query(ctx))
+		return err
+	}); err != nil {
+		return "", fmt.Errorf("job %s: %w", deref(job.ID), err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, v := range versions {
+		p.hashes[versionKey{key.namespace, key.id, key.createIndex, deref(v.Version)}] = v.Meta[providers.LabelSpecHash]
+	}
+	return p.hashes[key], nil // "" for a version no longer kept
+}

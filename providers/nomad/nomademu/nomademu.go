@@ -1,0 +1,981 @@
+package nomademu
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/nomad/api"
+)
+
+// Fault kinds for Fail.
+const (
+	ServerError = "server"   // 500 with an RPC error
+	RateLimited = "rate"     // 429 Too Many Requests
+	Conflict    = "conflict" // 500 with an enforce-index conflict message
+)
+
+// Defaults of Options.
+const (
+	DefaultStartSteps   = 2
+	DefaultHealthySteps = 1
+	// MaxWait caps a blocking query's wait, as Nomad caps it at 10 minutes.
+	MaxWait = 10 * time.Minute
+	// DefaultWait is a blocking query's wait when ?wait is absent (Nomad's default).
+	DefaultWait = 5 * time.Minute
+)
+
+// Clock gives the timers of blocking queries; tests inject one they control.
+type Clock interface {
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Options configure a Server.
+type Options struct {
+	// Manual stops requests from advancing the scheduler: only Step does.
+	Manual bool
+	// StartSteps is how many steps a placed allocation stays pending (default DefaultStartSteps).
+	StartSteps int
+	// HealthySteps is how many steps a running allocation of a deployment takes to turn healthy.
+	HealthySteps int
+	// Token, when set, is the only ACL token accepted.
+	Token string
+	// Clock times blocking queries (default: the real clock).
+	Clock Clock
+}
+
+// Request is one recorded request.
+type Request struct {
+	Method string
+	// Path is the URL path with its query, minus the blocking parameters (index, wait).
+	Path string
+	Body []byte
+}
+
+// Server is the emulator. Build it with New; Close it when done.
+type Server struct {
+	opts Options
+	srv  *httptest.Server
+
+	mu       sync.Mutex
+	cond     *sync.Cond
+	index    uint64
+	ids      int
+	jobs     map[string]*job // namespace + "/" + id
+	allocs   []*alloc
+	deps     []*deployment
+	faults   []string
+	conflict int // registers still to answer with a lost compare-and-set
+	failImgs map[string]bool
+	requests []Request
+}
+
+type job struct {
+	spec     *api.Job   // the current version as registered, server fields set
+	versions []*api.Job // every version, index = version number
+	stable   uint64
+	hasStbl  bool
+	purged   bool
+}
+
+type alloc struct {
+	stub *api.AllocationListStub
+	age  int         // steps since placed or since running
+	dep  *deployment // the deployment that placed it, if any
+	img  string
+}
+
+type deployment struct {
+	d *api.Deployment
+}
+
+// New starts an emulator on a local port.
+func New(opts Options) *Server {
+	if opts.StartSteps <= 0 {
+		opts.StartSteps = DefaultStartSteps
+	}
+	if opts.HealthySteps <= 0 {
+		opts.HealthySteps = DefaultHealthySteps
+	}
+	if opts.Clock == nil {
+		opts.Clock = realClock{}
+	}
+	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}}
+	s.cond = sync.NewCond(&s.mu)
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// URL is the address to give the client.
+func (s *Server) URL() string { return s.srv.URL }
+
+// Close stops the server and releases every blocked query.
+func (s *Server) Close() {
+	s.mu.Lock()
+	s.index++
+	s.cond.Broadcast()
+	s.mu.Unlock()
+	s.srv.Close()
+}
+
+// Fail makes the next n requests fail with kind; Conflict applies to the next n registers only.
+func (s *Server) Fail(n int, kind string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if kind == Conflict {
+		s.conflict += n
+		return
+	}
+	for range n {
+		s.faults = append(s.faults, kind)
+	}
+}
+
+// FailImage makes every allocation running image fail after it starts.
+func (s *Server) FailImage(image string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failImgs[image] = true
+}
+
+// Step advances the scheduler n steps.
+func (s *Server) Step(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for range n {
+		s.advance()
+	}
+}
+
+// Index is the current state index.
+func (s *Server) Index() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.index
+}
+
+// Requests returns the recorded requests.
+func (s *Server) Requests() []Request {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Request(nil), s.requests...)
+}
+
+// ResetRequests forgets the recorded requests.
+func (s *Server) ResetRequests() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests = nil
+}
+
+// LiveAllocs returns the IDs of the job's allocations that should run and are pending or running, by name.
+func (s *Server) LiveAllocs(namespace, jobID string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*alloc
+	for _, a := range s.allocs {
+		if a.stub.Namespace == ns(namespace) && a.stub.JobID == jobID && live(a) {
+			out = append(out, a)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].stub.Name < out[j].stub.Name })
+	ids := make([]string, len(out))
+	for i, a := range out {
+		ids[i] = a.stub.ID
+	}
+	return ids
+}
+
+// KillAlloc makes a live allocation die (its task fails); the scheduler reschedules it.
+func (s *Server) KillAlloc(id string) error {
+	return s.endAlloc(id, api.AllocDesiredStatusRun, api.AllocClientStatusFailed, "task failed")
+}
+
+// StopAlloc stops a live allocation as `nomad alloc stop` does; the scheduler places a replacement.
+func (s *Server) StopAlloc(id string) error {
+	return s.endAlloc(id, api.AllocDesiredStatusStop, api.AllocClientStatusComplete, "alloc was stopped by an operator")
+}
+
+func (s *Server) endAlloc(id, desired, client, why string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, a := range s.allocs {
+		if a.stub.ID == id {
+			if !live(a) {
+				return fmt.Errorf("nomademu: allocation %s is not live", id)
+			}
+			s.bump()
+			a.stub.DesiredStatus, a.stub.ClientStatus, a.stub.ClientDescription = desired, client, why
+			a.stub.ModifyIndex = s.index
+			return nil
+		}
+	}
+	return fmt.Errorf("nomademu: no allocation %s", id)
+}
+
+// CreateLookAlike registers a job with no berth meta (someone else's), running count allocations.
+func (s *Server) CreateLookAlike(namespace, id string, count int) {
+	j := &api.Job{ID: new(id), Name: new(id), Type: new("service"),
+		TaskGroups: []*api.TaskGroup{{Name: new("web"), Count: new(count),
+			Tasks: []*api.Task{{Name: "web", Driver: "docker", Config: map[string]any{"image": "nginx:1"}}}}}}
+	if namespace != "" {
+		j.Namespace = new(namespace)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.register(j)
+}
+
+// JobExists tells whether a job is registered and not stopped.
+func (s *Server) JobExists(namespace, id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[ns(namespace)+"/"+id]
+	return j != nil && !*j.spec.Stop
+}
+
+func ns(n string) string {
+	if n == "" {
+		return "default"
+	}
+	return n
+}
+
+func live(a *alloc) bool {
+	return a.stub.DesiredStatus == api.AllocDesiredStatusRun &&
+		(a.stub.ClientStatus == api.AllocClientStatusPending || a.stub.ClientStatus == api.AllocClientStatusRunning)
+}
+
+func (s *Server) bump() {
+	s.index++
+	s.cond.Broadcast()
+}
+
+func (s *Server) nextID() string {
+	s.ids++
+	return fmt.Sprintf("%08x-0000-4000-8000-%012x", s.ids, s.ids)
+}
+
+// httpError is an answer other than 200.
+type httpError struct {
+	code int
+	msg  string
+}
+
+func errf(code int, format string, a ...any) *httpError {
+	return &httpError{code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	q := r.URL.Query()
+	s.mu.Lock()
+	rec := url.Values{}
+	for k, v := range q {
+		if k != "index" && k != "wait" {
+			rec[k] = v
+		}
+	}
+	path := r.URL.Path
+	if len(rec) > 0 {
+		path += "?" + rec.Encode()
+	}
+	s.requests = append(s.requests, Request{Method: r.Method, Path: path, Body: body})
+	if s.opts.Token != "" && r.Header.Get("X-Nomad-Token") != s.opts.Token {
+		s.mu.Unlock()
+		s.write(w, nil, errf(http.StatusForbidden, "Permission denied"))
+		return
+	}
+	if len(s.faults) > 0 {
+		kind := s.faults[0]
+		s.faults = s.faults[1:]
+		s.mu.Unlock()
+		switch kind {
+		case RateLimited:
+			s.write(w, nil, errf(http.StatusTooManyRequests, "Too many requests"))
+		default:
+			s.write(w, nil, errf(http.StatusInternalServerError, "rpc error: No cluster leader"))
+		}
+		return
+	}
+	if !s.opts.Manual {
+		s.advance()
+	}
+	if r.Method == http.MethodGet && q.Get("index") != "" {
+		if err := s.block(r, q); err != nil {
+			s.mu.Unlock()
+			s.write(w, nil, err)
+			return
+		}
+	}
+	out, herr := s.dispatch(r.Method, r.URL.Path, q, body)
+	s.mu.Unlock()
+	s.write(w, out, herr)
+}
+
+// block holds a query (s.mu held) until the index passes ?index or ?wait ends.
+func (s *Server) block(r *http.Request, q url.Values) *httpError {
+	after, err := strconv.ParseUint(q.Get("index"), 10, 64)
+	if err != nil {
+		return errf(http.StatusBadRequest, "Invalid index: %v", err)
+	}
+	wait := DefaultWait
+	if v := q.Get("wait"); v != "" {
+		if wait, err = time.ParseDuration(v); err != nil {
+			return errf(http.StatusBadRequest, "Invalid wait time: %v", err)
+		}
+	}
+	wait = min2(wait, MaxWait)
+	expired := false
+	done := make(chan struct{})
+	defer close(done)
+	timer := s.opts.Clock.After(wait)
+	go func() {
+		select {
+		case <-timer:
+		case <-r.Context().Done():
+		case <-done:
+			return
+		}
+		s.mu.Lock()
+		expired = true
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	}()
+	for s.index <= after && !expired {
+		s.cond.Wait()
+	}
+	return nil
+}
+
+func min2(a, b time.Duration) time.Duration {
+	if a < b {
+		return a
+	}
+	return b
+}
+
+func (s *Server) write(w http.ResponseWriter, out any, herr *httpError) {
+	s.mu.Lock()
+	idx := s.index
+	s.mu.Unlock()
+	w.Header().Set("X-Nomad-Index", strconv.FormatUint(idx, 10))
+	w.Header().Set("X-Nomad-KnownLeader", "true")
+	w.Header().Set("X-Nomad-LastContact", "0")
+	if herr != nil {
+		w.Header().Set("Content-Type", "text/plain")
+		w.WriteHeader(herr.code)
+		io.WriteString(w, herr.msg)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	var b bytes.Buffer
+	if err := json.NewEncoder(&b).Encode(out); err != nil {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.Write(b.Bytes())
+}
+
+func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, *httpError) {
+	namespace := ns(q.Get("namespace"))
+	switch {
+	case path == "/v1/jobs" && method == http.MethodGet:
+		return s.listJobs(namespace, q), nil
+	case path == "/v1/jobs" && (method == http.MethodPut || method == http.MethodPost):
+		return s.registerReq(namespace, body)
+	case strings.HasPrefix(path, "/v1/job/"):
+		rest := strings.TrimPrefix(path, "/v1/job/")
+		id, sub, _ := strings.Cut(rest, "/")
+		if id == "" {
+			return nil, errf(http.StatusBadRequest, "Missing job ID")
+		}
+		j := s.jobs[namespace+"/"+id]
+		switch {
+		case sub == "" && method == http.MethodGet:
+			if j == nil {
+				return nil, errf(http.StatusNotFound, "job not found")
+			}
+			return j.spec, nil
+		case sub == "" && method == http.MethodDelete:
+			if j == nil {
+				return nil, errf(http.StatusNotFound, "job not found")
+			}
+			return s.deregister(j, q.Get("purge") == "true"), nil
+		case sub == "allocations" && method == http.MethodGet:
+			return s.jobAllocs(namespace, id, j), nil
+		case sub == "deployment" && method == http.MethodGet:
+			return s.latestDeployment(namespace, id, j), nil
+		case sub == "deployments" && method == http.MethodGet:
+			out := []*api.Deployment{}
+			for i := len(s.deps) - 1; j != nil && i >= 0; i-- {
+				if d := s.deps[i].d; d.Namespace == namespace && d.JobID == id && d.JobCreateIndex == *j.spec.CreateIndex {
+					c := *d
+					out = append(out, &c)
+				}
+			}
+			return out, nil
+		case sub == "versions" && method == http.MethodGet:
+			if j == nil {
+				return nil, errf(http.StatusNotFound, "job versions not found")
+			}
+			vs := make([]*api.Job, 0, len(j.versions))
+			for i := len(j.versions) - 1; i >= 0; i-- {
+				vs = append(vs, j.versions[i])
+			}
+			return api.JobVersionsResponse{Versions: vs}, nil
+		case sub == "plan" && (method == http.MethodPut || method == http.MethodPost):
+			return s.plan(namespace, id, j, body)
+		}
+	}
+	return nil, errf(http.StatusNotFound, "Invalid URL path: %s %s", method, path)
+}
+
+func (s *Server) listJobs(namespace string, q url.Values) []*api.JobListStub {
+	prefix, withMeta := q.Get("prefix"), q.Get("meta") == "true"
+	out := []*api.JobListStub{}
+	for key, j := range s.jobs {
+		jn, id, _ := strings.Cut(key, "/")
+		if (namespace != "*" && jn != namespace) || !strings.HasPrefix(id, prefix) {
+			continue
+		}
+		st := &api.JobListStub{ID: id, Name: *j.spec.Name, Namespace: jn, Type: *j.spec.Type, Datacenters: j.spec.Datacenters,
+			Stop: *j.spec.Stop, Status: *j.spec.Status, CreateIndex: *j.spec.CreateIndex, ModifyIndex: *j.spec.ModifyIndex,
+			JobModifyIndex: *j.spec.JobModifyIndex, SubmitTime: *j.spec.SubmitTime}
+		if withMeta {
+			st.Meta = j.spec.Meta
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })
+	return out
+}
+
+func (s *Server) registerReq(namespace string, body []byte) (any, *httpError) {
+	var req api.JobRegisterRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, errf(http.StatusBadRequest, "Failed to decode request body: %v", err)
+	}
+	if req.Job == nil {
+		return nil, errf(http.StatusBadRequest, "Job must be specified")
+	}
+	if req.Job.Namespace == nil || *req.Job.Namespace == "" {
+		req.Job.Namespace = new(namespace)
+	}
+	if herr := validate(req.Job); herr != nil {
+		return nil, herr
+	}
+	key := ns(*req.Job.Namespace) + "/" + *req.Job.ID
+	if s.conflict > 0 {
+		s.conflict--
+		return nil, errf(http.StatusInternalServerError, "Enforcing job modify index %d: job exists with conflicting job modify index: %d",
+			req.JobModifyIndex, req.JobModifyIndex+1)
+	}
+	if req.EnforceIndex {
+		const prefix = "Enforcing job modify index"
+		cur := s.jobs[key]
+		switch {
+		case cur != nil && req.JobModifyIndex == 0:
+			return nil, errf(http.StatusInternalServerError, "%s 0: job already exists", prefix)
+		case cur != nil && req.JobModifyIndex != *cur.spec.JobModifyIndex:
+			return nil, errf(http.StatusInternalServerError, "%s %d: job exists with conflicting job modify index: %d",
+				prefix, req.JobModifyIndex, *cur.spec.JobModifyIndex)
+		case cur == nil && req.JobModifyIndex != 0:
+			return nil, errf(http.StatusInternalServerError, "%s %d: job does not exist", prefix, req.JobModifyIndex)
+		}
+	}
+	j := s.register(req.Job)
+	return api.JobRegisterResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, JobModifyIndex: *j.spec.JobModifyIndex}, nil
+}
+
+// validate checks what Nomad's job validation would reject among the fields berth sets.
+func validate(j *api.Job) *httpError {
+	var errs []string
+	if j.ID == nil || *j.ID == "" {
+		errs = append(errs, "Missing job ID")
+	} else if strings.ContainsAny(*j.ID, " \x00") {
+		errs = append(errs, "Job ID contains a space or null character")
+	}
+	if j.Type != nil && *j.Type != "service" && *j.Type != "batch" && *j.Type != "system" {
+		errs = append(errs, fmt.Sprintf("Invalid job type: %q", *j.Type))
+	}
+	if len(j.TaskGroups) == 0 {
+		errs = append(errs, "Missing job task groups")
+	}
+	for _, g := range j.TaskGroups {
+		if g.Count != nil && *g.Count < 0 {
+			errs = append(errs, "Task group count can't be negative")
+		}
+		if len(g.Tasks) == 0 {
+			errs = append(errs, "Missing tasks for task group")
+		}
+		for _, t := range g.Tasks {
+			if t.Driver == "docker" {
+				if img, _ := t.Config["image"].(string); img == "" {
+					errs = append(errs, fmt.Sprintf("Task %s: docker config: image is required", t.Name))
+				}
+			}
+			if t.Resources != nil && t.Resources.MemoryMB != nil && *t.Resources.MemoryMB < 10 {
+				errs = append(errs, fmt.Sprintf("Task %s: minimum MemoryMB value is 10; got %d", t.Name, *t.Resources.MemoryMB))
+			}
+			if t.Resources != nil && t.Resources.CPU != nil && *t.Resources.CPU < 1 {
+				errs = append(errs, fmt.Sprintf("Task %s: minimum CPU value is 1; got %d", t.Name, *t.Resources.CPU))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errf(http.StatusBadRequest, "%d error(s) occurred:\n\n* %s", len(errs), strings.Join(errs, "\n* "))
+	}
+	return nil
+}
+
+// fingerprint is the job's spec without counts and server fields: equal fingerprints mean an in-place update.
+func fingerprint(j *api.Job) string {
+	c := specOf(j)
+	for _, g := range c.TaskGroups {
+		g.Count = nil
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// specOf deep-copies the fields a submitter sets.
+func specOf(j *api.Job) *api.Job {
+	b, _ := json.Marshal(j)
+	var c api.Job
+	json.Unmarshal(b, &c)
+	c.Stop, c.Status, c.StatusDescription, c.Stable, c.Version, c.SubmitTime = nil, nil, nil, nil, nil, nil
+	c.CreateIndex, c.ModifyIndex, c.JobModifyIndex, c.ParentID = nil, nil, nil, nil
+	return &c
+}
+
+func count(j *api.Job) int {
+	if len(j.TaskGroups) == 0 || j.TaskGroups[0].Count == nil {
+		return 1
+	}
+	return *j.TaskGroups[0].Count
+}
+
+// register stores a new version of the job (s.mu held) unless nothing changed, and starts its deployment.
+func (s *Server) register(in *api.Job) *job {
+	in = specOf(in)
+	if in.Type == nil {
+		in.Type = new("service")
+	}
+	if in.Name == nil {
+		in.Name = in.ID
+	}
+	if in.Namespace == nil {
+		in.Namespace = new("default")
+	}
+	if len(in.Datacenters) == 0 {
+		in.Datacenters = []string{"*"}
+	}
+	for _, g := range in.TaskGroups {
+		if g.Count == nil {
+			g.Count = new(1)
+		}
+	}
+	key := *in.Namespace + "/" + *in.ID
+	j := s.jobs[key]
+	if j != nil && !*j.spec.Stop && reflect.DeepEqual(specOf(j.spec), in) {
+		return j // Nomad keeps the version when the spec did not change
+	}
+	s.bump()
+	inPlace := j != nil && !*j.spec.Stop && fingerprint(j.spec) == fingerprint(in)
+	if j == nil {
+		j = &job{}
+		s.jobs[key] = j
+		in.CreateIndex = new(s.index)
+		in.Version = new(uint64(0))
+	} else {
+		in.CreateIndex = j.spec.CreateIndex
+		in.Version = new(*j.spec.Version + 1)
+	}
+	in.ModifyIndex, in.JobModifyIndex = new(s.index), new(s.index)
+	in.Stop, in.Status, in.Stable, in.SubmitTime = new(false), new("pending"), new(false), new(int64(s.index))
+	j.spec = in
+	j.versions = append(j.versions, specCopy(in))
+	for _, d := range s.deps {
+		if d.d.Namespace == *in.Namespace && d.d.JobID == *in.ID && d.d.Status == api.DeploymentStatusRunning {
+			d.d.Status, d.d.StatusDescription, d.d.ModifyIndex = api.DeploymentStatusCancelled, "Cancelled due to newer version of job", s.index
+		}
+	}
+	if inPlace {
+		for _, a := range s.jobLive(*in.Namespace, *in.ID) {
+			a.stub.JobVersion, a.stub.ModifyIndex = *in.Version, s.index
+		}
+	}
+	if *in.Type == "service" && in.Update != nil {
+		tg := *in.TaskGroups[0].Name
+		s.deps = append(s.deps, &deployment{d: &api.Deployment{ID: s.nextID(), Namespace: *in.Namespace, JobID: *in.ID,
+			JobVersion: *in.Version, JobModifyIndex: s.index, JobSpecModifyIndex: s.index, JobCreateIndex: *in.CreateIndex,
+			Status: api.DeploymentStatusRunning, StatusDescription: "Deployment is running",
+			TaskGroups: map[string]*api.DeploymentState{tg: {AutoRevert: in.Update.AutoRevert != nil && *in.Update.AutoRevert,
+				DesiredTotal: count(in)}},
+			CreateIndex: s.index, ModifyIndex: s.index}})
+	}
+	return j
+}
+
+func specCopy(j *api.Job) *api.Job {
+	b, _ := json.Marshal(j)
+	var c api.Job
+	json.Unmarshal(b, &c)
+	return &c
+}
+
+func (s *Server) jobLive(namespace, id string) []*alloc {
+	var out []*alloc
+	for _, a := range s.allocs {
+		if a.stub.Namespace == namespace && a.stub.JobID == id && live(a) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (s *Server) deregister(j *job, purge bool) api.JobDeregisterResponse {
+	s.bump()
+	for _, a := range s.jobLive(*j.spec.Namespace, *j.spec.ID) {
+		a.stub.DesiredStatus, a.stub.ClientStatus, a.stub.ModifyIndex = api.AllocDesiredStatusStop, api.AllocClientStatusComplete, s.index
+	}
+	for _, d := range s.deps {
+		if d.d.Namespace == *j.spec.Namespace && d.d.JobID == *j.spec.ID && d.d.Status == api.DeploymentStatusRunning {
+			d.d.Status, d.d.StatusDescription, d.d.ModifyIndex = api.DeploymentStatusCancelled, "Cancelled because job is stopped", s.index
+		}
+	}
+	if purge {
+		delete(s.jobs, *j.spec.Namespace+"/"+*j.spec.ID)
+		j.purged = true
+	} else {
+		j.spec.Stop, j.spec.Status, j.spec.ModifyIndex = new(true), new("dead"), new(s.index)
+	}
+	return api.JobDeregisterResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, JobModifyIndex: s.index}
+}
+
+func (s *Server) jobAllocs(namespace, id string, j *job) []*api.AllocationListStub {
+	out := []*api.AllocationListStub{}
+	if j == nil {
+		return out
+	}
+	for _, a := range s.allocs {
+		if a.stub.Namespace == namespace && a.stub.JobID == id && a.stub.CreateIndex >= *j.spec.CreateIndex {
+			c := *a.stub
+			if a.stub.DeploymentStatus != nil {
+				ds := *a.stub.DeploymentStatus
+				c.DeploymentStatus = &ds
+			}
+			out = append(out, &c)
+		}
+	}
+	return out
+}
+
+func (s *Server) latestDeployment(namespace, id string, j *job) *api.Deployment {
+	if j == nil {
+		return nil
+	}
+	var latest *api.Deployment
+	for _, d := range s.deps {
+		if d.d.Namespace == namespace && d.d.JobID == id && d.d.JobCreateIndex == *j.spec.CreateIndex {
+			latest = d.d
+		}
+	}
+	if latest == nil {
+		return nil
+	}
+	c := *latest
+	c.TaskGroups = map[string]*api.DeploymentState{}
+	for k, v := range latest.TaskGroups {
+		st := *v
+		c.TaskGroups[k] = &st
+	}
+	return &c
+}
+
+func (s *Server) plan(namespace, id string, j *job, body []byte) (any, *httpError) {
+	var req api.JobPlanRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, errf(http.StatusBadRequest, "Failed to decode request body: %v", err)
+	}
+	if req.Job == nil || req.Job.ID == nil || *req.Job.ID != id {
+		return nil, errf(http.StatusBadRequest, "Job ID does not match")
+	}
+	if herr := validate(req.Job); herr != nil {
+		return nil, herr
+	}
+	resp := api.JobPlanResponse{JobModifyIndex: 0}
+	if !req.Diff {
+		return resp, nil
+	}
+	newFlat := map[string]string{}
+	flatten("", jsonValue(specOf(req.Job)), newFlat)
+	oldFlat := map[string]string{}
+	diff := &api.JobDiff{Type: "Added", ID: id}
+	if j != nil && !*j.spec.Stop {
+		resp.JobModifyIndex = *j.spec.JobModifyIndex
+		flatten("", jsonValue(specOf(j.spec)), oldFlat)
+		diff.Type = "None"
+	}
+	keys := map[string]bool{}
+	for k := range newFlat {
+		keys[k] = true
+	}
+	for k := range oldFlat {
+		keys[k] = true
+	}
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		o, inOld := oldFlat[k]
+		n, inNew := newFlat[k]
+		typ := ""
+		switch {
+		case inOld && inNew && o != n:
+			typ = "Edited"
+		case !inOld && inNew:
+			typ = "Added"
+		case inOld && !inNew:
+			typ = "Deleted"
+		default:
+			continue
+		}
+		if diff.Type == "None" {
+			diff.Type = "Edited"
+		}
+		diff.Fields = append(diff.Fields, &api.FieldDiff{Type: typ, Name: k, Old: o, New: n})
+	}
+	resp.Diff = diff
+	return resp, nil
+}
+
+func jsonValue(v any) any {
+	b, _ := json.Marshal(v)
+	var out any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+func flatten(prefix string, v any, out map[string]string) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			flatten(p, e, out)
+		}
+	case []any:
+		for i, e := range t {
+			flatten(fmt.Sprintf("%s[%d]", prefix, i), e, out)
+		}
+	case nil:
+	default:
+		b, _ := json.Marshal(t)
+		out[prefix] = strings.Trim(string(b), `"`)
+	}
+}
+
+// advance runs one scheduler step over every job (s.mu held).
+func (s *Server) advance() {
+	changed := false
+	for _, a := range s.allocs {
+		if !live(a) {
+			continue
+		}
+		a.age++
+		switch {
+		case a.stub.ClientStatus == api.AllocClientStatusPending && a.age >= s.opts.StartSteps:
+			a.stub.ClientStatus, a.stub.ClientDescription, a.age = api.AllocClientStatusRunning, "Tasks are running", 0
+			a.stub.ModifyIndex, changed = s.index+1, true
+		case a.stub.ClientStatus == api.AllocClientStatusRunning && s.failImgs[a.image()]:
+			a.stub.ClientStatus, a.stub.ClientDescription = api.AllocClientStatusFailed, "Failed tasks"
+			if a.dep != nil {
+				a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(false), ModifyIndex: s.index + 1}
+				a.dep.d.TaskGroups[a.stub.TaskGroup].UnhealthyAllocs++
+			}
+			a.stub.ModifyIndex, changed = s.index+1, true
+		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && a.stub.DeploymentStatus == nil &&
+			a.age >= s.opts.HealthySteps:
+			a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(true), ModifyIndex: s.index + 1}
+			a.dep.d.TaskGroups[a.stub.TaskGroup].HealthyAllocs++
+			a.stub.ModifyIndex, changed = s.index+1, true
+		}
+	}
+	keys := make([]string, 0, len(s.jobs))
+	for k := range s.jobs {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if s.schedule(s.jobs[k]) {
+			changed = true
+		}
+	}
+	if changed {
+		s.bump()
+	}
+}
+
+// image is the docker image the allocation's job version runs.
+func (a *alloc) image() string { return a.img }
+
+func (s *Server) activeDeployment(j *job) *deployment {
+	for _, d := range s.deps {
+		if d.d.Namespace == *j.spec.Namespace && d.d.JobID == *j.spec.ID && d.d.JobVersion == *j.spec.Version &&
+			d.d.Status == api.DeploymentStatusRunning {
+			return d
+		}
+	}
+	return nil
+}
+
+// schedule reconciles one job's allocations with its current version (s.mu held); it reports a change.
+func (s *Server) schedule(j *job) bool {
+	sp := j.spec
+	if *sp.Stop {
+		return false
+	}
+	nsp, id, version, want := *sp.Namespace, *sp.ID, *sp.Version, count(sp)
+	dep := s.activeDeployment(j)
+	next := s.index + 1
+	changed := false
+	// A failed deployment: fail it, and revert to the last stable version when asked.
+	if dep != nil && dep.d.TaskGroups[*sp.TaskGroups[0].Name].UnhealthyAllocs > 0 {
+		dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusFailed, "Failed due to unhealthy allocations", next
+		if dep.d.TaskGroups[*sp.TaskGroups[0].Name].AutoRevert && j.hasStbl {
+			dep.d.StatusDescription += " - rolling back to job version " + strconv.FormatUint(j.stable, 10)
+			s.register(specCopy(j.versions[j.stable]))
+		}
+		return true
+	}
+	liveAllocs := s.jobLive(nsp, id)
+	var cur, old []*alloc
+	inFlight := 0
+	for _, a := range liveAllocs {
+		if a.stub.JobVersion == version {
+			cur = append(cur, a)
+			if a.dep != nil && a.dep == dep && (a.stub.DeploymentStatus == nil || a.stub.DeploymentStatus.Healthy == nil) {
+				inFlight++
+			}
+		} else {
+			old = append(old, a)
+		}
+	}
+	stop := func(a *alloc, why string) {
+		a.stub.DesiredStatus, a.stub.DesiredDescription, a.stub.ClientStatus = api.AllocDesiredStatusStop, why, api.AllocClientStatusComplete
+		a.stub.ModifyIndex, changed = next, true
+	}
+	// Scale down: stop the surplus, old versions first, then the highest indexes.
+	for len(cur)+len(old) > want {
+		if len(old) > 0 {
+			stop(old[len(old)-1], "alloc not needed due to job update")
+			old = old[:len(old)-1]
+			continue
+		}
+		sort.Slice(cur, func(a, b int) bool { return allocIndex(cur[a]) < allocIndex(cur[b]) })
+		stop(cur[len(cur)-1], "alloc not needed due to job update")
+		cur = cur[:len(cur)-1]
+	}
+	used := map[int]bool{}
+	for _, a := range append(append([]*alloc(nil), cur...), old...) {
+		used[allocIndex(a)] = true
+	}
+	// Destructive update: one at a time, the next once the previous is healthy.
+	if len(old) > 0 && inFlight == 0 {
+		a := old[0]
+		stop(a, "alloc is being updated due to job update")
+		s.place(j, allocIndex(a), dep)
+		return true
+	}
+	// Missing allocations (new job, scale-up, reschedule of failed or stopped ones): all at once.
+	for i := 0; len(cur)+len(old) < want; i++ {
+		if used[i] {
+			continue
+		}
+		used[i] = true
+		s.place(j, i, dep)
+		cur = append(cur, nil)
+		changed = true
+	}
+	if dep != nil && inFlight == 0 && len(old) == 0 {
+		running := 0
+		for _, a := range cur {
+			if a != nil && a.stub.ClientStatus == api.AllocClientStatusRunning {
+				running++
+			}
+		}
+		if running == want && len(cur) == want && allHealthyOrOutside(cur, dep) {
+			dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusSuccessful, "Deployment completed successfully", next
+			j.stable, j.hasStbl = version, true
+			sp.Stable = new(true)
+			changed = true
+		}
+	}
+	if changed && *sp.Status != "running" {
+		sp.Status, sp.ModifyIndex = new("running"), new(next)
+	}
+	return changed
+}
+
+// allHealthyOrOutside: every allocation placed by dep is healthy.
+func allHealthyOrOutside(cur []*alloc, dep *deployment) bool {
+	for _, a := range cur {
+		if a == nil {
+			return false
+		}
+		if a.dep == dep && (a.stub.DeploymentStatus == nil || a.stub.DeploymentStatus.Healthy == nil || !*a.stub.DeploymentStatus.Healthy) {
+			return false
+		}
+	}
+	return true
+}
+
+func allocIndex(a *alloc) int {
+	name := a.stub.Name
+	open, end := strings.LastIndexByte(name, '['), strings.LastIndexByte(name, ']')
+	if open < 0 || end < open {
+		return 0
+	}
+	i, _ := strconv.Atoi(name[open+1 : end])
+	return i
+}
+
+// place starts a pending allocation of the job's current version (s.mu held).
+func (s *Server) place(j *job, i int, dep *deployment) {
+	sp := j.spec
+	tg := *sp.TaskGroups[0].Name
+	a := &alloc{dep: dep, stub: &api.AllocationListStub{
+		ID: s.nextID(), EvalID: s.nextID(), Name: fmt.Sprintf("%s.%s[%d]", *sp.ID, tg, i), Namespace: *sp.Namespace,
+		NodeID: "node-0000-0001", NodeName: "emu-node-1", JobID: *sp.ID, JobType: *sp.Type, JobVersion: *sp.Version,
+		TaskGroup: tg, DesiredStatus: api.AllocDesiredStatusRun, ClientStatus: api.AllocClientStatusPending,
+		CreateIndex: s.index + 1, ModifyIndex: s.index + 1, CreateTime: int64(s.index + 1), ModifyTime: int64(s.index + 1),
+	}}
+	if len(sp.TaskGroups[0].Tasks) > 0 {
+		a.img, _ = sp.TaskGroups[0].Tasks[0].Config["image"].(string)
+	}
+	if dep != nil {
+		a.stub.DeploymentStatus = nil
+		dep.d.TaskGroups[tg].PlacedAllocs++
+	}
+	s.allocs = append(s.allocs, a)
+}

@@ -1,0 +1,145 @@
+package nomad_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/nomad/nomademu"
+	"github.com/berth-dev/berth/schema"
+)
+
+func testCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func desired(owner providers.Owner, tgt string, w schema.Workload) providers.Desired {
+	return providers.Desired{Owner: owner, Target: tgt, Workload: w, SpecHash: providers.SpecHash(w)}
+}
+
+// TestErrors: what comes back permanent and what is retried, and that no token leaks into an error.
+func TestErrors(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	w := referenceWorkload("web")
+
+	t.Run("permission denied", func(t *testing.T) {
+		t.Setenv(testTokenEnv, "wrong-secret-token")
+		p := newProvider(t, emu, "nomad")
+		err := p.Apply(testCtx(t), desired(owner, "nomad", w))
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "403") {
+			t.Fatalf("Apply with a wrong token: %v, want a permanent 403", err)
+		}
+		if strings.Contains(err.Error(), "wrong-secret-token") {
+			t.Fatalf("the token leaked into the error: %v", err)
+		}
+	})
+	t.Run("invalid job", func(t *testing.T) {
+		p := newProvider(t, emu, "nomad")
+		bad := w
+		bad.Image = ""
+		err := p.Apply(testCtx(t), desired(owner, "nomad", bad))
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "image is required") {
+			t.Fatalf("Apply of a job without image: %v, want a permanent 400", err)
+		}
+	})
+	t.Run("transient budget", func(t *testing.T) {
+		p := newProvider(t, emu, "nomad")
+		p.RetryAttempts = 3
+		emu.Fail(3, nomademu.ServerError)
+		_, err := p.List(testCtx(t), owner, "nomad")
+		if err == nil || errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "after 3 tries") {
+			t.Fatalf("List through 3 server errors with 3 tries: %v, want a transient error", err)
+		}
+		emu.Fail(2, nomademu.RateLimited)
+		if _, err := p.List(testCtx(t), owner, "nomad"); err != nil {
+			t.Fatalf("List through 2 rate limits with 3 tries: %v", err)
+		}
+	})
+}
+
+func TestNotOwned(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "nomad")
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	emu.CreateLookAlike(testNamespace, "berth-berth-prod-web", 1) // our name, no meta
+	ctx := testCtx(t)
+	for op, err := range map[string]error{
+		"Apply":  p.Apply(ctx, desired(owner, "nomad", referenceWorkload("web"))),
+		"Delete": p.Delete(ctx, owner, "nomad", "web"),
+	} {
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "not owned") {
+			t.Errorf("%s over an unowned job: %v, want a permanent not-owned error", op, err)
+		}
+	}
+	if !emu.JobExists(testNamespace, "berth-berth-prod-web") {
+		t.Fatal("the unowned job was removed")
+	}
+	if obs, err := p.List(ctx, owner, "nomad"); err != nil || len(obs) != 0 {
+		t.Fatalf("List shows %v, %v; want nothing", obs, err)
+	}
+}
+
+// TestFailedRollout: a new version whose allocations fail makes Nomad fail the deployment and revert; Apply says so
+// permanently, and the old version keeps serving.
+func TestFailedRollout(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "nomad")
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	ctx := testCtx(t)
+	v1 := referenceWorkload("web")
+	if err := p.Apply(ctx, desired(owner, "nomad", v1)); err != nil {
+		t.Fatal(err)
+	}
+	v2 := v1
+	v2.Image = "registry.example/berth-app:broken"
+	emu.FailImage(v2.Image)
+	err := p.Apply(ctx, desired(owner, "nomad", v2))
+	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("Apply of a failing image: %v, want a permanent deployment failure", err)
+	}
+	// Nomad reverted: v1 converges again without berth re-registering it.
+	if err := p.Apply(ctx, desired(owner, "nomad", v1)); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := p.List(ctx, owner, "nomad")
+	if err != nil || len(obs) != 1 || obs[0].SpecHash != providers.SpecHash(v1) || obs[0].Spec.Image != v1.Image {
+		t.Fatalf("after the revert: %+v, %v", obs, err)
+	}
+}
+
+func TestPlan(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "nomad")
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	ctx := testCtx(t)
+	w := referenceWorkload("web")
+	changes, err := p.Plan(ctx, desired(owner, "nomad", w))
+	if err != nil || len(changes) == 0 || changes[0].Type != "Added" {
+		t.Fatalf("Plan of a new job: %v, %v; want added fields", changes, err)
+	}
+	if err := p.Apply(ctx, desired(owner, "nomad", w)); err != nil {
+		t.Fatal(err)
+	}
+	if changes, err := p.Plan(ctx, desired(owner, "nomad", w)); err != nil || len(changes) != 0 {
+		t.Fatalf("Plan of the applied spec: %v, %v; want no change", changes, err)
+	}
+	before := len(emu.LiveAllocs(testNamespace, "berth-berth-prod-web"))
+	w.Replicas = 3
+	changes, err = p.Plan(ctx, desired(owner, "nomad", w))
+	if err != nil || len(changes) != 1 || changes[0].Path != "TaskGroups[0].Count" || changes[0].Old != "2" || changes[0].New != "3" {
+		t.Fatalf("Plan of a scale-up: %+v, %v; want one change of the count", changes, err)
+	}
+	if n := len(emu.LiveAllocs(testNamespace, "berth-berth-prod-web")); n != before {
+		t.Fatalf("Plan changed what runs: %d allocations, then %d", before, n)
+	}
+}
