@@ -1,0 +1,336 @@
+package kubetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"maps"
+	"sort"
+	"strconv"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+)
+
+// Labels of the simulation.
+const (
+	// LabelManual on a namespace keeps RunDeploymentController out of it: tests there call SimulateRollout and
+	// StallRollout themselves.
+	LabelManual = "kubetest.berth.dev/manual"
+	// LabelTemplateHash is the pod label naming the pod template a pod was made from (as the real controller's
+	// pod-template-hash).
+	LabelTemplateHash = "pod-template-hash"
+)
+
+// resync paces the controller's full passes besides watch events.
+const resync = time.Second
+
+// RunDeploymentController plays the deployment and ReplicaSet controllers (and the garbage collector for pods) for
+// every namespace not labelled LabelManual: after each change of a Deployment it creates the pods of the current
+// template (Running and Ready at once, as though every probe passed), deletes those of older templates and the
+// extra ones (newest first), deletes pods whose Deployment is gone, and writes a completed rollout status. It runs
+// until ctx ends; the returned channel is closed when it has stopped.
+func RunDeploymentController(ctx context.Context, client kubernetes.Interface) <-chan struct{} {
+	stopped := make(chan struct{})
+	poke := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case poke <- struct{}{}:
+		default:
+		}
+	}
+	watchers := make(chan struct{}, 2)
+	go func() {
+		watchLoop(ctx, notify, func(ctx context.Context) (watch.Interface, error) {
+			return client.AppsV1().Deployments("").Watch(ctx, metav1.ListOptions{})
+		})
+		watchers <- struct{}{}
+	}()
+	go func() {
+		watchLoop(ctx, notify, func(ctx context.Context) (watch.Interface, error) {
+			return client.CoreV1().Pods("").Watch(ctx, metav1.ListOptions{})
+		})
+		watchers <- struct{}{}
+	}()
+	go func() {
+		defer close(stopped)
+		defer func() { <-watchers; <-watchers }()
+		tick := time.NewTicker(resync)
+		defer tick.Stop()
+		for {
+			if err := pass(ctx, client); err != nil && ctx.Err() == nil {
+				notify() // conflicts and races with the test's own writes: look again
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-poke:
+			case <-tick.C:
+			}
+		}
+	}()
+	return stopped
+}
+
+// watchLoop keeps a watch open and pokes on every event, reopening it when the server ends it.
+func watchLoop(ctx context.Context, notify func(), open func(context.Context) (watch.Interface, error)) {
+	for ctx.Err() == nil {
+		w, err := open(ctx)
+		if err != nil {
+			t := time.NewTimer(100 * time.Millisecond)
+			select {
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+			continue
+		}
+		for range w.ResultChan() {
+			notify()
+		}
+		w.Stop()
+	}
+}
+
+// pass reconciles every Deployment outside manual namespaces and collects orphaned pods.
+func pass(ctx context.Context, client kubernetes.Interface) error {
+	manual := map[string]bool{}
+	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: LabelManual + "=true"})
+	if err != nil {
+		return err
+	}
+	for _, ns := range nss.Items {
+		manual[ns.Name] = true
+	}
+	deps, err := client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	pods, err := client.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	var errs []error
+	for i := range deps.Items {
+		d := &deps.Items[i]
+		live[string(d.UID)] = true
+		if manual[d.Namespace] || d.DeletionTimestamp != nil {
+			continue
+		}
+		if err := reconcile(ctx, client, d, pods.Items); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range pods.Items {
+		if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "Deployment" && !live[string(ref.UID)] &&
+			!manual[p.Namespace] && p.DeletionTimestamp == nil {
+			if err := deletePod(ctx, client, &p); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// SimulateRollout does for one Deployment what the deployment controller and kubelets would: pods of the current
+// template up and ready, old and extra ones gone, status complete with conditions Available and Progressing.
+func SimulateRollout(ctx context.Context, client kubernetes.Interface, ns, name string) error {
+	d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	pods, err := client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	return reconcile(ctx, client, d, pods.Items)
+}
+
+// StallRollout writes the status of a rollout that passed its progress deadline: the generation observed, no
+// replica updated, Progressing false with reason ProgressDeadlineExceeded.
+func StallRollout(ctx context.Context, client kubernetes.Interface, ns, name string) error {
+	d, err := client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	now := metav1.Now()
+	d.Status = appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Conditions: []appsv1.DeploymentCondition{
+			{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionFalse, Reason: "MinimumReplicasUnavailable",
+				Message: "Deployment does not have minimum availability.", LastUpdateTime: now, LastTransitionTime: now},
+			{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionFalse, Reason: "ProgressDeadlineExceeded",
+				Message: fmt.Sprintf("ReplicaSet %q has timed out progressing.", d.Name), LastUpdateTime: now, LastTransitionTime: now},
+		},
+	}
+	_, err = client.AppsV1().Deployments(ns).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	return err
+}
+
+// reconcile converges the pods of d (from pods, any namespace) and writes its status.
+func reconcile(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployment, pods []corev1.Pod) error {
+	hash := templateHash(d.Spec.Template)
+	want := 1
+	if d.Spec.Replicas != nil {
+		want = int(*d.Spec.Replicas)
+	}
+	var cur, old []corev1.Pod
+	for _, p := range pods {
+		if ref := metav1.GetControllerOf(&p); p.Namespace != d.Namespace || ref == nil || ref.UID != d.UID || p.DeletionTimestamp != nil {
+			continue
+		}
+		if p.Labels[LabelTemplateHash] == hash {
+			cur = append(cur, p)
+		} else {
+			old = append(old, p)
+		}
+	}
+	// Make before break: the new pods first, then the old ones go.
+	for len(cur) < want {
+		p, err := createPod(ctx, client, d, hash)
+		if err != nil {
+			return err
+		}
+		cur = append(cur, *p)
+	}
+	sort.Slice(cur, func(i, j int) bool {
+		ti, tj := cur[i].CreationTimestamp, cur[j].CreationTimestamp
+		if !ti.Equal(&tj) {
+			return ti.Before(&tj)
+		}
+		return cur[i].Name < cur[j].Name
+	})
+	for _, p := range append(old, cur[want:]...) {
+		if err := deletePod(ctx, client, &p); err != nil {
+			return err
+		}
+	}
+	st := appsv1.DeploymentStatus{
+		ObservedGeneration: d.Generation,
+		Replicas:           int32(want), UpdatedReplicas: int32(want), ReadyReplicas: int32(want),
+		AvailableReplicas: int32(want),
+	}
+	now := metav1.Now()
+	st.Conditions = []appsv1.DeploymentCondition{
+		{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+			Message: "Deployment has minimum availability.", LastUpdateTime: now, LastTransitionTime: now},
+		{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable",
+			Message: fmt.Sprintf("ReplicaSet %q has successfully progressed.", d.Name+"-"+hash), LastUpdateTime: now, LastTransitionTime: now},
+	}
+	if sameStatus(d.Status, st) {
+		return nil
+	}
+	d = d.DeepCopy()
+	d.Status = st
+	_, err := client.AppsV1().Deployments(d.Namespace).UpdateStatus(ctx, d, metav1.UpdateOptions{})
+	return err
+}
+
+// sameStatus compares two statuses, the times of conditions aside.
+func sameStatus(a, b appsv1.DeploymentStatus) bool {
+	strip := func(s appsv1.DeploymentStatus) appsv1.DeploymentStatus {
+		s = *s.DeepCopy()
+		for i := range s.Conditions {
+			s.Conditions[i].LastUpdateTime, s.Conditions[i].LastTransitionTime = metav1.Time{}, metav1.Time{}
+		}
+		return s
+	}
+	x, _ := json.Marshal(strip(a))
+	y, _ := json.Marshal(strip(b))
+	return string(x) == string(y)
+}
+
+// createPod creates a pod of d's template, owned by d, and marks it Running and Ready.
+func createPod(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployment, hash string) (*corev1.Pod, error) {
+	l := maps.Clone(d.Spec.Template.Labels)
+	if l == nil {
+		l = map[string]string{}
+	}
+	l[LabelTemplateHash] = hash
+	yes := true
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: d.Name + "-" + hash + "-", Namespace: d.Namespace, Labels: l,
+			Annotations: maps.Clone(d.Spec.Template.Annotations),
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: d.Name, UID: d.UID,
+				Controller: &yes, BlockOwnerDeletion: &yes}},
+		},
+		Spec: *d.Spec.Template.Spec.DeepCopy(),
+	}
+	p, err := client.CoreV1().Pods(d.Namespace).Create(ctx, p, metav1.CreateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("creating a pod of %s/%s: %w", d.Namespace, d.Name, err)
+	}
+	now := metav1.Now()
+	p.Status = corev1.PodStatus{
+		Phase: corev1.PodRunning, StartTime: &now, PodIP: "127.0.0.1",
+		Conditions: []corev1.PodCondition{
+			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+		},
+	}
+	for _, c := range p.Spec.Containers {
+		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
+			Name: c.Name, Image: c.Image, Ready: true, Started: &yes,
+			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
+		})
+	}
+	p, err = client.CoreV1().Pods(d.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("marking pod %s/%s running: %w", d.Namespace, p.Name, err)
+	}
+	return p, nil
+}
+
+func deletePod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod) error {
+	zero := int64(0)
+	err := client.CoreV1().Pods(p.Namespace).Delete(ctx, p.Name, metav1.DeleteOptions{
+		GracePeriodSeconds: &zero, Preconditions: &metav1.Preconditions{UID: &p.UID},
+	})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// templateHash names a pod template, as the real controller's pod-template-hash does.
+func templateHash(t corev1.PodTemplateSpec) string {
+	b, _ := json.Marshal(t)
+	h := fnv.New32a()
+	h.Write(b)
+	return strconv.FormatUint(uint64(h.Sum32()), 36)
+}
+
+// PodsOf lists the live (not terminating) pods of a Deployment's selector, oldest first.
+func PodsOf(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployment) ([]corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return nil, err
+	}
+	if sel.Empty() {
+		sel = labels.Nothing()
+	}
+	list, err := client.CoreV1().Pods(d.Namespace).List(ctx, metav1.ListOptions{LabelSelector: sel.String()})
+	if err != nil {
+		return nil, err
+	}
+	var out []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			out = append(out, p)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].CreationTimestamp.Before(&out[j].CreationTimestamp) })
+	return out, nil
+}

@@ -1,0 +1,330 @@
+package kubernetes
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"regexp"
+	"slices"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	appsac "k8s.io/client-go/applyconfigurations/apps/v1"
+	coreac "k8s.io/client-go/applyconfigurations/core/v1"
+	metaac "k8s.io/client-go/applyconfigurations/meta/v1"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
+)
+
+// Annotations and names of the mapping.
+const (
+	// AnnotationSpec holds the applied workload as JSON, read back as Observed.Spec.
+	AnnotationSpec = "berth.dev/spec"
+	// LabelManagedBy marks namespaces berth created.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ContainerName is the name of the one container of every pod.
+	ContainerName = "app"
+	// PublicSuffix names the LoadBalancer Service of a workload's public ports.
+	PublicSuffix = "-public"
+	maxNameLen   = 63 - len(PublicSuffix)
+)
+
+// ErrNotOwned is returned (wrapped, permanent) when an object with berth's name exists without berth's labels.
+var ErrNotOwned = errors.New("object exists and is not owned by this berth instance and environment")
+
+// ErrExecPlugin is returned (wrapped) when a kubeconfig needs a credential plugin the target does not allow.
+var ErrExecPlugin = errors.New("exec credential plugins are not allowed")
+
+// namespace is the namespace of env's workloads: the target's, or berth-<env>.
+func (p *Provider) namespace(env string) string {
+	if p.set.namespace != "" {
+		return p.set.namespace
+	}
+	return "berth-" + env
+}
+
+// objectName is the deterministic name of a workload's Deployment and Service: the workload's name in the
+// per-environment namespace, <env>-<workload> in a namespace the target shares between environments, shortened
+// with a hash when it would not fit a DNS label with the public suffix.
+func (p *Provider) objectName(env, workload string) string {
+	n := workload
+	if p.set.namespace != "" {
+		n = env + "-" + workload
+	}
+	if len(n) <= maxNameLen {
+		return n
+	}
+	sum := sha256.Sum256([]byte(n))
+	return strings.TrimRight(n[:maxNameLen-9], "-") + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// selectorLabels select a workload's pods; a Deployment's selector is immutable, so they never hold the hash.
+func selectorLabels(o providers.Owner, workload string) map[string]string {
+	return map[string]string{
+		providers.LabelInstance:    o.Instance,
+		providers.LabelEnvironment: o.Environment,
+		providers.LabelWorkload:    workload,
+	}
+}
+
+// ownerLabels are the labels of every object of d.
+func ownerLabels(d providers.Desired) map[string]string {
+	l := selectorLabels(d.Owner, d.Workload.Name)
+	l[providers.LabelTarget] = d.Target
+	l[providers.LabelSpecHash] = d.SpecHash
+	return l
+}
+
+// owned tells whether labels l carry owner's instance and environment and the workload's name.
+func owned(l map[string]string, o providers.Owner, workload string) bool {
+	return l[providers.LabelInstance] == o.Instance && l[providers.LabelEnvironment] == o.Environment &&
+		l[providers.LabelWorkload] == workload
+}
+
+// checkLabels reports label values Kubernetes would refuse, as a permanent error.
+func checkLabels(l map[string]string) error {
+	for _, k := range slices.Sorted(maps.Keys(l)) {
+		if errs := validation.IsValidLabelValue(l[k]); len(errs) > 0 {
+			return providers.Permanent(fmt.Errorf("label %s=%q: %s", k, l[k], strings.Join(errs, "; ")))
+		}
+	}
+	return nil
+}
+
+// deployment builds the apply configuration of d's Deployment.
+func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyConfiguration, error) {
+	w := d.Workload
+	spec, err := json.Marshal(w)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the spec of %s: %w", w.Name, err)
+	}
+	labels := ownerLabels(d)
+	annotations := map[string]string{AnnotationSpec: string(spec)}
+
+	c := coreac.Container().WithName(ContainerName).WithImage(w.Image)
+	if len(w.Command) > 0 {
+		c.WithCommand(w.Command...)
+	}
+	if len(w.Args) > 0 {
+		c.WithArgs(w.Args...)
+	}
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+		c.WithEnv(coreac.EnvVar().WithName(k).WithValue(w.Env[k]))
+	}
+	for _, pt := range w.Ports {
+		c.WithPorts(coreac.ContainerPort().WithContainerPort(int32(pt.Port)).WithProtocol(protocol(pt.Protocol)))
+	}
+	if r := resources(w.Resources); r != nil {
+		c.WithResources(r)
+	}
+	if w.Health != nil {
+		c.WithReadinessProbe(probe(w.Health, false)).WithLivenessProbe(probe(w.Health, true))
+	}
+
+	replicas := int32(w.Replicas)
+	dep := appsac.Deployment(name, ns).
+		WithLabels(labels).
+		WithAnnotations(annotations).
+		WithSpec(appsac.DeploymentSpec().
+			WithReplicas(replicas).
+			WithSelector(metaac.LabelSelector().WithMatchLabels(selectorLabels(d.Owner, w.Name))).
+			// Make-before-break: a new pod must be available before an old one goes.
+			WithStrategy(appsac.DeploymentStrategy().
+				WithType(appsv1.RollingUpdateDeploymentStrategyType).
+				WithRollingUpdate(appsac.RollingUpdateDeployment().
+					WithMaxUnavailable(intstr.FromInt32(0)).
+					WithMaxSurge(intstr.FromInt32(1)))).
+			WithTemplate(coreac.PodTemplateSpec().
+				WithLabels(labels). // the spec annotation stays off pods: it holds the replica count
+				WithSpec(coreac.PodSpec().WithContainers(c))))
+	return dep, nil
+}
+
+// services builds the apply configurations of d's Services: a ClusterIP Service with every port for the
+// environment's other workloads, and a LoadBalancer Service <name>-public with the public ports at their host
+// ports. Either is nil when it has no port.
+func services(d providers.Desired, ns, name string) (internal, public *coreac.ServiceApplyConfiguration) {
+	w := d.Workload
+	labels := ownerLabels(d)
+	sel := selectorLabels(d.Owner, w.Name)
+	for _, pt := range w.Ports {
+		pname := pt.Name
+		if pname == "" {
+			pname = fmt.Sprintf("%s-%d", strings.ToLower(pt.Protocol), pt.Port)
+		}
+		sp := coreac.ServicePort().WithName(pname).WithPort(int32(pt.Port)).
+			WithTargetPort(intstr.FromInt32(int32(pt.Port))).WithProtocol(protocol(pt.Protocol))
+		if internal == nil {
+			internal = coreac.Service(name, ns).WithLabels(labels).
+				WithSpec(coreac.ServiceSpec().WithType(corev1.ServiceTypeClusterIP).WithSelector(sel))
+		}
+		internal.Spec.WithPorts(sp)
+		if !pt.Public {
+			continue
+		}
+		host := pt.HostPort
+		if host == 0 {
+			host = pt.Port
+		}
+		if public == nil {
+			public = coreac.Service(name+PublicSuffix, ns).WithLabels(labels).
+				WithSpec(coreac.ServiceSpec().WithType(corev1.ServiceTypeLoadBalancer).WithSelector(sel).
+					WithExternalTrafficPolicy(corev1.ServiceExternalTrafficPolicyCluster))
+		}
+		public.Spec.WithPorts(coreac.ServicePort().WithName(pname).WithPort(int32(host)).
+			WithTargetPort(intstr.FromInt32(int32(pt.Port))).WithProtocol(protocol(pt.Protocol)))
+	}
+	return internal, public
+}
+
+func protocol(p string) corev1.Protocol {
+	if strings.EqualFold(p, "udp") {
+		return corev1.ProtocolUDP
+	}
+	return corev1.ProtocolTCP
+}
+
+// resources maps berth's per-replica CPU and memory to equal requests and limits (guaranteed QoS when both are set).
+func resources(r schema.Resources) *coreac.ResourceRequirementsApplyConfiguration {
+	l := corev1.ResourceList{}
+	if r.CPUMillis > 0 {
+		l[corev1.ResourceCPU] = *resource.NewMilliQuantity(r.CPUMillis, resource.DecimalSI)
+	}
+	if r.MemoryBytes > 0 {
+		l[corev1.ResourceMemory] = *resource.NewQuantity(r.MemoryBytes, resource.BinarySI)
+	}
+	if len(l) == 0 {
+		return nil
+	}
+	return coreac.ResourceRequirements().WithRequests(l).WithLimits(maps.Clone(l))
+}
+
+// probe maps a health check: HTTP → httpGet, TCP → tcpSocket, command → exec. The liveness probe waits the start
+// period; the readiness probe gates traffic from the start.
+func probe(h *schema.HealthCheck, liveness bool) *coreac.ProbeApplyConfiguration {
+	pr := coreac.Probe()
+	switch h.Kind() {
+	case "http":
+		pr.WithHTTPGet(coreac.HTTPGetAction().WithPath(h.HTTP.Path).WithPort(intstr.FromInt32(int32(h.HTTP.Port))))
+	case "tcp":
+		pr.WithTCPSocket(coreac.TCPSocketAction().WithPort(intstr.FromInt32(int32(h.TCP.Port))))
+	default:
+		pr.WithExec(coreac.ExecAction().WithCommand(h.Command...))
+	}
+	if s := seconds(h.Interval); s > 0 {
+		pr.WithPeriodSeconds(s)
+	}
+	if s := seconds(h.Timeout); s > 0 {
+		pr.WithTimeoutSeconds(s)
+	}
+	if h.Retries > 0 {
+		pr.WithFailureThreshold(int32(h.Retries))
+	}
+	if s := seconds(h.StartPeriod); liveness && s > 0 {
+		pr.WithInitialDelaySeconds(s)
+	}
+	return pr
+}
+
+// seconds rounds a duration up to whole seconds, the unit of probes.
+func seconds(d schema.Duration) int32 {
+	if d <= 0 {
+		return 0
+	}
+	return int32(math.Ceil(d.D().Seconds()))
+}
+
+// observedSpec reads the workload back: the spec annotation, with the fields a person may change out of band
+// (image, command, args, env, replicas) taken from the live Deployment.
+func observedSpec(dep *appsv1.Deployment) schema.Workload {
+	var w schema.Workload
+	if s, ok := dep.Annotations[AnnotationSpec]; ok {
+		_ = json.Unmarshal([]byte(s), &w) // a damaged annotation leaves what the live object says
+	}
+	if w.Name == "" {
+		w.Name = dep.Labels[providers.LabelWorkload]
+	}
+	if dep.Spec.Replicas != nil {
+		w.Replicas = int(*dep.Spec.Replicas)
+	}
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		if c.Name != ContainerName {
+			continue
+		}
+		w.Image, w.Command, w.Args = c.Image, c.Command, c.Args
+		w.Env = nil
+		for _, e := range c.Env {
+			if e.ValueFrom == nil {
+				if w.Env == nil {
+					w.Env = map[string]string{}
+				}
+				w.Env[e.Name] = e.Value
+			}
+		}
+	}
+	return w
+}
+
+var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+
+// dnsLabel says why s is not a DNS-1035 label ("" when it is).
+func dnsLabel(s string) string {
+	switch {
+	case len(s) > 63:
+		return "longer than 63 characters"
+	case !dns1035.MatchString(s):
+		return "not a DNS label (lower-case letters, digits and '-', starting with a letter)"
+	}
+	return ""
+}
+
+// Validate implements providers.Validator: what a Deployment and its Services cannot take.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	var out []providers.Problem
+	if msg := dnsLabel(w.Name); msg != "" {
+		out = append(out, providers.Problem{Field: "name", Message: "a Kubernetes object name must be a DNS label: " + msg})
+	}
+	hosts := map[string]int{}
+	names := map[string]int{}
+	for i, pt := range w.Ports {
+		if pt.Name != "" {
+			if msg := dnsLabel(pt.Name); msg != "" || len(pt.Name) > 15 {
+				out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].name", i),
+					Message: "a Kubernetes port name must be a DNS label of at most 15 characters"})
+			}
+			if j, dup := names[pt.Name]; dup {
+				out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].name", i),
+					Message: fmt.Sprintf("same name as ports[%d]", j)})
+			}
+			names[pt.Name] = i
+		}
+		if !pt.Public {
+			continue
+		}
+		host := pt.HostPort
+		if host == 0 {
+			host = pt.Port
+		}
+		key := fmt.Sprintf("%d/%s", host, strings.ToLower(pt.Protocol))
+		if j, dup := hosts[key]; dup {
+			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].hostPort", i),
+				Message: fmt.Sprintf("public port %s is also ports[%d]'s: one LoadBalancer port each", key, j)})
+		}
+		hosts[key] = i
+	}
+	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+		if errs := validation.IsEnvVarName(k); len(errs) > 0 {
+			out = append(out, providers.Problem{Field: "env." + k, Message: strings.Join(errs, "; ")})
+		}
+	}
+	return out
+}
