@@ -20,6 +20,7 @@ import (
 	_ "github.com/berth-dev/berth/providers/gcp"      // the gcp target type
 	_ "github.com/berth-dev/berth/providers/marathon" // the marathon target type
 	_ "github.com/berth-dev/berth/providers/nomad"    // the nomad target type
+	_ "github.com/berth-dev/berth/providers/swarm"    // the swarm target type
 )
 
 // exitError carries a specific exit status (plan --detailed-exitcode uses 2 for "changes").

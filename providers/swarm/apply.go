@@ -1,0 +1,301 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/network"
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/berth-dev/berth/providers"
+)
+
+// maxSequenceRetries bounds the re-reads after a stale service Version.
+const maxSequenceRetries = 8
+
+// Apply creates or updates the workload's service and waits until Replicas tasks of d.SpecHash run (and pass their
+// health check). A changed spec is a rolling start-first update (swarm starts each new task before it stops an old
+// one, and rolls back on failure); a changed replica count only scales; missing tasks are swarm's to replace.
+func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	k := keyOf(d)
+	name := ServiceName(d.Owner, d.Workload.Name)
+	if err := checkName(name); err != nil {
+		return err
+	}
+	if d.Workload.Replicas < 0 {
+		return providers.Permanent(fmt.Errorf("workload %s: replicas %d: want 0 or more", d.Workload.Name, d.Workload.Replicas))
+	}
+	log := p.log.With("env", k.Environment, "workload", k.Workload)
+	if err := p.negotiate(ctx); err != nil {
+		return err
+	}
+	netID, err := p.ensureNetwork(ctx, d.Owner)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
+	spec, err := serviceSpec(d, netID, p.UpdateMonitor)
+	if err != nil {
+		return providers.Permanent(err)
+	}
+	id, err := p.converge(ctx, k, spec, d, log)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
+	if err := p.wait(ctx, id, d); err != nil {
+		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
+	log.InfoContext(ctx, "workload converged", "service", spec.Name, "replicas", d.Workload.Replicas, "hash", d.SpecHash)
+	return nil
+}
+
+// converge makes the service say spec: creates it, updates it with the current Version (re-reading after a
+// sequence conflict), or leaves it when it already says it. It returns the service ID.
+func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec, d providers.Desired, log *slog.Logger) (string, error) {
+	for range maxSequenceRetries {
+		svc, found, err := p.inspect(ctx, spec.Name)
+		if err != nil {
+			return "", err
+		}
+		if !found {
+			var resp swarm.ServiceCreateResponse
+			conflict := false
+			err := p.call(ctx, "create service "+spec.Name, func(ctx context.Context) error {
+				r, err := p.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{QueryRegistry: false})
+				if cerrdefs.IsConflict(err) {
+					conflict = true // made meanwhile (by a retried call of ours, or someone else): read it again
+					return nil
+				}
+				resp = r
+				return err
+			})
+			if err != nil {
+				return "", err
+			}
+			if conflict {
+				continue
+			}
+			for _, w := range resp.Warnings {
+				log.DebugContext(ctx, "service create warning", "service", spec.Name, "warning", w)
+			}
+			log.InfoContext(ctx, "service created", "service", spec.Name, "hash", d.SpecHash)
+			return resp.ID, nil
+		}
+		if !k.owns(svc.Spec.Labels) {
+			return "", providers.Permanent(fmt.Errorf("service %s exists but is not owned by berth instance %q "+
+				"environment %q target %q: not adopted", spec.Name, k.Instance, k.Environment, k.Target))
+		}
+		var next swarm.ServiceSpec
+		switch {
+		case svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash:
+			next = spec
+		case replicasOf(svc.Spec) != d.Workload.Replicas:
+			next = svc.Spec // scaling only: the task template is left exactly as the engine stored it
+			n := uint64(d.Workload.Replicas)
+			next.Mode = swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &n}}
+		default:
+			return svc.ID, nil
+		}
+		stale := false
+		err = p.call(ctx, "update service "+spec.Name, func(ctx context.Context) error {
+			_, err := p.cli.ServiceUpdate(ctx, svc.ID, svc.Version, next, swarm.ServiceUpdateOptions{QueryRegistry: false})
+			if isSequenceConflict(err) {
+				stale = true
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		if stale {
+			log.DebugContext(ctx, "service version conflict, re-reading", "service", spec.Name)
+			continue
+		}
+		log.InfoContext(ctx, "service updated", "service", spec.Name, "hash", d.SpecHash,
+			"replicas", d.Workload.Replicas, "rollout", svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash)
+		return svc.ID, nil
+	}
+	return "", fmt.Errorf("service %s: version conflicts persist after %d re-reads", spec.Name, maxSequenceRetries)
+}
+
+// inspect reads a service by name or ID; found is false when there is none.
+func (p *Provider) inspect(ctx context.Context, name string) (svc swarm.Service, found bool, err error) {
+	err = p.call(ctx, "inspect service "+name, func(ctx context.Context) error {
+		var err error
+		svc, _, err = p.cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+		return err
+	})
+	if cerrdefs.IsNotFound(err) {
+		return swarm.Service{}, false, nil
+	}
+	return svc, err == nil, err
+}
+
+// tasks lists the tasks of a service.
+func (p *Provider) tasks(ctx context.Context, serviceID string) ([]swarm.Task, error) {
+	var ts []swarm.Task
+	err := p.call(ctx, "list tasks", func(ctx context.Context) error {
+		var err error
+		ts, err = p.cli.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", serviceID))})
+		return err
+	})
+	return ts, err
+}
+
+// wait polls the service and its tasks every PollInterval until progress says done or fails.
+func (p *Provider) wait(ctx context.Context, id string, d providers.Desired) error {
+	for {
+		svc, found, err := p.inspect(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return fmt.Errorf("service %s was removed while its rollout was awaited", id)
+		}
+		ts, err := p.tasks(ctx, id)
+		if err != nil {
+			return err
+		}
+		done, err := progress(svc, ts, d, p.FailedTasks)
+		if err != nil || done {
+			return err
+		}
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
+			return fmt.Errorf("waiting for %d ready tasks of spec %s: %w", d.Workload.Replicas, d.SpecHash, err)
+		}
+	}
+}
+
+// liveDesired tells whether swarm means the task to run (it is one of the replicas).
+func liveDesired(t swarm.Task) bool {
+	return t.DesiredState == swarm.TaskStateRunning || t.DesiredState == swarm.TaskStateReady
+}
+
+// taskHash is the spec hash a task runs.
+func taskHash(t swarm.Task) string {
+	if t.Spec.ContainerSpec == nil {
+		return ""
+	}
+	return t.Spec.ContainerSpec.Labels[providers.LabelSpecHash]
+}
+
+// progress decides from one reading whether the rollout of d is done: the service says d.SpecHash, no update is
+// under way, and exactly Replicas tasks are meant to run, all of d.SpecHash and running (swarm holds a task with
+// a health check in "starting" until it is healthy). A rolled-back or paused update, or failedLimit failed tasks
+// of the spec with none running, is an error.
+func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLimit int) (bool, error) {
+	us := svc.UpdateStatus
+	if h := svc.Spec.Labels[providers.LabelSpecHash]; h != d.SpecHash {
+		if us != nil && strings.HasPrefix(string(us.State), "rollback") {
+			return false, fmt.Errorf("the rollout of spec %s failed: swarm rolls the service back to spec %s (%s): %s",
+				d.SpecHash, h, us.State, us.Message)
+		}
+		return false, fmt.Errorf("service %s now says spec %s, not %s: changed by someone else meanwhile",
+			svc.Spec.Name, h, d.SpecHash)
+	}
+	if us != nil {
+		switch us.State {
+		case swarm.UpdateStateUpdating, swarm.UpdateStateRollbackStarted:
+			return false, nil
+		case swarm.UpdateStatePaused, swarm.UpdateStateRollbackPaused:
+			return false, fmt.Errorf("the update of service %s is %s: %s", svc.Spec.Name, us.State, us.Message)
+		}
+	}
+	want := d.Workload.Replicas
+	live, ready, failed := 0, 0, 0
+	var lastErr string
+	for _, t := range ts {
+		ours := taskHash(t) == d.SpecHash
+		if liveDesired(t) {
+			live++
+			if ours && t.Status.State == swarm.TaskStateRunning {
+				ready++
+			}
+		}
+		if ours && (t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected) {
+			failed++
+			if t.Status.Err != "" {
+				lastErr = t.Status.Err
+			}
+		}
+	}
+	if ready == want && live == want {
+		return true, nil
+	}
+	if failedLimit > 0 && failed >= failedLimit && ready == 0 {
+		err := fmt.Errorf("%d tasks of spec %s failed and none runs; last error: %s", failed, d.SpecHash, lastErr)
+		if strings.Contains(lastErr, "No such image") {
+			return false, providers.Permanent(err)
+		}
+		return false, err
+	}
+	return false, nil
+}
+
+// ensureNetwork returns the ID of the environment's overlay network, creating it when missing. A network of that
+// name without our labels is a permanent error.
+func (p *Provider) ensureNetwork(ctx context.Context, o providers.Owner) (string, error) {
+	name := NetworkName(o)
+	p.netMu.Lock()
+	defer p.netMu.Unlock()
+	for range 2 {
+		id, err := p.findNetwork(ctx, o)
+		if err != nil || id != "" {
+			return id, err
+		}
+		var resp network.CreateResponse
+		err = p.call(ctx, "create network "+name, func(ctx context.Context) error {
+			var err error
+			resp, err = p.cli.NetworkCreate(ctx, name, network.CreateOptions{
+				Driver: "overlay", Scope: "swarm",
+				Labels: map[string]string{providers.LabelInstance: o.Instance, providers.LabelEnvironment: o.Environment},
+			})
+			if cerrdefs.IsConflict(err) {
+				return nil // made meanwhile: find it again
+			}
+			return err
+		})
+		if err != nil {
+			return "", err
+		}
+		if resp.ID != "" {
+			p.log.InfoContext(ctx, "network created", "env", o.Environment, "network", name)
+			return resp.ID, nil
+		}
+	}
+	return "", errors.New("network " + name + ": created but not found")
+}
+
+// findNetwork returns the ID of the environment network ("" when there is none).
+func (p *Provider) findNetwork(ctx context.Context, o providers.Owner) (string, error) {
+	name := NetworkName(o)
+	var nets []network.Summary
+	err := p.call(ctx, "list networks", func(ctx context.Context) error {
+		var err error
+		nets, err = p.cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	id := ""
+	for _, n := range nets {
+		if n.Name != name { // the name filter matches substrings
+			continue
+		}
+		if n.Labels[providers.LabelInstance] != o.Instance || n.Labels[providers.LabelEnvironment] != o.Environment ||
+			n.Driver != "overlay" {
+			return "", providers.Permanent(fmt.Errorf("network %s exists but is not berth's overlay network of "+
+				"instance %q environment %q: not adopted", name, o.Instance, o.Environment))
+		}
+		if id == "" || n.ID < id { // duplicates by name are possible: pick one deterministically
+			id = n.ID
+		}
+	}
+	return id, nil
+}

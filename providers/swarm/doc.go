@@ -1,0 +1,32 @@
+// Package swarm is berth's provider for Docker Swarm (target type "swarm"): each workload is one replicated service
+// berth-<instance>-<env>-<workload>, created and updated through a manager's engine API.
+//
+// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash; the
+// service also carries the workload as JSON (LabelSpec) for read-back. Image (used as given: no registry query, so
+// a node-local image works), command, args, env, CPU and memory limits, a command health check (exec form), restart
+// policy any, one overlay network per (instance, environment) berth-<instance>-<env> with the workload name as
+// alias, public ports published in ingress mode at HostPort (internal ports are reached over the network),
+// UpdateConfig {parallelism 1, start-first, rollback on failure, Monitor}, RollbackConfig start-first.
+//
+// Non-goals: HTTP and TCP health probes (swarm has none: Validate says so and suggests a command check), secrets
+// and configs, placement constraints, global services, registry credentials, node management.
+//
+// Caller's duties: one call per workload at a time (the reconciler's rule); the engine addressed is a swarm manager;
+// the image is reachable by every node that may run a task.
+//
+// Main loop of Apply, in a sketch:
+//
+//	net := the owned overlay network of the environment, or NetworkCreate
+//	svc := ServiceInspect(name)           // someone else's service with our name is a permanent error
+//	switch {
+//	case svc == nil:                      ServiceCreate(spec)
+//	case svc hash != d.SpecHash:          ServiceUpdate(svc.Version, spec)     // a start-first rolling update
+//	case svc replicas != d.Replicas:      ServiceUpdate(svc.Version, svc.Spec with the new count)
+//	}                                     // a stale Version ("out of sequence") is re-read and retried
+//	poll ServiceInspect + TaskList every PollInterval until no update runs and exactly Replicas tasks are meant
+//	    to run, all of d.SpecHash and running (healthy); rollback_* or paused → error
+//
+// Swarm itself replaces tasks that die or whose container is removed (drift), so a repeated Apply only waits. Every
+// engine call goes through one retry layer: 5xx, unavailable, conflicts and timeouts are retried with capped
+// exponential backoff and jitter; invalid requests come back as providers.Permanent.
+package swarm

@@ -1,0 +1,18 @@
+package swarm
+
+// Internals the external tests check directly.
+var (
+	ServiceSpecFor     = serviceSpec
+	Progress           = progress
+	Observe            = observe
+	ReadBack           = readBack
+	Classify           = classify
+	IsSequenceConflict = isSequenceConflict
+)
+
+// Error classes of Classify.
+const (
+	ClassOther     = classOther
+	ClassRetryable = classRetryable
+	ClassPermanent = classPermanent
+)

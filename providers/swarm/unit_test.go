@@ -1,0 +1,325 @@
+package swarm_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/docker/docker/api/types/swarm"
+	"github.com/docker/docker/client"
+
+	"github.com/berth-dev/berth/providers"
+	berthswarm "github.com/berth-dev/berth/providers/swarm"
+	"github.com/berth-dev/berth/schema"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func desiredOf(w schema.Workload) providers.Desired {
+	return providers.Desired{Owner: providers.Owner{Instance: "berth", Environment: "prod"}, Target: "swarm-prod",
+		Workload: w, SpecHash: providers.SpecHash(w)}
+}
+
+// TestGoldenServiceSpec records the service spec berth sends for the reference workload (2 replicas, env, a
+// public and an internal port, a command health check, 250m / 128Mi), as the engine API receives it.
+func TestGoldenServiceSpec(t *testing.T) {
+	d := desiredOf(referenceWorkload("web"))
+	spec, err := berthswarm.ServiceSpecFor(d, "<network-id>", berthswarm.DefaultUpdateMonitor)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(spec); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", "web.golden")
+	if *update {
+		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(buf.Bytes(), want) {
+		t.Errorf("service spec differs from %s (run with -update after review):\n%s", path, buf.Bytes())
+	}
+}
+
+func TestServiceSpecMapping(t *testing.T) {
+	w := referenceWorkload("web")
+	w.Command = []string{"/app"}
+	w.Ports = append(w.Ports, schema.Port{Port: 53, Protocol: "udp", Public: true})
+	d := desiredOf(w)
+	spec, err := berthswarm.ServiceSpecFor(d, "net1", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := spec.TaskTemplate.ContainerSpec
+	switch {
+	case spec.Name != "berth-berth-prod-web":
+		t.Errorf("name %q", spec.Name)
+	case cs.Image != w.Image || strings.Join(cs.Command, " ") != "/app" || strings.Join(cs.Args, " ") != "serve":
+		t.Errorf("container spec %+v", cs)
+	case strings.Join(cs.Env, ",") != "GREETING=hello,PORT=8080":
+		t.Errorf("env %v", cs.Env)
+	case cs.Labels[providers.LabelSpecHash] != d.SpecHash || spec.Labels[providers.LabelSpecHash] != d.SpecHash:
+		t.Errorf("spec hash labels: container %v, service %v", cs.Labels, spec.Labels)
+	case cs.Healthcheck == nil || strings.Join(cs.Healthcheck.Test, " ") != "CMD /app healthcheck" || cs.Healthcheck.Retries != 3:
+		t.Errorf("health check %+v", cs.Healthcheck)
+	case spec.TaskTemplate.Resources.Limits.NanoCPUs != 250_000_000 || spec.TaskTemplate.Resources.Limits.MemoryBytes != 128<<20:
+		t.Errorf("limits %+v", spec.TaskTemplate.Resources.Limits)
+	case *spec.Mode.Replicated.Replicas != 2:
+		t.Errorf("replicas %d", *spec.Mode.Replicated.Replicas)
+	case spec.UpdateConfig.Order != swarm.UpdateOrderStartFirst || spec.UpdateConfig.FailureAction != swarm.UpdateFailureActionRollback ||
+		spec.UpdateConfig.Parallelism != 1 || spec.UpdateConfig.Monitor != time.Second:
+		t.Errorf("update config %+v", spec.UpdateConfig)
+	case spec.RollbackConfig.Order != swarm.UpdateOrderStartFirst:
+		t.Errorf("rollback config %+v", spec.RollbackConfig)
+	case spec.TaskTemplate.RestartPolicy.Condition != swarm.RestartPolicyConditionAny:
+		t.Errorf("restart policy %+v", spec.TaskTemplate.RestartPolicy)
+	case len(spec.TaskTemplate.Networks) != 1 || spec.TaskTemplate.Networks[0].Target != "net1" ||
+		strings.Join(spec.TaskTemplate.Networks[0].Aliases, ",") != "web":
+		t.Errorf("networks %+v", spec.TaskTemplate.Networks)
+	}
+	ports := spec.EndpointSpec.Ports
+	if len(ports) != 2 || ports[0].PublishedPort != 53 || ports[0].Protocol != swarm.PortConfigProtocolUDP ||
+		ports[1].PublishedPort != 8080 || ports[1].TargetPort != 8080 || ports[1].PublishMode != swarm.PortConfigPublishModeIngress {
+		t.Errorf("published ports %+v (the internal port 9090 must not be published)", ports)
+	}
+
+	// Read back: the spec label, with the service's own image and count.
+	svc := swarm.Service{Spec: spec}
+	svc.Spec.TaskTemplate.ContainerSpec.Image = w.Image + "@sha256:0123"
+	three := uint64(3)
+	svc.Spec.Mode.Replicated.Replicas = &three
+	got := berthswarm.ReadBack(svc)
+	if got.Name != "web" || got.Image != w.Image || got.Replicas != 3 || got.Env["GREETING"] != "hello" ||
+		got.Health.Kind() != "command" || len(got.Ports) != 3 {
+		t.Errorf("read back %+v", got)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	p := newUnitProvider(t)
+	for _, c := range []struct {
+		name   string
+		edit   func(*schema.Workload)
+		fields []string
+	}{
+		{"command check", func(w *schema.Workload) {}, nil},
+		{"http check", func(w *schema.Workload) {
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}}
+		}, []string{"health.http"}},
+		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 8080}} },
+			[]string{"health.tcp"}},
+		{"no check", func(w *schema.Workload) { w.Health = nil }, nil},
+		{"same published port", func(w *schema.Workload) {
+			w.Ports = append(w.Ports, schema.Port{Port: 8081, Protocol: "tcp", Public: true, HostPort: 8080})
+		}, []string{"ports[2].hostPort"}},
+		{"same port, tcp and udp", func(w *schema.Workload) {
+			w.Ports = append(w.Ports, schema.Port{Port: 8080, Protocol: "udp", Public: true})
+		}, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := referenceWorkload("web")
+			c.edit(&w)
+			var got []string
+			for _, pr := range p.Validate(w) {
+				got = append(got, pr.Field)
+				if c.name == "http check" && !strings.Contains(pr.Message, "health.command") {
+					t.Errorf("message does not suggest a command check: %s", pr.Message)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(c.fields, ",") {
+				t.Errorf("problems at %v, want %v", got, c.fields)
+			}
+		})
+	}
+}
+
+func newUnitProvider(t *testing.T) *berthswarm.Provider {
+	t.Helper()
+	cli, err := client.NewClientWithOpts(client.WithHost("tcp://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := berthswarm.NewWithClient(cli, schema.Target{Name: "s", Type: "swarm"}, providers.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSettings(t *testing.T) {
+	for _, c := range []struct {
+		settings map[string]any
+		err      string
+	}{
+		{nil, ""},
+		{map[string]any{"host": "unix:///var/run/docker.sock"}, ""},
+		{map[string]any{"host": "tcp://manager:2376"}, ""},
+		{map[string]any{"host": ""}, "settings.host: want a non-empty string"},
+		{map[string]any{"host": 3}, "settings.host: want a non-empty string"},
+		{map[string]any{"host": "no-scheme"}, "settings.host"},
+		{map[string]any{"namespace": "x"}, "settings.namespace: unknown setting"},
+	} {
+		tgt := schema.Target{Name: "sw", Type: "swarm", Settings: c.settings, Pos: schema.Pos{File: "berth.cue", Line: 3, Column: 2}}
+		p, err := providers.New(tgt, providers.Options{})
+		switch {
+		case c.err == "" && err != nil:
+			t.Errorf("%v: %v", c.settings, err)
+		case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), "berth.cue:3:2")):
+			t.Errorf("%v: error %v, want one naming berth.cue:3:2 and %q", c.settings, err, c.err)
+		}
+		if p != nil {
+			if p.Type() != "swarm" {
+				t.Errorf("Type() = %q", p.Type())
+			}
+			p.(providers.Closer).Close()
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int
+	}{
+		{fmt.Errorf("x: %w", cerrdefs.ErrUnavailable), int(berthswarm.ClassRetryable)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrInternal), int(berthswarm.ClassRetryable)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrConflict), int(berthswarm.ClassRetryable)},
+		{context.DeadlineExceeded, int(berthswarm.ClassRetryable)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrInvalidArgument), int(berthswarm.ClassPermanent)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrPermissionDenied), int(berthswarm.ClassPermanent)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrNotFound), int(berthswarm.ClassOther)},
+		{fmt.Errorf("rpc error: code = Unknown desc = update out of sequence: %w", cerrdefs.ErrInternal), int(berthswarm.ClassOther)},
+		{errors.New("something else"), int(berthswarm.ClassOther)},
+	} {
+		if got := int(berthswarm.Classify(c.err)); got != c.want {
+			t.Errorf("classify(%v) = %d, want %d", c.err, got, c.want)
+		}
+	}
+}
+
+// task is a task of the reference workload in state st, meant to run unless desired says otherwise.
+func task(id string, slot int, hash string, st swarm.TaskState, desired swarm.TaskState) swarm.Task {
+	return swarm.Task{ID: id, Slot: slot, DesiredState: desired,
+		Spec:   swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: map[string]string{providers.LabelSpecHash: hash}}},
+		Status: swarm.TaskStatus{State: st, ContainerStatus: &swarm.ContainerStatus{ContainerID: "c" + id}}}
+}
+
+func TestProgress(t *testing.T) {
+	d := desiredOf(referenceWorkload("web")) // 2 replicas
+	h := d.SpecHash
+	svc := func(hash string, us *swarm.UpdateStatus) swarm.Service {
+		return swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "berth-berth-prod-web",
+			Labels: map[string]string{providers.LabelSpecHash: hash}}}, UpdateStatus: us}
+	}
+	run, shut := swarm.TaskStateRunning, swarm.TaskStateShutdown
+	failed := func(id string) swarm.Task {
+		tk := task(id, 1, h, swarm.TaskStateFailed, shut)
+		tk.Status.Err = "No such image: registry.example/berth-app:1"
+		return tk
+	}
+	for _, c := range []struct {
+		name      string
+		svc       swarm.Service
+		tasks     []swarm.Task
+		done      bool
+		err       string
+		permanent bool
+	}{
+		{"converged", svc(h, nil), []swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run)}, true, "", false},
+		{"one starting", svc(h, nil), []swarm.Task{task("a", 1, h, run, run), task("b", 2, h, swarm.TaskStateStarting, run)}, false, "", false},
+		{"old task still meant to run", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted}),
+			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run), task("c", 2, "old", run, run)}, false, "", false},
+		{"old task shut down", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted}),
+			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run), task("c", 2, "old", run, shut)}, true, "", false},
+		{"updating", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}),
+			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run)}, false, "", false},
+		{"paused", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStatePaused, Message: "update paused due to failure"}),
+			nil, false, "is paused", false},
+		{"rolled back", svc("old", &swarm.UpdateStatus{State: swarm.UpdateStateRollbackCompleted, Message: "rollback completed"}),
+			nil, false, "rolls the service back", false},
+		{"changed by someone else", svc("other", nil), nil, false, "changed by someone else", false},
+		{"image missing", svc(h, nil), []swarm.Task{failed("a"), failed("b"), failed("c"), failed("d"), failed("e"), failed("f")},
+			false, "6 tasks of spec", true},
+		{"some failed, one runs", svc(h, nil), []swarm.Task{failed("a"), failed("b"), failed("c"), failed("d"), failed("e"),
+			failed("f"), task("g", 1, h, run, run)}, false, "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done, err := berthswarm.Progress(c.svc, c.tasks, d, berthswarm.DefaultFailedTasks)
+			if done != c.done {
+				t.Errorf("done = %t, want %t", done, c.done)
+			}
+			switch {
+			case c.err == "" && err != nil:
+				t.Errorf("error %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Errorf("error %v, want %q", err, c.err)
+			case c.err != "" && errors.Is(err, providers.ErrPermanent) != c.permanent:
+				t.Errorf("permanent = %t, want %t: %v", !c.permanent, c.permanent, err)
+			}
+		})
+	}
+}
+
+func TestObserve(t *testing.T) {
+	w := referenceWorkload("web")
+	d := desiredOf(w)
+	spec, err := berthswarm.ServiceSpecFor(d, "n", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := swarm.Service{ID: "s1", Spec: spec}
+	withHealth := func(tk swarm.Task) swarm.Task {
+		tk.Spec.ContainerSpec.Healthcheck = spec.TaskTemplate.ContainerSpec.Healthcheck
+		return tk
+	}
+	run, shut := swarm.TaskStateRunning, swarm.TaskStateShutdown
+	tasks := []swarm.Task{
+		withHealth(task("b", 2, "old", run, run)),
+		withHealth(task("a", 1, "old", swarm.TaskStateStarting, run)),
+		withHealth(task("c", 1, d.SpecHash, run, run)),
+		withHealth(task("z", 1, d.SpecHash, swarm.TaskStateFailed, shut)), // history: not a replica
+	}
+	o := berthswarm.Observe(svc, tasks, "swarm-prod")
+	if o.Workload != "web" || o.Target != "swarm-prod" || o.Spec.Image != w.Image || o.Spec.Replicas != 2 {
+		t.Errorf("observed %+v", o)
+	}
+	if o.SpecHash != "old" {
+		t.Errorf("SpecHash = %q, want the majority's %q", o.SpecHash, "old")
+	}
+	var got []string
+	for _, r := range o.Replicas {
+		got = append(got, fmt.Sprintf("%s:%s:%t:%s", r.ID, r.State, r.Running, r.Health))
+	}
+	if want := "a:starting:true:starting,c:running:true:healthy,b:running:true:healthy"; strings.Join(got, ",") != want {
+		t.Errorf("replicas %v, want %s", got, want)
+	}
+	if o.Replicas[0].Name != "berth-berth-prod-web.1.a" {
+		t.Errorf("replica name %q", o.Replicas[0].Name)
+	}
+	// Without replicas, or on a tie, the service's own hash.
+	if o := berthswarm.Observe(svc, nil, "t"); o.SpecHash != d.SpecHash {
+		t.Errorf("no replicas: SpecHash %q", o.SpecHash)
+	}
+	if o := berthswarm.Observe(svc, tasks[1:3], "t"); o.SpecHash != d.SpecHash {
+		t.Errorf("tie: SpecHash %q", o.SpecHash)
+	}
+}
