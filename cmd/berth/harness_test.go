@@ -24,6 +24,7 @@ import (
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/docker/dockertest"
+	"github.com/berth-dev/berth/providers/kubernetes/kubetest"
 	"github.com/berth-dev/berth/reconciler"
 )
 
@@ -58,6 +59,7 @@ type cleanupRun struct {
 
 func (c cleanupRun) Run() int {
 	defer os.RemoveAll(c.dir)
+	defer kubetest.Stop() // the kube-apiserver and etcd, if a test started them
 	return c.m.Run()
 }
 

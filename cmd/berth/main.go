@@ -14,13 +14,14 @@ import (
 
 	"github.com/spf13/cobra"
 
-	_ "github.com/berth-dev/berth/providers/aws"      // the aws target type
-	_ "github.com/berth-dev/berth/providers/azure"    // the azure target type
-	_ "github.com/berth-dev/berth/providers/docker"   // the docker target type
-	_ "github.com/berth-dev/berth/providers/gcp"      // the gcp target type
-	_ "github.com/berth-dev/berth/providers/marathon" // the marathon target type
-	_ "github.com/berth-dev/berth/providers/nomad"    // the nomad target type
-	_ "github.com/berth-dev/berth/providers/swarm"    // the swarm target type
+	_ "github.com/berth-dev/berth/providers/aws"        // the aws target type
+	_ "github.com/berth-dev/berth/providers/azure"      // the azure target type
+	_ "github.com/berth-dev/berth/providers/docker"     // the docker target type
+	_ "github.com/berth-dev/berth/providers/gcp"        // the gcp target type
+	_ "github.com/berth-dev/berth/providers/kubernetes" // the kubernetes target type
+	_ "github.com/berth-dev/berth/providers/marathon"   // the marathon target type
+	_ "github.com/berth-dev/berth/providers/nomad"      // the nomad target type
+	_ "github.com/berth-dev/berth/providers/swarm"      // the swarm target type
 )
 
 // exitError carries a specific exit status (plan --detailed-exitcode uses 2 for "changes").

@@ -76,7 +76,9 @@ func ServiceName(o providers.Owner, workload string) string {
 
 // NetworkName is the overlay network of one (instance, environment): berth-<instance>-<env>.
 func NetworkName(o providers.Owner) string {
-	return fmt.Sprintf("berth-%s-%s", sanitize(o.Instance), sanitize(o.Environment))
+	// "-overlay": the Docker provider's per-environment bridge network is berth-<instance>-<env> on the same
+	// engine, and a workload moving between the two must find each provider's own network.
+	return fmt.Sprintf("berth-%s-%s-overlay", sanitize(o.Instance), sanitize(o.Environment))
 }
 
 // checkName says why name cannot be a service name, or nil.
