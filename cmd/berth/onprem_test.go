@@ -72,7 +72,7 @@ workloads: app: {image: %q, args: ["work"], provider: %q, replicas: 2, env: WORK
 		t.Fatal(err)
 	}
 	ctrl, err := reconciler.NewController(reconciler.ControllerOptions{Source: src, Engine: engine,
-		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Interval: 500 * time.Millisecond, BackoffBase: 100 * time.Millisecond, BackoffMax: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
