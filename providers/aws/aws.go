@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sort"
 	"strings"
@@ -253,80 +252,47 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 // Close releases nothing: the SDK client holds no resources that need closing.
 func (p *Provider) Close() error { return nil }
 
-// errClass is how a failed call is handled.
-type errClass int
-
-const (
-	classOther     errClass = iota // returned as is: the caller decides (not found, ...)
-	classRetryable                 // throttling, 5xx, timeouts, conflicts, quota
-	classPermanent                 // invalid request: retrying will not fix it
-)
-
 // classify sorts an ECS error.
-func classify(err error) errClass {
+func classify(err error) providers.Class {
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
 		case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
 			"ServerException", "ServiceUnavailable", "InternalFailure", "UpdateInProgressException",
 			"ConflictException", "ResourceInUseException", "LimitExceededException":
-			return classRetryable
+			return providers.Transient
 		case "ClientException", "InvalidParameterException", "PlatformUnknownException",
 			"PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "AccessDeniedException",
 			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
 			"InvalidSignatureException", "SerializationException":
-			return classPermanent
+			return providers.Invalid
 		}
 	}
 	var re *awshttp.ResponseError
 	if errors.As(err, &re) {
 		switch code := re.HTTPStatusCode(); {
 		case code == 429 || code == 408 || code >= 500:
-			return classRetryable
+			return providers.Transient
 		case code >= 400:
-			return classOther
+			return providers.Final
 		}
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return classRetryable // a timeout or a dropped connection: the call may be repeated (creates carry a token)
+		return providers.Transient // a timeout or a dropped connection: the call may be repeated (creates carry a token)
 	}
 	if ae == nil && re == nil {
-		return classRetryable // transport failure (connection reset, EOF)
+		return providers.Transient // transport failure (connection reset, EOF)
 	}
-	return classOther
+	return providers.Final
 }
 
-// call runs one ECS call with a timeout, retrying transient failures with capped exponential backoff and
-// jitter within RetryAttempts; permanent ones come back wrapped in providers.Permanent.
+// call runs one call with a timeout, retrying transient failures with capped exponential backoff and jitter
+// within RetryAttempts; invalid requests come back wrapped in providers.Permanent.
 func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	backoff := p.RetryBase
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
-		err := f(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("ecs %s: %w", op, ctx.Err())
-		}
-		switch classify(err) {
-		case classPermanent:
-			return providers.Permanent(fmt.Errorf("ecs %s: %w", op, err))
-		case classOther:
-			return fmt.Errorf("ecs %s: %w", op, err)
-		}
-		if attempt >= p.RetryAttempts {
-			return fmt.Errorf("ecs %s: still failing after %d tries: %w", op, attempt, err)
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		p.log.DebugContext(ctx, "ecs call failed, retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
-		if err := providers.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("ecs %s: %w", op, err)
-		}
-		backoff = min(2*backoff, p.RetryMax)
-	}
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
+		Classify: classify, Logger: p.log}
+	return r.Do(ctx, "ecs "+op, f)
 }
 
 var _ providers.Provider = (*Provider)(nil)

@@ -500,31 +500,21 @@ func reasonOf(code string) string {
 	return strings.Join(parts, "")
 }
 
-// call runs one API call, retrying retryable errors with capped exponential backoff within RetryAttempts. Not
-// found and already exists come back as they are (the callers decide); other non-retryable errors come back
-// marked permanent.
+// call runs one API call, retrying retryable errors with capped exponential backoff and jitter within
+// RetryAttempts. Not found, already exists and a failed precondition come back as they are (the callers decide);
+// other non-retryable errors come back marked permanent.
 func (p *Provider) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
-	backoff := p.RetryBase
-	for attempt := 1; ; attempt++ {
-		err := f(ctx)
-		switch {
-		case err == nil:
-			return nil
-		case ctx.Err() != nil:
-			return fmt.Errorf("gcp: %s: %w", what, ctx.Err())
-		case isCode(err, 404), isReason(err, "alreadyExists"), isCode(err, 412):
-			return fmt.Errorf("gcp: %s: %w", what, err)
-		case !retryable(err):
-			return providers.Permanent(fmt.Errorf("gcp: %s: %w", what, err))
-		case attempt >= p.RetryAttempts:
-			return fmt.Errorf("gcp: %s: giving up after %d attempts: %w", what, attempt, err)
-		}
-		p.log.Warn("gcp: retrying", "call", what, "attempt", attempt, "err", err)
-		if err := providers.Sleep(ctx, backoff); err != nil {
-			return fmt.Errorf("gcp: %s: %w", what, err)
-		}
-		backoff = min(2*backoff, p.RetryMax)
-	}
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Logger: p.log,
+		Classify: func(err error) providers.Class {
+			switch {
+			case isCode(err, 404), isReason(err, "alreadyExists"), isCode(err, 412):
+				return providers.Final
+			case retryable(err):
+				return providers.Transient
+			}
+			return providers.Invalid
+		}}
+	return r.Do(ctx, "gcp: "+what, f)
 }
 
 // retryable tells whether an error is worth another try: throttling (429, 403 rateLimitExceeded), 5xx, conflicts

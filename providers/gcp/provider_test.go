@@ -216,7 +216,7 @@ func TestRetryBudget(t *testing.T) {
 	p.RetryAttempts = 3
 	emu.Fail(100, computeemu.FaultServer)
 	err := p.Apply(ctx(t), desired(referenceWorkload("web")))
-	if err == nil || errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "giving up after 3 attempts") {
+	if err == nil || errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "still failing after 3 tries") {
 		t.Fatalf("Apply = %v, want a transient error after 3 attempts", err)
 	}
 	if n := len(emu.Requests()); n != 3 {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -260,35 +259,26 @@ var errNotFound = errors.New("not found")
 // within RetryAttempts. A 404 comes back wrapping errNotFound, a lost EnforceIndex wrapping errConflict, an
 // invalid request as providers.Permanent.
 func (p *Provider) call(ctx context.Context, op string, extra time.Duration, f func(ctx context.Context) error) error {
-	backoff := p.RetryBase
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, CallTimeout+extra)
-		err := f(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("nomad %s: %w", op, ctx.Err())
-		}
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout + extra,
+		Classify: func(err error) providers.Class {
+			switch classify(err) {
+			case classRetryable:
+				return providers.Transient
+			case classPermanent:
+				return providers.Invalid
+			}
+			return providers.Final
+		}, Logger: p.log}
+	err := r.Do(ctx, "nomad "+op, f)
+	if err != nil && ctx.Err() == nil {
 		switch classify(err) {
-		case classPermanent:
-			return providers.Permanent(fmt.Errorf("nomad %s: %w", op, err))
 		case classNotFound:
-			return fmt.Errorf("nomad %s: %w: %w", op, errNotFound, err)
+			return fmt.Errorf("%w: %w", errNotFound, err)
 		case classConflict:
-			return fmt.Errorf("nomad %s: %w: %w", op, errConflict, err)
+			return fmt.Errorf("%w: %w", errConflict, err)
 		}
-		if attempt >= p.RetryAttempts {
-			return fmt.Errorf("nomad %s: still failing after %d tries: %w", op, attempt, err)
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		p.log.DebugContext(ctx, "nomad call failed, retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
-		if err := providers.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("nomad %s: %w", op, err)
-		}
-		backoff = min(2*backoff, p.RetryMax)
 	}
+	return err
 }
 
 func (p *Provider) query(ctx context.Context) *api.QueryOptions {

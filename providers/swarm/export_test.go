@@ -9,10 +9,3 @@ var (
 	Classify           = classify
 	IsSequenceConflict = isSequenceConflict
 )
-
-// Error classes of Classify.
-const (
-	ClassOther     = classOther
-	ClassRetryable = classRetryable
-	ClassPermanent = classPermanent
-)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"sort"
 	"strings"
@@ -205,37 +204,28 @@ func (p *Provider) negotiate(ctx context.Context) error {
 	return nil
 }
 
-// errClass is how a failed call is handled.
-type errClass int
-
-const (
-	classOther     errClass = iota // returned as is: the caller decides (not found, ...)
-	classRetryable                 // 5xx, unavailable, conflicts, timeouts, dropped connections
-	classPermanent                 // invalid request, denied: retrying will not fix it
-)
-
 // classify sorts an engine error.
-func classify(err error) errClass {
+func classify(err error) providers.Class {
 	switch {
 	case err == nil:
-		return classOther
+		return providers.Final
 	case cerrdefs.IsNotFound(err):
-		return classOther
+		return providers.Final
 	case isSequenceConflict(err):
-		return classOther // the caller re-reads the version
+		return providers.Final // the caller re-reads the version
 	case cerrdefs.IsInvalidArgument(err), cerrdefs.IsPermissionDenied(err), cerrdefs.IsUnauthorized(err),
 		cerrdefs.IsNotImplemented(err), cerrdefs.IsFailedPrecondition(err):
-		return classPermanent
+		return providers.Invalid
 	case cerrdefs.IsUnavailable(err), cerrdefs.IsInternal(err), cerrdefs.IsConflict(err),
 		cerrdefs.IsDeadlineExceeded(err), cerrdefs.IsResourceExhausted(err), cerrdefs.IsUnknown(err),
 		client.IsErrConnectionFailed(err), errors.Is(err, context.DeadlineExceeded):
-		return classRetryable
+		return providers.Transient
 	}
 	var ne net.Error
 	if errors.As(err, &ne) {
-		return classRetryable
+		return providers.Transient
 	}
-	return classOther
+	return providers.Final
 }
 
 // isSequenceConflict tells a stale Version on ServiceUpdate: swarmkit answers "update out of sequence", which the
@@ -244,36 +234,12 @@ func isSequenceConflict(err error) bool {
 	return err != nil && strings.Contains(err.Error(), "out of sequence")
 }
 
-// call runs one engine call with a timeout, retrying transient failures with capped exponential backoff and jitter
-// within RetryAttempts; permanent ones come back wrapped in providers.Permanent.
+// call runs one call with a timeout, retrying transient failures with capped exponential backoff and jitter
+// within RetryAttempts; invalid requests come back wrapped in providers.Permanent.
 func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
-	backoff := p.RetryBase
-	for attempt := 1; ; attempt++ {
-		cctx, cancel := context.WithTimeout(ctx, CallTimeout)
-		err := f(cctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w", op, ctx.Err())
-		}
-		switch classify(err) {
-		case classPermanent:
-			return providers.Permanent(fmt.Errorf("%s: %w", op, err))
-		case classOther:
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		if attempt >= p.RetryAttempts {
-			return fmt.Errorf("%s: still failing after %d tries: %w", op, attempt, err)
-		}
-		wait := backoff/2 + rand.N(backoff/2+1)
-		p.log.DebugContext(ctx, "engine call failed, retrying", "op", op, "attempt", attempt, "wait", wait, "err", err)
-		if err := providers.Sleep(ctx, wait); err != nil {
-			return fmt.Errorf("%s: %w", op, err)
-		}
-		backoff = min(2*backoff, p.RetryMax)
-	}
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
+		Classify: classify, Logger: p.log}
+	return r.Do(ctx, op, f)
 }
 
 var (

@@ -200,15 +200,15 @@ func TestClassify(t *testing.T) {
 		err  error
 		want int
 	}{
-		{fmt.Errorf("x: %w", cerrdefs.ErrUnavailable), int(berthswarm.ClassRetryable)},
-		{fmt.Errorf("x: %w", cerrdefs.ErrInternal), int(berthswarm.ClassRetryable)},
-		{fmt.Errorf("x: %w", cerrdefs.ErrConflict), int(berthswarm.ClassRetryable)},
-		{context.DeadlineExceeded, int(berthswarm.ClassRetryable)},
-		{fmt.Errorf("x: %w", cerrdefs.ErrInvalidArgument), int(berthswarm.ClassPermanent)},
-		{fmt.Errorf("x: %w", cerrdefs.ErrPermissionDenied), int(berthswarm.ClassPermanent)},
-		{fmt.Errorf("x: %w", cerrdefs.ErrNotFound), int(berthswarm.ClassOther)},
-		{fmt.Errorf("rpc error: code = Unknown desc = update out of sequence: %w", cerrdefs.ErrInternal), int(berthswarm.ClassOther)},
-		{errors.New("something else"), int(berthswarm.ClassOther)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrUnavailable), int(providers.Transient)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrInternal), int(providers.Transient)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrConflict), int(providers.Transient)},
+		{context.DeadlineExceeded, int(providers.Transient)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrInvalidArgument), int(providers.Invalid)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrPermissionDenied), int(providers.Invalid)},
+		{fmt.Errorf("x: %w", cerrdefs.ErrNotFound), int(providers.Final)},
+		{fmt.Errorf("rpc error: code = Unknown desc = update out of sequence: %w", cerrdefs.ErrInternal), int(providers.Final)},
+		{errors.New("something else"), int(providers.Final)},
 	} {
 		if got := int(berthswarm.Classify(c.err)); got != c.want {
 			t.Errorf("classify(%v) = %d, want %d", c.err, got, c.want)
