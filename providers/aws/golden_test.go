@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
+	"github.com/berth-dev/berth/providers/conformance"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -50,19 +50,7 @@ func TestGoldenRequests(t *testing.T) {
 		}
 		got := normalise(t, emu.Requests())
 		path := filepath.Join("testdata", s.golden+".golden")
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: requests differ from %s (run with -update after review):\n%s", s.golden, path, got)
-		}
+		conformance.Golden(t, path, got, *update)
 	}
 }
 

@@ -6,12 +6,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/providers/marathon/marathonemu"
 )
 
@@ -49,19 +49,7 @@ func TestGoldenRequests(t *testing.T) {
 		}
 		got := normalise(t, emu.Requests())
 		path := filepath.Join("testdata", s.golden+".golden")
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatalf("%v (run with -update to create it)", err)
-		}
-		if !bytes.Equal(got, want) {
-			t.Errorf("%s: requests differ from %s (run with -update after review):\n%s", s.golden, path, got)
-		}
+		conformance.Golden(t, path, got, *update)
 	}
 }
 
