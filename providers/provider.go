@@ -3,6 +3,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/berth-dev/berth/schema"
@@ -41,11 +42,29 @@ type Observed struct {
 	// SpecHash is the hash label of the objects found; when replicas disagree it is the hash of the majority and
 	// Replicas tells the rest.
 	SpecHash string `json:"specHash"`
-	// Spec is the workload as read back from the runtime, as far as the runtime tells it (image, env, replicas,
-	// ports, ...), for field-level diffs.
+	// Spec is the workload as the runtime runs it, read from the live objects' own fields, never from a copy berth
+	// stored beside them: image, command, args, env, ports (public ones from the objects that publish them),
+	// replicas, resources and the health check, in the form Normalize gives a desired workload (so an untouched
+	// workload reads back equal to what was applied). The planner diffs it with the desired workload on every pass:
+	// a field changed by hand shows as drift with its old and new value, whatever the spec-hash labels say.
 	Spec schema.Workload `json:"spec"`
 	// Replicas are the individual copies (containers, tasks, instances) found.
 	Replicas []Replica `json:"replicas"`
+	// Missing names the side objects berth made for this workload that are gone ("Service web-public", "target
+	// group berth-web-8080"): the plan shows each as drift and Apply recreates it.
+	Missing []string `json:"missing,omitempty"`
+	// Kept lists values in fields berth manages that the runtime keeps and Apply will not remove (a value another
+	// field manager owns). They are left out of Spec; the plan says so in words and never shows them as a change.
+	Kept []Kept `json:"kept,omitempty"`
+}
+
+// Kept is one value Apply leaves in place, and why. It names the field, never the value (it may be a secret).
+type Kept struct {
+	// Path is the field, as in a plan's changes ("env.EXTRA").
+	Path string `json:"path"`
+	// Reason says who holds it and how to let berth take it ("owned by field manager \"kubectl-edit\"; set
+	// takeOwnership: true on the target to remove it").
+	Reason string `json:"reason"`
 }
 
 // Replica is one running copy of a workload.
@@ -92,6 +111,57 @@ type Provider interface {
 	// Delete removes every object of the workload owned by owner on this target. Deleting what is already gone is
 	// not an error.
 	Delete(ctx context.Context, owner Owner, target, workload string) error
+}
+
+// Normalizer is an optional interface: the form in which the runtime reads a workload back (durations rounded to
+// the runtime's unit, values it fills in by default). The planner compares Observed.Spec with Normalize(desired),
+// after the generic Normalize, so that only real differences show. A provider whose read-back is exact needs none.
+type Normalizer interface {
+	Normalize(w schema.Workload) schema.Workload
+}
+
+// Normalize is the form every provider reads a workload back in, whatever its runtime: positions, the provider
+// name and empty-but-set collections dropped, protocols in lower case ("tcp" by default), and a public port's host
+// port defaulted to its port. Providers build Observed.Spec in this form; the planner applies it to both sides.
+func Normalize(w schema.Workload) schema.Workload {
+	w.Pos = nil
+	w.Provider = ""
+	if len(w.Command) == 0 {
+		w.Command = nil
+	}
+	if len(w.Args) == 0 {
+		w.Args = nil
+	}
+	if len(w.Env) == 0 {
+		w.Env = nil
+	}
+	if len(w.Ports) == 0 {
+		w.Ports = nil
+	} else {
+		ps := make([]schema.Port, len(w.Ports))
+		for i, p := range w.Ports {
+			p.Protocol = strings.ToLower(p.Protocol)
+			if p.Protocol == "" {
+				p.Protocol = "tcp"
+			}
+			switch {
+			case !p.Public:
+				p.HostPort = 0
+			case p.HostPort == 0:
+				p.HostPort = p.Port
+			}
+			ps[i] = p
+		}
+		w.Ports = ps
+	}
+	if w.Health != nil {
+		h := *w.Health
+		if len(h.Command) == 0 {
+			h.Command = nil
+		}
+		w.Health = &h
+	}
+	return w
 }
 
 // Validator is an optional interface: provider-specific checks of a workload at plan time, beyond Capabilities.

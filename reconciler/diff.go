@@ -16,10 +16,22 @@ type planInput struct {
 	revision string
 	desired  []schema.Workload
 	// observed lists what every target reported for the environment.
-	observed       []providers.Observed
-	problems       []Problem
+	observed []providers.Observed
+	problems []Problem
+	// normalize gives, per target, the form in which that target reads a workload back (see
+	// providers.Normalizer); targets without one use providers.Normalize alone.
+	normalize      map[string]func(schema.Workload) schema.Workload
 	maxDeleteShare float64
 	allowPruneAll  bool
+}
+
+// readBack is the form in which target would read w back: the generic normalisation, then the target's own.
+func (in planInput) readBack(target string, w schema.Workload) schema.Workload {
+	w = providers.Normalize(w)
+	if f := in.normalize[target]; f != nil {
+		w = providers.Normalize(f(w))
+	}
+	return w
 }
 
 // computePlan diffs desired against observed. Steps come in a fixed order: creates, updates and migrations by
@@ -52,20 +64,39 @@ func computePlan(in planInput) *Plan {
 		switch {
 		case here == nil && len(elsewhere) > 0:
 			from := elsewhere[0]
-			ch := append([]Change{{Path: "provider", Old: from.Target, New: w.Provider}}, diffSpec(from.Spec, w)...)
+			ch := append([]Change{{Path: "provider", Old: from.Target, New: w.Provider}},
+				diffSpec(providers.Normalize(from.Spec), in.readBack(w.Provider, w))...)
 			p.Steps = append(p.Steps, Step{Action: ActionMigrate, Workload: w.Name, Target: w.Provider,
 				FromTarget: from.Target, Reason: "target changed", SpecHash: hash, Changes: ch})
 			elsewhere = elsewhere[1:]
 		case here == nil:
 			p.Steps = append(p.Steps, Step{Action: ActionCreate, Workload: w.Name, Target: w.Provider,
 				Reason: "not running", SpecHash: hash})
-		case here.SpecHash != hash:
-			p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
-				Reason: "spec changed", SpecHash: hash, Changes: diffSpec(here.Spec, w)})
 		default:
-			if d := drift(*here, w.Replicas, hash); d != "" {
+			// The live fields are compared on every pass, not only when the hash labels differ: a hand edit keeps
+			// the labels berth wrote.
+			ch := append(diffSpec(providers.Normalize(here.Spec), in.readBack(w.Provider, w)), missing(*here)...)
+			for _, k := range here.Kept {
+				p.Kept = append(p.Kept, KeptValue{Workload: w.Name, Target: w.Provider, Path: k.Path, Reason: k.Reason})
+			}
+			if here.SpecHash != hash {
 				p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
-					Reason: "drift: " + d, SpecHash: hash})
+					Reason: "spec changed", SpecHash: hash, Changes: ch})
+				break
+			}
+			var ds []string
+			if n := len(ch) - len(here.Missing); n > 0 {
+				ds = append(ds, plural(n, "field changed on the runtime", "fields changed on the runtime"))
+			}
+			if n := len(here.Missing); n > 0 {
+				ds = append(ds, plural(n, "object missing", "objects missing"))
+			}
+			if d := drift(*here, w.Replicas, hash); d != "" {
+				ds = append(ds, d)
+			}
+			if len(ds) > 0 {
+				p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
+					Reason: "drift: " + strings.Join(ds, ", "), SpecHash: hash, Changes: ch})
 			}
 		}
 		for _, o := range elsewhere {
@@ -90,6 +121,22 @@ func computePlan(in planInput) *Plan {
 	p.Steps = append(p.Steps, deletes...)
 	p.Refused = pruneRefusal(len(in.observed), len(deletes), in.maxDeleteShare, in.allowPruneAll)
 	return p
+}
+
+// missing lists o's missing side objects as changes that Apply makes.
+func missing(o providers.Observed) []Change {
+	cs := make([]Change, 0, len(o.Missing))
+	for _, m := range o.Missing {
+		cs = append(cs, Change{Path: "object " + m, Old: "(missing)", New: "(recreated)"})
+	}
+	return cs
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 // pruneRefusal applies the prune safety: deleting every observed workload, or more than share of them, is refused

@@ -188,6 +188,7 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 	var problems []Problem
 	var observed []providers.Observed
 	usable := map[string]providers.Provider{}
+	normalize := map[string]func(schema.Workload) schema.Workload{}
 	for _, name := range targetNames(cfg) {
 		t := cfg.Targets[name]
 		if t.Name == "" {
@@ -199,6 +200,9 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 			continue
 		}
 		usable[name] = p
+		if n, ok := p.(providers.Normalizer); ok {
+			normalize[name] = n.Normalize
+		}
 		os, err := p.List(ctx, e.owner(env), name)
 		if err != nil {
 			return nil, fmt.Errorf("environment %s: list target %s: %w", env, name, err)
@@ -218,7 +222,7 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		problems = append(problems, checkCapabilities(w, w.Provider, p.Capabilities(), v)...)
 	}
 	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
-		problems: problems, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
+		problems: problems, normalize: normalize, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
 	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
 	return plan, nil
 }

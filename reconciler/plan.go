@@ -29,6 +29,8 @@ type Plan struct {
 	Problems    []Problem          `json:"problems,omitempty"`
 	// Refused says why the plan was refused by the prune safety; "" when it was not.
 	Refused string `json:"refused,omitempty"`
+	// Kept lists values in managed fields that the runtime keeps and the apply leaves (see providers.Kept).
+	Kept []KeptValue `json:"kept,omitempty"`
 
 	// observed is what the providers reported while planning, by workload (for status); not part of the value.
 	observed map[string][]providers.Observed
@@ -51,6 +53,14 @@ type Change struct {
 	Path string `json:"path"`
 	Old  string `json:"old"`
 	New  string `json:"new"`
+}
+
+// KeptValue is a value in a field berth manages that the apply leaves in place, and why (never the value).
+type KeptValue struct {
+	Workload string `json:"workload"`
+	Target   string `json:"target"`
+	Path     string `json:"path"`
+	Reason   string `json:"reason"`
 }
 
 // Problem is a workload field that its target cannot honour; it blocks the environment.
@@ -164,6 +174,12 @@ func (p *Plan) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "  %s\n", s)
 		for _, c := range s.Changes {
 			fmt.Fprintf(&b, "      %s: %s → %s\n", c.Path, c.Old, c.New)
+		}
+	}
+	if len(p.Kept) > 0 {
+		b.WriteString("Kept (set outside berth; the apply leaves them):\n")
+		for _, k := range p.Kept {
+			fmt.Fprintf(&b, "  %s on %s: %s: %s\n", k.Workload, k.Target, k.Path, k.Reason)
 		}
 	}
 	if len(p.Findings) > 0 {

@@ -50,8 +50,52 @@ type Harness struct {
 	// Faults, when set, injects transient faults into the next n runtime calls (throttling, 5xx, timeouts)
 	// for the fault-convergence case; nil skips it (Docker cannot inject).
 	Faults func(n int)
+	// Tamper edits one field berth manages behind berth's back, through the runtime's own API (as kubectl, the
+	// docker CLI, a cloud console or another tool would), keyed by the field: TamperImage, TamperCommand, ...,
+	// and TamperObject+"<name>" for deleting a side object berth made (a Service, a target group). The fielddrift
+	// case checks that the next plan shows each as drift at that field, that one apply of that plan repairs it,
+	// and that the plan after it is empty. A key the runtime cannot tamper with is left out.
+	Tamper map[string]func(ctx context.Context, t *testing.T, workload string)
+	// Unmanaged changes something of workload's that berth does not manage (a label of someone else's, a field
+	// berth never sets) and returns a check that it is still there: the plan must stay empty and Apply must leave
+	// it. Nil skips that case.
+	Unmanaged func(ctx context.Context, t *testing.T, workload string) (kept func(ctx context.Context) (bool, error))
+	// Foreign, where the runtime lets another manager own a value inside a field berth manages (Kubernetes
+	// server-side apply), sets such a value and returns its plan path ("env.EXTRA"). The plan must then either
+	// say in words that the value is kept (Observed.Kept), and keep saying so after the apply, or show it as a
+	// change that the apply makes: either way plan and result agree. Nil skips that case.
+	Foreign func(ctx context.Context, t *testing.T, workload string) (path string)
 	// Timeout bounds each wait (default 2 min).
 	Timeout time.Duration
+}
+
+// Tamper keys, and the plan path each must show up at.
+const (
+	TamperImage     = "image"
+	TamperCommand   = "command"
+	TamperArgs      = "args"
+	TamperEnv       = "env"
+	TamperPorts     = "ports"
+	TamperHealth    = "health"
+	TamperResources = "resources"
+	TamperReplicas  = "replicas"
+	// TamperObject prefixes a side object's name: "object:Service web-public".
+	TamperObject = "object:"
+)
+
+// tamperPath is the prefix of the plan change a tamper key must produce.
+func tamperPath(key string) string {
+	switch {
+	case strings.HasPrefix(key, TamperObject):
+		return "object "
+	case key == TamperEnv:
+		return "env."
+	case key == TamperPorts:
+		return "ports["
+	case key == TamperResources:
+		return "resources."
+	}
+	return key
 }
 
 // Drift kinds given to Harness.Drift.
@@ -87,6 +131,9 @@ func Run(t *testing.T, h Harness) {
 		{"rollout", s.rollout},
 		{"scale", s.scale},
 		{"drift", s.drift},
+		{"fielddrift", s.fieldDrift},
+		{"unmanaged", s.unmanaged},
+		{"foreign", s.foreign},
 		{"delete", s.delete},
 		{"lookalike", s.lookAlike},
 		{"faults", s.faults},
@@ -154,12 +201,14 @@ func (s *suite) desired(w schema.Workload) providers.Desired {
 	return providers.Desired{Owner: s.h.Owner, Target: s.h.Target, Workload: w, SpecHash: providers.SpecHash(w)}
 }
 
-// apply applies w and fails the test on error.
+// apply applies w and fails the test on error. Then, as after every apply of the suite, the next plan must be
+// empty: what the runtime holds is what was asked, field by field.
 func (s *suite) apply(t *testing.T, p providers.Provider, w schema.Workload) {
 	t.Helper()
 	if err := p.Apply(s.ctx(t), s.desired(w)); err != nil {
 		t.Fatalf("Apply %s (replicas %d, hash %s): %v", w.Name, w.Replicas, providers.SpecHash(w), err)
 	}
+	s.planSettles(t, p, w)
 }
 
 // find lists owner's workloads and returns the named one.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,8 @@ const envBroken = "BERTH_CONFORMANCE_BROKEN"
 // broken is the fake with one deliberate bug.
 type broken struct {
 	*fake.Provider
-	mode string
+	mode   string
+	copies *sync.Map // workload name → the schema.Workload last applied ("stored-copy")
 }
 
 func (b broken) Apply(ctx context.Context, d providers.Desired) error {
@@ -28,6 +30,9 @@ func (b broken) Apply(ctx context.Context, d providers.Desired) error {
 		if err := b.Provider.Delete(ctx, d.Owner, d.Target, d.Workload.Name); err != nil {
 			return err
 		}
+	}
+	if b.mode == "stored-copy" {
+		b.copies.Store(d.Workload.Name, providers.Normalize(d.Workload))
 	}
 	return b.Provider.Apply(ctx, d)
 }
@@ -45,6 +50,11 @@ func (b broken) List(ctx context.Context, owner providers.Owner, target string) 
 		switch b.mode {
 		case "no-env-readback":
 			obs[i].Spec.Env = nil
+		case "stored-copy": // reads back what it was asked, not what runs: hand edits are invisible
+			if w, ok := b.copies.Load(obs[i].Workload); ok {
+				obs[i].Spec = w.(schema.Workload)
+				obs[i].Spec.Replicas = len(obs[i].Replicas)
+			}
 		case "extra-replica": // a stray copy, as a provider creating duplicates would show
 			obs[i].Replicas = append(obs[i].Replicas, providers.Replica{ID: "stray", Name: "stray",
 				SpecHash: obs[i].SpecHash, State: "running", Running: true})
@@ -53,7 +63,14 @@ func (b broken) List(ctx context.Context, owner providers.Owner, target string) 
 	return obs, err
 }
 
-func harness(p providers.Provider, timeout time.Duration) conformance.Harness {
+func harness(p providers.Provider, f *fake.Provider, timeout time.Duration) conformance.Harness {
+	edit := func(e func(*schema.Workload)) func(context.Context, *testing.T, string) {
+		return func(_ context.Context, t *testing.T, workload string) {
+			if err := f.Edit(workload, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	return conformance.Harness{
 		New:    func(*testing.T) providers.Provider { return p },
 		Target: "local",
@@ -63,6 +80,10 @@ func harness(p providers.Provider, timeout time.Duration) conformance.Harness {
 			return schema.Workload{Name: name, Image: "app:1", Args: []string{"serve"},
 				Env: map[string]string{"GREETING": "hello"}, Replicas: 1,
 				Health: &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}}}
+		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage: edit(func(w *schema.Workload) { w.Image = "app:hand" }),
+			conformance.TamperEnv:   edit(func(w *schema.Workload) { w.Env["GREETING"] = "by hand" }),
 		},
 		Timeout: timeout,
 	}
@@ -75,7 +96,8 @@ func TestBrokenProvider(t *testing.T) {
 		t.Skip("helper of TestSuiteCatchesBrokenProviders")
 	}
 	// Every wait on a broken provider runs out: keep it short (a case timing out spuriously only adds failures).
-	conformance.Run(t, harness(broken{Provider: fake.New(), mode: mode}, 500*time.Millisecond))
+	f := fake.New()
+	conformance.Run(t, harness(broken{Provider: f, mode: mode, copies: &sync.Map{}}, f, 500*time.Millisecond))
 }
 
 // TestSuiteCatchesBrokenProviders shows the suite fails where it should: each bug fails the named cases.
@@ -86,7 +108,8 @@ func TestSuiteCatchesBrokenProviders(t *testing.T) {
 	for mode, cases := range map[string][]string{
 		"fresh-ids":        {"reapply", "scale"},
 		"env-blind-delete": {"ownership"},
-		"no-env-readback":  {"status"},
+		"no-env-readback":  {"status", "create", "fielddrift"},
+		"stored-copy":      {"fielddrift"},
 		"extra-replica":    {"create", "reapply", "rollout", "scale", "crash", "ownership", "status"},
 	} {
 		t.Run(mode, func(t *testing.T) {
@@ -107,5 +130,6 @@ func TestSuiteCatchesBrokenProviders(t *testing.T) {
 
 // TestFakePasses is the control: the unbroken fake passes every case it can run.
 func TestFakePasses(t *testing.T) {
-	conformance.Run(t, harness(fake.New(), 30*time.Second))
+	f := fake.New()
+	conformance.Run(t, harness(f, f, 30*time.Second))
 }

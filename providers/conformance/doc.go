@@ -9,6 +9,12 @@
 //	rollout          change image and env: new hash everywhere, old replicas gone, Probe answers the new spec
 //	scale            1 → 3 → 1: replicas kept on scale-up keep their IDs; scale-down replaces nothing
 //	drift            Drift removes / stops a replica by hand; Apply restores N ready, untouched ones keep their IDs
+//	fielddrift       through the planner and the engine: each Tamper hook edits one managed field (or deletes a
+//	                 side object) through the runtime's own API; the plan shows it at that field, one apply of
+//	                 that plan repairs it, the plan after it is empty
+//	unmanaged        what berth does not manage (Unmanaged) is never in the plan and survives Apply
+//	foreign          a value another manager owns inside a managed field (Foreign): the plan says it is kept and
+//	                 it is, or the plan shows the change and the apply makes it
 //	delete           nothing left in List; a second Delete is no error
 //	lookalike        an unowned object named like ours survives Apply and Delete and never shows in List
 //	faults           Faults(n), then Apply with backoff until it succeeds (bounded tries): exactly N replicas
@@ -16,6 +22,10 @@
 //	                 berth) Applies again: exactly N ready replicas, no duplicates
 //	ownership        List with another instance or environment does not show ours; Delete there leaves ours
 //	status           Observed.Spec reads back image, env and replicas
+//
+// After every Apply of every case the suite plans again through reconciler.Engine, as the controller does, and
+// waits for an empty plan: what the runtime reads back is what was asked, field by field (Observed.Spec against
+// the desired workload in providers.Normalize form, plus the provider's own Normalizer).
 //
 // Every case uses a fresh provider from Harness.New (the provider is closed by the harness at the subtest's cleanup,
 // the suite's Delete cleanup runs first). Waits poll List with a deadline (Harness.Timeout), never sleep for an

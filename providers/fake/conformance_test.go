@@ -63,7 +63,33 @@ func TestConformance(t *testing.T) {
 				return err == nil && len(obs) == 1 && len(obs[0].Replicas) == 1
 			}
 		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage:   edit(p, func(w *schema.Workload) { w.Image = "app:hand" }),
+			conformance.TamperCommand: edit(p, func(w *schema.Workload) { w.Command = []string{"/bin/sh"} }),
+			conformance.TamperArgs:    edit(p, func(w *schema.Workload) { w.Args = []string{"debug"} }),
+			conformance.TamperEnv:     edit(p, func(w *schema.Workload) { w.Env["GREETING"] = "by hand" }),
+			conformance.TamperPorts:   edit(p, func(w *schema.Workload) { w.Ports[0].HostPort = 9090 }),
+			conformance.TamperHealth:  edit(p, func(w *schema.Workload) { w.Health.Retries = 9 }),
+			conformance.TamperResources: edit(p, func(w *schema.Workload) {
+				w.Resources.MemoryBytes = 1 << 30
+			}),
+			conformance.TamperReplicas: edit(p, func(w *schema.Workload) { w.Replicas++ }),
+			conformance.TamperObject + "lb": func(_ context.Context, t *testing.T, workload string) {
+				if err := p.RemoveObject(workload, "load balancer"); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
 		Faults:  func(n int) { p.FailNext("", n, false) },
 		Timeout: 30 * time.Second,
 	})
+}
+
+// edit is a Tamper hook editing the fake's live spec.
+func edit(p *fake.Provider, f func(*schema.Workload)) func(context.Context, *testing.T, string) {
+	return func(_ context.Context, t *testing.T, workload string) {
+		if err := p.Edit(workload, f); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

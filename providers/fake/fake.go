@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"reflect"
+	"slices"
 	"sort"
 	"sync"
 
@@ -114,6 +117,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 
 func copyObserved(o providers.Observed) providers.Observed {
 	o.Replicas = append([]providers.Replica(nil), o.Replicas...)
+	o.Missing = slices.Clone(o.Missing)
 	return o
 }
 
@@ -173,11 +177,11 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	p.calls = append(p.calls, call)
 	w := d.Workload
-	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: w}
-	o.Spec.Pos = nil
-	// Ready replicas of the same spec are kept, as a runtime keeps what already runs; the rest are new.
+	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: providers.Normalize(w)}
+	// Ready replicas of the same spec are kept, as a runtime keeps what already runs; the rest are new. A live
+	// spec edited by hand (Edit) replaces them all, whatever their hash label says.
 	names := map[string]bool{}
-	if old := p.state[k]; old != nil {
+	if old := p.state[k]; old != nil && sameRun(old.Spec, o.Spec) {
 		for _, r := range old.Replicas {
 			if len(o.Replicas) < w.Replicas && r.SpecHash == d.SpecHash && r.Ready() {
 				o.Replicas = append(o.Replicas, r)
@@ -200,6 +204,13 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	p.state[k] = o
 	return nil
+}
+
+// sameRun tells whether replicas of live run what desired asks, the replica count aside.
+func sameRun(live, desired schema.Workload) bool {
+	live = providers.Normalize(live)
+	live.Replicas = desired.Replicas
+	return reflect.DeepEqual(live, desired)
 }
 
 func (p *Provider) record(c Call, err error) {
@@ -317,6 +328,42 @@ func (p *Provider) StopReplica(workload string, i int) error {
 		return fmt.Errorf("fake: %s has no replica %d", workload, i)
 	}
 	o.Replicas[i].State, o.Replicas[i].Running, o.Replicas[i].Health = "exited", false, ""
+	return nil
+}
+
+// Edit changes the live spec of the only workload with that name behind berth's back, as an operator editing the
+// runtime would; the hash labels stay as they were.
+func (p *Provider) Edit(workload string, f func(*schema.Workload)) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, err := p.find(workload)
+	if err != nil {
+		return err
+	}
+	w := o.Spec
+	w.Env = maps.Clone(w.Env)
+	w.Command = slices.Clone(w.Command)
+	w.Args = slices.Clone(w.Args)
+	w.Ports = slices.Clone(w.Ports)
+	if w.Health != nil {
+		h := *w.Health
+		w.Health = &h
+	}
+	f(&w)
+	o.Spec = w
+	return nil
+}
+
+// RemoveObject records a side object of the only workload with that name as deleted by hand (Observed.Missing)
+// until the next Apply.
+func (p *Provider) RemoveObject(workload, object string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	o, err := p.find(workload)
+	if err != nil {
+		return err
+	}
+	o.Missing = append(o.Missing, object)
 	return nil
 }
 
