@@ -15,7 +15,7 @@ func hermetic(t *testing.T) {
 	t.Setenv("HOME", t.TempDir())
 }
 
-func emulator(t *testing.T, opts marathonemu.Options) *marathonemu.Server {
+func emulator(t testing.TB, opts marathonemu.Options) *marathonemu.Server {
 	s := marathonemu.New(opts)
 	t.Cleanup(s.Close)
 	return s
@@ -30,7 +30,7 @@ func target(name, address string, extra map[string]any) schema.Target {
 }
 
 // newProvider builds the provider through the registered factory, as the controller does, with test pacing.
-func newProvider(t *testing.T, s *marathonemu.Server, targetName string, extra map[string]any) *marathon.Provider {
+func newProvider(t testing.TB, s *marathonemu.Server, targetName string, extra map[string]any) *marathon.Provider {
 	t.Helper()
 	pr, err := providers.New(target(targetName, s.URL(), extra), providers.Options{Instance: "test"})
 	if err != nil {

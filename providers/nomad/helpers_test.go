@@ -26,7 +26,7 @@ func hermetic(t *testing.T) {
 	t.Setenv(testTokenEnv, testToken)
 }
 
-func emulator(t *testing.T) *nomademu.Server {
+func emulator(t testing.TB) *nomademu.Server {
 	s := nomademu.New(nomademu.Options{Token: testToken})
 	t.Cleanup(s.Close)
 	return s
@@ -40,7 +40,7 @@ func target(name, address string) schema.Target {
 }
 
 // newProvider builds the provider through the registered factory, as the controller does, with test pacing.
-func newProvider(t *testing.T, s *nomademu.Server, targetName string) *nomad.Provider {
+func newProvider(t testing.TB, s *nomademu.Server, targetName string) *nomad.Provider {
 	t.Helper()
 	pr, err := providers.New(target(targetName, s.URL()), providers.Options{Instance: "test"})
 	if err != nil {
