@@ -135,6 +135,11 @@ type WorkloadStatus struct {
 	DesiredReplicas int       `json:"desiredReplicas"`
 	ReadyReplicas   int       `json:"readyReplicas"`
 	BackoffUntil    time.Time `json:"backoffUntil,omitzero"`
+	// Drift lists the fields (and missing objects) the last plan found changed on the runtime and not yet
+	// repaired, as plan paths ("env.GREETING", "object Service web-public"); empty once repaired.
+	Drift []string `json:"drift,omitempty"`
+	// Kept lists values in managed fields that the runtime keeps and berth leaves (see providers.Kept).
+	Kept []providers.Kept `json:"kept,omitempty"`
 }
 
 // ErrorInfo is an error with the place in the user's files it is about, when known.
@@ -629,6 +634,18 @@ func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Pl
 		}
 		if wait, until := c.backoff.waiting(env+"/"+w.Name, now, p.Revision); wait {
 			st.BackoffUntil = until
+		}
+		for _, s := range p.Steps {
+			if s.Workload == w.Name && s.Target == w.Provider && !done[w.Name] && strings.HasPrefix(s.Reason, "drift") {
+				for _, ch := range s.Changes {
+					st.Drift = append(st.Drift, ch.Path)
+				}
+			}
+		}
+		for _, k := range p.Kept {
+			if k.Workload == w.Name && k.Target == w.Provider {
+				st.Kept = append(st.Kept, providers.Kept{Path: k.Path, Reason: k.Reason})
+			}
 		}
 		ws = append(ws, st)
 	}

@@ -6,9 +6,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/fake"
+	"github.com/berth-dev/berth/reconciler/internal/fakeclock"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -46,6 +48,27 @@ func TestPlan(t *testing.T) {
 		{name: "drift stopped replica", observed: []schema.Workload{web3},
 			drift:   func(p map[string]*fake.Provider) error { return p["local"].StopReplica("web", 2) },
 			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 1 of 3 replicas not running)"}},
+		{name: "drift field edited by hand keeps the hash labels", observed: []schema.Workload{web3},
+			drift: func(p map[string]*fake.Provider) error {
+				return p["local"].Edit("web", func(w *schema.Workload) {
+					w.Image = "app:hand"
+					w.Env["GREETING"] = "by hand"
+					w.Env["API_TOKEN"] = "s3cret-hand"
+				})
+			},
+			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 3 fields changed on the runtime)"},
+			changes: []Change{{"image", `"app:hand"`, `"app:1"`}, {"env.API_TOKEN", "(sensitive)", "(sensitive)"},
+				{"env.GREETING", `"by hand"`, `"hello"`}}},
+		{name: "drift side object deleted", observed: []schema.Workload{web3},
+			drift:   func(p map[string]*fake.Provider) error { return p["local"].RemoveObject("web", "Service web-public") },
+			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 1 object missing)"},
+			changes: []Change{{"object Service web-public", "(missing)", "(recreated)"}}},
+		{name: "drift scaled by hand", observed: []schema.Workload{web3},
+			drift: func(p map[string]*fake.Provider) error {
+				return p["local"].Edit("web", func(w *schema.Workload) { w.Replicas = 1 })
+			},
+			desired: []schema.Workload{web3}, want: []string{"~ update web on local (drift: 1 field changed on the runtime)"},
+			changes: []Change{{"replicas", "1", "3"}}},
 		{name: "migrate", observed: []schema.Workload{web1, worker}, desired: []schema.Workload{webRemote, worker},
 			want:    []string{"> migrate web from local to remote (target changed)"},
 			changes: []Change{{"provider", "local", "remote"}}},
@@ -229,5 +252,77 @@ func TestDiffSpec(t *testing.T) {
 	}
 	if len(diffSpec(b, b)) != 0 {
 		t.Error("equal specs differ")
+	}
+}
+
+// lossy is a fake whose runtime keeps health-check periods in whole seconds and keeps an env value another
+// manager owns, as Kubernetes does.
+type lossy struct {
+	*fake.Provider
+}
+
+func (l lossy) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
+	obs, err := l.Provider.List(ctx, owner, target)
+	for i := range obs {
+		if h := obs[i].Spec.Health; h != nil {
+			c := *h
+			c.Interval = schema.Duration(time.Duration(c.Interval).Round(time.Second))
+			obs[i].Spec.Health = &c
+		}
+		obs[i].Kept = []providers.Kept{{Path: "env.EXTRA", Reason: `owned by field manager "kubectl-edit"`}}
+	}
+	return obs, err
+}
+
+type normalizing struct{ lossy }
+
+func (normalizing) Normalize(w schema.Workload) schema.Workload {
+	if w.Health != nil {
+		c := *w.Health
+		c.Interval = schema.Duration(time.Duration(c.Interval).Round(time.Second))
+		w.Health = &c
+	}
+	return w
+}
+
+func TestPlanNormalizerAndKept(t *testing.T) {
+	w := wl("web", "local", "app:1", 1)
+	w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}, Interval: schema.Duration(1500 * time.Millisecond)}
+	for _, tc := range []struct {
+		name string
+		wrap func(*fake.Provider) providers.Provider
+		want []string
+	}{
+		{"without a normalizer, the rounding shows", func(f *fake.Provider) providers.Provider { return lossy{f} },
+			[]string{"~ update web on local (drift: 1 field changed on the runtime)"}},
+		{"with one, the plan is empty", func(f *fake.Provider) providers.Provider { return normalizing{lossy{f}} }, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := fake.New()
+			seed(f, w)
+			e, err := NewEngine(Options{Evaluate: testPolicy, Clock: clockAdapter{fakeclock.New(t0)},
+				Providers: func(schema.Target, providers.Options) (providers.Provider, error) { return tc.wrap(f), nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p, err := e.Plan(context.Background(), config([]string{"local"}, w), "prod", "r1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range p.Steps {
+				got = append(got, s.String())
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("steps:\n got %q\nwant %q\n%s", got, tc.want, p)
+			}
+			wantKept := []KeptValue{{Workload: "web", Target: "local", Path: "env.EXTRA", Reason: `owned by field manager "kubectl-edit"`}}
+			if !reflect.DeepEqual(p.Kept, wantKept) {
+				t.Errorf("kept = %+v", p.Kept)
+			}
+			if !strings.Contains(p.String(), "Kept (set outside berth; the apply leaves them):\n  web on local: env.EXTRA: owned by") {
+				t.Errorf("the plan does not say what it keeps:\n%s", p)
+			}
+		})
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/berth-dev/berth/providers/fake"
 	"github.com/berth-dev/berth/reconciler/internal/fakeclock"
 	"github.com/berth-dev/berth/repos"
+	"github.com/berth-dev/berth/schema"
 )
 
 var update = flag.Bool("update", false, "rewrite the expected transcripts in testdata")
@@ -217,6 +218,24 @@ func (h *harness) run(cmd string) error {
 		default:
 			return fmt.Errorf("drift: unknown kind %q", args[2])
 		}
+	case args[0] == "edit" && len(args) == 3: // edit WORKLOAD image=I | env.K=V | replicas=N: a hand edit on the runtime
+		k, v, ok := strings.Cut(args[2], "=")
+		if !ok {
+			return fmt.Errorf("edit: want FIELD=VALUE, got %q", args[2])
+		}
+		return h.provider(args[1]).Edit(args[1], func(w *schema.Workload) {
+			switch {
+			case k == "image":
+				w.Image = v
+			case k == "replicas":
+				w.Replicas, _ = strconv.Atoi(v)
+			case strings.HasPrefix(k, "env."):
+				if w.Env == nil {
+					w.Env = map[string]string{}
+				}
+				w.Env[strings.TrimPrefix(k, "env.")] = v
+			}
+		})
 	case args[0] == "source-fail" && len(args) >= 2:
 		h.src.mu.Lock()
 		h.src.err = errors.New(strings.Join(args[1:], " "))
@@ -284,6 +303,9 @@ func (h *harness) writeStatus(workloads bool) {
 			fmt.Fprintf(&h.out, "  workload %s on %s: %d/%d ready", w.Name, w.Target, w.ReadyReplicas, w.DesiredReplicas)
 			if !w.BackoffUntil.IsZero() {
 				fmt.Fprintf(&h.out, ", backoff until %s", h.rel(w.BackoffUntil))
+			}
+			if len(w.Drift) > 0 {
+				fmt.Fprintf(&h.out, ", drift %s", strings.Join(w.Drift, " "))
 			}
 			fmt.Fprintln(&h.out)
 		}
