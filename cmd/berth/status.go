@@ -125,7 +125,13 @@ func writeSource(w io.Writer, st *reconciler.Status) {
 				if !wl.BackoffUntil.IsZero() {
 					ready += " (retry after " + wl.BackoffUntil.Format(time.TimeOnly) + ")"
 				}
+				if len(wl.Drift) > 0 {
+					ready += " (drift: " + strings.Join(wl.Drift, ", ") + ")"
+				}
 				fmt.Fprintf(w, "    %-24s %-12s %-14s %s\n", wl.Name, wl.Target, wl.SpecHash, ready)
+				for _, k := range wl.Kept {
+					fmt.Fprintf(w, "      kept %s: %s\n", k.Path, k.Reason)
+				}
 			}
 		}
 		if env.Plan != "" {
