@@ -13,7 +13,7 @@ import (
 const testCluster = "berth-test"
 
 // hermetic points the AWS SDK at static credentials and away from the developer's files and instance metadata.
-func hermetic(t *testing.T) {
+func hermetic(t testing.TB) {
 	home := t.TempDir()
 	t.Setenv("HOME", home)
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
@@ -27,7 +27,7 @@ func hermetic(t *testing.T) {
 	t.Setenv("AWS_ENDPOINT_URL_ECS", "")
 }
 
-func emulator(t *testing.T) *ecsemu.Server {
+func emulator(t testing.TB) *ecsemu.Server {
 	s := ecsemu.New(ecsemu.Options{Region: "eu-west-1", Clusters: []string{testCluster}})
 	t.Cleanup(s.Close)
 	return s
@@ -42,7 +42,7 @@ func target(name, endpoint string) schema.Target {
 }
 
 // newProvider builds the provider through the registered factory, as the controller does, with test pacing.
-func newProvider(t *testing.T, s *ecsemu.Server, targetName string) *berthaws.Provider {
+func newProvider(t testing.TB, s *ecsemu.Server, targetName string) *berthaws.Provider {
 	t.Helper()
 	pr, err := providers.New(target(targetName, s.URL()), providers.Options{Instance: "test"})
 	if err != nil {
