@@ -37,7 +37,7 @@ func testTargetFor(emu *aciemu.Server) schema.Target {
 }
 
 // newProvider builds a provider on the emulator with millisecond pacing.
-func newProvider(t *testing.T, emu *aciemu.Server) *azure.Provider {
+func newProvider(t testing.TB, emu *aciemu.Server) *azure.Provider {
 	t.Helper()
 	p, err := azure.NewWithCredential(testTargetFor(emu), providers.Options{}, staticToken{}, &arm.ClientOptions{
 		ClientOptions: policy.ClientOptions{
