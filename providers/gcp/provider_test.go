@@ -165,7 +165,7 @@ func TestMakeBeforeBreak(t *testing.T) {
 	}
 }
 
-func anonymous(t *testing.T, emu *computeemu.Server, settings ...string) *gcp.Provider {
+func anonymous(t testing.TB, emu *computeemu.Server, settings ...string) *gcp.Provider {
 	t.Helper()
 	s := map[string]any{"project": emu.Project(), "region": emu.Region(), "endpoint": emu.URL()}
 	for i := 0; i+1 < len(settings); i += 2 {
