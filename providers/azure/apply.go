@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
@@ -15,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
 )
 
 type cg = armcontainerinstance.ContainerGroup
@@ -95,7 +97,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	return nil
 }
 
-// ensure makes the group of replica i of d exist and run.
+// ensure makes the group of replica i of d exist, run, and carry d's fields.
 func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, i int, name string) error {
 	g, err := p.get(ctx, name)
 	if err != nil {
@@ -105,26 +107,124 @@ func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, i in
 		return providers.Permanent(fmt.Errorf("azure: container group %s exists in resource group %s but is not owned by workload %s of this berth instance; delete or rename it",
 			name, p.resourceGroup, k.Workload))
 	}
-	if g != nil && !transitioning(g) {
-		if _, _, broken := status(g); broken || tag(g.Tags, TagSpecHash) != d.SpecHash {
-			p.log.InfoContext(ctx, "recreating broken container group", "env", k.Environment, "workload", k.Workload, "group", name)
+	if g != nil && transitioning(g) {
+		// An operation is in flight (ours from a crashed attempt, or someone else's): let it settle, then judge.
+		if g, err = p.waitSettled(ctx, name); err != nil {
+			return err
+		}
+	}
+	want := groupFor(k, d, i, p.location, p.dnsPx)
+	log := p.log.With("env", k.Environment, "workload", k.Workload, "group", name, "replica", i)
+	if g != nil {
+		_, _, broken := status(g)
+		switch how := repair(g, &want); {
+		case broken || tag(g.Tags, TagSpecHash) != d.SpecHash:
+			log.InfoContext(ctx, "recreating broken container group", "state", deref(g.Properties.ProvisioningState))
 			if err := p.deleteGroup(ctx, name); err != nil {
 				return err
 			}
 			g = nil
+		case how == recreate:
+			log.InfoContext(ctx, "recreating container group changed by hand (its resources, OS, restart policy or IP address type change only by recreating it)")
+			if err := p.deleteGroup(ctx, name); err != nil {
+				return err
+			}
+			g = nil
+		case how == update:
+			log.InfoContext(ctx, "updating container group changed by hand")
+			for t, v := range g.Tags { // tags of other tools survive the repair
+				if !strings.HasPrefix(strings.ToLower(t), "berth.dev-") {
+					want.Tags[t] = v
+				}
+			}
+			if err := p.put(ctx, name, want); err != nil {
+				return err
+			}
 		}
 	}
 	if g == nil {
-		p.log.InfoContext(ctx, "creating container group", "env", k.Environment, "workload", k.Workload, "group", name, "replica", i)
-		poller, err := p.client.BeginCreateOrUpdate(ctx, p.resourceGroup, name, groupFor(k, d, i, p.location, p.dnsPx), nil)
-		if err != nil {
-			return wrap("create", name, err)
-		}
-		if _, err := waitPoller(ctx, p, poller); err != nil {
-			return wrap("create", name, err)
+		log.InfoContext(ctx, "creating container group")
+		if err := p.put(ctx, name, want); err != nil {
+			return err
 		}
 	}
 	return p.waitReady(ctx, name)
+}
+
+func (p *Provider) put(ctx context.Context, name string, g cg) error {
+	poller, err := p.client.BeginCreateOrUpdate(ctx, p.resourceGroup, name, g, nil)
+	if err != nil {
+		return wrap("create", name, err)
+	}
+	if _, err := waitPoller(ctx, p, poller); err != nil {
+		return wrap("create", name, err)
+	}
+	return nil
+}
+
+// How a group that drifted from the desired one is repaired.
+const (
+	noRepair = iota // nothing to repair
+	update          // PUT the desired group over it
+	recreate        // delete it and create it again
+)
+
+// repair tells how to bring the live group g to want: nothing, an update in place, or (for what ACI changes only
+// by recreating: CPU, memory, OS type, restart policy, IP address type) a delete and create.
+func repair(g, want *cg) int {
+	w := live(want, readiness)
+	same := sameFields(live(g, readiness), w) && sameFields(live(g, liveness), w) && dnsLabelOf(g) == dnsLabelOf(want)
+	gp, wp := g.Properties, want.Properties
+	if gp == nil {
+		return recreate
+	}
+	ipType := func(p *armcontainerinstance.ContainerGroupPropertiesProperties) armcontainerinstance.ContainerGroupIPAddressType {
+		if p.IPAddress == nil {
+			return ""
+		}
+		return deref(p.IPAddress.Type)
+	}
+	switch {
+	case deref(gp.OSType) != deref(wp.OSType), deref(gp.RestartPolicy) != deref(wp.RestartPolicy), ipType(gp) != ipType(wp):
+		return recreate
+	case live(g, readiness).Resources != w.Resources:
+		return recreate
+	case !same:
+		return update
+	}
+	return noRepair
+}
+
+// publicPorts tells whether the group has a Public IP address.
+func publicPorts(g *cg) bool {
+	return g.Properties != nil && g.Properties.IPAddress != nil &&
+		deref(g.Properties.IPAddress.Type) == armcontainerinstance.ContainerGroupIPAddressTypePublic
+}
+
+func dnsLabelOf(g *cg) string {
+	if g.Properties == nil || g.Properties.IPAddress == nil {
+		return ""
+	}
+	return deref(g.Properties.IPAddress.DNSNameLabel)
+}
+
+// waitSettled polls the group until no operation is in flight on it (nil when it is gone).
+func (p *Provider) waitSettled(ctx context.Context, name string) (*cg, error) {
+	deadline := time.Now().Add(p.ReadyTimeout)
+	for {
+		g, err := p.get(ctx, name)
+		switch {
+		case err != nil:
+			return nil, err
+		case g == nil || !transitioning(g):
+			return g, nil
+		case time.Now().After(deadline):
+			return nil, fmt.Errorf("azure: container group %s still %s after %s", name, deref(g.Properties.ProvisioningState), p.ReadyTimeout)
+		}
+		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
+			return nil, err
+		}
+	}
 }
 
 // waitReady polls the group until it runs, breaks or ReadyTimeout passes.
@@ -215,12 +315,21 @@ func (p *Provider) owned(ctx context.Context, k wkey) ([]*cg, error) {
 	return p.listAll(ctx, k.owns)
 }
 
-// List returns owner's workloads on target, found by tags alone.
+// DefaultListConcurrency bounds the Get calls one List pass runs at once.
+const DefaultListConcurrency = 8
+
+// List returns owner's workloads on target, found by tags alone. The resource group's list finds the owned groups
+// (ARM list results carry no instance view), then each owned group is read with Get, at most ListConcurrency at
+// once, for its instance view and its live fields: one list call per page plus one Get per replica.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
-	groups, err := p.listAll(ctx, func(tags map[string]*string) bool {
+	listed, err := p.listAll(ctx, func(tags map[string]*string) bool {
 		return tag(tags, TagInstance) == owner.Instance && tag(tags, TagEnvironment) == owner.Environment &&
 			tag(tags, TagTarget) == target && tag(tags, TagWorkload) != ""
 	})
+	if err != nil {
+		return nil, err
+	}
+	groups, err := p.getAll(ctx, listed)
 	if err != nil {
 		return nil, err
 	}
@@ -236,12 +345,39 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	slices.Sort(names)
 	out := make([]providers.Observed, 0, len(names))
 	for _, n := range names {
-		out = append(out, observe(n, target, byWorkload[n]))
+		out = append(out, p.observe(owner, n, target, byWorkload[n]))
 	}
 	return out, nil
 }
 
-func observe(workload, target string, groups []*cg) providers.Observed {
+// getAll reads each listed group with Get, at most ListConcurrency at once; a group deleted since the list is left
+// out. Each Get is retried like every other call.
+func (p *Provider) getAll(ctx context.Context, listed []*cg) ([]*cg, error) {
+	out := make([]*cg, len(listed))
+	errs := make([]error, len(listed))
+	sem := make(chan struct{}, max(p.ListConcurrency, 1))
+	var wg sync.WaitGroup
+	for i, g := range listed {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			name := deref(g.Name)
+			errs[i] = p.retry(ctx, "get "+name, func() error {
+				var err error
+				out[i], err = p.get(ctx, name)
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(g *cg) bool { return g == nil }), nil
+}
+
+func (p *Provider) observe(owner providers.Owner, workload, target string, groups []*cg) providers.Observed {
 	slices.SortFunc(groups, func(a, b *cg) int {
 		ia, _ := strconv.Atoi(tag(a.Tags, TagReplica))
 		ib, _ := strconv.Atoi(tag(b.Tags, TagReplica))
@@ -273,12 +409,35 @@ func observe(workload, target string, groups []*cg) providers.Observed {
 			o.SpecHash = hash
 		}
 	}
+	// The observed spec is a replica of the majority spec as it runs: the first one whose live fields (either probe)
+	// differ from what berth wrote, so that a hand edit of any one replica shows; the first replica when none does.
+	var spec schema.Workload
+	set, edited := false, false
 	for _, g := range groups {
-		if tag(g.Tags, TagSpecHash) == o.SpecHash {
-			o.Spec = specOf(g, target)
-			o.Spec.Replicas = count[o.SpecHash]
-			break
+		if tag(g.Tags, TagSpecHash) != o.SpecHash {
+			continue
 		}
+		if i, _ := strconv.Atoi(tag(g.Tags, TagReplica)); p.dnsPx != "" && publicPorts(g) {
+			if want := dnsLabel(p.dnsPx, owner.Environment, workload, i, o.SpecHash); dnsLabelOf(g) != want {
+				o.Missing = append(o.Missing, "DNS name label "+want)
+			}
+		}
+		for _, probe := range []probeKind{readiness, liveness} {
+			if edited {
+				break
+			}
+			w := live(g, probe)
+			if fingerprint(w) != tag(g.Tags, TagFields) {
+				spec, set, edited = w, true, true
+			} else if !set {
+				spec, set = w, true
+			}
+		}
+	}
+	if set {
+		o.Spec = spec
+		o.Spec.Provider = target
+		o.Spec.Replicas = count[o.SpecHash]
 	}
 	return o
 }

@@ -55,6 +55,8 @@ type Provider struct {
 	// policy (conflicts, failed operations, exhausted throttling): exponential from RetryBase, capped at RetryMax,
 	// for at most RetryBudget per step.
 	RetryBase, RetryMax, RetryBudget time.Duration
+	// ListConcurrency bounds the Get calls a List pass runs at once (default DefaultListConcurrency).
+	ListConcurrency int
 }
 
 // Settings are the target's decoded settings.
@@ -93,8 +95,8 @@ func ParseSettings(t schema.Target) (Settings, error) {
 			}
 			s.Credential = v
 		case "dnsLabelPrefix":
-			if sanitize(v) != v || len(v) > 40 {
-				return s, fmt.Errorf("%s: target %q: settings.dnsLabelPrefix: %q must be at most 40 lower-case letters, digits and single dashes", t.Pos, t.Name, v)
+			if sanitize(v) != v || len(v) > 40 || v[0] < 'a' || v[0] > 'z' {
+				return s, fmt.Errorf("%s: target %q: settings.dnsLabelPrefix: %q must be at most 40 lower-case letters, digits and single dashes, starting with a letter (ACI refuses DNS name labels that do not)", t.Pos, t.Name, v)
 			}
 			s.DNSLabelPrefix = v
 		case "endpoint":
@@ -187,6 +189,7 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 		log:          log.With("provider", "azure", "target", t.Name),
 		PollInterval: DefaultPollInterval, MaxPollDelay: DefaultMaxPollDelay, ReadyTimeout: DefaultReadyTimeout,
 		RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax, RetryBudget: DefaultRetryBudget,
+		ListConcurrency: DefaultListConcurrency,
 	}, nil
 }
 
@@ -210,6 +213,11 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	}
 	if len(w.Command) == 0 && len(w.Args) > 0 {
 		add("args", "Azure Container Instances cannot pass arguments to the image's entrypoint: the command replaces it; set command to the full command line")
+	}
+	for _, name := range sortedKeys(w.Env) {
+		if !envName.MatchString(name) {
+			add("env."+name, "Azure Container Instances refuses environment variable names other than a letter or '_' followed by letters, digits and '_'")
+		}
 	}
 	for i, port := range w.Ports {
 		switch {
@@ -319,3 +327,4 @@ func (e *notReady) Error() string { return "container group " + e.group + " is n
 
 var _ providers.Provider = (*Provider)(nil)
 var _ providers.Validator = (*Provider)(nil)
+var _ providers.Normalizer = (*Provider)(nil)

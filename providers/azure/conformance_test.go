@@ -6,6 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/berth-dev/berth/providers"
@@ -21,6 +26,7 @@ func TestConformance(t *testing.T) {
 	t.Cleanup(emu.Close)
 	owner := providers.Owner{Instance: "conf", Environment: "dev"}
 	find := func(t *testing.T, workload string, i int) string {
+		t.Helper()
 		for _, g := range emu.Groups() {
 			if g.Tags[azure.TagInstance] == owner.Instance && g.Tags[azure.TagWorkload] == workload &&
 				g.Tags[azure.TagReplica] == strconv.Itoa(i) {
@@ -30,6 +36,7 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("no group of %s replica %d", workload, i)
 		return ""
 	}
+	cli := sdkClient(t, emu)
 	kinds := []aciemu.Kind{aciemu.Throttle, aciemu.Conflict, aciemu.ServerError, aciemu.Failed, aciemu.Unavailable, aciemu.Slow}
 	conformance.Run(t, conformance.Harness{
 		New:      func(t *testing.T) providers.Provider { return newProvider(t, emu) },
@@ -62,6 +69,51 @@ func TestConformance(t *testing.T) {
 			t.Cleanup(func() { emu.DeleteGroup(testSub, testRG, name) })
 			return func() bool { return emu.Exists(testSub, testRG, name) }
 		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage: edit(cli, find, func(c *cg) { container(c).Image = to.Ptr("ghcr.io/berth-dev/quickstart:2") }),
+			conformance.TamperCommand: edit(cli, find, func(c *cg) {
+				container(c).Command = []*string{to.Ptr("/app"), to.Ptr("serve"), to.Ptr("--debug")}
+			}),
+			conformance.TamperEnv: edit(cli, find, func(c *cg) {
+				for _, e := range container(c).EnvironmentVariables {
+					if *e.Name == "GREETING" {
+						e.Value = to.Ptr("by hand")
+					}
+				}
+			}),
+			conformance.TamperPorts: edit(cli, find, func(c *cg) {
+				cp := container(c)
+				cp.Ports = append(cp.Ports, &armcontainerinstance.ContainerPort{Port: to.Ptr[int32](9090), Protocol: to.Ptr(armcontainerinstance.ContainerNetworkProtocolTCP)})
+				c.Properties.IPAddress.Ports = append(c.Properties.IPAddress.Ports,
+					&armcontainerinstance.Port{Port: to.Ptr[int32](9090), Protocol: to.Ptr(armcontainerinstance.ContainerGroupNetworkProtocolTCP)})
+			}),
+			conformance.TamperHealth: edit(cli, find, func(c *cg) { container(c).LivenessProbe.FailureThreshold = to.Ptr[int32](9) }),
+			// CPU and memory change only by recreating the group (ACI refuses them in an update), as the portal does.
+			conformance.TamperResources: recreate(cli, find, func(c *cg) { container(c).Resources.Requests.MemoryInGB = to.Ptr(1.0) }),
+			// An extra group with berth's tags, as a copy made in the portal would be.
+			conformance.TamperReplicas: func(ctx context.Context, t *testing.T, workload string) {
+				g := getGroup(ctx, t, cli, find(t, workload, 0))
+				name := azure.GroupName(owner.Instance, owner.Environment, workload, 2, *g.Tags[azure.TagSpecHash])
+				g.Tags[azure.TagReplica] = to.Ptr("2")
+				g.Properties.IPAddress.DNSNameLabel = to.Ptr(name)
+				putGroup(ctx, t, cli, name, g)
+			},
+			conformance.TamperObject + "DNS name label": edit(cli, find, func(c *cg) { c.Properties.IPAddress.DNSNameLabel = nil }),
+		},
+		Unmanaged: func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+			name := find(t, workload, 0)
+			edit(cli, func(*testing.T, string, int) string { return name }, func(c *cg) {
+				c.Tags["cost-center"] = to.Ptr("4711")
+			})(ctx, t, workload)
+			return func(ctx context.Context) (bool, error) {
+				g, err := cli.Get(ctx, testRG, name, nil)
+				if err != nil {
+					return false, err
+				}
+				v := g.Tags["cost-center"]
+				return v != nil && *v == "4711", nil
+			}
+		},
 		Faults: func(n int) {
 			for i := range n {
 				emu.Fail(1, kinds[i%len(kinds)])
@@ -69,4 +121,87 @@ func TestConformance(t *testing.T) {
 		},
 		Timeout: 60 * time.Second,
 	})
+}
+
+type cg = armcontainerinstance.ContainerGroup
+
+// sdkClient is the SDK's own container groups client on the emulator: the tamper hooks edit groups through it, as
+// az container create or the portal would.
+func sdkClient(t *testing.T, emu *aciemu.Server) *armcontainerinstance.ContainerGroupsClient {
+	t.Helper()
+	c := cloud.AzurePublic
+	c.Services = map[cloud.ServiceName]cloud.ServiceConfiguration{
+		cloud.ResourceManager: {Audience: "https://management.core.windows.net/", Endpoint: emu.URL()},
+	}
+	cli, err := armcontainerinstance.NewContainerGroupsClient(testSub, staticToken{}, &arm.ClientOptions{
+		ClientOptions: policy.ClientOptions{Cloud: c, Transport: emu.Client(),
+			Retry: policy.RetryOptions{MaxRetries: 3, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cli
+}
+
+func container(c *cg) *armcontainerinstance.ContainerProperties {
+	return c.Properties.Containers[0].Properties
+}
+
+// getGroup reads a group and clears what the service fills in (read-only fields), as a client editing the group
+// would send it back.
+func getGroup(ctx context.Context, t *testing.T, cli *armcontainerinstance.ContainerGroupsClient, name string) *cg {
+	t.Helper()
+	resp, err := cli.Get(ctx, testRG, name, nil)
+	if err != nil {
+		t.Fatalf("get %s: %v", name, err)
+	}
+	g := resp.ContainerGroup
+	g.ID, g.Name, g.Type = nil, nil, nil
+	g.Properties.InstanceView, g.Properties.ProvisioningState = nil, nil
+	for _, c := range g.Properties.Containers {
+		c.Properties.InstanceView = nil
+	}
+	if ip := g.Properties.IPAddress; ip != nil {
+		ip.IP, ip.Fqdn = nil, nil
+	}
+	return &g
+}
+
+func putGroup(ctx context.Context, t *testing.T, cli *armcontainerinstance.ContainerGroupsClient, name string, g *cg) {
+	t.Helper()
+	poller, err := cli.BeginCreateOrUpdate(ctx, testRG, name, *g, nil)
+	if err != nil {
+		t.Fatalf("put %s: %v", name, err)
+	}
+	if _, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: time.Millisecond}); err != nil {
+		t.Fatalf("put %s: %v", name, err)
+	}
+}
+
+// edit is a tamper hook: BeginCreateOrUpdate of replica 1's group with f applied (an update in place).
+func edit(cli *armcontainerinstance.ContainerGroupsClient, find func(*testing.T, string, int) string, f func(*cg)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		name := find(t, workload, 1)
+		g := getGroup(ctx, t, cli, name)
+		f(g)
+		putGroup(ctx, t, cli, name, g)
+	}
+}
+
+// recreate is a tamper hook for what ACI changes only by recreating: replica 1's group is deleted and created
+// again under its name with f applied.
+func recreate(cli *armcontainerinstance.ContainerGroupsClient, find func(*testing.T, string, int) string, f func(*cg)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		name := find(t, workload, 1)
+		g := getGroup(ctx, t, cli, name)
+		poller, err := cli.BeginDelete(ctx, testRG, name, nil)
+		if err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		if _, err := poller.PollUntilDone(ctx, &runtime.PollUntilDoneOptions{Frequency: time.Millisecond}); err != nil {
+			t.Fatalf("delete %s: %v", name, err)
+		}
+		f(g)
+		putGroup(ctx, t, cli, name, g)
+	}
 }

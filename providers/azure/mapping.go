@@ -29,9 +29,10 @@ var (
 	TagTarget      = Tag(providers.LabelTarget)
 	TagSpecHash    = Tag(providers.LabelSpecHash)
 	TagReplica     = Tag(providers.LabelReplica)
-	// TagArgs is how many trailing elements of the container's command are the workload's args (ACI has one
-	// command list), for the read-back.
-	TagArgs = "berth.dev-args"
+	// TagFields is a hash of the managed fields as berth wrote them (the fingerprint of the group's read-back): List
+	// reads every field from the group itself, and uses this tag only to pick, among replicas of one spec, the one
+	// edited by hand as the workload's observed spec.
+	TagFields = "berth.dev-fields"
 )
 
 // Tag maps a berth label to an Azure tag name.
@@ -102,6 +103,9 @@ func GroupName(instance, env, workload string, i int, hash string) string {
 func dnsLabel(prefix, env, workload string, i int, hash string) string {
 	return fit(sanitize(prefix+"-"+env+"-"+workload), fmt.Sprintf("-%d-%s", i, sanitize(hash[:min(6, len(hash))])), maxNameLen)
 }
+
+// envName is the environment variable names ACI accepts (its InvalidEnvironmentVariable answer says so).
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 var secretName = regexp.MustCompile(`(?i)(secret|passw|token|credential|private|api_?key|access_?key|_key$|^key$)`)
 
@@ -192,9 +196,10 @@ func groupFor(k wkey, d providers.Desired, i int, location, dnsPrefix string) ar
 	tags := map[string]*string{
 		TagInstance: ptr(k.Instance), TagEnvironment: ptr(k.Environment), TagTarget: ptr(k.Target),
 		TagWorkload: ptr(k.Workload), TagSpecHash: ptr(d.SpecHash), TagReplica: ptr(strconv.Itoa(i)),
-		TagArgs: ptr(strconv.Itoa(len(w.Args))),
 	}
-	return armcontainerinstance.ContainerGroup{Location: ptr(location), Tags: tags, Properties: props}
+	g := armcontainerinstance.ContainerGroup{Location: ptr(location), Tags: tags, Properties: props}
+	tags[TagFields] = ptr(fingerprint(live(&g, readiness)))
+	return g
 }
 
 func containerName(workload string) string {
@@ -213,26 +218,30 @@ func sortedKeys(m map[string]string) []string {
 	return out
 }
 
-// specOf reads the workload back from a group. Secure values are not returned by the API: they read back empty.
-// Resources read back as requested (the defaults when the workload set none); probe durations in whole seconds.
-func specOf(cg *armcontainerinstance.ContainerGroup, target string) schema.Workload {
-	w := schema.Workload{Name: tag(cg.Tags, TagWorkload), Provider: target}
-	if cg.Properties == nil || len(cg.Properties.Containers) == 0 || cg.Properties.Containers[0].Properties == nil {
-		return w
+// probeKind selects which of a container's probes a read-back takes the health check from. berth writes the same
+// check as both; a hand edit of one of them shows as a change of the health check.
+type probeKind int
+
+const (
+	readiness probeKind = iota
+	liveness
+)
+
+// live reads the workload back from the group's own fields, never from a copy in tags: containers[0]'s image,
+// command (ACI has one list: the workload's command and args together), environment variables (secure values are
+// never returned: they read back empty), ports (public when the group's Public IP address lists them, with the
+// host port equal to the port), resource requests and the probe's health check in whole seconds. Replicas is left
+// zero: it is the number of groups.
+func live(g *cg, probe probeKind) schema.Workload {
+	w := schema.Workload{Name: tag(g.Tags, TagWorkload)}
+	if g.Properties == nil || len(g.Properties.Containers) == 0 || g.Properties.Containers[0] == nil ||
+		g.Properties.Containers[0].Properties == nil {
+		return providers.Normalize(w)
 	}
-	c := cg.Properties.Containers[0].Properties
+	c := g.Properties.Containers[0].Properties
 	w.Image = deref(c.Image)
-	var cmd []string
 	for _, s := range c.Command {
-		cmd = append(cmd, deref(s))
-	}
-	nargs, _ := strconv.Atoi(tag(cg.Tags, TagArgs))
-	nargs = min(max(nargs, 0), len(cmd))
-	if n := len(cmd) - nargs; n > 0 {
-		w.Command = cmd[:n]
-	}
-	if nargs > 0 {
-		w.Args = cmd[len(cmd)-nargs:]
+		w.Command = append(w.Command, deref(s))
 	}
 	for _, e := range c.EnvironmentVariables {
 		if e == nil || e.Name == nil {
@@ -242,15 +251,16 @@ func specOf(cg *armcontainerinstance.ContainerGroup, target string) schema.Workl
 			w.Env = map[string]string{}
 		}
 		w.Env[*e.Name] = deref(e.Value)
-		if e.SecureValue != nil {
-			w.Env[*e.Name] = *e.SecureValue
-		}
 	}
-	public := map[int32]bool{}
-	if ip := cg.Properties.IPAddress; ip != nil && ip.Type != nil && *ip.Type == armcontainerinstance.ContainerGroupIPAddressTypePublic {
+	type pp struct {
+		port  int32
+		proto string
+	}
+	public := map[pp]bool{}
+	if ip := g.Properties.IPAddress; ip != nil && deref(ip.Type) == armcontainerinstance.ContainerGroupIPAddressTypePublic {
 		for _, p := range ip.Ports {
 			if p != nil && p.Port != nil {
-				public[*p.Port] = true
+				public[pp{*p.Port, strings.ToLower(string(deref(p.Protocol)))}] = true
 			}
 		}
 	}
@@ -258,11 +268,13 @@ func specOf(cg *armcontainerinstance.ContainerGroup, target string) schema.Workl
 		if p == nil || p.Port == nil {
 			continue
 		}
-		port := schema.Port{Port: int(*p.Port), Protocol: "tcp", Public: public[*p.Port]}
-		if p.Protocol != nil && *p.Protocol == armcontainerinstance.ContainerNetworkProtocolUDP {
-			port.Protocol = "udp"
+		proto := strings.ToLower(string(deref(p.Protocol)))
+		if proto == "" {
+			proto = "tcp"
 		}
-		if port.Public {
+		pub := public[pp{*p.Port, proto}] || (proto == "tcp" && public[pp{*p.Port, ""}])
+		port := schema.Port{Port: int(*p.Port), Protocol: proto, Public: pub}
+		if pub {
 			port.HostPort = port.Port
 		}
 		w.Ports = append(w.Ports, port)
@@ -275,7 +287,11 @@ func specOf(cg *armcontainerinstance.ContainerGroup, target string) schema.Workl
 			w.Resources.MemoryBytes = int64(math.Round(*r.Requests.MemoryInGB * gib))
 		}
 	}
-	if p := c.ReadinessProbe; p != nil {
+	p := c.ReadinessProbe
+	if probe == liveness {
+		p = c.LivenessProbe
+	}
+	if p != nil {
 		h := &schema.HealthCheck{Interval: dur(p.PeriodSeconds), Timeout: dur(p.TimeoutSeconds), StartPeriod: dur(p.InitialDelaySeconds)}
 		if p.FailureThreshold != nil {
 			h.Retries = int(*p.FailureThreshold)
@@ -293,8 +309,68 @@ func specOf(cg *armcontainerinstance.ContainerGroup, target string) schema.Workl
 		}
 		w.Health = h
 	}
-	return w
+	return providers.Normalize(w)
 }
+
+// Normalize is the form in which ACI reads a workload back: command and args as one command list, secure
+// environment values empty (the API never returns them), the default requests (1 core, 1.5 GB) when none are set,
+// memory rounded up to 0.1 GB, probe durations rounded up to whole seconds (at least 1; a zero start period stays
+// unset), at least one retry, and port names dropped.
+func (p *Provider) Normalize(w schema.Workload) schema.Workload { return normalize(w) }
+
+func normalize(w schema.Workload) schema.Workload {
+	if len(w.Args) > 0 {
+		w.Command = append(append([]string{}, w.Command...), w.Args...)
+		w.Args = nil
+	}
+	if len(w.Env) > 0 {
+		env := make(map[string]string, len(w.Env))
+		for k, v := range w.Env {
+			if isSecret(k) {
+				v = ""
+			}
+			env[k] = v
+		}
+		w.Env = env
+	}
+	if len(w.Ports) > 0 {
+		ps := make([]schema.Port, len(w.Ports))
+		for i, port := range w.Ports {
+			port.Name = ""
+			ps[i] = port
+		}
+		w.Ports = ps
+	}
+	cpu, mem := DefaultCPU, DefaultMemoryGB
+	if w.Resources.CPUMillis > 0 {
+		cpu = float64(w.Resources.CPUMillis) / 1000
+	}
+	if w.Resources.MemoryBytes > 0 {
+		mem = memoryGB(w.Resources.MemoryBytes)
+	}
+	w.Resources.CPUMillis, w.Resources.MemoryBytes = int64(math.Round(cpu*1000)), int64(math.Round(mem*gib))
+	if h := w.Health; h != nil && h.Kind() != "tcp" {
+		n := *h
+		n.Interval, n.Timeout = dur(seconds(h.Interval)), dur(seconds(h.Timeout))
+		n.StartPeriod = 0
+		if h.StartPeriod > 0 {
+			n.StartPeriod = dur(seconds(h.StartPeriod))
+		}
+		n.Retries = max(h.Retries, 1)
+		w.Health = &n
+	}
+	return providers.Normalize(w)
+}
+
+// fingerprint is a short hash of a read-back's managed fields (name and replicas left out).
+func fingerprint(w schema.Workload) string {
+	w.Name, w.Replicas, w.Provider = "", 0, ""
+	b, _ := json.Marshal(providers.Normalize(w))
+	return shortHash(string(b), 16)
+}
+
+// sameFields tells whether two read-backs agree on every managed field (name and replicas left out).
+func sameFields(a, b schema.Workload) bool { return fingerprint(a) == fingerprint(b) }
 
 func dur(s *int32) schema.Duration {
 	if s == nil {
@@ -311,10 +387,21 @@ func deref[T any](p *T) T {
 	return *p
 }
 
-// status sums up a group: ready (provisioned, running, every container running), broken (failed, stopped or a
-// terminated container: it must be recreated), or neither (still coming up). state is the runtime's word.
-func status(cg *armcontainerinstance.ContainerGroup) (state string, ready, broken bool) {
-	p := cg.Properties
+// Provisioning states of a container group, as the ACI REST specification defines them
+// (ContainerGroupProvisioningState): in progress, or settled.
+var (
+	// inProgress states end on their own: wait for them (bounded by ReadyTimeout).
+	inProgress = []string{"Accepted", "Pending", "Creating", "Updating", "Deleting", "Repairing", "PreProvisioned"}
+	// brokenStates are settled without the group running: it is replaced. Unhealthy and NotAccessible groups never
+	// recover by themselves; NotSpecified is not a state an operation leaves a group in.
+	brokenStates = []string{"Failed", "Canceled", "Unhealthy", "NotAccessible", "NotSpecified"}
+)
+
+// status sums up a group read with Get (list results carry no instance view): ready (provisioned, running, every
+// container running), broken (in a failed or unhealthy provisioning state, stopped, failed or exited, or with a
+// terminated container: it must be replaced), or neither (still coming up). state is the runtime's word.
+func status(g *cg) (state string, ready, broken bool) {
+	p := g.Properties
 	if p == nil {
 		return "unknown", false, false
 	}
@@ -341,31 +428,33 @@ func status(cg *armcontainerinstance.ContainerGroup) (state string, ready, broke
 		}
 	}
 	switch {
-	case prov == "Failed" || prov == "Canceled" || inst == "Stopped" || inst == "Failed":
+	case slices.Contains(brokenStates, prov):
 		broken = true
-	case prov == "Deleting":
+	case prov == "Succeeded" && (inst == "Stopped" || inst == "Failed" || inst == "Succeeded"):
+		broken = true // stopped by hand, or every container exited (with restartPolicy Always only a stop does that)
+	case slices.Contains(inProgress, prov):
 		broken = false
 	}
 	state = strings.ToLower(cstate)
 	if state == "" {
-		state = strings.ToLower(prov)
+		state = strings.ToLower(inst)
 	}
 	if prov != "Succeeded" && prov != "" {
 		state = strings.ToLower(prov)
 	}
+	if state == "" {
+		state = "unknown"
+	}
 	return state, running && !broken, broken
 }
 
-// transitioning tells whether an operation is in flight on the group.
-func transitioning(cg *armcontainerinstance.ContainerGroup) bool {
-	if cg.Properties == nil {
+// transitioning tells whether an operation is in flight on the group (a state that ends on its own).
+func transitioning(g *cg) bool {
+	if g.Properties == nil {
 		return false
 	}
-	switch deref(cg.Properties.ProvisioningState) {
-	case "Succeeded", "Failed", "Canceled", "":
-		return false
-	}
-	return true
+	prov := deref(g.Properties.ProvisioningState)
+	return prov != "" && prov != "Succeeded" && !slices.Contains(brokenStates, prov)
 }
 
 // errorBody reads the ARM error code and message of a failed response (an error response or a failed operation).

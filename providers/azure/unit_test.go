@@ -67,9 +67,12 @@ func TestSpecRoundTrip(t *testing.T) {
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
-	got := specOf(&back, "aci")
-	want := w
-	want.Replicas = 0
+	got := live(&back, readiness)
+	want := normalize(w)
+	want.Replicas, want.Provider = 0, ""
+	if want.Env["DB_PASSWORD"] != "" || len(want.Command) != 3 || want.Args != nil {
+		t.Errorf("Normalize: secure values read back empty, args join the command: %+v", want)
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("read back:\n got %+v\nwant %+v", got, want)
 	}
@@ -98,6 +101,7 @@ func TestValidate(t *testing.T) {
 		{"cpu step", func(w *schema.Workload) { w.Resources.CPUMillis = 255 }, []string{"resources.cpu"}},
 		{"memory step", func(w *schema.Workload) { w.Resources.MemoryBytes = 100 << 20 }, []string{"resources.memory"}},
 		{"memory too big", func(w *schema.Workload) { w.Resources.MemoryBytes = 32 << 30 }, []string{"resources.memory"}},
+		{"env name", func(w *schema.Workload) { w.Env = map[string]string{"OK_1": "", "my.var": "", "1ST": ""} }, []string{"env.1ST", "env.my.var"}},
 	} {
 		w := base()
 		c.change(&w)
@@ -123,6 +127,7 @@ func TestParseSettings(t *testing.T) {
 		{"subscriptionId": "s", "resourceGroup": "rg"},
 		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "credential": "password"},
 		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "dnsLabelPrefix": "Bad_Prefix"},
+		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "dnsLabelPrefix": "1abc"},
 		{"subscriptionId": "s", "resourceGroup": "rg", "location": "l", "endpoint": "ftp://x"},
 		{"subscriptionId": 3, "resourceGroup": "rg", "location": "l"},
 	} {

@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -216,6 +215,21 @@ func (s *Server) StopGroup(sub, rg, name string) bool {
 	g := s.groups[key(sub, rg, name)]
 	if g != nil {
 		g.stopped = true
+	}
+	return g != nil
+}
+
+// SetState sets a group's provisioning state out of band, as the platform does when it marks a group Unhealthy,
+// NotAccessible or Repairing. state must be one of ProvisioningStates; it reports whether the group exists.
+func (s *Server) SetState(sub, rg, name, state string) bool {
+	if !slices.Contains(ProvisioningStates, state) {
+		panic(fmt.Sprintf("aciemu: %q is not a container group provisioning state (%v)", state, ProvisioningStates))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[key(sub, rg, name)]
+	if g != nil {
+		g.state = state
 	}
 	return g != nil
 }
@@ -492,7 +506,7 @@ func (s *Server) list(w http.ResponseWriter, rt route) {
 			g.hidden--
 			continue
 		}
-		value = append(value, s.render(g))
+		value = append(value, s.renderList(g))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"value": value})
 }
@@ -520,19 +534,14 @@ func (s *Server) del(w http.ResponseWriter, rt route, base string) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-var (
-	nameRE    = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
-	badTagKey = regexp.MustCompile(`[<>%&\\?/]`)
-)
-
 func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) {
 	var cg armcontainerinstance.ContainerGroup
 	if err := json.Unmarshal(body, &cg); err != nil {
 		armError(w, http.StatusBadRequest, "InvalidRequestContent", "The request content was invalid and could not be deserialized: "+err.Error())
 		return
 	}
-	if code, msg := s.validate(rt.name, &cg); code != "" {
-		armError(w, http.StatusBadRequest, code, msg)
+	if e := s.validate(rt.name, &cg); e != nil {
+		armError(w, http.StatusBadRequest, e.code, e.msg)
 		return
 	}
 	cg.ID, cg.Name, cg.Type = nil, nil, nil
@@ -540,7 +549,7 @@ func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) 
 	k := key(rt.sub, rt.rg, rt.name)
 	g := s.groups[k]
 	switch {
-	case g != nil && string(g.canon) == string(canon) && g.state != "Failed" && g.state != "Deleting":
+	case g != nil && string(g.canon) == string(canon) && !brokenState(g.state) && g.state != "Deleting":
 		// Idempotent repeat: same answer, no new operation.
 		if g.op != "" {
 			s.opHeaders(w.Header(), base, g, s.ops[g.op])
@@ -550,6 +559,11 @@ func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) 
 	case g != nil && g.op != "":
 		armError(w, http.StatusConflict, "Conflict", "The container group '"+rt.name+"' is in a transitioning state; retry after the operation completes.")
 		return
+	case g != nil:
+		if e := validateUpdate(rt.name, &g.spec, &cg); e != nil {
+			armError(w, http.StatusBadRequest, e.code, e.msg)
+			return
+		}
 	}
 	status := http.StatusOK
 	if g == nil {
@@ -567,63 +581,28 @@ func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) 
 	writeJSON(w, status, s.render(g))
 }
 
-func (s *Server) validate(name string, cg *armcontainerinstance.ContainerGroup) (code, msg string) {
-	if !nameRE.MatchString(name) || strings.Contains(name, "--") {
-		return "InvalidContainerGroupName", fmt.Sprintf("The container group name '%s' is invalid. A container group name must "+
-			"contain no more than 63 characters and must match the regex '[a-z0-9]([-a-z0-9]*[a-z0-9])?' (e.g. 'my-name').", name)
-	}
-	if deref(cg.Location) == "" {
-		return "LocationRequired", "The location property is required for this definition."
-	}
-	for k, v := range cg.Tags {
-		if badTagKey.MatchString(k) || len(k) > 512 {
-			return "InvalidTagNameCharacters", fmt.Sprintf("The tag names '%s' have reserved characters '<,>,%%,&,\\,?,/' or control characters.", k)
-		}
-		if v != nil && len(*v) > 256 {
-			return "InvalidTagValueLength", fmt.Sprintf("The tag value for tag name '%s' exceeds the maximum length of 256 characters.", k)
+// renderList is a group as ListByResourceGroup answers it: the GET view without the group's instanceView and
+// without the containers' instanceView (current and previous state, restart count, events). The specification's
+// list model (ListResultContainerGroupProperties) has no instanceView; the real service leaves the containers'
+// one out of list results as well.
+func (s *Server) renderList(g *group) armcontainerinstance.ContainerGroup {
+	out := s.render(g)
+	out.Properties.InstanceView = nil
+	for _, c := range out.Properties.Containers {
+		if c != nil && c.Properties != nil {
+			c.Properties.InstanceView = nil
 		}
 	}
-	p := cg.Properties
-	if p == nil || len(p.Containers) == 0 || p.OSType == nil {
-		return "InvalidRequestContent", "The request content was invalid: properties.containers and properties.osType are required."
-	}
-	seen := map[int32]bool{}
-	for _, c := range p.Containers {
-		if c == nil || c.Properties == nil || deref(c.Name) == "" || deref(c.Properties.Image) == "" {
-			return "InvalidRequestContent", "The request content was invalid: each container needs a name and an image."
-		}
-		img := *c.Properties.Image
-		if s.opts.Images != nil && !slices.Contains(s.opts.Images, img) {
-			return "InaccessibleImage", fmt.Sprintf("The image '%s' in container group '%s' is not accessible. Please check the image and registry credential.", img, name)
-		}
-		rr := c.Properties.Resources
-		if rr == nil || rr.Requests == nil || rr.Requests.CPU == nil || rr.Requests.MemoryInGB == nil {
-			return "InvalidRequestContent", "The request content was invalid: container '" + *c.Name + "' needs resources.requests.cpu and memoryInGB."
-		}
-		cpu, mem := *rr.Requests.CPU, *rr.Requests.MemoryInGB
-		if cpu < 0.01 || cpu > 4 || !steps(cpu, 100) || mem < 0.1 || mem > 16 || !steps(mem, 10) {
-			return "ResourceRequestsNotSupported", fmt.Sprintf("The requested resource with '%g' CPU and '%g' GB memory is not supported in location '%s'.",
-				cpu, mem, deref(cg.Location))
-		}
-		for _, port := range c.Properties.Ports {
-			if port != nil && port.Port != nil {
-				seen[*port.Port] = true
-			}
-		}
-	}
-	if ip := p.IPAddress; ip != nil {
-		for _, port := range ip.Ports {
-			if port == nil || port.Port == nil || !seen[*port.Port] {
-				return "InvalidIpAddressPorts", "The ports in the IP address of container group '" + name + "' must be exposed by a container."
-			}
-		}
-	}
-	return "", ""
+	return out
 }
 
-func steps(v float64, per int) bool {
-	x := v * float64(per)
-	return math.Abs(x-math.Round(x)) < 1e-6
+// brokenState tells whether a provisioning state is terminal without the group running: a PUT starts over.
+func brokenState(state string) bool {
+	switch state {
+	case "Failed", "Canceled", "Unhealthy", "NotAccessible":
+		return true
+	}
+	return false
 }
 
 // render is the GET view of a group: server fields filled, secure values removed.
@@ -668,13 +647,6 @@ func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
 		}
 	}
 	return out
-}
-
-func deref(p *string) string {
-	if p == nil {
-		return ""
-	}
-	return *p
 }
 
 func compact(b []byte) json.RawMessage {
