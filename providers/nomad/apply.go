@@ -4,14 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"strings"
 
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/berth-dev/berth/providers"
 )
 
-// Apply converges one workload: it reads the job, registers the mapped job when the spec hash or the count
-// differ (compare-and-set on the job's JobModifyIndex, 0 for a create; a lost race re-reads and decides again),
+// Apply converges one workload: it reads the job, registers the mapped job when the spec hash or any field berth
+// manages differs from the desired workload as the job reads it back (a hand edit keeps the hash meta; meta keys
+// of others are kept) (compare-and-set on the job's JobModifyIndex, 0 for a create; a lost race re-reads and decides again),
 // then waits until the deployment of the job's version is no longer running and exactly Replicas allocations of
 // that version run healthy. A failed deployment (Nomad auto-reverts it) is a permanent error. Nomad itself
 // reschedules failed or stopped allocations (drift); Apply waits for that too.
@@ -29,19 +32,21 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		if job != nil && !k.owns(job.Meta) {
 			return providers.Permanent(p.notOwned(id, k))
 		}
-		if job != nil && upToDate(job, d) {
+		if job != nil && p.upToDate(k, job, d) {
 			jmi = deref(job.JobModifyIndex)
 			break
 		}
 		var index uint64
+		reg := want
 		if job != nil {
 			index = deref(job.JobModifyIndex)
+			reg = keepForeignMeta(want, job)
 		}
 		log.InfoContext(ctx, "registering nomad job", "job", id, "enforceIndex", index, "count", d.Workload.Replicas)
 		var resp *api.JobRegisterResponse
 		err = p.call(ctx, "Jobs.Register", 0, func(ctx context.Context) error {
 			var err error
-			resp, _, err = p.client.Jobs().EnforceRegister(want, index, p.write(ctx))
+			resp, _, err = p.client.Jobs().EnforceRegister(reg, index, p.write(ctx))
 			return err
 		})
 		if errors.Is(err, errConflict) && attempt < p.RetryAttempts {
@@ -65,9 +70,17 @@ func (p *Provider) notOwned(id string, k wkey) error {
 		id, k.Instance, k.Environment, k.Target)
 }
 
-// upToDate tells whether a running job already carries d's spec and count.
-func upToDate(job *api.Job, d providers.Desired) bool {
-	return !deref(job.Stop) && job.Meta[providers.LabelSpecHash] == d.SpecHash && groupCount(job) == d.Workload.Replicas
+// keepForeignMeta is want with the live job's meta keys that are not berth's (another tool's, an operator's)
+// carried over: a register replaces the whole job, and berth does not manage them.
+func keepForeignMeta(want, job *api.Job) *api.Job {
+	c := *want
+	c.Meta = maps.Clone(want.Meta)
+	for k, v := range job.Meta {
+		if !strings.HasPrefix(k, "berth.dev/") {
+			c.Meta[k] = v
+		}
+	}
+	return &c
 }
 
 func groupCount(job *api.Job) int {
@@ -89,7 +102,7 @@ func deref[T any](p *T) T {
 func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d providers.Desired, jmi uint64) error {
 	var index uint64
 	for {
-		why, next, err := p.convergedWhy(ctx, id, d, jmi, index)
+		why, next, err := p.convergedWhy(ctx, k, id, d, jmi, index)
 		if err != nil || why == "" {
 			return err
 		}
@@ -105,7 +118,7 @@ func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d provi
 
 // convergedWhy says why the job is not converged yet ("" when it is); next is the allocations' index for the next
 // blocking query. A failed deployment of the job's version is a permanent error.
-func (p *Provider) convergedWhy(ctx context.Context, id string, d providers.Desired, jmi, index uint64) (string, uint64, error) {
+func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d providers.Desired, jmi, index uint64) (string, uint64, error) {
 	job, err := p.info(ctx, id)
 	if err != nil {
 		return "", index, err
@@ -113,7 +126,7 @@ func (p *Provider) convergedWhy(ctx context.Context, id string, d providers.Desi
 	if job == nil {
 		return "", index, fmt.Errorf("nomad job %s disappeared while berth waited for it", id)
 	}
-	if deref(job.JobModifyIndex) != jmi && !upToDate(job, d) {
+	if deref(job.JobModifyIndex) != jmi && !p.upToDate(k, job, d) {
 		if dep := p.deploymentOf(ctx, id, jmi); dep != nil && dep.Status == api.DeploymentStatusFailed {
 			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s failed: %s", id, short(dep.ID),
 				dep.StatusDescription))

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/nomad/api"
+
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/providers/nomad/nomademu"
@@ -15,8 +17,9 @@ import (
 )
 
 // TestConformance runs the shared provider suite with the real Nomad API client against the emulator: drift as an
-// allocation dying (KillAlloc) and an operator's `nomad alloc stop` (StopAlloc), look-alikes as jobs without berth
-// meta, faults as 500s, 429s and lost compare-and-sets.
+// allocation dying (KillAlloc) and an operator's `nomad alloc stop` (StopAlloc), field drift as `nomad job run` of
+// the live job with one field edited (and `nomad job scale`), an unmanaged change as a meta key of someone else's,
+// look-alikes as jobs without berth meta, faults as 500s, 429s and lost compare-and-sets.
 func TestConformance(t *testing.T) {
 	hermetic(t)
 	emu := emulator(t)
@@ -62,6 +65,40 @@ func TestConformance(t *testing.T) {
 			emu.CreateLookAlike(testNamespace, n, 1)
 			return func() bool { return emu.JobExists(testNamespace, n) }
 		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage: run(emu, name, func(j *api.Job) {
+				task(j).Config["image"] = "registry.example/berth-app:hand"
+			}),
+			conformance.TamperCommand: run(emu, name, func(j *api.Job) { task(j).Config["entrypoint"] = []string{"/bin/sh"} }),
+			conformance.TamperArgs:    run(emu, name, func(j *api.Job) { task(j).Config["args"] = []string{"debug"} }),
+			conformance.TamperEnv:     run(emu, name, func(j *api.Job) { task(j).Env["GREETING"] = "by hand" }),
+			conformance.TamperPorts: run(emu, name, func(j *api.Job) {
+				j.TaskGroups[0].Networks[0].ReservedPorts[0].Value = 9090
+			}),
+			conformance.TamperHealth: run(emu, name, func(j *api.Job) {
+				j.TaskGroups[0].Services[0].Checks[0].CheckRestart.Limit = 9
+			}),
+			conformance.TamperResources: run(emu, name, func(j *api.Job) { task(j).Resources.MemoryMB = new(1024) }),
+			conformance.TamperReplicas: func(ctx context.Context, t *testing.T, workload string) {
+				jobs := operator(t, emu).Jobs()
+				j, _, err := jobs.Info(name(workload), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				// `nomad job scale`
+				if _, _, err := jobs.Scale(name(workload), *j.TaskGroups[0].Name, new(*j.TaskGroups[0].Count+1),
+					"by hand", false, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			},
+		},
+		Unmanaged: func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+			run(emu, name, func(j *api.Job) { j.Meta["team"] = "payments" })(ctx, t, workload)
+			return func(ctx context.Context) (bool, error) {
+				j, _, err := operator(t, emu).Jobs().Info(name(workload), nil)
+				return err == nil && j.Meta["team"] == "payments", err
+			}
+		},
 		Faults: func(n int) { // one of each kind, the rest lost compare-and-sets
 			emu.Fail(1, nomademu.ServerError)
 			emu.Fail(1, nomademu.RateLimited)
@@ -70,3 +107,31 @@ func TestConformance(t *testing.T) {
 		Timeout: 60 * time.Second,
 	})
 }
+
+// operator is a Nomad client as an operator's CLI would hold it.
+func operator(t *testing.T, emu *nomademu.Server) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(&api.Config{Address: emu.URL(), SecretID: testToken, Namespace: testNamespace, Region: "global"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// run is a Tamper hook doing what `nomad job run` of the edited job does: the live job, one field changed,
+// registered again (against its modify index, as `nomad job run -check-index` would).
+func run(emu *nomademu.Server, name func(string) string, edit func(*api.Job)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		jobs := operator(t, emu).Jobs()
+		j, _, err := jobs.Info(name(workload), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(j)
+		if _, _, err := jobs.EnforceRegister(j, *j.JobModifyIndex, nil); err != nil {
+			t.Fatalf("nomad job run: %v", err)
+		}
+	}
+}
+
+func task(j *api.Job) *api.Task { return j.TaskGroups[0].Tasks[0] }

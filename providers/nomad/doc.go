@@ -7,8 +7,19 @@
 // port, dynamic otherwise, `to` the container port, the labels in config.ports), a group service with the health
 // check (http and tcp on Nomad's own service provider, a command as a Consul script check), an update stanza
 // (max_parallel 1, health_check "checks" or "task_states", min_healthy_time, healthy_deadline, progress_deadline,
-// auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels, the spec hash and the spec
-// (MetaSpec). Register always enforces the index (the job's JobModifyIndex, 0 for a create): a lost race re-reads.
+// auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels and the spec hash. Register
+// always enforces the index (the job's JobModifyIndex, 0 for a create): a lost race re-reads. Meta keys outside
+// berth.dev/ that someone else added to the job are carried over into every register; other fields berth never
+// sets (priority, constraints) are replaced by a register, which berth only makes when a managed field differs.
+//
+// Read-back: List and Apply read every managed field from the live job (live), never from a copy berth stored:
+// the docker task's image, entrypoint, args and env, CPU (MHz, or reserved cores × 1000 millis) and MemoryMB, the
+// group network's ports (static = public with the static value as host port, dynamic = internal), the group
+// service's first check (type, path, port by label, interval, timeout, check_restart limit and grace) and the
+// group's count. The read-back is lossy, so the provider is a providers.Normalizer: CPU in whole MHz and memory in
+// whole MB, Nomad's defaults (100 MHz, 300 MB) for unset resources, ports without a protocol and named by their
+// Nomad label, no start period without retries. Nomad keeps no side object for a job (the service registrations
+// are Nomad's own, remade by its clients), so nothing is ever reported Missing.
 //
 // Non-goals: canaries and blue/green, Consul Connect, volumes, constraints and affinities, autoscaling, Vault,
 // multi-region jobs; namespaces and ACL tokens are created by the operator.
@@ -19,7 +30,7 @@
 // Main loop of Apply, in a sketch:
 //
 //	job := Info(id)                      // ours, nil, or someone else's (a permanent error)
-//	if job is not running our spec hash and count {
+//	if job is stopped, or its hash meta or any managed field (live(job)) differs from the desired workload {
 //	    Register(job', EnforceIndex, job.JobModifyIndex)   // conflict → read again
 //	}
 //	loop: Info (changed under us? a failed deployment → providers.Permanent),
@@ -30,5 +41,6 @@
 // Delete is Deregister with purge, then waiting until the job is gone. List is one prefix listing with meta, then
 // per owned job Info, LatestDeployment, Allocations (and Versions once per old version seen). Plan (an optional
 // capability) is Nomad's plan with diff. Every call goes through one retry layer: 5xx, 429, 408, 409 and transport
-// failures are retried with capped exponential backoff and jitter; 4xx answers are providers.Permanent.
+// failures are retried with capped exponential backoff and jitter; 4xx answers, and the 500 with a multi-error
+// body that Nomad answers a job its validation refuses, are providers.Permanent.
 package nomad

@@ -2,14 +2,12 @@ package nomad
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sort"
 
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/berth-dev/berth/providers"
-	"github.com/berth-dev/berth/schema"
 )
 
 // List finds owner's workloads on target: the jobs whose ID starts with berth-<instance>-<env>- (GET /v1/jobs
@@ -56,7 +54,8 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	return obs, nil
 }
 
-// observe reads one owned job's allocations and spec; ok is false when the job vanished meanwhile.
+// observe reads one owned job's allocations and its live spec (the job's own fields, see live); ok is false when
+// the job vanished meanwhile.
 func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job) (providers.Observed, bool, error) {
 	o := providers.Observed{Workload: k.Workload, Target: k.Target}
 	if job == nil {
@@ -78,7 +77,6 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 		return o, false, err
 	}
 	votes := map[string]int{}
-	running := 0
 	for _, a := range allocs {
 		if !isLive(a) {
 			continue
@@ -97,9 +95,6 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 		case dep != nil && a.JobVersion == dep.JobVersion && !terminal(dep.Status):
 			r.Health = "starting" // placed by a deployment that has not judged it yet
 		}
-		if r.Running {
-			running++
-		}
 		votes[hash]++
 		o.Replicas = append(o.Replicas, r)
 	}
@@ -115,15 +110,7 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 			o.SpecHash = h
 		}
 	}
-	if s := job.Meta[MetaSpec]; s != "" {
-		var w schema.Workload
-		if err := json.Unmarshal([]byte(s), &w); err != nil {
-			p.log.WarnContext(ctx, "unreadable spec meta", "env", k.Environment, "workload", k.Workload, "job", id, "err", err)
-		} else {
-			o.Spec = w
-		}
-	}
-	o.Spec.Name, o.Spec.Provider, o.Spec.Replicas = k.Workload, k.Target, running
+	o.Spec = live(k, job)
 	return o, true, nil
 }
 

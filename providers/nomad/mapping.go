@@ -3,7 +3,6 @@ package nomad
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -16,9 +15,6 @@ import (
 
 // Names, meta keys and mapping constants beyond the shared ownership labels of package providers.
 const (
-	// MetaSpec is the job meta key holding the applied workload as JSON (without replicas, which is the group's
-	// count): List reads it back for diffs.
-	MetaSpec = "berth.dev/spec"
 	// GroupName and TaskName name the one group and the one docker task of every job.
 	GroupName = "app"
 	TaskName  = "app"
@@ -27,6 +23,9 @@ const (
 	MHzPerCPU = 1000
 	// MinMemoryMB is Nomad's smallest task memory.
 	MinMemoryMB = 10
+	// minCheckInterval and minCheckTimeout are the shortest check interval and timeout Nomad accepts.
+	minCheckInterval = time.Second
+	minCheckTimeout  = time.Second
 	// maxIDLen bounds job IDs (Nomad allows more; names stay readable in the UI and in allocation names).
 	maxIDLen = 128
 	// maxServiceLen is the longest service name (a DNS label).
@@ -101,16 +100,6 @@ func serviceName(id string) string {
 func (k wkey) owns(meta map[string]string) bool {
 	return meta[providers.LabelInstance] == k.Instance && meta[providers.LabelEnvironment] == k.Environment &&
 		meta[providers.LabelTarget] == k.Target && meta[providers.LabelWorkload] == k.Workload
-}
-
-// specJSON is the workload as stored in MetaSpec: replicas, provider and positions left out.
-func specJSON(w schema.Workload) string {
-	w.Replicas, w.Provider, w.Pos = 0, "", nil
-	b, err := json.Marshal(w)
-	if err != nil {
-		panic("nomad: encoding a workload: " + err.Error()) // plain data
-	}
-	return string(b)
 }
 
 func memoryMB(bytes int64) int { return int((bytes + (1<<20 - 1)) >> 20) }
@@ -233,7 +222,6 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) *api.Job {
 			providers.LabelTarget:      k.Target,
 			providers.LabelWorkload:    k.Workload,
 			providers.LabelSpecHash:    d.SpecHash,
-			MetaSpec:                   specJSON(w),
 		},
 	}
 	if len(p.set.datacenters) > 0 {

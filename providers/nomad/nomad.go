@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -194,6 +195,26 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 		out = append(out, providers.Problem{Field: "resources.memory",
 			Message: fmt.Sprintf("Nomad's minimum task memory is %d MB; %d bytes is too little", MinMemoryMB, m)})
 	}
+	if h := w.Health; h != nil {
+		if h.Interval.D() < minCheckInterval {
+			out = append(out, providers.Problem{Field: "health.interval",
+				Message: fmt.Sprintf("Nomad's shortest check interval is %s", minCheckInterval)})
+		}
+		if h.Timeout.D() < minCheckTimeout {
+			out = append(out, providers.Problem{Field: "health.timeout",
+				Message: fmt.Sprintf("Nomad's shortest check timeout is %s", minCheckTimeout)})
+		}
+	}
+	labels := map[string]int{}
+	for i, pt := range w.Ports {
+		l := portLabel(pt)
+		if j, dup := labels[l]; dup {
+			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d]", i),
+				Message: fmt.Sprintf("ports[%d] and ports[%d] map to the same Nomad port label %q (Nomad ports carry "+
+					"no protocol: name them apart or declare the port once)", j, i, l)})
+		}
+		labels[l] = i
+	}
 	seen := map[int]int{}
 	for i, pt := range w.Ports {
 		if !pt.Public {
@@ -231,12 +252,18 @@ var errConflict = errors.New("job modified concurrently")
 // enforcePrefix starts Nomad's answer to a register whose EnforceIndex does not match.
 const enforcePrefix = "Enforcing job modify index"
 
+// validationBody matches Nomad's answer to a job its validation refuses: HTTP 500 (the RPC error is not a coded
+// one) with a go-multierror list as the plain body.
+var validationBody = regexp.MustCompile(`^\d+ errors? occurred:`)
+
 func classify(err error) errClass {
 	var ue api.UnexpectedResponseError
 	if errors.As(err, &ue) && ue.HasStatusCode() {
 		switch code := ue.StatusCode(); {
 		case strings.Contains(ue.Body(), enforcePrefix):
 			return classConflict
+		case code >= 500 && validationBody.MatchString(strings.TrimSpace(ue.Body())):
+			return classPermanent // a job Nomad's validation refused: 500, but no retry will pass
 		case code == http.StatusNotFound:
 			return classNotFound
 		case code == http.StatusConflict, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout, code >= 500:
@@ -304,7 +331,8 @@ func (p *Provider) info(ctx context.Context, id string) (*api.Job, error) {
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
-	_ providers.Closer    = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.Normalizer = (*Provider)(nil)
+	_ providers.Closer     = (*Provider)(nil)
 )

@@ -3,9 +3,12 @@ package nomad_test
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/nomad/api"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/nomad/nomademu"
@@ -45,8 +48,9 @@ func TestErrors(t *testing.T) {
 		bad := w
 		bad.Image = ""
 		err := p.Apply(testCtx(t), desired(owner, "nomad", bad))
-		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "image is required") {
-			t.Fatalf("Apply of a job without image: %v, want a permanent 400", err)
+		if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "image is required") ||
+			!strings.Contains(err.Error(), "500") {
+			t.Fatalf("Apply of a job without image: %v, want Nomad's validation refusal (a 500) as permanent", err)
 		}
 	})
 	t.Run("transient budget", func(t *testing.T) {
@@ -141,5 +145,95 @@ func TestPlan(t *testing.T) {
 	}
 	if n := len(emu.LiveAllocs(testNamespace, "berth-berth-prod-web")); n != before {
 		t.Fatalf("Plan changed what runs: %d allocations, then %d", before, n)
+	}
+}
+
+// TestReadBack: what List reads from the live job equals the desired workload in the provider's read-back form, for
+// the mappings that lose something (defaults, MB rounding, port labels, a check on an undeclared port, a script
+// check): an untouched workload plans empty.
+func TestReadBack(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "nomad")
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	ctx := testCtx(t)
+	for _, c := range []struct {
+		name string
+		edit func(*schema.Workload)
+	}{
+		{"reference", func(*schema.Workload) {}},
+		{"no resources", func(w *schema.Workload) { w.Resources = schema.Resources{} }},
+		{"odd memory", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 1500, MemoryBytes: 128e6} }},
+		{"unnamed and internal ports", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 8080, Public: true}, {Name: "metrics-port", Port: 9100, Protocol: "udp"}}
+		}},
+		{"check on an undeclared port", func(w *schema.Workload) {
+			w.Health.HTTP = nil
+			w.Health.TCP = &schema.TCPCheck{Port: 8081}
+		}},
+		{"script check", func(w *schema.Workload) {
+			w.Health.HTTP, w.Health.Command = nil, []string{"/app", "healthcheck", "--quick"}
+			w.Health.StartPeriod = schema.Duration(10 * time.Second)
+		}},
+		{"command and no health", func(w *schema.Workload) { w.Command, w.Health = []string{"/bin/app", "-v"}, nil }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			w := referenceWorkload(strings.ReplaceAll(c.name, " ", "-"))
+			c.edit(&w)
+			if err := p.Apply(ctx, desired(owner, "nomad", w)); err != nil {
+				t.Fatal(err)
+			}
+			obs, err := p.List(ctx, owner, "nomad")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range obs {
+				if o.Workload != w.Name {
+					continue
+				}
+				want := providers.Normalize(p.Normalize(providers.Normalize(w)))
+				got := providers.Normalize(o.Spec)
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("read back\n%+v\nwant\n%+v", got, want)
+				}
+				return
+			}
+			t.Fatalf("%s not listed", w.Name)
+		})
+	}
+}
+
+// TestRepairKeepsForeignMeta: a field edited by hand is put back by Apply although the hash meta still matches, and
+// the meta key someone else added survives the register.
+func TestRepairKeepsForeignMeta(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "nomad")
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	ctx := testCtx(t)
+	w := referenceWorkload("web")
+	if err := p.Apply(ctx, desired(owner, "nomad", w)); err != nil {
+		t.Fatal(err)
+	}
+	c, err := api.NewClient(&api.Config{Address: emu.URL(), SecretID: testToken, Namespace: testNamespace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j, _, err := c.Jobs().Info("berth-berth-prod-web", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Meta["team"] = "payments"
+	j.TaskGroups[0].Tasks[0].Env["GREETING"] = "by hand"
+	if _, _, err := c.Jobs().Register(j, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(ctx, desired(owner, "nomad", w)); err != nil {
+		t.Fatal(err)
+	}
+	j, _, err = c.Jobs().Info("berth-berth-prod-web", nil)
+	if err != nil || j.TaskGroups[0].Tasks[0].Env["GREETING"] != "hello" || j.Meta["team"] != "payments" {
+		t.Fatalf("after the repair: env %v, meta %v, %v; want GREETING put back and team kept", j.TaskGroups[0].Tasks[0].Env,
+			j.Meta, err)
 	}
 }

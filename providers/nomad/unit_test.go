@@ -3,6 +3,7 @@ package nomad
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -100,7 +101,14 @@ func TestValidate(t *testing.T) {
 	for _, pr := range p.Validate(w) {
 		got[pr.Field] = true
 	}
-	for _, f := range []string{"health.command", "resources.memory", "ports[1].hostPort"} {
+	w2 := w
+	w2.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}, Interval: schema.Duration(500 * time.Millisecond)}
+	w2.Ports = append(w2.Ports, schema.Port{Port: 80, Protocol: "udp"})
+	for _, pr := range p.Validate(w2) {
+		got[pr.Field] = true
+	}
+	for _, f := range []string{"health.command", "resources.memory", "ports[1].hostPort", "health.interval",
+		"health.timeout", "ports[2]"} {
 		if !got[f] {
 			t.Errorf("Validate did not report %s: %v", f, got)
 		}

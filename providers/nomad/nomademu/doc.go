@@ -4,7 +4,9 @@
 //
 // Endpoints: PUT /v1/jobs (register, with EnforceIndex), GET /v1/jobs (?prefix=, ?meta=true), GET /v1/job/:id,
 // GET /v1/job/:id/allocations, GET /v1/job/:id/deployment (the latest), GET /v1/job/:id/deployments,
-// GET /v1/job/:id/versions, PUT /v1/job/:id/plan (diff), DELETE /v1/job/:id (?purge=true).
+// GET /v1/job/:id/versions, PUT /v1/job/:id/plan (diff), PUT /v1/job/:id/scale (`nomad job scale`: a new version
+// with the count changed, in place; 400 "job scaling blocked due to active deployment" while one runs),
+// DELETE /v1/job/:id (?purge=true).
 //
 // Behaviour that matters to a provider:
 //   - Every answer carries X-Nomad-Index (one raft-like index for all state), X-Nomad-KnownLeader and
@@ -26,8 +28,28 @@
 //   - Faults: Fail(n, kind): ServerError (500) and RateLimited (429) on the next n requests, Conflict (500 with
 //     the enforce-index message, as if another writer had just registered) on the next n registers.
 //   - ACL: with Options.Token set, a request without that X-Nomad-Token answers 403 "Permission denied".
+//   - Register and plan canonicalize the job as the agent does (api.Job.Canonicalize: 100 MHz and 300 MB for
+//     unset resources, the job's update block merged into the group's, service and check defaults), so a job read
+//     back carries what Nomad would fill in; then they validate it as the server's validators do, for the fields
+//     berth sends, and answer a refusal as Nomad does: HTTP 500 (the RPC error is not a coded one) with the
+//     go-multierror text as a plain body ("1 error occurred:\n\t* Task group app validation failed: ..."). Checked:
+//     job type (the api package's JobType constants), priority 1..100, group count >= 0, task name and driver,
+//     resources (api.MinResources: CPU >= 1 MHz, MemoryMB >= 10; cpu and cores not both; memory_max >= memory),
+//     network ports (static 1..65535 and unique, labels unique, `to` >= -1), services (an RFC 1123 name, provider
+//     consul or nomad, port labels that exist), checks (types per provider: http and tcp on nomad, grpc, http,
+//     script and tcp on consul; an http check's relative path, a script's command; interval and timeout set and
+//     at least 1s; check_restart limit and grace >= 0) and the update block (health_check checks, task_states or
+//     manual; max_parallel and canary >= 0; min_healthy_time < healthy_deadline < progress_deadline when set;
+//     stagger > 0).
 //
 // Simplified: one region, one node, no evaluations to read, no canaries, no Consul; service checks are not run (a
 // deployment's allocations turn healthy after HealthySteps); the X-Nomad-Index is global, not per table; plan
 // diffs are field-level at job level only; a deregister without purge keeps the job as stopped (dead).
+//
+// Where the official definition is silent or is not the server's: Nomad validates a driver's config on the
+// client, not at register (a docker task without an image is accepted and its allocations fail); the emulator
+// refuses it at register instead. Driver names are not checked (Nomad accepts any and leaves the placement
+// blocked when no node has the driver). The wording of the wrappers around the validators' messages ("Task group
+// %s validation failed", "Service[%d] %s validation failed") follows the server's structs as read, not a
+// documented contract; only the status, the plain body and the multi-error list form are relied upon.
 package nomademu

