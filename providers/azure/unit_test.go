@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/azure/aciemu"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -133,6 +136,75 @@ func TestParseSettings(t *testing.T) {
 	} {
 		if _, err := ParseSettings(schema.Target{Name: "a", Settings: bad}); err == nil {
 			t.Errorf("settings %v accepted", bad)
+		}
+	}
+}
+
+// TestStates: every provisioning state the specification defines is classified: Succeeded, in progress (waited
+// for), or broken (replaced). Unhealthy and NotAccessible are broken, never an operation in progress.
+func TestStates(t *testing.T) {
+	for _, st := range aciemu.ProvisioningStates {
+		g := &cg{Properties: &armcontainerinstance.ContainerGroupPropertiesProperties{ProvisioningState: ptr(st)}}
+		_, ready, broken := status(g)
+		inFlight := transitioning(g)
+		switch {
+		case ready:
+			t.Errorf("%s without an instance view reads as ready", st)
+		case st == "Succeeded" && (inFlight || broken):
+			t.Errorf("Succeeded: in flight %v, broken %v", inFlight, broken)
+		case st != "Succeeded" && inFlight == broken:
+			t.Errorf("%s: in flight %v, broken %v: want exactly one", st, inFlight, broken)
+		case (st == "Unhealthy" || st == "NotAccessible") && !broken:
+			t.Errorf("%s is not treated as broken", st)
+		}
+	}
+	running := func(inst, container string) *cg {
+		return &cg{Properties: &armcontainerinstance.ContainerGroupPropertiesProperties{ProvisioningState: ptr("Succeeded"),
+			InstanceView: &armcontainerinstance.ContainerGroupPropertiesInstanceView{State: ptr(inst)},
+			Containers: []*armcontainerinstance.Container{{Properties: &armcontainerinstance.ContainerProperties{
+				InstanceView: &armcontainerinstance.ContainerPropertiesInstanceView{CurrentState: &armcontainerinstance.ContainerState{State: ptr(container)}}}}}}}
+	}
+	for _, c := range []struct {
+		inst, container string
+		ready, broken   bool
+	}{{"Running", "Running", true, false}, {"Pending", "Waiting", false, false}, {"Stopped", "Terminated", false, true},
+		{"Failed", "Terminated", false, true}, {"Running", "Terminated", false, true}} {
+		if _, ready, broken := status(running(c.inst, c.container)); ready != c.ready || broken != c.broken {
+			t.Errorf("instance %s, container %s: ready %v broken %v, want %v %v", c.inst, c.container, ready, broken, c.ready, c.broken)
+		}
+	}
+}
+
+// TestRepair: a live group that drifted is updated in place, except for what ACI changes only by recreating
+// (CPU, memory, restart policy, IP address type): that is never sent as an update, which the service refuses.
+func TestRepair(t *testing.T) {
+	w := schema.Workload{Name: "web", Image: "img:1", Command: []string{"/app"}, Env: map[string]string{"A": "1"},
+		Ports: []schema.Port{{Port: 80, Protocol: "tcp", Public: true}}, Resources: schema.Resources{CPUMillis: 500, MemoryBytes: 1 << 30},
+		Health: &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}, Interval: schema.Duration(time.Second), Timeout: schema.Duration(time.Second), Retries: 2}}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: w, SpecHash: "abcdef"}
+	k := wkey{"i", "e", "t", "web"}
+	for _, c := range []struct {
+		name   string
+		change func(g *cg)
+		want   int
+	}{
+		{"untouched", func(*cg) {}, noRepair},
+		{"foreign tag", func(g *cg) { g.Tags["owner"] = ptr("ops") }, noRepair},
+		{"image", func(g *cg) { g.Properties.Containers[0].Properties.Image = ptr("img:2") }, update},
+		{"env", func(g *cg) { g.Properties.Containers[0].Properties.EnvironmentVariables[0].Value = ptr("2") }, update},
+		{"liveness only", func(g *cg) { g.Properties.Containers[0].Properties.LivenessProbe.PeriodSeconds = ptr[int32](9) }, update},
+		{"dns label", func(g *cg) { g.Properties.IPAddress.DNSNameLabel = nil }, update},
+		{"memory", func(g *cg) { g.Properties.Containers[0].Properties.Resources.Requests.MemoryInGB = ptr(2.0) }, recreate},
+		{"cpu", func(g *cg) { g.Properties.Containers[0].Properties.Resources.Requests.CPU = ptr(1.0) }, recreate},
+		{"ip address removed", func(g *cg) { g.Properties.IPAddress = nil }, recreate},
+	} {
+		want := groupFor(k, d, 0, "westeurope", "px")
+		b, _ := json.Marshal(want)
+		var g cg
+		_ = json.Unmarshal(b, &g)
+		c.change(&g)
+		if got := repair(&g, &want); got != c.want {
+			t.Errorf("%s: repair %d, want %d", c.name, got, c.want)
 		}
 	}
 }
