@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/docker/proxy"
+	"github.com/berth-dev/berth/schema"
 )
 
 // Apply converges one workload to d, make-before-break, one replica at a time. See providers.Provider.
@@ -36,9 +37,14 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := p.claimPorts(k, pub); err != nil {
 		return err
 	}
-	if err := p.ensureImage(ctx, d.Workload.Image); err != nil {
+	img, err := p.ensureImage(ctx, d.Workload.Image)
+	if err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
+	// want is the workload as a container made for d reads back: a container of d.SpecHash that reads otherwise
+	// was changed by hand, and is replaced.
+	want := readBack(d.Workload, img)
+	want.Replicas = 0
 	if _, err := p.ensureNetwork(ctx, k); err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
@@ -66,7 +72,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	h := healthOf(d.Workload.Health)
 	for i := range d.Workload.Replicas {
-		if err := p.convergeReplica(ctx, log, k, d, h, i, byIndex[i]); err != nil {
+		if err := p.convergeReplica(ctx, log, k, d, want, h, i, byIndex[i]); err != nil {
 			return fmt.Errorf("workload %s replica %d: %w", k.Workload, i, err)
 		}
 	}
@@ -95,13 +101,23 @@ func (p *Provider) checkDesired(d providers.Desired) error {
 	return nil
 }
 
-// convergeReplica makes replica i one ready container of d.SpecHash, replacing what is there make-before-break.
-func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey, d providers.Desired, h health, i int,
-	cands []container.InspectResponse) error {
+// convergeReplica makes replica i one ready container of d.SpecHash whose live fields read as want, replacing what
+// is there make-before-break.
+func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey, d providers.Desired, want schema.Workload,
+	h health, i int, cands []container.InspectResponse) error {
 	var keep *container.InspectResponse
 	var old []container.InspectResponse
 	for _, c := range cands {
 		if keep == nil && c.Config.Labels[providers.LabelSpecHash] == d.SpecHash && c.State.Running {
+			got, err := p.liveOf(ctx, c)
+			if err != nil {
+				return err
+			}
+			if liveHash(got) != liveHash(want) {
+				log.InfoContext(ctx, "replica changed by hand, replacing it", "replica", i, "container", c.Name)
+				old = append(old, c)
+				continue
+			}
 			ready, err := p.waitReady(ctx, h, c.ID)
 			if err == nil {
 				keep = &ready
@@ -115,11 +131,21 @@ func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey
 		old = append(old, c)
 	}
 	if keep == nil {
-		// A container holding the deterministic name does not serve (stopped, unhealthy): it goes first.
+		// A container holding the deterministic name goes out of the way first: renamed while it still serves
+		// (changed by hand), removed when it does not (stopped, unhealthy).
 		name := containerName(k, d.SpecHash, i)
 		rest := old[:0]
 		for _, c := range old {
 			if c.Name == name {
+				if c.State.Running {
+					aside := fmt.Sprintf("%s-replaced-%.12s", name, c.ID)
+					if err := p.rename(ctx, c.ID, aside); err != nil {
+						return err
+					}
+					c.Name = aside
+					rest = append(rest, c)
+					continue
+				}
 				if err := p.retire(ctx, log, k, c); err != nil {
 					return err
 				}
@@ -128,7 +154,7 @@ func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey
 			rest = append(rest, c)
 		}
 		old = rest
-		ci, err := p.startReplica(ctx, log, k, d, h, i, name)
+		ci, err := p.startReplica(ctx, log, k, d, want, h, i, name)
 		if err != nil {
 			return err
 		}
@@ -145,11 +171,21 @@ func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey
 	return nil
 }
 
+// rename gives a container another name.
+func (p *Provider) rename(ctx context.Context, id, name string) error {
+	cctx, cancel := callCtx(ctx)
+	defer cancel()
+	if err := p.cli.ContainerRename(cctx, id, name); err != nil {
+		return fmt.Errorf("rename container %.12s to %s: %w", id, name, err)
+	}
+	return nil
+}
+
 // startReplica creates (or finds, after a crash) the named container, starts it and waits until it is ready. A
 // replica that does not get ready is removed, unless ctx ended (the next Apply reuses it).
-func (p *Provider) startReplica(ctx context.Context, log *slog.Logger, k wkey, d providers.Desired, h health, i int,
-	name string) (container.InspectResponse, error) {
-	id, err := p.createContainer(ctx, k, d, h, i, name)
+func (p *Provider) startReplica(ctx context.Context, log *slog.Logger, k wkey, d providers.Desired, want schema.Workload,
+	h health, i int, name string) (container.InspectResponse, error) {
+	id, err := p.createContainer(ctx, k, d, want, h, i, name)
 	if err != nil {
 		return container.InspectResponse{}, err
 	}
@@ -173,11 +209,41 @@ func (p *Provider) startReplica(ctx context.Context, log *slog.Logger, k wkey, d
 	return ci, nil
 }
 
-func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desired, h health, i int, name string) (string, error) {
+func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desired, want schema.Workload, h health, i int,
+	name string) (string, error) {
 	w := d.Workload
-	labels, err := containerLabels(k, d, i)
+	cfg, hc, nc, err := containerConfig(k, d, want, h, i)
 	if err != nil {
 		return "", err
+	}
+	p.netUse.RLock()
+	if _, err = p.ensureNetwork(ctx, k); err != nil {
+		p.netUse.RUnlock()
+		return "", err
+	}
+	cctx, cancel := callCtx(ctx)
+	resp, err := p.cli.ContainerCreate(cctx, cfg, hc, nc, nil, name)
+	cancel()
+	p.netUse.RUnlock()
+	switch {
+	case err == nil:
+		return resp.ID, nil
+	case cerrdefs.IsConflict(err):
+		return p.adoptByName(ctx, k, d, want, i, name)
+	case cerrdefs.IsNotFound(err):
+		return "", providers.Permanent(fmt.Errorf("create container %s: image %q: %w", name, w.Image, err))
+	default:
+		return "", fmt.Errorf("create container %s: %w", name, err)
+	}
+}
+
+// containerConfig is what a replica is created with.
+func containerConfig(k wkey, d providers.Desired, want schema.Workload, h health, i int) (*container.Config,
+	*container.HostConfig, *network.NetworkingConfig, error) {
+	w := d.Workload
+	labels, err := containerLabels(k, d, i, want)
+	if err != nil {
+		return nil, nil, nil, err
 	}
 	env := make([]string, 0, len(w.Env))
 	for key, v := range w.Env {
@@ -187,7 +253,7 @@ func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desi
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, port := range w.Ports {
-		proto := port.Protocol
+		proto := strings.ToLower(port.Protocol)
 		if proto == "" {
 			proto = "tcp"
 		}
@@ -219,29 +285,12 @@ func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desi
 	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
 		netName: {Aliases: []string{w.Name}},
 	}}
-	p.netUse.RLock()
-	if _, err := p.ensureNetwork(ctx, k); err != nil {
-		p.netUse.RUnlock()
-		return "", err
-	}
-	cctx, cancel := callCtx(ctx)
-	resp, err := p.cli.ContainerCreate(cctx, cfg, hc, nc, nil, name)
-	cancel()
-	p.netUse.RUnlock()
-	switch {
-	case err == nil:
-		return resp.ID, nil
-	case cerrdefs.IsConflict(err):
-		return p.adoptByName(ctx, k, d, i, name)
-	case cerrdefs.IsNotFound(err):
-		return "", providers.Permanent(fmt.Errorf("create container %s: image %q: %w", name, w.Image, err))
-	default:
-		return "", fmt.Errorf("create container %s: %w", name, err)
-	}
+	return cfg, hc, nc, nil
 }
 
-// adoptByName resolves a name conflict: the container is reused when it is ours for the same spec and replica.
-func (p *Provider) adoptByName(ctx context.Context, k wkey, d providers.Desired, i int, name string) (string, error) {
+// adoptByName resolves a name conflict: the container is reused when it is ours for the same spec and replica and
+// its live fields read as want.
+func (p *Provider) adoptByName(ctx context.Context, k wkey, d providers.Desired, want schema.Workload, i int, name string) (string, error) {
 	cctx, cancel := callCtx(ctx)
 	ci, err := p.cli.ContainerInspect(cctx, name)
 	cancel()
@@ -254,6 +303,15 @@ func (p *Provider) adoptByName(ctx context.Context, k wkey, d providers.Desired,
 	}
 	if !k.owns(l) || l[providers.LabelSpecHash] != d.SpecHash || replicaIndex(l) != i {
 		return "", providers.Permanent(fmt.Errorf("container name %s is taken by container %.12s, which berth does not own for this workload; rename or remove it", name, ci.ID))
+	}
+	ci.Name = strings.TrimPrefix(ci.Name, "/")
+	got, err := p.liveOf(ctx, ci)
+	if err != nil {
+		return "", err
+	}
+	if liveHash(got) != liveHash(want) {
+		// Changed by hand and not seen by this Apply's listing: the next attempt renames it out of the way.
+		return "", fmt.Errorf("container name %s is held by replica %.12s, changed by hand since berth made it", name, ci.ID)
 	}
 	return ci.ID, nil
 }

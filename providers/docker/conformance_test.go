@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
+	"github.com/docker/go-connections/nat"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/conformance"
@@ -166,8 +171,165 @@ func TestConformance(t *testing.T) {
 				return err == nil && ci.State != nil && ci.State.Running
 			}
 		},
-		Timeout: conformanceWait,
+		Tamper:    tamperHooks(cli, owner),
+		Unmanaged: unmanaged(cli, owner),
+		Timeout:   conformanceWait,
 	})
+}
+
+// tamperHooks change one managed field of a workload's replica 0 behind berth's back, through the engine API, as an
+// operator would: `docker update` for resources (the only field a container lets change in place), and for the
+// rest `docker rm -f` and `docker run` again under the same name with berth's labels copied and one field changed.
+// The public port and the HTTP check are berth's proxy and prober configuration, read from the labels they run
+// from: an operator changes them the same way, with --label. The environment network is berth's only side object
+// on the engine, and the engine refuses to remove it while replicas are attached: no TamperObject hook.
+func tamperHooks(cli *client.Client, owner providers.Owner) map[string]func(context.Context, *testing.T, string) {
+	return map[string]func(context.Context, *testing.T, string){
+		conformance.TamperImage: recreate(cli, owner, func(c *container.Config, _ *container.HostConfig) {
+			c.Image = conformanceImageV2
+		}),
+		conformance.TamperCommand: recreate(cli, owner, func(c *container.Config, _ *container.HostConfig) {
+			c.Entrypoint = []string{"/app", "serve"} // runs "/app serve serve": still serves
+		}),
+		conformance.TamperArgs: recreate(cli, owner, func(c *container.Config, _ *container.HostConfig) {
+			c.Cmd = append(c.Cmd, "by-hand")
+		}),
+		conformance.TamperEnv: recreate(cli, owner, func(c *container.Config, _ *container.HostConfig) {
+			for i, kv := range c.Env {
+				if strings.HasPrefix(kv, "GREETING=") {
+					c.Env[i] = "GREETING=set by hand"
+				}
+			}
+		}),
+		conformance.TamperPorts: recreate(cli, owner, func(c *container.Config, h *container.HostConfig) {
+			p := nat.Port("9090/tcp")
+			c.ExposedPorts[p] = struct{}{}
+			h.PortBindings[p] = []nat.PortBinding{{HostIP: "127.0.0.1"}}
+		}),
+		conformance.TamperHealth: recreate(cli, owner, func(c *container.Config, _ *container.HostConfig) {
+			var h schema.HealthCheck
+			if err := json.Unmarshal([]byte(c.Labels[docker.LabelHealth]), &h); err != nil {
+				panic(err) // berth wrote it
+			}
+			h.Retries = 9
+			b, _ := json.Marshal(h)
+			c.Labels[docker.LabelHealth] = string(b)
+		}),
+		conformance.TamperResources: func(ctx context.Context, t *testing.T, workload string) {
+			ci := replicaZero(ctx, t, cli, owner, workload)
+			_, err := cli.ContainerUpdate(ctx, ci.ID, container.UpdateConfig{Resources: container.Resources{
+				Memory: 1 << 30, MemorySwap: -1}})
+			if err != nil {
+				t.Fatalf("docker update --memory 1g %s: %v", ci.Name, err)
+			}
+		},
+		conformance.TamperReplicas: func(ctx context.Context, t *testing.T, workload string) {
+			ci := replicaZero(ctx, t, cli, owner, workload)
+			cfg, hc, nc := copyOf(ci, workload)
+			cs := containersOf(ctx, t, cli, owner, workload)
+			cfg.Labels[providers.LabelReplica] = strconv.Itoa(len(cs)) // the next index
+			run(ctx, t, cli, cfg, hc, nc, strings.TrimPrefix(ci.Name, "/")+"-by-hand")
+		},
+	}
+}
+
+// containersOf lists the containers of workload (all states).
+func containersOf(ctx context.Context, t *testing.T, cli *client.Client, owner providers.Owner, workload string) []container.Summary {
+	t.Helper()
+	f := filters.NewArgs(
+		filters.Arg("label", providers.LabelInstance+"="+owner.Instance),
+		filters.Arg("label", providers.LabelEnvironment+"="+owner.Environment),
+		filters.Arg("label", providers.LabelWorkload+"="+workload))
+	cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+	if err != nil {
+		t.Fatalf("list containers of %s: %v", workload, err)
+	}
+	return cs
+}
+
+// replicaZero inspects the running container of workload's replica 0.
+func replicaZero(ctx context.Context, t *testing.T, cli *client.Client, owner providers.Owner, workload string) container.InspectResponse {
+	t.Helper()
+	for _, c := range containersOf(ctx, t, cli, owner, workload) {
+		if c.Labels[providers.LabelReplica] == "0" && c.State == container.StateRunning {
+			ci, err := cli.ContainerInspect(ctx, c.ID)
+			if err != nil {
+				t.Fatalf("inspect %.12s: %v", c.ID, err)
+			}
+			return ci
+		}
+	}
+	t.Fatalf("no running replica 0 of %s", workload)
+	return container.InspectResponse{}
+}
+
+// copyOf is what `docker run` needs to make a copy of ci by hand: its config and labels, its host settings, and
+// berth's network with the workload's alias.
+func copyOf(ci container.InspectResponse, workload string) (*container.Config, *container.HostConfig, *network.NetworkingConfig) {
+	cfg := *ci.Config
+	cfg.Hostname = ""
+	cfg.Labels = maps.Clone(ci.Config.Labels)
+	cfg.Env = slices.Clone(ci.Config.Env)
+	cfg.Cmd = slices.Clone(ci.Config.Cmd)
+	cfg.ExposedPorts = maps.Clone(ci.Config.ExposedPorts)
+	hc := *ci.HostConfig
+	hc.PortBindings = maps.Clone(ci.HostConfig.PortBindings)
+	nc := &network.NetworkingConfig{EndpointsConfig: map[string]*network.EndpointSettings{
+		string(hc.NetworkMode): {Aliases: []string{workload}},
+	}}
+	return &cfg, &hc, nc
+}
+
+func run(ctx context.Context, t *testing.T, cli *client.Client, cfg *container.Config, hc *container.HostConfig,
+	nc *network.NetworkingConfig, name string) {
+	t.Helper()
+	resp, err := cli.ContainerCreate(ctx, cfg, hc, nc, nil, name)
+	if err != nil {
+		t.Fatalf("docker create %s: %v", name, err)
+	}
+	if err := cli.ContainerStart(ctx, resp.ID, container.StartOptions{}); err != nil {
+		t.Fatalf("docker start %s: %v", name, err)
+	}
+}
+
+// recreate is a Tamper hook: replica 0 removed and run again by hand under its name, berth's labels copied, with
+// edit applied.
+func recreate(cli *client.Client, owner providers.Owner, edit func(*container.Config, *container.HostConfig)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		ci := replicaZero(ctx, t, cli, owner, workload)
+		cfg, hc, nc := copyOf(ci, workload)
+		edit(cfg, hc)
+		if err := cli.ContainerRemove(ctx, ci.ID, container.RemoveOptions{Force: true}); err != nil {
+			t.Fatalf("docker rm -f %s: %v", ci.Name, err)
+		}
+		run(ctx, t, cli, cfg, hc, nc, strings.TrimPrefix(ci.Name, "/"))
+	}
+}
+
+// unmanaged connects replica 0 to a second network of the operator's (`docker network connect`): berth manages
+// only its own network's membership, so the plan stays empty and Apply keeps the replica, still connected.
+func unmanaged(cli *client.Client, owner providers.Owner) func(context.Context, *testing.T, string) func(context.Context) (bool, error) {
+	return func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+		ci := replicaZero(ctx, t, cli, owner, workload)
+		name := "operator-" + owner.Instance
+		// Labelled with the instance only so that the sweep removes it at the end.
+		n, err := cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "bridge",
+			Labels: map[string]string{providers.LabelInstance: owner.Instance}})
+		if err != nil {
+			t.Fatalf("docker network create %s: %v", name, err)
+		}
+		if err := cli.NetworkConnect(ctx, n.ID, ci.ID, nil); err != nil {
+			t.Fatalf("docker network connect %s %s: %v", name, ci.Name, err)
+		}
+		return func(ctx context.Context) (bool, error) {
+			got, err := cli.ContainerInspect(ctx, ci.ID)
+			if err != nil {
+				return false, err
+			}
+			_, ok := got.NetworkSettings.Networks[name]
+			return ok, nil
+		}
+	}
 }
 
 // sweep removes every container and network of the instance, whatever state the suite left.

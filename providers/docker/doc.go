@@ -2,11 +2,33 @@
 // public ports are served by a TCP proxy inside the berth process.
 //
 // Ownership lives in the runtime: every container carries the providers.Label* labels (instance, environment,
-// workload, target, spec hash, replica index) plus the applied spec (LabelSpec) and its public ports
-// (LabelPublicPorts). Listing uses label filters only, and Delete only touches containers carrying the labels of
-// the workload it is asked to delete. Names are deterministic (berth-<instance>-<env>-<workload>-<hash>-<index>),
-// so a repeat after a crash finds what the first attempt made; a name held by a container berth does not own is a
-// permanent error.
+// workload, target, spec hash, replica index), its public ports (LabelPublicPorts), its HTTP or TCP health check
+// (LabelHealth) and the fingerprint of its fields as berth made it (LabelLiveHash). Listing uses label filters only,
+// and Delete only touches containers carrying the labels of the workload it is asked to delete. Names are
+// deterministic (berth-<instance>-<env>-<workload>-<hash>-<index>), so a repeat after a crash finds what the first
+// attempt made; a name held by a container berth does not own is a permanent error.
+//
+// Read-back: List reads each workload from its containers' own fields (ContainerInspect, and ImageInspect of the
+// container's image, once per image ID): image is Config.Image, the reference the container was created with;
+// command is Config.Entrypoint and args Config.Cmd, each unless it equals the image's own; env is Config.Env minus
+// the entries equal to the image's own (the engine copies those in at create); ports are the container ports
+// published on 127.0.0.1 (HostConfig.PortBindings: berth publishes every port it runs; a port the image only
+// EXPOSEs is not berth's); resources are HostConfig.NanoCPUs and Memory (a CpuQuota set by hand is not seen); the
+// health check is the engine's Config.Healthcheck for command checks (unless it is the image's HEALTHCHECK), and
+// for HTTP and TCP checks, which berth probes itself, the definition its prober runs, LabelHealth: the prober and
+// the read-back use that one source. Public ports are served by berth's in-process proxy, whose configuration is
+// LabelPublicPorts (the background sync serves from it), and are read back from it. Replicas is the number of
+// owned containers. Normalize gives the same form for a desired workload: port names dropped (the engine stores
+// none), ports sorted, health defaults filled in, and values equal to the image's defaults left out when the image
+// is known (from a List or an Apply that used it; a rollout plan to an image never seen may show such a value once).
+//
+// When the replicas disagree, Observed.Spec is the live workload of the first replica (by index) whose fields no
+// longer hash to its LabelLiveHash, so a hand edit of one replica shows as drift even when the others are intact;
+// when no replica was edited, the first replica of the majority hash. Apply compares each replica's live fields
+// with the desired ones, whatever its hash label says, and replaces one that differs make-before-break: it is
+// renamed aside while it serves, the new replica is started under the deterministic name and gets ready, and then
+// the edited one is drained and removed. The environment network is the only side object on the engine; the
+// engine refuses to remove it while replicas are attached, so Observed.Missing stays empty.
 //
 // Networking: one labelled bridge network per (instance, environment), where replicas answer to their workload's
 // name. Every container port is also published on 127.0.0.1 on an engine-chosen port: berth probes HTTP and TCP
@@ -26,8 +48,9 @@
 //	make sure the image and the network exist
 //	for each surplus replica, highest index first:   drain, stop (SIGTERM, grace), remove
 //	for each index i < replicas:
-//		keep the container of the new spec if it is running and gets ready
-//		else create it (or adopt it after a crash), start it, wait until ready  // failure: remove it, old serves
+//		keep the container of the new spec if its live fields read as desired, it runs and gets ready
+//		else move the one holding the name aside (rename when it serves, remove when not),
+//		     create it (or adopt it after a crash), start it, wait until ready  // failure: remove it, old serves
 //		add it to the proxies; then drain, stop and remove the others of index i
 //	close the proxies of ports no longer public
 //

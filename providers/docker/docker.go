@@ -61,6 +61,10 @@ type Provider struct {
 	negMu      sync.Mutex
 	negotiated bool
 
+	imgMu  sync.Mutex
+	images map[string]imageDefaults // by image ID
+	refs   map[string]string        // image reference → the ID it named when last seen
+
 	mu        sync.Mutex
 	closed    bool
 	listeners map[int]*listener // by public host port
@@ -159,6 +163,8 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		busy:          map[wkey]int{},
 		gen:           map[wkey]uint64{},
 		fails:         map[string]int{},
+		images:        map[string]imageDefaults{},
+		refs:          map[string]string{},
 		stopSync:      cancel,
 		syncDone:      make(chan struct{}),
 	}
@@ -325,19 +331,20 @@ func (p *Provider) listContainers(ctx context.Context, match map[string]string, 
 	return out, nil
 }
 
-// ensureImage makes sure the image is present, trying one bounded pull; a missing image is a permanent error.
-func (p *Provider) ensureImage(ctx context.Context, ref string) error {
+// ensureImage makes sure the image is present, trying one bounded pull, and returns its defaults; a missing image
+// is a permanent error.
+func (p *Provider) ensureImage(ctx context.Context, ref string) (imageDefaults, error) {
 	if err := p.negotiate(ctx); err != nil {
-		return err
+		return imageDefaults{}, err
 	}
 	cctx, cancel := callCtx(ctx)
-	_, err := p.cli.ImageInspect(cctx, ref)
+	img, err := p.cli.ImageInspect(cctx, ref)
 	cancel()
 	if err == nil {
-		return nil
+		return p.remember(ref, img), nil
 	}
 	if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("inspect image %q: %w", ref, err)
+		return imageDefaults{}, fmt.Errorf("inspect image %q: %w", ref, err)
 	}
 	pctx, cancel := context.WithTimeout(ctx, PullTimeout)
 	defer cancel()
@@ -347,11 +354,17 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) error {
 	}
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return imageDefaults{}, ctx.Err()
 		}
-		return providers.Permanent(fmt.Errorf("image %q is not present locally and pulling it failed: %w", ref, err))
+		return imageDefaults{}, providers.Permanent(fmt.Errorf("image %q is not present locally and pulling it failed: %w", ref, err))
 	}
-	return nil
+	cctx, cancel = callCtx(ctx)
+	img, err = p.cli.ImageInspect(cctx, ref)
+	cancel()
+	if err != nil {
+		return imageDefaults{}, fmt.Errorf("inspect image %q after pulling it: %w", ref, err)
+	}
+	return p.remember(ref, img), nil
 }
 
 // ensureNetwork returns the name of the bridge network of (instance, environment), creating it when missing.
@@ -413,7 +426,8 @@ func (p *Provider) removeNetworkIfUnused(ctx context.Context, instance, env stri
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
-	_ providers.Closer    = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.Closer     = (*Provider)(nil)
+	_ providers.Normalizer = (*Provider)(nil)
 )

@@ -597,3 +597,61 @@ func TestPublicPortTaken(t *testing.T) {
 		t.Fatalf("%d containers created despite the taken port", n)
 	}
 }
+
+// TestHandEditedReplicaReplaced: one replica changed by hand (`docker update --cpus`) keeps berth's labels, hash
+// label included; List shows its live fields, and Apply replaces that one replica make-before-break while the
+// public port keeps answering, and keeps the other.
+func TestHandEditedReplicaReplaced(t *testing.T) {
+	e := newEnv(t)
+	port := freePort(t)
+	w := web(2, port, "v1")
+	e.apply(e.p, w)
+	o := onlyWorkload(t, e.list())
+	var edited, intact string
+	for _, r := range o.Replicas {
+		if edited == "" {
+			edited = r.ID // replica 0: it holds the deterministic name, so Apply must move it aside first
+		} else {
+			intact = r.ID
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	if _, err := e.cli.ContainerUpdate(ctx, edited, container.UpdateConfig{Resources: container.Resources{NanoCPUs: 500_000_000}}); err != nil {
+		t.Fatalf("docker update --cpus 0.5: %v", err)
+	}
+	o = onlyWorkload(t, e.list())
+	if o.SpecHash != providers.SpecHash(w) || o.Spec.Resources.CPUMillis != 500 || o.Spec.Replicas != 2 {
+		t.Fatalf("after docker update: hash %s, spec %+v; want the hand-set cpu of 500 millis, 2 replicas", o.SpecHash, o.Spec)
+	}
+
+	var stop atomic.Bool
+	var okCount, failCount atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			if _, err := get(freshClient, port); err != nil {
+				failCount.Add(1)
+			} else {
+				okCount.Add(1)
+			}
+		}
+	}()
+	e.apply(e.p, w)
+	stop.Store(true)
+	wg.Wait()
+	if n := failCount.Load(); n > 0 {
+		t.Fatalf("%d of %d requests failed while the edited replica was replaced", n, n+okCount.Load())
+	}
+	o = onlyWorkload(t, e.list())
+	checkReady(t, o, providers.SpecHash(w), 2)
+	ids := replicaIDs(o)
+	if !ids[intact] || ids[edited] || o.Spec.Resources.CPUMillis != 0 {
+		t.Fatalf("after Apply: replicas %v (edited %.12s, intact %.12s), spec %+v", ids, edited, intact, o.Spec)
+	}
+	if n := len(e.containers()); n != 2 {
+		t.Fatalf("%d containers after the repair, want 2", n)
+	}
+}

@@ -13,11 +13,16 @@ import (
 
 // Labels beyond the shared ownership labels of package providers.
 const (
-	// LabelSpec holds the applied workload as JSON: List reads it back for diffs.
-	LabelSpec = "berth.dev/spec"
-	// LabelPublicPorts lists the public ports as "hostPort:containerPort" pairs, comma separated, so the background
-	// sync can rebuild the proxies from the containers alone.
+	// LabelPublicPorts lists the public ports as "hostPort:containerPort" pairs, comma separated: the proxy
+	// configuration. The background sync serves the public ports from it, and List reads them back from it.
 	LabelPublicPorts = "berth.dev/public-ports"
+	// LabelHealth holds an HTTP or TCP health check as JSON (defaults filled in): the check berth's prober runs
+	// against the container, and the one List reads back. Command checks are the engine's own Healthcheck.
+	LabelHealth = "berth.dev/health"
+	// LabelLiveHash is the fingerprint (providers.SpecHash) of the workload as the container reads back when berth
+	// made it. It holds no value of its own: a container whose live fields no longer hash to it was changed by
+	// hand, and List shows that replica's fields first.
+	LabelLiveHash = "berth.dev/live-hash"
 )
 
 // wkey identifies one owned workload on one target.
@@ -125,31 +130,23 @@ func parsePublicPorts(s string) ([]publicMapping, error) {
 	return out, nil
 }
 
-// containerLabels are every label a replica carries.
-func containerLabels(k wkey, d providers.Desired, index int) (map[string]string, error) {
-	w := d.Workload
-	w.Pos = nil
-	spec, err := json.Marshal(w)
-	if err != nil {
-		return nil, fmt.Errorf("encode spec of workload %s: %w", k.Workload, err)
-	}
+// containerLabels are every label a replica carries; want is the workload as the container will read back.
+func containerLabels(k wkey, d providers.Desired, index int, want schema.Workload) (map[string]string, error) {
 	l := k.labels()
 	l[providers.LabelSpecHash] = d.SpecHash
 	l[providers.LabelReplica] = strconv.Itoa(index)
-	l[LabelSpec] = string(spec)
+	l[LabelLiveHash] = liveHash(want)
 	if pp := publicPorts(d.Workload); len(pp) > 0 {
 		l[LabelPublicPorts] = formatPublicPorts(pp)
 	}
-	return l, nil
-}
-
-// specOf reads the applied workload back from a container's labels.
-func specOf(labels map[string]string) (schema.Workload, error) {
-	var w schema.Workload
-	if err := json.Unmarshal([]byte(labels[LabelSpec]), &w); err != nil {
-		return schema.Workload{}, fmt.Errorf("label %s: %w", LabelSpec, err)
+	if h := withDefaults(d.Workload.Health); h != nil && h.Kind() != "command" {
+		b, err := json.Marshal(h)
+		if err != nil {
+			return nil, fmt.Errorf("encode health check of workload %s: %w", k.Workload, err)
+		}
+		l[LabelHealth] = string(b)
 	}
-	return w, nil
+	return l, nil
 }
 
 // replicaIndex reads the replica label; -1 when missing or malformed.

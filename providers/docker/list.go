@@ -9,11 +9,16 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
 )
 
-// List returns every workload owned by owner on target, from the container labels alone. HTTP and TCP health is
-// probed once per running replica; command health is the engine's status. Spec is the applied workload of the
-// majority spec hash, with Replicas set to the number of containers carrying that hash.
+// List returns every workload owned by owner on target, found by the ownership labels and read from the
+// containers' own fields (see live). HTTP and TCP health is probed once per running replica; command health is the
+// engine's status.
+//
+// Spec is one replica's live workload, with Replicas the number of containers: the first replica (by index) whose
+// fields no longer match what berth made it with (LabelLiveHash), so a hand edit of one replica shows even when
+// the others are intact; when none was edited, the first replica of the majority spec hash.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	cs, err := p.listContainers(ctx, map[string]string{
 		providers.LabelInstance:    owner.Instance,
@@ -41,19 +46,27 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	return out, nil
 }
 
+// observed is one container as List sees it.
+type observed struct {
+	replica providers.Replica
+	index   int
+	spec    schema.Workload
+	edited  bool // its live fields no longer hash to LabelLiveHash
+}
+
 // observe builds one workload's Observed from its containers (oldest first).
 func (p *Provider) observe(ctx context.Context, name, target string, group []container.InspectResponse) (providers.Observed, error) {
 	o := providers.Observed{Workload: name, Target: target}
 	count := map[string]int{}
 	latest := map[string]int{} // hash → position of its newest container
-	var index []int
+	seen := make([]observed, 0, len(group))
 	for i, c := range group {
 		hash := c.Config.Labels[providers.LabelSpecHash]
 		count[hash]++
 		latest[hash] = i
-		spec, err := specOf(c.Config.Labels)
+		spec, err := p.liveOf(ctx, c)
 		if err != nil {
-			return o, fmt.Errorf("workload %s: container %s: %w", name, c.Name, err)
+			return o, fmt.Errorf("workload %s: %w", name, err)
 		}
 		r := providers.Replica{
 			ID:       c.ID,
@@ -65,37 +78,31 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 		if c.State.Running {
 			r.Health = healthOf(spec.Health).probe(ctx, c)
 		}
-		o.Replicas = append(o.Replicas, r)
-		index = append(index, replicaIndex(c.Config.Labels))
+		seen = append(seen, observed{replica: r, index: replicaIndex(c.Config.Labels), spec: spec,
+			edited: c.Config.Labels[LabelLiveHash] != liveHash(spec)})
 	}
 	for h, n := range count {
 		if o.SpecHash == "" || n > count[o.SpecHash] || (n == count[o.SpecHash] && latest[h] > latest[o.SpecHash]) {
 			o.SpecHash = h
 		}
 	}
-	for _, c := range group {
-		if c.Config.Labels[providers.LabelSpecHash] == o.SpecHash {
-			spec, _ := specOf(c.Config.Labels) // decoded above
-			spec.Replicas = count[o.SpecHash]
-			o.Spec = spec
-			break
+	sort.SliceStable(seen, func(a, b int) bool {
+		if seen[a].index != seen[b].index {
+			return seen[a].index < seen[b].index
 		}
-	}
-	order := make([]int, len(o.Replicas))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool {
-		ia, ib := order[a], order[b]
-		if index[ia] != index[ib] {
-			return index[ia] < index[ib]
-		}
-		return o.Replicas[ia].Name < o.Replicas[ib].Name
+		return seen[a].replica.Name < seen[b].replica.Name
 	})
-	sorted := make([]providers.Replica, len(order))
-	for i, j := range order {
-		sorted[i] = o.Replicas[j]
+	pick := -1
+	for i, s := range seen {
+		o.Replicas = append(o.Replicas, s.replica)
+		switch {
+		case s.edited && (pick < 0 || !seen[pick].edited):
+			pick = i
+		case pick < 0 && s.replica.SpecHash == o.SpecHash:
+			pick = i
+		}
 	}
-	o.Replicas = sorted
+	o.Spec = seen[pick].spec
+	o.Spec.Replicas = len(seen)
 	return o, nil
 }

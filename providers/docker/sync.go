@@ -66,10 +66,9 @@ func (p *Provider) syncOnce(ctx context.Context) error {
 			p.log.WarnContext(ctx, "container labels", "env", k.Environment, "workload", k.Workload, "container", c.Name, "err", err)
 			continue
 		}
-		spec, err := specOf(c.Config.Labels)
+		spec, err := p.liveOf(ctx, c)
 		if err != nil {
-			p.log.WarnContext(ctx, "container labels", "env", k.Environment, "workload", k.Workload, "container", c.Name, "err", err)
-			continue
+			return err
 		}
 		seen[c.ID] = true
 		h := healthOf(spec.Health)

@@ -3,6 +3,9 @@ package docker
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -46,30 +49,95 @@ func TestValidate(t *testing.T) {
 
 func TestLabelsRoundTrip(t *testing.T) {
 	w := schema.Workload{Name: "web", Image: "img", Replicas: 2, Env: map[string]string{"A": "1"},
-		Ports: []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 80}, {Port: 9090, Protocol: "tcp"}},
-		Pos:   map[string]schema.Pos{"": {File: "x.cue"}}}
+		Ports:  []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 80}, {Port: 9090, Protocol: "tcp"}},
+		Health: &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}},
+		Pos:    map[string]schema.Pos{"": {File: "x.cue"}}}
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: w,
 		SpecHash: providers.SpecHash(w)}
 	k := wkey{"i", "e", "t", "web"}
-	l, err := containerLabels(k, d, 1)
+	l, err := containerLabels(k, d, 1, readBack(w, imageDefaults{}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !k.owns(l) || replicaIndex(l) != 1 || l[providers.LabelSpecHash] != d.SpecHash || l[LabelPublicPorts] != "80:8080" {
 		t.Fatalf("labels %v", l)
 	}
-	back, err := specOf(l)
-	if err != nil {
-		t.Fatal(err)
+	if l[LabelHealth] != `{"http":{"path":"/healthz","port":8080},"interval":"2s","timeout":"2s","retries":3}` {
+		t.Fatalf("health label %s", l[LabelHealth])
 	}
-	if providers.SpecHash(back) != d.SpecHash {
-		t.Fatalf("spec read back hashes to %s, want %s", providers.SpecHash(back), d.SpecHash)
+	for key, v := range l {
+		if strings.Contains(v, `"A"`) || key == "berth.dev/spec" {
+			t.Fatalf("label %s copies the spec: %s", key, v)
+		}
 	}
 	if _, err := parsePublicPorts("80:x"); err == nil {
 		t.Fatal("bad public-ports label accepted")
 	}
 	if got := containerName(wkey{"a b", "e", "t", "w/x"}, "abc", 2); got != "berth-a_b-e-w_x-abc-2" {
 		t.Fatalf("name %q", got)
+	}
+}
+
+// created is what the engine makes of a create request from an image with these defaults (the merge of the
+// daemon's create: the image's env under the container's, its entrypoint and cmd when the container sets none,
+// its health check when the container sets none).
+func created(cfg *container.Config, hc *container.HostConfig, img imageDefaults) container.InspectResponse {
+	c := *cfg
+	env := append([]string(nil), c.Env...)
+	have := envMap(c.Env)
+	for k, v := range img.env {
+		if _, ok := have[k]; !ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	c.Env = env
+	if len(c.Entrypoint) == 0 {
+		if len(c.Cmd) == 0 {
+			c.Cmd = img.cmd
+		}
+		c.Entrypoint = img.entrypoint
+	}
+	if c.Healthcheck == nil {
+		c.Healthcheck = img.health
+	}
+	return container.InspectResponse{ContainerJSONBase: &container.ContainerJSONBase{HostConfig: hc, Image: "sha256:x"},
+		Config: &c}
+}
+
+// TestReadBack: a container made for a workload reads back, field by field, as Normalize says, whatever the image
+// brings; a field changed on the container shows.
+func TestReadBack(t *testing.T) {
+	img := imageDefaults{entrypoint: []string{"/app"}, cmd: []string{"serve"},
+		env:    map[string]string{"PATH": "/bin", "MODE": "prod"},
+		health: &container.HealthConfig{Test: []string{"CMD", "/app", "healthcheck"}, Interval: time.Minute}}
+	k := wkey{"i", "e", "t", "web"}
+	for _, w := range []schema.Workload{
+		{Name: "web", Image: "app:1", Env: map[string]string{"GREETING": "hi", "MODE": "prod"},
+			Ports: []schema.Port{{Name: "http", Port: 9090, Protocol: "TCP", Public: true},
+				{Port: 53, Protocol: "udp"}, {Port: 8080}},
+			Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 8080}, Retries: 5}},
+		{Name: "web", Image: "app:1", Command: []string{"/app"}, Args: []string{"serve"},
+			Resources: schema.Resources{CPUMillis: 1500, MemoryBytes: 64 << 20},
+			Health:    &schema.HealthCheck{Command: []string{"/app", "healthcheck"}, Interval: schema.Duration(time.Second)}},
+		{Name: "web", Image: "app:1", Command: []string{"/bin/other"}, Env: map[string]string{"MODE": "dev"}},
+		{Name: "web", Image: "app:1", Args: []string{"work"}},
+	} {
+		d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: w,
+			SpecHash: providers.SpecHash(w)}
+		want := readBack(w, img)
+		cfg, hc, _, err := containerConfig(k, d, want, healthOf(w.Health), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := created(cfg, hc, img)
+		got := live(ci, img)
+		if liveHash(got) != liveHash(want) || ci.Config.Labels[LabelLiveHash] != liveHash(got) {
+			t.Errorf("workload %+v\nreads back %+v\nwant       %+v", w, got, want)
+		}
+		ci.Config.Env = append(ci.Config.Env, "EXTRA=1")
+		if got := live(ci, img); got.Env["EXTRA"] != "1" || liveHash(got) == ci.Config.Labels[LabelLiveHash] {
+			t.Errorf("an env var added by hand does not read back: %+v", got)
+		}
 	}
 }
 
