@@ -3,17 +3,33 @@
 //
 // Ownership lives in Azure tags: berth.dev-instance, berth.dev-environment, berth.dev-workload, berth.dev-target,
 // berth.dev-spec-hash, berth.dev-replica (providers.Label* with "/" mapped to "-", since Azure tag names cannot
-// contain "/"), plus berth.dev-args (how many trailing command elements are args). List filters the resource
+// contain "/"), plus berth.dev-fields (a hash of the managed fields as written, see List). List filters the resource
 // group's groups by these tags; Delete only touches groups carrying the workload's tags. Names are deterministic:
 // berth-<instance>-<env>-<workload>-<i>-<hash6> (lower case, cut to 63 characters with a hash), so a repeat after a
 // crash finds the group the first attempt made, and ARM's PUT-by-name makes the create idempotent. A name held by a
 // group berth does not own is a permanent error.
 //
-// Mapping: location, osType Linux, restartPolicy Always; image; command = command + args; env (names that look
-// secret go as secureValue, which the API never returns: they read back empty); ports; CPU cores from millis and
-// memoryInGB (GiB, steps of 0.1; 1 core / 1.5 GB when unset); HTTP or command health checks as readiness and
-// liveness probes (whole seconds); a Public IP address with the public ports and, with dnsLabelPrefix, a DNS label
+// Mapping: location, osType Linux, restartPolicy Always; image; command = command + args (ACI has one command
+// list, which replaces the image's entrypoint: there are no separate args); env (names that look secret go as
+// secureValue, which the API never returns); ports; CPU cores from millis and memoryInGB (GiB, steps of 0.1; 1 core /
+// 1.5 GB when unset); HTTP or command health checks as readiness and liveness probes (whole seconds); a Public IP
+// address with the public ports and, with dnsLabelPrefix (starting with a letter), a DNS label
 // <prefix>-<env>-<workload>-<i>-<hash6>. Each replica has its own address: ACI has no load balancer.
+//
+// List, in a sketch: list the resource group (one call per page; ARM list results carry no instance view, so the
+// list only finds the owned groups), then Get each owned group, at most ListConcurrency at once (one call per
+// replica), and read from each group's own fields: containers[0] image, command, plain environment values, ports
+// (public when the Public IP address lists them), resource requests, both probes; the number of groups of the
+// majority spec hash is the replica count. The workload's observed spec is the first replica whose live fields
+// (with either probe) differ from its berth.dev-fields hash, so a hand edit of any one replica shows; the first
+// replica when none was edited. A DNS name label that is not the one berth gives (removed or changed by hand) is
+// reported in Observed.Missing as "DNS name label <label>". Normalize gives the read-back form of a desired
+// workload: command and args as one list, secure values empty, default requests, memory rounded up to 0.1 GB,
+// probe durations in whole seconds (at least 1), at least one retry, port names dropped.
+//
+// What List cannot see: the values of secure environment variables (a hand edit of one is invisible; a change of
+// one in the configuration changes the spec hash and replaces the groups), and fields berth never sets (volumes,
+// limits, identities, tags of other tools), which it leaves alone.
 //
 // Non-goals: TCP probes, internal ports (no virtual network), volumes, registry credentials, GPUs, Windows.
 //
@@ -23,10 +39,19 @@
 //
 //	list the workload's groups by tags
 //	for i < replicas (one group at a time):
-//		get the group berth-...-<i>-<hash>: not ours → permanent error; failed or stopped → delete it
+//		get the group berth-...-<i>-<hash>: not ours → permanent error; an operation in flight → wait for it
+//		broken (provisioning state Failed, Canceled, Unhealthy, NotAccessible or NotSpecified; instance Stopped
+//		or Failed; a container Terminated) → delete it and create it again
+//		live fields differ from the desired ones (whatever the hash tag says): CPU, memory, OS type, restart
+//		policy or IP address type → delete and create again (ACI refuses them in an update); anything else →
+//		BeginCreateOrUpdate over it (tags of other tools kept)
 //		missing → BeginCreateOrUpdate, poll the operation (Retry-After honoured), then poll Get until it runs
 //		delete the other groups of index i (the old spec): make before break
-//	delete the groups of indices >= replicas
+//	delete the groups not in the desired set (surplus indices, copies), highest index first
+//
+// A replica repaired in place or recreated under its name is down while it restarts; the others serve meanwhile
+// (one replica at a time). Its name and DNS label carry its index and spec hash, and a DNS label is unique in a
+// region, so a same-spec replacement cannot be made beside the old group.
 //
 // Errors: the SDK's retry policy retries 408/429/5xx with Retry-After; what escapes it (conflicts, failed
 // operations, exhausted throttling) is retried by the provider with capped exponential backoff within
