@@ -4,7 +4,7 @@
 // to it unchanged; only the endpoint and the (static) credentials differ.
 //
 // Operations implemented: RegisterTaskDefinition, DescribeTaskDefinition, DeregisterTaskDefinition,
-// ListTaskDefinitions, CreateService, UpdateService, DescribeServices, ListServices, DeleteService, ListTasks,
+// ListTaskDefinitions, ListTaskDefinitionFamilies, CreateService, UpdateService, DescribeServices, ListServices, DeleteService, ListTasks,
 // DescribeTasks, StopTask, TagResource, ListTagsForResource.
 //
 // Behaviour that matters to a provider:
@@ -17,15 +17,39 @@
 //   - Eventual consistency: a new service is left out of the first ListServices that could have shown it.
 //   - CreateService honours clientToken: the same token and request return the same service; the same token with
 //     another request, or a second create of an active name, is "Creation of service was not idempotent."
-//   - Validation as ECS does it: the Fargate CPU/memory table, awsvpc for Fargate, required fields, unknown
-//     clusters, services and task definitions, page and batch sizes.
+//   - Validation as ECS does it, the botocore ECS model (the SDK's types and their doc comments) being the
+//     reference: required fields (family, containerDefinitions and each one's name and image, a health check's
+//     command, taskDefinition), every enum field berth sends checked against the SDK's own lists
+//     (types.X("").Values(): networkMode, requiresCompatibilities, portMappings protocol and appProtocol,
+//     launchType, propagateTags, schedulingStrategy, deploymentController type, assignPublicIp, desiredStatus,
+//     include, task definition and family status), the documented health check ranges (interval 5–300 s,
+//     timeout 2–60 s, retries 1–10, startPeriod 0–300 s, a command starting with CMD or CMD-SHELL), one port
+//     mapping per container port (TCP and UDP cannot share one), awsvpc host ports equal to the container port,
+//     port mapping names (up to 64 of a-z 0-9 _ -, not starting with -, unique), the Fargate CPU/memory table,
+//     awsvpc for Fargate, a FARGATE launch type only for task definitions that require FARGATE, at most 16 subnets
+//     and 5 security groups, unknown clusters, services and task definitions, page and batch sizes.
+//   - Answers in ECS's shapes: a registration is echoed with the awsvpc host ports, the port protocol (tcp) and the
+//     health check defaults (interval 30, timeout 5, retries 3) filled in; ListTaskDefinitions takes the full
+//     family name in familyPrefix (as the API reference says), ListTaskDefinitionFamilies a real prefix.
 //   - Deployment circuit breaker: tasks that cannot pull their image (MissingImage) stop with
 //     CannotPullContainerError; after the threshold the deployment is FAILED (and rolled back when enabled and
 //     a previous deployment exists).
 //   - Faults: Fail(n, kind) and FailOp(op, n, kind) with kinds throttle (400 ThrottlingException), server (500
-//     ServerException), unavailable (503), conflict (400 UpdateInProgressException), reset (connection closed with
-//     no answer) and slow (the next n tasks take SlowSteps more steps to start).
+//     ServerException), unavailable (503), conflict (400 UpdateInProgressException), limit (400
+//     LimitExceededException, a quota), reset (connection closed with no answer) and slow (the next n tasks take
+//     SlowSteps more steps to start).
 //   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning, Requests.
+//
+// Where the model is silent: it names the ranges and rules above only in doc comments and says neither which
+// exception an invalid value gets nor its text. The emulator answers ClientException for invalid task definition
+// content and InvalidParameterException for invalid enum values and service parameters, the split ECS shows in
+// public reports; the texts are ECS's where a report quotes one ("Container port N is used in more than one port
+// mapping for container X" — reported as InvalidParameterException, on the service's creation; the emulator
+// refuses it already at RegisterTaskDefinition; "Container health check's interval value of container X is
+// invalid."; "When networkMode=awsvpc, the host ports and container ports in port mappings must match.";
+// "Invalid 'containerPort' setting for container 'X'."; "Task definition does not support launch_type
+// FARGATE.") and the emulator's own wording otherwise (enum values, port names, list sizes). Whether ECS also
+// requires a health check's timeout to be shorter than its interval is not documented; the emulator does not.
 //
 // Simplified: one account and region; no container instances, capacity providers, load balancers, service
 // discovery, task sets or EC2 launch type; tasks have no network interfaces; stopped tasks and INACTIVE services

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
 // TargetPrefix is the X-Amz-Target prefix of every ECS operation.
@@ -37,6 +39,8 @@ const (
 	Conflict    = "conflict"
 	Reset       = "reset"
 	Slow        = "slow"
+	// Limit answers LimitExceededException, as ECS does when a quota is reached (revisions, services, tags).
+	Limit = "limit"
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -366,6 +370,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		err = &apiError{503, "ServerException", "Service Unavailable. Please try again later."}
 	case Conflict:
 		err = &apiError{400, "UpdateInProgressException", "There is already a current update in progress."}
+	case Limit:
+		err = &apiError{400, "LimitExceededException", "The limit for the resource was exceeded."}
 	case Reset:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, herr := hj.Hijack(); herr == nil {
@@ -414,20 +420,21 @@ func writeErr(w http.ResponseWriter, e *apiError) {
 
 func (s *Server) dispatch(op string, body []byte) (any, *apiError) {
 	h, ok := map[string]func([]byte) (any, *apiError){
-		"RegisterTaskDefinition":   s.registerTaskDefinition,
-		"DescribeTaskDefinition":   s.describeTaskDefinition,
-		"DeregisterTaskDefinition": s.deregisterTaskDefinition,
-		"ListTaskDefinitions":      s.listTaskDefinitions,
-		"CreateService":            s.createService,
-		"UpdateService":            s.updateService,
-		"DescribeServices":         s.describeServices,
-		"ListServices":             s.listServices,
-		"DeleteService":            s.deleteService,
-		"ListTasks":                s.listTasks,
-		"DescribeTasks":            s.describeTasks,
-		"StopTask":                 s.stopTask,
-		"TagResource":              s.tagResource,
-		"ListTagsForResource":      s.listTagsForResource,
+		"RegisterTaskDefinition":     s.registerTaskDefinition,
+		"DescribeTaskDefinition":     s.describeTaskDefinition,
+		"DeregisterTaskDefinition":   s.deregisterTaskDefinition,
+		"ListTaskDefinitions":        s.listTaskDefinitions,
+		"ListTaskDefinitionFamilies": s.listTaskDefinitionFamilies,
+		"CreateService":              s.createService,
+		"UpdateService":              s.updateService,
+		"DescribeServices":           s.describeServices,
+		"ListServices":               s.listServices,
+		"DeleteService":              s.deleteService,
+		"ListTasks":                  s.listTasks,
+		"DescribeTasks":              s.describeTasks,
+		"StopTask":                   s.stopTask,
+		"TagResource":                s.tagResource,
+		"ListTagsForResource":        s.listTagsForResource,
 	}[op]
 	if !ok {
 		return nil, &apiError{400, "UnknownOperationException", "operation " + op + " is not emulated"}
@@ -519,13 +526,13 @@ func (s *Server) registerTaskDefinition(body []byte) (any, *apiError) {
 		return nil, err
 	}
 	var in struct {
-		Family                  string         `json:"family"`
-		ContainerDefinitions    []containerDef `json:"containerDefinitions"`
-		RequiresCompatibilities []string       `json:"requiresCompatibilities"`
-		NetworkMode             string         `json:"networkMode"`
-		CPU                     string         `json:"cpu"`
-		Memory                  string         `json:"memory"`
-		Tags                    []Tag          `json:"tags"`
+		Family                  string            `json:"family"`
+		ContainerDefinitions    []json.RawMessage `json:"containerDefinitions"`
+		RequiresCompatibilities []string          `json:"requiresCompatibilities"`
+		NetworkMode             string            `json:"networkMode"`
+		CPU                     string            `json:"cpu"`
+		Memory                  string            `json:"memory"`
+		Tags                    []Tag             `json:"tags"`
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -538,13 +545,24 @@ func (s *Server) registerTaskDefinition(body []byte) (any, *apiError) {
 	case len(in.Tags) > 50:
 		return nil, invalidParam("Too many tags: at most 50 are allowed.")
 	}
-	for _, c := range in.ContainerDefinitions {
-		if c.Image == "" {
-			return nil, clientErr("Container.image should not be null or empty.")
+	if in.NetworkMode != "" {
+		if err := enum("networkMode", in.NetworkMode, types.NetworkMode("").Values()); err != nil {
+			return nil, err
 		}
-		if !nameRE.MatchString(c.Name) {
-			return nil, clientErr("Container.name contains invalid characters or is empty.")
+	}
+	for _, c := range in.RequiresCompatibilities {
+		if err := enum("requiresCompatibilities", c, types.Compatibility("").Values()); err != nil {
+			return nil, err
 		}
+	}
+	containers := make([]containerDef, len(in.ContainerDefinitions))
+	echo := make([]map[string]any, len(in.ContainerDefinitions))
+	for i, cj := range in.ContainerDefinitions {
+		c, out, err := checkContainer(cj, in.NetworkMode)
+		if err != nil {
+			return nil, err
+		}
+		containers[i], echo[i] = c, out
 	}
 	if slices.Contains(in.RequiresCompatibilities, "FARGATE") {
 		if in.NetworkMode != "awsvpc" {
@@ -562,8 +580,156 @@ func (s *Server) registerTaskDefinition(body []byte) (any, *apiError) {
 		}
 	}
 	delete(raw, "tags")
-	td := s.register(in.Family, in.CPU, in.Memory, raw, in.ContainerDefinitions, in.Tags)
+	raw["containerDefinitions"], _ = json.Marshal(echo)
+	td := s.register(in.Family, in.CPU, in.Memory, raw, containers, in.Tags)
 	return map[string]any{"taskDefinition": s.tdOut(td), "tags": tagsOut(td.tags)}, nil
+}
+
+func values[T ~string](vs []T) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = string(v)
+	}
+	return out
+}
+
+// enum refuses a value outside the SDK's own list of an enum (types.X("").Values()).
+func enum[T ~string](field, v string, values []T) *apiError {
+	for _, ok := range values {
+		if string(ok) == v {
+			return nil
+		}
+	}
+	names := make([]string, len(values))
+	for i, ok := range values {
+		names[i] = string(ok)
+	}
+	return invalidParam("Invalid value %q for %s: expected one of %s.", v, field, strings.Join(names, ", "))
+}
+
+// Health check bounds of a container definition, in seconds (retries: a count), from the ECS API reference.
+var healthBounds = []struct {
+	field  string
+	lo, hi int
+}{{"interval", 5, 300}, {"timeout", 2, 60}, {"retries", 1, 10}, {"startPeriod", 0, 300}}
+
+// ECS's defaults of a container health check, echoed in the answer for fields the registration leaves out.
+var healthDefaults = map[string]int{"interval": 30, "timeout": 5, "retries": 3}
+
+var portNameRE = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
+
+// checkContainer validates one container definition as ECS does and returns it as the answer echoes it: port
+// mappings with their protocol and (awsvpc) host port filled in, health checks with ECS's defaults.
+func checkContainer(cj json.RawMessage, networkMode string) (containerDef, map[string]any, *apiError) {
+	var c containerDef
+	var out map[string]any
+	if err := decode(cj, &c); err != nil {
+		return c, nil, err
+	}
+	if err := decode(cj, &out); err != nil {
+		return c, nil, err
+	}
+	if c.Image == "" {
+		return c, nil, clientErr("Container.image should not be null or empty.")
+	}
+	if !nameRE.MatchString(c.Name) {
+		return c, nil, clientErr("Container.name contains invalid characters or is empty.")
+	}
+	var pms []struct {
+		ContainerPort *int    `json:"containerPort"`
+		HostPort      *int    `json:"hostPort"`
+		Protocol      *string `json:"protocol"`
+		Name          *string `json:"name"`
+		AppProtocol   *string `json:"appProtocol"`
+	}
+	if v, ok := out["portMappings"]; ok {
+		b, _ := json.Marshal(v)
+		if err := decode(b, &pms); err != nil {
+			return c, nil, err
+		}
+	}
+	seen, names := map[int]bool{}, map[string]bool{}
+	echoPorts := make([]map[string]any, 0, len(pms))
+	for _, pm := range pms {
+		if pm.ContainerPort == nil || *pm.ContainerPort < 1 || *pm.ContainerPort > 65535 {
+			return c, nil, clientErr("Invalid 'containerPort' setting for container '%s'.", c.Name)
+		}
+		port := *pm.ContainerPort
+		proto := "tcp"
+		if pm.Protocol != nil {
+			proto = *pm.Protocol
+			if err := enum("portMappings.protocol", proto, types.TransportProtocol("").Values()); err != nil {
+				return c, nil, err
+			}
+		}
+		if pm.AppProtocol != nil {
+			if err := enum("portMappings.appProtocol", *pm.AppProtocol, types.ApplicationProtocol("").Values()); err != nil {
+				return c, nil, err
+			}
+		}
+		if seen[port] {
+			return c, nil, invalidParam("Container port %d is used in more than one port mapping for container %s", port, c.Name)
+		}
+		seen[port] = true
+		host := 0
+		if pm.HostPort != nil {
+			host = *pm.HostPort
+		}
+		if networkMode == "awsvpc" {
+			if host != 0 && host != port {
+				return c, nil, clientErr("When networkMode=awsvpc, the host ports and container ports in port mappings must match.")
+			}
+			host = port
+		}
+		e := map[string]any{"containerPort": port, "protocol": proto}
+		if host != 0 {
+			e["hostPort"] = host
+		}
+		if pm.Name != nil {
+			if !portNameRE.MatchString(*pm.Name) || names[*pm.Name] {
+				return c, nil, clientErr("Invalid 'name' setting for a port mapping of container '%s': up to 64 lowercase letters, numbers, underscores and hyphens, not starting with a hyphen, unique in the task definition.", c.Name)
+			}
+			names[*pm.Name] = true
+			e["name"] = *pm.Name
+		}
+		if pm.AppProtocol != nil {
+			e["appProtocol"] = *pm.AppProtocol
+		}
+		echoPorts = append(echoPorts, e)
+	}
+	if _, ok := out["portMappings"]; ok {
+		out["portMappings"] = echoPorts
+	}
+	if len(c.HealthCheck) > 0 && string(c.HealthCheck) != "null" {
+		var hc map[string]any
+		if err := decode(c.HealthCheck, &hc); err != nil {
+			return c, nil, err
+		}
+		var cmd []string
+		if v, ok := hc["command"]; ok {
+			b, _ := json.Marshal(v)
+			json.Unmarshal(b, &cmd)
+		}
+		if len(cmd) == 0 || (cmd[0] != "CMD" && cmd[0] != "CMD-SHELL") {
+			return c, nil, clientErr("Container health check's command of container %q is invalid: it must start with CMD or CMD-SHELL.", c.Name)
+		}
+		for _, bnd := range healthBounds {
+			v, ok := hc[bnd.field]
+			if !ok {
+				if d, ok := healthDefaults[bnd.field]; ok {
+					hc[bnd.field] = d
+				}
+				continue
+			}
+			f, isNum := v.(float64)
+			if !isNum || f != float64(int(f)) || int(f) < bnd.lo || int(f) > bnd.hi {
+				return c, nil, clientErr("Container health check's %s value of container %q is invalid: between %d and %d is allowed.", bnd.field, c.Name, bnd.lo, bnd.hi)
+			}
+		}
+		out["healthCheck"] = hc
+		c.HealthCheck, _ = json.Marshal(hc)
+	}
+	return c, out, nil
 }
 
 func (s *Server) register(family, cpu, memory string, raw map[string]json.RawMessage, cs []containerDef, tags []Tag) *taskDef {
@@ -625,6 +791,14 @@ func (s *Server) describeTaskDefinition(body []byte) (any, *apiError) {
 	if err := decode(body, &in); err != nil {
 		return nil, err
 	}
+	if in.TaskDefinition == "" {
+		return nil, clientErr("taskDefinition is required.")
+	}
+	for _, f := range in.Include {
+		if err := enum("include", f, types.TaskDefinitionField("").Values()); err != nil {
+			return nil, err
+		}
+	}
 	td := s.taskDef(in.TaskDefinition)
 	if td == nil {
 		return nil, clientErr("Unable to describe task definition.")
@@ -667,6 +841,9 @@ func (s *Server) listTaskDefinitions(body []byte) (any, *apiError) {
 	if in.Status == "" {
 		in.Status = "ACTIVE"
 	}
+	if err := enum("status", in.Status, types.TaskDefinitionStatus("").Values()); err != nil {
+		return nil, err
+	}
 	var arns []string
 	families := make([]string, 0, len(s.taskDefs))
 	for f := range s.taskDefs {
@@ -674,7 +851,7 @@ func (s *Server) listTaskDefinitions(body []byte) (any, *apiError) {
 	}
 	sort.Strings(families)
 	for _, f := range families {
-		if !strings.HasPrefix(f, in.FamilyPrefix) {
+		if in.FamilyPrefix != "" && f != in.FamilyPrefix { // despite its name, the full family (API reference)
 			continue
 		}
 		for _, td := range s.taskDefs[f] {
@@ -688,6 +865,40 @@ func (s *Server) listTaskDefinitions(body []byte) (any, *apiError) {
 		return nil, err
 	}
 	return map[string]any{"taskDefinitionArns": page, "nextToken": next}, nil
+}
+
+func (s *Server) listTaskDefinitionFamilies(body []byte) (any, *apiError) {
+	var in struct {
+		FamilyPrefix string `json:"familyPrefix"`
+		Status       string `json:"status"`
+		NextToken    string `json:"nextToken"`
+		MaxResults   int    `json:"maxResults"`
+	}
+	if err := decode(body, &in); err != nil {
+		return nil, err
+	}
+	if in.Status == "" {
+		in.Status = "ACTIVE"
+	}
+	if err := enum("status", in.Status, types.TaskDefinitionFamilyStatus("").Values()); err != nil {
+		return nil, err
+	}
+	var families []string
+	for f, revs := range s.taskDefs {
+		if !strings.HasPrefix(f, in.FamilyPrefix) {
+			continue
+		}
+		active := slices.ContainsFunc(revs, func(td *taskDef) bool { return td.status == "ACTIVE" })
+		if in.Status == "ALL" || (in.Status == "ACTIVE") == active {
+			families = append(families, f)
+		}
+	}
+	sort.Strings(families)
+	page, next, err := paginate(families, in.NextToken, in.MaxResults, 100)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"families": page, "nextToken": next}, nil
 }
 
 // paginate returns one page of items; tokens are offsets.
@@ -730,7 +941,56 @@ type createServiceIn struct {
 	NetworkConfiguration    json.RawMessage `json:"networkConfiguration"`
 	DeploymentConfiguration depConf         `json:"deploymentConfiguration"`
 	PropagateTags           string          `json:"propagateTags"`
-	Tags                    []Tag           `json:"tags"`
+	SchedulingStrategy      string          `json:"schedulingStrategy"`
+	DeploymentController    *struct {
+		Type string `json:"type"`
+	} `json:"deploymentController"`
+	Tags []Tag `json:"tags"`
+}
+
+// checkNetConf validates a service's network configuration: the assignPublicIp enum and the list sizes of the
+// API reference (at most 16 subnets and 5 security groups).
+func checkNetConf(raw json.RawMessage) *apiError {
+	if len(raw) == 0 {
+		return nil
+	}
+	var nc struct {
+		AwsvpcConfiguration *struct {
+			Subnets        []string `json:"subnets"`
+			SecurityGroups []string `json:"securityGroups"`
+			AssignPublicIp string   `json:"assignPublicIp"`
+		} `json:"awsvpcConfiguration"`
+	}
+	if err := decode(raw, &nc); err != nil {
+		return err
+	}
+	a := nc.AwsvpcConfiguration
+	switch {
+	case a == nil:
+		return nil
+	case len(a.Subnets) == 0:
+		return invalidParam("subnets can not be empty.")
+	case len(a.Subnets) > 16:
+		return invalidParam("At most 16 subnets can be specified.")
+	case len(a.SecurityGroups) > 5:
+		return invalidParam("At most 5 security groups can be specified.")
+	case a.AssignPublicIp != "":
+		return enum("networkConfiguration.awsvpcConfiguration.assignPublicIp", a.AssignPublicIp, types.AssignPublicIp("").Values())
+	}
+	return nil
+}
+
+// checkLaunchType refuses a launch type the task definition is not compatible with.
+func checkLaunchType(launchType string, td *taskDef) *apiError {
+	if launchType == "" {
+		return nil
+	}
+	var compat []string
+	json.Unmarshal(td.body["requiresCompatibilities"], &compat)
+	if launchType == "FARGATE" && !slices.Contains(compat, "FARGATE") {
+		return invalidParam("Task definition does not support launch_type FARGATE.")
+	}
+	return nil
 }
 
 func (s *Server) createService(body []byte) (any, *apiError) {
@@ -781,10 +1041,36 @@ func (s *Server) createService(body []byte) (any, *apiError) {
 		return nil, clientErr("TaskDefinition is inactive")
 	case in.DesiredCount != nil && *in.DesiredCount < 0:
 		return nil, invalidParam("desiredCount must be at least 0.")
-	case in.LaunchType != "" && in.LaunchType != "FARGATE":
-		return nil, invalidParam("launchType %s is not emulated", in.LaunchType)
 	case len(in.Tags) > 50:
 		return nil, invalidParam("Too many tags: at most 50 are allowed.")
+	}
+	for _, e := range []struct {
+		field, v string
+		values   []string
+	}{
+		{"launchType", in.LaunchType, values(types.LaunchType("").Values())},
+		{"propagateTags", in.PropagateTags, values(types.PropagateTags("").Values())},
+		{"schedulingStrategy", in.SchedulingStrategy, values(types.SchedulingStrategy("").Values())},
+	} {
+		if e.v != "" {
+			if err := enum(e.field, e.v, e.values); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if dc := in.DeploymentController; dc != nil {
+		if err := enum("deploymentController.type", dc.Type, types.DeploymentControllerType("").Values()); err != nil {
+			return nil, err
+		}
+	}
+	if in.LaunchType != "" && in.LaunchType != "FARGATE" {
+		return nil, invalidParam("launchType %s is not emulated", in.LaunchType)
+	}
+	if err := checkLaunchType(in.LaunchType, td); err != nil {
+		return nil, err
+	}
+	if err := checkNetConf(in.NetworkConfiguration); err != nil {
+		return nil, err
 	}
 	if string(td.body["networkMode"]) == `"awsvpc"` {
 		var nc struct {
@@ -862,6 +1148,22 @@ func (s *Server) updateService(body []byte) (any, *apiError) {
 	case in.DesiredCount != nil && *in.DesiredCount < 0:
 		return nil, invalidParam("desiredCount must be at least 0.")
 	}
+	if err := checkNetConf(in.NetworkConfiguration); err != nil {
+		return nil, err
+	}
+	var td *taskDef
+	if in.TaskDefinition != "" {
+		td = s.taskDef(in.TaskDefinition)
+		switch {
+		case td == nil:
+			return nil, clientErr("TaskDefinition not found.")
+		case td.status != "ACTIVE":
+			return nil, clientErr("TaskDefinition is inactive")
+		}
+		if err := checkLaunchType("FARGATE", td); err != nil {
+			return nil, err
+		}
+	}
 	if in.DesiredCount != nil {
 		svc.desired = *in.DesiredCount
 		svc.deployments[0].desired = svc.desired
@@ -873,14 +1175,7 @@ func (s *Server) updateService(body []byte) (any, *apiError) {
 		svc.netConf = in.NetworkConfiguration
 	}
 	newTD := svc.taskDef
-	if in.TaskDefinition != "" {
-		td := s.taskDef(in.TaskDefinition)
-		switch {
-		case td == nil:
-			return nil, clientErr("TaskDefinition not found.")
-		case td.status != "ACTIVE":
-			return nil, clientErr("TaskDefinition is inactive")
-		}
+	if td != nil {
 		newTD = td.arn
 	}
 	if newTD != svc.taskDef || in.ForceNewDeployment {
@@ -908,6 +1203,11 @@ func (s *Server) describeServices(body []byte) (any, *apiError) {
 	}
 	if len(in.Services) == 0 || len(in.Services) > 10 {
 		return nil, invalidParam("services must name between 1 and 10 services.")
+	}
+	for _, f := range in.Include {
+		if err := enum("include", f, types.ServiceField("").Values()); err != nil {
+			return nil, err
+		}
 	}
 	services, failures := []any{}, []any{}
 	for _, ref := range in.Services {
@@ -1056,6 +1356,9 @@ func (s *Server) listTasks(body []byte) (any, *apiError) {
 	if in.DesiredStatus == "" {
 		in.DesiredStatus = "RUNNING"
 	}
+	if err := enum("desiredStatus", in.DesiredStatus, types.DesiredStatus("").Values()); err != nil {
+		return nil, err
+	}
 	var arns []string
 	for _, t := range c.tasks {
 		if in.ServiceName != "" && t.service != lastSegment(in.ServiceName, "") {
@@ -1091,6 +1394,11 @@ func (s *Server) describeTasks(body []byte) (any, *apiError) {
 	}
 	if len(in.Tasks) == 0 || len(in.Tasks) > 100 {
 		return nil, invalidParam("tasks must name between 1 and 100 tasks.")
+	}
+	for _, f := range in.Include {
+		if err := enum("include", f, types.TaskField("").Values()); err != nil {
+			return nil, err
+		}
 	}
 	tasks, failures := []any{}, []any{}
 	for _, ref := range in.Tasks {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -71,5 +72,64 @@ func TestSchedulerSteps(t *testing.T) {
 	if code, out := call(t, s, "RegisterTaskDefinition", map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"},
 		"networkMode": "awsvpc", "cpu": "512", "memory": "512", "containerDefinitions": fam["containerDefinitions"]}); code != 400 || out["__type"] != "com.amazonaws.ecs#ClientException" {
 		t.Fatalf("invalid Fargate pair: %d %v", code, out)
+	}
+}
+
+// Required fields the SDK checks before sending are refused by the emulator too, for clients that do not.
+func TestRequiredFields(t *testing.T) {
+	s := New(Options{Manual: true})
+	defer s.Close()
+	container := []any{map[string]any{"name": "app", "image": "img"}}
+	for _, c := range []struct {
+		op   string
+		in   map[string]any
+		typ  string
+		want string
+	}{
+		{"RegisterTaskDefinition", map[string]any{"containerDefinitions": container}, "ClientException", "Family"},
+		{"RegisterTaskDefinition", map[string]any{"family": "f"}, "ClientException", "Container list cannot be empty"},
+		{"DescribeTaskDefinition", map[string]any{}, "ClientException", "taskDefinition"},
+		{"CreateService", map[string]any{"serviceName": "svc", "taskDefinition": "nope"}, "ClientException", "TaskDefinition not found"},
+	} {
+		code, out := call(t, s, c.op, c.in)
+		msg, _ := out["message"].(string)
+		if code != 400 || out["__type"] != "com.amazonaws.ecs#"+c.typ || !strings.Contains(msg, c.want) {
+			t.Errorf("%s %v: %d %v, want 400 %s containing %q", c.op, c.in, code, out, c.typ, c.want)
+		}
+	}
+	if code, out := call(t, s, "RegisterTaskDefinition", map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"},
+		"networkMode": "awsvpc", "cpu": "256", "memory": "512", "containerDefinitions": container}); code != 200 {
+		t.Fatalf("register: %d %v", code, out)
+	}
+	code, out := call(t, s, "CreateService", map[string]any{"serviceName": "svc", "taskDefinition": "f", "launchType": "FARGATE",
+		"networkConfiguration": map[string]any{"awsvpcConfiguration": map[string]any{"subnets": []string{}}}})
+	if code != 400 || out["__type"] != "com.amazonaws.ecs#InvalidParameterException" {
+		t.Errorf("CreateService without subnets: %d %v", code, out)
+	}
+}
+
+// ListTaskDefinitions takes the full family name in familyPrefix; ListTaskDefinitionFamilies a real prefix, and
+// lists a family as ACTIVE while one of its revisions is.
+func TestTaskDefinitionLists(t *testing.T) {
+	s := New(Options{Manual: true})
+	defer s.Close()
+	for _, f := range []string{"web", "web-2"} {
+		if code, out := call(t, s, "RegisterTaskDefinition", map[string]any{"family": f,
+			"containerDefinitions": []any{map[string]any{"name": "app", "image": "img"}}}); code != 200 {
+			t.Fatalf("register %s: %d %v", f, code, out)
+		}
+	}
+	_, out := call(t, s, "ListTaskDefinitions", map[string]any{"familyPrefix": "web"})
+	if arns := out["taskDefinitionArns"].([]any); len(arns) != 1 || !strings.HasSuffix(arns[0].(string), "/web:1") {
+		t.Errorf("ListTaskDefinitions familyPrefix web = %v, want web:1 only", arns)
+	}
+	call(t, s, "DeregisterTaskDefinition", map[string]any{"taskDefinition": "web-2:1"})
+	_, out = call(t, s, "ListTaskDefinitionFamilies", map[string]any{"familyPrefix": "web"})
+	if fs := out["families"].([]any); len(fs) != 1 || fs[0] != "web" {
+		t.Errorf("ACTIVE families = %v, want [web]", fs)
+	}
+	_, out = call(t, s, "ListTaskDefinitionFamilies", map[string]any{"familyPrefix": "web", "status": "INACTIVE"})
+	if fs := out["families"].([]any); len(fs) != 1 || fs[0] != "web-2" {
+		t.Errorf("INACTIVE families = %v, want [web-2]", fs)
 	}
 }
