@@ -13,11 +13,13 @@ import (
 	"github.com/berth-dev/berth/providers"
 )
 
-// Apply converges one workload: a task definition revision for the spec (reused when the family's latest
-// revision already carries the spec hash), then CreateService (with a deterministic clientToken) or UpdateService
-// (new revision or count). ECS rolls out make-before-break (minimumHealthyPercent 100, circuit breaker with
-// rollback) and replaces stopped tasks itself; Apply waits until the primary deployment is COMPLETED and exactly
-// Replicas tasks of the spec run ready, then deregisters the revision it replaced.
+// Apply converges one workload: a task definition revision that runs the spec (the service's current one or the
+// family's latest active one when it is ours, ACTIVE and its own fields equal the spec; a new registration
+// otherwise, so a revision edited by hand is replaced even when it kept berth's spec-hash tag), then CreateService
+// (with a deterministic clientToken) or UpdateService (new revision or desired count). ECS rolls out
+// make-before-break (minimumHealthyPercent 100, circuit breaker with rollback) and replaces stopped tasks itself;
+// Apply waits until the primary deployment is COMPLETED and exactly Replicas tasks of the revision run ready, then
+// deregisters the family's other revisions berth owns (the one replaced, and any a hand edit left ACTIVE).
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	k := wkey{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "revision", d.SpecHash)
@@ -31,7 +33,11 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return providers.Permanent(fmt.Errorf("ecs service %s in cluster %s exists and is not owned by berth instance %q environment %q; rename or remove it",
 			name, p.set.cluster, k.Instance, k.Environment))
 	}
-	tdArn, err := p.ensureTaskDefinition(ctx, k, d)
+	current := ""
+	if svc != nil {
+		current = aws.ToString(svc.TaskDefinition)
+	}
+	tdArn, err := p.ensureTaskDefinition(ctx, k, d, current)
 	if err != nil {
 		return err
 	}
@@ -80,10 +86,28 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := p.waitConverged(ctx, name, tdArn, replicas); err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
-	if replaced != "" {
-		p.deregisterOwned(ctx, k, replaced)
+	if replaced != "" || svc == nil {
+		p.deregisterStale(ctx, k, name, tdArn)
 	}
 	return nil
+}
+
+// deregisterStale deregisters the family's ACTIVE revisions berth owns other than keep: the one replaced, and any
+// left by a hand edit (the revision a console edit moved the service away from) or a crash. So the family keeps
+// one ACTIVE revision, the one the service runs, and List can tell from the family alone when someone
+// deregistered it. Errors are only logged: a leftover revision costs nothing and the next Apply or Delete
+// removes it.
+func (p *Provider) deregisterStale(ctx context.Context, k wkey, family, keep string) {
+	arns, err := p.familyRevisions(ctx, family)
+	for _, arn := range arns {
+		if arn != keep && err == nil {
+			err = p.deregisterOwned(ctx, k, arn)
+		}
+	}
+	if err != nil {
+		p.log.WarnContext(ctx, "deregistering replaced task definitions", "env", k.Environment, "workload", k.Workload,
+			"family", family, "error", err)
+	}
 }
 
 // describeService returns the named service, or nil when it does not exist or is INACTIVE (deleted).
@@ -108,18 +132,29 @@ func (p *Provider) describeService(ctx context.Context, name string) (*types.Ser
 	return nil, nil
 }
 
-// ensureTaskDefinition returns the ARN of a revision of the workload's family for d.SpecHash: the family's
-// latest active revision when it carries that hash (a repeat, or a retry after a crash), a new one otherwise.
-func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers.Desired) (string, error) {
+// ensureTaskDefinition returns the ARN of an ACTIVE revision of the workload's family that carries d.SpecHash and
+// whose own fields run d.Workload: current (the service's revision) or the family's latest active one when one
+// is (a repeat, or a retry after a crash), a new registration otherwise. Both are described afresh: a revision's
+// status is not immutable.
+func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers.Desired, current string) (string, error) {
 	in, err := p.taskDefinitionInput(k, d)
 	if err != nil {
 		return "", err
 	}
 	family := aws.ToString(in.Family)
-	if arn, info, ok, err := p.describeTaskDefinition(ctx, family); err != nil {
-		return "", err
-	} else if ok && info.owned == k && info.hash == d.SpecHash {
-		return arn, nil
+	refs := []string{family}
+	if current != "" {
+		refs = []string{current, family}
+	}
+	for _, ref := range refs {
+		arn, info, status, ok, err := p.describeTaskDefinition(ctx, ref, true)
+		if err != nil {
+			return "", err
+		}
+		if ok && status == "ACTIVE" && info.family == family && info.owned == k && info.hash == d.SpecHash &&
+			p.sameTask(info.spec, d.Workload) {
+			return arn, nil
+		}
 	}
 	var out *ecs.RegisterTaskDefinitionOutput
 	if err := p.call(ctx, "RegisterTaskDefinition", func(ctx context.Context) error {
@@ -135,13 +170,14 @@ func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers
 }
 
 // describeTaskDefinition reads a revision (by ARN) or a family's latest active one; ok is false when none exists.
-func (p *Provider) describeTaskDefinition(ctx context.Context, ref string) (string, tdInfo, bool, error) {
-	if strings.HasPrefix(ref, "arn:") {
+// A revision is served from the cache unless fresh (then status is ECS's answer; from the cache it is "").
+func (p *Provider) describeTaskDefinition(ctx context.Context, ref string, fresh bool) (string, tdInfo, string, bool, error) {
+	if strings.HasPrefix(ref, "arn:") && !fresh {
 		p.mu.Lock()
 		info, ok := p.tds[ref]
 		p.mu.Unlock()
 		if ok {
-			return ref, info, true, nil
+			return ref, info, "", true, nil
 		}
 	}
 	var out *ecs.DescribeTaskDefinitionOutput
@@ -154,15 +190,15 @@ func (p *Provider) describeTaskDefinition(ctx context.Context, ref string) (stri
 	})
 	var ce *types.ClientException
 	if errors.As(err, &ce) && strings.Contains(ce.ErrorMessage(), "Unable to describe task definition") {
-		return "", tdInfo{}, false, nil
+		return "", tdInfo{}, "", false, nil
 	}
 	if err != nil {
-		return "", tdInfo{}, false, err
+		return "", tdInfo{}, "", false, err
 	}
 	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
 	info := readTaskDefinition(out.TaskDefinition, out.Tags)
 	p.remember(arn, info)
-	return arn, info, true, nil
+	return arn, info, string(out.TaskDefinition.Status), true, nil
 }
 
 func (p *Provider) remember(arn string, info tdInfo) {
@@ -331,6 +367,20 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 
 // deregisterFamily deregisters every active revision of the family that carries k's tags.
 func (p *Provider) deregisterFamily(ctx context.Context, k wkey, family string) error {
+	arns, err := p.familyRevisions(ctx, family)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	for _, arn := range arns {
+		if err := p.deregisterOwned(ctx, k, arn); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
+	}
+	return nil
+}
+
+// familyRevisions lists the ACTIVE revisions of one family (ListTaskDefinitions takes the full family name).
+func (p *Provider) familyRevisions(ctx context.Context, family string) ([]string, error) {
 	var next *string
 	var arns []string
 	for {
@@ -341,29 +391,23 @@ func (p *Provider) deregisterFamily(ctx context.Context, k wkey, family string) 
 				FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive, NextToken: next})
 			return err
 		}); err != nil {
-			return fmt.Errorf("workload %s: %w", k.Workload, err)
+			return nil, err
 		}
 		for _, arn := range out.TaskDefinitionArns {
-			if strings.HasSuffix(arn[:strings.LastIndex(arn, ":")], "/"+family) { // the prefix also matches longer families
+			if strings.HasSuffix(arn[:strings.LastIndex(arn, ":")], "/"+family) { // only this family's, whatever ECS lists
 				arns = append(arns, arn)
 			}
 		}
 		if next = out.NextToken; next == nil {
-			break
+			return arns, nil
 		}
 	}
-	for _, arn := range arns {
-		if err := p.deregisterOwned(ctx, k, arn); err != nil {
-			return fmt.Errorf("workload %s: %w", k.Workload, err)
-		}
-	}
-	return nil
 }
 
 // deregisterOwned deregisters one revision if it carries k's tags. Apply ignores its error: a leftover revision
 // costs nothing and the next Delete removes it.
 func (p *Provider) deregisterOwned(ctx context.Context, k wkey, arn string) error {
-	_, info, ok, err := p.describeTaskDefinition(ctx, arn)
+	_, info, _, ok, err := p.describeTaskDefinition(ctx, arn, false)
 	if err != nil || !ok || info.owned != k {
 		return err
 	}

@@ -211,8 +211,10 @@ func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{HealthCommand: true, UDP: true, CPULimit: true, MemoryLimit: true}
 }
 
-// Validate reports what ECS on Fargate cannot honour: HTTP and TCP health checks, public ports (no stable
-// address without a load balancer), CPU/memory beyond the Fargate table, health timings out of ECS's bounds.
+// Validate reports what ECS on Fargate cannot honour, so that the plan refuses it instead of sending it: HTTP and
+// TCP health checks, public ports (no stable address without a load balancer), one container port for both TCP
+// and UDP (ECS allows a container port in one port mapping only), CPU/memory beyond the Fargate table, health
+// timings out of ECS's bounds (interval 5–300 s, timeout 2–60 s, retries 1–10, startPeriod 0–300 s).
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	switch w.Health.Kind() {
@@ -222,22 +224,24 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 				`(exec form, e.g. ["/app", "healthcheck"]): without it the task counts as healthy once running`})
 	case "command":
 		h := w.Health
+		secs := func(d schema.Duration) int { return int((d.D() + time.Second - 1) / time.Second) } // as sent
 		for _, c := range []struct {
-			field  string
-			v      int
-			lo, hi int
+			field, unit string
+			v           int
+			lo, hi      int
 		}{
-			{"health.interval", int(h.Interval.D() / time.Second), minInterval, maxInterval},
-			{"health.timeout", int(h.Timeout.D() / time.Second), minTimeout, maxTimeout},
-			{"health.retries", h.Retries, minRetries, maxRetries},
-			{"health.startPeriod", int(h.StartPeriod.D() / time.Second), minStartPeriod, maxStartPeriod},
+			{"health.interval", "seconds", secs(h.Interval), minInterval, maxInterval},
+			{"health.timeout", "seconds", secs(h.Timeout), minTimeout, maxTimeout},
+			{"health.retries", "retries", h.Retries, minRetries, maxRetries},
+			{"health.startPeriod", "seconds", secs(h.StartPeriod), minStartPeriod, maxStartPeriod},
 		} {
 			if c.v < c.lo || c.v > c.hi {
 				out = append(out, providers.Problem{Field: c.field,
-					Message: fmt.Sprintf("ECS accepts %d to %d here; %d is clamped", c.lo, c.hi, c.v)})
+					Message: fmt.Sprintf("ECS container health checks accept %d to %d %s here; %d asked", c.lo, c.hi, c.unit, c.v)})
 			}
 		}
 	}
+	out = append(out, duplicatePorts(w.Ports)...)
 	for i, pt := range w.Ports {
 		if pt.Public {
 			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].public", i),
@@ -259,9 +263,11 @@ func classify(err error) providers.Class {
 		switch ae.ErrorCode() {
 		case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
 			"ServerException", "ServiceUnavailable", "InternalFailure", "UpdateInProgressException",
-			"ConflictException", "ResourceInUseException", "LimitExceededException":
+			"ConflictException", "ResourceInUseException":
 			return providers.Transient
 		case "ClientException", "InvalidParameterException", "PlatformUnknownException",
+			// A quota (revisions of a family, services of a cluster, tags) is not lifted by waiting.
+			"LimitExceededException",
 			"PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "AccessDeniedException",
 			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
 			"InvalidSignatureException", "SerializationException":
@@ -297,4 +303,5 @@ func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Conte
 
 var _ providers.Provider = (*Provider)(nil)
 var _ providers.Validator = (*Provider)(nil)
+var _ providers.Normalizer = (*Provider)(nil)
 var _ providers.Closer = (*Provider)(nil)

@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
 	"github.com/berth-dev/berth/providers/conformance"
@@ -15,8 +19,10 @@ import (
 )
 
 // TestConformance runs the shared provider suite with the real ECS SDK client against the emulator: drift through
-// StopTask (over the API, as an operator would) and KillTask (a task dying), look-alikes as untagged services,
-// faults as throttling and 5xx answers.
+// StopTask (over the API, as an operator would) and KillTask (a task dying), field drift as the console makes it
+// (a new revision of the task definition with one field changed, the service pointed at it; a new desired count;
+// the current revision deregistered), an unmanaged tag of someone else's on the service, look-alikes as untagged
+// services, faults as throttling and 5xx answers.
 func TestConformance(t *testing.T) {
 	hermetic(t)
 	emu := emulator(t)
@@ -66,6 +72,39 @@ func TestConformance(t *testing.T) {
 				return active
 			}
 		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				c.Image = aws.String("registry.example/berth-app:by-hand")
+			}),
+			conformance.TamperCommand: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				c.EntryPoint = []string{"/bin/sh"}
+			}),
+			conformance.TamperArgs: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				c.Command = []string{"debug"}
+			}),
+			conformance.TamperEnv: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				for i := range c.Environment {
+					if aws.ToString(c.Environment[i].Name) == "GREETING" {
+						c.Environment[i].Value = aws.String("by hand")
+					}
+				}
+			}),
+			conformance.TamperPorts: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				c.PortMappings[0].ContainerPort = aws.Int32(9090)
+				c.PortMappings[0].HostPort = aws.Int32(9090)
+			}),
+			conformance.TamperHealth: editContainer(emu, name, func(c *types.ContainerDefinition) {
+				c.HealthCheck.Retries = aws.Int32(9)
+			}),
+			conformance.TamperResources: func(ctx context.Context, t *testing.T, workload string) {
+				reviseTaskDefinition(ctx, t, emu, name(workload), func(in *ecs.RegisterTaskDefinitionInput) {
+					in.Memory = aws.String("1024")
+				})
+			},
+			conformance.TamperReplicas:                   scaleByHand(emu, name),
+			conformance.TamperObject + "task definition": deregisterCurrent(emu, name),
+		},
+		Unmanaged: foreignTag(emu, name),
 		Faults: func(n int) {
 			kind := ecsemu.Throttle
 			if faults%2 == 1 {

@@ -1,19 +1,36 @@
 // Package aws is berth's provider for Amazon ECS on Fargate (target type "aws"): each workload is one ECS service
 // in the target's cluster, running tasks of a task definition family, both named berth-<instance>-<env>-<workload>.
 //
-// Mapping: one task definition revision per spec hash (FARGATE, awsvpc, task CPU/memory from the Fargate table,
-// one container "app": image, entryPoint = command, command = args, environment, port mappings, a command health
-// check in exec form, the spec as the docker label berth.dev/spec), tagged with the providers.Label* ownership
-// tags and the spec hash. The service (CreateService with a deterministic clientToken, launch type FARGATE, the
-// target's subnets, security groups and public IP choice, minimumHealthyPercent 100 / maximumPercent 200, circuit
-// breaker with rollback, propagateTags TASK_DEFINITION) carries the ownership tags. Updates are UpdateService with
-// the new revision or count: ECS itself brings the new tasks up before it stops the old ones, and replaces stopped
-// tasks (drift). List reads ListServices (no tag filter exists), DescribeServices with tags in batches of 10,
-// ListTasks and DescribeTasks.
+// Mapping: one task definition revision per spec (FARGATE, awsvpc, task CPU/memory from the Fargate table, one
+// container "app": image, entryPoint = command, command = args, environment, port mappings, a command health
+// check in exec form), tagged with the providers.Label* ownership tags and the spec hash. The service
+// (CreateService with a deterministic clientToken, launch type FARGATE, the target's subnets, security groups and
+// public IP choice, minimumHealthyPercent 100 / maximumPercent 200, circuit breaker with rollback, propagateTags
+// TASK_DEFINITION) carries the ownership tags. Updates are UpdateService with the new revision or count: ECS
+// itself brings the new tasks up before it stops the old ones, and replaces stopped tasks (drift).
+//
+// Read-back: List reads ListServices (no tag filter exists), DescribeServices with tags in batches of 10, then,
+// per owned service, the spec from the service's CURRENT task definition revision (DescribeTaskDefinition, cached
+// by ARN within and across passes: revisions are immutable) — image, entryPoint, command, environment, port
+// mappings, the health check (ECS's defaults where a hand-made revision leaves a field out), the task size (or the
+// container's own smaller cpu or hard memory limit) — and replicas from the service's desiredCount; the replicas
+// from ListTasks and DescribeTasks; and once per pass ListTaskDefinitionFamilies of the owner's families: a
+// service whose family has no ACTIVE revision left (deregistered by hand) reports "task definition <family>" in
+// Observed.Missing. Nothing berth stores is read back for the plan (no spec label). The read-back is lossy where
+// ECS is (Normalize): ports are internal (no stable public address without a load balancer) and lose names ECS
+// cannot store, HTTP and TCP checks are not sent, durations are whole seconds within ECS's bounds, resources are
+// the Fargate size that holds them.
+//
+// Not seen: fields berth does not set (other containers, log configuration, secrets, memoryReservation, service
+// settings such as healthCheckGracePeriodSeconds, tags of others) — Apply leaves the service's alone, but a
+// registration berth makes to repair drift does not copy them into the task definition; the service's network
+// configuration (subnets, security groups, assignPublicIp) is the target's and not compared; a revision
+// deregistered while another ACTIVE revision of the family (registered by hand, never run) remains.
 //
 // Non-goals: load balancers, service discovery, autoscaling, secrets from Secrets Manager, EC2 capacity, clusters
 // or networks (the target names existing ones). HTTP and TCP health checks and stable public addresses need a load
-// balancer: Validate reports them and Apply runs the workload without them.
+// balancer: Validate reports them, as it reports what ECS would refuse (health timings out of its bounds, one
+// container port for both TCP and UDP), so that the plan refuses them instead of sending them.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials from the AWS default chain;
 // the cluster, subnets, security groups and roles exist.
@@ -21,13 +38,18 @@
 // Main loop of Apply, in a sketch:
 //
 //	svc := DescribeServices(name)              // ours, or nil; someone else's is a permanent error
-//	td  := latest revision with our hash, or RegisterTaskDefinition
-//	if svc == nil { CreateService(clientToken) } else if td or count differ { UpdateService }
+//	td  := svc's revision or the family's latest, if ACTIVE, ours, our hash and its fields equal the spec
+//	       (both described afresh), else RegisterTaskDefinition
+//	if svc == nil { CreateService(clientToken) } else if td or desiredCount differ { UpdateService }
 //	poll DescribeServices + ListTasks/DescribeTasks every PollInterval until
 //	    one deployment, on td, COMPLETED, Replicas running and ready (FAILED → providers.Permanent)
-//	DeregisterTaskDefinition(the revision replaced)
+//	DeregisterTaskDefinition(every other ACTIVE revision of the family berth owns)
 //
-// Every call goes through one retry layer (the SDK's own retryer is off): throttling, 5xx, timeouts, conflicts
-// and quota are retried with capped exponential backoff and jitter; invalid requests come back as
-// providers.Permanent.
+// So a field edited by hand (a new revision pointed at from the console, even one that kept berth's spec-hash
+// tag), a desired count changed by hand and a deregistered revision are each repaired by one Apply, make before
+// break.
+//
+// Every call goes through one retry layer (the SDK's own retryer is off): throttling, 5xx, timeouts and conflicts
+// are retried with capped exponential backoff and jitter; invalid requests and exceeded quotas
+// (LimitExceededException) come back as providers.Permanent.
 package aws

@@ -18,7 +18,7 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
 
 // TestGoldenRequests records what berth asks of ECS for the reference workload (an HTTP service, 2 replicas, env,
-// public port 8080, HTTP health check, 250m / 512Mi): on create, on a rollout to a new image and on delete. Each
+// port 8080, a command health check, 250m / 512Mi): on create, on a rollout to a new image and on delete. Each
 // golden lists the requests in order, bodies with sorted keys and the clientToken replaced; a read repeated while
 // polling is shown once.
 func TestGoldenRequests(t *testing.T) {

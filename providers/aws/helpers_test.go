@@ -55,18 +55,19 @@ func newProvider(t testing.TB, s *ecsemu.Server, targetName string) *berthaws.Pr
 	return p
 }
 
-// referenceWorkload is the HTTP service of the goldens and the conformance suite.
+// referenceWorkload is the HTTP service of the goldens and the conformance suite, as ECS without a load balancer
+// can run it: an internal port and a command health check (exec form; ECS runs it inside the container).
 func referenceWorkload(name string) schema.Workload {
 	return schema.Workload{
 		Name:      name,
 		Image:     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/berth-app:1",
 		Args:      []string{"serve"},
 		Env:       map[string]string{"GREETING": "hello", "PORT": "8080"},
-		Ports:     []schema.Port{{Name: "http", Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
+		Ports:     []schema.Port{{Name: "http", Port: 8080, Protocol: "tcp"}},
 		Replicas:  2,
 		Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20},
 		Health: &schema.HealthCheck{
-			HTTP:     &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+			Command:  []string{"/app", "healthcheck"},
 			Interval: schema.Duration(5 * time.Second),
 			Timeout:  schema.Duration(2 * time.Second),
 			Retries:  3,

@@ -13,8 +13,11 @@ import (
 )
 
 // List finds owner's workloads on target: ListServices of the cluster (ECS cannot filter by tag), DescribeServices
-// in batches of 10 with their tags, keeping the ACTIVE services whose tags name owner and target; then each one's
-// running tasks, their spec hash read from their task definition revision's tags.
+// in batches of 10 with their tags, keeping the ACTIVE services whose tags name owner and target. Each one's spec
+// is read from its current task definition revision (DescribeTaskDefinition, once per revision: they are
+// immutable) and its desired count; its replicas are its running tasks, their spec hash read from their
+// revision's tags. One ListTaskDefinitionFamilies of the owner's families tells which have no ACTIVE revision left
+// (deregistered by hand): that task definition is Missing.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	var arns []string
 	var next *string
@@ -34,6 +37,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		}
 	}
 	var obs []providers.Observed
+	var families []string // of each observation, in order
 	for start := 0; start < len(arns); start += 10 {
 		batch := arns[start:min(start+10, len(arns))]
 		var out *ecs.DescribeServicesOutput
@@ -52,35 +56,47 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 			if aws.ToString(svc.Status) != "ACTIVE" || k.Workload == "" || !k.owns(tags) {
 				continue
 			}
-			o, err := p.observe(ctx, k, svc)
+			o, family, err := p.observe(ctx, k, svc)
 			if err != nil {
 				return nil, err
 			}
 			obs = append(obs, o)
+			families = append(families, family)
+		}
+	}
+	if len(obs) > 0 {
+		active, err := p.activeFamilies(ctx, owner)
+		if err != nil {
+			return nil, err
+		}
+		for i, f := range families {
+			if f != "" && !active[f] {
+				obs[i].Missing = append(obs[i].Missing, "task definition "+f)
+			}
 		}
 	}
 	sort.Slice(obs, func(i, j int) bool { return obs[i].Workload < obs[j].Workload })
 	return obs, nil
 }
 
-// observe reads one owned service's tasks and spec.
-func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (providers.Observed, error) {
+// observe reads one owned service's spec (from its current task definition and its desired count) and tasks; it
+// also returns the family of that task definition.
+func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (providers.Observed, string, error) {
 	o := providers.Observed{Workload: k.Workload, Target: k.Target}
 	primaryArn := aws.ToString(svc.TaskDefinition)
-	_, primary, _, err := p.describeTaskDefinition(ctx, primaryArn)
+	_, primary, _, _, err := p.describeTaskDefinition(ctx, primaryArn, false)
 	if err != nil {
-		return o, err
+		return o, "", err
 	}
 	tasks, err := p.tasks(ctx, aws.ToString(svc.ServiceName), types.DesiredStatusRunning)
 	if err != nil {
-		return o, err
+		return o, "", err
 	}
 	votes := map[string]int{}
-	running := 0
 	for _, t := range tasks {
-		_, info, _, err := p.describeTaskDefinition(ctx, aws.ToString(t.TaskDefinitionArn))
+		_, info, _, _, err := p.describeTaskDefinition(ctx, aws.ToString(t.TaskDefinitionArn), false)
 		if err != nil {
-			return o, err
+			return o, "", err
 		}
 		arn := aws.ToString(t.TaskArn)
 		id := arn[strings.LastIndex(arn, "/")+1:]
@@ -98,9 +114,6 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 			default:
 				r.Health = "starting"
 			}
-		}
-		if r.Running {
-			running++
 		}
 		votes[info.hash]++
 		o.Replicas = append(o.Replicas, r)
@@ -120,7 +133,34 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 	}
 	o.Spec = primary.spec
 	o.Spec.Name = k.Workload
-	o.Spec.Provider = k.Target
-	o.Spec.Replicas = running
-	return o, nil
+	o.Spec.Replicas = int(svc.DesiredCount)
+	family := resourceName(k)
+	if primary.family != family {
+		family = "" // a revision of another family: the spec shows it; nothing of ours is missing
+	}
+	return o, family, nil
+}
+
+// activeFamilies lists the task definition families of owner that have at least one ACTIVE revision.
+func (p *Provider) activeFamilies(ctx context.Context, owner providers.Owner) (map[string]bool, error) {
+	prefix := familyPrefix(owner)
+	active := map[string]bool{}
+	var next *string
+	for {
+		var out *ecs.ListTaskDefinitionFamiliesOutput
+		if err := p.call(ctx, "ListTaskDefinitionFamilies", func(ctx context.Context) error {
+			var err error
+			out, err = p.client.ListTaskDefinitionFamilies(ctx, &ecs.ListTaskDefinitionFamiliesInput{
+				FamilyPrefix: aws.String(prefix), Status: types.TaskDefinitionFamilyStatusActive, NextToken: next})
+			return err
+		}); err != nil {
+			return nil, err
+		}
+		for _, f := range out.Families {
+			active[f] = true
+		}
+		if next = out.NextToken; next == nil {
+			return active, nil
+		}
+	}
 }

@@ -3,11 +3,14 @@ package aws
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
+	"reflect"
+	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -17,12 +20,9 @@ import (
 	"github.com/berth-dev/berth/schema"
 )
 
-// Names and labels beyond the shared ownership tags of package providers. ECS tag keys allow letters, digits,
-// spaces and + - = . _ : / @, so the providers.Label* keys are used as they are.
+// Names beyond the shared ownership tags of package providers. ECS tag keys allow letters, digits, spaces and
+// + - = . _ : / @, so the providers.Label* keys are used as they are.
 const (
-	// LabelSpec is the container docker label holding the applied workload as JSON, without env values (they are
-	// the task definition's environment) and replicas (the service's desired count): List reads it back for diffs.
-	LabelSpec = "berth.dev/spec"
 	// ContainerName is the one container of every task definition.
 	ContainerName = "app"
 	// maxNameLen is ECS's limit on family and service names.
@@ -39,16 +39,7 @@ type wkey struct {
 // retry after a crash finds what exists.
 func resourceName(k wkey) string {
 	raw := "berth-" + k.Instance + "-" + k.Environment + "-" + k.Workload
-	var b strings.Builder
-	for _, r := range raw {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
-			b.WriteRune(r)
-		default:
-			b.WriteByte('-')
-		}
-	}
-	name := b.String()
+	name := sanitize(raw)
 	if len(name) <= maxNameLen && name == raw {
 		return name
 	}
@@ -58,6 +49,27 @@ func resourceName(k wkey) string {
 		name = name[:maxNameLen-len(suffix)]
 	}
 	return name + suffix
+}
+
+// sanitize maps each character outside [a-zA-Z0-9_-] to '-'.
+func sanitize(raw string) string {
+	var b strings.Builder
+	for _, r := range raw {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '_', r == '-':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+// familyPrefix starts the family name of every workload of owner (see resourceName), for
+// ListTaskDefinitionFamilies; a longer owner is cut to what every such name keeps before its hash suffix.
+func familyPrefix(o providers.Owner) string {
+	prefix := sanitize("berth-" + o.Instance + "-" + o.Environment + "-")
+	return prefix[:min(len(prefix), maxNameLen-13)]
 }
 
 // clientToken is CreateService's idempotency token (at most 36 characters): the same workload, spec and count
@@ -141,10 +153,27 @@ func fargateSize(r schema.Resources) (cpu, mem int, problems []providers.Problem
 			cpu, valid[len(valid)-1], mib)}}
 }
 
+// duplicatePorts reports each port whose container port an earlier one already maps: ECS allows a container port
+// in one port mapping only, so TCP and UDP cannot share one.
+func duplicatePorts(ports []schema.Port) []providers.Problem {
+	var out []providers.Problem
+	first := map[int]int{} // container port → index of its first mapping
+	for i, pt := range ports {
+		if j, ok := first[pt.Port]; ok {
+			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].port", i),
+				Message: fmt.Sprintf("ECS refuses a container port in more than one port mapping (ports[%d] already maps %d/%s): "+
+					"one container port cannot serve both TCP and UDP on ECS", j, pt.Port, ports[j].Protocol)})
+		} else {
+			first[pt.Port] = i
+		}
+	}
+	return out
+}
+
 // Health check bounds of ECS container health checks, in seconds (retries: count).
 const (
 	minInterval, maxInterval       = 5, 300
-	minTimeout, maxTimeout         = 2, 120
+	minTimeout, maxTimeout         = 2, 60
 	minRetries, maxRetries         = 1, 10
 	minStartPeriod, maxStartPeriod = 0, 300
 )
@@ -167,13 +196,6 @@ func healthCheck(h *schema.HealthCheck) *types.HealthCheck {
 	}
 }
 
-// storedSpec is the workload as kept in LabelSpec: no env values, no replica count, no provider.
-func storedSpec(w schema.Workload) (string, error) {
-	w.Env, w.Replicas, w.Provider, w.Pos = nil, 0, "", nil
-	b, err := json.Marshal(w)
-	return string(b), err
-}
-
 // taskDefinitionInput is the RegisterTaskDefinition request for a workload.
 func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.RegisterTaskDefinitionInput, error) {
 	w := d.Workload
@@ -184,9 +206,8 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.Regist
 	if w.Image == "" {
 		return nil, providers.Permanent(fmt.Errorf("workload %q: image: empty", w.Name))
 	}
-	spec, err := storedSpec(w)
-	if err != nil {
-		return nil, fmt.Errorf("workload %q: encode spec: %w", w.Name, err)
+	if prs := duplicatePorts(w.Ports); len(prs) > 0 {
+		return nil, providers.Permanent(fmt.Errorf("workload %q: %s: %s", w.Name, prs[0].Field, prs[0].Message))
 	}
 	envNames := make([]string, 0, len(w.Env))
 	for n := range w.Env {
@@ -203,7 +224,7 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.Regist
 		if pt.Protocol == "udp" {
 			pm.Protocol = types.TransportProtocolUdp
 		}
-		if pt.Name != "" {
+		if portNameOK(pt.Name) {
 			pm.Name = aws.String(pt.Name)
 		}
 		ports = append(ports, pm)
@@ -224,7 +245,6 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.Regist
 			Environment:  env,
 			PortMappings: ports,
 			HealthCheck:  healthCheck(w.Health),
-			DockerLabels: map[string]string{LabelSpec: spec},
 		}},
 		Tags: tags,
 	}
@@ -258,10 +278,14 @@ func deploymentConfiguration() *types.DeploymentConfiguration {
 	}
 }
 
-// tdInfo is what berth reads back from one task definition revision (immutable, so cached by ARN).
+// tdInfo is what berth reads back from one task definition revision. Revisions are immutable (only their status
+// changes, and it is not kept here), so it is cached by ARN.
 type tdInfo struct {
-	owned     wkey
-	hash      string
+	owned  wkey
+	hash   string
+	family string
+	// spec is the workload the revision runs, read from its own fields (no name, provider or replicas), in the
+	// form Provider.Normalize gives a desired workload.
 	spec      schema.Workload
 	hasHealth bool
 }
@@ -273,24 +297,151 @@ func readTaskDefinition(td *types.TaskDefinition, tags []types.Tag) tdInfo {
 		owned: wkey{tm[providers.LabelInstance], tm[providers.LabelEnvironment], tm[providers.LabelTarget], tm[providers.LabelWorkload]},
 		hash:  tm[providers.LabelSpecHash],
 	}
-	if td == nil || len(td.ContainerDefinitions) == 0 {
+	if td == nil {
 		return info
 	}
-	c := td.ContainerDefinitions[0]
-	_ = json.Unmarshal([]byte(c.DockerLabels[LabelSpec]), &info.spec) // a foreign or damaged label leaves the rest
-	info.spec.Name = info.owned.Workload
-	info.spec.Image = aws.ToString(c.Image)
-	info.spec.Command = c.EntryPoint
-	info.spec.Args = c.Command
-	info.spec.Env = nil
-	for _, kv := range c.Environment {
-		if info.spec.Env == nil {
-			info.spec.Env = map[string]string{}
-		}
-		info.spec.Env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	info.family = aws.ToString(td.Family)
+	info.spec = liveSpec(td)
+	if c := appContainer(td); c != nil {
+		info.hasHealth = c.HealthCheck != nil
 	}
-	info.hasHealth = c.HealthCheck != nil
 	return info
+}
+
+// appContainer is the task definition's container "app", else its first one (a hand-made revision), else nil.
+func appContainer(td *types.TaskDefinition) *types.ContainerDefinition {
+	for i := range td.ContainerDefinitions {
+		if aws.ToString(td.ContainerDefinitions[i].Name) == ContainerName {
+			return &td.ContainerDefinitions[i]
+		}
+	}
+	if len(td.ContainerDefinitions) > 0 {
+		return &td.ContainerDefinitions[0]
+	}
+	return nil
+}
+
+// ECS's defaults of a container health check, in seconds, for fields a revision leaves out.
+const (
+	defaultInterval, defaultTimeout, defaultRetries = 30, 5, 3
+)
+
+// liveSpec reads every field berth manages from a task definition's own fields: the container's image,
+// entryPoint (command), command (args), environment, port mappings and health check, and the task size (the
+// container's own cpu or hard memory limit where a hand edit set a smaller one). Ports read back as internal:
+// ECS has no stable public address without a load balancer. The form is providers.Normalize's, then the
+// provider's Normalize (which maps a desired workload to the same shape), so an untouched workload compares
+// equal.
+func liveSpec(td *types.TaskDefinition) schema.Workload {
+	var w schema.Workload
+	c := appContainer(td)
+	if c == nil {
+		return w
+	}
+	w.Image = aws.ToString(c.Image)
+	w.Command = slices.Clone(c.EntryPoint)
+	w.Args = slices.Clone(c.Command)
+	for _, kv := range c.Environment {
+		if w.Env == nil {
+			w.Env = map[string]string{}
+		}
+		w.Env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
+	}
+	for _, pm := range c.PortMappings {
+		pt := schema.Port{Port: int(aws.ToInt32(pm.ContainerPort)), Protocol: strings.ToLower(string(pm.Protocol))}
+		if pt.Protocol == "" {
+			pt.Protocol = "tcp"
+		}
+		pt.Name = aws.ToString(pm.Name)
+		w.Ports = append(w.Ports, pt)
+	}
+	cpu, _ := strconv.Atoi(aws.ToString(td.Cpu))
+	if c.Cpu > 0 && int(c.Cpu) < cpu {
+		cpu = int(c.Cpu)
+	}
+	mem, _ := strconv.Atoi(aws.ToString(td.Memory))
+	if m := int(aws.ToInt32(c.Memory)); m > 0 && (mem == 0 || m < mem) {
+		mem = m
+	}
+	w.Resources = schema.Resources{CPUMillis: unitsToMillis(cpu), MemoryBytes: int64(mem) << 20}
+	if hc := c.HealthCheck; hc != nil {
+		h := &schema.HealthCheck{
+			Interval:    seconds(hc.Interval, defaultInterval),
+			Timeout:     seconds(hc.Timeout, defaultTimeout),
+			Retries:     int(aws.ToInt32(hc.Retries)),
+			StartPeriod: seconds(hc.StartPeriod, 0),
+		}
+		if hc.Retries == nil {
+			h.Retries = defaultRetries
+		}
+		switch {
+		case len(hc.Command) > 0 && hc.Command[0] == "CMD":
+			h.Command = slices.Clone(hc.Command[1:])
+		default: // CMD-SHELL (or a malformed check) reads back as it is: a command berth never sends
+			h.Command = slices.Clone(hc.Command)
+		}
+		w.Health = h
+	}
+	return providers.Normalize(w)
+}
+
+func seconds(v *int32, def int) schema.Duration {
+	if v == nil {
+		return schema.Duration(time.Duration(def) * time.Second)
+	}
+	return schema.Duration(time.Duration(*v) * time.Second)
+}
+
+// unitsToMillis turns ECS CPU units (1024 a vCPU) into CPU millis; every Fargate size is a whole number of millis.
+func unitsToMillis(units int) int64 { return int64(units) * 1000 / 1024 }
+
+// portNameRE is what ECS accepts as a port mapping name: up to 64 lower-case letters, digits, underscores and
+// hyphens, not starting with a hyphen.
+var portNameRE = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
+
+// portNameOK tells whether ECS can store name as a port mapping name; other names are not sent.
+func portNameOK(name string) bool { return portNameRE.MatchString(name) }
+
+// Normalize is the form in which ECS reads a workload back: ports internal (no stable public address without a
+// load balancer) and without names ECS cannot store, the task size of the Fargate table, HTTP and TCP health
+// checks dropped (ECS runs only commands), durations in whole seconds within ECS's bounds, as Apply sends them.
+func (p *Provider) Normalize(w schema.Workload) schema.Workload {
+	if len(w.Ports) > 0 {
+		ps := make([]schema.Port, len(w.Ports))
+		for i, pt := range w.Ports {
+			pt.Public, pt.HostPort = false, 0
+			if !portNameOK(pt.Name) {
+				pt.Name = ""
+			}
+			ps[i] = pt
+		}
+		w.Ports = ps
+	}
+	if cpu, mem, problems := fargateSize(w.Resources); len(problems) == 0 {
+		w.Resources = schema.Resources{CPUMillis: unitsToMillis(cpu), MemoryBytes: int64(mem) << 20}
+	}
+	switch hc := healthCheck(w.Health); {
+	case hc == nil:
+		w.Health = nil
+	default:
+		w.Health = &schema.HealthCheck{
+			Command:     slices.Clone(hc.Command[1:]),
+			Interval:    seconds(hc.Interval, 0),
+			Timeout:     seconds(hc.Timeout, 0),
+			Retries:     int(aws.ToInt32(hc.Retries)),
+			StartPeriod: seconds(hc.StartPeriod, 0),
+		}
+	}
+	return providers.Normalize(w)
+}
+
+// sameTask tells whether the live spec of a revision runs what want asks, in every field a task definition holds
+// (replicas are the service's).
+func (p *Provider) sameTask(live, want schema.Workload) bool {
+	want = p.Normalize(providers.Normalize(want))
+	want.Name, want.Provider, want.Replicas = "", "", 0
+	live.Name, live.Provider, live.Replicas = "", "", 0
+	return reflect.DeepEqual(providers.Normalize(live), want)
 }
 
 // taskDefinitionOf is the task definition a registration describes (what DescribeTaskDefinition would answer).

@@ -1,9 +1,13 @@
 package aws
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -126,29 +130,72 @@ func TestParseSettings(t *testing.T) {
 	}
 }
 
+// What Apply registers reads back, through Normalize, as the workload asked: also where ECS cannot store it as it
+// is (public ports, port names, HTTP checks, sub-second durations, task sizes between Fargate's steps).
 func TestSpecReadBack(t *testing.T) {
 	p := &Provider{set: settings{cluster: "c", subnets: []string{"s"}}}
-	w := schema.Workload{Name: "web", Image: "img:1", Command: []string{"/app"}, Args: []string{"serve"},
-		Env: map[string]string{"A": "1"}, Ports: []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
+	base := schema.Workload{Name: "web", Image: "img:1", Command: []string{"/app"}, Args: []string{"serve"},
+		Env: map[string]string{"A": "1"}, Ports: []schema.Port{{Name: "http", Port: 8080, Protocol: "tcp"}},
 		Replicas: 2, Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20},
 		Health: &schema.HealthCheck{Command: []string{"/app", "healthcheck"}, Interval: schema.Duration(5 * time.Second),
 			Timeout: schema.Duration(2 * time.Second), Retries: 3}}
 	k := wkey{"i", "e", "t", "web"}
-	in, err := p.taskDefinitionInput(k, providers.Desired{Workload: w, SpecHash: "h1"})
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct {
+		name string
+		mod  func(*schema.Workload)
+	}{
+		{"exact", func(*schema.Workload) {}},
+		{"public port", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 8080}}
+		}},
+		{"port name ECS cannot store", func(w *schema.Workload) { w.Ports[0].Name = "HTTP" }},
+		{"udp", func(w *schema.Workload) { w.Ports = append(w.Ports, schema.Port{Port: 53, Protocol: "udp"}) }},
+		{"http check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }},
+		{"sub-second durations", func(w *schema.Workload) {
+			w.Health.Interval, w.Health.Timeout = schema.Duration(5500*time.Millisecond), schema.Duration(1500*time.Millisecond)
+		}},
+		{"start period", func(w *schema.Workload) { w.Health.StartPeriod = schema.Duration(30 * time.Second) }},
+		{"between sizes", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 300, MemoryBytes: 700 << 20} }},
+		{"no resources", func(w *schema.Workload) { w.Resources = schema.Resources{} }},
+		{"no env, no ports, no check", func(w *schema.Workload) { w.Env, w.Ports, w.Health = nil, nil, nil }},
+	} {
+		w := base
+		w.Ports = append([]schema.Port(nil), base.Ports...)
+		h := *base.Health
+		w.Health = &h
+		c.mod(&w)
+		in, err := p.taskDefinitionInput(k, providers.Desired{Workload: w, SpecHash: "h1"})
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		info := readTaskDefinition(taskDefinitionOf(in), in.Tags)
+		if info.owned != k || info.hash != "h1" || info.hasHealth != (w.Health.Kind() == "command") {
+			t.Fatalf("%s: read back %+v", c.name, info)
+		}
+		if !p.sameTask(info.spec, w) {
+			t.Errorf("%s: read back %+v\nwant      %+v", c.name, info.spec, p.Normalize(providers.Normalize(w)))
+		}
 	}
-	hc := in.ContainerDefinitions[0].HealthCheck
-	if hc == nil || strings.Join(hc.Command, " ") != "CMD /app healthcheck" {
+	in, _ := p.taskDefinitionInput(k, providers.Desired{Workload: base, SpecHash: "h1"})
+	if hc := in.ContainerDefinitions[0].HealthCheck; hc == nil || strings.Join(hc.Command, " ") != "CMD /app healthcheck" {
 		t.Fatalf("health check %+v, want the CMD exec form", hc)
 	}
-	info := readTaskDefinition(taskDefinitionOf(in), in.Tags)
-	if info.owned != k || info.hash != "h1" || !info.hasHealth {
-		t.Fatalf("read back %+v", info)
-	}
-	got := info.spec
-	got.Replicas = w.Replicas
-	if providers.SpecHash(got) != providers.SpecHash(w) {
-		t.Errorf("spec read back %+v\nwant %+v", got, w)
+}
+
+// A hand-made revision reads back as what it runs: ECS's health check defaults, a CMD-SHELL check as it is, a
+// container memory limit below the task's, the first container when none is called "app".
+func TestLiveSpecHandMade(t *testing.T) {
+	td := &types.TaskDefinition{Cpu: aws.String("512"), Memory: aws.String("2048"), ContainerDefinitions: []types.ContainerDefinition{{
+		Name: aws.String("web"), Image: aws.String("nginx"), Memory: aws.Int32(1024),
+		PortMappings: []types.PortMapping{{ContainerPort: aws.Int32(80)}},
+		HealthCheck:  &types.HealthCheck{Command: []string{"CMD-SHELL", "curl -f localhost"}},
+	}}}
+	got := liveSpec(td)
+	want := schema.Workload{Image: "nginx", Ports: []schema.Port{{Port: 80, Protocol: "tcp"}},
+		Resources: schema.Resources{CPUMillis: 500, MemoryBytes: 1 << 30},
+		Health: &schema.HealthCheck{Command: []string{"CMD-SHELL", "curl -f localhost"}, Interval: schema.Duration(30 * time.Second),
+			Timeout: schema.Duration(5 * time.Second), Retries: 3}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("liveSpec = %+v\nwant      %+v", got, want)
 	}
 }
