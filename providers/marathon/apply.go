@@ -40,8 +40,12 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		if cur != nil && !owned(cur, d.Owner, d.Target, d.Workload.Name) {
 			return providers.Permanent(fmt.Errorf("apply %s: %w", id, ErrNotOwned))
 		}
-		if cur != nil && upToDate(cur, want) {
+		if cur != nil && p.upToDate(cur, want, d) {
 			break
+		}
+		body := want
+		if cur != nil {
+			body = keepUnmanaged(want, cur)
 		}
 		q := url.Values{"partialUpdate": {"false"}}
 		if p.set.force {
@@ -50,7 +54,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		var res struct {
 			DeploymentID string `json:"deploymentId"`
 		}
-		err = p.call(ctx, http.MethodPut, appPath(id), q, want, &res)
+		err = p.call(ctx, http.MethodPut, appPath(id), q, body, &res)
 		var ae *APIError
 		if errors.As(err, &ae) && ae.Locked() {
 			log.InfoContext(ctx, "app locked by a deployment, waiting", "app", id, "deployments", ae.Deployments)

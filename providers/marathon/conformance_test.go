@@ -1,9 +1,13 @@
 package marathon_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
 	"testing"
 	"time"
 
@@ -14,8 +18,10 @@ import (
 )
 
 // TestConformance runs the shared provider suite against the emulator: drift as a killed task (Marathon
-// relaunches it) and a task killed with scale (instances drop), look-alikes as unlabelled apps beside ours,
-// faults as 500/503 answers and dropped connections. The token setting is on, so every call is authenticated.
+// relaunches it) and a task killed with scale (instances drop), field drift as the Marathon UI's edit (the live
+// definition with one field changed, PUT with force=true) and a scale by the CLI, an unmanaged change as a field
+// berth never sets and a label of someone else's, look-alikes as unlabelled apps beside ours, faults as 500/503
+// answers and dropped connections. The token setting is on, so every call is authenticated.
 func TestConformance(t *testing.T) {
 	hermetic(t)
 	t.Setenv("BERTH_TEST_DCOS_TOKEN", "s3cr3t-token")
@@ -51,6 +57,47 @@ func TestConformance(t *testing.T) {
 			emu.CreateLookAlike(n, 1)
 			return func() bool { return emu.AppExists(n) }
 		},
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage: edit(emu, id, func(a map[string]any) {
+				docker(a)["image"] = "registry.example/berth-app:hand"
+			}),
+			conformance.TamperCommand: edit(emu, id, func(a map[string]any) {
+				docker(a)["parameters"] = []any{map[string]any{"key": "entrypoint", "value": "/bin/sh"}}
+			}),
+			conformance.TamperArgs: edit(emu, id, func(a map[string]any) { a["args"] = []any{"debug"} }),
+			conformance.TamperEnv: edit(emu, id, func(a map[string]any) {
+				a["env"].(map[string]any)["GREETING"] = "by hand"
+			}),
+			conformance.TamperPorts: edit(emu, id, func(a map[string]any) {
+				docker(a)["portMappings"].([]any)[0].(map[string]any)["hostPort"] = 9090
+			}),
+			conformance.TamperHealth: edit(emu, id, func(a map[string]any) {
+				a["healthChecks"].([]any)[0].(map[string]any)["maxConsecutiveFailures"] = 9
+			}),
+			conformance.TamperResources: edit(emu, id, func(a map[string]any) { a["mem"] = 1024 }),
+			conformance.TamperReplicas: func(ctx context.Context, t *testing.T, workload string) {
+				a := getApp(t, emu, id(workload))
+				// The CLI's `dcos marathon app update <id> instances=N`: a partial PUT.
+				putApp(t, emu, id(workload), map[string]any{"instances": a["instances"].(float64) + 1})
+			},
+		},
+		Unmanaged: func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+			edit(emu, id, func(a map[string]any) {
+				a["backoffSeconds"] = 7
+				a["labels"].(map[string]any)["team"] = "payments"
+			})(ctx, t, workload)
+			// Any change but instances is a new configuration to Marathon: it restarts the tasks. Wait for that
+			// deployment to end, as an operator would, so the plan is about fields, not about tasks in motion.
+			for len(operatorCall(t, emu, http.MethodGet, "/v2/apps"+id(workload), nil)["app"].(map[string]any)["deployments"].([]any)) > 0 {
+				if ctx.Err() != nil {
+					t.Fatal("the restart after the unmanaged change did not end")
+				}
+			}
+			return func(context.Context) (bool, error) {
+				a := getApp(t, emu, id(workload))
+				return a["backoffSeconds"] == 7.0 && a["labels"].(map[string]any)["team"] == "payments", nil
+			}
+		},
 		Faults: func(n int) {
 			kinds := []string{marathonemu.ServerError, marathonemu.Unavailable, marathonemu.Reset}
 			emu.Fail(n, kinds[faults%len(kinds)])
@@ -58,4 +105,61 @@ func TestConformance(t *testing.T) {
 		},
 		Timeout: 60 * time.Second,
 	})
+}
+
+// readOnly are the fields of an app as read that the UI leaves out of the definition it sends back.
+var readOnly = []string{"version", "versionInfo", "tasksStaged", "tasksRunning", "tasksHealthy", "tasksUnhealthy",
+	"deployments", "tasks", "lastTaskFailure", "taskStats"}
+
+// edit is a Tamper hook doing what an edit in the Marathon UI does: GET the app, change one field of its
+// definition, PUT it back with force=true.
+func edit(emu *marathonemu.Server, id func(string) string, f func(map[string]any)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		a := getApp(t, emu, id(workload))
+		for _, k := range readOnly {
+			delete(a, k)
+		}
+		f(a)
+		putApp(t, emu, id(workload), a)
+	}
+}
+
+func docker(a map[string]any) map[string]any {
+	return a["container"].(map[string]any)["docker"].(map[string]any)
+}
+
+func operatorCall(t *testing.T, emu *marathonemu.Server, method, path string, body any) map[string]any {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, emu.URL()+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "token=s3cr3t-token")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %v (%v)", method, path, resp.StatusCode, out, err)
+	}
+	return out
+}
+
+func getApp(t *testing.T, emu *marathonemu.Server, id string) map[string]any {
+	return operatorCall(t, emu, http.MethodGet, "/v2/apps"+id, nil)["app"].(map[string]any)
+}
+
+func putApp(t *testing.T, emu *marathonemu.Server, id string, def map[string]any) {
+	operatorCall(t, emu, http.MethodPut, "/v2/apps"+id+"?force=true", def)
 }

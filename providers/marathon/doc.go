@@ -3,12 +3,25 @@
 // with a thin net/http + JSON client of the few v2 endpoints it needs (no SDK).
 //
 // Mapping: instances = replicas, cpus = CPU millis / 1000, mem = MiB, env, labels (the providers.Label* ownership
-// labels, the spec hash and the workload as JSON in berth.dev/spec), a DOCKER container on BRIDGE networking with
-// port mappings (containerPort; hostPort = the stable HostPort of a public port, 0 = dynamic for an internal one),
-// args, and a command as docker's entrypoint parameter plus args (exec form, no shell); health checks HTTP →
-// MARATHON_HTTP (portIndex, path), TCP → MARATHON_TCP, command → COMMAND (through /bin/sh -c); upgradeStrategy
-// {minimumHealthCapacity 1, maximumOverCapacity 1}: Marathon starts the new tasks beside the old ones and kills
-// the old ones only as the new ones turn healthy (make before break).
+// labels and the spec hash), a DOCKER container on BRIDGE networking with port mappings (containerPort; hostPort =
+// the stable HostPort of a public port, 0 = dynamic for an internal one), args, and a command as docker's
+// entrypoint parameter plus args (exec form, no shell); health checks HTTP → HTTP (portIndex, path), TCP → TCP
+// (both run by Marathon), command → COMMAND (through /bin/sh -c); upgradeStrategy {minimumHealthCapacity 1,
+// maximumOverCapacity 1}: Marathon starts the new tasks beside the old ones and kills the old ones only as the new
+// ones turn healthy (make before break).
+//
+// Read-back: List and Apply read every managed field from the live app (live), never from a copy berth stored:
+// container.docker.image, the entrypoint parameter (a `cmd` set by hand reads as ["/bin/sh", "-c", cmd]), args,
+// env (a secret reference reads as "(secret <name>)"), the port mappings (container.docker.portMappings, or
+// container.portMappings as Marathon 1.5 and later answer them; a non-zero hostPort makes a port public), cpus,
+// mem, the first health check (protocol, path, the port its portIndex points at, intervalSeconds, timeoutSeconds,
+// maxConsecutiveFailures, gracePeriodSeconds) and instances. The read-back is lossy, so the provider is a
+// providers.Normalizer: a command splits into the entrypoint and args, cpus 1 and mem 128 when unset, health
+// durations in whole seconds (at least 1 for interval and timeout), a command check as the shell line. Apply
+// replaces the app (PUT, partialUpdate=false) when a managed field or berth's labels differ, carrying over the
+// labels of others and the top-level fields berth never sets (backoffSeconds, constraints, ...); fields nested in
+// what berth sets (container, healthChecks) are berth's. A Marathon app has no side objects, so nothing is ever
+// reported Missing.
 //
 // Non-goals: pods, groups beyond the id prefix, constraints, service ports and Marathon-LB, secrets, persistent
 // volumes, USER networks, the Mesos containerizer.
@@ -20,8 +33,8 @@
 // Main loop of Apply, in a sketch:
 //
 //	app := GET /v2/apps/{id}?embed=apps.tasks       // ours, or nil; someone else's → permanent ErrNotOwned
-//	if app == nil || labels, instances, image or env differ {
-//	    PUT /v2/apps/{id}?partialUpdate=false[&force=true]
+//	if app == nil || berth's labels differ || live(app) differs from the desired workload as read back {
+//	    PUT /v2/apps/{id}?partialUpdate=false[&force=true]   // unmanaged fields and labels of others carried over
 //	    409 "App is locked by one or more deployments" → poll GET /v2/deployments until those are gone, repeat
 //	}
 //	poll GET /v2/apps/{id}?embed=apps.tasks every PollInterval until no deployment and `instances` tasks run

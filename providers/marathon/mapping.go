@@ -3,7 +3,6 @@ package marathon
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -13,12 +12,12 @@ import (
 	"github.com/berth-dev/berth/schema"
 )
 
-// LabelSpec is the app label holding the applied workload as JSON (replicas left out: instances says them).
-const LabelSpec = "berth.dev/spec"
-
 // app is a Marathon app definition as sent and as read back (the read-only fields are omitted when sending).
 type app struct {
-	ID              string            `json:"id"`
+	ID string `json:"id"`
+	// Cmd is never sent (berth runs the image's entrypoint or a docker entrypoint parameter); it is read back so
+	// that a shell command set by hand shows as a changed command.
+	Cmd             string            `json:"cmd,omitempty"`
 	Args            []string          `json:"args,omitempty"`
 	Instances       int               `json:"instances"`
 	Cpus            float64           `json:"cpus,omitempty"`
@@ -40,11 +39,18 @@ type app struct {
 		ID string `json:"id"`
 	} `json:"deployments,omitempty"`
 	Tasks []task `json:"tasks,omitempty"`
+
+	// extra holds the fields of the app as read that berth neither manages nor treats as read-only
+	// (backoffSeconds, constraints, ...): a replacing PUT carries them over, so Apply leaves them alone.
+	extra map[string]json.RawMessage
 }
 
 type container struct {
 	Type   string `json:"type"`
 	Docker docker `json:"docker"`
+	// PortMappings is where Marathon 1.5 and later answer the docker port mappings (read only: berth sends them in
+	// docker.portMappings, which those versions still accept).
+	PortMappings []portMapping `json:"portMappings,omitempty"`
 }
 
 type docker struct {
@@ -176,16 +182,6 @@ func shellQuote(argv []string) string {
 	return strings.Join(q, " ")
 }
 
-// specLabel is the workload as stored in LabelSpec: replicas, provider and positions left out.
-func specLabel(w schema.Workload) string {
-	w.Replicas, w.Pos = 0, nil
-	b, err := json.Marshal(w)
-	if err != nil {
-		panic("marathon: encoding a workload: " + err.Error()) // plain data
-	}
-	return string(b)
-}
-
 // appFor maps a desired workload to its Marathon app.
 func appFor(id string, d providers.Desired) (*app, error) {
 	w := d.Workload
@@ -200,7 +196,6 @@ func appFor(id string, d providers.Desired) (*app, error) {
 		UpgradeStrategy: &upgradeStrategy{MinimumHealthCapacity: 1, MaximumOverCapacity: 1},
 		HealthChecks:    []healthCheck{},
 	}
-	a.Labels[LabelSpec] = specLabel(w)
 	if len(w.Env) > 0 {
 		a.Env = map[string]any{}
 		for k, v := range w.Env {
@@ -230,9 +225,9 @@ func appFor(id string, d providers.Desired) (*app, error) {
 					w.Name, h.Kind(), healthPort(h)))
 			}
 			hc.PortIndex = &i
-			hc.Protocol = "MARATHON_TCP"
+			hc.Protocol = "TCP"
 			if h.Kind() == "http" {
-				hc.Protocol, hc.Path = "MARATHON_HTTP", h.HTTP.Path
+				hc.Protocol, hc.Path = "HTTP", h.HTTP.Path
 			}
 		default:
 			hc.Protocol, hc.Command = "COMMAND", &command{Value: shellQuote(h.Command)}
@@ -249,26 +244,6 @@ func cmp(s, def string) string {
 	return s
 }
 
-// upToDate tells whether the running app already says what want says (labels, instances, image, env), so that
-// Apply sends nothing and restarts nothing.
-func upToDate(cur, want *app) bool {
-	if cur.Instances != want.Instances || !maps.Equal(cur.Labels, want.Labels) {
-		return false
-	}
-	if cur.Container == nil || cur.Container.Docker.Image != want.Container.Docker.Image {
-		return false
-	}
-	if len(cur.Env) != len(want.Env) {
-		return false
-	}
-	for k, v := range want.Env {
-		if cur.Env[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
 // configVersion is the app version its current tasks must run.
 func configVersion(a *app) string {
 	if a.VersionInfo != nil && a.VersionInfo.LastConfigChangeAt != "" {
@@ -277,27 +252,11 @@ func configVersion(a *app) string {
 	return a.Version
 }
 
-// observe turns an app read back into what berth observes.
+// observe turns an app read back into what berth observes: its live spec (see live) and its tasks.
 func observe(a *app, target string) providers.Observed {
 	hash := a.Labels[providers.LabelSpecHash]
 	o := providers.Observed{Workload: a.Labels[providers.LabelWorkload], Target: target, SpecHash: hash}
-	if s, ok := a.Labels[LabelSpec]; ok {
-		_ = json.Unmarshal([]byte(s), &o.Spec) // a damaged label leaves the fields the runtime tells below
-	}
-	o.Spec.Name, o.Spec.Replicas = o.Workload, a.Instances
-	if a.Container != nil {
-		o.Spec.Image = a.Container.Docker.Image
-	}
-	if len(a.Env) > 0 {
-		o.Spec.Env = map[string]string{}
-		for k, v := range a.Env {
-			if s, ok := v.(string); ok {
-				o.Spec.Env[k] = s
-			}
-		}
-	} else {
-		o.Spec.Env = nil
-	}
+	o.Spec = live(a, o.Workload, target)
 	cfg := configVersion(a)
 	tasks := slices.Clone(a.Tasks)
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i].ID < tasks[j].ID })

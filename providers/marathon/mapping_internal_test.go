@@ -42,11 +42,11 @@ func TestAppFor(t *testing.T) {
 }
 
 func TestObserve(t *testing.T) {
-	a := &app{ID: "/berth/i/dev/web", Instances: 3, Labels: map[string]string{
-		providers.LabelWorkload: "web", providers.LabelSpecHash: "h2", LabelSpec: `{"name":"web","image":"old","args":["serve"]}`},
+	a := &app{ID: "/berth/i/dev/web", Instances: 3, Args: []string{"serve"}, Labels: map[string]string{
+		providers.LabelWorkload: "web", providers.LabelSpecHash: "h2", "berth.dev/spec": `{"name":"web","image":"old"}`},
 		Container:    &container{Docker: docker{Image: "img:2"}},
 		Env:          map[string]any{"A": "1", "S": map[string]any{"secret": "s"}},
-		HealthChecks: []healthCheck{{Protocol: "MARATHON_HTTP"}},
+		HealthChecks: []healthCheck{{Protocol: "HTTP"}},
 		VersionInfo:  &versionInfo{LastConfigChangeAt: "v2"},
 		Tasks: []task{
 			{ID: "t1", State: "TASK_RUNNING", Version: "v1", HealthCheckResults: []healthCheckResult{{Alive: true}}},
@@ -55,7 +55,8 @@ func TestObserve(t *testing.T) {
 			{ID: "t4", State: "TASK_RUNNING", Version: "v2", HealthCheckResults: []healthCheckResult{{Alive: false}}},
 		}}
 	o := observe(a, "m")
-	if o.Spec.Image != "img:2" || o.Spec.Replicas != 3 || o.Spec.Env["A"] != "1" || len(o.Spec.Env) != 1 || o.Spec.Args[0] != "serve" {
+	if o.Spec.Image != "img:2" || o.Spec.Replicas != 3 || o.Spec.Env["A"] != "1" || o.Spec.Env["S"] != "(secret s)" ||
+		len(o.Spec.Args) != 1 || o.Spec.Args[0] != "serve" {
 		t.Fatalf("spec: %+v", o.Spec)
 	}
 	want := []providers.Replica{

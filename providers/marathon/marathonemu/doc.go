@@ -21,9 +21,23 @@
 //   - A deleted app disappears at once; its tasks are killed by a stop deployment that stays listed until they
 //     are gone.
 //   - Marathon relaunches tasks that die (KillTask), without a deployment; KillTask with scale lowers instances.
-//   - Validation as Marathon does it: 422 {"message": "Object is not valid", "details": [{"path", "errors"}]} for
-//     app ids, instances, resources, the Docker container, port mappings, health checks, cmd with args; 400 for a
-//     bad label selector (the term grammar [-A-Za-z0-9_.] with backslash escapes).
+//   - Validation as Marathon's API definition (the RAML types of docs/rest-api) and validators say, answered as
+//     Marathon answers: 422 {"message": "Object is not valid", "details": [{"path", "errors"}]}. Checked: the app
+//     id (path segments of [a-z0-9-.]), instances >= 0 and whole, cpus >= 0.001, mem >= 0, a non-empty cmd and not
+//     both cmd and args, env and label values strings, backoffSeconds >= 0, backoffFactor >= 1,
+//     maxLaunchDelaySeconds >= 0, the container (type DOCKER or MESOS, a docker image, network BRIDGE, HOST or
+//     USER), port mappings (containerPort, hostPort and servicePort 0..65535, protocol tcp, udp or "udp,tcp",
+//     unique names), health checks (protocol in the AppHealthCheckProtocol enum HealthCheckProtocols: HTTP,
+//     HTTPS, TCP, COMMAND, MESOS_TCP, MESOS_HTTP, MESOS_HTTPS; a portIndex into the port mappings unless a port is
+//     given; a command for COMMAND; gracePeriodSeconds, intervalSeconds, timeoutSeconds, maxConsecutiveFailures
+//     and delaySeconds >= 0) and upgradeStrategy capacities 0..1. A partial update (the default of PUT) is
+//     validated as the definition it makes. 400 for a bad label selector (the term grammar [-A-Za-z0-9_.] with
+//     backslash escapes).
+//   - A stored definition carries Marathon's defaults, as GET answers them: instances 1, cpus 1, mem 128,
+//     backoffSeconds 1, backoffFactor 1.15, maxLaunchDelaySeconds 3600, upgradeStrategy 1/1 and, per health
+//     check, protocol HTTP, gracePeriodSeconds 300, intervalSeconds 60, timeoutSeconds 20,
+//     maxConsecutiveFailures 3, delaySeconds 15, ipProtocol IPv4. Fields the emulator does not know are kept and
+//     answered back as given.
 //   - Authentication: with Options.Token, every request needs "Authorization: token=<Token>" (401 otherwise).
 //   - Faults: Fail(n, kind) with kinds server (500), unavailable (503), reset (connection closed without an
 //     answer) and slow (the next n tasks take SlowSteps more steps to start).
@@ -31,5 +45,13 @@
 //
 // Simplified: one agent ("agent-1") with unlimited resources and no port conflicts; no groups API, pods,
 // constraints, readiness checks, secrets, launch queue delays or task lost states; versions are synthetic
-// timestamps from a counter.
+// timestamps from a counter; service ports are not assigned (a servicePort of 0 stays 0); the app JSON is the
+// pre-1.5 form (port mappings under container.docker, docker.network), which Marathon 1.5 and later still accept
+// but answer in the networks / container.portMappings form.
+//
+// Where the official definition is silent: the RAML gives minimums of 0 for the health check durations and no
+// relation between timeoutSeconds and intervalSeconds, so the emulator enforces none; the texts of the "errors"
+// entries are the emulator's own (Marathon's wording differs between its JSON readers and its validators: only
+// the status, "message" and the "path" of each detail are relied upon); the MARATHON_HTTP, MARATHON_HTTPS and
+// MARATHON_TCP names some tools show are not in the enum and are refused.
 package marathonemu

@@ -323,6 +323,13 @@ func (s *Server) dispatch(r *http.Request, body []byte) (any, *apiError) {
 	return nil, errMsg(http.StatusNotFound, "no endpoint %s %s", r.Method, p)
 }
 
+func cmpStr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func embedTasks(q map[string][]string) bool {
 	return slices.Contains(q["embed"], "apps.tasks") || slices.Contains(q["embed"], "app.tasks")
 }
@@ -353,6 +360,10 @@ type appDef struct {
 	Container *containerDef  `json:"container"`
 	Checks    []healthCheck  `json:"healthChecks"`
 	Upgrade   *upgradeDef    `json:"upgradeStrategy"`
+
+	BackoffSeconds        *float64 `json:"backoffSeconds"`
+	BackoffFactor         *float64 `json:"backoffFactor"`
+	MaxLaunchDelaySeconds *float64 `json:"maxLaunchDelaySeconds"`
 }
 
 type containerDef struct {
@@ -367,17 +378,32 @@ type containerDef struct {
 type portMapping struct {
 	ContainerPort *int   `json:"containerPort"`
 	HostPort      *int   `json:"hostPort"`
+	ServicePort   *int   `json:"servicePort"`
 	Protocol      string `json:"protocol"`
+	Name          string `json:"name"`
 }
 
 type healthCheck struct {
 	Protocol  string `json:"protocol"`
 	Path      string `json:"path"`
 	PortIndex *int   `json:"portIndex"`
+	Port      *int   `json:"port"`
 	Command   *struct {
 		Value string `json:"value"`
 	} `json:"command"`
+	GracePeriodSeconds     *int `json:"gracePeriodSeconds"`
+	IntervalSeconds        *int `json:"intervalSeconds"`
+	TimeoutSeconds         *int `json:"timeoutSeconds"`
+	MaxConsecutiveFailures *int `json:"maxConsecutiveFailures"`
+	DelaySeconds           *int `json:"delaySeconds"`
 }
+
+// HealthCheckProtocols is the AppHealthCheckProtocol enum of Marathon's API definition (healthCheck.raml).
+var HealthCheckProtocols = []string{"HTTP", "HTTPS", "TCP", "COMMAND", "MESOS_TCP", "MESOS_HTTP", "MESOS_HTTPS"}
+
+// healthCheckDefaults are the AppHealthCheck defaults Marathon fills in (healthCheck.raml).
+var healthCheckDefaults = map[string]any{"protocol": "HTTP", "gracePeriodSeconds": 300.0, "intervalSeconds": 60.0,
+	"timeoutSeconds": 20.0, "maxConsecutiveFailures": 3.0, "delaySeconds": 15.0, "ipProtocol": "IPv4"}
 
 type upgradeDef struct {
 	MinimumHealthCapacity *float64 `json:"minimumHealthCapacity"`
@@ -434,7 +460,15 @@ func validate(id string, d appDef) []detail {
 			add("/container/docker/network", "must be one of BRIDGE, HOST, USER")
 		}
 		ports = len(c.Docker.PortMappings)
+		names := map[string]bool{}
 		for i, pm := range c.Docker.PortMappings {
+			if pm.Name != "" && names[pm.Name] {
+				add(fmt.Sprintf("/container/docker/portMappings(%d)/name", i), "Port names must be unique.")
+			}
+			names[pm.Name] = true
+			if pm.ServicePort != nil && (*pm.ServicePort < 0 || *pm.ServicePort > 65535) {
+				add(fmt.Sprintf("/container/docker/portMappings(%d)/servicePort", i), "must be between 0 and 65535")
+			}
 			pp := fmt.Sprintf("/container/docker/portMappings(%d)", i)
 			if pm.ContainerPort == nil || *pm.ContainerPort < 0 || *pm.ContainerPort > 65535 {
 				add(pp+"/containerPort", "must be between 0 and 65535")
@@ -449,18 +483,34 @@ func validate(id string, d appDef) []detail {
 	}
 	for i, hc := range d.Checks {
 		hp := fmt.Sprintf("/healthChecks(%d)", i)
-		switch hc.Protocol {
-		case "MARATHON_HTTP", "MARATHON_HTTPS", "MARATHON_TCP", "HTTP", "HTTPS", "TCP":
-			if hc.PortIndex == nil || *hc.PortIndex < 0 || *hc.PortIndex >= ports {
-				add(hp+"/portIndex", fmt.Sprintf("must be an index into the %d port mappings", ports))
-			}
-		case "COMMAND":
+		switch protocol := cmpStr(hc.Protocol, "HTTP"); {
+		case !slices.Contains(HealthCheckProtocols, protocol):
+			add(hp+"/protocol", "error.unknown.enum.literal: expected one of "+strings.Join(HealthCheckProtocols, ", "))
+		case protocol == "COMMAND":
 			if hc.Command == nil || hc.Command.Value == "" {
 				add(hp+"/command", "must not be empty for a COMMAND health check")
 			}
-		default:
-			add(hp+"/protocol", "must be one of MARATHON_HTTP, MARATHON_HTTPS, MARATHON_TCP, HTTP, HTTPS, TCP, COMMAND")
+		case hc.Port == nil && (hc.PortIndex == nil || *hc.PortIndex < 0 || *hc.PortIndex >= ports):
+			add(hp+"/portIndex", fmt.Sprintf("must be an index into the %d port mappings", ports))
 		}
+		for name, v := range map[string]*int{"gracePeriodSeconds": hc.GracePeriodSeconds, "intervalSeconds": hc.IntervalSeconds,
+			"timeoutSeconds": hc.TimeoutSeconds, "maxConsecutiveFailures": hc.MaxConsecutiveFailures, "delaySeconds": hc.DelaySeconds} {
+			if v != nil && *v < 0 {
+				add(hp+"/"+name, fmt.Sprintf("got %d, expected 0 or more", *v))
+			}
+		}
+	}
+	if d.Cmd != nil && *d.Cmd == "" {
+		add("/cmd", "must not be empty")
+	}
+	if v := d.BackoffSeconds; v != nil && *v < 0 {
+		add("/backoffSeconds", fmt.Sprintf("got %v, expected 0 or more", *v))
+	}
+	if v := d.BackoffFactor; v != nil && *v < 1 {
+		add("/backoffFactor", fmt.Sprintf("got %v, expected 1.0 or more", *v))
+	}
+	if v := d.MaxLaunchDelaySeconds; v != nil && *v < 0 {
+		add("/maxLaunchDelaySeconds", fmt.Sprintf("got %v, expected 0 or more", *v))
 	}
 	if u := d.Upgrade; u != nil {
 		if u.MinimumHealthCapacity != nil && (*u.MinimumHealthCapacity < 0 || *u.MinimumHealthCapacity > 1) {
@@ -479,9 +529,21 @@ func validate(id string, d appDef) []detail {
 func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged bool) {
 	for k, v := range map[string]any{"instances": 1.0, "cpus": 1.0, "mem": 128.0, "env": map[string]any{},
 		"labels": map[string]any{}, "healthChecks": []any{},
-		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0}} {
+		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1.0, "maximumOverCapacity": 1.0},
+		"backoffSeconds":  1.0, "backoffFactor": 1.15, "maxLaunchDelaySeconds": 3600.0} {
 		if def[k] == nil {
 			def[k] = v
+		}
+	}
+	if hcs, ok := def["healthChecks"].([]any); ok {
+		for _, hc := range hcs {
+			if m, ok := hc.(map[string]any); ok {
+				for k, v := range healthCheckDefaults {
+					if m[k] == nil {
+						m[k] = v
+					}
+				}
+			}
 		}
 	}
 	def["id"] = a.id
@@ -559,6 +621,19 @@ func (s *Server) putApp(id string, body []byte, force, partial bool) (any, *apiE
 	if err := json.Unmarshal(body, &raw); err != nil || raw == nil {
 		return nil, errMsg(http.StatusBadRequest, "Invalid JSON")
 	}
+	a := s.apps[id]
+	fresh := a == nil
+	if !fresh && partial { // a partial update is validated as the definition it makes
+		merged := map[string]any{}
+		for k, v := range a.def {
+			merged[k] = v
+		}
+		for k, v := range raw {
+			merged[k] = v
+		}
+		raw = merged
+		body, _ = json.Marshal(raw)
+	}
 	if err := json.Unmarshal(body, &d); err != nil {
 		return nil, invalid([]detail{{Path: "/", Errors: []string{"invalid JSON types: " + err.Error()}}})
 	}
@@ -568,19 +643,8 @@ func (s *Server) putApp(id string, body []byte, force, partial bool) (any, *apiE
 	if e := s.locked(id, force); e != nil {
 		return nil, e
 	}
-	a := s.apps[id]
-	fresh := a == nil
 	if fresh {
 		a = &app{id: id}
-	} else if partial {
-		merged := map[string]any{}
-		for k, v := range a.def {
-			merged[k] = v
-		}
-		for k, v := range raw {
-			merged[k] = v
-		}
-		raw = merged
 	}
 	changed := s.setDef(a, raw, fresh)
 	s.apps[id] = a

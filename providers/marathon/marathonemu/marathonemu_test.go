@@ -40,7 +40,7 @@ func def(image string, instances int) map[string]any {
 	return map[string]any{"instances": instances, "cpus": 0.25, "mem": 64,
 		"container": map[string]any{"type": "DOCKER", "docker": map[string]any{"image": image, "network": "BRIDGE",
 			"portMappings": []any{map[string]any{"containerPort": 8080, "hostPort": 0}}}},
-		"healthChecks":    []any{map[string]any{"protocol": "MARATHON_HTTP", "path": "/", "portIndex": 0}},
+		"healthChecks":    []any{map[string]any{"protocol": "HTTP", "path": "/", "portIndex": 0}},
 		"upgradeStrategy": map[string]any{"minimumHealthCapacity": 1, "maximumOverCapacity": 1}}
 }
 
@@ -116,7 +116,7 @@ func TestValidationAndSelectors(t *testing.T) {
 	defer s.Close()
 	c := client{t, s.URL()}
 	bad := def("", -1)
-	bad["healthChecks"] = []any{map[string]any{"protocol": "MARATHON_HTTP", "portIndex": 4}}
+	bad["healthChecks"] = []any{map[string]any{"protocol": "HTTP", "portIndex": 4}}
 	code, out := c.do("PUT", "/v2/apps/berth/Upper_Case", bad)
 	if code != 422 || out["message"] != "Object is not valid" {
 		t.Fatalf("invalid app: %d %v", code, out)
