@@ -94,6 +94,16 @@ func TestValidate(t *testing.T) {
 			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp"}, {Port: 53, Protocol: "udp", Public: true}}
 		}, []string{"ports[1].public"}},
 		{"too big", func(w *schema.Workload) { w.Resources.CPUMillis = 32000 }, []string{"resources.cpu"}},
+		{"timeout over 60 s", func(w *schema.Workload) { h := *cmd; h.Timeout = schema.Duration(61 * time.Second); w.Health = &h }, []string{"health.timeout"}},
+		{"timeout of 60.5 s (sent as 61)", func(w *schema.Workload) {
+			h := *cmd
+			h.Timeout = schema.Duration(60500 * time.Millisecond)
+			w.Health = &h
+		}, []string{"health.timeout"}},
+		{"timeout of 60 s", func(w *schema.Workload) { h := *cmd; h.Timeout = schema.Duration(60 * time.Second); w.Health = &h }, nil},
+		{"tcp and udp on one port", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 53, Protocol: "tcp"}, {Port: 53, Protocol: "udp"}}
+		}, []string{"ports[1].port"}},
 	} {
 		w := base
 		c.mod(&w)
