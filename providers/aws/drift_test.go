@@ -1,13 +1,16 @@
 package aws_test
 
 import (
+	"reflect"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
 )
 
 // A revision edited by hand that kept berth's tags (the spec hash included) and that the service was pointed at
@@ -99,5 +102,59 @@ func TestApplyRepairsDesiredCount(t *testing.T) {
 	}
 	if active, running := emu.ServiceRunning(testCluster, "berth-berth-dev-web"); !active || running != 2 {
 		t.Errorf("service active %t running %d, want true 2", active, running)
+	}
+}
+
+// What Apply sends reads back through the emulator (ECS's echo: defaults, host ports) as the planner compares it:
+// List's spec equals the desired workload in providers.Normalize form after the provider's Normalize, also where
+// ECS cannot store a field as it is.
+func TestReadBackThroughEmulator(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	p := newProvider(t, emu, "aws-test")
+	ctx := testCtx(t)
+	cases := map[string]func(*schema.Workload){
+		"plain": func(*schema.Workload) {},
+		"public": func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 8080}}
+		},
+		"names": func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Name: "HTTP", Port: 80}, {Name: "dns", Port: 53, Protocol: "udp"}, {Name: "dns", Port: 54}}
+		},
+		"subsecond": func(w *schema.Workload) {
+			w.Health.Interval, w.Health.Timeout = schema.Duration(5500*time.Millisecond), schema.Duration(1500*time.Millisecond)
+		},
+		"start": func(w *schema.Workload) { w.Health.StartPeriod = schema.Duration(30 * time.Second) },
+		"sizes": func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 300, MemoryBytes: 700 << 20} },
+		"none": func(w *schema.Workload) {
+			w.Resources, w.Health, w.Env, w.Ports, w.Args = schema.Resources{}, nil, nil, nil, nil
+		},
+	}
+	want := map[string]schema.Workload{}
+	for name, mod := range cases {
+		d := desired(name)
+		h := *d.Workload.Health
+		d.Workload.Health = &h
+		d.Workload.Replicas = 1
+		mod(&d.Workload)
+		d.SpecHash = providers.SpecHash(d.Workload)
+		if err := p.Apply(ctx, d); err != nil {
+			t.Fatalf("%s: Apply: %v", name, err)
+		}
+		want[name] = providers.Normalize(p.Normalize(providers.Normalize(d.Workload)))
+	}
+	p.List(ctx, providers.Owner{Instance: "berth", Environment: "dev"}, "aws-test")
+	obs, err := p.List(ctx, providers.Owner{Instance: "berth", Environment: "dev"}, "aws-test")
+	if err != nil || len(obs) != len(cases) {
+		t.Fatalf("List = %d workloads, %v; want %d", len(obs), err, len(cases))
+	}
+	for _, o := range obs {
+		got := providers.Normalize(o.Spec)
+		if w := want[o.Workload]; !reflect.DeepEqual(got, w) {
+			t.Errorf("%s: read back %+v\nwant         %+v", o.Workload, got, w)
+		}
+		if len(o.Missing) > 0 {
+			t.Errorf("%s: missing %v", o.Workload, o.Missing)
+		}
 	}
 }

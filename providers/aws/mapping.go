@@ -219,13 +219,14 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.Regist
 		env = append(env, types.KeyValuePair{Name: aws.String(n), Value: aws.String(w.Env[n])})
 	}
 	var ports []types.PortMapping
-	for _, pt := range w.Ports {
+	names := portNames(w.Ports)
+	for i, pt := range w.Ports {
 		pm := types.PortMapping{ContainerPort: aws.Int32(int32(pt.Port)), Protocol: types.TransportProtocolTcp}
 		if pt.Protocol == "udp" {
 			pm.Protocol = types.TransportProtocolUdp
 		}
-		if portNameOK(pt.Name) {
-			pm.Name = aws.String(pt.Name)
+		if names[i] != "" {
+			pm.Name = aws.String(names[i])
 		}
 		ports = append(ports, pm)
 	}
@@ -399,20 +400,28 @@ func unitsToMillis(units int) int64 { return int64(units) * 1000 / 1024 }
 // hyphens, not starting with a hyphen.
 var portNameRE = regexp.MustCompile(`^[a-z0-9_][a-z0-9_-]{0,63}$`)
 
-// portNameOK tells whether ECS can store name as a port mapping name; other names are not sent.
-func portNameOK(name string) bool { return portNameRE.MatchString(name) }
+// portNames are the port mapping names sent for ports: each port's name where ECS can store it (the pattern, and
+// unique in the task definition: the first port of a name keeps it), "" where it cannot.
+func portNames(ports []schema.Port) []string {
+	out := make([]string, len(ports))
+	used := map[string]bool{}
+	for i, pt := range ports {
+		if portNameRE.MatchString(pt.Name) && !used[pt.Name] {
+			out[i], used[pt.Name] = pt.Name, true
+		}
+	}
+	return out
+}
 
 // Normalize is the form in which ECS reads a workload back: ports internal (no stable public address without a
-// load balancer) and without names ECS cannot store, the task size of the Fargate table, HTTP and TCP health
+// load balancer) and without names ECS cannot store (its pattern; a name taken by an earlier port), the task size of the Fargate table, HTTP and TCP health
 // checks dropped (ECS runs only commands), durations in whole seconds within ECS's bounds, as Apply sends them.
 func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 	if len(w.Ports) > 0 {
 		ps := make([]schema.Port, len(w.Ports))
+		names := portNames(w.Ports)
 		for i, pt := range w.Ports {
-			pt.Public, pt.HostPort = false, 0
-			if !portNameOK(pt.Name) {
-				pt.Name = ""
-			}
+			pt.Public, pt.HostPort, pt.Name = false, 0, names[i]
 			ps[i] = pt
 		}
 		w.Ports = ps

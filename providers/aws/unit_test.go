@@ -159,6 +159,7 @@ func TestSpecReadBack(t *testing.T) {
 			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 8080}}
 		}},
 		{"port name ECS cannot store", func(w *schema.Workload) { w.Ports[0].Name = "HTTP" }},
+		{"port name taken", func(w *schema.Workload) { w.Ports = append(w.Ports, schema.Port{Name: "http", Port: 8081}) }},
 		{"udp", func(w *schema.Workload) { w.Ports = append(w.Ports, schema.Port{Port: 53, Protocol: "udp"}) }},
 		{"http check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }},
 		{"sub-second durations", func(w *schema.Workload) {
