@@ -23,11 +23,14 @@ import (
 	coreac "k8s.io/client-go/applyconfigurations/core/v1"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
 )
 
 // Apply implements providers.Provider: it server-side applies the Deployment and Services of d (force, field
-// manager "berth"), then waits until the Deployment's status shows d.Workload.Replicas updated, ready and
-// available replicas of the new generation. A rollout past its progress deadline is a permanent error.
+// manager "berth") when they are missing, when berth's fields differ from d or when the live read-back differs
+// from d (a hand edit, whatever the spec-hash label says), first removing with a guarded JSON patch what the apply
+// cannot (see stripDeployment), then waits until the Deployment's status shows d.Workload.Replicas updated,
+// ready and available replicas of the new generation. A rollout past its progress deadline is a permanent error.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	w := d.Workload
 	ns, name := p.namespace(d.Owner.Environment), p.objectName(d.Owner.Environment, w.Name)
@@ -54,19 +57,29 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return providers.Permanent(fmt.Errorf("deployment %s/%s: %w", ns, name, ErrNotOwned))
 	}
 	internal, public := services(d, ns, name)
+	svcs := []*serviceState{{name: name, want: internal}, {name: name + PublicSuffix, want: public}}
 	// Check every object's ownership before writing any.
-	for _, s := range []struct {
-		name string
-		ac   *coreac.ServiceApplyConfiguration
-	}{{name, internal}, {name + PublicSuffix, public}} {
-		if err := p.reconcileService(ctx, d, ns, s.name, s.ac, true); err != nil {
+	for _, s := range svcs {
+		if s.cur, err = p.getService(ctx, ns, s.name); err != nil {
 			return err
+		}
+		if s.cur != nil && !owned(s.cur.Labels, d.Owner, w.Name) {
+			if s.want != nil {
+				return providers.Permanent(fmt.Errorf("service %s/%s: %w", ns, s.name, ErrNotOwned))
+			}
+			s.cur = nil // not ours and not wanted: leave it alone
 		}
 	}
 
-	if cur == nil || !sameAsOurs(cur, want) {
+	if cur != nil {
+		if cur, err = p.strip(ctx, ns, name, cur, w, log); err != nil {
+			return err
+		}
+	}
+	drifted := cur != nil && !p.liveMatches(cur, svcs[0].cur, svcs[1].cur, w)
+	if cur == nil || drifted || !sameAsOurs(cur, want) {
 		if cur != nil {
-			log.Info("deployment differs from berth's fields; applying", "namespace", ns, "generation", cur.Generation)
+			log.Info("deployment differs from the desired spec; applying", "namespace", ns, "generation", cur.Generation, "drift", drifted)
 		}
 		_, err = call(ctx, p, "apply deployment "+ns+"/"+name, func(ctx context.Context) (*appsv1.Deployment, error) {
 			return p.client.AppsV1().Deployments(ns).Apply(ctx, want, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
@@ -75,67 +88,112 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			return err
 		}
 	}
-	for _, s := range []struct {
-		name string
-		ac   *coreac.ServiceApplyConfiguration
-	}{{name, internal}, {name + PublicSuffix, public}} {
-		if err := p.reconcileService(ctx, d, ns, s.name, s.ac, false); err != nil {
+	for _, s := range svcs {
+		if err := p.convergeService(ctx, ns, s, drifted, log); err != nil {
 			return err
 		}
 	}
 	return p.waitRollout(ctx, ns, name, log)
 }
 
+// liveMatches tells whether the workload reads back from its live objects as w would.
+func (p *Provider) liveMatches(dep *appsv1.Deployment, internal, public *corev1.Service, w schema.Workload) bool {
+	got := providers.Normalize(p.live(workloadObjects{dep: dep, internal: internal, public: public}).spec)
+	want := providers.Normalize(p.Normalize(providers.Normalize(w)))
+	got.Name, want.Name = "", ""
+	return jsonEqual(got, want)
+}
+
+// strip removes from the Deployment what berth's forced apply cannot (stripDeployment), with a JSON patch
+// guarded by the resourceVersion it was computed from; on a conflict it reads the Deployment again and
+// recomputes. It returns the Deployment as it now is.
+func (p *Provider) strip(ctx context.Context, ns, name string, cur *appsv1.Deployment, w schema.Workload, log *slog.Logger) (*appsv1.Deployment, error) {
+	for attempt := 1; ; attempt++ {
+		ops := p.stripDeployment(cur, w)
+		if len(ops) == 0 {
+			return cur, nil
+		}
+		body, err := guarded(cur.ResourceVersion, ops)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("removing values berth's apply cannot", "namespace", ns, "removals", len(ops))
+		next, err := p.client.AppsV1().Deployments(ns).Patch(ctx, name, types.JSONPatchType, body,
+			metav1.PatchOptions{FieldManager: FieldManager})
+		if err == nil {
+			return next, nil
+		}
+		if attempt >= p.RetryAttempts || ctx.Err() != nil {
+			return nil, fmt.Errorf("patch deployment %s/%s: %w", ns, name, err)
+		}
+		// The object changed meanwhile (the guard failed) or the call failed: look again.
+		if cur, err = p.getDeployment(ctx, ns, name); err != nil || cur == nil {
+			return nil, err
+		}
+	}
+}
+
+// serviceState is one of a workload's Services: the apply configuration berth wants (nil for none) and the live
+// object (nil when absent).
+type serviceState struct {
+	name string
+	want *coreac.ServiceApplyConfiguration
+	cur  *corev1.Service
+}
+
+func (p *Provider) getService(ctx context.Context, ns, name string) (*corev1.Service, error) {
+	svc, err := call(ctx, p, "get service "+ns+"/"+name, func(ctx context.Context) (*corev1.Service, error) {
+		return p.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
+	})
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return svc, err
+}
+
+// convergeService applies s.want when it is missing, when berth's fields differ or when the workload drifted
+// (after removing, with takeOwnership, the foreign ports it does not have), and deletes an owned Service that is
+// not wanted.
+func (p *Provider) convergeService(ctx context.Context, ns string, s *serviceState, drifted bool, log *slog.Logger) error {
+	switch {
+	case s.want != nil:
+		if s.cur != nil {
+			if ops := p.stripService(s.cur, s.want); len(ops) > 0 {
+				body, err := guarded(s.cur.ResourceVersion, ops)
+				if err != nil {
+					return err
+				}
+				log.Info("removing foreign service ports", "service", ns+"/"+s.name, "removals", len(ops))
+				if _, err := p.client.CoreV1().Services(ns).Patch(ctx, s.name, types.JSONPatchType, body,
+					metav1.PatchOptions{FieldManager: FieldManager}); err != nil {
+					return fmt.Errorf("patch service %s/%s: %w", ns, s.name, err) // the next pass looks again
+				}
+				drifted = true
+			}
+			if got, err := coreac.ExtractService(s.cur, FieldManager); !drifted && err == nil && jsonEqual(got, s.want) {
+				return nil
+			}
+		}
+		_, err := call(ctx, p, "apply service "+ns+"/"+s.name, func(ctx context.Context) (*corev1.Service, error) {
+			return p.client.CoreV1().Services(ns).Apply(ctx, s.want, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
+		})
+		return err
+	case s.cur != nil:
+		return p.deleteObject(ctx, "service", ns, s.name, s.cur.UID, func(ctx context.Context, o metav1.DeleteOptions) error {
+			return p.client.CoreV1().Services(ns).Delete(ctx, s.name, o)
+		})
+	}
+	return nil
+}
+
 // sameAsOurs tells whether the fields berth owns in cur equal want, using the managed fields (Extract), so that
-// an unchanged spec costs no write and any drift of our fields is re-applied.
+// an unchanged spec costs no write and a field another manager took from berth is re-applied.
 func sameAsOurs(cur *appsv1.Deployment, want *appsac.DeploymentApplyConfiguration) bool {
 	got, err := appsac.ExtractDeployment(cur, FieldManager)
 	if err != nil {
 		return false
 	}
-	a, errA := json.Marshal(got)
-	b, errB := json.Marshal(want)
-	return errA == nil && errB == nil && string(a) == string(b)
-}
-
-// reconcileService checks (checkOnly) or converges one Service: applied when ac is set, deleted when ac is nil and
-// an owned one exists. An unowned Service of that name is a permanent error.
-func (p *Provider) reconcileService(ctx context.Context, d providers.Desired, ns, name string, ac *coreac.ServiceApplyConfiguration, checkOnly bool) error {
-	cur, err := call(ctx, p, "get service "+ns+"/"+name, func(ctx context.Context) (*corev1.Service, error) {
-		return p.client.CoreV1().Services(ns).Get(ctx, name, metav1.GetOptions{})
-	})
-	if apierrors.IsNotFound(err) {
-		cur, err = nil, nil
-	}
-	if err != nil {
-		return err
-	}
-	if cur != nil && !owned(cur.Labels, d.Owner, d.Workload.Name) {
-		if ac == nil {
-			return nil // not ours and not wanted: leave it alone
-		}
-		return providers.Permanent(fmt.Errorf("service %s/%s: %w", ns, name, ErrNotOwned))
-	}
-	if checkOnly {
-		return nil
-	}
-	switch {
-	case ac != nil:
-		if cur != nil {
-			if got, err := coreac.ExtractService(cur, FieldManager); err == nil && jsonEqual(got, ac) {
-				return nil
-			}
-		}
-		_, err = call(ctx, p, "apply service "+ns+"/"+name, func(ctx context.Context) (*corev1.Service, error) {
-			return p.client.CoreV1().Services(ns).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-		})
-		return err
-	case cur != nil:
-		return p.deleteObject(ctx, "service", ns, name, cur.UID, func(ctx context.Context, o metav1.DeleteOptions) error {
-			return p.client.CoreV1().Services(ns).Delete(ctx, name, o)
-		})
-	}
-	return nil
+	return jsonEqual(got, want)
 }
 
 func jsonEqual(a, b any) bool {
@@ -242,7 +300,8 @@ func RolloutState(dep *appsv1.Deployment) (done bool, why string, err error) {
 }
 
 // List implements providers.Provider: owner's Deployments on this target in the environment's namespace, each
-// with its pods (not terminating) as replicas.
+// read back from its live fields and Services (see live), with its pods (not terminating) as replicas. It makes
+// three calls per pass, whatever the number of workloads: Deployments, pods and Services, by label selector.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	ns := p.namespace(owner.Environment)
 	sel := labels.SelectorFromSet(labels.Set{
@@ -260,11 +319,29 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	if err != nil {
 		return nil, err
 	}
+	svcs, err := call(ctx, p, "list services in "+ns, func(ctx context.Context) (*corev1.ServiceList, error) {
+		return p.client.CoreV1().Services(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	})
+	if err != nil {
+		return nil, err
+	}
 	byWorkload := map[string][]corev1.Pod{}
 	for _, pod := range pods.Items {
 		if pod.DeletionTimestamp == nil {
 			byWorkload[pod.Labels[providers.LabelWorkload]] = append(byWorkload[pod.Labels[providers.LabelWorkload]], pod)
 		}
+	}
+	svcByName := map[string]*corev1.Service{}
+	for i := range svcs.Items {
+		if svcs.Items[i].DeletionTimestamp == nil {
+			svcByName[svcs.Items[i].Name] = &svcs.Items[i]
+		}
+	}
+	service := func(name, wl string) *corev1.Service {
+		if s := svcByName[name]; s != nil && owned(s.Labels, owner, wl) {
+			return s
+		}
+		return nil
 	}
 	var out []providers.Observed
 	for i := range deps.Items {
@@ -273,7 +350,8 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if dep.Labels[providers.LabelTarget] != target || wl == "" || dep.DeletionTimestamp != nil {
 			continue
 		}
-		o := providers.Observed{Workload: wl, Target: target, Spec: observedSpec(dep)}
+		st := p.live(workloadObjects{dep: dep, internal: service(dep.Name, wl), public: service(dep.Name+PublicSuffix, wl)})
+		o := providers.Observed{Workload: wl, Target: target, Spec: st.spec, Missing: st.missing, Kept: st.kept}
 		o.Spec.Provider = target
 		counts := map[string]int{}
 		for _, pod := range byWorkload[wl] {

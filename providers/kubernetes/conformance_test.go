@@ -3,6 +3,7 @@ package kubernetes_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/berth-dev/berth/providers"
@@ -22,8 +24,11 @@ import (
 
 // TestConformance runs the shared provider suite against a real kube-apiserver with the simulated deployment
 // controller: drift is a Deployment scaled down out of band ("remove") or its image changed by another field
-// manager ("stop"), both reverted by the next server-side apply; look-alikes are unlabelled Deployments; faults
-// are 503 and 429 answers injected in the provider's transport.
+// manager ("stop"), both reverted by the next server-side apply; field drift is every managed field edited as
+// kubectl edit, patch, set and scale do (client-go with their field managers) and each Service deleted; the
+// unmanaged change is an annotation and a grace period; the foreign value is an env entry another manager adds
+// (kept, and said so, without takeOwnership); look-alikes are unlabelled Deployments; faults are 503 and 429
+// answers injected in the provider's transport.
 func TestConformance(t *testing.T) {
 	c := cluster(t)
 	owner := providers.Owner{Instance: "cf" + randomID(t), Environment: "dev"}
@@ -98,9 +103,142 @@ func TestConformance(t *testing.T) {
 				return !apierrors.IsNotFound(err)
 			}
 		},
-		Faults:  faults.Fail,
-		Timeout: 60 * time.Second,
+		Tamper:    tamperHooks(c.Client, ns),
+		Unmanaged: unmanaged(c.Client, ns),
+		Foreign:   foreignEnv(c.Client, ns),
+		Faults:    faults.Fail,
+		Timeout:   60 * time.Second,
 	})
+}
+
+// TestConformanceTakeOwnership runs the suite's foreign case alone on a target with takeOwnership: the env entry
+// another manager added shows in the plan as a change, and the apply removes it.
+func TestConformanceTakeOwnership(t *testing.T) {
+	c := cluster(t)
+	owner := providers.Owner{Instance: "to" + randomID(t), Environment: "take"}
+	const tgt = "kube-take"
+	conformance.Run(t, conformance.Harness{
+		New: func(t *testing.T) providers.Provider {
+			if !strings.HasSuffix(t.Name(), "/foreign") {
+				t.Skip("the other cases run in TestConformance")
+			}
+			return newProvider(t, c.Client, schema.Target{Name: tgt, Type: kubernetes.Type,
+				Settings: map[string]any{"takeOwnership": true}})
+		},
+		Target:   tgt,
+		Owner:    owner,
+		Image:    "registry.example/berth-app:1",
+		Workload: func(n string) schema.Workload { w := referenceWorkload(n); w.Replicas = 1; return w },
+		Foreign:  foreignEnv(c.Client, "berth-"+owner.Environment),
+		Timeout:  60 * time.Second,
+	})
+}
+
+// patchDeployment patches workload's Deployment as kubectl does, with another field manager.
+func patchDeployment(ctx context.Context, t *testing.T, cs k8s.Interface, ns, workload, manager, patch string, sub ...string) {
+	t.Helper()
+	if _, err := cs.AppsV1().Deployments(ns).Patch(ctx, workload, types.StrategicMergePatchType, []byte(patch),
+		metav1.PatchOptions{FieldManager: manager}, sub...); err != nil {
+		t.Fatalf("%s patch of %s: %v", manager, workload, err)
+	}
+}
+
+// editDeployment changes workload's Deployment as kubectl edit does: read, change, update (field manager
+// "kubectl-edit"), again on a conflict.
+func editDeployment(ctx context.Context, t *testing.T, cs k8s.Interface, ns, workload string, edit func(*appsv1.Deployment)) {
+	t.Helper()
+	waitFor(ctx, t, "kubectl edit of "+workload, func() bool {
+		dep, err := cs.AppsV1().Deployments(ns).Get(ctx, workload, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		edit(dep)
+		_, err = cs.AppsV1().Deployments(ns).Update(ctx, dep, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+		if err != nil && !apierrors.IsConflict(err) {
+			t.Fatalf("kubectl-edit of %s: %v", workload, err)
+		}
+		return err == nil
+	})
+}
+
+// tamperHooks edit each field berth manages as a person with kubectl would, and delete each Service.
+func tamperHooks(cs k8s.Interface, ns string) map[string]func(context.Context, *testing.T, string) {
+	container := func(fields string) string {
+		return `{"spec":{"template":{"spec":{"containers":[{"name":"app",` + fields + `}]}}}}`
+	}
+	set := func(manager, fields string) func(context.Context, *testing.T, string) {
+		return func(ctx context.Context, t *testing.T, workload string) {
+			patchDeployment(ctx, t, cs, ns, workload, manager, container(fields))
+		}
+	}
+	deleteService := func(suffix string) func(context.Context, *testing.T, string) {
+		return func(ctx context.Context, t *testing.T, workload string) {
+			if err := cs.CoreV1().Services(ns).Delete(ctx, workload+suffix, metav1.DeleteOptions{}); err != nil {
+				t.Fatalf("kubectl delete svc %s: %v", workload+suffix, err)
+			}
+		}
+	}
+	return map[string]func(context.Context, *testing.T, string){
+		conformance.TamperImage:     set("kubectl-set", `"image":"registry.example/by-hand:0"`),
+		conformance.TamperCommand:   set("kubectl-patch", `"command":["/bin/sh","-c","exec /app serve"]`),
+		conformance.TamperArgs:      set("kubectl-patch", `"args":["debug"]`),
+		conformance.TamperEnv:       set("kubectl-set", `"env":[{"name":"GREETING","value":"by hand"}]`),
+		conformance.TamperResources: set("kubectl-set", `"resources":{"limits":{"memory":"1Gi"}}`),
+		conformance.TamperReplicas: func(ctx context.Context, t *testing.T, workload string) {
+			patchDeployment(ctx, t, cs, ns, workload, "kubectl-scale", `{"spec":{"replicas":3}}`, "scale")
+		},
+		conformance.TamperHealth: func(ctx context.Context, t *testing.T, workload string) {
+			editDeployment(ctx, t, cs, ns, workload, func(d *appsv1.Deployment) {
+				c := &d.Spec.Template.Spec.Containers[0]
+				for _, pr := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+					pr.PeriodSeconds, pr.HTTPGet.Path = 7, "/edited"
+				}
+			})
+		},
+		// The public Service forwards to another port: port 8080 is no longer published.
+		conformance.TamperPorts: func(ctx context.Context, t *testing.T, workload string) {
+			svcs := cs.CoreV1().Services(ns)
+			waitFor(ctx, t, "kubectl edit of "+workload+"-public", func() bool {
+				svc, err := svcs.Get(ctx, workload+kubernetes.PublicSuffix, metav1.GetOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				svc.Spec.Ports[0].TargetPort = intstr.FromInt32(9999)
+				_, err = svcs.Update(ctx, svc, metav1.UpdateOptions{FieldManager: "kubectl-edit"})
+				if err != nil && !apierrors.IsConflict(err) {
+					t.Fatal(err)
+				}
+				return err == nil
+			})
+		},
+		conformance.TamperObject + "service":        deleteService(""),
+		conformance.TamperObject + "public service": deleteService(kubernetes.PublicSuffix),
+	}
+}
+
+// unmanaged annotates the Deployment and sets its pods' grace period, neither of which berth sets.
+func unmanaged(cs k8s.Interface, ns string) func(context.Context, *testing.T, string) func(context.Context) (bool, error) {
+	return func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+		patchDeployment(ctx, t, cs, ns, workload, "kubectl-annotate", `{"metadata":{"annotations":{"example.com/team":"a"}}}`)
+		patchDeployment(ctx, t, cs, ns, workload, "kubectl-patch", `{"spec":{"template":{"spec":{"terminationGracePeriodSeconds":45}}}}`)
+		return func(ctx context.Context) (bool, error) {
+			dep, err := cs.AppsV1().Deployments(ns).Get(ctx, workload, metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			g := dep.Spec.Template.Spec.TerminationGracePeriodSeconds
+			return dep.Annotations["example.com/team"] == "a" && g != nil && *g == 45, nil
+		}
+	}
+}
+
+// foreignEnv adds an env entry as kubectl set env does (field manager "kubectl-set").
+func foreignEnv(cs k8s.Interface, ns string) func(context.Context, *testing.T, string) string {
+	return func(ctx context.Context, t *testing.T, workload string) string {
+		patchDeployment(ctx, t, cs, ns, workload, "kubectl-set",
+			`{"spec":{"template":{"spec":{"containers":[{"name":"app","env":[{"name":"EXTRA","value":"1"}]}]}}}}`)
+		return "env.EXTRA"
+	}
 }
 
 // lookAlike creates an unlabelled Deployment named name (deleted at cleanup).

@@ -37,8 +37,9 @@ const (
 func init() { providers.Register(Type, New) }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.Normalizer = (*Provider)(nil)
 )
 
 // Provider runs workloads as Deployments and Services of one Kubernetes cluster. Build it with New or
@@ -63,6 +64,8 @@ type Provider struct {
 type settings struct {
 	kubeconfig, context, namespace string
 	allowExecPlugins               bool
+	// takeOwnership lets Apply remove values another field manager added inside the fields berth manages.
+	takeOwnership bool
 }
 
 // New builds the provider for target t from its kubeconfig (settings kubeconfig and context) or, absent both, the
@@ -152,12 +155,16 @@ func parseSettings(t schema.Target) (settings, error) {
 				}
 				s.namespace = str
 			}
-		case "allowExecPlugins":
+		case "allowExecPlugins", "takeOwnership":
 			b, ok := v.(bool)
 			if !ok {
 				return s, bad(k, fmt.Sprintf("want a bool, got %T", v))
 			}
-			s.allowExecPlugins = b
+			if k == "takeOwnership" {
+				s.takeOwnership = b
+			} else {
+				s.allowExecPlugins = b
+			}
 		case "type":
 		default:
 			return s, bad(k, "unknown setting")

@@ -35,7 +35,7 @@ var (
 )
 
 // cluster starts (once) the shared cluster and the simulated deployment controller, and makes the test hermetic.
-func cluster(t *testing.T) *kubetest.Cluster {
+func cluster(t testing.TB) *kubetest.Cluster {
 	t.Helper()
 	c := kubetest.Start(t) // before HOME moves: it may find the binaries in ~/.cache/berth/kube
 	t.Setenv("HOME", t.TempDir())

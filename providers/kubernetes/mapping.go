@@ -27,8 +27,12 @@ import (
 
 // Annotations and names of the mapping.
 const (
-	// AnnotationSpec holds the applied workload as JSON, read back as Observed.Spec.
+	// AnnotationSpec holds the applied workload as JSON, for people and tools; berth never reads it back (the
+	// plan compares the live fields).
 	AnnotationSpec = "berth.dev/spec"
+	// AnnotationServices names the Services berth applies beside the Deployment (comma-separated): one that is
+	// gone is reported as Observed.Missing.
+	AnnotationServices = "berth.dev/services"
 	// LabelManagedBy marks namespaces berth created.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	// ContainerName is the name of the one container of every pod.
@@ -108,7 +112,17 @@ func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyCo
 		return nil, fmt.Errorf("encoding the spec of %s: %w", w.Name, err)
 	}
 	labels := ownerLabels(d)
-	annotations := map[string]string{AnnotationSpec: string(spec)}
+	var svcs []string
+	for i, pt := range w.Ports {
+		if i == 0 {
+			svcs = append(svcs, name)
+		}
+		if pt.Public {
+			svcs = append(svcs, name+PublicSuffix)
+			break
+		}
+	}
+	annotations := map[string]string{AnnotationSpec: string(spec), AnnotationServices: strings.Join(svcs, ",")}
 
 	c := coreac.Container().WithName(ContainerName).WithImage(w.Image)
 	if len(w.Command) > 0 {
@@ -159,7 +173,7 @@ func services(d providers.Desired, ns, name string) (internal, public *coreac.Se
 	for _, pt := range w.Ports {
 		pname := pt.Name
 		if pname == "" {
-			pname = fmt.Sprintf("%s-%d", strings.ToLower(pt.Protocol), pt.Port)
+			pname = defaultPortName(pt.Protocol, pt.Port)
 		}
 		sp := coreac.ServicePort().WithName(pname).WithPort(int32(pt.Port)).
 			WithTargetPort(intstr.FromInt32(int32(pt.Port))).WithProtocol(protocol(pt.Protocol))
@@ -241,37 +255,6 @@ func seconds(d schema.Duration) int32 {
 		return 0
 	}
 	return int32(math.Ceil(d.D().Seconds()))
-}
-
-// observedSpec reads the workload back: the spec annotation, with the fields a person may change out of band
-// (image, command, args, env, replicas) taken from the live Deployment.
-func observedSpec(dep *appsv1.Deployment) schema.Workload {
-	var w schema.Workload
-	if s, ok := dep.Annotations[AnnotationSpec]; ok {
-		_ = json.Unmarshal([]byte(s), &w) // a damaged annotation leaves what the live object says
-	}
-	if w.Name == "" {
-		w.Name = dep.Labels[providers.LabelWorkload]
-	}
-	if dep.Spec.Replicas != nil {
-		w.Replicas = int(*dep.Spec.Replicas)
-	}
-	for _, c := range dep.Spec.Template.Spec.Containers {
-		if c.Name != ContainerName {
-			continue
-		}
-		w.Image, w.Command, w.Args = c.Image, c.Command, c.Args
-		w.Env = nil
-		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				if w.Env == nil {
-					w.Env = map[string]string{}
-				}
-				w.Env[e.Name] = e.Value
-			}
-		}
-	}
-	return w
 }
 
 var dns1035 = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
