@@ -8,12 +8,17 @@
 //	global/instanceTemplates                      GET (list), POST (insert, requestId)
 //	global/instanceTemplates/{name}               GET, DELETE (requestId)
 //	global/operations/{name}                      GET
+//	regions/{region}                              GET (its zones, Options.Zones)
 //	regions/{region}/operations/{name}            GET
 //	regions/{region}/instanceGroupManagers        GET (list), POST (insert, requestId)
 //	regions/{region}/instanceGroupManagers/{name} GET, PATCH (JSON merge of versions, updatePolicy, description,
-//	                                              targetSize; fingerprint checked), DELETE
+//	                                              targetSize, listManagedInstancesResults,
+//	                                              distributionPolicy.targetShape; fingerprint checked), DELETE
 //	.../instanceGroupManagers/{name}/resize       POST ?size=
 //	.../instanceGroupManagers/{name}/listManagedInstances POST
+//	regions/{region}/instanceGroups/{name}        GET (named ports, their fingerprint)
+//	.../instanceGroups/{name}/setNamedPorts       POST (fingerprint checked when given); the group manager's
+//	                                              output-only namedPorts show them
 //	/token                                        OAuth2 JWT-bearer grant (RS256 assertion of a key made by
 //	                                              ServiceAccountKey)
 //
@@ -26,13 +31,37 @@
 // the same id with another request is a 400. Faults (Fail) answer the next n API calls with throttling (429 or 403
 // rateLimitExceeded), server errors (503 backendError), conflicts (409), or make the next operations slow.
 //
-// Validation as GCE answers it: resource names, label keys and values, known machine types, a boot disk image,
-// regional update policies (fixed maxSurge/maxUnavailable 0 or at least Zones, not both 0), unknown JSON fields,
-// alreadyExists (409), notFound (404), a template in use (400 resourceInUseByAnotherResource), a stale fingerprint on
-// PATCH (412 conditionNotMet), a missing or unknown access token (401).
+// Validation as GCE answers it (400 with error.errors[].reason "invalid" or "required", unless noted), checked
+// against the Compute v1 discovery document for the calls berth makes:
+//   - names, label keys and values, network tags (RFC 1035), metadata keys ([a-zA-Z0-9-_]{1,128}, 512 KB in all),
+//     known machine types, a boot disk first with a source image, at least one network interface (required), enum
+//     values of disks[].type and accessConfigs[].type, unknown JSON fields (parseError);
+//   - regional groups: distributionPolicy.zones must be zones of the region (Options.Zones, default
+//     "<region>-b", "-c", "-d", as europe-west1's are) without duplicates; a group without zones spreads over all of
+//     them (and reads back with them and targetShape EVEN); a fixed maxSurge or maxUnavailable must be 0 or at least
+//     the group's number of zones ("Fixed updatePolicy.maxSurge for regional managed instance group has to be either
+//     0 or at least equal to the number of zones.", the text GCE gives); not both 0; fixed and percent not both
+//     set; replacementMethod RECREATE needs maxSurge 0 (GCE's text, seen for a percent value); zones cannot change
+//     on PATCH;
+//   - enum values as the discovery document lists them: updatePolicy.type PROACTIVE|OPPORTUNISTIC, minimalAction
+//     and mostDisruptiveAllowedAction NONE|REFRESH|RESTART|REPLACE, replacementMethod SUBSTITUTE|RECREATE,
+//     instanceRedistributionType PROACTIVE|NONE, distributionPolicy.targetShape EVEN|BALANCED|ANY|ANY_SINGLE_ZONE,
+//     listManagedInstancesResults PAGELESS|PAGINATED. The lists start from the SDK's generated enums (computepb's
+//     *_name maps), which drop a value a sibling enum of the same message declares (Type lacks PROACTIVE,
+//     MinimalAction and MostDisruptiveAllowedAction are empty), plus the values the discovery document adds;
+//   - named ports: RFC 1035 names, ports 1-65535;
+//   - alreadyExists (409), notFound (404), a template in use (400 resourceInUseByAnotherResource), a stale
+//     fingerprint on PATCH or setNamedPorts (412 conditionNotMet), a missing or unknown access token (401).
 //
-// Simplified: no zones (a regional group's instances live in the region), no health checks or autohealing policy,
-// no named ports, no firewall or networks (network names are not checked), list filters and paging are ignored (one
-// page), instances deleted out of band are recreated under a new name, the JSON merge of PATCH covers only the fields
-// berth sends, and token endpoint calls are never faulted.
+// Where the official definition is silent the emulator's wording is its own: the message texts of enum refusals
+// ("Must be one of [...]"), of a zone outside the region, a duplicate zone, a zone change on PATCH, a boot disk not
+// first, the metadata size and the named-port checks follow the shape of Compute's "Invalid value for field
+// '<path>': '<value>'. ..." errors but were not captured from the real API; the discovery document gives the enum
+// values and required fields, not the error texts. Whether GCE refuses BALANCED or ANY target shapes with proactive
+// redistribution is not modelled.
+//
+// Simplified: instances of a regional group are not placed in zones (the zone count only drives validation), no
+// health checks or autohealing policy, no firewall or networks (network names are not checked), list filters and
+// paging are ignored (one page), instances deleted out of band are recreated under a new name, the JSON merge of
+// PATCH covers only the fields listed above, and token endpoint calls are never faulted.
 package computeemu

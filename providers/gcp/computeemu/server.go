@@ -35,7 +35,8 @@ const (
 	FaultSlow     = "slow"     // the next operation stays RUNNING for SlowSteps more steps
 )
 
-// Zones is how many zones every regional group spans (the default distribution).
+// Zones is how many zones the region has by default (Options.Zones): "<region>-b", "-c" and "-d", as
+// europe-west1's are.
 const Zones = 3
 
 // SlowSteps is how much longer a slow operation stays RUNNING.
@@ -45,6 +46,8 @@ const SlowSteps = 8
 type Options struct {
 	Project string // default "berth-test"
 	Region  string // default "europe-west1"
+	// Zones are the region's zones, as regions.get lists them (default "<region>-b", "-c", "-d").
+	Zones []string
 	// OpSteps is how many steps an operation stays RUNNING (default 2).
 	OpSteps int
 	// BootSteps is how many steps a new instance takes to be RUNNING (default 2).
@@ -104,6 +107,12 @@ type group struct {
 	instances []*instance
 	hidden    bool
 	seq       int
+	ports     int // changes of the named ports, for the instance group's fingerprint
+}
+
+// portsFingerprint is the fingerprint of the instance group's named ports.
+func (g *group) portsFingerprint() string {
+	return base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%d/%d", g.pb.GetId(), g.ports)))
 }
 
 type operation struct {
@@ -125,6 +134,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Region == "" {
 		opts.Region = "europe-west1"
+	}
+	if len(opts.Zones) == 0 {
+		opts.Zones = []string{opts.Region + "-b", opts.Region + "-c", opts.Region + "-d"}
 	}
 	if opts.OpSteps <= 0 {
 		opts.OpSteps = 2
@@ -407,9 +419,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	writeProto(w, m)
 }
 
+var regionRE = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/regions/([^/]+)$`)
+
 var pathRE = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/(?:global|regions/([^/]+))/([A-Za-z]+)(?:/([^/]+))?(?:/([A-Za-z]+))?$`)
 
 func (s *Server) route(method, path, reqID string, q map[string][]string, body []byte) (proto.Message, *apiError) {
+	if m := regionRE.FindStringSubmatch(path); m != nil && method == http.MethodGet {
+		if m[1] != s.opts.Project || m[2] != s.opts.Region {
+			return nil, errorf(404, "notFound", "The resource 'projects/%s/regions/%s' was not found", m[1], m[2])
+		}
+		return s.regionView(), nil
+	}
 	m := pathRE.FindStringSubmatch(path)
 	if m == nil {
 		return nil, errorf(404, "notFound", "The requested URL %s was not found on this server.", path)
@@ -483,6 +503,37 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 				if g := s.groups[name]; g != nil {
 					g.pb.TargetSize = proto.Int32(int32(size))
 					s.touch(g)
+				}
+				return nil
+			}, nil
+		})
+	case !global && coll == "instanceGroups" && name != "" && verb == "" && method == http.MethodGet:
+		g := s.groups[name]
+		if g == nil {
+			return nil, notFound(fmt.Sprintf("%s/instanceGroups/%s", s.regionLink(), name))
+		}
+		return s.instanceGroupView(g), nil
+	case !global && coll == "instanceGroups" && name != "" && verb == "setNamedPorts" && method == http.MethodPost:
+		req := &computepb.RegionInstanceGroupsSetNamedPortsRequest{}
+		if e := decode(body, req); e != nil {
+			return nil, e
+		}
+		link := fmt.Sprintf("%s/instanceGroups/%s", s.regionLink(), name)
+		return mutate("compute.regionInstanceGroups.setNamedPorts", link, func() (func() *apiError, *apiError) {
+			g := s.groups[name]
+			if g == nil {
+				return nil, notFound(link)
+			}
+			if req.Fingerprint != nil && req.GetFingerprint() != g.portsFingerprint() {
+				return nil, errorf(412, "conditionNotMet", "Supplied fingerprint does not match current metadata fingerprint.")
+			}
+			if e := checkNamedPorts(req.GetNamedPorts()); e != nil {
+				return nil, e
+			}
+			return func() *apiError {
+				if g := s.groups[name]; g != nil {
+					g.pb.NamedPorts = req.GetNamedPorts()
+					g.ports++
 				}
 				return nil
 			}, nil
@@ -594,6 +645,27 @@ func (s *Server) templateLink(name string) string {
 	return fmt.Sprintf("%s/compute/v1/projects/%s/global/instanceTemplates/%s", s.hs.URL, s.opts.Project, name)
 }
 
+func (s *Server) zoneLink(name string) string {
+	return fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s", s.hs.URL, s.opts.Project, name)
+}
+
+// regionView is the region as regions.get answers it: its zones as URLs.
+func (s *Server) regionView() *computepb.Region {
+	r := &computepb.Region{Kind: proto.String("compute#region"), Name: proto.String(s.opts.Region), Status: proto.String("UP"),
+		SelfLink: proto.String(s.regionLink())}
+	for _, z := range s.opts.Zones {
+		r.Zones = append(r.Zones, s.zoneLink(z))
+	}
+	return r
+}
+
+// instanceGroupView is the instance group of a managed group, as regionInstanceGroups.get answers it.
+func (s *Server) instanceGroupView(g *group) *computepb.InstanceGroup {
+	return &computepb.InstanceGroup{Kind: proto.String("compute#instanceGroup"), Name: g.pb.Name, Id: g.pb.Id,
+		Region: proto.String(s.regionLink()), SelfLink: proto.String(fmt.Sprintf("%s/instanceGroups/%s", s.regionLink(), g.pb.GetName())),
+		NamedPorts: g.pb.GetNamedPorts(), Fingerprint: proto.String(g.portsFingerprint()), Size: proto.Int32(int32(len(g.instances)))}
+}
+
 func (s *Server) groupLink(name string) string {
 	return fmt.Sprintf("%s/instanceGroupManagers/%s", s.regionLink(), name)
 }
@@ -605,6 +677,7 @@ var (
 	nameRE  = regexp.MustCompile(`^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	labelK  = regexp.MustCompile(`^[a-z][a-z0-9_-]{0,62}$`)
 	labelV  = regexp.MustCompile(`^[a-z0-9_-]{0,63}$`)
+	metaKey = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,128}$`)
 	machine = regexp.MustCompile(`^(e2-(micro|small|medium|standard-(2|4|8|16|32)|highmem-(2|4|8|16)|highcpu-(2|4|8|16|32))|n1-standard-(1|2|4|8|16)|n2-standard-(2|4|8|16)|n2d-standard-(2|4|8|16)|t2d-standard-(1|2|4|8))$`)
 )
 
@@ -618,8 +691,9 @@ func (s *Server) insertTemplate(tp *computepb.InstanceTemplate) (func() *apiErro
 		return nil, errorf(400, "required", "Required field 'resource.properties' not specified")
 	case !machine.MatchString(tp.GetProperties().GetMachineType()):
 		return nil, errorf(400, "invalid", "Invalid value for field 'resource.properties.machineType': '%s'. Machine type with name '%s' does not exist.", tp.GetProperties().GetMachineType(), tp.GetProperties().GetMachineType())
-	case len(tp.GetProperties().GetDisks()) == 0 || tp.GetProperties().GetDisks()[0].GetInitializeParams().GetSourceImage() == "":
-		return nil, errorf(400, "required", "Required field 'resource.properties.disks[0].initializeParams.sourceImage' not specified")
+	}
+	if e := checkTemplateProperties(tp.GetProperties()); e != nil {
+		return nil, e
 	}
 	for k, v := range tp.GetProperties().GetLabels() {
 		if !labelK.MatchString(k) || !labelV.MatchString(v) {
@@ -705,18 +779,11 @@ func (s *Server) checkGroupSpec(g *computepb.InstanceGroupManager) *apiError {
 	if s.templates[t] == nil {
 		return errorf(404, "notFound", "The resource 'projects/%s/global/instanceTemplates/%s' was not found", s.opts.Project, t)
 	}
-	if p := g.GetUpdatePolicy(); p != nil {
-		if p.GetMaxSurge().GetFixed() == 0 && p.GetMaxUnavailable().GetFixed() == 0 {
-			return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy.maxUnavailable': '0'. Fixed updatePolicy.maxSurge and updatePolicy.maxUnavailable cannot both be 0.")
-		}
-		for field, v := range map[string]int32{"maxSurge": p.GetMaxSurge().GetFixed(), "maxUnavailable": p.GetMaxUnavailable().GetFixed()} {
-			if v != 0 && v < Zones {
-				return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy.%s.fixed': '%d'. Fixed updatePolicy.%s for regional managed instance group has to be either 0 or at least equal to the number of zones (%d).", field, v, field, Zones)
-			}
-		}
-		if p.GetMaxSurge().GetFixed() < 0 || p.GetMaxUnavailable().GetFixed() < 0 {
-			return errorf(400, "invalid", "Invalid value for field 'resource.updatePolicy': negative maxSurge or maxUnavailable")
-		}
+	if e := checkEnum("resource.listManagedInstancesResults", g.ListManagedInstancesResults, enumListResults); e != nil {
+		return e
+	}
+	if e := s.checkPolicies(g); e != nil {
+		return e
 	}
 	return nil
 }
@@ -734,6 +801,21 @@ func (s *Server) insertGroup(g *computepb.InstanceGroupManager) (func() *apiErro
 	}
 	if e := s.checkGroupSpec(g); e != nil {
 		return nil, e
+	}
+	g.NamedPorts = nil // output only: set through regionInstanceGroups.setNamedPorts
+	if g.DistributionPolicy == nil {
+		g.DistributionPolicy = &computepb.DistributionPolicy{}
+	}
+	if len(g.DistributionPolicy.Zones) == 0 {
+		for _, z := range s.opts.Zones {
+			g.DistributionPolicy.Zones = append(g.DistributionPolicy.Zones, &computepb.DistributionPolicyZoneConfiguration{Zone: proto.String(z)})
+		}
+	}
+	for _, z := range g.DistributionPolicy.Zones {
+		z.Zone = proto.String(s.zoneLink(templateName(z.GetZone())))
+	}
+	if g.DistributionPolicy.TargetShape == nil {
+		g.DistributionPolicy.TargetShape = proto.String("EVEN")
 	}
 	return func() *apiError {
 		if s.groups[g.GetName()] != nil {
@@ -787,6 +869,27 @@ func (s *Server) patchGroup(name string, patch *computepb.InstanceGroupManager) 
 	}
 	if patch.TargetSize != nil {
 		merged.TargetSize = patch.TargetSize
+	}
+	if patch.ListManagedInstancesResults != nil {
+		merged.ListManagedInstancesResults = patch.ListManagedInstancesResults
+	}
+	if dp := patch.GetDistributionPolicy(); dp != nil {
+		if len(dp.GetZones()) > 0 {
+			var have, want []string
+			for _, z := range g.pb.GetDistributionPolicy().GetZones() {
+				have = append(have, templateName(z.GetZone()))
+			}
+			for _, z := range dp.GetZones() {
+				want = append(want, templateName(z.GetZone()))
+			}
+			if strings.Join(have, ",") != strings.Join(want, ",") {
+				return nil, errorf(400, "invalid", "Invalid value for field 'resource.distributionPolicy.zones': ''. Zones of a regional managed instance group cannot be changed.")
+			}
+		}
+		if dp.TargetShape != nil {
+			merged.DistributionPolicy = proto.Clone(g.pb.GetDistributionPolicy()).(*computepb.DistributionPolicy)
+			merged.DistributionPolicy.TargetShape = dp.TargetShape
+		}
 	}
 	if e := s.checkGroupSpec(merged); e != nil {
 		return nil, e

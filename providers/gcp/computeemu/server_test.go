@@ -26,7 +26,7 @@ func do(t *testing.T, method, u, body string) (int, map[string]any) {
 	return resp.StatusCode, v
 }
 
-const tmplBody = `{"name":"%s","properties":{"machineType":"e2-small","disks":[{"boot":true,"initializeParams":{"sourceImage":"x"}}]}}`
+const tmplBody = `{"name":"%s","properties":{"machineType":"e2-small","disks":[{"boot":true,"initializeParams":{"sourceImage":"x"}}],"networkInterfaces":[{"network":"global/networks/default"}]}}`
 
 // TestRollingUpdate drives a group through the wire API and steps: it converges to targetSize, and a version change
 // surges before removing an old instance, never going below targetSize RUNNING.
