@@ -19,8 +19,8 @@
 // providers.Normalizer: a command splits into the entrypoint and args, cpus 1 and mem 128 when unset, health
 // durations in whole seconds (at least 1 for interval and timeout), a command check as the shell line. Apply
 // replaces the app (PUT, partialUpdate=false) when a managed field or berth's labels differ, carrying over the
-// labels of others and the top-level fields berth never sets (backoffSeconds, constraints, ...); fields nested in
-// what berth sets (container, healthChecks) are berth's. A Marathon app has no side objects, so nothing is ever
+// labels of others, docker parameters other than the entrypoint and the top-level fields berth never sets
+// (backoffSeconds, constraints, ...); the rest of what berth sets (container, healthChecks) is berth's. A Marathon app has no side objects, so nothing is ever
 // reported Missing.
 //
 // Non-goals: pods, groups beyond the id prefix, constraints, service ports and Marathon-LB, secrets, persistent

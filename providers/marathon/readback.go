@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/providers"
@@ -135,7 +136,7 @@ func (p *Provider) upToDate(cur, want *app, d providers.Desired) bool {
 }
 
 // keepUnmanaged is want with what berth does not manage on cur carried over: the labels of others (any key not
-// under berth.dev/) and the top-level fields berth never sets. A PUT with partialUpdate=false replaces the whole
+// under berth.dev/), docker parameters other than the entrypoint, and the top-level fields berth never sets. A PUT with partialUpdate=false replaces the whole
 // definition; this keeps it from resetting them.
 func keepUnmanaged(want, cur *app) *app {
 	c := *want
@@ -146,6 +147,16 @@ func keepUnmanaged(want, cur *app) *app {
 		}
 	}
 	c.extra = cur.extra
+	if want.Container != nil && cur.Container != nil {
+		ct := *want.Container
+		ct.Docker.Parameters = slices.Clone(want.Container.Docker.Parameters)
+		for _, p := range cur.Container.Docker.Parameters {
+			if p.Key != "entrypoint" {
+				ct.Docker.Parameters = append(ct.Docker.Parameters, p)
+			}
+		}
+		c.Container = &ct
+	}
 	return &c
 }
 

@@ -94,6 +94,7 @@ func TestRepairKeepsUnmanaged(t *testing.T) {
 	a["env"].(map[string]any)["GREETING"] = "by hand"
 	a["labels"].(map[string]any)["team"] = "payments"
 	a["backoffSeconds"] = 7
+	docker(a)["parameters"] = []any{map[string]any{"key": "hostname", "value": "by-hand"}}
 	for _, k := range readOnly {
 		delete(a, k)
 	}
@@ -102,9 +103,10 @@ func TestRepairKeepsUnmanaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	a = getApp(t, emu, id)
+	params, _ := json.Marshal(docker(a)["parameters"])
 	if a["env"].(map[string]any)["GREETING"] != "hello" || a["labels"].(map[string]any)["team"] != "payments" ||
-		a["backoffSeconds"] != 7.0 {
-		t.Fatalf("after the repair: env %v, labels %v, backoffSeconds %v; want GREETING put back, team and backoffSeconds kept",
-			a["env"], a["labels"], a["backoffSeconds"])
+		a["backoffSeconds"] != 7.0 || string(params) != `[{"key":"hostname","value":"by-hand"}]` {
+		t.Fatalf("after the repair: env %v, labels %v, backoffSeconds %v, docker parameters %s; want GREETING put back, "+
+			"team, backoffSeconds and the hostname parameter kept", a["env"], a["labels"], a["backoffSeconds"], params)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
@@ -14,7 +15,7 @@ import (
 
 // Apply converges one workload: it reads the job, registers the mapped job when the spec hash or any field berth
 // manages differs from the desired workload as the job reads it back (a hand edit keeps the hash meta; meta keys
-// of others are kept) (compare-and-set on the job's JobModifyIndex, 0 for a create; a lost race re-reads and decides again),
+// and docker config keys of others are kept) (compare-and-set on the job's JobModifyIndex, 0 for a create; a lost race re-reads and decides again),
 // then waits until the deployment of the job's version is no longer running and exactly Replicas allocations of
 // that version run healthy. A failed deployment (Nomad auto-reverts it) is a permanent error. Nomad itself
 // reschedules failed or stopped allocations (drift); Apply waits for that too.
@@ -40,7 +41,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		reg := want
 		if job != nil {
 			index = deref(job.JobModifyIndex)
-			reg = keepForeignMeta(want, job)
+			reg = keepForeign(want, job)
 		}
 		log.InfoContext(ctx, "registering nomad job", "job", id, "enforceIndex", index, "count", d.Workload.Replicas)
 		var resp *api.JobRegisterResponse
@@ -70,9 +71,9 @@ func (p *Provider) notOwned(id string, k wkey) error {
 		id, k.Instance, k.Environment, k.Target)
 }
 
-// keepForeignMeta is want with the live job's meta keys that are not berth's (another tool's, an operator's)
-// carried over: a register replaces the whole job, and berth does not manage them.
-func keepForeignMeta(want, job *api.Job) *api.Job {
+// keepForeign is want with what others put on the live job inside what berth writes carried over: job meta keys
+// outside berth.dev/ and docker config keys berth does not set (a register replaces the whole job).
+func keepForeign(want, job *api.Job) *api.Job {
 	c := *want
 	c.Meta = maps.Clone(want.Meta)
 	for k, v := range job.Meta {
@@ -80,8 +81,24 @@ func keepForeignMeta(want, job *api.Job) *api.Job {
 			c.Meta[k] = v
 		}
 	}
+	if len(job.TaskGroups) == 0 || len(want.TaskGroups) == 0 || len(job.TaskGroups[0].Tasks) == 0 {
+		return &c
+	}
+	g := *want.TaskGroups[0]
+	t := *g.Tasks[0]
+	t.Config = maps.Clone(t.Config)
+	for k, v := range job.TaskGroups[0].Tasks[0].Config {
+		if _, set := t.Config[k]; !set && !slices.Contains(configKeys, k) {
+			t.Config[k] = v
+		}
+	}
+	g.Tasks = []*api.Task{&t}
+	c.TaskGroups = []*api.TaskGroup{&g}
 	return &c
 }
+
+// configKeys are the docker config keys berth sets (or leaves out on purpose).
+var configKeys = []string{"image", "entrypoint", "args", "ports"}
 
 func groupCount(job *api.Job) int {
 	if len(job.TaskGroups) == 0 || job.TaskGroups[0].Count == nil {

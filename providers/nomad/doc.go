@@ -9,8 +9,9 @@
 // (max_parallel 1, health_check "checks" or "task_states", min_healthy_time, healthy_deadline, progress_deadline,
 // auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels and the spec hash. Register
 // always enforces the index (the job's JobModifyIndex, 0 for a create): a lost race re-reads. Meta keys outside
-// berth.dev/ that someone else added to the job are carried over into every register; other fields berth never
-// sets (priority, constraints) are replaced by a register, which berth only makes when a managed field differs.
+// berth.dev/ and docker config keys berth does not set (privileged, volumes, ...) that someone else added are
+// carried over into every register; other fields berth never sets (priority, constraints) are replaced by a
+// register, which berth only makes when a managed field differs.
 //
 // Read-back: List and Apply read every managed field from the live job (live), never from a copy berth stored:
 // the docker task's image, entrypoint, args and env, CPU (MHz, or reserved cores × 1000 millis) and MemoryMB, the

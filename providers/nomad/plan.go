@@ -32,10 +32,14 @@ func (p *Provider) Plan(ctx context.Context, d providers.Desired) ([]Change, err
 	if job != nil && !k.owns(job.Meta) {
 		return nil, providers.Permanent(p.notOwned(id, k))
 	}
+	want := p.jobFor(k, d)
+	if job != nil {
+		want = keepForeign(want, job) // as Apply registers it
+	}
 	var resp *api.JobPlanResponse
 	if err := p.call(ctx, "Jobs.Plan", 0, func(ctx context.Context) error {
 		var err error
-		resp, _, err = p.client.Jobs().Plan(p.jobFor(k, d), true, p.write(ctx))
+		resp, _, err = p.client.Jobs().Plan(want, true, p.write(ctx))
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("workload %s: %w", k.Workload, err)

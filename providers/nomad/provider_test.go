@@ -204,7 +204,7 @@ func TestReadBack(t *testing.T) {
 }
 
 // TestRepairKeepsForeignMeta: a field edited by hand is put back by Apply although the hash meta still matches, and
-// the meta key someone else added survives the register.
+// the meta key and the docker config key someone else added survive the register.
 func TestRepairKeepsForeignMeta(t *testing.T) {
 	hermetic(t)
 	emu := emulator(t)
@@ -225,6 +225,7 @@ func TestRepairKeepsForeignMeta(t *testing.T) {
 	}
 	j.Meta["team"] = "payments"
 	j.TaskGroups[0].Tasks[0].Env["GREETING"] = "by hand"
+	j.TaskGroups[0].Tasks[0].Config["hostname"] = "web-by-hand"
 	if _, _, err := c.Jobs().Register(j, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +233,9 @@ func TestRepairKeepsForeignMeta(t *testing.T) {
 		t.Fatal(err)
 	}
 	j, _, err = c.Jobs().Info("berth-berth-prod-web", nil)
-	if err != nil || j.TaskGroups[0].Tasks[0].Env["GREETING"] != "hello" || j.Meta["team"] != "payments" {
-		t.Fatalf("after the repair: env %v, meta %v, %v; want GREETING put back and team kept", j.TaskGroups[0].Tasks[0].Env,
-			j.Meta, err)
+	if err != nil || j.TaskGroups[0].Tasks[0].Env["GREETING"] != "hello" || j.Meta["team"] != "payments" ||
+		j.TaskGroups[0].Tasks[0].Config["hostname"] != "web-by-hand" {
+		t.Fatalf("after the repair: env %v, meta %v, config %v, %v; want GREETING put back, team and hostname kept",
+			j.TaskGroups[0].Tasks[0].Env, j.Meta, j.TaskGroups[0].Tasks[0].Config, err)
 	}
 }
