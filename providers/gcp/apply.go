@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -42,44 +43,60 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		defer cancel()
 	}
 	log := p.log.With("env", d.Owner.Environment, "workload", w.Name, "revision", d.SpecHash)
-	link, err := p.ensureTemplate(ctx, d)
+	tmpl, err := p.ensureTemplate(ctx, d)
 	if err != nil {
 		return err
 	}
+	link := fmt.Sprintf("projects/%s/global/instanceTemplates/%s", p.project, tmpl)
 	if err := p.ensureGroup(ctx, log, d, link); err != nil {
 		return err
 	}
-	if err := p.waitReady(ctx, d); err != nil {
+	if err := p.waitReady(ctx, d, tmpl); err != nil {
 		return err
 	}
-	p.pruneTemplates(ctx, log, d)
+	p.pruneTemplates(ctx, log, d, tmpl)
 	return nil
 }
 
-// ensureTemplate makes sure the spec's template exists and is ours; it returns its partial URL.
+// ensureTemplate makes sure a template of the spec exists, is ours and holds what d asks in every managed field;
+// it returns its name. Templates are immutable: when the spec's name is taken by a template that differs (the
+// target's settings changed, or it was recreated by hand), the variant name of templateNames is used.
 func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired) (string, error) {
-	want, err := p.instanceTemplate(d)
-	if err != nil {
-		return "", providers.Permanent(err)
+	var why, absent []string
+	check := func(name string, t *computepb.InstanceTemplate) bool {
+		if m, ok := parseMarker(t.GetDescription()); !ok || !m.owns(d.Owner, d.Target, d.Workload.Name) {
+			why = append(why, name+" exists and is not berth's")
+		} else if diff := p.templateDiff(t, p.instanceTemplate(d, name)); diff != "" {
+			why = append(why, name+" differs: "+diff)
+		} else {
+			return true
+		}
+		return false
 	}
-	name := want.GetName()
-	link := fmt.Sprintf("projects/%s/global/instanceTemplates/%s", p.project, name)
+	for _, name := range p.templateNames(d.Owner, d.Workload.Name, d.SpecHash) {
+		t, err := p.getTemplate(ctx, name)
+		switch {
+		case err != nil:
+			return "", err
+		case t == nil:
+			absent = append(absent, name)
+		case check(name, t):
+			return name, nil
+		}
+	}
+	if len(absent) == 0 {
+		return "", providers.Permanent(fmt.Errorf("gcp: no instance template for %s: %s", d.Workload.Name, strings.Join(why, "; ")))
+	}
+	name := absent[0]
+	want := p.instanceTemplate(d, name)
 	salt := ""
 	for try := 0; try < 3; try++ {
-		t, err := p.getTemplate(ctx, name)
-		if err != nil {
-			return "", err
-		}
-		if t != nil {
-			if m, ok := parseMarker(t.GetDescription()); !ok || !m.owns(d.Owner, d.Target, d.Workload.Name) {
-				return "", providers.Permanent(fmt.Errorf("gcp: instance template %s exists and is not berth's for %s", name, d.Workload.Name))
-			}
-			return link, nil
-		}
+		// The id covers what the template holds beyond the spec (the target's settings), so a template made again
+		// with other settings is a new request.
 		req := &computepb.InsertInstanceTemplateRequest{Project: p.project, InstanceTemplateResource: want,
-			RequestId: proto.String(requestID(d, "insert-template", salt))}
+			RequestId: proto.String(requestID(d, "insert-template", name, p.machineType, p.network(), p.subnetwork(), salt))}
 		var op *compute.Operation
-		err = p.call(ctx, "insert instance template "+name, func(ctx context.Context) (err error) {
+		err := p.call(ctx, "insert instance template "+name, func(ctx context.Context) (err error) {
 			op, err = p.templates.Insert(ctx, req, noRetry)
 			return err
 		})
@@ -90,20 +107,67 @@ func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired) (str
 		if err != nil && !isReason(err, "alreadyExists") {
 			return "", err
 		}
+		t, err := p.getTemplate(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		if t != nil {
+			if !check(name, t) {
+				return "", providers.Permanent(fmt.Errorf("gcp: instance template %s: %s", name, strings.Join(why, "; ")))
+			}
+			return name, nil
+		}
 	}
 	return "", fmt.Errorf("gcp: instance template %s did not appear after insert", name)
 }
 
-// ensureGroup creates the group or brings its version, description and size to d, one mutation at a time.
+// zonesOf returns the zones new groups spread over: the target's setting, else the region's (read once).
+func (p *Provider) zonesOf(ctx context.Context) ([]string, error) {
+	p.mu.Lock()
+	zs := p.zones
+	p.mu.Unlock()
+	if len(zs) > 0 {
+		return zs, nil
+	}
+	var r *computepb.Region
+	err := p.call(ctx, "get region "+p.region, func(ctx context.Context) (err error) {
+		r, err = p.regions.Get(ctx, &computepb.GetRegionRequest{Project: p.project, Region: p.region}, noRetry)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, z := range r.GetZones() {
+		zs = append(zs, templateOf(z))
+	}
+	if len(zs) == 0 {
+		return nil, providers.Permanent(fmt.Errorf("gcp: region %s lists no zones", p.region))
+	}
+	p.mu.Lock()
+	p.zones = zs
+	p.mu.Unlock()
+	return zs, nil
+}
+
+// ensureGroup creates the group or brings its version, update policy, description, size and named ports to d, one
+// mutation at a time, re-reading after each. What it compares are the group's live fields, not labels or names
+// alone: a second version, another template, a changed update policy or named ports are all put back.
 func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d providers.Desired, link string) error {
 	name := GroupName(d.Owner, d.Workload.Name)
-	want := p.groupManager(d, link)
+	wantPorts := namedPorts(d.Workload)
 	salt := ""
-	for try := 0; try < 8; try++ {
+	for try := 0; try < 10; try++ {
 		g, err := p.getGroup(ctx, name)
 		if err != nil {
 			return err
 		}
+		zones := groupZones(g)
+		if g == nil || len(zones) == 0 {
+			if zones, err = p.zonesOf(ctx); err != nil {
+				return err
+			}
+		}
+		want := p.groupManager(d, link, zones)
 		var what string
 		var do func(ctx context.Context) (*compute.Operation, error)
 		switch {
@@ -112,23 +176,33 @@ func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d provider
 			req := &computepb.InsertRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region,
 				InstanceGroupManagerResource: want, RequestId: proto.String(requestID(d, "insert-group", strconv.Itoa(d.Workload.Replicas), salt))}
 			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Insert(ctx, req, noRetry) }
-			log.Info("gcp: creating group", "group", name, "replicas", d.Workload.Replicas)
+			log.Info("gcp: creating group", "group", name, "replicas", d.Workload.Replicas, "zones", zones)
 		case !p.ownsGroup(g, d.Owner, d.Target, d.Workload.Name):
 			return providers.Permanent(fmt.Errorf("gcp: instance group manager %s exists and is not berth's for %s", name, d.Workload.Name))
-		case templateOf(currentVersion(g)) != templateOf(link) || g.GetDescription() != want.GetDescription():
+		case len(g.GetVersions()) > 1 || templateOf(currentVersion(g)) != templateOf(link) ||
+			g.GetDescription() != want.GetDescription() || !samePolicy(g.GetUpdatePolicy(), want.GetUpdatePolicy()):
 			what = "patch instance group manager " + name
 			req := &computepb.PatchRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,
 				InstanceGroupManagerResource: &computepb.InstanceGroupManager{Versions: want.Versions, UpdatePolicy: want.UpdatePolicy,
 					Description: want.Description, Fingerprint: g.Fingerprint},
-				RequestId: proto.String(requestID(d, "patch-group", g.GetFingerprint()))}
+				RequestId: proto.String(requestID(d, "patch-group", link, g.GetFingerprint()))}
 			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Patch(ctx, req, noRetry) }
-			log.Info("gcp: rolling out", "group", name, "from", templateOf(currentVersion(g)))
+			log.Info("gcp: rolling out", "group", name, "from", templateOf(currentVersion(g)), "to", templateOf(link))
 		case g.GetTargetSize() != int32(d.Workload.Replicas):
 			what = "resize instance group manager " + name
 			req := &computepb.ResizeRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,
 				Size: int32(d.Workload.Replicas), RequestId: proto.String(requestID(d, "resize-group", strconv.Itoa(d.Workload.Replicas), g.GetFingerprint()))}
 			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Resize(ctx, req, noRetry) }
 			log.Info("gcp: resizing group", "group", name, "from", g.GetTargetSize(), "to", d.Workload.Replicas)
+		case !sameNamedPorts(g.GetNamedPorts(), wantPorts):
+			what = "set named ports of instance group " + name
+			req := &computepb.SetNamedPortsRegionInstanceGroupRequest{Project: p.project, Region: p.region, InstanceGroup: name,
+				RegionInstanceGroupsSetNamedPortsRequestResource: &computepb.RegionInstanceGroupsSetNamedPortsRequest{NamedPorts: wantPorts},
+				RequestId: proto.String(requestID(d, "set-named-ports", g.GetFingerprint()))}
+			do = func(ctx context.Context) (*compute.Operation, error) {
+				return p.regionGroups.SetNamedPorts(ctx, req, noRetry)
+			}
+			log.Info("gcp: setting named ports", "group", name, "ports", len(wantPorts))
 		default:
 			return nil
 		}
@@ -153,11 +227,10 @@ func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d provider
 	return fmt.Errorf("gcp: instance group manager %s keeps changing under berth", name)
 }
 
-// waitReady polls until the group runs exactly Replicas instances of the spec's template, all RUNNING with no
-// action under way.
-func (p *Provider) waitReady(ctx context.Context, d providers.Desired) error {
+// waitReady polls until the group runs exactly Replicas instances of template tmpl, all RUNNING with no action
+// under way.
+func (p *Provider) waitReady(ctx context.Context, d providers.Desired, tmpl string) error {
 	name := GroupName(d.Owner, d.Workload.Name)
-	tmpl := TemplateName(d.Owner, d.Workload.Name, d.SpecHash)
 	last := "not read yet"
 	for {
 		g, err := p.getGroup(ctx, name)
@@ -199,10 +272,9 @@ func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstanc
 	return ""
 }
 
-// pruneTemplates deletes the workload's templates other than the current one; failures are only logged (the next
-// Apply or Delete tries again).
-func (p *Provider) pruneTemplates(ctx context.Context, log *slog.Logger, d providers.Desired) {
-	keep := TemplateName(d.Owner, d.Workload.Name, d.SpecHash)
+// pruneTemplates deletes the workload's templates other than keep; failures are only logged (the next Apply or
+// Delete tries again).
+func (p *Provider) pruneTemplates(ctx context.Context, log *slog.Logger, d providers.Desired, keep string) {
 	ts, err := p.ownedTemplates(ctx, d.Owner, d.Target, d.Workload.Name)
 	if err != nil {
 		log.Warn("gcp: listing old templates", "err", err)
@@ -218,7 +290,9 @@ func (p *Provider) pruneTemplates(ctx context.Context, log *slog.Logger, d provi
 	}
 }
 
-// List implements providers.Provider.
+// List implements providers.Provider. One pass reads the groups, the owner's templates (one list by name prefix)
+// and each group's managed instances; a template found neither in that list nor in the cache (one made by hand) is
+// read once by its selfLink and kept, as templates are immutable.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	var groups []*computepb.InstanceGroupManager
 	err := p.call(ctx, "list instance group managers", func(ctx context.Context) error {
@@ -238,13 +312,25 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	if err != nil {
 		return nil, err
 	}
-	var out []providers.Observed
+	var mine []*computepb.InstanceGroupManager
+	var marks []marker
 	for _, g := range groups {
 		m, ok := parseMarker(g.GetDescription())
 		if !ok || !m.owns(owner, target, "") || g.GetName() != GroupName(owner, m.Workload) {
 			continue
 		}
-		o, err := p.observe(ctx, owner, g, m)
+		mine, marks = append(mine, g), append(marks, m)
+	}
+	if len(mine) == 0 {
+		return nil, nil
+	}
+	ts, err := p.listTemplates(ctx, groupPrefix(owner))
+	if err != nil {
+		return nil, err
+	}
+	var out []providers.Observed
+	for i, g := range mine {
+		o, err := p.observe(ctx, owner, g, marks[i], ts)
 		if err != nil {
 			return nil, err
 		}
@@ -254,25 +340,111 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	return out, nil
 }
 
-func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker) (providers.Observed, error) {
+// listTemplates lists the templates whose names start with prefix, by selfLink.
+func (p *Provider) listTemplates(ctx context.Context, prefix string) (map[string]*computepb.InstanceTemplate, error) {
+	out := map[string]*computepb.InstanceTemplate{}
+	err := p.call(ctx, "list instance templates", func(ctx context.Context) error {
+		clear(out)
+		it := p.templates.List(ctx, &computepb.ListInstanceTemplatesRequest{Project: p.project,
+			Filter: proto.String(fmt.Sprintf("name eq %s.*", prefix))}, noRetry)
+		for {
+			t, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if strings.HasPrefix(t.GetName(), prefix) {
+				out[templateOf(t.GetName())] = t
+			}
+		}
+	})
+	return out, err
+}
+
+// maxSeen bounds the cache of templates made by hand.
+const maxSeen = 256
+
+// template returns the template ref names: from this pass's list ts of the templates named with prefix, else the
+// cache, else read (and cached when the list cannot show it). A template that does not exist is nil.
+func (p *Provider) template(ctx context.Context, ts map[string]*computepb.InstanceTemplate, prefix, ref string) (*computepb.InstanceTemplate, error) {
+	name := templateOf(ref)
+	if t := ts[name]; t != nil {
+		return t, nil
+	}
+	p.mu.Lock()
+	t := p.seen[name]
+	p.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := p.getTemplate(ctx, name)
+	if err != nil || t == nil {
+		return nil, err
+	}
+	ts[name] = t
+	if !strings.HasPrefix(name, prefix) { // berth's own are listed on every pass: a deletion shows at once
+		p.mu.Lock()
+		if len(p.seen) >= maxSeen { // a bound, not an eviction policy: hand-made templates are few
+			clear(p.seen)
+		}
+		p.seen[name] = t
+		p.mu.Unlock()
+	}
+	return t, nil
+}
+
+// observe reads one group back from its live objects: the spec from the group's current template (the one it
+// really uses) and the group itself, the replicas from its managed instances. A replica's spec hash is the
+// spec-hash label of its template when that template holds the target's settings, else empty (a template berth
+// would not run). Missing is the spec's template when the group no longer runs it and it is gone.
+func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker, ts map[string]*computepb.InstanceTemplate) (providers.Observed, error) {
 	o := providers.Observed{Workload: m.Workload, Target: m.Target}
-	t, err := p.getTemplate(ctx, templateOf(currentVersion(g)))
+	cur, err := p.template(ctx, ts, groupPrefix(owner), currentVersion(g))
 	if err != nil {
 		return o, err
 	}
-	if t != nil {
-		o.Spec, _ = specOf(t)
+	o.Spec = liveSpec(m.Workload, g, cur)
+	names := p.templateNames(owner, m.Workload, m.Spec)
+	if cur == nil || !slices.Contains(names, cur.GetName()) {
+		found := false
+		for _, n := range names {
+			if ts[n] != nil {
+				found = true
+				break
+			}
+		}
+		if !found { // not in the list: gone, or too new for the list to show
+			t, err := p.getTemplate(ctx, names[0])
+			if err != nil {
+				return o, err
+			}
+			if found = t != nil; !found {
+				if t, err = p.getTemplate(ctx, names[1]); err != nil {
+					return o, err
+				}
+				found = t != nil
+			}
+		}
+		if !found {
+			o.Missing = append(o.Missing, "instance template "+names[0])
+		}
 	}
-	o.Spec.Name = m.Workload
 	mis, err := p.managedInstances(ctx, g.GetName())
 	if err != nil {
 		return o, err
 	}
-	prefix := GroupName(owner, m.Workload) + "-"
 	counts := map[string]int{}
-	running := 0
 	for _, mi := range mis {
-		hash := strings.TrimPrefix(templateOf(mi.GetVersion().GetInstanceTemplate()), prefix)
+		t, err := p.template(ctx, ts, groupPrefix(owner), mi.GetVersion().GetInstanceTemplate())
+		if err != nil {
+			return o, err
+		}
+		hash := ""
+		if t != nil && p.settingsDiff(t) == "" {
+			hash = specLabel(t)
+		}
 		state := strings.ToLower(mi.GetInstanceStatus())
 		if a := mi.GetCurrentAction(); a != "" && a != "NONE" {
 			state = strings.ToLower(a)
@@ -282,13 +454,9 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 		if r.Name == "" {
 			r.Name = templateOf(mi.GetInstance())
 		}
-		if r.Running {
-			running++
-		}
 		counts[hash]++
 		o.Replicas = append(o.Replicas, r)
 	}
-	o.Spec.Replicas = running
 	o.SpecHash = m.Spec
 	for h, c := range counts {
 		if c > counts[o.SpecHash] || c == counts[o.SpecHash] && h < o.SpecHash && o.SpecHash != m.Spec {

@@ -2,10 +2,18 @@ package gcp_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	compute "cloud.google.com/go/compute/apiv1"
+	"cloud.google.com/go/compute/apiv1/computepb"
+	"google.golang.org/api/option"
+	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/conformance"
@@ -47,26 +55,25 @@ func newProvider(t *testing.T, target schema.Target) *gcp.Provider {
 	return p
 }
 
+// referenceWorkload is the suite's HTTP service as Compute Engine can run it: no health check, no resources and no
+// public port (Validate refuses them: readiness is the VM running, the machine type is the limit, there is no stable
+// address), one internal port.
 func referenceWorkload(name string) schema.Workload {
 	return schema.Workload{
-		Name:      name,
-		Provider:  "gce",
-		Image:     "europe-docker.pkg.dev/berth/app:1",
-		Args:      []string{"serve"},
-		Env:       map[string]string{"GREETING": "hello", "PORT": "8080"},
-		Ports:     []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
-		Replicas:  2,
-		Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20},
-		Health: &schema.HealthCheck{
-			HTTP:     &schema.HTTPCheck{Path: "/healthz", Port: 8080},
-			Interval: schema.Duration(time.Second), Timeout: schema.Duration(time.Second), Retries: 3,
-		},
+		Name:     name,
+		Provider: "gce",
+		Image:    "europe-docker.pkg.dev/berth/app:1",
+		Args:     []string{"serve"},
+		Env:      map[string]string{"GREETING": "hello", "PORT": "8080"},
+		Ports:    []schema.Port{{Port: 8080, Protocol: "tcp"}},
+		Replicas: 2,
 	}
 }
 
 func TestConformance(t *testing.T) {
 	emu, target := emulated(t)
 	owner := providers.Owner{Instance: "cf1", Environment: "dev"}
+	hand := byHand(t, emu, owner, option.WithAuthCredentialsFile(option.ServiceAccount, target.Settings["credentialsFile"].(string)))
 	conformance.Run(t, conformance.Harness{
 		New:      func(t *testing.T) providers.Provider { return newProvider(t, target) },
 		Target:   target.Name,
@@ -93,7 +100,163 @@ func TestConformance(t *testing.T) {
 			emu.CreateUnowned(name, 1)
 			return func() bool { return emu.GroupExists(name) }
 		},
-		Faults:  func(n int) { emu.Fail(n, computeemu.FaultThrottle) },
-		Timeout: 60 * time.Second,
+		Tamper: map[string]func(context.Context, *testing.T, string){
+			conformance.TamperImage:   hand.container(func(c map[string]any) { c["image"] = "europe-docker.pkg.dev/berth/app:hand" }),
+			conformance.TamperCommand: hand.container(func(c map[string]any) { c["command"] = []any{"/bin/app"} }),
+			conformance.TamperArgs:    hand.container(func(c map[string]any) { c["args"] = []any{"debug"} }),
+			conformance.TamperEnv: hand.container(func(c map[string]any) {
+				c["env"] = []any{map[string]any{"name": "GREETING", "value": "by hand"}, map[string]any{"name": "PORT", "value": "8080"}}
+			}),
+			conformance.TamperPorts:                        hand.namedPorts(&computepb.NamedPort{Name: proto.String("tcp-9090"), Port: proto.Int32(9090)}),
+			conformance.TamperReplicas:                     hand.resize(3),
+			conformance.TamperObject + "instance template": hand.deleteTemplate,
+		},
+		Unmanaged: hand.unmanaged,
+		Faults:    func(n int) { emu.Fail(n, computeemu.FaultThrottle) },
+		Timeout:   60 * time.Second,
 	})
+}
+
+// hand edits the emulator through the real SDK clients, as gcloud or the console would.
+type hand struct {
+	owner     providers.Owner
+	project   string
+	region    string
+	templates *compute.InstanceTemplatesClient
+	groups    *compute.RegionInstanceGroupManagersClient
+	igs       *compute.RegionInstanceGroupsClient
+	n         int
+}
+
+// byHand returns SDK clients on emu with opts (the credentials).
+func byHand(t *testing.T, emu *computeemu.Server, owner providers.Owner, opts ...option.ClientOption) *hand {
+	t.Helper()
+	ctx := context.Background()
+	opts = append([]option.ClientOption{option.WithEndpoint(emu.URL())}, opts...)
+	h := &hand{owner: owner, project: emu.Project(), region: emu.Region()}
+	var err error
+	if h.templates, err = compute.NewInstanceTemplatesRESTClient(ctx, opts...); err == nil {
+		if h.groups, err = compute.NewRegionInstanceGroupManagersRESTClient(ctx, opts...); err == nil {
+			h.igs, err = compute.NewRegionInstanceGroupsRESTClient(ctx, opts...)
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.templates.Close(); h.groups.Close(); h.igs.Close() })
+	return h
+}
+
+// wait polls an operation to its end (each poll is a request, which advances the emulator).
+func wait(ctx context.Context, t *testing.T, op *compute.Operation, err error) {
+	t.Helper()
+	for err == nil && !op.Done() {
+		err = op.Poll(ctx)
+	}
+	if err == nil && op.Proto().GetError() != nil {
+		err = fmt.Errorf("operation failed: %v", op.Proto().GetError())
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (h *hand) group(ctx context.Context, t *testing.T, workload string) *computepb.InstanceGroupManager {
+	t.Helper()
+	g, err := h.groups.Get(ctx, &computepb.GetRegionInstanceGroupManagerRequest{Project: h.project, Region: h.region,
+		InstanceGroupManager: gcp.GroupName(h.owner, workload)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// copyTemplate inserts a copy of the group's current template under a new name, with edit applied to its
+// properties, and rolls the group to it (gcloud compute instance-groups managed rolling-action start-update).
+// It returns the name of the template the group ran before.
+func (h *hand) copyTemplate(ctx context.Context, t *testing.T, workload string, edit func(*computepb.InstanceProperties)) string {
+	t.Helper()
+	g := h.group(ctx, t, workload)
+	old := g.GetVersions()[0].GetInstanceTemplate()
+	old = old[strings.LastIndex(old, "/")+1:]
+	cur, err := h.templates.Get(ctx, &computepb.GetInstanceTemplateRequest{Project: h.project, InstanceTemplate: old})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.n++
+	name := fmt.Sprintf("%s-hand%d", gcp.GroupName(h.owner, workload), h.n)
+	cp := &computepb.InstanceTemplate{Name: proto.String(name), Description: cur.Description,
+		Properties: proto.Clone(cur.GetProperties()).(*computepb.InstanceProperties)}
+	edit(cp.Properties)
+	op, err := h.templates.Insert(ctx, &computepb.InsertInstanceTemplateRequest{Project: h.project, InstanceTemplateResource: cp})
+	wait(ctx, t, op, err)
+	op, err = h.groups.Patch(ctx, &computepb.PatchRegionInstanceGroupManagerRequest{Project: h.project, Region: h.region,
+		InstanceGroupManager: g.GetName(), InstanceGroupManagerResource: &computepb.InstanceGroupManager{
+			Versions: []*computepb.InstanceGroupManagerVersion{{InstanceTemplate: proto.String("global/instanceTemplates/" + name)}}}})
+	wait(ctx, t, op, err)
+	return old
+}
+
+// container is a Tamper hook rolling the group to a copy of its template whose container declaration edit
+// changed, rewritten as YAML in the style of another tool.
+func (h *hand) container(edit func(c map[string]any)) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		h.copyTemplate(ctx, t, workload, func(pr *computepb.InstanceProperties) {
+			for _, it := range pr.GetMetadata().GetItems() {
+				if it.GetKey() != "gce-container-declaration" {
+					continue
+				}
+				var decl map[string]any
+				if err := yaml.Unmarshal([]byte(it.GetValue()), &decl); err != nil {
+					t.Fatal(err)
+				}
+				edit(decl["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any))
+				b, err := yaml.Marshal(decl)
+				if err != nil {
+					t.Fatal(err)
+				}
+				it.Value = proto.String("# edited by hand\n" + string(b))
+			}
+		})
+	}
+}
+
+// namedPorts sets the instance group's named ports (gcloud compute instance-groups set-named-ports).
+func (h *hand) namedPorts(ps ...*computepb.NamedPort) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		op, err := h.igs.SetNamedPorts(ctx, &computepb.SetNamedPortsRegionInstanceGroupRequest{Project: h.project, Region: h.region,
+			InstanceGroup: gcp.GroupName(h.owner, workload),
+			RegionInstanceGroupsSetNamedPortsRequestResource: &computepb.RegionInstanceGroupsSetNamedPortsRequest{NamedPorts: ps}})
+		wait(ctx, t, op, err)
+	}
+}
+
+// resize sets the group's target size (gcloud compute instance-groups managed resize).
+func (h *hand) resize(n int32) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		op, err := h.groups.Resize(ctx, &computepb.ResizeRegionInstanceGroupManagerRequest{Project: h.project, Region: h.region,
+			InstanceGroupManager: gcp.GroupName(h.owner, workload), Size: n})
+		wait(ctx, t, op, err)
+	}
+}
+
+// deleteTemplate deletes the template berth made for the spec, the only way GCE allows: roll the group to an exact
+// copy first (a template in use cannot be deleted).
+func (h *hand) deleteTemplate(ctx context.Context, t *testing.T, workload string) {
+	old := h.copyTemplate(ctx, t, workload, func(*computepb.InstanceProperties) {})
+	op, err := h.templates.Delete(ctx, &computepb.DeleteInstanceTemplateRequest{Project: h.project, InstanceTemplate: old})
+	wait(ctx, t, op, err)
+}
+
+// unmanaged patches a group field berth never sets (listManagedInstancesResults).
+func (h *hand) unmanaged(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+	op, err := h.groups.Patch(ctx, &computepb.PatchRegionInstanceGroupManagerRequest{Project: h.project, Region: h.region,
+		InstanceGroupManager:         gcp.GroupName(h.owner, workload),
+		InstanceGroupManagerResource: &computepb.InstanceGroupManager{ListManagedInstancesResults: proto.String("PAGINATED")}})
+	wait(ctx, t, op, err)
+	return func(ctx context.Context) (bool, error) {
+		g, err := h.groups.Get(ctx, &computepb.GetRegionInstanceGroupManagerRequest{Project: h.project, Region: h.region,
+			InstanceGroupManager: gcp.GroupName(h.owner, workload)})
+		return err == nil && g.GetListManagedInstancesResults() == "PAGINATED", err
+	}
 }

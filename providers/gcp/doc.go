@@ -5,20 +5,41 @@
 // Mapping:
 //   - template "berth-<instance>-<env>-<workload>-<spec hash>" (immutable, one per spec): COS image, the container in
 //     the gce-container-declaration metadata (built by ContainerDeclaration only, as Google is replacing that agent),
-//     the workload as JSON in the berth-spec metadata (read back by List), ownership labels on the instances
-//     (berth.dev/x → berth-x, values lowercased to [a-z0-9_-]), machine type and network from the target; an
-//     ephemeral external IP when a port is public.
+//     ownership labels on the instances (berth.dev/x → berth-x, values lowercased to [a-z0-9_-]), machine type and
+//     network from the target; an ephemeral external IP when a port is public. When a template of that name exists
+//     but holds something else (the target's machine type or network changed, or someone recreated it by hand), the
+//     spec's template is the variant "<group>-<hash of spec hash and target settings>" (templateNames).
 //   - group "berth-<instance>-<env>-<workload>" (names cut to 50 characters with a hash suffix): targetSize =
-//     Replicas, one version on the template, update policy PROACTIVE / REPLACE / maxSurge 3 (the zone count, as GCE
-//     requires for regional groups) / maxUnavailable 0, so a rollout is make-before-break. Groups have no labels:
-//     ownership is the name AND the description marker "berth: instance=..; env=..; workload=..; target=..; spec=..".
+//     Replicas, one version on the template, distributionPolicy.zones from the target's zones setting or else the
+//     region's zones (regions.get, read once per provider), update policy PROACTIVE / REPLACE / SUBSTITUTE with a
+//     fixed maxSurge equal to the group's number of zones (at least 1; GCE wants 0 or at least the zone count) and
+//     maxUnavailable 0, so a rollout is make-before-break. Zones are fixed once the group exists; later patches
+//     count the group's own zones. Groups have no labels: ownership is the name AND the description marker
+//     "berth: instance=..; env=..; workload=..; target=..; spec=..".
+//   - ports: the instance group's named ports, one "<protocol>-<port>" per port (regionInstanceGroups.setNamedPorts),
+//     in the workload's order.
 //
-// Main loop of Apply: ensure the template (get, else insert and poll the global operation); get the group: insert
-// it, or patch its version/description, or resize it, one mutation at a time, re-reading after each; then poll the
-// group (status.isStable) and listManagedInstances until exactly Replicas instances run the template with no
-// action under way; then delete the workload's older templates. Every mutation carries a requestId derived from
-// (instance, env, target, workload, spec hash, operation, the group's fingerprint or id), so a retry after a crash
-// is deduplicated by GCE. Operations are polled by the provider at PollInterval (the SDK's Wait sleeps ≥ 1 s).
+// Read-back (List): every managed field from the live objects, never from a copy berth stored. Image, command, args
+// and env from the container declaration of the template the group really uses (versions[0], else
+// instanceTemplate), parsed as YAML whoever wrote it; ports from the group's named ports (public when that template
+// gives instances an external address); replicas from targetSize. A replica's spec hash is its template's
+// spec-hash label when the template holds the target's settings (machine type, boot image, network), else empty:
+// a group rolled by hand onto another machine type plans as replicas of another spec. Missing: "instance template
+// <name>" when the group no longer runs the spec's template and it is gone. One pass costs the group list, one
+// template list (by the owner's name prefix) and one listManagedInstances per group; a template outside that
+// prefix (made by hand) is read once and cached by name across passes, as templates are immutable. Normalize
+// (providers.Normalizer) gives the lossy form: port names dropped, every port public when one is (the external
+// address is per instance), health and resources unset (not mapped; Validate refuses them).
+//
+// Main loop of Apply: ensure the template (get the spec's names; use the one whose live fields — settings,
+// container, external address, spec-hash label — match, else insert under the first free name and poll the global
+// operation); get the group: insert it, or patch its versions/update policy/description when any differs from
+// berth's (a second version, another template, a hand-edited policy), or resize it, or set its named ports, one
+// mutation at a time, re-reading after each; then poll the group (status.isStable) and listManagedInstances until
+// exactly Replicas instances run the template with no action under way; then delete the workload's other
+// templates. Every mutation carries a requestId derived from (instance, env, target, workload, spec hash,
+// operation, the group's fingerprint or id), so a retry after a crash is deduplicated by GCE. Operations are polled
+// by the provider at PollInterval (the SDK's Wait sleeps ≥ 1 s).
 //
 // Errors: 429, 403 rateLimitExceeded/quotaExceeded, 5xx, 409 (other than alreadyExists), 400 resourceNotReady and
 // transport errors are retried with capped exponential backoff (RetryBase..RetryMax, RetryAttempts per call);
@@ -26,7 +47,12 @@
 //
 // Non-goals: health checks and autohealing (COS has no container health check; readiness is the VM RUNNING), load
 // balancers and firewall rules (no stable public address), CPU/memory limits (the machine type is the limit),
-// zonal groups, autoscaling.
+// zonal groups, autoscaling. Fields berth never sets (listManagedInstancesResults, distributionPolicy.targetShape,
+// autohealing, labels of templates made by others) are left as they are.
+//
+// Cannot see: a template made by hand, deleted and made again under the same name while cached (names outside
+// berth's prefix are read once); what the instances themselves run when they were changed one by one outside the
+// group (per-instance configs).
 //
 // Caller's duties: set PollInterval and the retry fields before the first call if the defaults do not suit; Close
 // the provider. Credentials: application default credentials, or the target's credentialsFile.

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	compute "cloud.google.com/go/compute/apiv1"
+	"cloud.google.com/go/compute/apiv1/computepb"
 	"google.golang.org/api/option"
 
 	"github.com/berth-dev/berth/providers"
@@ -42,15 +44,28 @@ type Provider struct {
 	machineType string
 	log         *slog.Logger
 
-	templates *compute.InstanceTemplatesClient
-	groups    *compute.RegionInstanceGroupManagersClient
-	regionOps *compute.RegionOperationsClient
-	globalOps *compute.GlobalOperationsClient
+	templates    *compute.InstanceTemplatesClient
+	groups       *compute.RegionInstanceGroupManagersClient
+	regionGroups *compute.RegionInstanceGroupsClient
+	regions      *compute.RegionsClient
+	regionOps    *compute.RegionOperationsClient
+	globalOps    *compute.GlobalOperationsClient
+
+	mu sync.Mutex
+	// zones are the zones new groups spread over: the target's zones setting, else the region's zones as the
+	// Regions API lists them (read once).
+	zones []string
+	// seen caches templates by selfLink across List passes: a template is immutable, so one read is enough for a
+	// template berth does not find by its own name prefix (one made by hand).
+	seen map[string]*computepb.InstanceTemplate
 }
 
 // Settings are a gcp target's settings, checked.
 type Settings struct {
 	Project, Region, Network, Subnetwork, MachineType, CredentialsFile, Endpoint string
+	// Zones are the zones of the region new groups spread over (distributionPolicy.zones); empty: the region's zones
+	// as the Regions API lists them.
+	Zones []string
 }
 
 // ParseSettings reads and checks a target's settings.
@@ -83,6 +98,29 @@ func ParseSettings(t schema.Target) (Settings, error) {
 		if err := str(f.key, f.dst, f.req); err != nil {
 			return Settings{}, err
 		}
+	}
+	if v, ok := t.Settings["zones"]; ok {
+		var zs []string
+		switch v := v.(type) {
+		case []string:
+			zs = v
+		case []any:
+			for _, z := range v {
+				if z, ok := z.(string); ok {
+					zs = append(zs, z)
+				} else {
+					zs = append(zs, "")
+				}
+			}
+		default:
+			return Settings{}, fmt.Errorf("target %q (%s): setting \"zones\" must be a list of zone names", t.Name, t.Pos)
+		}
+		for _, z := range zs {
+			if !strings.HasPrefix(z, s.Region+"-") || len(z) == len(s.Region)+1 {
+				return Settings{}, fmt.Errorf("target %q (%s): setting \"zones\": %q is not a zone of region %s", t.Name, t.Pos, z, s.Region)
+			}
+		}
+		s.Zones = zs
 	}
 	if s.MachineType == "" {
 		s.MachineType = "e2-small"
@@ -119,7 +157,7 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 		PollInterval: 2 * time.Second, RetryBase: time.Second, RetryMax: 30 * time.Second, RetryAttempts: 8,
 		RolloutTimeout: 20 * time.Minute,
 		target:         t.Name, project: s.Project, region: s.Region, machineType: s.MachineType,
-		log: opts.Logger,
+		log: opts.Logger, zones: s.Zones, seen: map[string]*computepb.InstanceTemplate{},
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
@@ -144,7 +182,11 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 	if p.templates, err = compute.NewInstanceTemplatesRESTClient(ctx, copts...); err == nil {
 		if p.groups, err = compute.NewRegionInstanceGroupManagersRESTClient(ctx, copts...); err == nil {
 			if p.regionOps, err = compute.NewRegionOperationsRESTClient(ctx, copts...); err == nil {
-				p.globalOps, err = compute.NewGlobalOperationsRESTClient(ctx, copts...)
+				if p.globalOps, err = compute.NewGlobalOperationsRESTClient(ctx, copts...); err == nil {
+					if p.regionGroups, err = compute.NewRegionInstanceGroupsRESTClient(ctx, copts...); err == nil {
+						p.regions, err = compute.NewRegionsRESTClient(ctx, copts...)
+					}
+				}
 			}
 		}
 	}
@@ -220,7 +262,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 // Close implements providers.Closer.
 func (p *Provider) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionOps, p.globalOps} {
+	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.regionOps, p.globalOps} {
 		if c != nil && !isNilClient(c) {
 			errs = append(errs, c.Close())
 		}
@@ -238,12 +280,17 @@ func isNilClient(c interface{ Close() error }) bool {
 		return v == nil
 	case *compute.GlobalOperationsClient:
 		return v == nil
+	case *compute.RegionInstanceGroupsClient:
+		return v == nil
+	case *compute.RegionsClient:
+		return v == nil
 	}
 	return false
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
-	_ providers.Closer    = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.Normalizer = (*Provider)(nil)
+	_ providers.Closer     = (*Provider)(nil)
 )

@@ -337,7 +337,7 @@ func TestRequestIDs(t *testing.T) {
 		json.NewDecoder(resp.Body).Decode(&v)
 		return resp.StatusCode, v
 	}
-	body := `{"name":"t1","properties":{"machineType":"e2-small","disks":[{"boot":true,"initializeParams":{"sourceImage":"projects/cos-cloud/global/images/family/cos-stable"}}]}}`
+	body := `{"name":"t1","properties":{"machineType":"e2-small","disks":[{"boot":true,"initializeParams":{"sourceImage":"projects/cos-cloud/global/images/family/cos-stable"}}],"networkInterfaces":[{"network":"global/networks/default"}]}}`
 	c1, op1 := post(body)
 	c2, op2 := post(body)
 	if c1 != 200 || c2 != 200 || op1["name"] != op2["name"] {

@@ -1,14 +1,19 @@
 package gcp
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"google.golang.org/protobuf/proto"
+	"sigs.k8s.io/yaml"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -17,14 +22,14 @@ import (
 // Metadata keys of berth's templates.
 const (
 	metaContainer = "gce-container-declaration" // read by Container-Optimized OS's konlet agent
-	metaSpec      = "berth-spec"                // the applied workload, JSON, for read-back
 	cosImage      = "projects/cos-cloud/global/images/family/cos-stable"
+	natName       = "external-nat"
 )
 
 // ContainerDeclaration is the one place that turns a workload into what runs on the VM: today the YAML of
 // Container-Optimized OS's gce-container-declaration metadata (containers[0] with image, command, args, env;
 // restartPolicy Always). Strings are written as JSON strings, which YAML reads unchanged. Google is replacing
-// that startup agent; only this function would change.
+// that startup agent; only this function and containerOf would change.
 func ContainerDeclaration(w schema.Workload) string {
 	q := func(s string) string {
 		b, _ := json.Marshal(s)
@@ -61,24 +66,129 @@ func ContainerDeclaration(w schema.Workload) string {
 	return b.String()
 }
 
-// instanceTemplate maps a desired workload to its instance template.
-func (p *Provider) instanceTemplate(d providers.Desired) (*computepb.InstanceTemplate, error) {
-	spec := d.Workload
-	spec.Pos = nil
-	specJSON, err := json.Marshal(spec)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the spec of %s: %w", d.Workload.Name, err)
+// container is what berth reads back of a gce-container-declaration: the first container's image, command, args
+// and env, whoever wrote the YAML (berth, gcloud create-with-container, the console).
+type container struct {
+	Image   string   `json:"image"`
+	Command []string `json:"command"`
+	Args    []string `json:"args"`
+	Env     []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"env"`
+}
+
+// containerOf parses a template's container declaration; ok is false when it has none or it does not parse.
+func containerOf(t *computepb.InstanceTemplate) (container, bool) {
+	for _, it := range t.GetProperties().GetMetadata().GetItems() {
+		if it.GetKey() != metaContainer {
+			continue
+		}
+		var decl struct {
+			Spec struct {
+				Containers []container `json:"containers"`
+			} `json:"spec"`
+		}
+		if yaml.Unmarshal([]byte(it.GetValue()), &decl) != nil || len(decl.Spec.Containers) == 0 {
+			return container{}, false
+		}
+		return decl.Spec.Containers[0], true
 	}
+	return container{}, false
+}
+
+// public tells whether a template's instances get an external address (an access config on a network interface).
+func public(t *computepb.InstanceTemplate) bool {
+	for _, nic := range t.GetProperties().GetNetworkInterfaces() {
+		if len(nic.GetAccessConfigs()) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// liveSpec is the workload as the live objects run it: image, command, args and env from the container declaration
+// of the group's current template, ports from the group's named ports (public when the template gives its instances
+// an external address), replicas from the group's target size. Health and resources are never set: berth maps
+// neither (see Normalize).
+func liveSpec(name string, g *computepb.InstanceGroupManager, t *computepb.InstanceTemplate) schema.Workload {
+	w := schema.Workload{Name: name, Replicas: int(g.GetTargetSize())}
+	if t != nil {
+		c, _ := containerOf(t)
+		w.Image, w.Command, w.Args = c.Image, c.Command, c.Args
+		for _, e := range c.Env {
+			if w.Env == nil {
+				w.Env = map[string]string{}
+			}
+			w.Env[e.Name] = e.Value
+		}
+	}
+	for _, np := range g.GetNamedPorts() {
+		pr, _, _ := strings.Cut(np.GetName(), "-")
+		pt := schema.Port{Port: int(np.GetPort()), Protocol: pr}
+		if pr != "tcp" && pr != "udp" { // a named port of someone else's naming: berth's own are "<proto>-<port>"
+			pt.Protocol = "tcp"
+		}
+		if t != nil && public(t) {
+			pt.Public, pt.HostPort = true, pt.Port
+		}
+		w.Ports = append(w.Ports, pt)
+	}
+	return providers.Normalize(w)
+}
+
+// Normalize implements providers.Normalizer: the form in which Compute Engine reads a workload back. Port names
+// are not stored (named ports are "<protocol>-<port>"); an external address is per instance, so when one port is
+// public every port is; health checks and resources are not mapped (Validate refuses them) and read back unset.
+func (p *Provider) Normalize(w schema.Workload) schema.Workload {
+	w.Health = nil
+	w.Resources = schema.Resources{}
+	pub := slices.ContainsFunc(w.Ports, func(pt schema.Port) bool { return pt.Public })
+	if len(w.Ports) > 0 {
+		ps := make([]schema.Port, len(w.Ports))
+		for i, pt := range w.Ports {
+			pt.Name = ""
+			if pub {
+				pt.Public, pt.HostPort = true, pt.Port
+			}
+			ps[i] = pt
+		}
+		w.Ports = ps
+	}
+	return w
+}
+
+// namedPorts are the group's named ports for w: one "<protocol>-<port>" per port, in the workload's order.
+func namedPorts(w schema.Workload) []*computepb.NamedPort {
+	out := []*computepb.NamedPort{}
+	for _, pt := range w.Ports {
+		pr := strings.ToLower(pt.Protocol)
+		if pr == "" {
+			pr = "tcp"
+		}
+		out = append(out, &computepb.NamedPort{Name: proto.String(pr + "-" + strconv.Itoa(pt.Port)), Port: proto.Int32(int32(pt.Port))})
+	}
+	return out
+}
+
+func sameNamedPorts(a, b []*computepb.NamedPort) bool {
+	return slices.EqualFunc(a, b, func(x, y *computepb.NamedPort) bool {
+		return x.GetName() == y.GetName() && x.GetPort() == y.GetPort()
+	})
+}
+
+// instanceTemplate maps a desired workload to its instance template, named name.
+func (p *Provider) instanceTemplate(d providers.Desired, name string) *computepb.InstanceTemplate {
 	nic := &computepb.NetworkInterface{Network: proto.String(p.network())}
 	if sn := p.subnetwork(); sn != "" {
 		nic.Subnetwork = proto.String(sn)
 	}
 	if slices.ContainsFunc(d.Workload.Ports, func(pt schema.Port) bool { return pt.Public }) {
-		nic.AccessConfigs = []*computepb.AccessConfig{{Name: proto.String("external-nat"), Type: proto.String("ONE_TO_ONE_NAT")}}
+		nic.AccessConfigs = []*computepb.AccessConfig{{Name: proto.String(natName), Type: proto.String("ONE_TO_ONE_NAT")}}
 	}
 	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
 	return &computepb.InstanceTemplate{
-		Name:        proto.String(TemplateName(d.Owner, d.Workload.Name, d.SpecHash)),
+		Name:        proto.String(name),
 		Description: proto.String(m.String()),
 		Properties: &computepb.InstanceProperties{
 			MachineType: proto.String(p.machineType),
@@ -92,58 +202,140 @@ func (p *Provider) instanceTemplate(d providers.Desired) (*computepb.InstanceTem
 			Metadata: &computepb.Metadata{Items: []*computepb.Items{
 				{Key: proto.String(metaContainer), Value: proto.String(ContainerDeclaration(d.Workload))},
 				{Key: proto.String("google-logging-enabled"), Value: proto.String("true")},
-				{Key: proto.String(metaSpec), Value: proto.String(string(specJSON))},
 			}},
 			ServiceAccounts: []*computepb.ServiceAccount{{Email: proto.String("default"), Scopes: []string{
 				"https://www.googleapis.com/auth/devstorage.read_only",
 				"https://www.googleapis.com/auth/logging.write",
 			}}},
 		},
-	}, nil
-}
-
-// groupManager maps a desired workload to its regional managed instance group.
-func (p *Provider) groupManager(d providers.Desired, templateLink string) *computepb.InstanceGroupManager {
-	name := GroupName(d.Owner, d.Workload.Name)
-	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
-	return &computepb.InstanceGroupManager{
-		Name:             proto.String(name),
-		Description:      proto.String(m.String()),
-		BaseInstanceName: proto.String(name),
-		TargetSize:       proto.Int32(int32(d.Workload.Replicas)),
-		Versions:         []*computepb.InstanceGroupManagerVersion{{Name: proto.String(d.SpecHash), InstanceTemplate: proto.String(templateLink)}},
-		UpdatePolicy:     updatePolicy(),
 	}
 }
 
-// zones is how many zones a regional group spreads over by default; GCE wants a regional group's fixed maxSurge to
-// be 0 or at least that.
-const zones = 3
+// templateNames are the names the spec's template may have: TemplateName of the spec hash, and, when a template of
+// that name exists with other settings (the target's machine type changed, or it was recreated by hand), a variant
+// whose suffix hashes the spec hash with the target's template settings.
+func (p *Provider) templateNames(owner providers.Owner, workload, specHash string) []string {
+	sum := sha256.Sum256([]byte(strings.Join([]string{"variant", specHash, p.machineType, p.network(), p.subnetwork(), cosImage}, "\x00")))
+	return []string{TemplateName(owner, workload, specHash), TemplateName(owner, workload, hex.EncodeToString(sum[:])[:12])}
+}
+
+// settingsDiff names the first template field berth sets from the target's settings that t has otherwise ("" when
+// none): the machine type, the boot image, the network and subnetwork.
+func (p *Provider) settingsDiff(t *computepb.InstanceTemplate) string {
+	pr := t.GetProperties()
+	switch {
+	case templateOf(pr.GetMachineType()) != p.machineType:
+		return fmt.Sprintf("machine type %s, the target's is %s", templateOf(pr.GetMachineType()), p.machineType)
+	case len(pr.GetDisks()) == 0 || pr.GetDisks()[0].GetInitializeParams().GetSourceImage() != cosImage:
+		return "boot disk image"
+	case len(pr.GetNetworkInterfaces()) != 1:
+		return "network interfaces"
+	case !sameRef(pr.GetNetworkInterfaces()[0].GetNetwork(), p.network()):
+		return "network " + pr.GetNetworkInterfaces()[0].GetNetwork()
+	case !sameRef(pr.GetNetworkInterfaces()[0].GetSubnetwork(), p.subnetwork()):
+		return "subnetwork " + pr.GetNetworkInterfaces()[0].GetSubnetwork()
+	}
+	return ""
+}
+
+// sameRef compares resource references given as names, partial or full URLs ("global/networks/default").
+func sameRef(live, want string) bool {
+	if live == want {
+		return true
+	}
+	if live == "" || want == "" {
+		return false
+	}
+	return strings.HasSuffix(live, "/"+strings.TrimPrefix(want, "/"))
+}
+
+// templateDiff names the first managed field in which live differs from want ("" when none): the target's
+// settings, the container (image, command, args, env), the external address, the spec-hash label.
+func (p *Provider) templateDiff(live, want *computepb.InstanceTemplate) string {
+	if s := p.settingsDiff(live); s != "" {
+		return s
+	}
+	lc, ok1 := containerOf(live)
+	wc, _ := containerOf(want)
+	env := func(c container) map[string]string {
+		m := map[string]string{}
+		for _, e := range c.Env {
+			m[e.Name] = e.Value
+		}
+		return m
+	}
+	switch {
+	case !ok1:
+		return "no container declaration"
+	case lc.Image != wc.Image:
+		return "image " + lc.Image
+	case !slices.Equal(lc.Command, wc.Command):
+		return "command"
+	case !slices.Equal(lc.Args, wc.Args):
+		return "args"
+	case !maps.Equal(env(lc), env(wc)):
+		return "env"
+	case public(live) != public(want):
+		return "external address"
+	case specLabel(live) != specLabel(want):
+		return "spec-hash label " + specLabel(live)
+	}
+	return ""
+}
+
+// specLabel is the spec hash a template says it was made from.
+func specLabel(t *computepb.InstanceTemplate) string {
+	return t.GetProperties().GetLabels()[LabelKey(providers.LabelSpecHash)]
+}
+
+// groupManager maps a desired workload to its regional managed instance group, spread over zones.
+func (p *Provider) groupManager(d providers.Desired, templateLink string, zones []string) *computepb.InstanceGroupManager {
+	name := GroupName(d.Owner, d.Workload.Name)
+	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
+	dp := &computepb.DistributionPolicy{}
+	for _, z := range zones {
+		dp.Zones = append(dp.Zones, &computepb.DistributionPolicyZoneConfiguration{Zone: proto.String("zones/" + z)})
+	}
+	return &computepb.InstanceGroupManager{
+		Name:               proto.String(name),
+		Description:        proto.String(m.String()),
+		BaseInstanceName:   proto.String(name),
+		TargetSize:         proto.Int32(int32(d.Workload.Replicas)),
+		Versions:           []*computepb.InstanceGroupManagerVersion{{Name: proto.String(d.SpecHash), InstanceTemplate: proto.String(templateLink)}},
+		DistributionPolicy: dp,
+		UpdatePolicy:       updatePolicy(len(zones)),
+	}
+}
 
 // updatePolicy makes rollouts make-before-break: new instances (up to maxSurge) are up before an old one goes, and
-// none is taken away first (maxUnavailable 0).
-func updatePolicy() *computepb.InstanceGroupManagerUpdatePolicy {
+// none is taken away first (maxUnavailable 0). A regional group's fixed maxSurge must be 0 or at least its number of
+// zones, so it is exactly that (at least 1).
+func updatePolicy(zones int) *computepb.InstanceGroupManagerUpdatePolicy {
 	return &computepb.InstanceGroupManagerUpdatePolicy{
 		Type:              proto.String("PROACTIVE"),
 		MinimalAction:     proto.String("REPLACE"),
-		MaxSurge:          &computepb.FixedOrPercent{Fixed: proto.Int32(zones)},
+		MaxSurge:          &computepb.FixedOrPercent{Fixed: proto.Int32(int32(max(1, zones)))},
 		MaxUnavailable:    &computepb.FixedOrPercent{Fixed: proto.Int32(0)},
 		ReplacementMethod: proto.String("SUBSTITUTE"),
 	}
 }
 
-// specOf reads back the workload stored in a template.
-func specOf(t *computepb.InstanceTemplate) (schema.Workload, bool) {
-	for _, it := range t.GetProperties().GetMetadata().GetItems() {
-		if it.GetKey() == metaSpec {
-			var w schema.Workload
-			if json.Unmarshal([]byte(it.GetValue()), &w) == nil {
-				return w, true
-			}
-		}
-	}
-	return schema.Workload{}, false
+// samePolicy tells whether a group's live update policy is berth's in the fields berth sets.
+func samePolicy(live, want *computepb.InstanceGroupManagerUpdatePolicy) bool {
+	return live.GetType() == want.GetType() && live.GetMinimalAction() == want.GetMinimalAction() &&
+		live.GetReplacementMethod() == want.GetReplacementMethod() &&
+		live.GetMaxSurge().GetFixed() == want.GetMaxSurge().GetFixed() && live.GetMaxSurge().Percent == nil &&
+		live.GetMaxUnavailable().GetFixed() == want.GetMaxUnavailable().GetFixed() && live.GetMaxUnavailable().Percent == nil
 }
 
-// templateOf returns a template's name from its URL or name.
+// groupZones are the zone names of a group's distribution policy.
+func groupZones(g *computepb.InstanceGroupManager) []string {
+	var out []string
+	for _, z := range g.GetDistributionPolicy().GetZones() {
+		out = append(out, templateOf(z.GetZone()))
+	}
+	return out
+}
+
+// templateOf returns a resource's name from its URL or name.
 func templateOf(ref string) string { return ref[strings.LastIndex(ref, "/")+1:] }

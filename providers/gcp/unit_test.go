@@ -9,7 +9,9 @@ import (
 	"testing"
 
 	"cloud.google.com/go/auth"
+	"cloud.google.com/go/compute/apiv1/computepb"
 	"google.golang.org/api/googleapi"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -218,5 +220,90 @@ func TestParseSettings(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "berth.cue:3:2") {
 			t.Errorf("ParseSettings(%v) = %v, want an error with %q and the position", c.settings, err, c.want)
 		}
+	}
+}
+
+func TestParseSettingsZones(t *testing.T) {
+	tg := func(zones any) schema.Target {
+		return schema.Target{Name: "gce", Type: "gcp", Settings: map[string]any{"project": "p", "region": "europe-west1", "zones": zones}}
+	}
+	s, err := ParseSettings(tg([]any{"europe-west1-b", "europe-west1-d"}))
+	if err != nil || strings.Join(s.Zones, ",") != "europe-west1-b,europe-west1-d" {
+		t.Fatalf("zones: %+v, %v", s, err)
+	}
+	for _, bad := range []any{[]any{"us-east1-b"}, []any{"europe-west1-"}, []any{3}, "europe-west1-b"} {
+		if _, err := ParseSettings(tg(bad)); err == nil || !strings.Contains(err.Error(), `"zones"`) {
+			t.Errorf("zones %v: %v, want an error naming the setting", bad, err)
+		}
+	}
+}
+
+// TestUpdatePolicyFitsZones: the fixed maxSurge berth sends is the group's zone count (at least 1), never a
+// constant, with maxUnavailable 0; and the zones are explicit.
+func TestUpdatePolicyFitsZones(t *testing.T) {
+	p := &Provider{project: "p", machineType: "e2-small"}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: schema.Workload{Name: "w", Replicas: 2}, SpecHash: "h"}
+	for _, zones := range [][]string{nil, {"r-b"}, {"r-b", "r-c"}, {"r-b", "r-c", "r-d", "r-e"}} {
+		g := p.groupManager(d, "projects/p/global/instanceTemplates/x", zones)
+		up := g.GetUpdatePolicy()
+		if up.GetMaxSurge().GetFixed() != int32(max(1, len(zones))) || up.GetMaxUnavailable().GetFixed() != 0 || up.MaxUnavailable.Fixed == nil {
+			t.Errorf("%d zones: maxSurge %v, maxUnavailable %v", len(zones), up.GetMaxSurge(), up.GetMaxUnavailable())
+		}
+		if len(g.GetDistributionPolicy().GetZones()) != len(zones) {
+			t.Errorf("%d zones: distribution %v", len(zones), g.GetDistributionPolicy())
+		}
+		if up.GetType() != "PROACTIVE" || up.GetMinimalAction() != "REPLACE" || up.GetReplacementMethod() != "SUBSTITUTE" {
+			t.Errorf("policy %v", up)
+		}
+	}
+}
+
+// TestContainerOf reads back declarations as other tools write them (gcloud create-with-container's plain YAML).
+func TestContainerOf(t *testing.T) {
+	gcloud := `spec:
+  containers:
+  - args:
+    - serve
+    - --port=8080
+    command:
+    - /app
+    env:
+    - name: GREETING
+      value: hello world
+    - name: EMPTY
+      value: ''
+    image: gcr.io/p/app:2
+    name: app
+    securityContext:
+      privileged: false
+    stdin: false
+    tty: false
+  restartPolicy: OnFailure
+# DISCLAIMER: a comment gcloud adds
+`
+	tp := &computepb.InstanceTemplate{Properties: &computepb.InstanceProperties{Metadata: &computepb.Metadata{Items: []*computepb.Items{
+		{Key: proto.String(metaContainer), Value: proto.String(gcloud)}}}}}
+	c, ok := containerOf(tp)
+	if !ok || c.Image != "gcr.io/p/app:2" || strings.Join(c.Command, " ") != "/app" || strings.Join(c.Args, " ") != "serve --port=8080" ||
+		len(c.Env) != 2 || c.Env[0].Value != "hello world" || c.Env[1].Name != "EMPTY" {
+		t.Fatalf("containerOf = %+v, %t", c, ok)
+	}
+	w := schema.Workload{Name: "web", Image: "i:1", Command: []string{"a b"}, Args: []string{`"q"`}, Env: map[string]string{"K": "v: w"}}
+	tp.Properties.Metadata.Items[0].Value = proto.String(ContainerDeclaration(w))
+	if c, ok := containerOf(tp); !ok || c.Image != "i:1" || c.Command[0] != "a b" || c.Args[0] != `"q"` || c.Env[0].Value != "v: w" {
+		t.Fatalf("round trip of berth's own declaration: %+v", c)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	p := &Provider{}
+	w := p.Normalize(schema.Workload{Name: "w", Resources: schema.Resources{CPUMillis: 250},
+		Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}},
+		Ports:  []schema.Port{{Name: "http", Port: 80, Protocol: "tcp", Public: true}, {Port: 53, Protocol: "udp"}}})
+	if w.Health != nil || w.Resources != (schema.Resources{}) {
+		t.Errorf("health and resources are not read back: %+v", w)
+	}
+	if w.Ports[0] != (schema.Port{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}) || w.Ports[1] != (schema.Port{Port: 53, Protocol: "udp", Public: true, HostPort: 53}) {
+		t.Errorf("ports %+v: names dropped, every port public when one is", w.Ports)
 	}
 }
