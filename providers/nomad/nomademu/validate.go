@@ -113,7 +113,7 @@ func validateGroup(j *api.Job, g *api.TaskGroup) []string {
 			}
 			labels[p.Label] = true
 			if p.To < -1 || p.To > maxPort {
-				add("Port %q cannot be mapped to negative value %d", p.Label, p.To)
+				add("Port %q has an invalid mapped port value %d", p.Label, p.To)
 			}
 		}
 		for _, p := range n.ReservedPorts {
