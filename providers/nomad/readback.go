@@ -34,8 +34,8 @@ func live(k wkey, job *api.Job) schema.Workload {
 	if task != nil {
 		cfg = task.Config
 		w.Image, _ = cfg["image"].(string)
-		w.Command = strings_(cfg["entrypoint"])
-		w.Args = strings_(cfg["args"])
+		w.Command = stringList(cfg["entrypoint"])
+		w.Args = stringList(cfg["args"])
 		if len(task.Env) > 0 {
 			w.Env = make(map[string]string, len(task.Env))
 			for k, v := range task.Env {
@@ -118,7 +118,7 @@ func live(k wkey, job *api.Job) schema.Workload {
 	// Port order: the task's config.ports first (berth lists them in the workload's order), then any other.
 	seen := map[string]bool{}
 	var labels []string
-	for _, l := range append(strings_(cfg["ports"]), order...) {
+	for _, l := range append(stringList(cfg["ports"]), order...) {
 		if _, ok := byLabel[l]; ok && !seen[l] {
 			seen[l] = true
 			labels = append(labels, l)
@@ -195,8 +195,8 @@ func healthPort(h *schema.HealthCheck) int {
 	return 0
 }
 
-// strings_ reads a list of strings from a decoded driver config value ([]any from JSON, or []string).
-func strings_(v any) []string {
+// stringList reads a list of strings from a decoded driver config value ([]any from JSON, or []string).
+func stringList(v any) []string {
 	switch l := v.(type) {
 	case []string:
 		return append([]string(nil), l...)
