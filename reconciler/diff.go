@@ -287,7 +287,11 @@ func health(h *schema.HealthCheck) string {
 	default:
 		s = "command " + list(h.Command)
 	}
-	return fmt.Sprintf("%s every %s timeout %s retries %d", s, h.Interval.D(), h.Timeout.D(), h.Retries)
+	s = fmt.Sprintf("%s every %s timeout %s retries %d", s, h.Interval.D(), h.Timeout.D(), h.Retries)
+	if h.StartPeriod > 0 {
+		s += fmt.Sprintf(" start period %s", h.StartPeriod.D())
+	}
+	return s
 }
 
 // checkCapabilities lists the fields of w that a target with caps cannot honour.

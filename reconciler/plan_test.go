@@ -253,6 +253,13 @@ func TestDiffSpec(t *testing.T) {
 	if len(diffSpec(b, b)) != 0 {
 		t.Error("equal specs differ")
 	}
+	c := b
+	h := *b.Health
+	h.StartPeriod = schema.Duration(30 * time.Second)
+	c.Health = &h
+	if got := diffSpec(b, c); len(got) != 1 || got[0].New != "tcp :80 every 0s timeout 0s retries 0 start period 30s" {
+		t.Errorf("a start period change: %v", got)
+	}
 }
 
 // lossy is a fake whose runtime keeps health-check periods in whole seconds and keeps an env value another
