@@ -70,12 +70,43 @@ func ContainerDeclaration(w schema.Workload) string {
 // and env, whoever wrote the YAML (berth, gcloud create-with-container, the console).
 type container struct {
 	Image   string   `json:"image"`
-	Command []string `json:"command"`
-	Args    []string `json:"args"`
+	Command []scalar `json:"command"`
+	Args    []scalar `json:"args"`
 	Env     []struct {
 		Name  string `json:"name"`
-		Value string `json:"value"`
+		Value scalar `json:"value"`
 	} `json:"env"`
+}
+
+// scalar is a YAML scalar read as the string the container gets: another tool may write `value: 8080` or
+// `- true` unquoted.
+type scalar string
+
+func (s *scalar) UnmarshalJSON(b []byte) error {
+	var v any
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	switch v := v.(type) {
+	case string:
+		*s = scalar(v)
+	case nil:
+		*s = ""
+	default:
+		*s = scalar(strings.TrimSpace(string(b)))
+	}
+	return nil
+}
+
+func strs(ss []scalar) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
 }
 
 // containerOf parses a template's container declaration; ok is false when it has none or it does not parse.
@@ -115,12 +146,12 @@ func liveSpec(name string, g *computepb.InstanceGroupManager, t *computepb.Insta
 	w := schema.Workload{Name: name, Replicas: int(g.GetTargetSize())}
 	if t != nil {
 		c, _ := containerOf(t)
-		w.Image, w.Command, w.Args = c.Image, c.Command, c.Args
+		w.Image, w.Command, w.Args = c.Image, strs(c.Command), strs(c.Args)
 		for _, e := range c.Env {
 			if w.Env == nil {
 				w.Env = map[string]string{}
 			}
-			w.Env[e.Name] = e.Value
+			w.Env[e.Name] = string(e.Value)
 		}
 	}
 	for _, np := range g.GetNamedPorts() {
@@ -260,7 +291,7 @@ func (p *Provider) templateDiff(live, want *computepb.InstanceTemplate) string {
 	env := func(c container) map[string]string {
 		m := map[string]string{}
 		for _, e := range c.Env {
-			m[e.Name] = e.Value
+			m[e.Name] = string(e.Value)
 		}
 		return m
 	}
@@ -269,9 +300,9 @@ func (p *Provider) templateDiff(live, want *computepb.InstanceTemplate) string {
 		return "no container declaration"
 	case lc.Image != wc.Image:
 		return "image " + lc.Image
-	case !slices.Equal(lc.Command, wc.Command):
+	case !slices.Equal(strs(lc.Command), strs(wc.Command)):
 		return "command"
-	case !slices.Equal(lc.Args, wc.Args):
+	case !slices.Equal(strs(lc.Args), strs(wc.Args)):
 		return "args"
 	case !maps.Equal(env(lc), env(wc)):
 		return "env"

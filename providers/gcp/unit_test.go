@@ -272,6 +272,8 @@ func TestContainerOf(t *testing.T) {
       value: hello world
     - name: EMPTY
       value: ''
+    - name: PORT
+      value: 8080
     image: gcr.io/p/app:2
     name: app
     securityContext:
@@ -284,14 +286,18 @@ func TestContainerOf(t *testing.T) {
 	tp := &computepb.InstanceTemplate{Properties: &computepb.InstanceProperties{Metadata: &computepb.Metadata{Items: []*computepb.Items{
 		{Key: proto.String(metaContainer), Value: proto.String(gcloud)}}}}}
 	c, ok := containerOf(tp)
-	if !ok || c.Image != "gcr.io/p/app:2" || strings.Join(c.Command, " ") != "/app" || strings.Join(c.Args, " ") != "serve --port=8080" ||
-		len(c.Env) != 2 || c.Env[0].Value != "hello world" || c.Env[1].Name != "EMPTY" {
+	if !ok || c.Image != "gcr.io/p/app:2" || strings.Join(strs(c.Command), " ") != "/app" || strings.Join(strs(c.Args), " ") != "serve --port=8080" ||
+		len(c.Env) != 3 || c.Env[0].Value != "hello world" || c.Env[1].Name != "EMPTY" || c.Env[2].Value != "8080" {
 		t.Fatalf("containerOf = %+v, %t", c, ok)
 	}
 	w := schema.Workload{Name: "web", Image: "i:1", Command: []string{"a b"}, Args: []string{`"q"`}, Env: map[string]string{"K": "v: w"}}
 	tp.Properties.Metadata.Items[0].Value = proto.String(ContainerDeclaration(w))
 	if c, ok := containerOf(tp); !ok || c.Image != "i:1" || c.Command[0] != "a b" || c.Args[0] != `"q"` || c.Env[0].Value != "v: w" {
 		t.Fatalf("round trip of berth's own declaration: %+v", c)
+	}
+	tp.Properties.Metadata.Items[0].Value = proto.String("spec:\n  containers:\n  - image: i\n    args: [1, true, 2.5]\n")
+	if c, ok := containerOf(tp); !ok || strings.Join(strs(c.Args), ",") != "1,true,2.5" {
+		t.Fatalf("unquoted scalars: %+v", c)
 	}
 }
 
