@@ -127,6 +127,10 @@ func (p *Provider) strip(ctx context.Context, ns, name string, cur *appsv1.Deplo
 			return nil, fmt.Errorf("patch deployment %s/%s: %w", ns, name, err)
 		}
 		// The object changed meanwhile (the guard failed) or the call failed: look again.
+		log.Debug("guarded patch refused; reading the deployment again", "attempt", attempt, "error", err)
+		if err := providers.Sleep(ctx, p.RetryBase); err != nil {
+			return nil, fmt.Errorf("patch deployment %s/%s: %w", ns, name, err)
+		}
 		if cur, err = p.getDeployment(ctx, ns, name); err != nil || cur == nil {
 			return nil, err
 		}

@@ -8,9 +8,31 @@
 // requests and limits), health checks as readiness and liveness probes (HTTP → httpGet, TCP → tcpSocket, command →
 // exec; interval, timeout, retries, start period as the liveness probe's initial delay), a RollingUpdate strategy
 // with maxUnavailable 0 and maxSurge 1 (make-before-break), the providers.Label* ownership labels on every object
-// and pod template (the selector leaves out the spec hash: it is immutable), and the applied workload as JSON in the
-// Deployment annotation berth.dev/spec, read back as Observed.Spec with image, command, args, env and replicas
-// taken from the live object.
+// and pod template (the selector leaves out the spec hash: it is immutable), the Services berth applies named in
+// the Deployment annotation berth.dev/services, and the applied workload as JSON in berth.dev/spec (for people;
+// never read back).
+//
+// Read-back (live, shared by List and Apply): every managed field comes from the live objects: image, command,
+// args, env, CPU and memory, probes and spec.replicas from the Deployment; the ports from the container ports,
+// named after the ClusterIP Service's ports, public at the port of the LoadBalancer Service's port forwarding to
+// them (a Service port forwarding to no container port reads as a port of its own). Where berth writes one value
+// twice (request and limit, readiness and liveness probe) and the two differ, the one berth's apply no longer
+// holds (metadata.managedFields) is read: it is the one changed by hand. A Service named in berth.dev/services
+// that is gone is Observed.Missing ("Service web-public"). Normalize (providers.Normalizer) gives the read-back
+// form: probe durations in whole seconds, rounded up, Kubernetes' defaults for zero ones; default port names
+// ("tcp-8080") dropped. Fields berth never sets (annotations and labels of others, the grace period, volumes,
+// init containers, a readiness probe's initial delay, successThreshold) are not read and never shown. Not seen
+// either: a Service's selector or traffic policy changed by hand (the next apply of a drifted workload restores
+// them, a plan does not show them); a public Service that is no LoadBalancer any more reads as ports not public.
+//
+// Field managers: env entries, container ports and Service ports are lists keyed by name or port; an entry whose
+// key berth's apply does not hold was added by another manager. By default it is Observed.Kept (named with its
+// managers, left out of the spec, left in place: "env.EXTRA", "ports[9999/tcp]", "ports[9090/tcp on Service
+// web-public]"); with the target setting takeOwnership: true it reads back like any value, so the plan shows it,
+// and Apply removes it. A container other than "app" is always Kept ("containers.sidecar"). Single values
+// (image, command, args, CPU and memory, the probes, replicas) are berth's whoever set them last: another value is
+// drift, and one that berth's apply holds no field for (a command where the workload has none, a CPU limit, a
+// probe of another kind) is removed by Apply too.
 //
 // Non-goals: Ingress, HPA, PodDisruptionBudgets, secrets (env values are plain), deleting namespaces, running
 // without a deployment controller (tests simulate one: package kubetest).
@@ -22,14 +44,18 @@
 //
 //	ensure namespace berth-<env> (server-side apply, once per provider)
 //	get Deployment and both Services: someone else's object of our name → permanent ErrNotOwned
-//	if ExtractDeployment(cur, "berth") != desired { apply Deployment }   // drift of our fields is re-applied
-//	apply or delete the Services
+//	strip: JSON patch guarded by the resourceVersion (a test op) removing what a forced apply cannot (see above);
+//	    refused because the object moved → read it again and recompute
+//	if live(objects) != Normalize(desired) or ExtractDeployment(cur, "berth") != desired { apply Deployment }
+//	apply Services missing, differing or drifted (with takeOwnership, their foreign ports removed first); delete
+//	    an owned one no longer wanted
 //	poll the Deployment every PollInterval until RolloutState: observedGeneration ≥ generation, updated = ready =
 //	    available = replicas, no old replica, Available true; Progressing/ProgressDeadlineExceeded → permanent
 //
-// List reads owner's Deployments (label selector on instance and environment, filtered on target) and their pods:
-// each pod not terminating is a replica (ID = UID, running = phase Running, healthy = condition Ready). Delete
-// removes the owned Services and Deployment with a UID precondition and background propagation.
+// List reads owner's Deployments, pods and Services (three calls per namespace, label selector on instance and
+// environment, filtered on target): each Deployment read back as above, each pod not terminating a replica (ID =
+// UID, running = phase Running, healthy = condition Ready). Delete removes the owned Services and Deployment with
+// a UID precondition and background propagation.
 //
 // Every call goes through one retry layer: conflicts, 429, 5xx, timeouts and transport failures are retried with
 // capped exponential backoff and jitter (honouring Retry-After); invalid, forbidden and unauthorized requests come
