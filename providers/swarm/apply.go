@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -42,7 +44,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return providers.Permanent(err)
 	}
-	id, err := p.converge(ctx, k, spec, d, log)
+	id, err := p.converge(ctx, k, spec, netID, d, log)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
@@ -54,8 +56,10 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 }
 
 // converge makes the service say spec: creates it, updates it with the current Version (re-reading after a
-// sequence conflict), or leaves it when it already says it. It returns the service ID.
-func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec, d providers.Desired, log *slog.Logger) (string, error) {
+// sequence conflict) when its hash label, its live fields or its network differ, scales it when only the count
+// differs, or leaves it when it already says it. It returns the service ID.
+func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec, netID string, d providers.Desired,
+	log *slog.Logger) (string, error) {
 	for range maxSequenceRetries {
 		svc, found, err := p.inspect(ctx, spec.Name)
 		if err != nil {
@@ -90,9 +94,22 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 				"environment %q target %q: not adopted", spec.Name, k.Instance, k.Environment, k.Target))
 		}
 		var next swarm.ServiceSpec
+		rollout := svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash
+		drifted := !rollout && (liveHash(readBack(svc)) != liveHash(normalize(d.Workload)) || !attached(svc.Spec, netID, NetworkName(d.Owner)))
 		switch {
-		case svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash:
+		case rollout || drifted:
+			// The whole spec, whatever was changed by hand (the hash label stays when someone edits a field); service
+			// labels of someone else's are carried over.
 			next = spec
+			next.Labels = maps.Clone(spec.Labels)
+			for l, v := range svc.Spec.Labels {
+				if _, ours := next.Labels[l]; !ours && !strings.HasPrefix(l, "berth.dev/") {
+					next.Labels[l] = v
+				}
+			}
+			if drifted {
+				log.InfoContext(ctx, "service changed by hand, updating it", "service", spec.Name)
+			}
 		case replicasOf(svc.Spec) != d.Workload.Replicas:
 			next = svc.Spec // scaling only: the task template is left exactly as the engine stored it
 			n := uint64(d.Workload.Replicas)
@@ -117,10 +134,24 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 			continue
 		}
 		log.InfoContext(ctx, "service updated", "service", spec.Name, "hash", d.SpecHash,
-			"replicas", d.Workload.Replicas, "rollout", svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash)
+			"replicas", d.Workload.Replicas, "rollout", rollout || drifted)
 		return svc.ID, nil
 	}
 	return "", fmt.Errorf("service %s: version conflicts persist after %d re-reads", spec.Name, maxSequenceRetries)
+}
+
+// attached tells whether a service's tasks join the environment network, by its ID netID ("" when the network is
+// gone) or its name.
+func attached(s swarm.ServiceSpec, netID, name string) bool {
+	if netID == "" {
+		return false
+	}
+	for _, n := range s.TaskTemplate.Networks {
+		if n.Target == netID || n.Target == name {
+			return true
+		}
+	}
+	return false
 }
 
 // inspect reads a service by name or ID; found is false when there is none.
@@ -184,9 +215,22 @@ func taskHash(t swarm.Task) string {
 	return t.Spec.ContainerSpec.Labels[providers.LabelSpecHash]
 }
 
+// taskCurrent tells whether a task runs the service's task template as it is now: after a hand edit is repaired,
+// the tasks of the edited template carry the same hash label, and only their own spec tells them apart.
+func taskCurrent(svc swarm.Service, t swarm.Task) bool {
+	was := svc
+	was.Spec.TaskTemplate = t.Spec
+	if liveHash(readBack(was)) != liveHash(readBack(svc)) {
+		return false
+	}
+	return slices.EqualFunc(t.Spec.Networks, svc.Spec.TaskTemplate.Networks, func(a, b swarm.NetworkAttachmentConfig) bool {
+		return a.Target == b.Target
+	})
+}
+
 // progress decides from one reading whether the rollout of d is done: the service says d.SpecHash, no update is
-// under way, and exactly Replicas tasks are meant to run, all of d.SpecHash and running (swarm holds a task with
-// a health check in "starting" until it is healthy). A rolled-back or paused update, or failedLimit failed tasks
+// under way, and exactly Replicas tasks are meant to run, all of d.SpecHash and of the current template, and
+// running (swarm holds a task with a health check in "starting" until it is healthy). A rolled-back or paused update, or failedLimit failed tasks
 // of the spec with none running, is an error.
 func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLimit int) (bool, error) {
 	us := svc.UpdateStatus
@@ -210,7 +254,7 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 	live, ready, failed := 0, 0, 0
 	var lastErr string
 	for _, t := range ts {
-		ours := taskHash(t) == d.SpecHash
+		ours := taskHash(t) == d.SpecHash && taskCurrent(svc, t)
 		if liveDesired(t) {
 			live++
 			if ours && t.Status.State == swarm.TaskStateRunning {

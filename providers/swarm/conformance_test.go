@@ -168,9 +168,98 @@ func TestConformance(t *testing.T) {
 		LookAlike: func(ctx context.Context, t *testing.T, workload string) func() bool {
 			return lookAlike(ctx, t, base, berthswarm.ServiceName(owner, workload)+"-lookalike")
 		},
-		Faults:  inject,
-		Timeout: testWait,
+		Tamper:    tamperHooks(base, owner),
+		Unmanaged: unmanagedLabel(base, owner),
+		Faults:    inject,
+		Timeout:   testWait,
 	})
+}
+
+// tamperHooks change one managed field of a workload's service behind berth's back, each one ServiceUpdate through
+// the engine API with the current version, as `docker service update` does (--image, --entrypoint, --args,
+// --env-add, --publish-add, --health-retries, --limit-memory, --replicas); and delete the environment network,
+// berth's one side object, as `docker service update --network-rm` and `docker network rm` do.
+func tamperHooks(cli *client.Client, owner providers.Owner) map[string]func(context.Context, *testing.T, string) {
+	edit := func(f func(*swarm.ServiceSpec)) func(context.Context, *testing.T, string) {
+		return func(ctx context.Context, t *testing.T, workload string) {
+			serviceUpdate(ctx, t, cli, berthswarm.ServiceName(owner, workload), f)
+		}
+	}
+	return map[string]func(context.Context, *testing.T, string){
+		conformance.TamperImage: edit(func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Image = testImageV2 }),
+		conformance.TamperCommand: edit(func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.ContainerSpec.Command = []string{"/app", "serve"} // runs "/app serve serve": still serves
+		}),
+		conformance.TamperArgs: edit(func(s *swarm.ServiceSpec) {
+			cs := s.TaskTemplate.ContainerSpec
+			cs.Args = append(cs.Args, "by-hand")
+		}),
+		conformance.TamperEnv: edit(func(s *swarm.ServiceSpec) {
+			cs := s.TaskTemplate.ContainerSpec
+			cs.Env = append(cs.Env, "GREETING=set by hand") // --env-add: the last value of a name wins
+			for i, kv := range cs.Env[:len(cs.Env)-1] {
+				if strings.HasPrefix(kv, "GREETING=") {
+					cs.Env = append(cs.Env[:i], cs.Env[i+1:]...)
+					break
+				}
+			}
+		}),
+		conformance.TamperPorts: func(ctx context.Context, t *testing.T, workload string) {
+			port := uint32(freeTCPPort(t))
+			serviceUpdate(ctx, t, cli, berthswarm.ServiceName(owner, workload), func(s *swarm.ServiceSpec) {
+				s.EndpointSpec.Ports = append(s.EndpointSpec.Ports, swarm.PortConfig{Protocol: swarm.PortConfigProtocolTCP,
+					TargetPort: 9090, PublishedPort: port, PublishMode: swarm.PortConfigPublishModeIngress})
+			})
+		},
+		conformance.TamperHealth: edit(func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Healthcheck.Retries = 9 }),
+		conformance.TamperResources: edit(func(s *swarm.ServiceSpec) {
+			s.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 1 << 30}}
+		}),
+		conformance.TamperReplicas: edit(func(s *swarm.ServiceSpec) { *s.Mode.Replicated.Replicas++ }),
+		conformance.TamperObject + "network": func(ctx context.Context, t *testing.T, workload string) {
+			name := berthswarm.NetworkName(owner)
+			serviceUpdate(ctx, t, cli, berthswarm.ServiceName(owner, workload), func(s *swarm.ServiceSpec) {
+				s.TaskTemplate.Networks = nil
+			})
+			// The engine refuses while tasks of the old spec are still attached: retried until they left.
+			waitCond(t, ctx, "docker network rm "+name, func() (bool, error) {
+				err := cli.NetworkRemove(ctx, name)
+				return err == nil || cerrdefs.IsNotFound(err), err
+			})
+			// The node keeps its copy until the last task left it: gone when `docker network ls` no longer shows it.
+			waitCond(t, ctx, "network "+name+" to go from the node", func() (bool, error) {
+				nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: filters.NewArgs(filters.Arg("name", name))})
+				return err == nil && len(nets) == 0, err
+			})
+		},
+	}
+}
+
+// serviceUpdate reads the service and updates it with f applied, passing the version read.
+func serviceUpdate(ctx context.Context, t *testing.T, cli *client.Client, service string, f func(*swarm.ServiceSpec)) {
+	t.Helper()
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, service, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatalf("inspect service %s: %v", service, err)
+	}
+	f(&svc.Spec)
+	if _, err := cli.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatalf("docker service update %s: %v", service, err)
+	}
+}
+
+// unmanagedLabel adds a service label of the operator's (`docker service update --label-add`): berth manages only
+// its own berth.dev/ labels, so the plan stays empty and Apply keeps it.
+func unmanagedLabel(cli *client.Client, owner providers.Owner) func(context.Context, *testing.T, string) func(context.Context) (bool, error) {
+	const label = "ops.example/owner"
+	return func(ctx context.Context, t *testing.T, workload string) func(context.Context) (bool, error) {
+		name := berthswarm.ServiceName(owner, workload)
+		serviceUpdate(ctx, t, cli, name, func(s *swarm.ServiceSpec) { s.Labels[label] = "team-a" })
+		return func(ctx context.Context) (bool, error) {
+			svc, _, err := cli.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+			return err == nil && svc.Spec.Labels[label] == "team-a", err
+		}
+	}
 }
 
 // newTestProvider is the provider on cli with the test's pace: fast polls and retries, a short update monitor.

@@ -1,12 +1,25 @@
 // Package swarm is berth's provider for Docker Swarm (target type "swarm"): each workload is one replicated service
 // berth-<instance>-<env>-<workload>, created and updated through a manager's engine API.
 //
-// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash; the
-// service also carries the workload as JSON (LabelSpec) for read-back. Image (used as given: no registry query, so
+// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash. Image (used as given: no registry query, so
 // a node-local image works), command, args, env, CPU and memory limits, a command health check (exec form), restart
 // policy any, one overlay network per (instance, environment) berth-<instance>-<env> with the workload name as
 // alias, public ports published in ingress mode at HostPort (internal ports are reached over the network),
 // UpdateConfig {parallelism 1, start-first, rollback on failure, Monitor}, RollbackConfig start-first.
+//
+// Read-back: List reads each workload from its service's own spec (ServiceInspect/ServiceList), never from a copy
+// berth stored: TaskTemplate.ContainerSpec Image, Command, Args, Env and Healthcheck, TaskTemplate.Resources.Limits
+// (NanoCPUs, MemoryBytes), EndpointSpec.Ports (an ingress port is public at its PublishedPort; one switched to
+// host mode by hand is not berth's kind of public port and reads as internal) and Mode.Replicated.Replicas.
+// Image: `docker service create/update` with a registry at hand pins a digest after the tag ("app:1@sha256:..."),
+// which is left out on both sides, so a workload reads back as the image berth asked for; a reference by digest
+// alone is kept whole. Normalize leaves internal ports out of the desired side (the service spec holds none:
+// they are reached over the network at any port). The environment network is berth's one side object: a service
+// not attached to it (detached by hand, or the network removed) has "network berth-<instance>-<env>-overlay" in
+// Observed.Missing, one NetworkList per List pass. Apply compares the live fields and the attachment with the
+// desired ones whatever the hash label says, and updates the whole service spec when they differ (a start-first
+// rolling update; service labels of someone else's are carried over), then waits until every task runs the
+// current template, not only the current hash label.
 //
 // Non-goals: HTTP and TCP health probes (swarm has none: Validate says so and suggests a command check), secrets
 // and configs, placement constraints, global services, registry credentials, node management.
@@ -20,11 +33,12 @@
 //	svc := ServiceInspect(name)           // someone else's service with our name is a permanent error
 //	switch {
 //	case svc == nil:                      ServiceCreate(spec)
-//	case svc hash != d.SpecHash:          ServiceUpdate(svc.Version, spec)     // a start-first rolling update
+//	case svc hash != d.SpecHash,
+//	     live fields or network differ:   ServiceUpdate(svc.Version, spec)     // a start-first rolling update
 //	case svc replicas != d.Replicas:      ServiceUpdate(svc.Version, svc.Spec with the new count)
 //	}                                     // a stale Version ("out of sequence") is re-read and retried
 //	poll ServiceInspect + TaskList every PollInterval until no update runs and exactly Replicas tasks are meant
-//	    to run, all of d.SpecHash and running (healthy); rollback_* or paused → error
+//	    to run, all of d.SpecHash and the current template, and running (healthy); rollback_* or paused → error
 //
 // Swarm itself replaces tasks that die or whose container is removed (drift), so a repeated Apply only waits. Every
 // engine call goes through one retry layer: 5xx, unavailable, conflicts and timeouts are retried with capped

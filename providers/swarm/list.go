@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -13,8 +14,9 @@ import (
 	"github.com/berth-dev/berth/providers"
 )
 
-// List returns every workload owner runs on this target, found by the services' ownership labels; the replicas
-// are the tasks swarm means to run.
+// List returns every workload owner runs on this target, found by the services' ownership labels and read from
+// each service's own spec (see readBack); the replicas are the tasks swarm means to run. A service not attached to
+// the environment network (removed, or detached by hand) has it Missing.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	if err := p.negotiate(ctx); err != nil {
 		return nil, err
@@ -27,6 +29,13 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		return nil, err
 	}
 	var out []providers.Observed
+	if len(svcs) == 0 {
+		return out, nil
+	}
+	netID, err := p.findNetwork(ctx, owner)
+	if err != nil && !errors.Is(err, providers.ErrPermanent) {
+		return nil, err
+	}
 	for _, svc := range svcs {
 		k := wkey{owner.Instance, owner.Environment, target, svc.Spec.Labels[providers.LabelWorkload]}
 		if k.Workload == "" || !k.owns(svc.Spec.Labels) {
@@ -39,7 +48,11 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, observe(svc, ts, target))
+		o := observe(svc, ts, target)
+		if !attached(svc.Spec, netID, NetworkName(owner)) {
+			o.Missing = append(o.Missing, "network "+NetworkName(owner))
+		}
+		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
 	return out, nil

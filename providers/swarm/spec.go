@@ -1,7 +1,6 @@
 package swarm
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -16,9 +15,6 @@ import (
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
 )
-
-// LabelSpec holds the applied workload as JSON on the service: List reads it back for field-level diffs.
-const LabelSpec = "berth.dev/spec"
 
 // maxNameLen is swarm's limit on service names (a DNS label).
 const maxNameLen = 63
@@ -102,14 +98,9 @@ func publishedPort(p schema.Port) int {
 func serviceSpec(d providers.Desired, network string, monitor time.Duration) (swarm.ServiceSpec, error) {
 	w := d.Workload
 	k := keyOf(d)
-	specJSON, err := json.Marshal(w)
-	if err != nil {
-		return swarm.ServiceSpec{}, fmt.Errorf("encode workload %s: %w", w.Name, err)
-	}
 	labels := k.labels()
 	labels[providers.LabelSpecHash] = d.SpecHash
 	svcLabels := maps.Clone(labels)
-	svcLabels[LabelSpec] = string(specJSON)
 
 	env := make([]string, 0, len(w.Env))
 	for _, name := range slices.Sorted(maps.Keys(w.Env)) {
@@ -178,16 +169,20 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 	return spec, nil
 }
 
-// readBack is the workload as the service tells it: the spec label, with the image and replica count the service
-// actually has.
+// readBack is the workload as the service's own spec says it, in Normalize form: the container spec's image (a
+// digest swarm pinned after a tag left out, see image), command, args and env, its command health check, the
+// task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port
+// published in host mode is not berth's kind of public port and reads as an internal one) and the replica count.
 func readBack(svc swarm.Service) schema.Workload {
-	var w schema.Workload
-	if s := svc.Spec.Labels[LabelSpec]; s != "" {
-		_ = json.Unmarshal([]byte(s), &w) // a damaged label leaves what the service fields say below
+	s := svc.Spec
+	w := schema.Workload{Name: s.Labels[providers.LabelWorkload], Replicas: replicasOf(s)}
+	if w.Replicas < 0 {
+		w.Replicas = 0 // global mode: not berth's
 	}
-	w.Name = svc.Spec.Labels[providers.LabelWorkload]
-	if cs := svc.Spec.TaskTemplate.ContainerSpec; cs != nil {
-		w.Image, _, _ = strings.Cut(cs.Image, "@") // an engine that pinned the digest keeps the tag before it
+	if cs := s.TaskTemplate.ContainerSpec; cs != nil {
+		w.Image = image(cs.Image)
+		w.Command = slices.Clone(cs.Command)
+		w.Args = slices.Clone(cs.Args)
 		if len(cs.Env) > 0 {
 			w.Env = map[string]string{}
 			for _, kv := range cs.Env {
@@ -195,12 +190,87 @@ func readBack(svc swarm.Service) schema.Workload {
 				w.Env[k] = v
 			}
 		}
+		if h := cs.Healthcheck; h != nil && len(h.Test) > 0 && h.Test[0] != "NONE" {
+			hc := &schema.HealthCheck{Interval: schema.Duration(h.Interval), Timeout: schema.Duration(h.Timeout),
+				Retries: h.Retries, StartPeriod: schema.Duration(h.StartPeriod)}
+			switch h.Test[0] {
+			case "CMD":
+				hc.Command = slices.Clone(h.Test[1:])
+			case "CMD-SHELL":
+				hc.Command = append([]string{"/bin/sh", "-c"}, h.Test[1:]...)
+			}
+			w.Health = hc
+		}
 	}
-	if m := svc.Spec.Mode.Replicated; m != nil && m.Replicas != nil {
-		w.Replicas = int(*m.Replicas)
+	if r := s.TaskTemplate.Resources; r != nil && r.Limits != nil {
+		w.Resources = schema.Resources{CPUMillis: r.Limits.NanoCPUs / 1_000_000, MemoryBytes: r.Limits.MemoryBytes}
 	}
+	if e := s.EndpointSpec; e != nil {
+		for _, pc := range e.Ports {
+			port := schema.Port{Name: pc.Name, Port: int(pc.TargetPort), Protocol: string(pc.Protocol)}
+			if pc.PublishMode == "" || pc.PublishMode == swarm.PortConfigPublishModeIngress {
+				port.Public, port.HostPort = true, int(pc.PublishedPort)
+			}
+			w.Ports = append(w.Ports, port)
+		}
+	}
+	w = providers.Normalize(w)
+	sortPorts(w.Ports)
 	return w
 }
+
+// image is a service's image as berth asked for it: `docker service create/update` with a registry at hand pins
+// the digest after the tag ("app:1@sha256:..."), and that digest is left out. A reference by digest alone
+// ("app@sha256:...") is kept whole.
+func image(ref string) string {
+	name, digest, ok := strings.Cut(ref, "@")
+	if !ok || digest == "" {
+		return ref
+	}
+	last := name[strings.LastIndex(name, "/")+1:]
+	if strings.Contains(last, ":") {
+		return name
+	}
+	return ref
+}
+
+// sortPorts orders ports as the service publishes them: by published port, then container port and protocol.
+func sortPorts(ps []schema.Port) {
+	slices.SortStableFunc(ps, func(a, b schema.Port) int {
+		switch {
+		case a.HostPort != b.HostPort:
+			return a.HostPort - b.HostPort
+		case a.Port != b.Port:
+			return a.Port - b.Port
+		}
+		return strings.Compare(a.Protocol, b.Protocol)
+	})
+}
+
+// Normalize is the form in which a service reads a workload back: internal ports left out (they are reached over
+// the environment network at any port, and the service spec holds none), public ports in publishing order, and
+// the image as image gives it.
+func (p *Provider) Normalize(w schema.Workload) schema.Workload {
+	return normalize(w)
+}
+
+func normalize(w schema.Workload) schema.Workload {
+	w = providers.Normalize(w)
+	w.Image = image(w.Image)
+	var ps []schema.Port
+	for _, port := range w.Ports {
+		if port.Public {
+			ps = append(ps, port)
+		}
+	}
+	sortPorts(ps)
+	w.Ports = ps
+	return providers.Normalize(w)
+}
+
+// liveHash fingerprints the fields berth manages, replicas aside: equal for a service and a desired workload
+// exactly when the service runs what is desired.
+func liveHash(w schema.Workload) string { return providers.SpecHash(w) }
 
 // replicasOf is the replica count of a service spec.
 func replicasOf(s swarm.ServiceSpec) int {

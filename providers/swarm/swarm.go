@@ -243,7 +243,8 @@ func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Conte
 }
 
 var (
-	_ providers.Provider  = (*Provider)(nil)
-	_ providers.Validator = (*Provider)(nil)
-	_ providers.Closer    = (*Provider)(nil)
+	_ providers.Provider   = (*Provider)(nil)
+	_ providers.Validator  = (*Provider)(nil)
+	_ providers.Closer     = (*Provider)(nil)
+	_ providers.Normalizer = (*Provider)(nil)
 )

@@ -102,15 +102,31 @@ func TestServiceSpecMapping(t *testing.T) {
 		t.Errorf("published ports %+v (the internal port 9090 must not be published)", ports)
 	}
 
-	// Read back: the spec label, with the service's own image and count.
+	// Read back: from the service's own fields, a digest pinned after the tag left out, the internal port not
+	// there (Normalize leaves it out of the desired side too).
 	svc := swarm.Service{Spec: spec}
 	svc.Spec.TaskTemplate.ContainerSpec.Image = w.Image + "@sha256:0123"
-	three := uint64(3)
-	svc.Spec.Mode.Replicated.Replicas = &three
 	got := berthswarm.ReadBack(svc)
-	if got.Name != "web" || got.Image != w.Image || got.Replicas != 3 || got.Env["GREETING"] != "hello" ||
-		got.Health.Kind() != "command" || len(got.Ports) != 3 {
-		t.Errorf("read back %+v", got)
+	p := newUnitProvider(t)
+	if got.Name != "web" || got.Replicas != 2 || providers.SpecHash(got) != providers.SpecHash(p.Normalize(w)) {
+		t.Errorf("read back %+v\nwant      %+v", got, p.Normalize(w))
+	}
+	// A field changed by hand reads back changed.
+	svc.Spec.TaskTemplate.ContainerSpec.Env = append(svc.Spec.TaskTemplate.ContainerSpec.Env, "EXTRA=1")
+	svc.Spec.EndpointSpec.Ports[1].PublishMode = swarm.PortConfigPublishModeHost
+	if got := berthswarm.ReadBack(svc); got.Env["EXTRA"] != "1" || got.Ports[0].Port != 8080 || got.Ports[0].Public {
+		t.Errorf("hand edits not read back: %+v", got)
+	}
+	for in, want := range map[string]string{
+		"app:1@sha256:0123":                "app:1",
+		"app@sha256:0123":                  "app@sha256:0123",
+		"reg.example:5000/app@sha256:0123": "reg.example:5000/app@sha256:0123",
+		"reg.example:5000/app:2@sha256:01": "reg.example:5000/app:2",
+		"app:1":                            "app:1",
+	} {
+		if got := p.Normalize(schema.Workload{Image: in}).Image; got != want {
+			t.Errorf("image %q normalises to %q, want %q", in, got, want)
+		}
 	}
 }
 
@@ -231,6 +247,10 @@ func TestProgress(t *testing.T) {
 			Labels: map[string]string{providers.LabelSpecHash: hash}}}, UpdateStatus: us}
 	}
 	run, shut := swarm.TaskStateRunning, swarm.TaskStateShutdown
+	edited := func(tk swarm.Task) swarm.Task {
+		tk.Spec.ContainerSpec.Env = []string{"GREETING=set by hand"}
+		return tk
+	}
 	failed := func(id string) swarm.Task {
 		tk := task(id, 1, h, swarm.TaskStateFailed, shut)
 		tk.Status.Err = "No such image: registry.example/berth-app:1"
@@ -250,6 +270,8 @@ func TestProgress(t *testing.T) {
 			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run), task("c", 2, "old", run, run)}, false, "", false},
 		{"old task shut down", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted}),
 			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run), task("c", 2, "old", run, shut)}, true, "", false},
+		{"a task of the template edited by hand, same hash", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateCompleted}),
+			[]swarm.Task{task("a", 1, h, run, run), edited(task("b", 2, h, run, run))}, false, "", false},
 		{"updating", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStateUpdating}),
 			[]swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run)}, false, "", false},
 		{"paused", svc(h, &swarm.UpdateStatus{State: swarm.UpdateStatePaused, Message: "update paused due to failure"}),
