@@ -356,9 +356,6 @@ func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 		}
 		w.Health = &h
 	}
-	if w.Replicas < 0 {
-		w.Replicas = 0
-	}
 	return w
 }
 

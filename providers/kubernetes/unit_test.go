@@ -14,8 +14,10 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/berth-dev/berth/providers"
 	bschema "github.com/berth-dev/berth/schema"
@@ -292,5 +294,76 @@ current-context: ctx
 	tg.Settings["context"] = "missing"
 	if _, err := New(tg, providers.Options{}); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("context %q", "missing")) {
 		t.Fatalf("New with a missing context = %v", err)
+	}
+}
+
+// TestPickChanged checks which of two places berth writes alike is read when they differ: the one berth's apply
+// no longer holds (changed by hand).
+func TestPickChanged(t *testing.T) {
+	q := resource.MustParse
+	var mine fieldSet
+	if err := json.Unmarshal([]byte(`{"f:resources":{"f:limits":{"f:cpu":{}},"f:requests":{"f:cpu":{}}},
+		"f:readinessProbe":{"f:periodSeconds":{},"f:timeoutSeconds":{},"f:failureThreshold":{},"f:httpGet":{"f:path":{},"f:port":{}}},
+		"f:livenessProbe":{"f:periodSeconds":{},"f:timeoutSeconds":{},"f:failureThreshold":{},"f:httpGet":{"f:path":{},"f:port":{}}}}`), &mine); err != nil {
+		t.Fatal(err)
+	}
+	without := func(path ...string) fieldSet {
+		b, _ := json.Marshal(mine)
+		var c fieldSet
+		_ = json.Unmarshal(b, &c)
+		parent, _ := c.at(path[:len(path)-1]...)
+		delete(parent, path[len(path)-1])
+		return c
+	}
+	res := func(l, r string) corev1.ResourceRequirements {
+		out := corev1.ResourceRequirements{Limits: corev1.ResourceList{}, Requests: corev1.ResourceList{}}
+		if l != "" {
+			out.Limits[corev1.ResourceCPU] = q(l)
+		}
+		if r != "" {
+			out.Requests[corev1.ResourceCPU] = q(r)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name string
+		live corev1.ResourceRequirements
+		mine fieldSet
+		want int64
+	}{
+		{"both berth's", res("250m", "250m"), mine, 250},
+		{"request changed", res("250m", "100m"), without("f:resources", "f:requests", "f:cpu"), 100},
+		{"limit changed", res("500m", "250m"), without("f:resources", "f:limits", "f:cpu"), 500},
+		{"limit removed", res("", "250m"), without("f:resources", "f:limits", "f:cpu"), 0},
+		{"limit added by hand", res("1", ""), nil, 1000},
+	} {
+		got, _ := pickQuantity(c.live, c.mine, corev1.ResourceCPU)
+		if got.MilliValue() != c.want {
+			t.Errorf("%s: read %d millis, want %d", c.name, got.MilliValue(), c.want)
+		}
+	}
+	probe := func(path string, period int32) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: path, Port: intstr.FromInt32(8080)}},
+			PeriodSeconds: period, TimeoutSeconds: 2, FailureThreshold: 3}
+	}
+	for _, c := range []struct {
+		name       string
+		ready, liv *corev1.Probe
+		mine       fieldSet
+		want       string // the path read, "" for no health check
+	}{
+		{"alike", probe("/healthz", 5), probe("/healthz", 5), mine, "/healthz"},
+		{"liveness changed", probe("/healthz", 5), probe("/edited", 5), without("f:livenessProbe", "f:httpGet", "f:path"), "/edited"},
+		{"readiness changed", probe("/edited", 5), probe("/healthz", 5), without("f:readinessProbe", "f:httpGet", "f:path"), "/edited"},
+		{"readiness removed", nil, probe("/healthz", 5), without("f:readinessProbe"), ""},
+	} {
+		h := pickHealth(&corev1.Container{ReadinessProbe: c.ready, LivenessProbe: c.liv}, c.mine)
+		got := ""
+		if h != nil {
+			got = h.HTTP.Path
+		}
+		if got != c.want {
+			t.Errorf("%s: read path %q, want %q", c.name, got, c.want)
+		}
 	}
 }
