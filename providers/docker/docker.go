@@ -192,12 +192,26 @@ func (p *Provider) Capabilities() providers.Capabilities {
 	}
 }
 
-// Validate reports what this provider cannot honour beyond Capabilities: public UDP ports (the proxy is TCP only)
-// and two public ports on the same host port.
+// Validate reports what this provider cannot honour beyond Capabilities: public UDP ports (the proxy is TCP only),
+// two public ports on the same host port, and a container port listed twice.
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	seen := map[int]int{}
+	listed := map[string]int{}
 	for i, port := range w.Ports {
+		proto := strings.ToLower(port.Protocol)
+		if proto == "" {
+			proto = "tcp"
+		}
+		key := fmt.Sprintf("%d/%s", port.Port, proto)
+		if j, dup := listed[key]; dup {
+			out = append(out, providers.Problem{
+				Field:   fmt.Sprintf("ports[%d].port", i),
+				Message: fmt.Sprintf("docker: port %s is already listed as ports[%d] (a container publishes it once)", key, j),
+			})
+			continue
+		}
+		listed[key] = i
 		if !port.Public {
 			continue
 		}

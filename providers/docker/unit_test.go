@@ -40,9 +40,10 @@ func TestValidate(t *testing.T) {
 		{Port: 80, Protocol: "tcp", Public: true},
 		{Port: 81, Protocol: "tcp", Public: true, HostPort: 80},
 		{Port: 54, Protocol: "udp"},
+		{Port: 80, Protocol: "TCP"},
 	}}
 	got := p.Validate(w)
-	if len(got) != 2 || got[0].Field != "ports[0].public" || got[1].Field != "ports[2].hostPort" {
+	if len(got) != 3 || got[0].Field != "ports[0].public" || got[1].Field != "ports[2].hostPort" || got[2].Field != "ports[4].port" {
 		t.Fatalf("problems: %+v", got)
 	}
 }

@@ -99,12 +99,18 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 		switch {
 		case rollout || drifted:
 			// The whole spec, whatever was changed by hand (the hash label stays when someone edits a field); service
-			// labels of someone else's are carried over.
+			// labels and networks of someone else's are carried over.
 			next = spec
 			next.Labels = maps.Clone(spec.Labels)
 			for l, v := range svc.Spec.Labels {
 				if _, ours := next.Labels[l]; !ours && !strings.HasPrefix(l, "berth.dev/") {
 					next.Labels[l] = v
+				}
+			}
+			next.TaskTemplate.Networks = slices.Clone(spec.TaskTemplate.Networks)
+			for _, n := range svc.Spec.TaskTemplate.Networks {
+				if n.Target != netID && n.Target != NetworkName(d.Owner) {
+					next.TaskTemplate.Networks = append(next.TaskTemplate.Networks, n)
 				}
 			}
 			if drifted {
