@@ -38,7 +38,8 @@
 // without a deployment controller (tests simulate one: package kubetest).
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials allowed by the RBAC Role in
-// docs/providers-kubernetes.md; a LoadBalancer implementation in the cluster for public ports to get an address.
+// docs/providers.md (Kubernetes provider, Permissions); a LoadBalancer implementation in the cluster for public
+// ports to get an address.
 //
 // Main loop of Apply, in a sketch:
 //
