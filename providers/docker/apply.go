@@ -131,8 +131,8 @@ func (p *Provider) convergeReplica(ctx context.Context, log *slog.Logger, k wkey
 		old = append(old, c)
 	}
 	if keep == nil {
-		// A container holding the deterministic name goes out of the way first: renamed while it still serves
-		// (changed by hand), removed when it does not (stopped, unhealthy).
+		// A container holding the deterministic name goes out of the way first: renamed while it runs (changed by
+		// hand, or not ready), so it leaves only once the new replica is ready; removed at once when stopped.
 		name := containerName(k, d.SpecHash, i)
 		rest := old[:0]
 		for _, c := range old {

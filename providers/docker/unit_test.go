@@ -1,6 +1,7 @@
 package docker
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +160,44 @@ func TestRegistered(t *testing.T) {
 	// An engine that does not answer is an error, not a hang or an empty list.
 	if _, err := p.List(t.Context(), providers.Owner{Instance: "i", Environment: "e"}, "local"); err == nil {
 		t.Fatal("List against a missing engine: want an error")
+	}
+}
+
+// TestObserveShowsTheEditedReplica: of two replicas of one spec, the one changed by hand is the one read back,
+// whatever its index.
+func TestObserveShowsTheEditedReplica(t *testing.T) {
+	img := imageDefaults{entrypoint: []string{"/app"}, env: map[string]string{"PATH": "/bin"}}
+	p := &Provider{images: map[string]imageDefaults{"sha256:x": img}, refs: map[string]string{}}
+	k := wkey{"i", "e", "t", "web"}
+	w := schema.Workload{Name: "web", Image: "app:1", Args: []string{"serve"}, Env: map[string]string{"GREETING": "hi"}, Replicas: 2}
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: w,
+		SpecHash: providers.SpecHash(w)}
+	want := readBack(w, img)
+	replica := func(i int) container.InspectResponse {
+		cfg, hc, _, err := containerConfig(k, d, want, healthOf(nil), i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci := created(cfg, hc, img)
+		ci.ID, ci.Name, ci.State = fmt.Sprintf("c%d", i), fmt.Sprintf("web-%d", i), &container.State{Status: "exited"}
+		return ci
+	}
+	r0, r1 := replica(0), replica(1)
+	o, err := p.observe(t.Context(), "web", "t", []container.InspectResponse{r1, r0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Spec.Env["GREETING"] != "hi" || o.Spec.Replicas != 2 || o.Replicas[0].ID != "c0" {
+		t.Fatalf("intact replicas: %+v", o)
+	}
+	r1.Config.Env = []string{"GREETING=by hand", "PATH=/bin"}
+	if o, err = p.observe(t.Context(), "web", "t", []container.InspectResponse{r0, r1}); err != nil {
+		t.Fatal(err)
+	}
+	if o.Spec.Env["GREETING"] != "by hand" || o.Spec.Replicas != 2 || o.SpecHash != d.SpecHash {
+		t.Fatalf("replica 1 edited by hand: read back %+v", o.Spec)
+	}
+	if p.Normalize(w).Env == nil || len(p.Normalize(w).Env) != 1 {
+		t.Fatalf("Normalize with the image known: %+v", p.Normalize(w))
 	}
 }
