@@ -145,6 +145,7 @@ workloads: web: {
 					return err == nil, fmt.Sprint(err)
 				}
 			}
+			waitApplied(t, ctrl, rev) // no pass is still busy with the previous repair
 			if ok, why := c.repaired(); !ok {
 				t.Fatalf("not as declared before the edit: %s", why)
 			}
