@@ -28,7 +28,10 @@
 // with the desired ones, whatever its hash label says, and replaces one that differs make-before-break: it is
 // renamed aside while it serves, the new replica is started under the deterministic name and gets ready, and then
 // the edited one is drained and removed. The environment network is the only side object on the engine; the
-// engine refuses to remove it while replicas are attached, so Observed.Missing stays empty.
+// engine refuses to remove it while replicas are attached, so Observed.Missing stays empty. What berth does not
+// manage (another network connected by hand, the restart policy changed with docker update, other labels) is not
+// read and not reverted. Replicas made before LabelHealth existed read as having no HTTP or TCP check: the first
+// Apply after the upgrade replaces them once, make-before-break.
 //
 // Networking: one labelled bridge network per (instance, environment), where replicas answer to their workload's
 // name. Every container port is also published on 127.0.0.1 on an engine-chosen port: berth probes HTTP and TCP
