@@ -76,7 +76,14 @@ func computePlan(in planInput) *Plan {
 			// The live fields are compared on every pass, not only when the hash labels differ: a hand edit keeps
 			// the labels berth wrote.
 			ch := append(diffSpec(providers.Normalize(here.Spec), in.readBack(w.Provider, w)), missing(*here)...)
+			changed := map[string]bool{}
+			for _, c := range ch {
+				changed[c.Path] = true
+			}
 			for _, k := range here.Kept {
+				if changed[k.Path] {
+					continue // declared now: the apply takes it over, as the change says
+				}
 				p.Kept = append(p.Kept, KeptValue{Workload: w.Name, Target: w.Provider, Path: k.Path, Reason: k.Reason})
 			}
 			if here.SpecHash != hash {

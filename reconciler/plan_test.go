@@ -304,6 +304,7 @@ func TestPlanNormalizerAndKept(t *testing.T) {
 			[]string{"~ update web on local (drift: 1 field changed on the runtime)"}},
 		{"with one, the plan is empty", func(f *fake.Provider) providers.Provider { return normalizing{lossy{f}} }, nil},
 	} {
+
 		t.Run(tc.name, func(t *testing.T) {
 			f := fake.New()
 			seed(f, w)
@@ -331,5 +332,26 @@ func TestPlanNormalizerAndKept(t *testing.T) {
 				t.Errorf("the plan does not say what it keeps:\n%s", p)
 			}
 		})
+	}
+}
+
+// A kept value the configuration now declares is a change the apply makes, not a kept one.
+func TestPlanKeptNowDeclared(t *testing.T) {
+	f := fake.New()
+	running := wl("web", "local", "app:1", 1)
+	seed(f, running)
+	w := running
+	w.Env = map[string]string{"EXTRA": "2"}
+	e, err := NewEngine(Options{Evaluate: testPolicy, Clock: clockAdapter{fakeclock.New(t0)},
+		Providers: func(schema.Target, providers.Options) (providers.Provider, error) { return lossy{f}, nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := e.Plan(context.Background(), config([]string{"local"}, w), "prod", "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Kept) != 0 || len(p.Steps) != 1 || p.Steps[0].Changes[0].Path != "env.EXTRA" {
+		t.Errorf("plan:\n%s", p)
 	}
 }
