@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,20 +14,10 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/providers/docker/dockertest"
 	"github.com/berth-dev/berth/schema"
 )
-
-// countingTransport counts the engine requests that go through it.
-type countingTransport struct {
-	base http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(req)
-}
 
 // BenchmarkList is one List pass over three running workloads (one replica each, an HTTP check and a public
 // port), reporting the engine requests it makes and its time.
@@ -39,7 +28,7 @@ func BenchmarkList(b *testing.B) {
 	if err := dockertest.BuildImage(ctx, base, appPkg, testImage); err != nil {
 		b.Fatalf("build test image: %v", err)
 	}
-	ct := &countingTransport{base: base.HTTPClient().Transport}
+	ct := &conformance.CountingTransport{Next: base.HTTPClient().Transport}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithHTTPClient(&http.Client{Transport: ct}),
 		client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -66,7 +55,7 @@ func BenchmarkList(b *testing.B) {
 	if _, err := p.List(ctx, e.owner, e.target); err != nil { // warm: negotiation, caches
 		b.Fatal(err)
 	}
-	ct.n.Store(0)
+	ct.Reset()
 	b.ResetTimer()
 	for b.Loop() {
 		obs, err := p.List(ctx, e.owner, e.target)
@@ -74,7 +63,7 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("List: %d workloads, %v", len(obs), err)
 		}
 	}
-	b.ReportMetric(float64(ct.n.Load())/float64(b.N), "requests/op")
+	b.ReportMetric(float64(ct.Requests())/float64(b.N), "requests/op")
 }
 
 // sweepInstance removes every container and network of instance.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,20 +11,10 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/providers/kubernetes"
 	"github.com/berth-dev/berth/schema"
 )
-
-// countingTransport counts the requests that pass through it.
-type countingTransport struct {
-	n    atomic.Int64
-	next http.RoundTripper
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.next.RoundTrip(req)
-}
 
 // BenchmarkList measures one List pass over four workloads (with public ports, so each has two Services) against
 // the real kube-apiserver: ns/op and the apiserver requests per pass.
@@ -33,10 +22,10 @@ func BenchmarkList(b *testing.B) {
 	c := cluster(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	counter := &countingTransport{}
+	counter := &conformance.CountingTransport{}
 	cfg := rest.CopyConfig(c.Config)
 	cfg.QPS, cfg.Burst = 1000, 1000
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.next = rt; return counter })
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { counter.Next = rt; return counter })
 	cs, err := k8s.NewForConfig(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -57,7 +46,7 @@ func BenchmarkList(b *testing.B) {
 		b.Cleanup(func() { _ = p.Delete(context.Background(), owner, "bench", w.Name) })
 	}
 	b.ResetTimer()
-	before := counter.n.Load()
+	before := counter.Requests()
 	for range b.N {
 		obs, err := p.List(ctx, owner, "bench")
 		if err != nil || len(obs) != workloads {
@@ -65,5 +54,5 @@ func BenchmarkList(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	b.ReportMetric(float64(counter.n.Load()-before)/float64(b.N), "requests/op")
+	b.ReportMetric(float64(counter.Requests()-before)/float64(b.N), "requests/op")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,21 +11,11 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/providers/docker/dockertest"
 	berthswarm "github.com/berth-dev/berth/providers/swarm"
 	"github.com/berth-dev/berth/schema"
 )
-
-// countingTransport counts the engine requests that go through it.
-type countingTransport struct {
-	base http.RoundTripper
-	n    atomic.Int64
-}
-
-func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	c.n.Add(1)
-	return c.base.RoundTrip(req)
-}
 
 // BenchmarkList is one List pass over three services (one task each), reporting the engine requests it makes
 // and its time.
@@ -40,7 +29,7 @@ func BenchmarkList(b *testing.B) {
 	if err := dockertest.BuildImage(ctx, base, testAppPkg, testImage); err != nil {
 		b.Fatalf("build test image: %v", err)
 	}
-	ct := &countingTransport{base: base.HTTPClient().Transport}
+	ct := &conformance.CountingTransport{Next: base.HTTPClient().Transport}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithHTTPClient(&http.Client{Transport: ct}),
 		client.WithAPIVersionNegotiation())
 	if err != nil {
@@ -74,7 +63,7 @@ func BenchmarkList(b *testing.B) {
 	if _, err := p.List(ctx, owner, target); err != nil { // warm: negotiation
 		b.Fatal(err)
 	}
-	ct.n.Store(0)
+	ct.Reset()
 	b.ResetTimer()
 	for b.Loop() {
 		obs, err := p.List(ctx, owner, target)
@@ -82,5 +71,5 @@ func BenchmarkList(b *testing.B) {
 			b.Fatalf("List: %d workloads, %v", len(obs), err)
 		}
 	}
-	b.ReportMetric(float64(ct.n.Load())/float64(b.N), "requests/op")
+	b.ReportMetric(float64(ct.Requests())/float64(b.N), "requests/op")
 }
