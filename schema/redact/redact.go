@@ -1,0 +1,230 @@
+package redact
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+
+	"log/slog"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Mask replaces every registered value.
+const Mask = "[redacted]"
+
+// MinLen is the shortest value that is registered.
+const MinLen = 4
+
+// Set is a set of values to mask. The zero value is ready to use; it is safe for concurrent use.
+type Set struct {
+	mu       sync.RWMutex
+	forms    map[string]bool
+	replacer *strings.Replacer
+}
+
+// Default is the process-wide set the package functions use.
+var Default = &Set{}
+
+// Register masks value (and its encodings) in everything that goes through Default from now on.
+func Register(value string) { Default.Register(value) }
+
+// RegisterBasic masks an HTTP basic credential: the password alone and base64("user:password").
+func RegisterBasic(user, password string) { Default.RegisterBasic(user, password) }
+
+// String masks every registered value in s.
+func String(s string) string { return Default.String(s) }
+
+// Error masks err's message, keeping its identity for errors.Is and errors.As.
+func Error(err error) error { return Default.Error(err) }
+
+// Register masks value and its encodings.
+func (s *Set) Register(value string) {
+	if len(value) < MinLen {
+		return
+	}
+	s.add(encodings(value)...)
+}
+
+// RegisterBasic masks password and base64("user:password").
+func (s *Set) RegisterBasic(user, password string) {
+	s.Register(password)
+	if password == "" {
+		return
+	}
+	s.add(b64forms(user + ":" + password)...)
+}
+
+func (s *Set) add(forms ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.forms == nil {
+		s.forms = map[string]bool{}
+	}
+	changed := false
+	for _, f := range forms {
+		if len(f) >= MinLen && !s.forms[f] {
+			s.forms[f] = true
+			changed = true
+		}
+	}
+	if !changed {
+		return
+	}
+	// Longest first, so that an encoding containing another form is masked whole.
+	all := make([]string, 0, len(s.forms))
+	for f := range s.forms {
+		all = append(all, f)
+	}
+	slices.SortFunc(all, func(a, b string) int {
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+	pairs := make([]string, 0, 2*len(all))
+	for _, f := range all {
+		pairs = append(pairs, f, Mask)
+	}
+	s.replacer = strings.NewReplacer(pairs...)
+}
+
+// encodings are the forms in which value may be echoed back.
+func encodings(value string) []string {
+	forms := []string{value, url.QueryEscape(value), url.PathEscape(value), hex.EncodeToString([]byte(value))}
+	if b, err := json.Marshal(value); err == nil {
+		forms = append(forms, strings.Trim(string(b), `"`))
+	}
+	return append(forms, b64forms(value)...)
+}
+
+func b64forms(v string) []string {
+	b := []byte(v)
+	out := []string{}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+		full := enc.EncodeToString(b)
+		out = append(out, full, strings.TrimRight(full, "="))
+	}
+	return out
+}
+
+// String masks every registered value in v.
+func (s *Set) String(v string) string {
+	s.mu.RLock()
+	r := s.replacer
+	s.mu.RUnlock()
+	if r == nil {
+		return v
+	}
+	return r.Replace(v)
+}
+
+// Error masks err's message; the result unwraps to err.
+func (s *Set) Error(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if red := s.String(msg); red != msg {
+		return &redacted{msg: red, err: err}
+	}
+	return err
+}
+
+type redacted struct {
+	msg string
+	err error
+}
+
+func (e *redacted) Error() string { return e.msg }
+func (e *redacted) Unwrap() error { return e.err }
+
+// Body is what an error may quote of a remote server's answer: at most max bytes (cut at a rune boundary, with
+// "…" when cut), control characters replaced by spaces, registered values masked.
+func Body(b []byte, max int) string { return Default.Body(b, max) }
+
+// Body is the package-level Body on s.
+func (s *Set) Body(b []byte, max int) string {
+	// Mask before cutting, so that a secret cut in half is not left half-visible.
+	v := s.String(string(b))
+	cut := false
+	if len(v) > max {
+		v, cut = v[:max], true
+		for len(v) > 0 && !utf8.ValidString(v) {
+			v = v[:len(v)-1]
+		}
+	}
+	v = strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, v)
+	v = strings.TrimSpace(v)
+	if cut {
+		v += "…"
+	}
+	return v
+}
+
+// Handler wraps h so that every record's message and attribute values (groups included) are masked with Default.
+func Handler(h slog.Handler) slog.Handler { return &handler{next: h, set: Default} }
+
+// Handler wraps h, masking with s.
+func (s *Set) Handler(h slog.Handler) slog.Handler { return &handler{next: h, set: s} }
+
+type handler struct {
+	next slog.Handler
+	set  *Set
+}
+
+func (h *handler) Enabled(ctx context.Context, l slog.Level) bool { return h.next.Enabled(ctx, l) }
+
+func (h *handler) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, h.set.String(r.Message), r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(h.attr(a))
+		return true
+	})
+	return h.next.Handle(ctx, out)
+}
+
+func (h *handler) WithAttrs(as []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(as))
+	for i, a := range as {
+		red[i] = h.attr(a)
+	}
+	return &handler{next: h.next.WithAttrs(red), set: h.set}
+}
+
+func (h *handler) WithGroup(name string) slog.Handler {
+	return &handler{next: h.next.WithGroup(name), set: h.set}
+}
+
+func (h *handler) attr(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindString:
+		return slog.String(a.Key, h.set.String(v.String()))
+	case slog.KindGroup:
+		gs := v.Group()
+		red := make([]any, len(gs))
+		for i, g := range gs {
+			red[i] = h.attr(g)
+		}
+		return slog.Group(a.Key, red...)
+	case slog.KindAny:
+		if err, ok := v.Any().(error); ok {
+			return slog.String(a.Key, h.set.String(err.Error()))
+		}
+		return slog.String(a.Key, h.set.String(v.String()))
+	}
+	return a
+}
+
+var _ error = (*redacted)(nil)

@@ -1,0 +1,87 @@
+package redact
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+func TestStringMasksEveryEncoding(t *testing.T) {
+	var s Set
+	const secret = "p@ss w/rd:+=?&"
+	s.Register(secret)
+	s.RegisterBasic("bot", "t0ken-Value")
+	for _, echoed := range []string{
+		secret,
+		url.QueryEscape(secret),
+		url.PathEscape(secret),
+		hex.EncodeToString([]byte(secret)),
+		base64.StdEncoding.EncodeToString([]byte(secret)),
+		base64.RawURLEncoding.EncodeToString([]byte(secret)),
+		"Basic " + base64.StdEncoding.EncodeToString([]byte("bot:t0ken-Value")),
+		`{"password":"p@ss w/rd:+=?\u0026"}`,
+	} {
+		got := s.String("server said: " + echoed + " (end)")
+		if !strings.Contains(got, Mask) || strings.Contains(got, "w/rd") || strings.Contains(got, "t0ken") {
+			t.Errorf("%q → %q", echoed, got)
+		}
+	}
+	if got := s.String("nothing to hide"); got != "nothing to hide" {
+		t.Errorf("unrelated text changed: %q", got)
+	}
+}
+
+func TestShortValuesNotRegistered(t *testing.T) {
+	var s Set
+	s.Register("ab")
+	if got := s.String("abc"); got != "abc" {
+		t.Errorf("a 2-byte value was masked: %q", got)
+	}
+}
+
+func TestErrorKeepsIdentity(t *testing.T) {
+	var s Set
+	s.Register("hunter22")
+	err := s.Error(&fs.PathError{Op: "open", Path: "/x/hunter22", Err: fs.ErrNotExist})
+	if strings.Contains(err.Error(), "hunter22") || !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("%v (is ErrNotExist: %t)", err, errors.Is(err, fs.ErrNotExist))
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) {
+		t.Error("errors.As lost the type")
+	}
+}
+
+func TestBody(t *testing.T) {
+	var s Set
+	s.Register("SECRETVALUE")
+	body := []byte("<html>\x1b[31mAuthorization: SECRETVALUE\r\n" + strings.Repeat("x", 1000))
+	got := s.Body(body, 64)
+	if strings.Contains(got, "SECRET") || strings.ContainsAny(got, "\x1b\r\n") || len(got) > 64+len("…") {
+		t.Errorf("Body = %q", got)
+	}
+	if !strings.HasSuffix(got, "…") {
+		t.Errorf("a cut body does not say so: %q", got)
+	}
+}
+
+func TestHandler(t *testing.T) {
+	var s Set
+	s.Register("sekrit-token")
+	var buf bytes.Buffer
+	log := slog.New(s.Handler(slog.NewJSONHandler(&buf, nil))).With("source", "url with sekrit-token")
+	log.Info("fetch failed: sekrit-token", "err", errors.New("401: sekrit-token"),
+		slog.Group("req", "auth", "Bearer sekrit-token"), "n", 3)
+	if strings.Contains(buf.String(), "sekrit") {
+		t.Errorf("log holds the secret: %s", buf.String())
+	}
+	if strings.Count(buf.String(), Mask) != 4 || !strings.Contains(buf.String(), `"n":3`) {
+		t.Errorf("log: %s", buf.String())
+	}
+}
