@@ -33,6 +33,16 @@
 // fetches after a force-push to an older commit (go-git/go-git#1443), and an incremental fetch already moves only
 // the new objects. A failed fetch removes its half-written pack, so the next Fetch starts clean.
 //
+// Credentials (auth.go): Open registers every credential of the source with schema/redact, the process's one
+// redaction choke point, before anything can fail: the URL's userinfo (a password with base64 of "user:password";
+// for HTTP(S) a user name without password, which is then a token), Credentials (password, bearer token, the SSH
+// private key whole and line by line, its passphrase), the proxy URL's userinfo and a go-git Options.Auth of a known
+// kind. The log handler, the status API, the CLI's output and the state store mask them from then on, in every
+// encoding. What a server says (an HTTP error page, an ERR line, an SSH server's stderr) reaches an error only
+// bounded, cleaned of control characters and masked: an error page is cut to maxQuotedBody (400) bytes, the whole
+// transport error to maxTransportError (1024). String and errors name the URL without its userinfo, also for a
+// location that does not parse as a URL.
+//
 // Non-goals: rendering or checking the files (schema, policies do that), webhooks (the caller calls Notify),
 // submodules (left out with a warning), Git LFS.
 //

@@ -19,21 +19,20 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 const (
 	remoteName = "origin"
 	// maxTreeDepth bounds directory nesting in a commit, against hostile trees.
 	maxTreeDepth = 256
-	// minSecret is the shortest credential scrubbed from error texts; shorter ones would mangle the message.
-	minSecret = 4
 )
 
 // gitSource follows one branch of a Git remote through a bare repository under the cache directory.
 type gitSource struct {
 	url     string // as given, possibly with credentials
 	display string // url without credentials
-	secrets []string
 	opts    Options
 	log     *slog.Logger
 
@@ -54,10 +53,10 @@ type gitSource struct {
 }
 
 func openGit(ctx context.Context, location string, opts Options) (*gitSource, error) {
-	display, secrets := redactURL(location)
+	display := redactURL(location)
 	ep, err := transport.NewEndpoint(location)
 	if err != nil {
-		return nil, fmt.Errorf("repos: git source %s: %w", display, redact(err, secrets))
+		return nil, fmt.Errorf("repos: git source %s: %w", display, redact.Error(err))
 	}
 	if opts, err = transportDefaults(opts); err != nil {
 		return nil, fmt.Errorf("repos: git source %s: %w", display, err)
@@ -74,20 +73,18 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 		return nil, err
 	}
 	s := &gitSource{
-		url: location, display: display, secrets: secrets, opts: opts, store: st, gate: newGate(),
+		url: location, display: display, opts: opts, store: st, gate: newGate(),
 		changes: newSignal(), log: opts.Logger.With("source", display), verify: v,
 		gitDir: filepath.Join(st.cache, "git"),
 	}
-	authm, authSecrets, err := buildAuth(ep, opts.Credentials, st.cache)
-	s.secrets = append(s.secrets, authSecrets...)
+	authm, err := buildAuth(ep, opts.Credentials, st.cache)
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, redact(err, s.secrets)), st.close())
+		return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, redact.Error(err)), st.close())
 	}
 	s.authm = authm
 	s.local = ep.Protocol == "file"
 	if ep.Protocol == "http" || ep.Protocol == "https" {
-		h, proxySecrets, err := newHTTPTransport(opts.CABundle, opts.ProxyURL)
-		s.secrets = append(s.secrets, proxySecrets...)
+		h, err := newHTTPTransport(opts.CABundle, opts.ProxyURL)
 		if err != nil {
 			return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, err), st.close())
 		}
@@ -97,7 +94,7 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 		return nil, errors.Join(fmt.Errorf("repos: git source %s: CABundle and ProxyURL apply to http(s) sources only", display), st.close())
 	}
 	if s.repo, err = openBare(s.gitDir, location); err != nil {
-		return nil, errors.Join(fmt.Errorf("repos: git source %s: cache: %w", display, redact(err, s.secrets)), st.close())
+		return nil, errors.Join(fmt.Errorf("repos: git source %s: cache: %w", display, redact.Error(err)), st.close())
 	}
 	if err := removeTempPacks(s.gitDir); err != nil {
 		s.log.WarnContext(ctx, "repos: removing half-written packs", "error", err)
@@ -321,9 +318,11 @@ func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.Referen
 	return ref.Hash(), nil
 }
 
-// netErr wraps a transport error, keeping the context's error visible to errors.Is and credentials out of the text.
+// netErr wraps a transport error, keeping the context's error visible to errors.Is, credentials out of the text, and
+// what the server said (an HTTP error page, an ERR line, an SSH server's stderr) cut to maxTransportError bytes of
+// printable text.
 func (s *gitSource) netErr(ctx context.Context, op string, err error) error {
-	err = redact(err, s.secrets)
+	err = quoted(err)
 	if errors.Is(err, ErrFetchTooLarge) {
 		return fmt.Errorf("repos: %s: %s: %w", s.display, op, err)
 	}
@@ -440,54 +439,44 @@ func (s *gitSource) Close() error {
 	return err
 }
 
-// redactURL returns location without credentials, and the secrets to scrub from error texts. For HTTP the whole
-// user part goes (tokens are often passed as the user name); for SSH only a password does.
-func redactURL(location string) (string, []string) {
+// redactURL returns location without credentials. For HTTP the whole user part goes (tokens are often passed as
+// the user name); for SSH only a password does. A location that does not parse as a URL loses whatever sits between
+// "://" and the last "@" before the path, so that a typo in a URL does not print its password.
+func redactURL(location string) string {
 	u, err := url.Parse(location)
-	if err != nil || u.User == nil || u.Scheme == "" {
-		return location, nil
+	if err != nil {
+		if _, info, ok := urlUserinfo(location); ok {
+			return strings.Replace(location, info+"@", "", 1)
+		}
+		return location
 	}
-	var secrets []string
-	pw, hasPW := u.User.Password()
-	if hasPW && len(pw) >= minSecret {
-		secrets = append(secrets, pw)
+	if u.User == nil || u.Scheme == "" {
+		return location
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
-		if name := u.User.Username(); len(name) >= minSecret {
-			secrets = append(secrets, name)
-		}
 		u.User = nil
 	default:
 		u.User = url.User(u.User.Username())
 	}
-	return u.String(), secrets
+	return u.String()
 }
 
-// redactedError hides secrets in an error's text while keeping its identity for errors.Is and errors.As.
-type redactedError struct {
-	err     error
-	secrets []string
-}
-
-func (e *redactedError) Error() string {
-	msg := e.err.Error()
-	for _, s := range e.secrets {
-		msg = strings.ReplaceAll(msg, s, "***")
-		if esc := url.PathEscape(s); esc != s {
-			msg = strings.ReplaceAll(msg, esc, "***")
-		}
+// urlUserinfo finds the userinfo of a URL-like location without parsing it as a URL: the text between "://" and
+// the last "@" before the next "/". It returns the scheme too.
+func urlUserinfo(location string) (scheme, info string, ok bool) {
+	scheme, rest, ok := strings.Cut(location, "://")
+	if !ok {
+		return "", "", false
 	}
-	return msg
-}
-
-func (e *redactedError) Unwrap() error { return e.err }
-
-func redact(err error, secrets []string) error {
-	if err == nil || len(secrets) == 0 {
-		return err
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		rest = rest[:i]
 	}
-	return &redactedError{err: err, secrets: secrets}
+	at := strings.LastIndexByte(rest, '@')
+	if at <= 0 {
+		return "", "", false
+	}
+	return scheme, rest[:at], true
 }
 
 var _ Source = (*gitSource)(nil)

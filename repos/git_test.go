@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/repos/gittest"
+	"github.com/berth-dev/berth/schema/redact"
 	"github.com/go-git/go-git/v5/plumbing"
 )
 
@@ -301,8 +302,10 @@ func TestRedactURL(t *testing.T) {
 		"ssh://git@example.com/repo.git":                    "ssh://git@example.com/repo.git",
 		"git@example.com:org/repo.git":                      "git@example.com:org/repo.git",
 		"file:///srv/repo":                                  "file:///srv/repo",
+		// Does not parse (the host's bracket is not closed): the userinfo goes all the same.
+		"https://user:pa%zzss@[::1/repo.git": "https://[::1/repo.git",
 	} {
-		if got, _ := redactURL(in); got != want {
+		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
@@ -311,9 +314,14 @@ func TestRedactURL(t *testing.T) {
 	if s := src.String(); strings.Contains(s, "tokensecret") || strings.Contains(s, "user") {
 		t.Errorf("String() = %q leaks credentials", s)
 	}
-	err := redact(fmt.Errorf("GET https://user:tokensecret@example.com: %w", context.Canceled), []string{"tokensecret"})
+	err := redact.Error(fmt.Errorf("GET https://user:tokensecret@example.com: %w", context.Canceled))
 	if strings.Contains(err.Error(), "tokensecret") || !errors.Is(err, context.Canceled) {
 		t.Errorf("redact: %v", err)
+	}
+	// A URL that does not parse: the error names neither the password nor the whole userinfo.
+	_, err = Open(context.Background(), "https://user:unparsed-pw-0x5EED@[::1/repo.git", Options{})
+	if err == nil || strings.Contains(err.Error(), "unparsed-pw") {
+		t.Errorf("unparsable URL: %v", err)
 	}
 }
 

@@ -30,6 +30,7 @@ func Open(ctx context.Context, location string, opts Options) (Source, error) {
 	if location == "" {
 		return nil, fmt.Errorf("repos: empty location")
 	}
+	registerSecrets(location, opts)
 	opts, err := withDefaults(opts)
 	if err != nil {
 		return nil, err

@@ -19,6 +19,8 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport/client"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // ErrFetchTooLarge is returned (wrapped, naming the limit) when one network operation of a Git source transfers
@@ -60,22 +62,18 @@ type httpTransport struct {
 	rt *http.Transport
 }
 
-func newHTTPTransport(caBundle []byte, proxyURL string) (*httpTransport, []string, error) {
+func newHTTPTransport(caBundle []byte, proxyURL string) (*httpTransport, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = nil
-	var secrets []string
 	if proxyURL != "" {
 		u, err := url.Parse(proxyURL)
 		if err != nil || u.Host == "" {
-			return nil, nil, fmt.Errorf("ProxyURL: not an absolute URL")
+			return nil, fmt.Errorf("ProxyURL: not an absolute URL")
 		}
 		switch u.Scheme {
 		case "http", "https", "socks5", "socks5h":
 		default:
-			return nil, nil, fmt.Errorf("ProxyURL: scheme %q is not http, https or socks5", u.Scheme)
-		}
-		if pw, ok := u.User.Password(); ok && len(pw) >= minSecret {
-			secrets = append(secrets, pw)
+			return nil, fmt.Errorf("ProxyURL: scheme %q is not http, https or socks5", u.Scheme)
 		}
 		tr.Proxy = http.ProxyURL(u)
 	}
@@ -86,11 +84,11 @@ func newHTTPTransport(caBundle []byte, proxyURL string) (*httpTransport, []strin
 			pool = x509.NewCertPool()
 		}
 		if !pool.AppendCertsFromPEM(caBundle) {
-			return nil, nil, fmt.Errorf("CABundle: no PEM certificate found")
+			return nil, fmt.Errorf("CABundle: no PEM certificate found")
 		}
 		tr.TLSClientConfig.RootCAs = pool
 	}
-	return &httpTransport{rt: tr}, secrets, nil
+	return &httpTransport{rt: tr}, nil
 }
 
 func (h *httpTransport) close() { h.rt.CloseIdleConnections() }
@@ -146,7 +144,51 @@ func (dispatcher) RoundTrip(req *http.Request) (*http.Response, error) {
 	if call.budget != nil {
 		res.Body = &countingBody{ReadCloser: res.Body, budget: call.budget}
 	}
+	if res.StatusCode >= http.StatusBadRequest {
+		// go-git quotes an error page whole in its error (401, 403, 404): give it only what may be quoted.
+		b, err := io.ReadAll(io.LimitReader(res.Body, maxErrorPage))
+		res.Body.Close()
+		if err != nil && !errors.Is(err, ErrFetchTooLarge) {
+			return nil, fmt.Errorf("%s answered %s; reading the error page: %w", req.URL.Path, res.Status, err)
+		}
+		page := redact.Body(b, maxQuotedBody)
+		res.Body, res.ContentLength = io.NopCloser(strings.NewReader(page)), int64(len(page))
+		res.Header.Del("Content-Length")
+	}
 	return res, nil
+}
+
+const (
+	// maxQuotedBody is the most an error quotes of a server's error page: enough for "Bad credentials" or a login
+	// page's title, too little for a page of markup, and cleaned of control characters and credentials (redact.Body).
+	maxQuotedBody = 400
+	// maxErrorPage is the most read of an error page before it is cut to maxQuotedBody: credentials are masked on
+	// what was read, so that one echoed across the cut is masked whole, not left half-visible.
+	maxErrorPage = 64 << 10
+	// maxTransportError bounds the text of a transport error as go-git makes it (its words, a quoted error page, an
+	// ERR line or the first line an SSH server wrote on stderr), cleaned the same way.
+	maxTransportError = 1024
+)
+
+// quotedError is a transport error whose text went through redact.Body; it unwraps to the original.
+type quotedError struct {
+	msg string
+	err error
+}
+
+func (e *quotedError) Error() string { return e.msg }
+func (e *quotedError) Unwrap() error { return e.err }
+
+// quoted bounds, cleans and masks the text of a transport error, keeping its identity for errors.Is and errors.As.
+func quoted(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	if q := redact.Body([]byte(msg), maxTransportError); q != msg {
+		return &quotedError{msg: q, err: err}
+	}
+	return err
 }
 
 // countingBody fails a response body's reads once the operation's budget is spent.

@@ -7,13 +7,16 @@ package gittest
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/cgi"
+	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +158,54 @@ func BasicAuth(user, password string, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// Echo answers with status and an error page quoting the request back, as some Git servers and proxies do: the
+// URL, every header as sent (Authorization included), the Authorization header URL-encoded, and basic credentials
+// decoded, between terminal escapes and CR/LF, followed by a few KiB of padding. Tests use it to check that what
+// berth quotes of a server's answer is bounded, free of control characters and free of credentials.
+func Echo(w http.ResponseWriter, r *http.Request, status int) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\x1b[31m<html><title>%d %s</title>\r\n", status, http.StatusText(status))
+	fmt.Fprintf(&b, "You asked for %s %s (host %s)\r\n", r.Method, r.URL.String(), r.Host)
+	auth := r.Header.Get("Authorization")
+	fmt.Fprintf(&b, "Authorization: %s\r\nAuthorization (escaped): %s\r\n", auth, url.QueryEscape(auth))
+	if u, p, ok := r.BasicAuth(); ok {
+		fmt.Fprintf(&b, "You are %s with password %s\x07\r\n", u, p)
+	}
+	names := make([]string, 0, len(r.Header))
+	for k := range r.Header {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		for _, v := range r.Header[k] {
+			fmt.Fprintf(&b, "%s: %s\r\n", k, v)
+		}
+	}
+	b.WriteString(strings.Repeat("<p>padding</p>\n", 300))
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+	}
+	w.WriteHeader(status)
+	io.WriteString(w, b.String())
+}
+
+// BasicAuthEcho is BasicAuth whose refusals quote the request back (Echo): 401 without credentials, 403 with wrong
+// ones.
+func BasicAuthEcho(user, password string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		switch {
+		case r.Header.Get("Authorization") == "":
+			Echo(w, r, http.StatusUnauthorized)
+		case !ok || u != user || p != password:
+			Echo(w, r, http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
 	})
 }
 

@@ -15,7 +15,8 @@
 //
 // Signatures are compared in constant time (hmac.Equal, and subtle.ConstantTimeCompare over SHA-256 digests for
 // GitLab tokens, so a token's length leaks nothing). Neither the secret nor the expected signature is ever logged or
-// echoed. Each source has its own token bucket (golang.org/x/time/rate) driven by Options.Now, so tests freeze time.
+// echoed; New registers each secret with schema/redact, so every output of the process masks it in any encoding.
+// Each source has its own token bucket (golang.org/x/time/rate) driven by Options.Now, so tests freeze time.
 // With Options.Metrics, berth_webhook_requests_total{source,result} counts every request by the results above.
 //
 // Configuring the Git host (the URL is https://<berth>/hooks/<source>, the secret is Hook.Secret):

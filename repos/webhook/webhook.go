@@ -17,6 +17,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // Kind names the Git host that sends a hook; it decides the signature header and the event header.
@@ -164,6 +166,7 @@ func New(hooks []Hook, notify func(source string), opts Options) (*Receiver, err
 		case h.Burst < 0:
 			return nil, bad("Burst", "%d is negative", h.Burst)
 		}
+		redact.Register(string(h.Secret)) // masked in every output of the process, like the sources' credentials
 		lim, burst := h.Rate, h.Burst
 		if lim == 0 {
 			lim = DefaultRate

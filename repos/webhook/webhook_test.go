@@ -18,6 +18,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 const testSecret = "s3cr3t-value-never-logged"
@@ -537,6 +539,19 @@ func TestSecretNotPrinted(t *testing.T) {
 	for _, s := range []string{fmt.Sprint(h), fmt.Sprintf("%v %+v %#v %s", h, h, h, h), fmt.Sprint([]Hook{h})} {
 		if strings.Contains(s, testSecret) || strings.Contains(s, fmt.Sprint([]byte(testSecret))) {
 			t.Fatalf("secret printed: %s", s)
+		}
+	}
+}
+
+// New hands each hook's secret to the redaction choke point: every output of the process masks it, in any encoding.
+func TestSecretRegistered(t *testing.T) {
+	const secret = "webhook-secret-registered-0x99"
+	if _, err := New([]Hook{{Source: "app", Kind: GitLab, Secret: []byte(secret)}}, func(string) {}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, echoed := range []string{secret, hex.EncodeToString([]byte(secret))} {
+		if got := redact.String("token " + echoed); strings.Contains(got, echoed) {
+			t.Errorf("%q not masked: %q", echoed, got)
 		}
 	}
 }

@@ -1,11 +1,12 @@
 package redact
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-
+	"io"
 	"log/slog"
 	"net/url"
 	"slices"
@@ -37,6 +38,10 @@ func Register(value string) { Default.Register(value) }
 // RegisterBasic masks an HTTP basic credential: the password alone and base64("user:password").
 func RegisterBasic(user, password string) { Default.RegisterBasic(user, password) }
 
+// RegisterPEM masks a PEM (or OpenSSH) private key: the whole text, each line of its base64 body and the body joined
+// on one line, so that a library or server quoting a piece of the key shows none of it.
+func RegisterPEM(text string) { Default.RegisterPEM(text) }
+
 // String masks every registered value in s.
 func String(s string) string { return Default.String(s) }
 
@@ -58,6 +63,31 @@ func (s *Set) RegisterBasic(user, password string) {
 		return
 	}
 	s.add(b64forms(user + ":" + password)...)
+}
+
+// MinPEMLine is the shortest line of a PEM body that RegisterPEM masks on its own (a short last line is masked as
+// part of the whole text and the joined body only: four random characters would garble unrelated text).
+const MinPEMLine = 16
+
+// RegisterPEM masks text, each line of its base64 body at least MinPEMLine long, and the body joined on one line.
+// Armor lines ("-----BEGIN ...") and headers ("Proc-Type: ...") are not masked alone.
+func (s *Set) RegisterPEM(text string) {
+	s.Register(text)
+	s.Register(strings.TrimSpace(text))
+	var body strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "-----") || strings.Contains(line, ":") {
+			continue
+		}
+		body.WriteString(line)
+		if len(line) >= MinPEMLine {
+			s.Register(line)
+		}
+	}
+	if body.Len() >= MinPEMLine {
+		s.Register(body.String())
+	}
 }
 
 func (s *Set) add(forms ...string) {
@@ -99,6 +129,13 @@ func encodings(value string) []string {
 	forms := []string{value, url.QueryEscape(value), url.PathEscape(value), hex.EncodeToString([]byte(value))}
 	if b, err := json.Marshal(value); err == nil {
 		forms = append(forms, strings.Trim(string(b), `"`))
+	}
+	// Without HTML escaping, as log/slog's JSON handler and json.Encoder with SetEscapeHTML(false) write it.
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if enc.Encode(value) == nil {
+		forms = append(forms, strings.Trim(strings.TrimSuffix(buf.String(), "\n"), `"`))
 	}
 	return append(forms, b64forms(value)...)
 }
@@ -170,6 +207,32 @@ func (s *Set) Body(b []byte, max int) string {
 		v += "…"
 	}
 	return v
+}
+
+// Writer wraps w so that every Write is masked with Default. Each Write is masked on its own: a value split across
+// two Writes is not seen, so callers write whole records (a log line, a JSON document, a plan), as log/slog's
+// handlers, json.Encoder and fmt.Fprintf do.
+func Writer(w io.Writer) io.Writer { return Default.Writer(w) }
+
+// Writer is the package-level Writer on s.
+func (s *Set) Writer(w io.Writer) io.Writer { return &writer{w: w, set: s} }
+
+type writer struct {
+	w   io.Writer
+	set *Set
+}
+
+// Write writes p masked and reports len(p) written when the masked bytes all went through.
+func (w *writer) Write(p []byte) (int, error) {
+	v := string(p)
+	red := w.set.String(v)
+	if red == v {
+		return w.w.Write(p)
+	}
+	if _, err := io.WriteString(w.w, red); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Handler wraps h so that every record's message and attribute values (groups included) are masked with Default.

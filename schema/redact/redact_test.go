@@ -85,3 +85,50 @@ func TestHandler(t *testing.T) {
 		t.Errorf("log: %s", buf.String())
 	}
 }
+
+func TestJSONWithoutHTMLEscaping(t *testing.T) {
+	var s Set
+	const secret = `a"<b>&c\d`
+	s.Register(secret)
+	var buf bytes.Buffer
+	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "v", secret) // not through s.Handler: the encoded form
+	if got := s.String(buf.String()); strings.Contains(got, `<b>`) {
+		t.Errorf("slog's JSON encoding of the value is not masked: %s", got)
+	}
+}
+
+func TestRegisterPEM(t *testing.T) {
+	var s Set
+	const key = "-----BEGIN OPENSSH PRIVATE KEY-----\n" +
+		"b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n" +
+		"QyNTUxOQAAACBm3ZkN6eXyz0f0S2kZ8l5mDoW2pZ0vY3c9oZb4AAAAJh4nYq6eJ2KugAA\n" +
+		"AAtzc2gtZWQyNTUxOQ==\n" +
+		"-----END OPENSSH PRIVATE KEY-----\n"
+	s.RegisterPEM(key)
+	lines := strings.Split(key, "\n")
+	for _, piece := range []string{key, lines[1], lines[2], lines[3], lines[1] + lines[2] + lines[3]} {
+		if got := s.String("ssh: " + piece + " :end"); strings.Contains(got, "b3BlbnNz") || strings.Contains(got, "QyNTUxOQAAACBm") ||
+			strings.Contains(got, "AAAAtzc2gtZWQyNTUxOQ==") {
+			t.Errorf("%q → %q", piece, got)
+		}
+	}
+	if got := s.String("-----BEGIN OPENSSH PRIVATE KEY-----"); got != "-----BEGIN OPENSSH PRIVATE KEY-----" {
+		t.Errorf("the armor line alone was masked: %q", got)
+	}
+}
+
+func TestWriter(t *testing.T) {
+	var s Set
+	s.Register("canary-0xC0FFEE")
+	var buf bytes.Buffer
+	w := s.Writer(&buf)
+	for _, rec := range []string{"plain line\n", "leak: canary-0xC0FFEE\n"} {
+		n, err := w.Write([]byte(rec))
+		if err != nil || n != len(rec) {
+			t.Fatalf("Write(%q) = %d, %v", rec, n, err)
+		}
+	}
+	if got := buf.String(); got != "plain line\nleak: "+Mask+"\n" {
+		t.Errorf("written: %q", got)
+	}
+}
