@@ -47,6 +47,7 @@ type Provider struct {
 	RetryAttempts       int
 
 	client *ecs.Client
+	creds  *credentials // nil with NewWithClient
 	target string
 	set    settings
 	log    *slog.Logger
@@ -78,15 +79,19 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	defer cancel()
 	cfg, err := config.LoadDefaultConfig(ctx, lopts...)
 	if err != nil {
-		return nil, fmt.Errorf("%s: target %q: AWS configuration: %w", t.Pos, t.Name, err)
+		return nil, fmt.Errorf("%s: target %q: AWS configuration: %w; %s", t.Pos, t.Name, err, explainConfig(err))
 	}
+	creds := &credentials{next: cfg.Credentials}
+	cfg.Credentials = creds
 	client := ecs.NewFromConfig(cfg, func(o *ecs.Options) {
 		if s.endpoint != "" {
 			o.BaseEndpoint = aws.String(s.endpoint)
 		}
 		o.Retryer = aws.NopRetryer{} // one retry layer: the provider's own, which classifies
 	})
-	return newProvider(client, t, s, opts), nil
+	p := newProvider(client, t, s, opts)
+	p.creds = creds
+	return p, nil
 }
 
 // NewWithClient builds the provider on an existing ECS client (tests, callers with their own configuration). The
@@ -258,6 +263,13 @@ func (p *Provider) Close() error { return nil }
 
 // classify sorts an ECS error.
 func classify(err error) providers.Class {
+	var ce *credentialsError
+	if errors.As(err, &ce) { // nothing was sent: the chain found no credentials, or its endpoint failed
+		if transientCredentials(ce.err) {
+			return providers.Transient
+		}
+		return providers.Invalid
+	}
 	var ae smithy.APIError
 	if errors.As(err, &ae) {
 		switch ae.ErrorCode() {
@@ -270,7 +282,7 @@ func classify(err error) providers.Class {
 			"LimitExceededException",
 			"PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "AccessDeniedException",
 			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
-			"InvalidSignatureException", "SerializationException":
+			"InvalidSignatureException", "SerializationException", "ExpiredTokenException", "AccessDenied":
 			return providers.Invalid
 		}
 	}
@@ -294,11 +306,19 @@ func classify(err error) providers.Class {
 }
 
 // call runs one call with a timeout, retrying transient failures with capped exponential backoff and jitter
-// within RetryAttempts; invalid requests come back wrapped in providers.Permanent.
+// within RetryAttempts; invalid requests come back wrapped in providers.Permanent, and missing or refused
+// credentials and denied access with the fix (explain).
 func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Context) error) error {
 	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
 		Classify: classify, Logger: p.log}
-	return r.Do(ctx, "ecs "+op, f)
+	err := r.Do(ctx, "ecs "+op, f)
+	if !errors.Is(err, providers.ErrPermanent) {
+		return err
+	}
+	if e := p.explain(err); e != err {
+		return providers.Permanent(e)
+	}
+	return err
 }
 
 var _ providers.Provider = (*Provider)(nil)

@@ -52,4 +52,13 @@
 // Every call goes through one retry layer (the SDK's own retryer is off): throttling, 5xx, timeouts and conflicts
 // are retried with capped exponential backoff and jitter; invalid requests and exceeded quotas
 // (LimitExceededException) come back as providers.Permanent.
+//
+// Credentials: the SDK's default chain, wrapped so that a failure of the chain itself is told from a failed call.
+// No credentials found (nothing in the environment, the shared files or the target's profile, no web identity, no
+// container credentials, no instance role or instance metadata disabled), a role or token refused, credentials ECS
+// does not recognise (UnrecognizedClientException, InvalidSignatureException, ExpiredTokenException) and denied
+// access (AccessDeniedException) are permanent after one attempt: the error quotes the SDK's or ECS's words,
+// bounded and redacted, lists the chain's sources as they stand in the environment, and says how to provide
+// credentials or which permissions to grant. Only a credential endpoint (STS, SSO, container) answering with
+// throttling or a 5xx is retried.
 package aws

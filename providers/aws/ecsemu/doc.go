@@ -36,8 +36,9 @@
 //     a previous deployment exists).
 //   - Faults: Fail(n, kind) and FailOp(op, n, kind) with kinds throttle (400 ThrottlingException), server (500
 //     ServerException), unavailable (503), conflict (400 UpdateInProgressException), limit (400
-//     LimitExceededException, a quota), reset (connection closed with no answer) and slow (the next n tasks take
-//     SlowSteps more steps to start).
+//     LimitExceededException, a quota), denied (400 AccessDeniedException naming the IAM user, the action and the
+//     cluster, as ECS words it), unrecognized (400 UnrecognizedClientException, an access key IAM does not know),
+//     reset (connection closed with no answer) and slow (the next n tasks take SlowSteps more steps to start).
 //   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning, Requests.
 //
 // Where the model is silent: it names the ranges and rules above only in doc comments and says neither which

@@ -41,6 +41,10 @@ const (
 	Slow        = "slow"
 	// Limit answers LimitExceededException, as ECS does when a quota is reached (revisions, services, tags).
 	Limit = "limit"
+	// Denied answers AccessDeniedException, as ECS does when the caller's IAM policies do not allow the action.
+	Denied = "denied"
+	// Unrecognized answers UnrecognizedClientException, as ECS does for an access key IAM does not know.
+	Unrecognized = "unrecognized"
 )
 
 // Options configure a Server. Zero values take the defaults.
@@ -372,6 +376,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		err = &apiError{400, "UpdateInProgressException", "There is already a current update in progress."}
 	case Limit:
 		err = &apiError{400, "LimitExceededException", "The limit for the resource was exceeded."}
+	case Denied:
+		err = &apiError{400, "AccessDeniedException", fmt.Sprintf("User: arn:aws:iam::%s:user/berth is not "+
+			"authorized to perform: ecs:%s on resource: %s because no identity-based policy allows the ecs:%s action",
+			s.opts.Account, op, s.resourceOf(body), op)}
+	case Unrecognized:
+		err = &apiError{400, "UnrecognizedClientException", "The security token included in the request is invalid."}
 	case Reset:
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, herr := hj.Hijack(); herr == nil {
@@ -481,6 +491,20 @@ func lastSegment(ref, marker string) string {
 		}
 	}
 	return ref
+}
+
+// resourceOf is the resource an access denial names: the request's cluster, else "*".
+func (s *Server) resourceOf(body []byte) string {
+	var in struct {
+		Cluster string `json:"cluster"`
+	}
+	if json.Unmarshal(body, &in) != nil || in.Cluster == "" {
+		return "*"
+	}
+	if strings.HasPrefix(in.Cluster, "arn:") {
+		return in.Cluster
+	}
+	return s.arn("cluster", in.Cluster)
 }
 
 func (s *Server) arn(kind, rest string) string {
