@@ -41,7 +41,8 @@
 // encoding. What a server says (an HTTP error page, an ERR line, an SSH server's stderr) reaches an error only
 // bounded, cleaned of control characters and masked: an error page is cut to maxQuotedBody (400) bytes, the whole
 // transport error to maxTransportError (1024). String and errors name the URL without its userinfo, also for a
-// location that does not parse as a URL.
+// location that does not parse as a URL; the bare repository's remote on disk is that URL too, the URL's
+// credentials being sent as go-git's basic auth.
 //
 // Non-goals: rendering or checking the files (schema, policies do that), webhooks (the caller calls Notify),
 // submodules (left out with a warning), Git LFS.

@@ -18,6 +18,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/filemode"
 	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/berth-dev/berth/schema/redact"
@@ -31,8 +32,7 @@ const (
 
 // gitSource follows one branch of a Git remote through a bare repository under the cache directory.
 type gitSource struct {
-	url     string // as given, possibly with credentials
-	display string // url without credentials
+	display string // the location without credentials
 	opts    Options
 	log     *slog.Logger
 
@@ -73,13 +73,18 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 		return nil, err
 	}
 	s := &gitSource{
-		url: location, display: display, opts: opts, store: st, gate: newGate(),
+		display: display, opts: opts, store: st, gate: newGate(),
 		changes: newSignal(), log: opts.Logger.With("source", display), verify: v,
 		gitDir: filepath.Join(st.cache, "git"),
 	}
 	authm, err := buildAuth(ep, opts.Credentials, st.cache)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("repos: git source %s: %w", display, redact.Error(err)), st.close())
+	}
+	if authm == nil && opts.Auth == nil && (ep.Protocol == "http" || ep.Protocol == "https") && ep.User != "" {
+		// The URL's credentials, sent as go-git would send them; the URL on disk (the bare repository's remote)
+		// is the one without them.
+		authm = &githttp.BasicAuth{Username: ep.User, Password: ep.Password}
 	}
 	s.authm = authm
 	s.local = ep.Protocol == "file"
@@ -93,7 +98,7 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 	} else if len(opts.CABundle) > 0 || opts.ProxyURL != "" {
 		return nil, errors.Join(fmt.Errorf("repos: git source %s: CABundle and ProxyURL apply to http(s) sources only", display), st.close())
 	}
-	if s.repo, err = openBare(s.gitDir, location); err != nil {
+	if s.repo, err = openBare(s.gitDir, display); err != nil {
 		return nil, errors.Join(fmt.Errorf("repos: git source %s: cache: %w", display, redact.Error(err)), st.close())
 	}
 	if err := removeTempPacks(s.gitDir); err != nil {
@@ -103,7 +108,8 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 	return s, nil
 }
 
-// openBare opens or creates the bare repository holding fetched objects, with "origin" pointing at url.
+// openBare opens or creates the bare repository holding fetched objects, with "origin" pointing at url (the
+// location without a password: the cache never holds credentials).
 func openBare(dir, rawURL string) (*git.Repository, error) {
 	repo, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {

@@ -1,13 +1,17 @@
 package repos
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -131,5 +135,39 @@ func TestRegisterSecrets(t *testing.T) {
 	}
 	if got := redact.String("git"); got != "git" {
 		t.Errorf("the SSH user name was registered: %q", got)
+	}
+}
+
+// Credentials in a URL authenticate, and stay out of the cache on disk (the bare repository's remote has none).
+func TestCacheHoldsNoURLCredentials(t *testing.T) {
+	hermetic(t)
+	origin, root := bareServed(t)
+	const user, password = "cache-bot", "cache-pw-0xABCDEF01"
+	srv := httptest.NewServer(gittest.BasicAuthEcho(user, password, gittest.HTTPBackend(t, root)))
+	t.Cleanup(srv.Close)
+	cache := t.TempDir()
+	u := strings.Replace(srv.URL, "http://", "http://"+user+":"+password+"@", 1) + "/repo.git"
+	snap := fetch(t, open(t, u, Options{CacheDir: cache, Timeout: 60 * time.Second}))
+	if snap.Revision != gitCmd(t, origin, "rev-parse", "main") {
+		t.Fatalf("revision %s", snap.Revision)
+	}
+	forms := echoedForms(password, user+":"+password)
+	err := filepath.WalkDir(cache, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		for _, f := range forms {
+			if bytes.Contains(b, []byte(f)) {
+				t.Errorf("%s holds %q", p, f)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
