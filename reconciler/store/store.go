@@ -8,6 +8,8 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // DefaultKeep is how many records of each kind are kept per environment.
@@ -127,6 +129,9 @@ func (s *Store) append(kind, env string, v any) error {
 	if err != nil {
 		return fmt.Errorf("store %s: %w", kind, err)
 	}
+	// Every record is masked as written, in one place: plans, apply errors and events quote sources, servers and
+	// providers, and the file outlives the process.
+	b = []byte(redact.String(string(b)))
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		sub, err := tx.Bucket([]byte(kind)).CreateBucketIfNotExists([]byte("env:" + env))
 		if err != nil {

@@ -1,12 +1,19 @@
 package store
 
 import (
+	"bytes"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 func TestAppendListBounded(t *testing.T) {
@@ -90,5 +97,42 @@ func TestOpenBadFile(t *testing.T) {
 	}
 	if _, err := Open(path); err == nil {
 		t.Fatal("opened garbage")
+	}
+}
+
+// A registered secret quoted by a plan, an apply error or an event never reaches the file, in any encoding.
+func TestRecordsMasked(t *testing.T) {
+	const secret = "store-canary-0xFEEDFACE"
+	redact.Register(secret)
+	path := filepath.Join(t.TempDir(), "state.db")
+	s, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b64 := base64.StdEncoding.EncodeToString([]byte(secret))
+	plan, _ := json.Marshal(map[string]string{"reason": "env changed: " + secret})
+	for _, err := range []error{
+		s.AppendPlan(Plan{Environment: "prod", Revision: "r1", Summary: "1 update", Plan: plan}),
+		s.AppendApply(Apply{Environment: "prod", Revision: "r1", Steps: []Step{{Action: "update", Error: "401: Basic " + b64}}}),
+		s.AppendEvent(Event{Kind: "fetch-failed", Message: "server said " + url.QueryEscape(secret)}),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if evs, err := s.Events("", 1); err != nil || len(evs) != 1 || !strings.Contains(evs[0].Message, redact.Mask) {
+		t.Errorf("events: %v, %v", evs, err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, form := range []string{secret, b64, url.QueryEscape(secret), hex.EncodeToString([]byte(secret))} {
+		if bytes.Contains(raw, []byte(form)) {
+			t.Errorf("the store file holds %q", form)
+		}
 	}
 }
