@@ -129,7 +129,7 @@ func (l *loader) load(files []*ast.File) *Config {
 		return nil
 	}
 
-	var targets, envs, wls cue.Value
+	var targets, envs, wls, secs cue.Value
 	it, _ := root.Fields()
 	for it.Next() {
 		switch it.Selector().String() {
@@ -139,8 +139,10 @@ func (l *loader) load(files []*ast.File) *Config {
 			envs = it.Value()
 		case topWorkloads:
 			wls = it.Value()
+		case topSecrets:
+			secs = it.Value()
 		default:
-			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments or workloads)")
+			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads or secrets)")
 		}
 	}
 
@@ -161,8 +163,10 @@ func (l *loader) load(files []*ast.File) *Config {
 	for _, f := range base {
 		bases[f.name] = l.baseWorkload(f.name, f.v)
 	}
+	secrets := l.baseSecrets(secs, first)
 	for _, f := range envFields {
-		if env, ok := l.environment(f.name, f.v, base, bases); ok {
+		env, ok := l.environment(f.name, f.v, base, bases)
+		if sok := l.environmentSecrets(f.name, f.v, &env, secrets); ok && sok {
 			cfg.Environments[f.name] = env
 		}
 	}

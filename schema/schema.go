@@ -36,6 +36,7 @@ type defs struct {
 	target      cue.Value
 	environment cue.Value
 	workload    cue.Value
+	secret      cue.Value
 	serve       cue.Value
 	// targetTypes is each target type's own closed definition, chosen by the target's type field so that a
 	// mistake is reported against that type's fields rather than as "no alternative matches".
@@ -73,6 +74,7 @@ func compileDefs(ctx *cue.Context) defs {
 		target:      v.LookupPath(cue.ParsePath("#Target")),
 		environment: v.LookupPath(cue.ParsePath("#Environment")),
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
+		secret:      v.LookupPath(cue.ParsePath("#Secret")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
 		targetTypes: map[string]cue.Value{
 			"docker":     v.LookupPath(cue.ParsePath("#DockerTarget")),

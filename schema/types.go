@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -29,7 +30,10 @@ type Environment struct {
 	Branch string `json:"branch"`
 	// Workloads are sorted by Name.
 	Workloads []Workload `json:"workloads"`
-	Pos       Pos        `json:"-"`
+	// Secrets are the secrets this environment's workloads may use: the top-level ones unified with the
+	// environment's own, by name. Only where values come from, never a value.
+	Secrets map[string]Secret `json:"secrets,omitempty"`
+	Pos     Pos               `json:"-"`
 }
 
 // Workload returns the workload with the given name and whether it exists.
@@ -46,15 +50,21 @@ func (e Environment) Workload(name string) (Workload, bool) {
 type Workload struct {
 	Name string `json:"name"`
 	// Provider names a target in Config.Targets.
-	Provider  string            `json:"provider"`
-	Image     string            `json:"image"`
-	Command   []string          `json:"command,omitempty"`
-	Args      []string          `json:"args,omitempty"`
-	Env       map[string]string `json:"env,omitempty"`
-	Ports     []Port            `json:"ports,omitempty"`
-	Replicas  int               `json:"replicas"`
-	Resources Resources         `json:"resources"`
-	Health    *HealthCheck      `json:"health,omitempty"`
+	Provider string   `json:"provider"`
+	Image    string   `json:"image"`
+	Command  []string `json:"command,omitempty"`
+	Args     []string `json:"args,omitempty"`
+	// Env holds the plain values only; variables set from a secret are in SecretEnv.
+	Env map[string]string `json:"env,omitempty"`
+	// SecretEnv maps an environment variable to the name of the secret that sets it (a key of
+	// Environment.Secrets). No variable is in both Env and SecretEnv.
+	SecretEnv map[string]string `json:"secretEnv,omitempty"`
+	// Files maps an absolute, clean path in the container to the secret delivered there.
+	Files     map[string]File `json:"files,omitempty"`
+	Ports     []Port          `json:"ports,omitempty"`
+	Replicas  int             `json:"replicas"`
+	Resources Resources       `json:"resources"`
+	Health    *HealthCheck    `json:"health,omitempty"`
 	// Pos maps a field path relative to the workload ("image", "ports[0].port", "" for the workload itself) to the
 	// place in the user's files that set it, for error messages. Not part of the spec.
 	Pos map[string]Pos `json:"-"`
@@ -66,6 +76,127 @@ func (w Workload) Position(path string) Pos {
 		return p
 	}
 	return w.Pos[""]
+}
+
+// Secrets returns the names of the secrets w uses (through SecretEnv or Files), sorted, without repeats.
+func (w Workload) Secrets() []string {
+	var names []string
+	for _, s := range w.SecretEnv {
+		names = append(names, s)
+	}
+	for _, f := range w.Files {
+		names = append(names, f.Secret)
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// File is a file in the container whose content is a secret's value.
+type File struct {
+	// Secret names a key of Environment.Secrets.
+	Secret string `json:"secret"`
+}
+
+// Secret is a named secret: where its value comes from, never the value. Exactly one source is set: SOPS (an
+// encrypted file in the repository, decrypted by the controller) or a reference to a secret store that the
+// runtime or the provider resolves (AWS, Kubernetes, Nomad, Vault, Azure, GCP).
+type Secret struct {
+	Name       string            `json:"name"`
+	SOPS       *SOPSSecret       `json:"sops,omitempty"`
+	AWS        *AWSSecret        `json:"aws,omitempty"`
+	Kubernetes *KubernetesSecret `json:"kubernetes,omitempty"`
+	Nomad      *NomadSecret      `json:"nomad,omitempty"`
+	Vault      *VaultSecret      `json:"vault,omitempty"`
+	Azure      *AzureSecret      `json:"azure,omitempty"`
+	GCP        *GCPSecret        `json:"gcp,omitempty"`
+	// Pos is where the secret was declared: the environment's declaration when it has one, else the top-level
+	// one. Errors about the secret's value (cannot decrypt, missing key) are reported here.
+	Pos Pos `json:"-"`
+}
+
+// Secret source kinds, as Secret.Kind returns them.
+const (
+	SecretSOPS       = "sops"
+	SecretAWS        = "aws"
+	SecretKubernetes = "kubernetes"
+	SecretNomad      = "nomad"
+	SecretVault      = "vault"
+	SecretAzure      = "azure"
+	SecretGCP        = "gcp"
+)
+
+// Kind is the source of the secret's value: one of the Secret* constants, "" for a zero Secret.
+func (s Secret) Kind() string {
+	switch {
+	case s.SOPS != nil:
+		return SecretSOPS
+	case s.AWS != nil:
+		return SecretAWS
+	case s.Kubernetes != nil:
+		return SecretKubernetes
+	case s.Nomad != nil:
+		return SecretNomad
+	case s.Vault != nil:
+		return SecretVault
+	case s.Azure != nil:
+		return SecretAzure
+	case s.GCP != nil:
+		return SecretGCP
+	}
+	return ""
+}
+
+// SOPSSecret is a value in a SOPS file of the repository, encrypted for age.
+type SOPSSecret struct {
+	// File is relative to the directory holding the .cue files, slash-separated and clean; it never leaves it.
+	File string `json:"file"`
+	// Key is a dotted path into the decrypted document ("db.password"; a decimal segment indexes a list); ""
+	// for the whole file.
+	Key string `json:"key,omitempty"`
+}
+
+// AWSSecret is an AWS Secrets Manager secret or an SSM Parameter Store parameter, by ARN.
+type AWSSecret struct {
+	// ARN is "arn:PARTITION:secretsmanager:REGION:ACCOUNT:secret:NAME" (optionally followed by ECS's
+	// ":json-key:version-stage:version-id") or "arn:PARTITION:ssm:REGION:ACCOUNT:parameter/NAME".
+	ARN string `json:"arn"`
+	// Service is "secretsmanager" or "ssm", read from the ARN.
+	Service string `json:"service"`
+}
+
+// KubernetesSecret is an existing Secret in the workload's namespace.
+type KubernetesSecret struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// NomadSecret is an item of a Nomad variable.
+type NomadSecret struct {
+	Path string `json:"path"`
+	Key  string `json:"key"`
+}
+
+// VaultSecret is a field of a HashiCorp Vault secret.
+type VaultSecret struct {
+	Path string `json:"path"`
+	Key  string `json:"key"`
+}
+
+// AzureSecret is an Azure Key Vault secret.
+type AzureSecret struct {
+	// Vault is the vault's name (https://VAULT.vault.azure.net).
+	Vault string `json:"vault"`
+	Name  string `json:"name"`
+	// Version pins a version (32 hex digits); "" for the latest.
+	Version string `json:"version,omitempty"`
+}
+
+// GCPSecret is a Secret Manager secret.
+type GCPSecret struct {
+	// Name is "projects/PROJECT/secrets/SECRET".
+	Name string `json:"name"`
+	// Version is "latest" (the default) or a version number.
+	Version string `json:"version"`
 }
 
 // Port is a container port. A public port is reachable at one stable address on the target (for docker, HostPort
