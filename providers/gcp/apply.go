@@ -670,7 +670,8 @@ func reasonOf(code string) string {
 
 // call runs one API call, retrying retryable errors with capped exponential backoff and jitter within
 // RetryAttempts. Not found, already exists and a failed precondition come back as they are (the callers decide);
-// other non-retryable errors come back marked permanent.
+// other non-retryable errors come back marked permanent, refused credentials and denied permissions with the fix
+// (explain).
 func (p *Provider) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
 	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Logger: p.log,
 		Classify: func(err error) providers.Class {
@@ -682,7 +683,14 @@ func (p *Provider) call(ctx context.Context, what string, f func(ctx context.Con
 			}
 			return providers.Invalid
 		}}
-	return r.Do(ctx, "gcp: "+what, f)
+	err := r.Do(ctx, "gcp: "+what, f)
+	if !errors.Is(err, providers.ErrPermanent) {
+		return err
+	}
+	if e := p.explain(err); e != err {
+		return providers.Permanent(e)
+	}
+	return err
 }
 
 // retryable tells whether an error is worth another try: throttling (429, 403 rateLimitExceeded), 5xx, conflicts

@@ -43,6 +43,8 @@ type Provider struct {
 	subnetwork  func() string
 	machineType string
 	log         *slog.Logger
+	// who names the identity the credentials are of ("" when unknown), for errors.
+	who string
 
 	templates    *compute.InstanceTemplatesClient
 	groups       *compute.RegionInstanceGroupManagersClient
@@ -130,11 +132,32 @@ func ParseSettings(t schema.Target) (Settings, error) {
 
 // New builds the provider for a gcp target: application default credentials, or the credentialsFile (a service
 // account key, authorized user or external account JSON); endpoint overrides the API endpoint.
+//
+// Without a credentialsFile, application default credentials are looked for as the SDK does
+// (GOOGLE_APPLICATION_CREDENTIALS, gcloud's file, the metadata server); when there are none, New fails at once
+// with the sources tried and the fix.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
-	return NewWithClientOptions(t, opts)
+	s, err := ParseSettings(t)
+	if err != nil {
+		return nil, err
+	}
+	if s.CredentialsFile != "" {
+		return NewWithClientOptions(t, opts)
+	}
+	creds, who, err := defaultCredentials(t.Name)
+	if err != nil {
+		return nil, err
+	}
+	p, err := NewWithClientOptions(t, opts, option.WithAuthCredentials(creds))
+	if err != nil {
+		return nil, err
+	}
+	p.who = who
+	return p, nil
 }
 
 // NewWithClientOptions is New with extra SDK client options (tests: an endpoint, option.WithoutAuthentication).
+// Without a credentialsFile, authentication is left to extra, or else to the SDK's own default.
 func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...option.ClientOption) (*Provider, error) {
 	s, err := ParseSettings(t)
 	if err != nil {
@@ -144,12 +167,15 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 	if s.Endpoint != "" {
 		copts = append(copts, option.WithEndpoint(s.Endpoint))
 	}
+	var who string
 	if s.CredentialsFile != "" {
 		typ, err := credentialsType(s.CredentialsFile)
 		if err != nil {
-			return nil, fmt.Errorf("target %q: setting credentialsFile: %w", t.Name, err)
+			return nil, fmt.Errorf("gcp target %q: settings.credentialsFile: %w. To fix: point it at a readable service "+
+				"account key, authorized user or workload identity federation JSON file", t.Name, err)
 		}
 		copts = append(copts, option.WithAuthCredentialsFile(typ, s.CredentialsFile))
+		who = identity(s.CredentialsFile, "settings.credentialsFile")
 	}
 	copts = append(copts, extra...)
 	ctx := context.Background() // client construction does no I/O
@@ -157,7 +183,7 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 		PollInterval: 2 * time.Second, RetryBase: time.Second, RetryMax: 30 * time.Second, RetryAttempts: 8,
 		RolloutTimeout: 20 * time.Minute,
 		target:         t.Name, project: s.Project, region: s.Region, machineType: s.MachineType,
-		log: opts.Logger, zones: s.Zones, seen: map[string]*computepb.InstanceTemplate{},
+		log: opts.Logger, zones: s.Zones, seen: map[string]*computepb.InstanceTemplate{}, who: who,
 	}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

@@ -29,7 +29,9 @@
 // stopped or deleted instances are repaired. A just-inserted template or group is missing from the first List that
 // would show it (eventual consistency). requestId is honoured: the same id and request return the same operation,
 // the same id with another request is a 400. Faults (Fail) answer the next n API calls with throttling (429 or 403
-// rateLimitExceeded), server errors (503 backendError), conflicts (409), or make the next operations slow.
+// rateLimitExceeded), server errors (503 backendError), conflicts (409), a denied permission (403 forbidden,
+// "Required 'compute.instanceGroupManagers.list' permission for 'projects/p/regions/r/instanceGroupManagers'"), a
+// disabled API (403 accessNotConfigured), or make the next operations slow.
 //
 // Validation as GCE answers it (400 with error.errors[].reason "invalid" or "required", unless noted), checked
 // against the Compute v1 discovery document for the calls berth makes:

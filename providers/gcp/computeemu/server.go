@@ -33,6 +33,11 @@ const (
 	FaultServer   = "server"   // 503 backendError
 	FaultConflict = "conflict" // 409 conflict: another operation is in progress
 	FaultSlow     = "slow"     // the next operation stays RUNNING for SlowSteps more steps
+	// FaultDenied answers 403 forbidden, "Required 'compute.<resource>.<method>' permission for '<resource>'", as
+	// Compute does when the caller's IAM roles lack the permission.
+	FaultDenied = "denied"
+	// FaultDisabled answers 403 accessNotConfigured, as Compute does when its API is not enabled in the project.
+	FaultDisabled = "disabled"
 )
 
 // Zones is how many zones the region has by default (Options.Zones): "<region>-b", "-c" and "-d", as
@@ -405,6 +410,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			writeError(w, errorf(403, "rateLimitExceeded", "Quota exceeded for quota metric 'Queries' and limit 'Queries per minute' of service 'compute.googleapis.com'"))
 		case FaultConflict:
 			writeError(w, errorf(409, "conflict", "The resource is being modified by another operation in progress"))
+		case FaultDenied:
+			writeError(w, errorf(403, "forbidden", "Required '%s' permission for '%s'", permissionOf(r.Method, r.URL.Path), strings.TrimPrefix(r.URL.Path, "/compute/v1/")))
+		case FaultDisabled:
+			writeError(w, errorf(403, "accessNotConfigured", "Compute Engine API has not been used in project %s before or it is disabled. Enable it by visiting https://console.developers.google.com/apis/api/compute.googleapis.com/overview?project=%s then retry.", s.opts.Project, s.opts.Project))
 		default:
 			writeError(w, errorf(503, "backendError", "Backend Error"))
 		}
@@ -417,6 +426,32 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeProto(w, m)
+}
+
+// permissionOf is the IAM permission Compute names for a call: compute.<collection>.<list|get|create|delete|
+// update|verb>.
+func permissionOf(method, path string) string {
+	if m := regionRE.FindStringSubmatch(path); m != nil {
+		return "compute.regions.get"
+	}
+	m := pathRE.FindStringSubmatch(path)
+	if m == nil {
+		return "compute.projects.get"
+	}
+	coll, name, verb := m[3], m[4], m[5]
+	switch {
+	case verb != "":
+		return "compute." + coll + "." + verb
+	case method == http.MethodGet && name == "":
+		return "compute." + coll + ".list"
+	case method == http.MethodGet:
+		return "compute." + coll + ".get"
+	case method == http.MethodPost:
+		return "compute." + coll + ".create"
+	case method == http.MethodDelete:
+		return "compute." + coll + ".delete"
+	}
+	return "compute." + coll + ".update"
 }
 
 var regionRE = regexp.MustCompile(`^/compute/v1/projects/([^/]+)/regions/([^/]+)$`)
