@@ -161,7 +161,7 @@ func (p *Provider) explain(err error) error {
 	if err == nil {
 		return nil
 	}
-	quote := func() string { return redact.Body([]byte(err.Error()), quoteMax) }
+	quote := func() string { return strings.TrimRight(redact.Body([]byte(err.Error()), quoteMax), ".") }
 	var ce *credentialsError
 	if errors.As(err, &ce) {
 		if transientCredentials(ce.err) {
