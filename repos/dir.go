@@ -56,7 +56,7 @@ func openDir(ctx context.Context, location string, opts Options) (*dirSource, er
 	}
 	s := &dirSource{
 		root: root, opts: opts, store: st, gate: newGate(), changes: newSignal(), done: make(chan struct{}),
-		log: opts.Logger.With("source", root),
+		log: opts.Logger.With("location", root),
 	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {

@@ -74,7 +74,7 @@ func openGit(ctx context.Context, location string, opts Options) (*gitSource, er
 	}
 	s := &gitSource{
 		display: display, opts: opts, store: st, gate: newGate(),
-		changes: newSignal(), log: opts.Logger.With("source", display), verify: v,
+		changes: newSignal(), log: opts.Logger.With("location", display), verify: v,
 		gitDir: filepath.Join(st.cache, "git"),
 	}
 	authm, err := buildAuth(ep, opts.Credentials, st.cache)

@@ -57,7 +57,9 @@ type Options struct {
 	Timeout time.Duration
 	// MaxFileSize refuses snapshots holding a larger file; DefaultMaxFileSize when 0.
 	MaxFileSize int64
-	Logger      *slog.Logger
+	// Logger receives the source's logs, each with location=<the location without credentials> (the caller's
+	// logger may already name the source); slog.Default() when nil.
+	Logger *slog.Logger
 	// Auth authenticates Git network operations beyond credentials in the URL; nil for none. Any go-git
 	// transport.AuthMethod (e.g. ssh.PublicKeys, http.BasicAuth) fits. Credentials, when set, is used instead.
 	Auth AuthMethod
