@@ -14,6 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/schema/redact"
+
 	_ "github.com/berth-dev/berth/providers/aws"        // the aws target type
 	_ "github.com/berth-dev/berth/providers/azure"      // the azure target type
 	_ "github.com/berth-dev/berth/providers/docker"     // the docker target type
@@ -46,8 +48,11 @@ func main() {
 	os.Exit(code)
 }
 
-// run executes one command line and returns the process exit status.
+// run executes one command line and returns the process exit status. Everything it writes, results, logs and
+// errors alike, goes through the redaction choke point (schema/redact): a value registered anywhere in the process
+// (a source's credentials, a webhook secret) is masked in every encoding.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	stdout, stderr = redact.Writer(stdout), redact.Writer(stderr)
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -57,11 +62,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintln(stderr, "berth:", ee.err)
+			fmt.Fprintln(stderr, "berth:", redact.Error(ee.err))
 		}
 		return ee.code
 	}
-	fmt.Fprintln(stderr, "berth:", err)
+	fmt.Fprintln(stderr, "berth:", redact.Error(err))
 	return 1
 }
 
@@ -80,10 +85,12 @@ func (g *globals) logger() *slog.Logger {
 		lvl = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(g.stderr, opts)
 	if g.logFormat == "json" {
-		return slog.New(slog.NewJSONHandler(g.stderr, opts))
+		h = slog.NewJSONHandler(g.stderr, opts)
 	}
-	return slog.New(slog.NewTextHandler(g.stderr, opts))
+	// Messages and attributes are masked before they are encoded, so no quoting or escaping hides a secret.
+	return slog.New(redact.Handler(h))
 }
 
 func newRoot(stdout, stderr io.Writer) *cobra.Command {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -23,6 +25,7 @@ import (
 	"github.com/berth-dev/berth/repos"
 	"github.com/berth-dev/berth/repos/webhook"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // Serve's defaults.
@@ -348,8 +351,14 @@ func apiHandler(sources []*followed, reg *prometheus.Registry, hooks http.Handle
 		for _, f := range sources {
 			st.Sources = append(st.Sources, f.ctrl.Status())
 		}
+		// The status quotes errors from sources, servers and providers: masked as encoded, in one place.
+		var b bytes.Buffer
+		if err := writeJSON(&b, st); err != nil {
+			http.Error(w, "status: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = writeJSON(w, st)
+		_, _ = io.WriteString(w, redact.String(b.String()))
 	})
 	mux.Handle(webhook.PathPrefix, hooks)
 	return mux

@@ -126,7 +126,8 @@ func (s *Set) add(forms ...string) {
 
 // encodings are the forms in which value may be echoed back.
 func encodings(value string) []string {
-	forms := []string{value, url.QueryEscape(value), url.PathEscape(value), hex.EncodeToString([]byte(value))}
+	forms := []string{value, url.QueryEscape(value), url.PathEscape(value), url.User(value).String(),
+		hex.EncodeToString([]byte(value))}
 	if b, err := json.Marshal(value); err == nil {
 		forms = append(forms, strings.Trim(string(b), `"`))
 	}

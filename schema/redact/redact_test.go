@@ -21,6 +21,7 @@ func TestStringMasksEveryEncoding(t *testing.T) {
 		secret,
 		url.QueryEscape(secret),
 		url.PathEscape(secret),
+		url.UserPassword("u", secret).String(),
 		hex.EncodeToString([]byte(secret)),
 		base64.StdEncoding.EncodeToString([]byte(secret)),
 		base64.RawURLEncoding.EncodeToString([]byte(secret)),
