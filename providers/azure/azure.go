@@ -13,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
@@ -43,7 +44,10 @@ func init() { providers.Register("azure", New) }
 type Provider struct {
 	client                                 *armcontainerinstance.ContainerGroupsClient
 	target, resourceGroup, location, dnsPx string
-	log                                    *slog.Logger
+	subscription                           string
+	// credKind is settings.credential, for errors.
+	credKind string
+	log      *slog.Logger
 
 	// PollInterval paces the polling of operations and of readiness (a Retry-After above it wins, up to
 	// MaxPollDelay).
@@ -141,6 +145,11 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	}
 	c := cloudFor(s.Endpoint)
 	copts := azcore.ClientOptions{Cloud: c}
+	var aopts *arm.ClientOptions
+	if transport != nil {
+		copts.Transport = transport
+		aopts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: transport}}
+	}
 	var cred azcore.TokenCredential
 	switch s.Credential {
 	case "environment":
@@ -155,9 +164,15 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: copts})
 	}
 	if err != nil {
-		return nil, fmt.Errorf("target %q: azure credential %q: %w", t.Name, s.Credential, err)
+		return nil, fmt.Errorf("azure target %q: settings.credential %q: %w. Tried: %s. To fix: %s", t.Name,
+			s.Credential, err, chain(s.Credential), fixNoCredentials)
 	}
-	return NewWithCredential(t, opts, cred, nil)
+	p, err := NewWithCredential(t, opts, cred, aopts)
+	if err != nil {
+		return nil, err
+	}
+	p.credKind = s.Credential
+	return p, nil
 }
 
 // NewWithCredential builds the provider with an explicit credential. copts (may be nil) tunes the SDK client:
@@ -176,7 +191,7 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 	if strings.HasPrefix(s.Endpoint, "http://") {
 		o.InsecureAllowCredentialWithHTTP = true
 	}
-	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, cred, &o)
+	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, &credential{next: cred}, &o)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: container groups client: %w", t.Name, err)
 	}
@@ -186,6 +201,7 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 	}
 	return &Provider{
 		client: client, target: t.Name, resourceGroup: s.ResourceGroup, location: s.Location, dnsPx: s.DNSLabelPrefix,
+		subscription: s.SubscriptionID, credKind: "given to NewWithCredential",
 		log:          log.With("provider", "azure", "target", t.Name),
 		PollInterval: DefaultPollInterval, MaxPollDelay: DefaultMaxPollDelay, ReadyTimeout: DefaultReadyTimeout,
 		RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax, RetryBudget: DefaultRetryBudget,
@@ -237,8 +253,13 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 }
 
 // retryable classifies an error from the SDK: throttling, server errors, timeouts, conflicts, quota and failed
-// operations with a transient code retry; validation and other client errors do not.
+// operations with a transient code retry; validation and other client errors, denied access, and a credential that
+// could not get a token (unless Entra ID or the managed identity endpoint answered with throttling or a 5xx) do not.
 func retryable(err error) bool {
+	var ce *credentialError
+	if errors.As(err, &ce) { // no token, so nothing was sent
+		return transientCredential(ce.err)
+	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {
 		var nr *notReady
@@ -247,7 +268,8 @@ func retryable(err error) bool {
 	switch re.ErrorCode {
 	case "InaccessibleImage", "ResourceRequestsNotSupported", "InvalidRequestContent", "InvalidContainerGroupName",
 		"LocationRequired", "InvalidTagNameCharacters", "InvalidTagValueLength", "InvalidIpAddressPorts",
-		"AuthorizationFailed", "AuthenticationFailed", "InvalidApiVersionParameter", "MissingApiVersionParameter",
+		"AuthorizationFailed", "AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant",
+		"ExpiredAuthenticationToken", "InvalidApiVersionParameter", "MissingApiVersionParameter",
 		"SubscriptionNotFound", "ResourceGroupNotFound", "LocationNotAvailableForResourceType":
 		return false
 	case "TooManyRequests", "SubscriptionRequestsThrottled", "Conflict", "ContainerGroupTransitioning",
@@ -276,7 +298,7 @@ func (p *Provider) retry(ctx context.Context, what string, fn func() error) erro
 		case errors.Is(err, providers.ErrPermanent):
 			return err
 		case !retryable(err):
-			return providers.Permanent(err)
+			return providers.Permanent(p.explain(err))
 		case ctx.Err() != nil:
 			return err
 		case time.Since(start)+delay > p.RetryBudget:

@@ -57,4 +57,14 @@
 // operations, exhausted throttling) is retried by the provider with capped exponential backoff within
 // RetryBudget; validation errors (InaccessibleImage, ResourceRequestsNotSupported, other 4xx) are
 // providers.Permanent.
+//
+// Credentials: settings.credential picks the source (default: azidentity's DefaultAzureCredential chain of
+// environment, workload identity, managed identity, Azure CLI, Azure Developer CLI, Azure PowerShell). A credential
+// that gets no token stops the call before anything is sent to Resource Manager: no source available, and a secret,
+// certificate or federated token Entra ID refuses (AuthenticationFailedError), are permanent after one attempt, the
+// error quoting the chain's own report (bounded, on one line, redacted), the sources as they stand in the
+// environment and how to provide one; only Entra ID or the managed identity endpoint answering with throttling or
+// a 5xx, or a token request timing out, is retried. Resource Manager's 403 AuthorizationFailed and 401
+// InvalidAuthenticationToken are permanent with its words and the fix (the role assignment to make, the login to
+// renew).
 package azure

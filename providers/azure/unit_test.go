@@ -1,12 +1,16 @@
 package azure
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/berth-dev/berth/providers"
@@ -205,6 +209,25 @@ func TestRepair(t *testing.T) {
 		c.change(&g)
 		if got := repair(&g, &want); got != c.want {
 			t.Errorf("%s: repair %d, want %d", c.name, got, c.want)
+		}
+	}
+}
+
+// A token failure is retried only when Entra ID or the managed identity endpoint answered with throttling or a 5xx.
+func TestCredentialErrorsClassified(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&azidentity.AuthenticationFailedError{RawResponse: &http.Response{StatusCode: http.StatusServiceUnavailable}}, true},
+		{&azidentity.AuthenticationFailedError{RawResponse: &http.Response{StatusCode: http.StatusTooManyRequests}}, true},
+		{&azidentity.AuthenticationFailedError{RawResponse: &http.Response{StatusCode: http.StatusUnauthorized}}, false},
+		{&azidentity.AuthenticationFailedError{}, false},
+		{azidentity.NewCredentialUnavailableError("no credential"), false},
+		{context.DeadlineExceeded, true},
+	} {
+		if got := retryable(fmt.Errorf("list: %w", &credentialError{err: c.err})); got != c.want {
+			t.Errorf("retryable(%v) = %t, want %t", c.err, got, c.want)
 		}
 	}
 }

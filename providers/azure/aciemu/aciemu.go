@@ -34,6 +34,11 @@ const (
 	Slow        Kind = "slow"        // the operation stays InProgress SlowTicks longer
 	Failed      Kind = "failed"      // the operation ends Failed (InternalServerError)
 	Canceled    Kind = "canceled"    // the operation ends Canceled
+	// Denied answers 403 AuthorizationFailed, as Resource Manager does when no role assignment of the caller allows
+	// the action on the scope.
+	Denied Kind = "denied"
+	// Unauthenticated answers 401 InvalidAuthenticationToken, as Resource Manager does for a token it cannot use.
+	Unauthenticated Kind = "unauthenticated"
 )
 
 // Defaults of Options.
@@ -308,6 +313,30 @@ func (s *Server) instanceState(g *group) string {
 }
 
 // armError writes an ARM error body.
+// DeniedObjectID is the object id a Denied fault names as the client.
+const DeniedObjectID = "7f1c2d3e-0000-4000-8000-00000000b347"
+
+// action is the authorization action Resource Manager names for a request.
+func action(method string, rt route) string {
+	a := "Microsoft.ContainerInstance/containerGroups/"
+	switch method {
+	case http.MethodPut:
+		return a + "write"
+	case http.MethodDelete:
+		return a + "delete"
+	}
+	return a + "read"
+}
+
+// scope is the scope Resource Manager names for a request: the group, or the resource group of a list.
+func scope(rt route) string {
+	sc := "/subscriptions/" + rt.sub + "/resourceGroups/" + rt.rg
+	if rt.name != "" {
+		sc += "/providers/Microsoft.ContainerInstance/containerGroups/" + rt.name
+	}
+	return sc
+}
+
 func armError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("x-ms-failure-cause", "gateway")
@@ -421,6 +450,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			armError(w, http.StatusGatewayTimeout, "GatewayTimeout", "The gateway did not receive a response within the specified time period.")
 		case Conflict:
 			armError(w, http.StatusConflict, "Conflict", "Another operation is in progress on the resource; retry later.")
+		case Denied:
+			armError(w, http.StatusForbidden, "AuthorizationFailed", fmt.Sprintf("The client '%[1]s' with object id "+
+				"'%[1]s' does not have authorization to perform action '%[2]s' over scope '%[3]s' or the scope is "+
+				"invalid. If access was recently granted, please refresh your credentials.", DeniedObjectID, action(r.Method, rt), scope(rt)))
+		case Unauthenticated:
+			w.Header().Set("WWW-Authenticate", `Bearer authorization_uri="https://login.microsoftonline.com/common", error="invalid_token", error_description="The access token is invalid."`)
+			armError(w, http.StatusUnauthorized, "InvalidAuthenticationToken", "The access token is invalid.")
 		default:
 			armError(w, http.StatusInternalServerError, "InternalServerError", "Encountered internal server error. Please try again.")
 		}

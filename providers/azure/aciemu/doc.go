@@ -71,8 +71,9 @@
 // (the location's capabilities list them); the emulator has the one standard set.
 //
 // Faults (Fail): throttle (429 TooManyRequests with Retry-After), server (500 InternalServerError; the constant
-// ServerError), unavailable (503 ServiceUnavailable), timeout (504 GatewayTimeout), conflict (409 Conflict) hit the
-// next requests; slow (the operation stays InProgress Options.SlowTicks longer), failed and canceled hit the next
+// ServerError), unavailable (503 ServiceUnavailable), timeout (504 GatewayTimeout), conflict (409 Conflict),
+// denied (403 AuthorizationFailed naming the client, the action and the scope, as Resource Manager words it) and
+// unauthenticated (401 InvalidAuthenticationToken) hit the next requests; slow (the operation stays InProgress Options.SlowTicks longer), failed and canceled hit the next
 // operations. Drift: DeleteGroup, StopGroup (instance state Stopped, containers Terminated), SetState. Look-alikes:
 // PutGroup inserts a running group directly. Requests logs every (operation, method, path, body) for golden files
 // and request counts.
