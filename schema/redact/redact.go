@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -183,8 +184,12 @@ func (e *redacted) Error() string { return e.msg }
 func (e *redacted) Unwrap() error { return e.err }
 
 // Body is what an error may quote of a remote server's answer: at most max bytes (cut at a rune boundary, with
-// "…" when cut), control characters replaced by spaces, registered values masked.
+// "…" when cut), terminal escape sequences removed, control characters and invalid UTF-8 replaced by spaces, runs of
+// spaces made one, registered values masked.
 func Body(b []byte, max int) string { return Default.Body(b, max) }
+
+// escapes are terminal control sequences: CSI (colours, cursor moves) and OSC (window titles, hyperlinks).
+var escapes = regexp.MustCompile(`\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)`)
 
 // Body is the package-level Body on s.
 func (s *Set) Body(b []byte, max int) string {
@@ -192,18 +197,20 @@ func (s *Set) Body(b []byte, max int) string {
 	v := s.String(string(b))
 	cut := false
 	if len(v) > max {
-		v, cut = v[:max], true
-		for len(v) > 0 && !utf8.ValidString(v) {
-			v = v[:len(v)-1]
+		i := max
+		for i > 0 && !utf8.RuneStart(v[i]) {
+			i--
 		}
+		v, cut = v[:i], true
 	}
+	v = escapes.ReplaceAllString(v, "")
 	v = strings.Map(func(r rune) rune {
 		if r == utf8.RuneError || unicode.IsControl(r) {
 			return ' '
 		}
 		return r
 	}, v)
-	v = strings.TrimSpace(v)
+	v = strings.Join(strings.FieldsFunc(v, func(r rune) bool { return r == ' ' }), " ")
 	if cut {
 		v += "…"
 	}

@@ -133,3 +133,16 @@ func TestWriter(t *testing.T) {
 		t.Errorf("written: %q", got)
 	}
 }
+
+func TestBodyCleansTerminalEscapes(t *testing.T) {
+	var s Set
+	got := s.Body([]byte("\x1b[1;31mDenied\x1b[0m\r\n\x1b]0;title\x07\tfor  you\xff\xfe!"), 100)
+	if got != "Denied for you !" {
+		t.Errorf("Body = %q", got)
+	}
+	// Invalid UTF-8 in the middle does not cut the text short.
+	long := strings.Repeat("ab\xffcd ", 50)
+	if got := s.Body([]byte(long), 64); len(got) < 50 || !strings.HasSuffix(got, "…") {
+		t.Errorf("Body = %q", got)
+	}
+}
