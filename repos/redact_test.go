@@ -18,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 
 	"github.com/berth-dev/berth/repos/gittest"
 	"github.com/berth-dev/berth/schema/redact"
@@ -126,8 +127,9 @@ func TestRegisterSecrets(t *testing.T) {
 		Credentials: &Credentials{SSHKey: Secret(key), SSHKeyPassphrase: "key-passphrase-0x77"},
 		ProxyURL:    "http://proxy-user:proxy-pw-0x88@127.0.0.1:3128",
 	})
+	registerSecrets("https://example.invalid/repo.git", Options{Auth: &githttp.BasicAuth{Username: "u", Password: "auth-pw-0x99"}})
 	lines := strings.Split(strings.TrimSpace(key), "\n")
-	for _, v := range append([]string{key, "key-passphrase-0x77", "proxy-pw-0x88",
+	for _, v := range append([]string{key, "key-passphrase-0x77", "proxy-pw-0x88", "auth-pw-0x99",
 		base64.StdEncoding.EncodeToString([]byte("proxy-user:proxy-pw-0x88"))}, lines[1:len(lines)-2]...) {
 		if got := redact.String("said: " + v); strings.Contains(got, v) {
 			t.Errorf("%q not masked: %q", v, got)
