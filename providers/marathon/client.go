@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // APIError is an answer of Marathon other than 2xx.
@@ -145,6 +146,9 @@ func (p *Provider) call(ctx context.Context, method, path string, query url.Valu
 			if ae.NotFound() || ae.Locked() {
 				return ae
 			}
+			if ae.Status == http.StatusUnauthorized || ae.Status == http.StatusForbidden {
+				return providers.Permanent(p.explain(ae))
+			}
 			return providers.Permanent(fmt.Errorf("marathon: %w", ae))
 		}
 		if attempt >= p.RetryAttempts {
@@ -158,6 +162,36 @@ func (p *Provider) call(ctx context.Context, method, path string, query url.Valu
 		backoff = min(2*backoff, p.RetryMax)
 	}
 }
+
+// explain says how to fix a refused DC/OS token (401) or a missing permission (403), quoting Marathon's words
+// (bounded, redacted); the result unwraps to ae.
+func (p *Provider) explain(ae *APIError) error {
+	fix := "the target sends no DC/OS token: for DC/OS strict or permissive mode, log a service account in " +
+		"(`dcos auth login --username ACCOUNT --private-key KEY.pem`), put its token (`dcos config show " +
+		"core.dcos_acs_token`) in an environment variable and name it in settings.tokenEnv"
+	if p.set.tokenEnv != "" {
+		fix = "the DC/OS token in " + p.set.tokenEnv + " (settings.tokenEnv) is wrong or expired (tokens last 5 days " +
+			"by default): put a fresh one there (`dcos auth login`, then `dcos config show core.dcos_acs_token`)"
+	}
+	what := "authentication refused"
+	if ae.Status == http.StatusForbidden {
+		what = "permission denied"
+		fix = "the account lacks Marathon's permissions: grant it dcos:service:marathon:marathon:services:/ (full) " +
+			"or the app group berth uses (`dcos security org users grant ACCOUNT " +
+			"dcos:service:marathon:marathon:services:/ full`)"
+	}
+	return &explained{err: ae, msg: fmt.Sprintf("marathon target %q: %s: %s. To fix: %s", p.target, what,
+		strings.TrimRight(redact.Body([]byte(ae.Error()), 400), "."), fix)}
+}
+
+// explained is an error with a message for people; it unwraps to the error it explains.
+type explained struct {
+	err error
+	msg string
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
 
 // appPath is the API path of app id ("/berth/i/dev/web" → "/v2/apps/berth/i/dev/web").
 func appPath(id string) string { return "/v2/apps" + id }

@@ -44,5 +44,6 @@
 // GET /v2/apps?label=berth.dev\/instance==<instance>&embed=apps.tasks, then a filter on environment, target and
 // the expected id. Every call goes through one retry layer: 5xx, 429, timeouts and dropped connections are retried
 // with capped exponential backoff and jitter; 400, 401, 403 and 422 (with Marathon's validation details) come back
-// as providers.Permanent.
+// as providers.Permanent; a 401 or 403 with Marathon's words and what to fix (the DC/OS token in settings.tokenEnv,
+// or the account's permissions).
 package marathon

@@ -43,5 +43,6 @@
 // per owned job Info, LatestDeployment, Allocations (and Versions once per old version seen). Plan (an optional
 // capability) is Nomad's plan with diff. Every call goes through one retry layer: 5xx, 429, 408, 409 and transport
 // failures are retried with capped exponential backoff and jitter; 4xx answers, and the 500 with a multi-error
-// body that Nomad answers a job its validation refuses, are providers.Permanent.
+// body that Nomad answers a job its validation refuses, are providers.Permanent. A refused ACL token (401, 403)
+// fails the call once with Nomad's words and what to fix: the token in settings.tokenEnv, or that no token is sent.
 package nomad

@@ -18,6 +18,7 @@ import (
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // Type is the target type served.
@@ -303,10 +304,46 @@ func (p *Provider) call(ctx context.Context, op string, extra time.Duration, f f
 			return fmt.Errorf("%w: %w", errNotFound, err)
 		case classConflict:
 			return fmt.Errorf("%w: %w", errConflict, err)
+		case classPermanent:
+			if e := p.explain(err); e != err {
+				return providers.Permanent(e)
+			}
 		}
 	}
 	return err
 }
+
+// explain says how to fix a refused ACL token (401, 403), quoting Nomad's words (bounded, redacted); other errors
+// come back as they are. The result keeps err's identity.
+func (p *Provider) explain(err error) error {
+	var ue api.UnexpectedResponseError
+	if !errors.As(err, &ue) || !ue.HasStatusCode() || ue.StatusCode() != http.StatusForbidden && ue.StatusCode() != http.StatusUnauthorized {
+		return err
+	}
+	ns := p.set.namespace
+	if ns == "" {
+		ns = "default"
+	}
+	fix := fmt.Sprintf("the target sends no ACL token: create one with a policy allowing submit-job, read-job and "+
+		"list-jobs in namespace %q (`nomad acl token create -policy NAME`) and name the environment variable that "+
+		"holds it in settings.tokenEnv", ns)
+	if p.set.tokenEnv != "" {
+		fix = fmt.Sprintf("the ACL token in %s (settings.tokenEnv) is unknown, expired, or its policies do not allow "+
+			"submit-job, read-job and list-jobs in namespace %q (`nomad acl token self` shows them); put a token "+
+			"that does in %s", p.set.tokenEnv, ns, p.set.tokenEnv)
+	}
+	return &explained{err: err, msg: fmt.Sprintf("nomad target %q: permission denied: %s. To fix: %s", p.target,
+		strings.TrimRight(redact.Body([]byte(err.Error()), 400), "."), fix)}
+}
+
+// explained is an error with a message for people; it unwraps to the error it explains.
+type explained struct {
+	err error
+	msg string
+}
+
+func (e *explained) Error() string { return e.msg }
+func (e *explained) Unwrap() error { return e.err }
 
 func (p *Provider) query(ctx context.Context) *api.QueryOptions {
 	return (&api.QueryOptions{}).WithContext(ctx)

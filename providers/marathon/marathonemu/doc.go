@@ -39,8 +39,9 @@
 //     maxConsecutiveFailures 3, delaySeconds 15, ipProtocol IPv4. Fields the emulator does not know are kept and
 //     answered back as given.
 //   - Authentication: with Options.Token, every request needs "Authorization: token=<Token>" (401 otherwise).
-//   - Faults: Fail(n, kind) with kinds server (500), unavailable (503), reset (connection closed without an
-//     answer) and slow (the next n tasks take SlowSteps more steps to start).
+//   - Faults: Fail(n, kind) with kinds server (500), unavailable (503), denied (403 "Not Authorized to perform
+//     this action!", as Marathon answers in DC/OS strict mode), reset (connection closed without an answer) and
+//     slow (the next n tasks take SlowSteps more steps to start).
 //   - Out-of-band hooks: KillTask, CreateLookAlike (an app without labels), AppExists, Tasks, Requests.
 //
 // Simplified: one agent ("agent-1") with unlimited resources and no port conflicts; no groups API, pods,

@@ -22,6 +22,8 @@ const (
 	Unavailable = "unavailable"
 	Reset       = "reset"
 	Slow        = "slow"
+	// Denied answers 403 as Marathon does in DC/OS strict mode for an account without the permission.
+	Denied = "denied"
 )
 
 // Defaults of Options.
@@ -255,6 +257,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case fault == Unavailable:
 		aerr = errMsg(http.StatusServiceUnavailable, "Marathon is not the leader: injected fault")
 	case fault == Reset:
+	case fault == Denied:
+		aerr = errMsg(http.StatusForbidden, "Not Authorized to perform this action!")
 	case s.opts.Token != "" && r.Header.Get("Authorization") != "token="+s.opts.Token:
 		aerr = errMsg(http.StatusUnauthorized, "Unauthorized: missing or invalid DC/OS token")
 	default:
