@@ -6,7 +6,23 @@
 // GET /v1/job/:id/allocations, GET /v1/job/:id/deployment (the latest), GET /v1/job/:id/deployments,
 // GET /v1/job/:id/versions, PUT /v1/job/:id/plan (diff), PUT /v1/job/:id/scale (`nomad job scale`: a new version
 // with the count changed, in place; 400 "job scaling blocked due to active deployment" while one runs),
-// DELETE /v1/job/:id (?purge=true).
+// DELETE /v1/job/:id (?purge=true); and the variables API (variables.go): GET, PUT and DELETE /v1/var/:path
+// (?cas=N), GET /v1/vars (?prefix=, ?namespace=*, ?per_page=, ?next_token=).
+//
+// Variables as the agent serves them (command/agent/variable_endpoint.go and the server's Validate, as read):
+// a write answers the variable with its items and the write's X-Nomad-Index; a read answers X-Nomad-Index = the
+// variable's ModifyIndex and 404 "variable not found" for a missing path (the api client's
+// ErrVariablePathNotFound); a delete answers 204. Check-and-set: cas=0 means "must not exist", cas=N "must be at
+// ModifyIndex N"; a mismatch is 409 with the current variable (items included, as for a caller that may read it)
+// or, for a missing one, a zero variable with only Namespace and Path, and X-Nomad-Index = the conflict's
+// ModifyIndex. Refusals: 400 "variable missing required Items object" and "can not parse cas: ..."; the
+// validator's errors are plain RPC errors, so 500 with the text: "invalid path %q" (^[a-zA-Z0-9-_~/]{1,128}$),
+// the reserved "nomad/" tree (only nomad/jobs/... and nomad/job-templates/<name>), "variables are limited to
+// 64KiB in total size" (keys plus values). Lists carry metadata only, ordered by namespace then path, paged with
+// X-Nomad-NextToken "<namespace>.<path>". DenyVariable answers 403 "Permission denied" for a path and leaves it out
+// of lists; SetVariable and Variable are out-of-band hooks. Create and modify times are reproducible (one second
+// per index from 2025-01-01). Not emulated: variable locks, the ACL policy model beyond Token and DenyVariable,
+// per-table indexes (the index is global, as for jobs). Requests records the PUT bodies, items included.
 //
 // Behaviour that matters to a provider:
 //   - Every answer carries X-Nomad-Index (one raft-like index for all state), X-Nomad-KnownLeader and
@@ -25,7 +41,8 @@
 //     is reverted to its last stable version (a new version), as Nomad does.
 //   - Failed allocations are rescheduled (a replacement is placed outside any deployment, as Nomad does after a
 //     deployment ended). KillAlloc (an allocation dies) and StopAlloc (an operator's `nomad alloc stop`) drift.
-//   - Faults: Fail(n, kind): ServerError (500) and RateLimited (429) on the next n requests, Conflict (500 with
+//   - Faults: Fail(n, kind): ServerError (500), RateLimited (429) and Timeout (no answer until the client gives
+//     up; its context must end) on the next n requests, Conflict (500 with
 //     the enforce-index message, as if another writer had just registered) on the next n registers.
 //   - ACL: with Options.Token set, a request without that X-Nomad-Token answers 403 "Permission denied".
 //   - Register and plan canonicalize the job as the agent does (api.Job.Canonicalize: 100 MHz and 300 MB for

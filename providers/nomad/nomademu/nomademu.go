@@ -83,6 +83,7 @@ type Server struct {
 	conflict int // registers still to answer with a lost compare-and-set
 	failImgs map[string]bool
 	requests []Request
+	vars     *varStore // variables.go
 }
 
 type job struct {
@@ -309,6 +310,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		switch kind {
 		case RateLimited:
 			s.write(w, nil, errf(http.StatusTooManyRequests, "Too many requests"))
+		case Timeout:
+			hold(r)
 		default:
 			s.write(w, nil, errf(http.StatusInternalServerError, "rpc error: No cluster leader"))
 		}
@@ -372,6 +375,9 @@ func min2(a, b time.Duration) time.Duration {
 }
 
 func (s *Server) write(w http.ResponseWriter, out any, herr *httpError) {
+	if herr == nil && s.writeReply(w, out) {
+		return
+	}
 	s.mu.Lock()
 	idx := s.index
 	s.mu.Unlock()
@@ -400,6 +406,8 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 		return s.listJobs(namespace, q), nil
 	case path == "/v1/jobs" && (method == http.MethodPut || method == http.MethodPost):
 		return s.registerReq(namespace, body)
+	case path == "/v1/vars" || strings.HasPrefix(path, "/v1/var/"):
+		return s.variables(method, path, namespace, q, body)
 	case strings.HasPrefix(path, "/v1/job/"):
 		rest := strings.TrimPrefix(path, "/v1/job/")
 		id, sub, _ := strings.Cut(rest, "/")
