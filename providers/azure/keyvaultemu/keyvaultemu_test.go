@@ -180,12 +180,14 @@ func TestErrorsAndFaults(t *testing.T) {
 		}
 	}
 	s.Fail(3, keyvaultemu.Throttle)
-	if st, cd := code(get("db", "")); st != http.StatusTooManyRequests || cd != "Throttled" {
+	err := get("db", "")
+	var re *azcore.ResponseError
+	if st, cd := code(err); st != http.StatusTooManyRequests || cd != "Throttled" || !errors.As(err, &re) || re.RawResponse.Header.Get("Retry-After") != "0" {
 		t.Errorf("throttled past the retries: %d %s", st, cd)
 	}
 	s.Fail(1, keyvaultemu.Timeout)
 	tctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	_, err := c.GetSecret(tctx, "db", "", nil)
+	_, err = c.GetSecret(tctx, "db", "", nil)
 	cancel()
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("timeout: %v", err)
