@@ -485,7 +485,7 @@ func call[T any](ctx context.Context, p *Provider, what string, f func(context.C
 			return zero, fmt.Errorf("%s: %w", what, err) // the caller decides what absence means
 		}
 		if !Transient(err) {
-			return zero, providers.Permanent(fmt.Errorf("%s: %w", what, err))
+			return zero, providers.Permanent(p.explain(fmt.Errorf("%s: %w", what, err)))
 		}
 		if attempt >= p.RetryAttempts {
 			return zero, fmt.Errorf("%s: giving up after %d tries: %w", what, attempt, err)

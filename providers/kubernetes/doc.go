@@ -60,5 +60,6 @@
 //
 // Every call goes through one retry layer: conflicts, 429, 5xx, timeouts and transport failures are retried with
 // capped exponential backoff and jitter (honouring Retry-After); invalid, forbidden and unauthorized requests come
-// back as providers.Permanent.
+// back as providers.Permanent, the last two with the API server's words and what to fix (the kubeconfig's user,
+// or the RBAC rules to grant).
 package kubernetes
