@@ -33,7 +33,8 @@ printf '%-11s %-8s %-6s\n' all "$total" "$seen"
 echo
 echo "List pass cost (BenchmarkList: runtime requests and time per List pass)"
 for p in "${provs[@]}"; do
-  go test -count=1 -run '^$' -bench 'List' -benchtime 20x "./providers/$p/" 2>/dev/null | grep -E '^Benchmark' |
-    sed "s#^#$p: #" || true
+  # A server's log line can split a result line: keep the name lines and the figures, whatever came between.
+  go test -count=1 -run '^$' -bench 'List' -benchtime 20x "./providers/$p/" 2>/dev/null |
+    grep -oE '^Benchmark[^ 	]*|[0-9.]+ ns/op.*' | paste -sd' ' - | sed -E "s#(Benchmark)#\n$p: \1#g" | sed '/^$/d' || true
 done
 rm -rf "$tmp"
