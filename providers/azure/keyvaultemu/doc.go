@@ -17,7 +17,7 @@
 //	GET    /secrets/{name}/{version}   GetSecret (an empty version, /secrets/{name}/ or /secrets/{name}: the latest)
 //	PUT    /secrets/{name}             SetSecret: always a new version, which becomes the latest
 //	PATCH  /secrets/{name}/{version}   UpdateSecret (UpdateSecretProperties: enabled, nbf, exp, contentType, tags)
-//	GET    /secrets/{name}/versions    GetSecretVersions (one page)
+//	GET    /secrets/{name}/versions    GetSecretVersions (one page, in the order of the version ids, as Key Vault lists them)
 //	DELETE /secrets/{name}             DeleteSecret (soft delete, 90 days)
 //	DELETE /deletedsecrets/{name}      PurgeDeletedSecret (204)
 //	POST   /deletedsecrets/{name}/recover  RecoverDeletedSecret

@@ -571,8 +571,11 @@ func (s *Server) dispatch(r *http.Request, op, vaultName, base, name, ver string
 		v.updated = s.opts.Now()
 		return bundle(base, sec, v, false), http.StatusOK, nil
 	case "GetSecretVersions":
+		// Key Vault lists versions in the order of their ids, not of their creation.
+		vs := slices.Clone(sec.versions)
+		slices.SortFunc(vs, func(a, b *version) int { return strings.Compare(a.id, b.id) })
 		items := []any{}
-		for _, v := range sec.versions {
+		for _, v := range vs {
 			items = append(items, bundle(base, sec, v, false))
 		}
 		return map[string]any{"value": items, "nextLink": nil}, http.StatusOK, nil

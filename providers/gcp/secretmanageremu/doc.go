@@ -45,7 +45,8 @@
 //
 // Where the official definition is silent: the API reference documents the methods, fields and aliases but not
 // the error texts. The NOT_FOUND, FAILED_PRECONDITION, PERMISSION_DENIED, ALREADY_EXISTS, UNAUTHENTICATED and
-// RESOURCE_EXHAUSTED texts are the service's as reported in public; the INVALID_ARGUMENT texts (secret id, missing
+// RESOURCE_EXHAUSTED texts follow the service's wording as publicly reported (not checked against the live API
+// here); the INVALID_ARGUMENT texts (secret id, missing
 // replication, payload size, checksum mismatch, missing payload, resource names) and the etag texts are the
 // emulator's. Whether the service checks a secret's etag on DeleteSecret with FAILED_PRECONDITION or ABORTED is
 // not documented; the emulator answers FAILED_PRECONDITION.
