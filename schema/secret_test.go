@@ -115,3 +115,42 @@ func FuzzSecretBlock(f *testing.F) {
 		}
 	})
 }
+
+func TestServeConfigSecrets(t *testing.T) {
+	p := writeConfig(t, `sources: app: url: "https://git.example.invalid/app.git"
+secrets: {
+	ageIdentities: {file: "keys/age.txt"}
+}
+`)
+	cfg, err := LoadServeConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Secrets.AgeIdentities
+	if r == nil || r.File != filepath.Join(filepath.Dir(p), "keys/age.txt") || r.Field != "secrets.ageIdentities" || r.Pos.Line != 3 {
+		t.Fatalf("ageIdentities = %+v", r)
+	}
+	cfg, err = LoadServeConfig(writeConfig(t, `sources: app: url: "/srv/app"
+secrets: ageIdentities: env: "BERTH_AGE_KEYS"
+`))
+	if err != nil || cfg.Secrets.AgeIdentities.Env != "BERTH_AGE_KEYS" {
+		t.Fatalf("env reference: %+v, %v", cfg, err)
+	}
+	cfg, err = LoadServeConfig(writeConfig(t, `sources: app: url: "/srv/app"`))
+	if err != nil || cfg.Secrets != nil {
+		t.Fatalf("no secrets block: %+v, %v", cfg.Secrets, err)
+	}
+	// A key written in the configuration itself is refused without being quoted.
+	_, err = LoadServeConfig(writeConfig(t, `sources: app: url: "/srv/app"
+secrets: ageIdentities: "AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"
+`))
+	if err == nil || strings.Contains(err.Error(), "QQQQ") || !strings.Contains(err.Error(), "secrets.ageIdentities: must be a reference") {
+		t.Errorf("inline identity: %v", err)
+	}
+	_, err = LoadServeConfig(writeConfig(t, `sources: app: url: "/srv/app"
+secrets: ageIdentity: {env: "X"}
+`))
+	if err == nil || !strings.Contains(err.Error(), "secrets.ageIdentity: field not allowed") {
+		t.Errorf("misspelled field: %v", err)
+	}
+}

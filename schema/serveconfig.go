@@ -18,8 +18,19 @@ type ServeConfig struct {
 	Instance string
 	Listen   string
 	DataDir  string
+	// Evaluation bounds each snapshot's evaluation; zero fields are not set (the defaults or flags apply).
+	Evaluation EvalLimits
 	// Sources are sorted by name.
 	Sources []SourceConfig
+	// Secrets says how SOPS files are decrypted; nil when the configuration has no secrets block.
+	Secrets *SecretsConfig
+}
+
+// SecretsConfig is the serve configuration's secrets block.
+type SecretsConfig struct {
+	// AgeIdentities references the age identities that decrypt SOPS files (package schema/secrets reads them);
+	// nil when not set.
+	AgeIdentities *SecretRef
 }
 
 // SourceConfig is one followed repository. Credentials are references, read with SecretRef.Read when used.
@@ -204,7 +215,45 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 			*fld.dst, _ = x.String()
 		}
 	}
+	if ev := v.LookupPath(cue.ParsePath("evaluation")); ev.Exists() {
+		at := func(sub string) Pos {
+			return posOf(user.LookupPath(cue.ParsePath("evaluation."+sub)), Pos{File: name, Line: 1, Column: 1})
+		}
+		if tv := ev.LookupPath(cue.ParsePath("timeout")); tv.Exists() {
+			s, _ := tv.String()
+			d, err := time.ParseDuration(s)
+			if err != nil || d <= 0 {
+				errs.add(at("timeout"), "evaluation.timeout", "timeout %q: want a positive duration such as \"30s\"", s)
+			}
+			cfg.Evaluation.Timeout = d
+		}
+		if mv := ev.LookupPath(cue.ParsePath("memory")); mv.Exists() {
+			n, err := mv.Int64()
+			if s, serr := mv.String(); serr == nil {
+				n, err = parseMemory(s)
+			}
+			if err != nil || n <= 0 {
+				errs.add(at("memory"), "evaluation.memory", "memory: want a positive size such as \"2Gi\" or a number of bytes")
+			}
+			cfg.Evaluation.Memory = n
+		}
+	}
 	cfg.DataDir = abs(cfg.DataDir)
+	if sv := v.LookupPath(cue.ParsePath("secrets")); sv.Exists() {
+		cfg.Secrets = &SecretsConfig{}
+		if rv := sv.LookupPath(cue.ParsePath("ageIdentities")); rv.Exists() {
+			var r rawRef
+			_ = rv.Decode(&r) // CUE checked it is a #SecretRef
+			up := posOf(user.LookupPath(cue.ParsePath("secrets.ageIdentities")), Pos{File: name, Line: 1, Column: 1})
+			ref := &SecretRef{Field: "secrets.ageIdentities", Pos: up}
+			if r.File != nil {
+				ref.File = abs(*r.File)
+			} else if r.Env != nil {
+				ref.Env = *r.Env
+			}
+			cfg.Secrets.AgeIdentities = ref
+		}
+	}
 	it, _ := v.LookupPath(cue.ParsePath("sources")).Fields()
 	for it.Next() {
 		srcName := it.Selector().Unquoted()
@@ -361,5 +410,6 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 // isSecretField tells whether a configuration path holds a credential reference.
 func isSecretField(path string) bool {
 	return strings.Contains(path, ".credentials.") && !strings.HasSuffix(path, ".username") ||
-		strings.HasSuffix(path, ".webhook.secret") || strings.Contains(path, ".webhook.secret.")
+		strings.HasSuffix(path, ".webhook.secret") || strings.Contains(path, ".webhook.secret.") ||
+		path == "secrets.ageIdentities" || strings.HasPrefix(path, "secrets.ageIdentities.")
 }
