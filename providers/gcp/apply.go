@@ -14,6 +14,7 @@ import (
 	"cloud.google.com/go/auth"
 	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
+	"cloud.google.com/go/compute/metadata"
 	"github.com/googleapis/gax-go/v2"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
@@ -713,6 +714,14 @@ func retryable(err error) bool {
 	var ae *auth.Error
 	if errors.As(err, &ae) { // the token endpoint refused the credentials, or failed
 		return ae.Temporary()
+	}
+	var nd metadata.NotDefinedError
+	if errors.As(err, &nd) { // the metadata server has no token: the VM has no service account
+		return false
+	}
+	var me *metadata.Error
+	if errors.As(err, &me) { // the metadata server answered otherwise
+		return me.Code == 429 || me.Code >= 500
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {

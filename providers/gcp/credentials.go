@@ -10,6 +10,7 @@ import (
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/auth/credentials"
+	"cloud.google.com/go/compute/metadata"
 	"google.golang.org/api/googleapi"
 
 	"github.com/berth-dev/berth/providers"
@@ -119,6 +120,14 @@ func (p *Provider) explain(err error) error {
 			"service account key may have been deleted or disabled (`gcloud iam service-accounts keys list "+
 			"--iam-account EMAIL`), a user login may have expired (`gcloud auth application-default login`); or %s",
 			p.target, who, quote(), fixNoCredentials)}
+	}
+	var nd metadata.NotDefinedError
+	var me *metadata.Error
+	if errors.As(err, &nd) || errors.As(err, &me) {
+		return &explained{err: err, msg: fmt.Sprintf("gcp target %q: the GCE metadata server gives no token for %s: "+
+			"%s. To fix: attach a service account to the VM with the cloud-platform scope (`gcloud compute instances "+
+			"set-service-account VM --service-account EMAIL --scopes cloud-platform`), or %s", p.target, who, quote(),
+			fixNoCredentials)}
 	}
 	var ge *googleapi.Error
 	if !errors.As(err, &ge) {

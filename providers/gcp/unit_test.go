@@ -10,6 +10,7 @@ import (
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/compute/apiv1/computepb"
+	"cloud.google.com/go/compute/metadata"
 	"google.golang.org/api/googleapi"
 	"google.golang.org/protobuf/proto"
 
@@ -184,6 +185,10 @@ func TestRetryable(t *testing.T) {
 		{errors.New("connection reset by peer"), true},
 		{fmt.Errorf("get: %w", &auth.Error{Response: &http.Response{StatusCode: 400}, Err: errors.New("invalid_grant")}), false},
 		{fmt.Errorf("get: %w", &auth.Error{Response: &http.Response{StatusCode: 503}, Err: errors.New("unavailable")}), true},
+		// the metadata server of a VM without a service account, and its other answers
+		{fmt.Errorf("credentials: cannot fetch token: %w", metadata.NotDefinedError("instance/service-accounts/default/token")), false},
+		{fmt.Errorf("credentials: cannot fetch token: %w", &metadata.Error{Code: 403, Message: "scope"}), false},
+		{fmt.Errorf("credentials: cannot fetch token: %w", &metadata.Error{Code: 503, Message: "busy"}), true},
 	} {
 		if got := retryable(c.err); got != c.want {
 			t.Errorf("retryable(%v) = %t, want %t", c.err, got, c.want)
