@@ -265,7 +265,7 @@ func (p *Provider) Close() error { return nil }
 func classify(err error) providers.Class {
 	var ce *credentialsError
 	if errors.As(err, &ce) { // nothing was sent: the chain found no credentials, or its endpoint failed
-		if transientCredentials(ce.err) {
+		if ce.transient() {
 			return providers.Transient
 		}
 		return providers.Invalid

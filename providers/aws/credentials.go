@@ -30,7 +30,9 @@ type credentials struct {
 func (c *credentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	v, err := c.next.Retrieve(ctx)
 	if err != nil {
-		return v, &credentialsError{err: err}
+		// The attempt's own deadline, not a source's internal timeout (instance metadata answers within a
+		// second or not at all): a slow endpoint, worth another try.
+		return v, &credentialsError{err: err, attemptExpired: ctx.Err() != nil}
 	}
 	c.source.Store(v.Source)
 	return v, nil
@@ -50,15 +52,21 @@ func (c *credentials) lastSource() string {
 }
 
 // credentialsError is a failure of the credential chain itself: nothing was sent to ECS.
-type credentialsError struct{ err error }
+type credentialsError struct {
+	err error
+	// attemptExpired: the call's context ended while the chain was working.
+	attemptExpired bool
+}
 
 func (e *credentialsError) Error() string { return e.err.Error() }
 func (e *credentialsError) Unwrap() error { return e.err }
 
-// transientCredentials tells whether a failure of the chain is worth another try: an STS, SSO or container
-// credentials endpoint that answered with throttling or a 5xx. Everything else (no source configured, no EC2
-// instance role, an unreachable instance metadata service, a refused role or token) is permanent: no retry brings
-// credentials that are not there.
+// transient tells whether a failure of the chain is worth another try: an STS, SSO or container credentials
+// endpoint that answered with throttling or a 5xx, or that had not answered when the call's timeout ended.
+// Everything else (no source configured, no EC2 instance role, an unreachable instance metadata service, a refused
+// role or token) is permanent: no retry brings credentials that are not there.
+func (e *credentialsError) transient() bool { return e.attemptExpired || transientCredentials(e.err) }
+
 func transientCredentials(err error) bool {
 	var ae smithy.APIError
 	if errors.As(err, &ae) && throttling[ae.ErrorCode()] {
@@ -164,7 +172,7 @@ func (p *Provider) explain(err error) error {
 	quote := func() string { return strings.TrimRight(redact.Body([]byte(err.Error()), quoteMax), ".") }
 	var ce *credentialsError
 	if errors.As(err, &ce) {
-		if transientCredentials(ce.err) {
+		if ce.transient() {
 			return err
 		}
 		return &explained{err: err, msg: fmt.Sprintf("aws target %q: no usable AWS credentials: %s. Tried, in the SDK's "+

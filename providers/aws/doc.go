@@ -60,5 +60,5 @@
 // access (AccessDeniedException) are permanent after one attempt: the error quotes the SDK's or ECS's words,
 // bounded and redacted, lists the chain's sources as they stand in the environment, and says how to provide
 // credentials or which permissions to grant. Only a credential endpoint (STS, SSO, container) answering with
-// throttling or a 5xx is retried.
+// throttling or a 5xx, or not answering before the call's timeout, is retried.
 package aws

@@ -1,6 +1,9 @@
 package aws
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -8,6 +11,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -208,5 +212,25 @@ func TestLiveSpecHandMade(t *testing.T) {
 			Timeout: schema.Duration(5 * time.Second), Retries: 3}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("liveSpec = %+v\nwant      %+v", got, want)
+	}
+}
+
+// A failure of the credential chain is retried only when an endpoint answered with throttling or a 5xx, or had
+// not answered when the attempt's timeout ended.
+func TestCredentialsErrorsClassified(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		err  *credentialsError
+		want providers.Class
+	}{
+		{"no source", &credentialsError{err: errors.New("failed to refresh cached credentials, no EC2 IMDS role found")}, providers.Invalid},
+		{"attempt timeout", &credentialsError{err: context.DeadlineExceeded, attemptExpired: true}, providers.Transient},
+		{"instance metadata timeout", &credentialsError{err: context.DeadlineExceeded}, providers.Invalid},
+		{"sts throttled", &credentialsError{err: &smithy.GenericAPIError{Code: "Throttling", Message: "Rate exceeded"}}, providers.Transient},
+		{"sts refused", &credentialsError{err: &smithy.GenericAPIError{Code: "AccessDenied", Message: "Not authorized to perform sts:AssumeRoleWithWebIdentity"}}, providers.Invalid},
+	} {
+		if got := classify(fmt.Errorf("operation error ECS: ListServices, get identity: %w", c.err)); got != c.want {
+			t.Errorf("%s: classify = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
