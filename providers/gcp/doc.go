@@ -48,11 +48,10 @@
 // Credentials: the target's credentialsFile, else application default credentials, looked for in the SDK's order
 // (GOOGLE_APPLICATION_CREDENTIALS, gcloud's application_default_credentials.json, the GCE metadata server). When
 // there are none, New fails at once (ErrNoCredentials, permanent) listing the sources tried and how to provide one;
-// nothing is retried. A token endpoint refusing the credentials (auth.Error that is not temporary), a metadata
-// server with no token to give (a VM without a service account), a 401, a 403
-// forbidden (a missing IAM permission) and a 403 accessNotConfigured (the API disabled) fail the call once,
-// permanent, quoting Google's words (bounded, redacted) with the identity used and the fix (roles to grant, the
-// API to enable, the login to refresh).
+// nothing is retried. A token endpoint refusing the credentials (auth.Error that is not temporary), a metadata server
+// with no token to give (a VM without a service account), a 401, a 403 forbidden (a missing IAM permission) and a 403
+// accessNotConfigured (the API disabled) fail the call once, permanent, quoting Google's words (bounded, redacted)
+// with the identity used and the fix (roles to grant, the API to enable, the login to refresh).
 //
 // Non-goals: health checks and autohealing (COS has no container health check; readiness is the VM RUNNING), load
 // balancers and firewall rules (no stable public address), CPU/memory limits (the machine type is the limit),
