@@ -54,8 +54,12 @@ type ControllerOptions struct {
 	Logger   *slog.Logger
 	Store    *Store
 	Metrics  *Metrics
-	// Load renders a snapshot's tree; schema.Load when nil.
+	// Load renders a snapshot's tree; schema.Load when nil. LoadContext, when set, is used instead.
 	Load func(dir string) (*schema.Config, error)
+	// LoadContext renders a snapshot's tree and stops when ctx ends (e.g. schema.Evaluator.Load, bounded in time
+	// and memory). A load cut short because ctx ended is neither reported nor remembered: the next pass loads
+	// the revision again.
+	LoadContext func(ctx context.Context, dir string) (*schema.Config, error)
 	// Rand returns numbers in [0, 1) for jitter; a randomly seeded generator when nil.
 	Rand func() float64
 	// BackoffBase and BackoffMax shape the per-workload backoff; DefaultBackoffBase and DefaultBackoffMax when 0.
@@ -186,6 +190,10 @@ func NewController(opts ControllerOptions) (*Controller, error) {
 	if opts.Load == nil {
 		opts.Load = schema.Load
 	}
+	if opts.LoadContext == nil {
+		load := opts.Load
+		opts.LoadContext = func(_ context.Context, dir string) (*schema.Config, error) { return load(dir) }
+	}
 	if opts.Rand == nil {
 		opts.Rand = rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64())).Float64
 	}
@@ -302,8 +310,11 @@ func (c *Controller) pass(ctx context.Context) {
 		}
 	}
 	if rev != c.cfgRev {
-		c.cfgRev = rev
-		c.cfg, c.cfgErr = c.opts.Load(filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
+		cfg, err := c.opts.LoadContext(ctx, filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
+		if ctx.Err() != nil {
+			return // shutting down: not the revision's fault
+		}
+		c.cfgRev, c.cfg, c.cfgErr = rev, cfg, err
 		if c.cfgErr != nil {
 			log.Error("load", "err", c.cfgErr)
 			c.event(store.Event{Time: now, Revision: rev, Kind: "load-failed", Message: c.cfgErr.Error()})

@@ -153,3 +153,24 @@ func TestFormatSize(t *testing.T) {
 		}
 	}
 }
+
+func TestServeConfigEvaluation(t *testing.T) {
+	p := writeConfig(t, "evaluation: {timeout: \"20s\", memory: \"512Mi\"}\nsources: app: url: \"/srv/app\"\n")
+	cfg, err := LoadServeConfig(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (EvalLimits{Timeout: 20 * time.Second, Memory: 512 << 20}); cfg.Evaluation != want {
+		t.Errorf("Evaluation = %+v, want %+v", cfg.Evaluation, want)
+	}
+	cfg, err = LoadServeConfig(writeConfig(t, "evaluation: memory: 1073741824\nsources: app: url: \"/srv/app\"\n"))
+	if err != nil || cfg.Evaluation != (EvalLimits{Memory: 1 << 30}) {
+		t.Errorf("bytes: %+v, %v", cfg.Evaluation, err)
+	}
+	_, err = LoadServeConfig(writeConfig(t, "sources: app: url: \"/srv/app\"\nevaluation: {\n\ttimeout: \"soon\"\n\tmemory: \"lots\"\n}\n"))
+	want := "berth-serve.cue:3:2: evaluation.timeout: timeout \"soon\": want a positive duration such as \"30s\"\n" +
+		"berth-serve.cue:4:2: evaluation.memory: memory: want a positive size such as \"2Gi\" or a number of bytes"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v\nwant %s", err, want)
+	}
+}

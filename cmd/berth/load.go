@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,18 +23,60 @@ func pathArg(args []string) string {
 	return "."
 }
 
-// loadConfig renders the repository at dir, calling it name in errors; schema errors come back one per line, each
-// with file:line:column relative to the repository.
-func loadConfig(dir, name string) (*schema.Config, error) {
-	cfg, err := schema.Load(dir)
+// loadConfig renders the repository at dir in a child process bounded by --eval-timeout and --eval-memory, and
+// stopped at once when ctx ends; it calls the repository name in errors. Schema errors come back one per line,
+// each with file:line:column relative to the repository.
+func loadConfig(ctx context.Context, g *globals, dir, name string) (*schema.Config, error) {
+	ev, err := schema.NewEvaluator(g.eval)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := ev.Load(ctx, dir, name)
 	if err != nil {
 		var es schema.Errors
-		if errors.As(err, &es) {
+		var ee *schema.EvalError
+		switch {
+		case errors.As(err, &es):
 			return nil, fmt.Errorf("%s: %d error(s):\n%w", name, len(es), es)
+		case errors.As(err, &ee):
+			return nil, err // it names the repository
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return cfg, nil
+}
+
+// sizeValue is a flag holding a number of bytes, written "512Mi", "2Gi" or in bytes.
+type sizeValue struct{ p *int64 }
+
+func (v sizeValue) String() string {
+	if v.p == nil || *v.p == 0 {
+		return ""
+	}
+	return schema.FormatSize(*v.p)
+}
+
+func (v sizeValue) Set(s string) error {
+	n, err := schema.ParseSize(s)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		return fmt.Errorf("want a positive size such as \"512Mi\"")
+	}
+	*v.p = n
+	return nil
+}
+
+func (sizeValue) Type() string { return "size" }
+
+// registerEvalFlags adds --eval-timeout and --eval-memory, the bounds of the repository's evaluation.
+func registerEvalFlags(cmd *cobra.Command, g *globals) {
+	fl := cmd.Flags()
+	g.eval = schema.EvalLimits{Timeout: schema.DefaultEvalTimeout, Memory: schema.DefaultEvalMemory}
+	fl.DurationVar(&g.eval.Timeout, "eval-timeout", schema.DefaultEvalTimeout, "time limit of the repository's evaluation")
+	fl.Var(sizeValue{&g.eval.Memory}, "eval-memory", "memory budget of the repository's evaluation (e.g. 512Mi, 2Gi)")
+	fl.Lookup("eval-memory").DefValue = schema.FormatSize(schema.DefaultEvalMemory)
 }
 
 // envNames returns the environments a command works on: the one asked for, or all of them sorted.

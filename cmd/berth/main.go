@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/berth-dev/berth/schema"
 	"github.com/berth-dev/berth/schema/redact"
 
 	_ "github.com/berth-dev/berth/providers/aws"        // the aws target type
@@ -42,22 +45,88 @@ func (e *exitError) Error() string {
 
 func (e *exitError) Unwrap() error { return e.err }
 
+// signalError is the cause of the command context when berth is asked to stop.
+type signalError struct{ sig syscall.Signal }
+
+func (e *signalError) Error() string { return signalName(e.sig) + " received" }
+
+// code is the exit status of a command stopped by the signal: 128+n, as shells report it (130 for SIGINT, 143
+// for SIGTERM).
+func (e *signalError) code() int { return 128 + int(e.sig) }
+
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
+// stopGrace is how long a one-shot command has, after SIGINT or SIGTERM, to return on its own before berth exits
+// anyway; a second signal exits at once. serve sets its own (serveShutdownGrace and a second) in signalGrace.
+const stopGrace = 900 * time.Millisecond
+
+// signalGrace is the current command's stopGrace.
+var signalGrace atomic.Int64
+
+func init() { signalGrace.Store(int64(stopGrace)) }
+
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == schema.EvalCommand {
+		os.Exit(evaluate(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	log.SetOutput(redact.Writer(os.Stderr)) // what libraries print with the standard log package is masked too
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	stop()
-	os.Exit(code)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sigs
+		se := &signalError{sig: s.(syscall.Signal)}
+		cancel(se)
+		grace := time.Duration(signalGrace.Load())
+		select {
+		case s = <-sigs:
+			se = &signalError{sig: s.(syscall.Signal)}
+		case <-time.After(grace):
+		}
+		fmt.Fprintf(os.Stderr, "berth: %s; not stopped after %v, exiting now\n", se, grace)
+		os.Exit(se.code())
+	}()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// evaluate is the hidden command berth runs as its own child to evaluate a repository under limits (see
+// schema.Evaluator). Its stdout is an answer for the parent only, never shown.
+func evaluate(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: berth", schema.EvalCommand, "DIR")
+		return 2
+	}
+	return schema.RunEvaluation(args[0], stdout, stderr)
 }
 
 // run executes one command line and returns the process exit status. Everything it writes, results, logs and
 // errors alike, goes through the redaction choke point (schema/redact): a value registered anywhere in the process
 // (a source's credentials, a webhook secret) is masked in every encoding.
+//
+// A command stopped by SIGINT or SIGTERM (the cause of ctx) exits with 128+n after saying so.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == schema.EvalCommand {
+		return evaluate(args[1:], stdout, stderr)
+	}
 	stdout, stderr = redact.Writer(stdout), redact.Writer(stderr)
 	root := newRoot(stdout, stderr)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if se := (*signalError)(nil); errors.As(context.Cause(ctx), &se) && err != nil {
+		fmt.Fprintln(stderr, "berth:", redact.Error(err))
+		if !errors.Is(err, se) {
+			fmt.Fprintln(stderr, "berth: stopped:", se)
+		}
+		return se.code()
+	}
 	if err == nil {
 		return 0
 	}
@@ -79,6 +148,8 @@ type globals struct {
 	logFormat string
 	stdout    io.Writer
 	stderr    io.Writer
+	// eval bounds the repository's evaluation: --eval-timeout and --eval-memory (serve: also its configuration).
+	eval schema.EvalLimits
 }
 
 func (g *globals) logger() *slog.Logger {
@@ -127,5 +198,11 @@ changes against what runs, and applies them through provider adapters (docker to
 		newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g),
 		newServeCmd(g), newStatusCmd(g),
 	)
+	for _, c := range root.Commands() {
+		switch c.Name() {
+		case "validate", "render", "plan", "apply", "destroy", "serve":
+			registerEvalFlags(c, g)
+		}
+	}
 	return root
 }

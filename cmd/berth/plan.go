@@ -60,7 +60,7 @@ func snapshotConfig(ctx context.Context, g *globals, dir string) (*schema.Config
 		src.Close()
 		return nil, nil, nil, err
 	}
-	cfg, err := loadConfig(snap.Dir, dir)
+	cfg, err := loadConfig(ctx, g, snap.Dir, dir)
 	if err != nil {
 		src.Close()
 		return nil, nil, nil, err

@@ -33,6 +33,9 @@ const (
 	DefaultListen   = "127.0.0.1:7070"
 	DefaultInterval = 30 * time.Second
 	statusPath      = "/api/v1/status"
+	// serveShutdownGrace bounds serve's shutdown after SIGINT or SIGTERM; berth exits one second after it at the
+	// latest.
+	serveShutdownGrace = 10 * time.Second
 )
 
 // ServerStatus is what /api/v1/status answers: one entry per followed source.
@@ -98,6 +101,12 @@ webhook, /hooks/<source> on --listen.`,
 				if sc.DataDir != "" && !fl.Changed("data-dir") {
 					dataDir = sc.DataDir
 				}
+				if sc.Evaluation.Timeout > 0 && !fl.Changed("eval-timeout") {
+					g.eval.Timeout = sc.Evaluation.Timeout
+				}
+				if sc.Evaluation.Memory > 0 && !fl.Changed("eval-memory") {
+					g.eval.Memory = sc.Evaluation.Memory
+				}
 			case repo != "":
 				if interval <= 0 {
 					return fmt.Errorf("--interval must be positive")
@@ -107,6 +116,7 @@ webhook, /hooks/<source> on --listen.`,
 			default:
 				return fmt.Errorf("--repo or --config is required")
 			}
+			signalGrace.Store(int64(serveShutdownGrace + time.Second))
 			return serve(cmd.Context(), g, &ef, sc, listen, dataDir)
 		},
 	}
@@ -150,6 +160,11 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 	}
 	defer eng.Close()
 
+	// Each snapshot is evaluated in a child process under the limits; a shutdown kills a running one at once.
+	ev, err := schema.NewEvaluator(g.eval)
+	if err != nil {
+		return err
+	}
 	claims := reconciler.NewClaims()
 	var sources []*followed
 	defer func() {
@@ -175,6 +190,9 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 			Logger:       log.With("source", cfg.Name),
 			Store:        store,
 			Metrics:      metrics,
+			LoadContext: func(ctx context.Context, dir string) (*schema.Config, error) {
+				return ev.Load(ctx, dir, "source "+cfg.Name)
+			},
 		})
 		if err != nil {
 			return err
@@ -232,9 +250,15 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 	case err = <-httpErr:
 	}
 	cancel()
-	<-allDone
-	shutCtx, done := context.WithTimeout(context.Background(), 10*time.Second)
+	// The grace period bounds the whole shutdown: the controllers' passes (a running evaluation is killed at
+	// once; provider calls end with the context), then the HTTP server.
+	shutCtx, done := context.WithTimeout(context.Background(), serveShutdownGrace)
 	defer done()
+	select {
+	case <-allDone:
+	case <-shutCtx.Done():
+		log.Warn("controllers still busy at the end of the grace period; stopping anyway", "grace", serveShutdownGrace)
+	}
 	_ = srv.Shutdown(shutCtx)
 	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, http.ErrServerClosed) {
 		return err
