@@ -51,6 +51,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.File == "" {
+		return fmt.Sprintf("%s: secret %s: %v", e.Pos, e.Secret, e.Err)
+	}
 	return fmt.Sprintf("%s: secret %s (%s): %v", e.Pos, e.Secret, e.File, e.Err)
 }
 
@@ -182,7 +185,7 @@ func (d *Decrypter) Recipients() []string { return slices.Clone(d.recipients) }
 // before it is returned. Failures are *Error values wrapping one of the Err* causes.
 func (d *Decrypter) Decrypt(ctx context.Context, tree fs.FS, s schema.Secret) ([]byte, error) {
 	if s.SOPS == nil {
-		return nil, &Error{Secret: s.Name, Pos: s.Pos, Err: fmt.Errorf("%w: it is a %s reference", ErrNotSOPSSecret, s.Kind())}
+		return nil, &Error{Secret: s.Name, Pos: s.Pos, Err: fmt.Errorf("%w: its source is %s, which the provider resolves", ErrNotSOPSSecret, s.Kind())}
 	}
 	fail := func(err error) ([]byte, error) {
 		return nil, &Error{Secret: s.Name, Pos: s.Pos, File: s.SOPS.File, Err: err}

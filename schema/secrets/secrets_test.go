@@ -201,7 +201,7 @@ func TestDecryptErrors(t *testing.T) {
 		{"dotenv", good, sopsSecret("db.env", "A"), secrets.ErrUnsupported, "dotenv format is not supported"},
 		{"kms only", good, sopsSecret("kms.enc.yaml", "a"), secrets.ErrNoIdentity, "encrypted only for kms"},
 		{"too big", good, sopsSecret("big.enc.yaml", "a"), secrets.ErrNotSOPS, "more than the 1048576"},
-		{"a reference", good, schema.Secret{Name: "db", AWS: &schema.AWSSecret{ARN: "arn:aws:ssm:eu-west-1:123456789012:parameter/x"}, Pos: declared}, secrets.ErrNotSOPSSecret, "aws reference"},
+		{"a reference", good, schema.Secret{Name: "db", AWS: &schema.AWSSecret{ARN: "arn:aws:ssm:eu-west-1:123456789012:parameter/x"}, Pos: declared}, secrets.ErrNotSOPSSecret, "its source is aws"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			v, err := c.d.Decrypt(context.Background(), tree, c.s)
@@ -216,7 +216,7 @@ func TestDecryptErrors(t *testing.T) {
 				t.Errorf("error %v does not wrap %v", err, c.cause)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, "secrets.cue:3:2: secret db (") || !strings.Contains(msg, c.says) {
+			if !strings.HasPrefix(msg, "secrets.cue:3:2: secret db ") || !strings.Contains(msg, c.says) {
 				t.Errorf("error %q does not say %q", msg, c.says)
 			}
 			for _, v := range []string{"s3cr3t", "tok-9f8e", "AGE-SECRET-KEY"} {
