@@ -216,7 +216,7 @@ func TestDecryptErrors(t *testing.T) {
 				t.Errorf("error %v does not wrap %v", err, c.cause)
 			}
 			msg := err.Error()
-			if !strings.HasPrefix(msg, "secrets.cue:3:2: secret db ") || !strings.Contains(msg, c.says) {
+			if !strings.HasPrefix(msg, "secrets.cue:3:2: secret db") || !strings.Contains(msg, c.says) {
 				t.Errorf("error %q does not say %q", msg, c.says)
 			}
 			for _, v := range []string{"s3cr3t", "tok-9f8e", "AGE-SECRET-KEY"} {
