@@ -2,7 +2,11 @@ package providers
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -31,8 +35,52 @@ type Desired struct {
 	Owner    Owner           `json:"owner"`
 	Target   string          `json:"target"`
 	Workload schema.Workload `json:"workload"`
-	// SpecHash identifies Workload (see SpecHash); objects carry it so a changed spec is seen from the runtime alone.
+	// SpecHash identifies Workload and its secrets' fingerprints (see DesiredHash); objects carry it so a changed
+	// spec, or a rotated secret, is seen from the runtime alone.
 	SpecHash string `json:"specHash"`
+	// Secrets are the secrets Workload uses (Workload.Secrets), by name. Never serialised, logged or written in
+	// a label: a provider passes Source to its runtime natively where it can, or delivers Value (env values, files,
+	// the runtime's own secret objects), and labels objects with Fingerprint only.
+	Secrets map[string]Secret `json:"-"`
+}
+
+// Secret is one secret a workload uses, as its provider receives it.
+type Secret struct {
+	Name string
+	// Source is where the value comes from: a SOPS file of the repository, or a reference to a store.
+	Source schema.Secret
+	// Value is the clear value, when berth resolved it (always for SOPS); nil for a reference to a store, which
+	// the provider passes natively (an ECS valueFrom, a Kubernetes Secret by name, a Nomad variable) or resolves
+	// itself with its own credentials (Key Vault for ACI, Secret Manager for Compute Engine).
+	Value []byte
+	// Fingerprint is a keyed hash of Value (of the reference, for a store berth does not read): safe in labels,
+	// and part of DesiredHash, so that a rotated secret rolls the workload.
+	Fingerprint string
+}
+
+// Format prints a Secret as its name and fingerprint, whatever the verb: no %v or %+v can show a value.
+func (s Secret) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "secret(%s %s)", s.Name, s.Fingerprint)
+}
+
+// LogValue keeps a Secret's value out of structured logs.
+func (s Secret) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("name", s.Name), slog.String("fingerprint", s.Fingerprint))
+}
+
+// DesiredHash is SpecHash of w with the fingerprints of the secrets it uses folded in, so that a rotated secret is
+// a changed spec; equal to SpecHash(w) for a workload without secrets.
+func DesiredHash(w schema.Workload, secrets map[string]Secret) string {
+	names := w.Secrets()
+	if len(names) == 0 {
+		return SpecHash(w)
+	}
+	h := sha256.New()
+	h.Write([]byte(SpecHash(w)))
+	for _, n := range names {
+		fmt.Fprintf(h, "\x00%s=%s", n, secrets[n].Fingerprint)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:12]
 }
 
 // Observed is what a provider finds running for one owned workload.
@@ -50,6 +98,9 @@ type Observed struct {
 	Spec schema.Workload `json:"spec"`
 	// Replicas are the individual copies (containers, tasks, instances) found.
 	Replicas []Replica `json:"replicas"`
+	// SecretFingerprints are the fingerprints of the secrets the runtime's objects were given, by secret name, as
+	// the provider wrote them beside the reference (Spec.SecretEnv and Spec.Files read back the names).
+	SecretFingerprints map[string]string `json:"secretFingerprints,omitempty"`
 	// Missing names the side objects berth made for this workload that are gone ("Service web-public", "target
 	// group berth-web-8080"): the plan shows each as drift and Apply recreates it.
 	Missing []string `json:"missing,omitempty"`
@@ -93,6 +144,11 @@ type Capabilities struct {
 	MemoryLimit   bool `json:"memoryLimit"`
 	// MaxReplicas is 0 for no limit.
 	MaxReplicas int `json:"maxReplicas,omitempty"`
+	// SecretKinds are the secret sources (schema.Secret kinds: "sops", "aws", "kubernetes", ...) the provider
+	// can deliver to its runtime; a workload using another kind is a plan-time problem.
+	SecretKinds []string `json:"secretKinds,omitempty"`
+	// SecretFiles tells whether secrets can be mounted as files (Workload.Files).
+	SecretFiles bool `json:"secretFiles,omitempty"`
 }
 
 // Provider is one runtime adapter. Implementations must be safe for concurrent use on different workloads; the
@@ -134,6 +190,12 @@ func Normalize(w schema.Workload) schema.Workload {
 	}
 	if len(w.Env) == 0 {
 		w.Env = nil
+	}
+	if len(w.SecretEnv) == 0 {
+		w.SecretEnv = nil
+	}
+	if len(w.Files) == 0 {
+		w.Files = nil
 	}
 	if len(w.Ports) == 0 {
 		w.Ports = nil

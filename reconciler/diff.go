@@ -2,6 +2,8 @@ package reconciler
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,7 +22,11 @@ type planInput struct {
 	problems []Problem
 	// normalize gives, per target, the form in which that target reads a workload back (see
 	// providers.Normalizer); targets without one use providers.Normalize alone.
-	normalize      map[string]func(schema.Workload) schema.Workload
+	normalize map[string]func(schema.Workload) schema.Workload
+	// secrets are the resolved secrets of each desired workload that uses any, by workload; secretErrs the
+	// workloads whose secrets could not be resolved (their step fails, nothing of theirs is touched).
+	secrets        map[string]map[string]providers.Secret
+	secretErrs     map[string]error
 	maxDeleteShare float64
 	allowPruneAll  bool
 }
@@ -51,7 +57,13 @@ func computePlan(in planInput) *Plan {
 	var deletes []Step
 	for _, w := range desired {
 		wanted[w.Name] = true
-		hash := providers.SpecHash(w)
+		if err := in.secretErrs[w.Name]; err != nil {
+			// Nothing of the workload is touched; the step fails and says why.
+			p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
+				Reason: "secrets cannot be resolved", Error: err.Error()})
+			continue
+		}
+		hash := providers.DesiredHash(w, in.secrets[w.Name])
 		var here *providers.Observed
 		var elsewhere []providers.Observed
 		for i, o := range p.observed[w.Name] {
@@ -76,6 +88,7 @@ func computePlan(in planInput) *Plan {
 			// The live fields are compared on every pass, not only when the hash labels differ: a hand edit keeps
 			// the labels berth wrote.
 			ch := append(diffSpec(providers.Normalize(here.Spec), in.readBack(w.Provider, w)), missing(*here)...)
+			ch = append(ch, secretChanges(*here, w, in.secrets[w.Name])...)
 			changed := map[string]bool{}
 			for _, c := range ch {
 				changed[c.Path] = true
@@ -128,6 +141,22 @@ func computePlan(in planInput) *Plan {
 	p.Steps = append(p.Steps, deletes...)
 	p.Refused = pruneRefusal(len(in.observed), len(deletes), in.maxDeleteShare, in.allowPruneAll)
 	return p
+}
+
+// secretChanges lists the secrets of w whose fingerprint on the runtime is not the desired one: a rotated value
+// (or a changed reference), never shown.
+func secretChanges(o providers.Observed, w schema.Workload, secrets map[string]providers.Secret) []Change {
+	var cs []Change
+	for _, n := range w.Secrets() {
+		have, ok := o.SecretFingerprints[n]
+		switch want := secrets[n].Fingerprint; {
+		case !ok:
+			cs = append(cs, Change{Path: "secret " + n, Old: "(none)", New: "(sensitive)"})
+		case have != want:
+			cs = append(cs, Change{Path: "secret " + n, Old: "(sensitive)", New: "(sensitive value changed)"})
+		}
+	}
+	return cs
 }
 
 // missing lists o's missing side objects as changes that Apply makes.
@@ -245,6 +274,26 @@ func diffSpec(old, new schema.Workload) []Change {
 		}
 		cs = append(cs, Change{Path: "env." + k, Old: show(o, ok1), New: show(n, ok2)})
 	}
+	names := func(m map[string]string, k string) string {
+		if v, ok := m[k]; ok {
+			return "secret " + strconv.Quote(v)
+		}
+		return "(unset)"
+	}
+	for _, k := range unionKeys(old.SecretEnv, new.SecretEnv) {
+		add("secretEnv."+k, names(old.SecretEnv, k), names(new.SecretEnv, k))
+	}
+	files := func(m map[string]schema.File) map[string]string {
+		out := map[string]string{}
+		for p, f := range m {
+			out[p] = f.Secret
+		}
+		return out
+	}
+	of, nf := files(old.Files), files(new.Files)
+	for _, k := range unionKeys(of, nf) {
+		add("files."+k, names(of, k), names(nf, k))
+	}
 	for i := 0; i < max(len(old.Ports), len(new.Ports)); i++ {
 		add(fmt.Sprintf("ports[%d]", i), port(old.Ports, i), port(new.Ports, i))
 	}
@@ -253,6 +302,21 @@ func diffSpec(old, new schema.Workload) []Change {
 	add("resources.memoryBytes", strconv.FormatInt(old.Resources.MemoryBytes, 10), strconv.FormatInt(new.Resources.MemoryBytes, 10))
 	add("health", health(old.Health), health(new.Health))
 	return cs
+}
+
+// unionKeys is the sorted union of the keys of a and b.
+func unionKeys(a, b map[string]string) []string {
+	ks := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		ks = append(ks, k)
+	}
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			ks = append(ks, k)
+		}
+	}
+	sort.Strings(ks)
+	return ks
 }
 
 func list(s []string) string {
@@ -301,8 +365,23 @@ func health(h *schema.HealthCheck) string {
 	return s
 }
 
+// secretField is the first field of w that uses secret n: "env.DB_PASSWORD" or "files./run/secrets/db".
+func secretField(w schema.Workload, n string) string {
+	for _, k := range slices.Sorted(maps.Keys(w.SecretEnv)) {
+		if w.SecretEnv[k] == n {
+			return "env." + k
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(w.Files)) {
+		if w.Files[k].Secret == n {
+			return "files." + k
+		}
+	}
+	return "env"
+}
+
 // checkCapabilities lists the fields of w that a target with caps cannot honour.
-func checkCapabilities(w schema.Workload, target string, caps providers.Capabilities, v providers.Validator) []Problem {
+func checkCapabilities(w schema.Workload, env schema.Environment, target string, caps providers.Capabilities, v providers.Validator) []Problem {
 	var ps []Problem
 	add := func(field, msg string) {
 		ps = append(ps, Problem{Workload: w.Name, Target: target, Field: field, Pos: w.Position(field), Message: msg})
@@ -330,6 +409,18 @@ func checkCapabilities(w schema.Workload, target string, caps providers.Capabili
 	}
 	if w.Resources.MemoryBytes > 0 && !caps.MemoryLimit {
 		add("resources.memory", "memory limits are not supported")
+	}
+	for _, n := range w.Secrets() {
+		s, ok := env.Secrets[n]
+		if !ok {
+			continue // an undeclared secret is a load error already
+		}
+		if k := s.Kind(); !slices.Contains(caps.SecretKinds, k) {
+			add(secretField(w, n), fmt.Sprintf("secret %s: %s secrets cannot be delivered to this target", n, k))
+		}
+	}
+	if len(w.Files) > 0 && !caps.SecretFiles {
+		add("files", "secret files are not supported")
 	}
 	if caps.MaxReplicas > 0 && w.Replicas > caps.MaxReplicas {
 		add("replicas", fmt.Sprintf("%d replicas asked, at most %d supported", w.Replicas, caps.MaxReplicas))

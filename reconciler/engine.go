@@ -64,6 +64,9 @@ type Options struct {
 	// Store records apply history when not nil.
 	Store   *Store
 	Metrics *Metrics
+	// Secrets resolves the secrets workloads use; without one, a workload using a SOPS secret fails its step
+	// (references to stores are still passed on).
+	Secrets SecretResolver
 }
 
 // Engine plans and applies environments. It is safe for concurrent use; two operations on the same
@@ -75,6 +78,8 @@ type Engine struct {
 	mu    sync.Mutex
 	provs map[string]cachedProvider
 	locks map[string]chan struct{}
+	// fallback resolves secrets when Options.Secrets is nil: references only, no identities.
+	fallback *Secrets
 }
 
 type cachedProvider struct {
@@ -118,7 +123,8 @@ func NewEngine(opts Options) (*Engine, error) {
 	if opts.Evaluate == nil {
 		opts.Evaluate = policies.Evaluate
 	}
-	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, locks: map[string]chan struct{}{}}, nil
+	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, locks: map[string]chan struct{}{},
+		fallback: &Secrets{}}, nil
 }
 
 // provider returns the cached provider of target t, rebuilding it when the target's settings changed.
@@ -219,10 +225,11 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 			continue
 		}
 		v, _ := p.(providers.Validator)
-		problems = append(problems, checkCapabilities(w, w.Provider, p.Capabilities(), v)...)
+		problems = append(problems, checkCapabilities(w, ev, w.Provider, p.Capabilities(), v)...)
 	}
+	secrets, secretErrs := e.resolveAll(ctx, cfg, ev)
 	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
-		problems: problems, normalize: normalize, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
+		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
 	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
 	return plan, nil
 }
@@ -308,14 +315,22 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	if !ok {
 		return nil, fmt.Errorf("environment %q: %w", p.Environment, ErrUnknownEnvironment)
 	}
+	secrets := map[string]map[string]providers.Secret{}
 	for _, s := range p.Steps {
-		if s.Action == ActionDelete {
+		if s.Action == ActionDelete || s.Error != "" {
 			continue
 		}
 		w, ok := ev.Workload(s.Workload)
-		if !ok || w.Provider != s.Target || providers.SpecHash(w) != s.SpecHash {
+		if !ok || w.Provider != s.Target {
 			return nil, fmt.Errorf("environment %s: workload %s: %w", p.Environment, s.Workload, ErrStalePlan)
 		}
+		ss, err := e.resolve(ctx, cfg, ev, w)
+		if err != nil || providers.DesiredHash(w, ss) != s.SpecHash {
+			// A secret that no longer resolves, or resolves to another value, is a configuration the plan
+			// was not made from.
+			return nil, fmt.Errorf("environment %s: workload %s: %w", p.Environment, s.Workload, ErrStalePlan)
+		}
+		secrets[s.Workload] = ss
 	}
 	res := &ApplyResult{Environment: p.Environment, Revision: p.Revision, Started: e.opts.Clock.Now(),
 		Steps: make([]StepResult, len(p.Steps))}
@@ -330,7 +345,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	run := func(i int) {
 		s := p.Steps[i]
 		start := e.opts.Clock.Now()
-		err := e.step(ctx, cfg, ev, s)
+		err := e.step(ctx, cfg, ev, s, secrets[s.Workload])
 		r := StepResult{Step: s, OK: err == nil, Duration: e.opts.Clock.Now().Sub(start), Err: err}
 		if err != nil {
 			r.Error = err.Error()
@@ -368,8 +383,11 @@ func (e *Engine) parallel(idx []int, f func(int)) {
 }
 
 // step carries out one step under its key lock and timeout.
-func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environment, s Step) error {
+func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environment, s Step, secrets map[string]providers.Secret) error {
 	log := e.log.With("env", ev.Name, "workload", s.Workload, "provider", s.Target)
+	if s.Error != "" {
+		return providers.Permanent(errors.New(s.Error))
+	}
 	unlock, err := e.lock(ctx, ev.Name+"/"+s.Workload)
 	if err != nil {
 		return err
@@ -396,7 +414,8 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 		if err != nil {
 			return err
 		}
-		if err := p.Apply(ctx, providers.Desired{Owner: owner, Target: s.Target, Workload: w, SpecHash: s.SpecHash}); err != nil {
+		if err := p.Apply(ctx, providers.Desired{Owner: owner, Target: s.Target, Workload: w, SpecHash: s.SpecHash,
+			Secrets: secrets}); err != nil {
 			log.Warn("step failed", "action", s.Action, "err", err)
 			return err
 		}
@@ -474,7 +493,7 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 	}
 	e.parallel(idx, func(i int) {
 		start := e.opts.Clock.Now()
-		err := e.step(ctx, cfg, ev, steps[i])
+		err := e.step(ctx, cfg, ev, steps[i], nil)
 		res.Steps[i] = StepResult{Step: steps[i], OK: err == nil, Err: err, Duration: e.opts.Clock.Now().Sub(start)}
 		if err != nil {
 			res.Steps[i].Error = err.Error()

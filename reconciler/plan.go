@@ -46,6 +46,9 @@ type Step struct {
 	Reason     string   `json:"reason,omitempty"`
 	SpecHash   string   `json:"specHash,omitempty"`
 	Changes    []Change `json:"changes,omitempty"`
+	// Error, when set, is why the step cannot be carried out (a secret that cannot be resolved): the apply fails
+	// it without touching the workload.
+	Error string `json:"error,omitempty"`
 }
 
 // Change is one field that differs between what runs and what is desired.
@@ -174,6 +177,9 @@ func (p *Plan) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "  %s\n", s)
 		for _, c := range s.Changes {
 			fmt.Fprintf(&b, "      %s: %s → %s\n", c.Path, c.Old, c.New)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(&b, "      error: %s\n", s.Error)
 		}
 	}
 	if len(p.Kept) > 0 {

@@ -2,6 +2,7 @@ package schema
 
 import (
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 )
@@ -11,6 +12,9 @@ import (
 type Config struct {
 	Targets      map[string]Target      `json:"targets"`
 	Environments map[string]Environment `json:"environments"`
+	// Root is the repository tree the configuration was loaded from (SOPS files are read from it); nil when
+	// unknown. Whoever loads a configuration sets it.
+	Root fs.FS `json:"-"`
 }
 
 // Target is a named provider with its settings, e.g. `local: {type: "docker"}`.

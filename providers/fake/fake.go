@@ -43,6 +43,7 @@ type Provider struct {
 
 	mu        sync.Mutex
 	state     map[key]*providers.Observed
+	values    map[key]map[string][]byte // the secret values the "runtime" was given, by workload and secret
 	calls     []Call
 	fail      map[string]*failure
 	holds     map[string]chan struct{}
@@ -56,11 +57,14 @@ type Provider struct {
 
 // AllCapabilities is the default capability set of a fake provider.
 var AllCapabilities = providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true,
-	PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true}
+	PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true, SecretFiles: true,
+	SecretKinds: []string{schema.SecretSOPS, schema.SecretAWS, schema.SecretKubernetes, schema.SecretNomad,
+		schema.SecretVault, schema.SecretAzure, schema.SecretGCP}}
 
 // New returns an empty fake provider with every capability.
 func New() *Provider {
-	return &Provider{caps: AllCapabilities, state: map[key]*providers.Observed{}, fail: map[string]*failure{},
+	return &Provider{caps: AllCapabilities, state: map[key]*providers.Observed{}, values: map[key]map[string][]byte{},
+		fail:  map[string]*failure{},
 		holds: map[string]chan struct{}{}, keyBusy: map[key]bool{}}
 }
 
@@ -118,6 +122,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 func copyObserved(o providers.Observed) providers.Observed {
 	o.Replicas = append([]providers.Replica(nil), o.Replicas...)
 	o.Missing = slices.Clone(o.Missing)
+	o.SecretFingerprints = maps.Clone(o.SecretFingerprints)
 	return o
 }
 
@@ -178,10 +183,22 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	p.calls = append(p.calls, call)
 	w := d.Workload
 	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: providers.Normalize(w)}
+	for n, sec := range d.Secrets {
+		if o.SecretFingerprints == nil {
+			o.SecretFingerprints = map[string]string{}
+		}
+		o.SecretFingerprints[n] = sec.Fingerprint
+	}
+	if len(d.Secrets) > 0 {
+		p.values[k] = map[string][]byte{}
+		for n, sec := range d.Secrets {
+			p.values[k][n] = slices.Clone(sec.Value)
+		}
+	}
 	// Ready replicas of the same spec are kept, as a runtime keeps what already runs; the rest are new. A live
 	// spec edited by hand (Edit) replaces them all, whatever their hash label says.
 	names := map[string]bool{}
-	if old := p.state[k]; old != nil && sameRun(old.Spec, o.Spec) {
+	if old := p.state[k]; old != nil && sameRun(old.Spec, o.Spec) && maps.Equal(old.SecretFingerprints, o.SecretFingerprints) {
 		for _, r := range old.Replicas {
 			if len(o.Replicas) < w.Replicas && r.SpecHash == d.SpecHash && r.Ready() {
 				o.Replicas = append(o.Replicas, r)
@@ -235,6 +252,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	delete(p.keyBusy, k)
 	p.calls = append(p.calls, Call{Op: "delete", Environment: owner.Environment, Target: target, Workload: workload})
 	delete(p.state, k)
+	delete(p.values, k)
 	return nil
 }
 
@@ -365,6 +383,20 @@ func (p *Provider) RemoveObject(workload, object string) error {
 	}
 	o.Missing = append(o.Missing, object)
 	return nil
+}
+
+// SecretValue is the value of secret name that the only workload named workload was last given, as its
+// containers would see it.
+func (p *Provider) SecretValue(workload, name string) ([]byte, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, vs := range p.values {
+		if k.workload == workload {
+			v, ok := vs[name]
+			return slices.Clone(v), ok
+		}
+	}
+	return nil, false
 }
 
 // Calls returns the call log so far and, when reset, empties it.
