@@ -65,8 +65,23 @@ type Harness struct {
 	// say in words that the value is kept (Observed.Kept), and keep saying so after the apply, or show it as a
 	// change that the apply makes: either way plan and result agree. Nil skips that case.
 	Foreign func(ctx context.Context, t *testing.T, workload string) (path string)
+	// Secrets, when set, runs the secret case: GREETING comes from a secret instead of a plain value, delivered
+	// the way the provider delivers secrets of this kind (schema.Secret kinds; "" is "sops", a value berth
+	// decrypted), then rotated. The case needs Probe to see the value served. Nil skips it.
+	Secrets *SecretsCase
 	// Timeout bounds each wait (default 2 min).
 	Timeout time.Duration
+}
+
+// SecretsCase is what the secret case needs from a provider's test.
+type SecretsCase struct {
+	// Source returns the declaration of a secret holding value (a fresh version of it for a rotation), and the
+	// value berth resolves for it: value itself for SOPS, nil for a reference the runtime resolves. Nil: a SOPS
+	// secret with value.
+	Source func(ctx context.Context, t *testing.T, name, value string) (schema.Secret, []byte)
+	// Leaks, when set, searches what the runtime holds besides the container's environment and files (labels,
+	// tags, annotations, task definition fields, metadata) for value and says where it found it ("" for nowhere).
+	Leaks func(ctx context.Context, t *testing.T, workload, value string) string
 }
 
 // Tamper keys, and the plan path each must show up at.
@@ -134,6 +149,7 @@ func Run(t *testing.T, h Harness) {
 		{"fielddrift", s.fieldDrift},
 		{"unmanaged", s.unmanaged},
 		{"foreign", s.foreign},
+		{"secret", s.secret},
 		{"delete", s.delete},
 		{"lookalike", s.lookAlike},
 		{"faults", s.faults},

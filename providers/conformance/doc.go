@@ -15,6 +15,8 @@
 //	unmanaged        what berth does not manage (Unmanaged) is never in the plan and survives Apply
 //	foreign          a value another manager owns inside a managed field (Foreign): the plan says it is kept and
 //	                 it is, or the plan shows the change and the apply makes it
+//	secret           GREETING from a secret (Secrets): served, held by nothing else of the runtime's, never read
+//	                 back; a rotation rolls the workload and is served; no plan shows the value
 //	delete           nothing left in List; a second Delete is no error
 //	lookalike        an unowned object named like ours survives Apply and Delete and never shows in List
 //	faults           Faults(n), then Apply with backoff until it succeeds (bounded tries): exactly N replicas

@@ -20,12 +20,19 @@ import (
 // the suite is about the provider.
 func (s *suite) engine(t *testing.T, p providers.Provider) *reconciler.Engine {
 	t.Helper()
+	return s.engineWith(t, p, nil)
+}
+
+// engineWith is engine with a secret resolver (nil: the engine's default).
+func (s *suite) engineWith(t *testing.T, p providers.Provider, secrets reconciler.SecretResolver) *reconciler.Engine {
+	t.Helper()
 	e, err := reconciler.NewEngine(reconciler.Options{
 		Instance:  s.h.Owner.Instance,
 		Providers: func(schema.Target, providers.Options) (providers.Provider, error) { return p, nil },
 		Evaluate: func(*schema.Config, string, policies.Options) []policies.Finding {
 			return nil
 		},
+		Secrets: secrets,
 	})
 	if err != nil {
 		t.Fatalf("conformance: engine: %v", err)
@@ -57,22 +64,28 @@ func (s *suite) plan(ctx context.Context, t *testing.T, p providers.Provider, w 
 	if len(plan.Problems) > 0 {
 		t.Fatalf("conformance: the reference workload is blocked on this target: %s", plan.BlockedReason())
 	}
+	s.only(plan, w.Name)
+	return plan, cfg, nil
+}
+
+// only keeps the steps and kept values of workload name (the other cases' workloads show as deletes) and lifts
+// the prune refusal they caused.
+func (s *suite) only(plan *reconciler.Plan, name string) {
 	steps := plan.Steps[:0]
 	for _, st := range plan.Steps {
-		if st.Workload == w.Name {
+		if st.Workload == name {
 			steps = append(steps, st)
 		}
 	}
 	plan.Steps = steps
 	kept := plan.Kept[:0]
 	for _, k := range plan.Kept {
-		if k.Workload == w.Name {
+		if k.Workload == name {
 			kept = append(kept, k)
 		}
 	}
 	plan.Kept = kept
-	plan.Refused = "" // the prune safety counted the other cases' workloads
-	return plan, cfg, nil
+	plan.Refused = ""
 }
 
 // planSettles waits until the plan for w on p has no step: every managed field reads back as applied.

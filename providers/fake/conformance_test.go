@@ -80,6 +80,21 @@ func TestConformance(t *testing.T) {
 				}
 			},
 		},
+		// What the workload would answer: its GREETING, plain or from a secret.
+		Probe: func(_ context.Context, w schema.Workload) (string, error) {
+			if n, ok := w.SecretEnv["GREETING"]; ok {
+				v, _ := p.SecretValue(w.Name, n)
+				return string(v), nil
+			}
+			obs, err := p.List(context.Background(), providers.Owner{Instance: "conformance", Environment: "dev"}, "local")
+			for _, o := range obs {
+				if o.Workload == w.Name {
+					return o.Spec.Env["GREETING"], err
+				}
+			}
+			return "", err
+		},
+		Secrets: &conformance.SecretsCase{},
 		Faults:  func(n int) { p.FailNext("", n, false) },
 		Timeout: 30 * time.Second,
 	})
