@@ -78,12 +78,13 @@ func (l EvalLimits) WithDefaults() EvalLimits {
 // ParseSize reads a size such as "512Mi", "2Gi" or a number of bytes.
 func ParseSize(s string) (int64, error) { return parseMemory(s) }
 
-// FormatSize writes bytes in MiB ("512 MiB"), or GiB when whole ("2 GiB").
+// FormatSize writes bytes in GiB when whole ("2 GiB"), else in MiB rounded up ("513 MiB" for 512 MiB and a
+// byte: a size over a budget never reads as the budget).
 func FormatSize(n int64) string {
 	if n >= 1<<30 && n%(1<<30) == 0 {
 		return strconv.FormatInt(n>>30, 10) + " GiB"
 	}
-	return strconv.FormatInt((n+(1<<19))>>20, 10) + " MiB"
+	return strconv.FormatInt((n+(1<<20)-1)>>20, 10) + " MiB"
 }
 
 // EvalError is an evaluation that did not finish for a reason other than the user's files being wrong: a limit

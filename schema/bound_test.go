@@ -147,7 +147,7 @@ func TestEvaluatorTimeLimitAndCancel(t *testing.T) {
 }
 
 func TestFormatSize(t *testing.T) {
-	for n, want := range map[int64]string{2 << 30: "2 GiB", 512 << 20: "512 MiB", 530<<20 + 1000: "530 MiB", 1536 << 20: "1536 MiB"} {
+	for n, want := range map[int64]string{2 << 30: "2 GiB", 512 << 20: "512 MiB", 530<<20 + 1000: "531 MiB", 1536 << 20: "1536 MiB"} {
 		if got := FormatSize(n); got != want {
 			t.Errorf("FormatSize(%d) = %q, want %q", n, got, want)
 		}
