@@ -1,7 +1,9 @@
 package schema
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"io/fs"
 	"os"
@@ -13,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/tools/txtar"
+
+	"github.com/berth-dev/berth/schema/gen"
 )
 
 // childEnv makes this test binary, re-executed by an Evaluator, act as the evaluation child.
@@ -174,3 +178,56 @@ func TestServeConfigEvaluation(t *testing.T) {
 		t.Errorf("error = %v\nwant %s", err, want)
 	}
 }
+
+// benchmarkEvaluator measures Evaluator.Load (a child process: its start, its Load, the answer's encoding, the
+// pipe and the decoding) on a generated repository; compare with BenchmarkLoad<n>.
+func benchmarkEvaluator(b *testing.B, n int) {
+	dir := b.TempDir()
+	if err := gen.Write(dir, gen.Options{Workloads: n}); err != nil {
+		b.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := &Evaluator{Path: exe, Args: []string{os.Args[0]}, Env: append(os.Environ(), childEnv+"=1")}
+	for b.Loop() {
+		cfg, err := ev.Load(context.Background(), dir, "bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := len(cfg.Environments["production"].Workloads); got != n {
+			b.Fatalf("rendered %d workloads, want %d", got, n)
+		}
+	}
+}
+
+func BenchmarkEvaluator1000(b *testing.B)  { benchmarkEvaluator(b, 1000) }
+func BenchmarkEvaluator10000(b *testing.B) { benchmarkEvaluator(b, 10000) }
+
+// benchmarkAnswer measures the answer's round trip alone: gob encoding and decoding of a loaded Config.
+func benchmarkAnswer(b *testing.B, n int) {
+	dir := b.TempDir()
+	if err := gen.Write(dir, gen.Options{Workloads: n}); err != nil {
+		b.Fatal(err)
+	}
+	cfg, err := Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	for b.Loop() {
+		buf.Reset()
+		if err := gob.NewEncoder(&buf).Encode(&evalAnswer{Config: cfg}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(buf.Len())/(1<<20), "MiB/answer")
+		var ans evalAnswer
+		if err := gob.NewDecoder(&buf).Decode(&ans); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkAnswer1000(b *testing.B)  { benchmarkAnswer(b, 1000) }
+func BenchmarkAnswer10000(b *testing.B) { benchmarkAnswer(b, 10000) }
