@@ -98,7 +98,7 @@ func (p *Provider) checkDesired(d providers.Desired) error {
 	if probs := p.Validate(d.Workload); len(probs) > 0 {
 		return fmt.Errorf("%s: %s", probs[0].Field, probs[0].Message)
 	}
-	return nil
+	return checkSecrets(d)
 }
 
 // convergeReplica makes replica i one ready container of d.SpecHash whose live fields read as want, replacing what
@@ -225,11 +225,23 @@ func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desi
 	resp, err := p.cli.ContainerCreate(cctx, cfg, hc, nc, nil, name)
 	cancel()
 	p.netUse.RUnlock()
+	if cerrdefs.IsConflict(err) {
+		resp.ID, err = p.adoptByName(ctx, k, d, want, i, name)
+		if err != nil {
+			return "", err
+		}
+	}
 	switch {
 	case err == nil:
+		// Before the start, so the process finds its files (again, for an adopted container: the crash may have
+		// come between create and copy).
+		if err := p.copySecretFiles(ctx, resp.ID, name, d); err != nil {
+			if ctx.Err() == nil {
+				p.removeContainer(ctx, p.log, resp.ID, name)
+			}
+			return "", err
+		}
 		return resp.ID, nil
-	case cerrdefs.IsConflict(err):
-		return p.adoptByName(ctx, k, d, want, i, name)
 	case cerrdefs.IsNotFound(err):
 		return "", providers.Permanent(fmt.Errorf("create container %s: image %q: %w", name, w.Image, err))
 	default:
@@ -250,6 +262,7 @@ func containerConfig(k wkey, d providers.Desired, want schema.Workload, h health
 		env = append(env, key+"="+v)
 	}
 	sort.Strings(env)
+	env = append(env, secretEnv(d)...)
 	exposed := nat.PortSet{}
 	bindings := nat.PortMap{}
 	for _, port := range w.Ports {

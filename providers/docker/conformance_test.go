@@ -173,6 +173,7 @@ func TestConformance(t *testing.T) {
 		},
 		Tamper:    tamperHooks(cli, owner),
 		Unmanaged: unmanaged(cli, owner),
+		Secrets:   &conformance.SecretsCase{Leaks: leaks(cli, owner)},
 		Timeout:   conformanceWait,
 	})
 }
@@ -329,6 +330,50 @@ func unmanaged(cli *client.Client, owner providers.Owner) func(context.Context, 
 			_, ok := got.NetworkSettings.Networks[name]
 			return ok, nil
 		}
+	}
+}
+
+// leaks searches what the engine holds of the workload besides its containers' environment (which holds the
+// value, as `docker inspect` shows): the labels and names of every container of the instance, the labels of its
+// networks.
+func leaks(cli *client.Client, owner providers.Owner) func(context.Context, *testing.T, string, string) string {
+	return func(ctx context.Context, t *testing.T, workload, value string) string {
+		f := filters.NewArgs(filters.Arg("label", providers.LabelInstance+"="+owner.Instance))
+		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		if err != nil {
+			t.Fatalf("leaks: list containers: %v", err)
+		}
+		for _, c := range cs {
+			ci, err := cli.ContainerInspect(ctx, c.ID)
+			if err != nil {
+				t.Fatalf("leaks: inspect %.12s: %v", c.ID, err)
+			}
+			if strings.Contains(ci.Name, value) {
+				return "the name of container " + ci.Name
+			}
+			for k, v := range ci.Config.Labels {
+				if strings.Contains(k+"="+v, value) {
+					return fmt.Sprintf("label %s of container %s", k, ci.Name)
+				}
+			}
+			if ci.Config.Labels[providers.LabelWorkload] == workload && !slices.ContainsFunc(ci.Config.Env, func(kv string) bool {
+				return kv == "GREETING="+value
+			}) && ci.State.Running {
+				t.Errorf("container %s runs without GREETING from the secret in its environment", ci.Name)
+			}
+		}
+		nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
+		if err != nil {
+			t.Fatalf("leaks: list networks: %v", err)
+		}
+		for _, n := range nets {
+			for k, v := range n.Labels {
+				if strings.Contains(k+"="+v, value) {
+					return fmt.Sprintf("label %s of network %s", k, n.Name)
+				}
+			}
+		}
+		return ""
 	}
 }
 

@@ -33,6 +33,20 @@
 // read and not reverted. Replicas made before LabelHealth existed read as having no HTTP or TCP check: the first
 // Apply after the upgrade replaces them once, make-before-break.
 //
+// Secrets (Capabilities.SecretKinds ["sops"], SecretFiles true): a single engine has no secret store of its own
+// outside swarm mode, and a store reference (AWS, Vault, ...) cannot be resolved by the Docker engine, so only
+// values berth decrypted itself are delivered, at create: an env secret is an entry of the container's Config.Env
+// (`docker inspect` shows it there, as the engine's API does to anyone with access to its socket), and a file
+// secret is copied into the created container before it starts (CopyToContainer of a tar at /, missing parent
+// directories made by the engine), mode 0400, owned by the image's user when it is numeric or root (a user by name
+// is refused: berth cannot read the image's /etc/passwd). The file lives in the container's writable layer, on the
+// engine host's disk, as the environment does in the container's config, and goes with the container. Labels hold
+// names and fingerprints only: LabelSecrets, as JSON, from which List reads Spec.SecretEnv, Spec.Files and
+// Observed.SecretFingerprints; the variables it names are left out of Spec.Env (a value is never read back) and
+// out of what LabelLiveHash hashes, so no label can be used to test a guess of a value. A secret changed by hand
+// in a container's environment or file is therefore not seen as drift. A rotated secret is a new spec hash: the
+// replicas are replaced one by one, make-before-break, through the proxy, like any other change.
+//
 // Networking: one labelled bridge network per (instance, environment), where replicas answer to their workload's
 // name. Every container port is also published on 127.0.0.1 on an engine-chosen port: berth probes HTTP and TCP
 // health there, and the proxy forwards there. Container addresses are never used. Command health checks run as the

@@ -179,9 +179,12 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 // Type is "docker".
 func (p *Provider) Type() string { return "docker" }
 
-// Capabilities: HTTP, TCP and command health checks, public TCP ports, CPU and memory limits.
+// Capabilities: HTTP, TCP and command health checks, public TCP ports, CPU and memory limits; SOPS secrets as
+// environment values and files (a store reference cannot be resolved by the engine).
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{
+		SecretKinds:   []string{schema.SecretSOPS},
+		SecretFiles:   true,
 		HealthHTTP:    true,
 		HealthTCP:     true,
 		HealthCommand: true,

@@ -52,6 +52,7 @@ type observed struct {
 	index   int
 	spec    schema.Workload
 	edited  bool // its live fields no longer hash to LabelLiveHash
+	labels  map[string]string
 }
 
 // observe builds one workload's Observed from its containers (oldest first).
@@ -79,7 +80,7 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 			r.Health = healthOf(spec.Health).probe(ctx, c)
 		}
 		seen = append(seen, observed{replica: r, index: replicaIndex(c.Config.Labels), spec: spec,
-			edited: c.Config.Labels[LabelLiveHash] != liveHash(spec)})
+			edited: c.Config.Labels[LabelLiveHash] != liveHash(spec), labels: c.Config.Labels})
 	}
 	for h, n := range count {
 		if o.SpecHash == "" || n > count[o.SpecHash] || (n == count[o.SpecHash] && latest[h] > latest[o.SpecHash]) {
@@ -104,5 +105,8 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 	}
 	o.Spec = seen[pick].spec
 	o.Spec.Replicas = len(seen)
+	if fps := parseSecretsLabel(seen[pick].labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
+		o.SecretFingerprints = fps
+	}
 	return o, nil
 }

@@ -106,7 +106,8 @@ func (p *Provider) liveOf(ctx context.Context, ci container.InspectResponse) (sc
 // container ports published on the host (berth publishes each of them), public when the proxy configuration
 // (LabelPublicPorts, which the background sync serves from) names them; resources are NanoCPUs and Memory; the
 // health check is the engine's Healthcheck when it is not the image's, else the HTTP or TCP check berth's prober
-// runs (LabelHealth).
+// runs (LabelHealth). Secrets read back as names (SecretEnv, Files) from LabelSecrets, and the variables it names
+// are left out of Env: their values are never read back.
 func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	cfg := ci.Config
 	w := schema.Workload{Name: cfg.Labels[providers.LabelWorkload], Image: cfg.Image}
@@ -116,7 +117,11 @@ func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	if !slices.Equal(cfg.Cmd, img.cmd) {
 		w.Args = slices.Clone(cfg.Cmd)
 	}
+	sl := parseSecretsLabel(cfg.Labels[LabelSecrets])
 	for k, v := range envMap(cfg.Env) {
+		if _, secret := sl.Env[k]; secret {
+			continue // a secret's value: read back as its name, in SecretEnv
+		}
 		if iv, ok := img.env[k]; ok && iv == v {
 			continue
 		}
@@ -148,6 +153,13 @@ func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	}
 	sortPorts(w.Ports)
 	w.Health = liveHealth(cfg, img)
+	w.SecretEnv = maps.Clone(sl.Env)
+	for path, n := range sl.Files {
+		if w.Files == nil {
+			w.Files = map[string]schema.File{}
+		}
+		w.Files[path] = schema.File{Secret: n}
+	}
 	return providers.Normalize(w)
 }
 
