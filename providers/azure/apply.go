@@ -34,6 +34,11 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return providers.Permanent(fmt.Errorf("azure: workload %s: replicas %d is negative", k.Workload, d.Workload.Replicas))
 	}
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "spec_hash", d.SpecHash)
+	// Secrets first: one that cannot be read fails the step before anything running is touched.
+	vals, err := p.resolveSecrets(ctx, d)
+	if err != nil {
+		return err
+	}
 	groups, err := p.owned(ctx, k)
 	if err != nil {
 		return err
@@ -48,7 +53,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	for i := range d.Workload.Replicas {
 		name := GroupName(k.Instance, k.Environment, k.Workload, i, d.SpecHash)
-		if err := p.retry(ctx, "replica "+strconv.Itoa(i), func() error { return p.ensure(ctx, k, d, i, name) }); err != nil {
+		if err := p.retry(ctx, "replica "+strconv.Itoa(i), func() error { return p.ensure(ctx, k, d, vals, i, name) }); err != nil {
 			return fmt.Errorf("azure: workload %s replica %d: %w", k.Workload, i, err)
 		}
 		for _, old := range byIndex[i] {
@@ -98,7 +103,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 }
 
 // ensure makes the group of replica i of d exist, run, and carry d's fields.
-func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, i int, name string) error {
+func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals map[string]resolvedSecret, i int, name string) error {
 	g, err := p.get(ctx, name)
 	if err != nil {
 		return err
@@ -113,7 +118,7 @@ func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, i in
 			return err
 		}
 	}
-	want := groupFor(k, d, i, p.location, p.dnsPx)
+	want := groupFor(k, d, vals, i, p.location, p.dnsPx)
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "group", name, "replica", i)
 	if g != nil {
 		_, _, broken := status(g)
@@ -173,7 +178,8 @@ const (
 // by recreating: CPU, memory, OS type, restart policy, IP address type) a delete and create.
 func repair(g, want *cg) int {
 	w := live(want, readiness)
-	same := sameFields(live(g, readiness), w) && sameFields(live(g, liveness), w) && dnsLabelOf(g) == dnsLabelOf(want)
+	same := sameFields(live(g, readiness), w) && sameFields(live(g, liveness), w) && dnsLabelOf(g) == dnsLabelOf(want) &&
+		secretTags(g.Tags) == secretTags(want.Tags) // a new Key Vault version of an unpinned reference
 	gp, wp := g.Properties, want.Properties
 	if gp == nil {
 		return recreate
@@ -432,6 +438,12 @@ func (p *Provider) observe(owner providers.Owner, workload, target string, group
 			} else if !set {
 				spec, set = w, true
 			}
+		}
+	}
+	for _, g := range groups {
+		if tag(g.Tags, TagSpecHash) == o.SpecHash {
+			o.SecretFingerprints = secretFingerprints(g.Tags)
+			break
 		}
 	}
 	if set {

@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -61,6 +62,15 @@ type Provider struct {
 	RetryBase, RetryMax, RetryBudget time.Duration
 	// ListConcurrency bounds the Get calls a List pass runs at once (default DefaultListConcurrency).
 	ListConcurrency int
+	// KeyVault tunes the Key Vault clients that read azure secret references (nil: the SDK's defaults). Tests set
+	// Transport (an emulator) and Retry.
+	KeyVault *azsecrets.ClientOptions
+
+	// cred is the provider's own credential, for Resource Manager and Key Vault alike.
+	cred azcore.TokenCredential
+	// vaultDomain is the Key Vault domain of the target's cloud (".vault.azure.net").
+	vaultDomain string
+	vaults      keyVaults
 }
 
 // Settings are the target's decoded settings.
@@ -191,7 +201,8 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 	if strings.HasPrefix(s.Endpoint, "http://") {
 		o.InsecureAllowCredentialWithHTTP = true
 	}
-	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, &credential{next: cred}, &o)
+	wrapped := &credential{next: cred}
+	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, wrapped, &o)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: container groups client: %w", t.Name, err)
 	}
@@ -206,16 +217,19 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 		PollInterval: DefaultPollInterval, MaxPollDelay: DefaultMaxPollDelay, ReadyTimeout: DefaultReadyTimeout,
 		RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax, RetryBudget: DefaultRetryBudget,
 		ListConcurrency: DefaultListConcurrency,
+		cred:            wrapped, vaultDomain: vaultSuffix(o.Cloud),
 	}, nil
 }
 
 // Type is "azure".
 func (p *Provider) Type() string { return "azure" }
 
-// Capabilities: HTTP and command probes, public TCP/UDP ports, CPU and memory. ACI probes have no TCP check.
+// Capabilities: HTTP and command probes, public TCP/UDP ports, CPU and memory; secrets from SOPS files and Azure
+// Key Vault, as secure environment values and as files (secret volumes). ACI probes have no TCP check.
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{HealthHTTP: true, HealthCommand: true, PublicPorts: true, UDP: true,
-		CPULimit: true, MemoryLimit: true}
+		CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretAzure}, SecretFiles: true}
 }
 
 // Validate reports what ACI cannot honour beyond Capabilities.
@@ -235,6 +249,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 			add("env."+name, "Azure Container Instances refuses environment variable names other than a letter or '_' followed by letters, digits and '_'")
 		}
 	}
+	validateSecrets(w, add)
 	for i, port := range w.Ports {
 		switch {
 		case !port.Public:

@@ -2,7 +2,9 @@ package azure_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/azure"
 	"github.com/berth-dev/berth/providers/azure/aciemu"
+	"github.com/berth-dev/berth/providers/azure/keyvaultemu"
 	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/schema"
 )
@@ -36,10 +39,58 @@ func TestConformance(t *testing.T) {
 		t.Fatalf("no group of %s replica %d", workload, i)
 		return ""
 	}
+	kv := keyvaultemu.New(keyvaultemu.Options{})
+	t.Cleanup(kv.Close)
 	cli := sdkClient(t, emu)
 	kinds := []aciemu.Kind{aciemu.Throttle, aciemu.Conflict, aciemu.ServerError, aciemu.Failed, aciemu.Unavailable, aciemu.Slow}
 	conformance.Run(t, conformance.Harness{
-		New:      func(t *testing.T) providers.Provider { return newProvider(t, emu) },
+		New: func(t *testing.T) providers.Provider { return newProviderKV(t, emu, kv) },
+		// The reference app answers GREETING: the emulator runs no container, so the probe reads what each running
+		// group's container receives (a secure value included).
+		Probe: func(_ context.Context, w schema.Workload) (string, error) {
+			var out []string
+			for _, g := range emu.Groups() {
+				if g.Tags[azure.TagInstance] != owner.Instance || g.Tags[azure.TagWorkload] != w.Name || g.State != "Running" {
+					continue
+				}
+				stored, _ := emu.Stored(testSub, testRG, g.Name)
+				for _, e := range container(&stored).EnvironmentVariables {
+					if *e.Name == "GREETING" {
+						out = append(out, deref(e.Value)+deref(e.SecureValue))
+					}
+				}
+			}
+			if len(out) == 0 {
+				return "", errors.New("no running group of " + w.Name)
+			}
+			return strings.Join(out, "\n"), nil
+		},
+		// A Key Vault secret, each value a new version referenced explicitly.
+		Secrets: &conformance.SecretsCase{
+			Source: func(_ context.Context, _ *testing.T, name, value string) (schema.Secret, []byte) {
+				ver := kv.SetSecret(testVault, name, value)
+				return schema.Secret{Azure: &schema.AzureSecret{Vault: testVault, Name: name, Version: ver}}, nil
+			},
+			// Tags, and the groups as the API shows them (secure values and secret volumes hidden).
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				for _, g := range emu.Groups() {
+					if g.Tags[azure.TagWorkload] != workload {
+						continue
+					}
+					if strings.Contains(js(g.Tags), value) {
+						return "the tags of " + g.Name
+					}
+					got, err := cli.Get(ctx, testRG, g.Name, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if strings.Contains(js(got), value) {
+						return "the GET view of " + g.Name
+					}
+				}
+				return ""
+			},
+		},
 		Target:   testTarget,
 		Owner:    owner,
 		Image:    "ghcr.io/berth-dev/quickstart:1",
@@ -204,4 +255,11 @@ func recreate(cli *armcontainerinstance.ContainerGroupsClient, find func(*testin
 		f(g)
 		putGroup(ctx, t, cli, name, g)
 	}
+}
+
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -27,11 +27,12 @@
 // workload: command and args as one list, secure values empty, default requests, memory rounded up to 0.1 GB,
 // probe durations in whole seconds (at least 1), at least one retry, port names dropped.
 //
-// What List cannot see: the values of secure environment variables (a hand edit of one is invisible; a change of
-// one in the configuration changes the spec hash and replaces the groups), and fields berth never sets (volumes,
-// limits, identities, tags of other tools), which it leaves alone.
+// What List cannot see: the values of secure environment variables and secret volumes (a hand edit of one is
+// invisible; a change of one in the configuration changes the spec hash and replaces the groups), and fields berth
+// never sets (other volumes, limits, identities, tags of other tools), which it leaves alone.
 //
-// Non-goals: TCP probes, internal ports (no virtual network), volumes, registry credentials, GPUs, Windows.
+// Non-goals: TCP probes, internal ports (no virtual network), volumes other than secret ones, registry
+// credentials, GPUs, Windows.
 //
 // Caller's duties: never run two Apply or Delete calls for the same workload at once. Validate at plan time.
 //

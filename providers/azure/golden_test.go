@@ -3,15 +3,18 @@ package azure_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/azure/aciemu"
+	"github.com/berth-dev/berth/providers/azure/keyvaultemu"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata")
@@ -40,6 +43,41 @@ func TestGoldenRequests(t *testing.T) {
 	checkGolden(t, "rollout.golden", emu.Requests())
 }
 
+const goldenKVValue, goldenSOPSValue = "golden-key-vault-value", "golden-sops-value"
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestGoldenSecrets pins the native secret mapping: a Key Vault secret and a SOPS secret as secureValue
+// environment variables, a SOPS secret as a file in a secret volume mounted at its directory, and the tags naming
+// them with fingerprints (and the Key Vault version berth read). Clear values are replaced before comparing.
+func TestGoldenSecrets(t *testing.T) {
+	emu := aciemu.New(aciemu.Options{})
+	t.Cleanup(emu.Close)
+	kv := keyvaultemu.New(keyvaultemu.Options{})
+	t.Cleanup(kv.Close)
+	ver := kv.SetSecret(testVault, "greeting", goldenKVValue)
+	p := newProviderKV(t, emu, kv)
+	d := secretDesired(ver, goldenSOPSValue)
+	d.Owner = providers.Owner{Instance: "golden", Environment: "prod"}
+	d.Workload.SecretEnv["DB_PASSWORD"] = "db"
+	g := d.Secrets["greeting"]
+	g.Fingerprint = "fp-ref-golden" // the version is random per run: the golden file must not depend on it
+	d.Secrets["greeting"] = g
+	d.SpecHash = providers.DesiredHash(d.Workload, d.Secrets)
+	if err := p.Apply(context.Background(), d); err != nil {
+		t.Fatal(err)
+	}
+	var reqs []aciemu.Request
+	for _, r := range emu.Requests() {
+		r.Body = []byte(versionID.ReplaceAllString(string(r.Body), "@<version>"))
+		reqs = append(reqs, r)
+	}
+	checkGolden(t, "secrets.golden", reqs)
+}
+
+// versionID is a Key Vault version beside a fingerprint: random per run.
+var versionID = regexp.MustCompile(`@[0-9a-f]{32}`)
+
 // checkGolden renders the mutating requests (PUT, DELETE) as "METHOD path" plus the body with sorted keys, secure
 // values replaced, and compares with testdata/name.
 func checkGolden(t *testing.T, name string, reqs []aciemu.Request) {
@@ -62,8 +100,10 @@ func checkGolden(t *testing.T, name string, reqs []aciemu.Request) {
 		}
 		b.WriteByte('\n')
 	}
-	if bytes.Contains(b.Bytes(), []byte("s3cret-value")) {
-		t.Fatal("a secure value reached the golden file")
+	for _, v := range []string{"s3cret-value", goldenKVValue, goldenSOPSValue, b64(goldenSOPSValue)} {
+		if bytes.Contains(b.Bytes(), []byte(v)) {
+			t.Fatal("a secure value reached the golden file")
+		}
 	}
 	path := filepath.Join("testdata", name)
 	if *update {
@@ -81,13 +121,19 @@ func checkGolden(t *testing.T, name string, reqs []aciemu.Request) {
 	}
 }
 
-// redact replaces secureValue fields, whose contents are volatile and secret.
+// redact replaces secureValue fields and secret volumes' contents, which are secret.
 func redact(v any) {
 	switch x := v.(type) {
 	case map[string]any:
 		for k, e := range x {
 			if k == "secureValue" {
 				x[k] = "<secure>"
+				continue
+			}
+			if sec, ok := e.(map[string]any); ok && k == "secret" {
+				for f := range sec {
+					sec[f] = "<secret, base64>"
+				}
 				continue
 			}
 			redact(e)

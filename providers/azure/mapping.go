@@ -125,7 +125,7 @@ func seconds(d schema.Duration) *int32 {
 func ptr[T any](v T) *T { return &v }
 
 // groupFor is the container group of replica i of d.
-func groupFor(k wkey, d providers.Desired, i int, location, dnsPrefix string) armcontainerinstance.ContainerGroup {
+func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int, location, dnsPrefix string) armcontainerinstance.ContainerGroup {
 	w := d.Workload
 	c := &armcontainerinstance.ContainerProperties{
 		Image: ptr(w.Image),
@@ -197,6 +197,7 @@ func groupFor(k wkey, d providers.Desired, i int, location, dnsPrefix string) ar
 		TagInstance: ptr(k.Instance), TagEnvironment: ptr(k.Environment), TagTarget: ptr(k.Target),
 		TagWorkload: ptr(k.Workload), TagSpecHash: ptr(d.SpecHash), TagReplica: ptr(strconv.Itoa(i)),
 	}
+	deliver(d, vals, props, tags)
 	g := armcontainerinstance.ContainerGroup{Location: ptr(location), Tags: tags, Properties: props}
 	tags[TagFields] = ptr(fingerprint(live(&g, readiness)))
 	return g
@@ -252,6 +253,7 @@ func live(g *cg, probe probeKind) schema.Workload {
 		}
 		w.Env[*e.Name] = deref(e.Value)
 	}
+	readSecrets(g, c, &w)
 	type pp struct {
 		port  int32
 		proto string

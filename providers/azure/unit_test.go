@@ -40,7 +40,7 @@ func TestTags(t *testing.T) {
 	}
 	k := wkey{"i", "e", "t", "w"}
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: schema.Workload{Name: "w", Image: "x"}, SpecHash: "h"}
-	g := groupFor(k, d, 0, "westeurope", "")
+	g := groupFor(k, d, nil, 0, "westeurope", "")
 	if !k.owns(g.Tags) || (wkey{"i", "e2", "t", "w"}).owns(g.Tags) {
 		t.Error("ownership by tags")
 	}
@@ -62,7 +62,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			Timeout: schema.Duration(3 * time.Second), Retries: 4, StartPeriod: schema.Duration(20 * time.Second)},
 	}
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "aci", Workload: w, SpecHash: providers.SpecHash(w)}
-	g := groupFor(wkey{"i", "e", "aci", "web"}, d, 1, "westeurope", "px")
+	g := groupFor(wkey{"i", "e", "aci", "web"}, d, nil, 1, "westeurope", "px")
 	env := g.Properties.Containers[0].Properties.EnvironmentVariables
 	for _, e := range env {
 		if *e.Name == "DB_PASSWORD" && (e.SecureValue == nil || e.Value != nil) {
@@ -202,7 +202,7 @@ func TestRepair(t *testing.T) {
 		{"cpu", func(g *cg) { g.Properties.Containers[0].Properties.Resources.Requests.CPU = ptr(1.0) }, recreate},
 		{"ip address removed", func(g *cg) { g.Properties.IPAddress = nil }, recreate},
 	} {
-		want := groupFor(k, d, 0, "westeurope", "px")
+		want := groupFor(k, d, nil, 0, "westeurope", "px")
 		b, _ := json.Marshal(want)
 		var g cg
 		_ = json.Unmarshal(b, &g)

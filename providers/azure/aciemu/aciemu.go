@@ -196,6 +196,20 @@ func (s *Server) Groups() []GroupInfo {
 	return out
 }
 
+// Stored returns a group as it was requested, secure values and secret volume contents included: what its
+// containers receive (a GET never shows them). ok is false when it does not exist.
+func (s *Server) Stored(sub, rg, name string) (cg armcontainerinstance.ContainerGroup, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g := s.groups[key(sub, rg, name)]
+	if g == nil {
+		return cg, false
+	}
+	b, _ := json.Marshal(g.spec)
+	_ = json.Unmarshal(b, &cg)
+	return cg, true
+}
+
 // Exists tells whether the group exists.
 func (s *Server) Exists(sub, rg, name string) bool {
 	s.mu.Lock()
@@ -641,7 +655,7 @@ func brokenState(state string) bool {
 	return false
 }
 
-// render is the GET view of a group: server fields filled, secure values removed.
+// render is the GET view of a group: server fields filled, secure values and secret volume contents removed.
 func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
 	var out armcontainerinstance.ContainerGroup
 	b, _ := json.Marshal(g.spec)
@@ -651,6 +665,13 @@ func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
 	out.ID, out.Name, out.Type = &id, &g.name, &typ
 	if out.Properties == nil {
 		out.Properties = &armcontainerinstance.ContainerGroupPropertiesProperties{}
+	}
+	for _, v := range out.Properties.Volumes { // a secret volume's contents are never returned
+		if v != nil {
+			for k := range v.Secret {
+				v.Secret[k] = nil
+			}
+		}
 	}
 	st := g.state
 	out.Properties.ProvisioningState = &st

@@ -75,11 +75,14 @@
 // denied (403 AuthorizationFailed naming the client, the action and the scope, as Resource Manager words it) and
 // unauthenticated (401 InvalidAuthenticationToken) hit the next requests; slow (the operation stays InProgress Options.SlowTicks longer), failed and canceled hit the next
 // operations. Drift: DeleteGroup, StopGroup (instance state Stopped, containers Terminated), SetState. Look-alikes:
-// PutGroup inserts a running group directly. Requests logs every (operation, method, path, body) for golden files
+// PutGroup inserts a running group directly. Stored returns a group as requested, secure values and secret
+// volume contents included (what the containers would receive). Requests logs every (operation, method, path, body) for golden files
 // and request counts.
 //
 // Simplified: one fake public IP per group, DNS labels not checked for uniqueness in the region, no real containers
 // (probes are not run: Running means ready), no pagination (no nextLink), no per-region token buckets, no
-// restart/start/stop/update (PATCH) operations, no volumes, subnets or registry credentials, names compared
+// restart/start/stop/update (PATCH) operations, no volumes other than their declaration (names unique, mounts
+// naming a volume, secret volume values base64; a GET returns a secret volume's keys with null values: the service
+// never returns secret contents, in which shape is the emulator's choice), no subnets or registry credentials, names compared
 // case-insensitively as ARM does.
 package aciemu

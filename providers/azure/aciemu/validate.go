@@ -1,6 +1,7 @@
 package aciemu
 
 import (
+	"encoding/base64"
 	"fmt"
 	"math"
 	"regexp"
@@ -79,6 +80,9 @@ func (s *Server) validate(name string, cg *armcontainerinstance.ContainerGroup) 
 		if e != nil {
 			return e
 		}
+	}
+	if e := validateVolumes(name, p); e != nil {
+		return e
 	}
 	exposed := map[int32]bool{}
 	for i, c := range p.Containers {
@@ -285,4 +289,41 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// validateVolumes: every volume has a unique name and one kind; a secret volume's values are base64; every mount
+// names a volume of the group and has a path.
+func validateVolumes(group string, p *armcontainerinstance.ContainerGroupPropertiesProperties) *invalid {
+	vols := map[string]bool{}
+	for i, v := range p.Volumes {
+		switch {
+		case v == nil || v.Name == nil:
+			return content("Required property 'name' not found in JSON. Path 'properties.volumes[%d]'.", i)
+		case vols[*v.Name]:
+			return bad("DuplicateVolumeName", "The volume name '%s' is duplicated in container group '%s'.", *v.Name, group)
+		}
+		vols[*v.Name] = true
+		for k, val := range v.Secret {
+			if val == nil {
+				continue
+			}
+			if _, err := base64.StdEncoding.DecodeString(*val); err != nil {
+				return bad("InvalidSecretVolumeValue", "The secret volume '%s' in container group '%s' has an invalid value for key '%s': values must be base64 encoded.", *v.Name, group, k)
+			}
+		}
+	}
+	for i, c := range p.Containers {
+		if c == nil || c.Properties == nil {
+			continue
+		}
+		for j, m := range c.Properties.VolumeMounts {
+			switch {
+			case m == nil || m.Name == nil || m.MountPath == nil:
+				return content("Required property 'name' or 'mountPath' not found in JSON. Path 'properties.containers[%d].properties.volumeMounts[%d]'.", i, j)
+			case !vols[*m.Name]:
+				return bad("VolumeMountNotFound", "The volume mount '%s' of container '%s' in container group '%s' does not match any volume.", *m.Name, deref(c.Name), group)
+			}
+		}
+	}
+	return nil
 }
