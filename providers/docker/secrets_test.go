@@ -98,9 +98,14 @@ func TestCheckSecrets(t *testing.T) {
 	w, secrets := secretWorkload(testSecretValue, testFileValue)
 	d := providers.Desired{Workload: w, Secrets: secrets}
 	for name, edit := range map[string]func(map[string]providers.Secret){
-		"missing":   func(s map[string]providers.Secret) { delete(s, "key") },
-		"no value":  func(s map[string]providers.Secret) { g := s["key"]; g.Value = nil; s["key"] = g },
-		"reference": func(s map[string]providers.Secret) { g := s["key"]; g.Source = schema.Secret{AWS: &schema.AWSSecret{}}; g.Value = nil; s["key"] = g },
+		"missing":  func(s map[string]providers.Secret) { delete(s, "key") },
+		"no value": func(s map[string]providers.Secret) { g := s["key"]; g.Value = nil; s["key"] = g },
+		"reference": func(s map[string]providers.Secret) {
+			g := s["key"]
+			g.Source = schema.Secret{AWS: &schema.AWSSecret{}}
+			g.Value = nil
+			s["key"] = g
+		},
 	} {
 		c := map[string]providers.Secret{}
 		for k, v := range secrets {
