@@ -133,13 +133,13 @@ func parseFile(name string, raw []byte) (*document, error) {
 	case doc.format == formatYAML:
 		bs, err := loadYAML(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: not valid YAML: %s", ErrNotSOPS, redact.String(err.Error()))
+			return nil, fmt.Errorf("%w: not valid YAML: %s", ErrNotSOPS, oneLine(err))
 		}
 		doc.branches = bs
 	default:
 		b, err := loadJSON(raw)
 		if err != nil {
-			return nil, fmt.Errorf("%w: not valid JSON (sops writes JSON for .json and binary files): %s", ErrNotSOPS, redact.String(err.Error()))
+			return nil, fmt.Errorf("%w: not valid JSON (sops writes JSON for .json and binary files): %s", ErrNotSOPS, oneLine(err))
 		}
 		doc.branches = []omap{b}
 	}
@@ -208,6 +208,11 @@ func parseFile(name string, raw []byte) (*document, error) {
 	return doc, nil
 }
 
+// oneLine is a parser's error on one line, redacted and bounded.
+func oneLine(err error) string {
+	return redact.Body([]byte(strings.Join(strings.Fields(err.Error()), " ")), 300)
+}
+
 // plain turns a loaded value into encoding/json's generic values, for decoding metadata.
 func plain(v any) any {
 	switch v := v.(type) {
@@ -238,6 +243,7 @@ func loadYAML(in []byte) ([]omap, error) {
 		}
 	}
 	var out []omap
+	l := &yamlLoader{left: maxValues}
 	dec := yaml.NewDecoder(bytes.NewReader(in))
 	for {
 		var n yaml.Node
@@ -248,7 +254,7 @@ func loadYAML(in []byte) ([]omap, error) {
 		if err != nil {
 			return nil, err
 		}
-		b, err := yamlBranch(&n, nil)
+		b, err := l.branch(&n, nil, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -256,12 +262,39 @@ func loadYAML(in []byte) ([]omap, error) {
 	}
 }
 
-func yamlBranch(n *yaml.Node, b omap) (omap, error) {
+// maxDepth bounds the nesting of a SOPS document: it is untrusted input, and secrets are shallow.
+const maxDepth = 64
+
+// maxValues bounds the values of a loaded document, aliases expanded: a few aliases can stand for billions.
+const maxValues = 1 << 18
+
+var (
+	errTooDeep = fmt.Errorf("the document nests deeper than %d levels", maxDepth)
+	errTooMany = fmt.Errorf("the document has more than %d values (aliases expanded)", maxValues)
+)
+
+// yamlLoader converts YAML nodes to a document's values within the bounds.
+type yamlLoader struct{ left int }
+
+func (l *yamlLoader) spend(depth int) error {
+	if depth > maxDepth {
+		return errTooDeep
+	}
+	if l.left--; l.left < 0 {
+		return errTooMany
+	}
+	return nil
+}
+
+func (l *yamlLoader) branch(n *yaml.Node, b omap, depth int) (omap, error) {
+	if err := l.spend(depth); err != nil {
+		return nil, err
+	}
 	switch n.Kind {
 	case yaml.DocumentNode:
 		for _, c := range n.Content {
 			var err error
-			if b, err = yamlBranch(c, b); err != nil {
+			if b, err = l.branch(c, b, depth); err != nil {
 				return nil, err
 			}
 		}
@@ -277,7 +310,7 @@ func yamlBranch(n *yaml.Node, b omap) (omap, error) {
 			if !ok {
 				return nil, fmt.Errorf("line %d: a key is not a string (sops supports string keys only)", n.Content[i].Line)
 			}
-			v, err := yamlValue(n.Content[i+1])
+			v, err := l.value(n.Content[i+1], depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -289,17 +322,20 @@ func yamlBranch(n *yaml.Node, b omap) (omap, error) {
 		}
 		return nil, errors.New("YAML documents that are values are not supported")
 	case yaml.AliasNode:
-		return yamlBranch(n.Alias, b)
+		return l.branch(n.Alias, b, depth+1)
 	}
 	return b, nil
 }
 
-func yamlValue(n *yaml.Node) (any, error) {
+func (l *yamlLoader) value(n *yaml.Node, depth int) (any, error) {
+	if err := l.spend(depth); err != nil {
+		return nil, err
+	}
 	switch n.Kind {
 	case yaml.SequenceNode:
 		var out []any
 		for _, c := range n.Content {
-			v, err := yamlValue(c)
+			v, err := l.value(c, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -307,7 +343,7 @@ func yamlValue(n *yaml.Node) (any, error) {
 		}
 		return out, nil
 	case yaml.MappingNode:
-		return yamlBranch(n, omap{})
+		return l.branch(n, omap{}, depth)
 	case yaml.ScalarNode:
 		var v any
 		if err := n.Decode(&v); err != nil {
@@ -315,7 +351,7 @@ func yamlValue(n *yaml.Node) (any, error) {
 		}
 		return v, nil
 	case yaml.AliasNode:
-		return yamlValue(n.Alias)
+		return l.value(n.Alias, depth+1)
 	}
 	return nil, nil
 }
@@ -331,7 +367,7 @@ func loadJSON(in []byte) (omap, error) {
 	if t != json.Delim('{') {
 		return nil, errors.New("the document is not a JSON object")
 	}
-	b, err := jsonObject(dec)
+	b, err := jsonObject(dec, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -341,7 +377,10 @@ func loadJSON(in []byte) (omap, error) {
 	return b, nil
 }
 
-func jsonObject(dec *json.Decoder) (omap, error) {
+func jsonObject(dec *json.Decoder, depth int) (omap, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
 	b := omap{}
 	for dec.More() {
 		t, err := dec.Token()
@@ -352,7 +391,7 @@ func jsonObject(dec *json.Decoder) (omap, error) {
 		if !ok {
 			return nil, errors.New("an object key is not a string")
 		}
-		v, err := jsonValue(dec)
+		v, err := jsonValue(dec, depth+1)
 		if err != nil {
 			return nil, err
 		}
@@ -364,7 +403,10 @@ func jsonObject(dec *json.Decoder) (omap, error) {
 	return b, nil
 }
 
-func jsonValue(dec *json.Decoder) (any, error) {
+func jsonValue(dec *json.Decoder, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
 	t, err := dec.Token()
 	if err != nil {
 		return nil, err
@@ -373,11 +415,11 @@ func jsonValue(dec *json.Decoder) (any, error) {
 	case json.Delim:
 		switch t {
 		case '{':
-			return jsonObject(dec)
+			return jsonObject(dec, depth)
 		case '[':
 			out := []any{}
 			for dec.More() {
-				v, err := jsonValue(dec)
+				v, err := jsonValue(dec, depth+1)
 				if err != nil {
 					return nil, err
 				}
