@@ -45,7 +45,15 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return err
 	}
 
-	want, err := deployment(d, ns, name)
+	versions, err := p.secretVersions(ctx, d, ns)
+	if err != nil {
+		return err
+	}
+	sp, err := planSecrets(d, ns, name, versions)
+	if err != nil {
+		return providers.Permanent(err)
+	}
+	want, err := deploymentWith(d, ns, name, sp)
 	if err != nil {
 		return providers.Permanent(err)
 	}
@@ -70,6 +78,20 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			s.cur = nil // not ours and not wanted: leave it alone
 		}
 	}
+	sec := &ownedSecretState{name: name + SecretSuffix, want: sp.owned}
+	if sec.cur, err = p.secretMeta(ctx, ns, sec.name); err != nil {
+		return err
+	}
+	if sec.cur != nil && !owned(sec.cur.Labels, d.Owner, w.Name) {
+		if sec.want != nil {
+			return providers.Permanent(fmt.Errorf("secret %s/%s: %w", ns, sec.name, ErrNotOwned))
+		}
+		sec.cur = nil
+	}
+	// The values are in place before any pod of the new template starts.
+	if err := p.applySecret(ctx, ns, sec); err != nil {
+		return err
+	}
 
 	if cur != nil {
 		if cur, err = p.strip(ctx, ns, name, cur, w, log); err != nil {
@@ -93,7 +115,10 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			return err
 		}
 	}
-	return p.waitRollout(ctx, ns, name, log)
+	if err := p.waitRollout(ctx, ns, name, log); err != nil {
+		return err
+	}
+	return p.deleteSecret(ctx, ns, sec)
 }
 
 // liveMatches tells whether the workload reads back from its live objects as w would.
@@ -347,6 +372,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		}
 		return nil
 	}
+	sc := &secretCheck{p: p, ns: ns, sel: sel, owner: owner}
 	var out []providers.Observed
 	for i := range deps.Items {
 		dep := &deps.Items[i]
@@ -355,7 +381,11 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 			continue
 		}
 		st := p.live(workloadObjects{dep: dep, internal: service(dep.Name, wl), public: service(dep.Name+PublicSuffix, wl)})
-		o := providers.Observed{Workload: wl, Target: target, Spec: st.spec, Missing: st.missing, Kept: st.kept}
+		if err := sc.check(ctx, dep, wl, &st); err != nil {
+			return nil, err
+		}
+		o := providers.Observed{Workload: wl, Target: target, Spec: st.spec, Missing: st.missing, Kept: st.kept,
+			SecretFingerprints: st.fingerprints}
 		o.Spec.Provider = target
 		counts := map[string]int{}
 		for _, pod := range byWorkload[wl] {
@@ -433,23 +463,34 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 		}
 	}
 	dep, err := p.getDeployment(ctx, ns, name)
-	if err != nil || dep == nil || !owned(dep.Labels, owner, workload) {
+	if err != nil {
 		return err
 	}
-	if err := p.deleteObject(ctx, "deployment", ns, name, dep.UID, func(ctx context.Context, o metav1.DeleteOptions) error {
-		return p.client.AppsV1().Deployments(ns).Delete(ctx, name, o)
-	}); err != nil {
-		return err
-	}
-	for {
-		cur, err := p.getDeployment(ctx, ns, name)
-		if err != nil || cur == nil || cur.UID != dep.UID {
+	if dep != nil && owned(dep.Labels, owner, workload) {
+		if err := p.deleteObject(ctx, "deployment", ns, name, dep.UID, func(ctx context.Context, o metav1.DeleteOptions) error {
+			return p.client.AppsV1().Deployments(ns).Delete(ctx, name, o)
+		}); err != nil {
 			return err
 		}
-		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
-			return fmt.Errorf("deployment %s/%s: waiting for the deletion: %w", ns, name, err)
+		for {
+			cur, err := p.getDeployment(ctx, ns, name)
+			if err != nil {
+				return err
+			}
+			if cur == nil || cur.UID != dep.UID {
+				break
+			}
+			if err := providers.Sleep(ctx, p.PollInterval); err != nil {
+				return fmt.Errorf("deployment %s/%s: waiting for the deletion: %w", ns, name, err)
+			}
 		}
 	}
+	// The Secret berth owns goes last: until the Deployment is gone, its pods may still start from it.
+	sec := &ownedSecretState{name: name + SecretSuffix}
+	if sec.cur, err = p.secretMeta(ctx, ns, sec.name); err != nil || sec.cur == nil || !owned(sec.cur.Labels, owner, workload) {
+		return err
+	}
+	return p.deleteSecret(ctx, ns, sec)
 }
 
 // deleteObject deletes one object with a UID precondition (never a replacement someone made meanwhile); gone

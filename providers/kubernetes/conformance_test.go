@@ -2,6 +2,8 @@ package kubernetes_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	coreac "k8s.io/client-go/applyconfigurations/core/v1"
 	k8s "k8s.io/client-go/kubernetes"
 
 	"github.com/berth-dev/berth/providers"
@@ -107,8 +110,112 @@ func TestConformance(t *testing.T) {
 		Unmanaged: unmanaged(c.Client, ns),
 		Foreign:   foreignEnv(c.Client, ns),
 		Faults:    faults.Fail,
+		Secrets:   &conformance.SecretsCase{Leaks: leaks(c.Client, ns)},
 		Timeout:   60 * time.Second,
 	})
+}
+
+// TestConformanceExistingSecret runs the suite's secret case alone with GREETING from an existing Secret
+// (kind kubernetes) that the test writes, as an operator or an external-secrets controller would: berth
+// references it by name, never writes it, and sees a rotation (a new resourceVersion) and rolls the pods.
+func TestConformanceExistingSecret(t *testing.T) {
+	c := cluster(t)
+	owner := providers.Owner{Instance: "es" + randomID(t), Environment: "exist"}
+	const tgt = "kube-exist"
+	ns := "berth-" + owner.Environment
+	conformance.Run(t, conformance.Harness{
+		New: func(t *testing.T) providers.Provider {
+			if !strings.HasSuffix(t.Name(), "/secret") {
+				t.Skip("the other cases run in TestConformance")
+			}
+			return newProvider(t, c.Client, schema.Target{Name: tgt, Type: kubernetes.Type})
+		},
+		Target:   tgt,
+		Owner:    owner,
+		Image:    "registry.example/berth-app:1",
+		Workload: func(n string) schema.Workload { w := referenceWorkload(n); w.Replicas = 1; return w },
+		Secrets: &conformance.SecretsCase{
+			Source: func(ctx context.Context, t *testing.T, name, value string) (schema.Secret, []byte) {
+				writeSecret(ctx, t, c.Client, ns, "app-config", map[string]string{name: value})
+				return schema.Secret{Kubernetes: &schema.KubernetesSecret{Name: "app-config", Key: name}}, nil
+			},
+			Leaks: leaks(c.Client, ns),
+		},
+		Timeout: 60 * time.Second,
+	})
+}
+
+// writeSecret creates or updates (as kubectl apply would, with its own field manager) the Secret ns/name
+// holding data, creating the namespace if need be; the Secret is deleted at t's cleanup.
+func writeSecret(ctx context.Context, t *testing.T, cs k8s.Interface, ns, name string, data map[string]string) {
+	t.Helper()
+	_, err := cs.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	ac := coreac.Secret(name, ns).WithType(corev1.SecretTypeOpaque).WithStringData(data)
+	if _, err := cs.CoreV1().Secrets(ns).Apply(ctx, ac, metav1.ApplyOptions{FieldManager: "kubectl-client-side-apply", Force: true}); err != nil {
+		t.Fatalf("writing Secret %s/%s: %v", ns, name, err)
+	}
+	t.Cleanup(func() { _ = cs.CoreV1().Secrets(ns).Delete(context.Background(), name, metav1.DeleteOptions{}) })
+}
+
+// leaks searches the workload's Deployment, pods and Services (whole: metadata, annotations, labels, the pod
+// spec) and the metadata of every Secret of the namespace for value, plain or base64-encoded: the data of a
+// Secret is where the value belongs and is not searched.
+func leaks(cs k8s.Interface, ns string) func(context.Context, *testing.T, string, string) string {
+	return func(ctx context.Context, t *testing.T, workload, value string) string {
+		forms := []string{value, base64.StdEncoding.EncodeToString([]byte(value)), base64.RawStdEncoding.EncodeToString([]byte(value))}
+		found := func(what string, obj any) string {
+			b, err := json.Marshal(obj)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range forms {
+				if strings.Contains(string(b), f) {
+					return what
+				}
+			}
+			return ""
+		}
+		dep, err := cs.AppsV1().Deployments(ns).Get(ctx, workload, metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("leaks: %v", err)
+		}
+		if w := found("Deployment "+workload, dep); w != "" {
+			return w
+		}
+		pods, err := kubetest.PodsOf(ctx, cs, dep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pod := range pods {
+			if w := found("Pod "+pod.Name, pod); w != "" {
+				return w
+			}
+		}
+		svcs, err := cs.CoreV1().Services(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, svc := range svcs.Items {
+			if w := found("Service "+svc.Name, svc); w != "" {
+				return w
+			}
+		}
+		secrets, err := cs.CoreV1().Secrets(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sec := range secrets.Items {
+			sec.Data, sec.StringData = nil, nil
+			sec.ManagedFields = nil // they name the data keys, which are no values
+			if w := found("the metadata of Secret "+sec.Name, sec.ObjectMeta); w != "" {
+				return w
+			}
+		}
+		return ""
+	}
 }
 
 // TestConformanceTakeOwnership runs the suite's foreign case alone on a target with takeOwnership: the env entry

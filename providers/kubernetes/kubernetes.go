@@ -117,11 +117,13 @@ func newProvider(client k8s.Interface, t schema.Target, s settings, opts provide
 func (p *Provider) Type() string { return Type }
 
 // Capabilities implements providers.Provider: a Deployment honours every health check kind, limits and UDP;
-// public ports are a LoadBalancer Service.
+// public ports are a LoadBalancer Service; secrets are SOPS values (in a Secret berth owns) or existing Secrets,
+// as env vars or files.
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{
 		HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretKubernetes}, SecretFiles: true,
 	}
 }
 

@@ -38,6 +38,10 @@ type liveState struct {
 	spec    schema.Workload
 	missing []string
 	kept    []providers.Kept
+	// secrets are the pod template's secret references (AnnotationSecrets), by secret name; fingerprints their
+	// fingerprints as written.
+	secrets      map[string]secretRef
+	fingerprints map[string]string
 }
 
 // live reads the workload back from the objects' own fields, never from berth's annotations: image, command,
@@ -75,9 +79,19 @@ func (p *Provider) live(o workloadObjects) liveState {
 		return st
 	}
 	w.Image, w.Command, w.Args = app.Image, slices.Clone(app.Command), slices.Clone(app.Args)
+	st.secrets, st.fingerprints = liveSecrets(dep)
+	own := dep.Name + SecretSuffix
 	for _, e := range app.Env {
 		if !mine.has("f:env", keyOf("name", e.Name)) && !p.set.takeOwnership {
 			st.keep(p, "env."+e.Name, owners(dep.ManagedFields, append(containerPath(ContainerName), "f:env", keyOf("name", e.Name))))
+			continue
+		}
+		if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil { // berth's own reference: a name, never a value
+			if w.SecretEnv == nil {
+				w.SecretEnv = map[string]string{}
+			}
+			r := e.ValueFrom.SecretKeyRef
+			w.SecretEnv[e.Name] = refName(st.secrets, own, r.Name, r.Key, "")
 			continue
 		}
 		if w.Env == nil {
@@ -85,6 +99,7 @@ func (p *Provider) live(o workloadObjects) liveState {
 		}
 		w.Env[e.Name] = e.Value
 	}
+	w.Files = p.liveFiles(dep, app, mine, st.secrets)
 	if q, ok := pickQuantity(app.Resources, mine, corev1.ResourceCPU); ok {
 		w.Resources.CPUMillis = q.MilliValue()
 	}
@@ -102,6 +117,38 @@ func (p *Provider) live(o workloadObjects) liveState {
 	}
 	st.spec = w
 	return st
+}
+
+// liveFiles reads the secret files back from the container's mounts of berth's secret volumes: the mounts
+// berth's apply holds (all, with takeOwnership) whose volume is a secret volume "secret-<name>" of one item.
+// Other volumes and mounts are not berth's and are not read.
+func (p *Provider) liveFiles(dep *appsv1.Deployment, app *corev1.Container, mine fieldSet, refs map[string]secretRef) map[string]schema.File {
+	var out map[string]schema.File
+	own := dep.Name + SecretSuffix
+	for _, m := range app.VolumeMounts {
+		if !mine.has("f:volumeMounts", keyOf("mountPath", m.MountPath)) && !p.set.takeOwnership {
+			continue
+		}
+		i := slices.IndexFunc(dep.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+		if i < 0 {
+			continue
+		}
+		v := dep.Spec.Template.Spec.Volumes[i]
+		hint, ok := isSecretVolume(v)
+		if !ok {
+			continue
+		}
+		item := v.Secret.Items[0]
+		n := refName(refs, own, v.Secret.SecretName, item.Key, hint)
+		if m.SubPath != item.Path {
+			n = fmt.Sprintf("Secret %s key %s (subPath %q)", v.Secret.SecretName, item.Key, m.SubPath)
+		}
+		if out == nil {
+			out = map[string]schema.File{}
+		}
+		out[m.MountPath] = schema.File{Secret: n}
+	}
+	return out
 }
 
 // keep records a foreign value, naming who holds it and how to let berth take it.
@@ -391,8 +438,9 @@ func (p *Provider) stripDeployment(dep *appsv1.Deployment, w schema.Workload) []
 		mine := appFields(dep)
 		for i := len(app.Env) - 1; i >= 0; i-- {
 			e := app.Env[i]
-			_, wanted := w.Env[e.Name]
-			if !wanted && !mine.has("f:env", keyOf("name", e.Name)) {
+			_, plain := w.Env[e.Name]
+			_, secret := w.SecretEnv[e.Name]
+			if wanted := plain || secret; !wanted && !mine.has("f:env", keyOf("name", e.Name)) {
 				rm(fmt.Sprintf("/env/%d", i))
 			}
 		}

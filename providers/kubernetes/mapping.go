@@ -104,8 +104,18 @@ func checkLabels(l map[string]string) error {
 	return nil
 }
 
-// deployment builds the apply configuration of d's Deployment.
+// deployment builds the apply configuration of d's Deployment, the existing Secrets it references at no
+// particular version.
 func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyConfiguration, error) {
+	sp, err := planSecrets(d, ns, name, nil)
+	if err != nil {
+		return nil, err
+	}
+	return deploymentWith(d, ns, name, sp)
+}
+
+// deploymentWith builds the apply configuration of d's Deployment, its secrets delivered as sp says.
+func deploymentWith(d providers.Desired, ns, name string, sp secretPlan) (*appsac.DeploymentApplyConfiguration, error) {
 	w := d.Workload
 	spec, err := json.Marshal(w)
 	if err != nil {
@@ -131,8 +141,12 @@ func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyCo
 	if len(w.Args) > 0 {
 		c.WithArgs(w.Args...)
 	}
-	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
-		c.WithEnv(coreac.EnvVar().WithName(k).WithValue(w.Env[k]))
+	for _, k := range slices.Sorted(maps.Keys(envNames(w))) {
+		if n, ok := w.SecretEnv[k]; ok {
+			c.WithEnv(coreac.EnvVar().WithName(k).WithValueFrom(sp.envSource(n)))
+		} else {
+			c.WithEnv(coreac.EnvVar().WithName(k).WithValue(w.Env[k]))
+		}
 	}
 	for _, pt := range w.Ports {
 		c.WithPorts(coreac.ContainerPort().WithContainerPort(int32(pt.Port)).WithProtocol(protocol(pt.Protocol)))
@@ -142,6 +156,14 @@ func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyCo
 	}
 	if w.Health != nil {
 		c.WithReadinessProbe(probe(w.Health, false)).WithLivenessProbe(probe(w.Health, true))
+	}
+
+	pod := coreac.PodSpec()
+	sp.withFiles(w, pod, c)
+	pod.WithContainers(c)
+	template := coreac.PodTemplateSpec().WithLabels(labels) // the spec annotation stays off pods: it holds the replica count
+	if len(sp.refs) > 0 {
+		template.WithAnnotations(map[string]string{AnnotationSecrets: sp.annotation()})
 	}
 
 	replicas := int32(w.Replicas)
@@ -157,10 +179,20 @@ func deployment(d providers.Desired, ns, name string) (*appsac.DeploymentApplyCo
 				WithRollingUpdate(appsac.RollingUpdateDeployment().
 					WithMaxUnavailable(intstr.FromInt32(0)).
 					WithMaxSurge(intstr.FromInt32(1)))).
-			WithTemplate(coreac.PodTemplateSpec().
-				WithLabels(labels). // the spec annotation stays off pods: it holds the replica count
-				WithSpec(coreac.PodSpec().WithContainers(c))))
+			WithTemplate(template.WithSpec(pod)))
 	return dep, nil
+}
+
+// envNames are the names of w's env vars, plain and from secrets.
+func envNames(w schema.Workload) map[string]bool {
+	out := make(map[string]bool, len(w.Env)+len(w.SecretEnv))
+	for k := range w.Env {
+		out[k] = true
+	}
+	for k := range w.SecretEnv {
+		out[k] = true
+	}
+	return out
 }
 
 // services builds the apply configurations of d's Services: a ClusterIP Service with every port for the
@@ -304,7 +336,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 		}
 		hosts[key] = i
 	}
-	for _, k := range slices.Sorted(maps.Keys(w.Env)) {
+	for _, k := range slices.Sorted(maps.Keys(envNames(w))) {
 		if errs := validation.IsEnvVarName(k); len(errs) > 0 {
 			out = append(out, providers.Problem{Field: "env." + k, Message: strings.Join(errs, "; ")})
 		}
