@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -176,9 +175,7 @@ func (e *Evaluator) Load(ctx context.Context, dir, name string) (*Config, error)
 		cmd.Env = os.Environ()
 	}
 	cmd.Env = append(cmd.Env, evalEnvMemory+"="+strconv.FormatInt(lim.Memory, 10))
-	// Its own process group, so that a terminal's Ctrl-C reaches only berth, which ends the child itself; and
-	// killed if berth dies first.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = evalProcAttr()
 	var out bytes.Buffer
 	stderr := &headWriter{max: evalStderrMax}
 	cmd.Stdout, cmd.Stderr = &out, stderr
@@ -383,8 +380,7 @@ func RunEvaluation(dir string, w io.Writer, stderr io.Writer) int {
 	if s := os.Getenv(evalEnvMemory); s != "" {
 		if budget, err := strconv.ParseInt(s, 10, 64); err == nil && budget > 0 {
 			debug.SetMemoryLimit(budget / 10 * 9)
-			as := uint64(budget)*2 + 4<<30
-			_ = syscall.Setrlimit(syscall.RLIMIT_AS, &syscall.Rlimit{Cur: as, Max: as})
+			limitAddressSpace(uint64(budget)*2 + 4<<30)
 		}
 	}
 	var ans evalAnswer
