@@ -23,8 +23,16 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	k := wkey{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "revision", d.SpecHash)
 	id := jobID(k)
-	want := p.jobFor(k, d)
+	want, err := p.jobFor(k, d)
+	if err != nil {
+		return err
+	}
+	items, err := variableItems(d)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
 	var jmi uint64
+	stale := false // the job read berth's variable, the new one does not: remove it after the rollout
 	for attempt := 1; ; attempt++ {
 		job, err := p.info(ctx, id)
 		if err != nil {
@@ -33,7 +41,14 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		if job != nil && !k.owns(job.Meta) {
 			return providers.Permanent(p.notOwned(id, k))
 		}
-		if job != nil && p.upToDate(k, job, d) {
+		stale = stale || items == nil && usesVariable(job)
+		if items != nil {
+			// Before the register: the new allocations render the variable when they start.
+			if err := p.ensureVariable(ctx, id, items); err != nil {
+				return fmt.Errorf("workload %s: %w", k.Workload, err)
+			}
+		}
+		if job != nil && p.upToDate(k, job, want, d) {
 			jmi = deref(job.JobModifyIndex)
 			break
 		}
@@ -60,8 +75,14 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		jmi = resp.JobModifyIndex
 		break
 	}
-	if err := p.waitConverged(ctx, k, id, d, jmi); err != nil {
+	if err := p.waitConverged(ctx, k, id, d, want, jmi); err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	if stale {
+		log.InfoContext(ctx, "removing the nomad variable the job no longer reads", "path", variablePath(id))
+		if err := p.deleteVariable(ctx, id); err != nil {
+			return fmt.Errorf("workload %s: %w", k.Workload, err)
+		}
 	}
 	return nil
 }
@@ -116,10 +137,10 @@ func deref[T any](p *T) T {
 }
 
 // waitConverged polls (blocking queries on the job's allocations, PollInterval long) until convergedWhy says "".
-func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d providers.Desired, jmi uint64) error {
+func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d providers.Desired, want *api.Job, jmi uint64) error {
 	var index uint64
 	for {
-		why, next, err := p.convergedWhy(ctx, k, id, d, jmi, index)
+		why, next, err := p.convergedWhy(ctx, k, id, d, want, jmi, index)
 		if err != nil || why == "" {
 			return err
 		}
@@ -135,7 +156,7 @@ func (p *Provider) waitConverged(ctx context.Context, k wkey, id string, d provi
 
 // convergedWhy says why the job is not converged yet ("" when it is); next is the allocations' index for the next
 // blocking query. A failed deployment of the job's version is a permanent error.
-func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d providers.Desired, jmi, index uint64) (string, uint64, error) {
+func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d providers.Desired, want *api.Job, jmi, index uint64) (string, uint64, error) {
 	job, err := p.info(ctx, id)
 	if err != nil {
 		return "", index, err
@@ -143,7 +164,7 @@ func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d provid
 	if job == nil {
 		return "", index, fmt.Errorf("nomad job %s disappeared while berth waited for it", id)
 	}
-	if deref(job.JobModifyIndex) != jmi && !p.upToDate(k, job, d) {
+	if deref(job.JobModifyIndex) != jmi && !p.upToDate(k, job, want, d) {
 		if dep := p.deploymentOf(ctx, id, jmi); dep != nil && dep.Status == api.DeploymentStatusFailed {
 			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s failed: %s", id, short(dep.ID),
 				dep.StatusDescription))
@@ -252,8 +273,11 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	k := wkey{owner.Instance, owner.Environment, target, workload}
 	id := jobID(k)
 	job, err := p.info(ctx, id)
-	if err != nil || job == nil {
+	if err != nil {
 		return err
+	}
+	if job == nil { // gone, maybe after a crash between the variable's write and the job's register
+		return p.deleteVariable(ctx, id)
 	}
 	if !k.owns(job.Meta) {
 		return providers.Permanent(p.notOwned(id, k))
@@ -272,6 +296,10 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			return fmt.Errorf("workload %s: %w", workload, err)
 		}
 		if job == nil {
+			// After the job: berth's variable (if any) holds the values the job's tasks were given.
+			if err := p.deleteVariable(ctx, id); err != nil {
+				return fmt.Errorf("workload %s: %w", workload, err)
+			}
 			return nil
 		}
 		if err := providers.Sleep(ctx, p.PollInterval); err != nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -99,6 +101,16 @@ func TestConformance(t *testing.T) {
 				return err == nil && j.Meta["team"] == "payments", err
 			}
 		},
+		// What the workload answers: the reference app echoes GREETING, here the environment each running
+		// allocation's task started with (its env, and its env templates rendered from the variables).
+		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
+			return probe(ctx, emu, name(w.Name))
+		},
+		Secrets: &conformance.SecretsCase{
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				return leaks(t, emu, name(workload), value)
+			},
+		},
 		Faults: func(n int) { // one of each kind, the rest lost compare-and-sets
 			emu.Fail(1, nomademu.ServerError)
 			emu.Fail(1, nomademu.RateLimited)
@@ -135,3 +147,61 @@ func run(emu *nomademu.Server, name func(string) string, edit func(*api.Job)) fu
 }
 
 func task(j *api.Job) *api.Task { return j.TaskGroups[0].Tasks[0] }
+
+// probe answers as the reference app would: the GREETING of every running allocation of the job, one per line.
+func probe(ctx context.Context, emu *nomademu.Server, job string) (string, error) {
+	c, err := api.NewClient(&api.Config{Address: emu.URL(), SecretID: testToken, Namespace: testNamespace, Region: "global"})
+	if err != nil {
+		return "", err
+	}
+	allocs, _, err := c.Jobs().Allocations(job, false, (&api.QueryOptions{}).WithContext(ctx))
+	if err != nil {
+		return "", err
+	}
+	var out []string
+	for _, a := range allocs {
+		if a.DesiredStatus != api.AllocDesiredStatusRun || a.ClientStatus != api.AllocClientStatusRunning {
+			continue
+		}
+		env, ok := emu.AllocEnv(a.ID)
+		if !ok {
+			return "", fmt.Errorf("allocation %s: no environment", a.ID)
+		}
+		out = append(out, env["GREETING"])
+	}
+	if len(out) == 0 {
+		return "", fmt.Errorf("job %s: no running allocation", job)
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// leaks searches what Nomad shows of the job besides the variable's items (the store the value is meant for): every
+// version of the job (meta, templates, env), its allocations and deployments, and the variables' metadata.
+func leaks(t *testing.T, emu *nomademu.Server, job, value string) string {
+	t.Helper()
+	c := operator(t, emu)
+	versions, _, _, err := c.Jobs().Versions(job, true, nil)
+	if err != nil {
+		t.Fatalf("leaks: %v", err)
+	}
+	allocs, _, err := c.Jobs().Allocations(job, true, nil)
+	if err != nil {
+		t.Fatalf("leaks: %v", err)
+	}
+	deps, _, err := c.Jobs().Deployments(job, false, nil)
+	if err != nil {
+		t.Fatalf("leaks: %v", err)
+	}
+	vars, _, err := c.Variables().PrefixList("", nil)
+	if err != nil {
+		t.Fatalf("leaks: %v", err)
+	}
+	for what, v := range map[string]any{"the job's versions": versions, "the allocations": allocs,
+		"the deployments": deps, "the variables' metadata": vars} {
+		b, _ := json.Marshal(v)
+		if strings.Contains(string(b), value) {
+			return what
+		}
+	}
+	return ""
+}

@@ -13,6 +13,26 @@
 // carried over into every register; other fields berth never sets (priority, constraints) are replaced by a
 // register, which berth only makes when a managed field differs.
 //
+// Secrets (SecretKinds sops, nomad and vault; SecretFiles): the task gets template blocks, never a value. Secret
+// environment variables are one template with env = true rendered at secrets/env.env, one line per variable;
+// a secret file is a template rendered at its path, which must lie under /secrets/ or /local/ (the task directory
+// mounts of the docker driver: Nomad's templates write nowhere else; other paths are refused at plan time), with
+// perms 0400. A SOPS value goes into a Nomad variable berth owns at the job's own path, nomad/jobs/<job-id> (items:
+// secret name → value), which the job's tasks read with their workload identity and no ACL policy; it is written
+// with check-and-set on its ModifyIndex (0 for a create; a lost check-and-set reads again) before the register, so
+// the new allocations find it when they start. A nomad reference reads the named variable and key (berth never
+// writes it: the job's workload identity needs a policy for paths outside its own), a vault reference reads
+// `{{ with secret "path" }}` field .Data.data.<key> (KV v2) through a vault block (the cluster's default role).
+// Each template line carries a comment naming its secret, read back into Spec.SecretEnv and Spec.Files; the job meta
+// berth.dev/secrets holds "name=fingerprint" pairs, read back into Observed.SecretFingerprints. Templates render
+// once (once = true, change_mode noop): running allocations keep what they started with, and a rotated SOPS value is
+// a new spec hash, hence a new job version rolled out by the update block one allocation at a time, make before
+// break. A new value in a store berth does not read (a nomad or vault reference) reaches the tasks at their next
+// start only. A job that no longer reads berth's variable has it deleted after its rollout; Delete removes it after
+// the job. List reports it Missing when it is gone (from the variables' metadata, never their items), and Apply
+// writes it again. Nomad refuses paths over 128 characters and items over 64 KiB with a 500, taken as permanent; an
+// environment value cannot span lines (the env template's format): deliver such a secret as a file.
+//
 // Read-back: List and Apply read every managed field from the live job (live), never from a copy berth stored:
 // the docker task's image, entrypoint, args and env, CPU (MHz, or reserved cores × 1000 millis) and MemoryMB, the
 // group network's ports (static = public with the static value as host port, dynamic = internal), the group
@@ -20,10 +40,10 @@
 // group's count. The read-back is lossy, so the provider is a providers.Normalizer: CPU in whole MHz and memory in
 // whole MB, Nomad's defaults (100 MHz, 300 MB) for unset resources, ports without a protocol and named by their
 // Nomad label, no start period without retries. Nomad keeps no side object for a job (the service registrations
-// are Nomad's own, remade by its clients), so nothing is ever reported Missing.
+// are Nomad's own, remade by its clients), so the only side object reported Missing is berth's variable.
 //
-// Non-goals: canaries and blue/green, Consul Connect, volumes, constraints and affinities, autoscaling, Vault,
-// multi-region jobs; namespaces and ACL tokens are created by the operator.
+// Non-goals: canaries and blue/green, Consul Connect, volumes, constraints and affinities, autoscaling, Vault
+// roles and policies (the vault block uses the cluster's default), multi-region jobs; namespaces and ACL tokens are created by the operator.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); the ACL token in the environment
 // variable settings.tokenEnv names, with the policy of docs/providers-nomad.md.
@@ -31,6 +51,7 @@
 // Main loop of Apply, in a sketch:
 //
 //	job := Info(id)                      // ours, nil, or someone else's (a permanent error)
+//	if SOPS secrets: Peek(nomad/jobs/id); if its items differ, write them with cas=ModifyIndex (conflict → read again)
 //	if job is stopped, or its hash meta or any managed field (live(job)) differs from the desired workload {
 //	    Register(job', EnforceIndex, job.JobModifyIndex)   // conflict → read again
 //	}
@@ -38,11 +59,14 @@
 //	      LatestDeployment of the version (running → wait; failed → providers.Permanent),
 //	      Allocations (blocking query on the last index, PollInterval long)
 //	until Replicas allocations of the version run, healthy where a deployment judged them
+//	if the job read berth's variable and the new one does not: delete the variable
 //
-// Delete is Deregister with purge, then waiting until the job is gone. List is one prefix listing with meta, then
-// per owned job Info, LatestDeployment, Allocations (and Versions once per old version seen). Plan (an optional
+// Delete is Deregister with purge, then waiting until the job is gone, then deleting berth's variable. List is one
+// prefix listing with meta, then per owned job Info, LatestDeployment, Allocations (and Versions once per old
+// version seen), and one listing of the variables' metadata when a job reads berth's variable. Plan (an optional
 // capability) is Nomad's plan with diff. Every call goes through one retry layer: 5xx, 429, 408, 409 and transport
-// failures are retried with capped exponential backoff and jitter; 4xx answers, and the 500 with a multi-error
-// body that Nomad answers a job its validation refuses, are providers.Permanent. A refused ACL token (401, 403)
+// failures are retried with capped exponential backoff and jitter; 4xx answers, the 500 with a multi-error body
+// that Nomad answers a job its validation refuses, and the 500 refusing a variable's path or size are
+// providers.Permanent. A refused ACL token (401, 403)
 // fails the call once with Nomad's words and what to fix: the token in settings.tokenEnv, or that no token is sent.
 package nomad

@@ -25,6 +25,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		return nil, err
 	}
 	var obs []providers.Observed
+	readers := map[int]string{} // index in obs → job ID, for the jobs reading berth's variable
 	for _, st := range stubs {
 		var job *api.Job
 		meta := st.Meta
@@ -42,26 +43,58 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if k.Workload == "" || !k.owns(meta) || st.ID != jobID(k) {
 			continue
 		}
-		o, ok, err := p.observe(ctx, k, st.ID, job)
+		o, job, err := p.observe(ctx, k, st.ID, job)
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		if job != nil {
+			if usesVariable(job) {
+				readers[len(obs)] = st.ID
+			}
 			obs = append(obs, o)
 		}
+	}
+	if err := p.missingVariables(ctx, owner, obs, readers); err != nil {
+		return nil, err
 	}
 	sort.Slice(obs, func(i, j int) bool { return obs[i].Workload < obs[j].Workload })
 	return obs, nil
 }
 
-// observe reads one owned job's allocations and its live spec (the job's own fields, see live); ok is false when
-// the job vanished meanwhile.
-func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job) (providers.Observed, bool, error) {
+// missingVariables reports berth's variable as Missing for each observed job that reads it (readers, by index in
+// obs) when it is gone: one listing of the variables' metadata (never their items) under the owner's job prefix.
+func (p *Provider) missingVariables(ctx context.Context, owner providers.Owner, obs []providers.Observed, readers map[int]string) error {
+	if len(readers) == 0 {
+		return nil
+	}
+	var metas []*api.VariableMetadata
+	if err := p.call(ctx, "Variables.PrefixList", 0, func(ctx context.Context) error {
+		var err error
+		metas, _, err = p.client.Variables().PrefixList(variablePath(jobPrefix(owner.Instance, owner.Environment)), p.query(ctx))
+		return err
+	}); err != nil {
+		return fmt.Errorf("nomad variables: %w", err)
+	}
+	have := map[string]bool{}
+	for _, m := range metas {
+		have[m.Path] = true
+	}
+	for i, id := range readers {
+		if path := variablePath(id); !have[path] {
+			obs[i].Missing = append(obs[i].Missing, "Nomad variable "+path)
+		}
+	}
+	return nil
+}
+
+// observe reads one owned job's allocations and its live spec (the job's own fields, see live), and returns the
+// job read; a nil job when it vanished meanwhile.
+func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job) (providers.Observed, *api.Job, error) {
 	o := providers.Observed{Workload: k.Workload, Target: k.Target}
 	if job == nil {
 		var err error
 		if job, err = p.info(ctx, id); err != nil || job == nil {
-			return o, false, err
+			return o, nil, err
 		}
 	}
 	var dep *api.Deployment
@@ -70,11 +103,11 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 		dep, _, err = p.client.Jobs().LatestDeployment(id, p.query(ctx))
 		return err
 	}); err != nil {
-		return o, false, err
+		return o, nil, err
 	}
 	allocs, _, err := p.allocations(ctx, id, 0)
 	if err != nil {
-		return o, false, err
+		return o, nil, err
 	}
 	votes := map[string]int{}
 	for _, a := range allocs {
@@ -83,7 +116,7 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 		}
 		hash, err := p.hashOf(ctx, job, a.JobVersion)
 		if err != nil {
-			return o, false, err
+			return o, nil, err
 		}
 		r := providers.Replica{ID: a.ID, Name: a.Name, SpecHash: hash, State: a.ClientStatus,
 			Running: a.ClientStatus == api.AllocClientStatusRunning}
@@ -111,7 +144,8 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 		}
 	}
 	o.Spec = live(k, job)
-	return o, true, nil
+	o.SecretFingerprints = fingerprints(job.Meta)
+	return o, job, nil
 }
 
 func terminal(status string) bool {

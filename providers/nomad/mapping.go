@@ -131,8 +131,8 @@ func portLabel(pt schema.Port) string {
 	return b.String()
 }
 
-// jobFor maps a desired workload to its Nomad job.
-func (p *Provider) jobFor(k wkey, d providers.Desired) *api.Job {
+// jobFor maps a desired workload to its Nomad job. A secret it cannot deliver is a permanent error.
+func (p *Provider) jobFor(k wkey, d providers.Desired) (*api.Job, error) {
 	w := d.Workload
 	id := jobID(k)
 
@@ -188,6 +188,10 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) *api.Job {
 	if len(w.Env) > 0 {
 		task.Env = w.Env
 	}
+	secrets, err := secretTask(id, d, task)
+	if err != nil {
+		return nil, fmt.Errorf("workload %s: %w", w.Name, err)
+	}
 
 	group := &api.TaskGroup{Name: new(GroupName), Count: new(w.Replicas), Tasks: []*api.Task{task}}
 	if len(net.ReservedPorts)+len(net.DynamicPorts) > 0 {
@@ -224,6 +228,9 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) *api.Job {
 			providers.LabelSpecHash:    d.SpecHash,
 		},
 	}
+	if secrets != "" {
+		job.Meta[MetaSecrets] = secrets
+	}
 	if len(p.set.datacenters) > 0 {
 		job.Datacenters = p.set.datacenters
 	}
@@ -233,7 +240,7 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) *api.Job {
 	if p.set.region != "" {
 		job.Region = new(p.set.region)
 	}
-	return job
+	return job, nil
 }
 
 // service is the group's service with its check: Nomad's own provider for HTTP and TCP checks, Consul's for

@@ -178,10 +178,12 @@ func (p *Provider) Type() string { return Type }
 
 // Capabilities of a Nomad cluster with the docker driver: HTTP and TCP checks (Nomad's own service checks),
 // command checks (script checks, which need the Consul integration: see Validate), static host ports, UDP, CPU
-// (MHz) and memory.
+// (MHz) and memory; secrets from SOPS (through a Nomad variable berth writes), from Nomad variables and from Vault,
+// as environment variables or as files under /secrets/ or /local/ (templates).
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
-		CPULimit: true, MemoryLimit: true}
+		CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretNomad, schema.SecretVault}, SecretFiles: true}
 }
 
 // Validate reports what a Nomad cluster may not honour as asked.
@@ -216,6 +218,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 		}
 		labels[l] = i
 	}
+	out = append(out, secretProblems(w)...)
 	seen := map[int]int{}
 	for i, pt := range w.Ports {
 		if !pt.Public {
@@ -248,7 +251,7 @@ const (
 )
 
 // errConflict marks a lost compare-and-set of a register.
-var errConflict = errors.New("job modified concurrently")
+var errConflict = errors.New("modified concurrently (a lost check-and-set)")
 
 // enforcePrefix starts Nomad's answer to a register whose EnforceIndex does not match.
 const enforcePrefix = "Enforcing job modify index"
@@ -257,7 +260,15 @@ const enforcePrefix = "Enforcing job modify index"
 // one) with a go-multierror list as the plain body.
 var validationBody = regexp.MustCompile(`^\d+ errors? occurred:`)
 
+// variableRefusal matches the refusals of a variable write by the server's validation (plain RPC errors, answered
+// as HTTP 500): an invalid or reserved path, too large items.
+var variableRefusal = regexp.MustCompile(`invalid path|reserved (top-level )?directory|only paths at|limited to \d+KiB|can not target wildcard`)
+
 func classify(err error) errClass {
+	var cas api.ErrCASConflict
+	if errors.As(err, &cas) {
+		return classConflict // a variable's check-and-set lost: re-read
+	}
 	var ue api.UnexpectedResponseError
 	if errors.As(err, &ue) && ue.HasStatusCode() {
 		switch code := ue.StatusCode(); {
@@ -265,6 +276,8 @@ func classify(err error) errClass {
 			return classConflict
 		case code >= 500 && validationBody.MatchString(strings.TrimSpace(ue.Body())):
 			return classPermanent // a job Nomad's validation refused: 500, but no retry will pass
+		case code == http.StatusInternalServerError && variableRefusal.MatchString(ue.Body()):
+			return classPermanent // a variable Nomad's validation refused
 		case code == http.StatusNotFound:
 			return classNotFound
 		case code == http.StatusConflict, code == http.StatusTooManyRequests, code == http.StatusRequestTimeout, code >= 500:
@@ -325,12 +338,13 @@ func (p *Provider) explain(err error) error {
 		ns = "default"
 	}
 	fix := fmt.Sprintf("the target sends no ACL token: create one with a policy allowing submit-job, read-job and "+
-		"list-jobs in namespace %q (`nomad acl token create -policy NAME`) and name the environment variable that "+
-		"holds it in settings.tokenEnv", ns)
+		"list-jobs (and variables write on nomad/jobs/* for workloads with SOPS secrets) in namespace %q "+
+		"(`nomad acl token create -policy NAME`) and name the environment variable that holds it in settings.tokenEnv", ns)
 	if p.set.tokenEnv != "" {
 		fix = fmt.Sprintf("the ACL token in %s (settings.tokenEnv) is unknown, expired, or its policies do not allow "+
-			"submit-job, read-job and list-jobs in namespace %q (`nomad acl token self` shows them); put a token "+
-			"that does in %s", p.set.tokenEnv, ns, p.set.tokenEnv)
+			"submit-job, read-job and list-jobs (and variables write on nomad/jobs/* for workloads with SOPS "+
+			"secrets) in namespace %q (`nomad acl token self` shows them); put a token that does in %s",
+			p.set.tokenEnv, ns, p.set.tokenEnv)
 	}
 	return &explained{err: err, msg: fmt.Sprintf("nomad target %q: permission denied: %s. To fix: %s", p.target,
 		strings.TrimRight(redact.Body([]byte(err.Error()), 400), "."), fix)}

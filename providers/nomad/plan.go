@@ -32,7 +32,10 @@ func (p *Provider) Plan(ctx context.Context, d providers.Desired) ([]Change, err
 	if job != nil && !k.owns(job.Meta) {
 		return nil, providers.Permanent(p.notOwned(id, k))
 	}
-	want := p.jobFor(k, d)
+	want, err := p.jobFor(k, d)
+	if err != nil {
+		return nil, err
+	}
 	if job != nil {
 		want = keepForeign(want, job) // as Apply registers it
 	}

@@ -42,6 +42,7 @@ func live(k wkey, job *api.Job) schema.Workload {
 				w.Env[k] = v
 			}
 		}
+		readSecrets(task, &w)
 		if r := task.Resources; r != nil {
 			if c := deref(r.Cores); c > 0 {
 				w.Resources.CPUMillis = int64(c) * 1000
@@ -211,13 +212,31 @@ func stringList(v any) []string {
 	return nil
 }
 
-// upToDate tells whether a running job already runs d: its spec-hash meta and every field berth manages, as read
-// back, equal to the desired workload in Nomad's read-back form (a hand edit keeps the hash meta).
-func (p *Provider) upToDate(k wkey, job *api.Job, d providers.Desired) bool {
-	if deref(job.Stop) || job.Meta[providers.LabelSpecHash] != d.SpecHash {
+// upToDate tells whether a running job already runs d (mapped to want): its spec-hash and secrets meta, the
+// templates delivering the secrets, and every field berth manages, as read back, equal to the desired workload in
+// Nomad's read-back form (a hand edit keeps the hash meta).
+func (p *Provider) upToDate(k wkey, job, want *api.Job, d providers.Desired) bool {
+	if deref(job.Stop) || job.Meta[providers.LabelSpecHash] != d.SpecHash || job.Meta[MetaSecrets] != want.Meta[MetaSecrets] {
+		return false
+	}
+	if t, wt := liveTask(job), liveTask(want); t != nil && wt != nil && !sameTemplates(t, wt) {
 		return false
 	}
 	return equalSpec(live(k, job), p.readBack(k, d.Workload))
+}
+
+// liveTask is the job's docker task (the one named TaskName, else the first).
+func liveTask(job *api.Job) *api.Task {
+	if len(job.TaskGroups) == 0 {
+		return nil
+	}
+	var task *api.Task
+	for _, t := range job.TaskGroups[0].Tasks {
+		if t.Name == TaskName || task == nil {
+			task = t
+		}
+	}
+	return task
 }
 
 // readBack is the desired workload as the job will read it back.

@@ -1,9 +1,14 @@
 package nomad
 
 import (
+	"errors"
+	"fmt"
+	"maps"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/nomad/api"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -116,5 +121,65 @@ func TestValidate(t *testing.T) {
 	w.Health, w.Resources, w.Ports = nil, schema.Resources{}, nil
 	if pr := p.Validate(w); len(pr) != 0 {
 		t.Errorf("Validate of a plain workload: %v", pr)
+	}
+}
+
+func TestClassifyVariables(t *testing.T) {
+	cas := fmt.Errorf("write: %w", api.ErrCASConflict{CheckIndex: 3, Conflict: &api.Variable{ModifyIndex: 4}})
+	if c := classify(cas); c != classConflict {
+		t.Errorf("classify(a lost check-and-set) = %d, want a conflict", c)
+	}
+	for _, body := range []string{`invalid path "nomad/jobs/x.y"`, "variables are limited to 64KiB in total size",
+		`"nomad" is a reserved top-level directory path, but you may write variables to "nomad/jobs", "nomad/job-templates", or below`} {
+		if !variableRefusal.MatchString(body) {
+			t.Errorf("%q is not taken for a variable refusal", body)
+		}
+	}
+	if variableRefusal.MatchString("rpc error: No cluster leader") {
+		t.Error("a leader election is taken for a variable refusal")
+	}
+}
+
+func TestSecretTemplates(t *testing.T) {
+	w := schema.Workload{Name: "web", SecretEnv: map[string]string{"A": "a", "B": "b"},
+		Files: map[string]schema.File{"/secrets/c.pem": {Secret: "c"}, "/local/d": {Secret: "b"}}}
+	d := providers.Desired{Workload: w, Secrets: map[string]providers.Secret{
+		"a": {Source: schema.Secret{SOPS: &schema.SOPSSecret{File: "s.enc.yaml"}}, Fingerprint: "f1"},
+		"b": {Source: schema.Secret{Nomad: &schema.NomadSecret{Path: "nomad/jobs/shared", Key: "k"}}, Fingerprint: "f2"},
+		"c": {Source: schema.Secret{Vault: &schema.VaultSecret{Path: "secret/data/x", Key: "pem"}}, Fingerprint: "f3"},
+	}}
+	task := &api.Task{}
+	meta, err := secretTask("job", d, task)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if meta != "a=f1,b=f2,c=f3" || task.Vault == nil || len(task.Templates) != 3 {
+		t.Fatalf("meta %q, vault %v, %d templates", meta, task.Vault, len(task.Templates))
+	}
+	var back schema.Workload
+	readSecrets(task, &back)
+	if !maps.Equal(back.SecretEnv, w.SecretEnv) || !maps.Equal(back.Files, w.Files) {
+		t.Fatalf("read back %v %v", back.SecretEnv, back.Files)
+	}
+	if fps := fingerprints(map[string]string{MetaSecrets: meta}); !maps.Equal(fps, map[string]string{"a": "f1", "b": "f2", "c": "f3"}) {
+		t.Fatalf("fingerprints %v", fps)
+	}
+	job := &api.Job{ID: new("job"), TaskGroups: []*api.TaskGroup{{Tasks: []*api.Task{task}}}}
+	if !usesVariable(job) {
+		t.Fatal("the job reads berth's variable")
+	}
+	d.Workload.SecretEnv = map[string]string{"B": "b"}
+	d.Workload.Files = nil
+	task = &api.Task{}
+	if _, err := secretTask("job", d, task); err != nil {
+		t.Fatal(err)
+	}
+	job.TaskGroups[0].Tasks = []*api.Task{task}
+	if usesVariable(job) || task.Vault != nil {
+		t.Fatal("a job with references only reads berth's variable, or has a vault block")
+	}
+	d.Secrets["b"] = providers.Secret{Source: schema.Secret{AWS: &schema.AWSSecret{ARN: "arn:aws:ssm:x"}}}
+	if _, err := secretTask("job", d, &api.Task{}); !errors.Is(err, providers.ErrPermanent) {
+		t.Fatalf("an aws secret on Nomad: %v", err)
 	}
 }

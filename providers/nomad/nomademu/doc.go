@@ -24,6 +24,17 @@
 // per index from 2025-01-01). Not emulated: variable locks, the ACL policy model beyond Token and DenyVariable,
 // per-table indexes (the index is global, as for jobs). Requests records the PUT bodies, items included.
 //
+// Templates (render.go): a job's task may carry template blocks, validated as the server's Template.Validate does
+// (data or a source, a destination that stays in the allocation directory, change_mode noop, restart, signal or
+// script, no signal for an env template, octal perms). When an allocation is placed, its first task's templates
+// are rendered as the client would at task start: nomadVar "path" reads a variable of the job's namespace (any
+// path not denied by DenyVariable: the workload identity's implicit policy and ACL policies are not modelled),
+// secret "path" reads the Vault KV v2 data set with SetVaultSecret (.Data.data). An env template's KEY=VALUE lines
+// join the task's env. AllocEnv and AllocFile show what an allocation's task started with (a test's view of what
+// the container sees; no API answer carries it). A template that fails (a missing or denied variable) fails the
+// allocation when it would start, where Nomad would keep it pending until the deployment's healthy deadline; the
+// scheduler then places a replacement, rendered anew.
+//
 // Behaviour that matters to a provider:
 //   - Every answer carries X-Nomad-Index (one raft-like index for all state), X-Nomad-KnownLeader and
 //     X-Nomad-LastContact. GET requests with ?index=N block until the index passes N or ?wait ends (a condition
@@ -43,7 +54,9 @@
 //     deployment ended). KillAlloc (an allocation dies) and StopAlloc (an operator's `nomad alloc stop`) drift.
 //   - Faults: Fail(n, kind): ServerError (500), RateLimited (429) and Timeout (no answer until the client gives
 //     up; its context must end) on the next n requests, Conflict (500 with
-//     the enforce-index message, as if another writer had just registered) on the next n registers.
+//     the enforce-index message, as if another writer had just registered) on the next n registers,
+//     VariableConflict (another writer writes the variable just before each of the next n check-and-set writes,
+//     which then answer 409) on variables.
 //   - ACL: with Options.Token set, a request without that X-Nomad-Token answers 403 "Permission denied".
 //   - Register and plan canonicalize the job as the agent does (api.Job.Canonicalize: 100 MHz and 300 MB for
 //     unset resources, the job's update block merged into the group's, service and check defaults), so a job read

@@ -24,6 +24,9 @@ const (
 	ServerError = "server"   // 500 with an RPC error
 	RateLimited = "rate"     // 429 Too Many Requests
 	Conflict    = "conflict" // 500 with an enforce-index conflict message
+	// VariableConflict: another writer writes the variable just before each of the next n check-and-set writes
+	// of a variable, which then lose (409 with the variable as that writer left it).
+	VariableConflict = "var-conflict"
 )
 
 // Defaults of Options.
@@ -72,18 +75,20 @@ type Server struct {
 	opts Options
 	srv  *httptest.Server
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	index    uint64
-	ids      int
-	jobs     map[string]*job // namespace + "/" + id
-	allocs   []*alloc
-	deps     []*deployment
-	faults   []string
-	conflict int // registers still to answer with a lost compare-and-set
-	failImgs map[string]bool
-	requests []Request
-	vars     *varStore // variables.go
+	mu          sync.Mutex
+	cond        *sync.Cond
+	index       uint64
+	ids         int
+	jobs        map[string]*job // namespace + "/" + id
+	allocs      []*alloc
+	deps        []*deployment
+	faults      []string
+	conflict    int // registers still to answer with a lost compare-and-set
+	varConflict int // variable check-and-set writes still to lose to another writer
+	failImgs    map[string]bool
+	requests    []Request
+	vars        *varStore                    // variables.go
+	vault       map[string]map[string]string // render.go: Vault KV data by path
 }
 
 type job struct {
@@ -99,6 +104,7 @@ type alloc struct {
 	age  int         // steps since placed or since running
 	dep  *deployment // the deployment that placed it, if any
 	img  string
+	out  rendered // what its templates gave the task when it was placed
 }
 
 type deployment struct {
@@ -134,12 +140,17 @@ func (s *Server) Close() {
 	s.srv.Close()
 }
 
-// Fail makes the next n requests fail with kind; Conflict applies to the next n registers only.
+// Fail makes the next n requests fail with kind; Conflict applies to the next n registers only, VariableConflict
+// to the next n check-and-set writes of a variable.
 func (s *Server) Fail(n int, kind string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if kind == Conflict {
+	switch kind {
+	case Conflict:
 		s.conflict += n
+		return
+	case VariableConflict:
+		s.varConflict += n
 		return
 	}
 	for range n {
@@ -813,6 +824,13 @@ func (s *Server) advance() {
 		}
 		a.age++
 		switch {
+		case a.stub.ClientStatus == api.AllocClientStatusPending && a.out.err != "":
+			a.stub.ClientStatus, a.stub.ClientDescription = api.AllocClientStatusFailed, a.out.err
+			if a.dep != nil {
+				a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(false), ModifyIndex: s.index + 1}
+				a.dep.d.TaskGroups[a.stub.TaskGroup].UnhealthyAllocs++
+			}
+			a.stub.ModifyIndex, changed = s.index+1, true
 		case a.stub.ClientStatus == api.AllocClientStatusPending && a.age >= s.opts.StartSteps:
 			a.stub.ClientStatus, a.stub.ClientDescription, a.age = api.AllocClientStatusRunning, "Tasks are running", 0
 			a.stub.ModifyIndex, changed = s.index+1, true
@@ -982,6 +1000,7 @@ func (s *Server) place(j *job, i int, dep *deployment) {
 	if len(sp.TaskGroups[0].Tasks) > 0 {
 		a.img, _ = sp.TaskGroups[0].Tasks[0].Config["image"].(string)
 	}
+	a.out = s.render(sp)
 	if dep != nil {
 		a.stub.DeploymentStatus = nil
 		dep.d.TaskGroups[tg].PlacedAllocs++

@@ -4,8 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -287,7 +289,53 @@ func validateTask(t *api.Task) []string {
 			add("MemoryMaxMB value (%d) should be larger than MemoryMB value (%d)", mx, deref(r.MemoryMB))
 		}
 	}
+	for i, tp := range t.Templates {
+		if te := validateTemplate(tp); len(te) > 0 {
+			add("Template %d validation failed: %s", i+1, multiError(te))
+		}
+	}
 	return errs
+}
+
+// templateChangeModes are the values of a template's change_mode.
+var templateChangeModes = []string{"noop", "restart", "signal", "script"}
+
+// validateTemplate checks a template block as the server's Template.Validate does.
+func validateTemplate(t *api.Template) []string {
+	var errs []string
+	add := func(format string, a ...any) { errs = append(errs, fmt.Sprintf(format, a...)) }
+	if deref(t.SourcePath) == "" && deref(t.EmbeddedTmpl) == "" {
+		add("Must specify a source path or have an embedded template")
+	}
+	dest := deref(t.DestPath)
+	switch {
+	case dest == "":
+		add("Must specify a destination for the template")
+	case escapesTaskDir(dest):
+		add("destination escapes allocation directory")
+	}
+	switch mode := deref(t.ChangeMode); {
+	case !slices.Contains(templateChangeModes, mode):
+		add("Invalid change mode %q", mode)
+	case mode == "signal" && deref(t.ChangeSignal) == "":
+		add("Must specify signal value when change mode is signal")
+	case mode == "signal" && deref(t.Envvars):
+		add("cannot use signals with env var templates")
+	}
+	if deref(t.Splay) < 0 {
+		add("Must specify positive splay value")
+	}
+	if _, err := strconv.ParseUint(deref(t.Perms), 8, 12); err != nil {
+		add("Failed to parse %q as octal: %v", deref(t.Perms), err)
+	}
+	return errs
+}
+
+// escapesTaskDir tells whether a template destination, relative to the task directory, leaves the allocation
+// directory (the task directory is one level below it).
+func escapesTaskDir(dest string) bool {
+	clean := path.Clean(path.Join("/alloc/task", dest))
+	return !strings.HasPrefix(clean+"/", "/alloc/")
 }
 
 func deref[T any](p *T) T {

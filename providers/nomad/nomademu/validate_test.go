@@ -24,6 +24,15 @@ func validJob() *api.Job {
 	return j
 }
 
+// tmpl is the job's task's template, added when the job has none.
+func tmpl(j *api.Job) *api.Template {
+	task := j.TaskGroups[0].Tasks[0]
+	if len(task.Templates) == 0 {
+		task.Templates = []*api.Template{{DestPath: new("secrets/x"), EmbeddedTmpl: new("x")}}
+	}
+	return task.Templates[0]
+}
+
 // TestValidation: each request Nomad's job validation refuses is refused here too, with Nomad's answer: HTTP 500
 // and the multi-error text as a plain body, on register and on plan.
 func TestValidation(t *testing.T) {
@@ -61,6 +70,14 @@ func TestValidation(t *testing.T) {
 		{"update health check", func(j *api.Job) { j.Update.HealthCheck = new("always") }, `Invalid health check given: "always"`},
 		{"update deadlines", func(j *api.Job) { j.Update.MinHealthyTime = new(10 * time.Minute) },
 			"Minimum healthy time must be less than healthy deadline"},
+		{"template without data", func(j *api.Job) { tmpl(j).EmbeddedTmpl = nil }, "Must specify a source path or have an embedded template"},
+		{"template without destination", func(j *api.Job) { tmpl(j).DestPath = nil }, "Must specify a destination for the template"},
+		{"template outside", func(j *api.Job) { tmpl(j).DestPath = new("../../../etc/passwd") }, "destination escapes allocation directory"},
+		{"template change mode", func(j *api.Job) { tmpl(j).ChangeMode = new("reload") }, `Invalid change mode "reload"`},
+		{"template signal env", func(j *api.Job) {
+			tmpl(j).ChangeMode, tmpl(j).ChangeSignal, tmpl(j).Envvars = new("signal"), new("SIGHUP"), new(true)
+		}, "cannot use signals with env var templates"},
+		{"template perms", func(j *api.Job) { tmpl(j).Perms = new("rw-------") }, `Failed to parse "rw-------" as octal`},
 		{"progress deadline", func(j *api.Job) {
 			j.Update.HealthyDeadline, j.Update.ProgressDeadline = new(20*time.Minute), new(10*time.Minute)
 		}, "Healthy deadline must be less than progress deadline"},

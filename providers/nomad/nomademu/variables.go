@@ -155,6 +155,14 @@ func (s *Server) variables(method, path, namespace string, q url.Values, body []
 		if err := validateVariable(namespace, vpath, in.Items); err != nil {
 			return nil, err
 		}
+		if isCAS && s.varConflict > 0 { // another writer got there first
+			s.varConflict--
+			items := map[string]string{"written-by": "another writer"}
+			if cur != nil {
+				items = cur.Items
+			}
+			cur = s.putVar(namespace, vpath, items)
+		}
 		if isCAS && ((check == 0 && cur != nil) || (check != 0 && (cur == nil || cur.ModifyIndex != check))) {
 			return conflict(), nil
 		}
