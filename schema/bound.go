@@ -98,6 +98,8 @@ type EvalError struct {
 	Err  error
 	// Detail is the evaluator's own words when it failed (first line of its stderr).
 	Detail string
+	// stopped: the caller's context ended it (Err is the context's cause).
+	stopped bool
 }
 
 func (e *EvalError) Error() string {
@@ -114,12 +116,12 @@ func (e *EvalError) Error() string {
 	case errors.Is(e.Err, ErrTooDeep):
 		return fmt.Sprintf("evaluation of %s failed: the configuration is nested too deeply (evaluator stack above %s)",
 			e.Name, FormatSize(evalMaxStack))
-	case errors.Is(e.Err, context.Canceled), errors.Is(e.Err, context.DeadlineExceeded):
+	case e.stopped:
 		return fmt.Sprintf("evaluation of %s stopped: %v", e.Name, e.Err)
 	case e.Detail != "":
 		return fmt.Sprintf("evaluation of %s failed: %v: %s", e.Name, e.Err, e.Detail)
 	default:
-		return fmt.Sprintf("evaluation of %s stopped: %v", e.Name, e.Err)
+		return fmt.Sprintf("evaluation of %s failed: %v", e.Name, e.Err)
 	}
 }
 
@@ -161,9 +163,10 @@ func (e *Evaluator) Load(ctx context.Context, dir, name string) (*Config, error)
 		poll = DefaultEvalPoll
 	}
 	fail := func(err error, used int64, detail string) (*Config, error) {
-		return nil, &EvalError{Name: name, Limits: lim, Used: used, Err: err, Detail: detail}
+		return nil, &EvalError{Name: name, Limits: lim, Used: used, Err: err, Detail: detail,
+			stopped: ctx.Err() != nil && err == context.Cause(ctx)}
 	}
-	if err := ctx.Err(); err != nil {
+	if ctx.Err() != nil {
 		return fail(context.Cause(ctx), 0, "")
 	}
 	if len(e.Args) == 0 {
@@ -245,7 +248,11 @@ func (e *Evaluator) Load(ctx context.Context, dir, name string) (*Config, error)
 	if err := gob.NewDecoder(&out).Decode(&ans); err != nil {
 		return fail(fmt.Errorf("unreadable answer from the evaluator: %w", err), peak, stderr.firstLine())
 	}
-	return ans.result()
+	cfg, err := ans.result()
+	if err != nil {
+		return nil, err
+	}
+	return withSecretFiles(cfg, dir), nil
 }
 
 // residentPeak is the peak resident memory (VmHWM) of a process in bytes, 0 when it cannot be read. The peak,
@@ -388,6 +395,7 @@ func RunEvaluation(dir string, w io.Writer, stderr io.Writer) int {
 	var es Errors
 	switch {
 	case err == nil:
+		cfg.Root = nil // the parent captures the SOPS files itself
 		ans.Config = cfg
 	case errors.As(err, &es):
 		ans.Errors = es

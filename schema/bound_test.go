@@ -23,8 +23,18 @@ import (
 const childEnv = "BERTH_SCHEMA_TEST_EVAL_CHILD"
 
 func TestMain(m *testing.M) {
-	if os.Getenv(childEnv) == "1" {
+	switch os.Getenv(childEnv) {
+	case "1":
 		os.Exit(RunEvaluation(os.Args[len(os.Args)-1], os.Stdout, os.Stderr))
+	case "stack": // as the Go runtime ends a goroutine past its stack limit
+		os.Stderr.WriteString("runtime: goroutine stack exceeds 67108864-byte limit\nfatal error: stack overflow\n\ngoroutine 1 [running]:\n")
+		os.Exit(2)
+	case "crash":
+		os.Stderr.WriteString("panic: \x1b[31mboom\x1b[0m\n\ngoroutine 1 [running]:\n")
+		os.Exit(2)
+	case "garbage":
+		os.Stdout.WriteString("not an answer")
+		os.Exit(0)
 	}
 	os.Exit(m.Run())
 }
@@ -231,3 +241,25 @@ func benchmarkAnswer(b *testing.B, n int) {
 
 func BenchmarkAnswer1000(b *testing.B)  { benchmarkAnswer(b, 1000) }
 func BenchmarkAnswer10000(b *testing.B) { benchmarkAnswer(b, 10000) }
+
+// TestEvaluatorChildFailures: how a child that dies is reported.
+func TestEvaluatorChildFailures(t *testing.T) {
+	for mode, want := range map[string]string{
+		"stack":   "evaluation of repo failed: the configuration is nested too deeply (evaluator stack above 64 MiB)",
+		"crash":   "evaluation of repo failed: exit status 2: panic: [31mboom[0m",
+		"garbage": "evaluation of repo failed: unreadable answer from the evaluator: unexpected EOF",
+	} {
+		t.Run(mode, func(t *testing.T) {
+			ev := testEvaluator(t, EvalLimits{})
+			ev.Env = append(os.Environ(), childEnv+"="+mode)
+			_, err := ev.Load(context.Background(), t.TempDir(), "repo")
+			var ee *EvalError
+			if !errors.As(err, &ee) || err.Error() != want {
+				t.Fatalf("Load = %v, want %q", err, want)
+			}
+			if mode == "stack" && !errors.Is(err, ErrTooDeep) {
+				t.Errorf("errors.Is(%v, ErrTooDeep) = false", err)
+			}
+		})
+	}
+}
