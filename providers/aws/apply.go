@@ -20,6 +20,11 @@ import (
 // make-before-break (minimumHealthyPercent 100, circuit breaker with rollback) and replaces stopped tasks itself;
 // Apply waits until the primary deployment is COMPLETED and exactly Replicas tasks of the revision run ready, then
 // deregisters the family's other revisions berth owns (the one replaced, and any a hand edit left ACTIVE).
+//
+// Secrets go first: an AWS reference is put in the container's secrets[] as it is; a SOPS value is written to
+// berth's own Secrets Manager secret (CreateSecret, or PutSecretValue of a new version when the value rotated)
+// before the revision that pins that version is registered, so the new tasks read the new value while the old
+// ones, until they stop, keep theirs; a berth secret the workload no longer uses is deleted after the rollout.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	k := wkey{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name}
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "revision", d.SpecHash)
@@ -37,7 +42,11 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if svc != nil {
 		current = aws.ToString(svc.TaskDefinition)
 	}
-	tdArn, err := p.ensureTaskDefinition(ctx, k, d, current)
+	refs, err := p.secretRefs(ctx, k, d)
+	if err != nil {
+		return err
+	}
+	tdArn, err := p.ensureTaskDefinition(ctx, k, d, refs, current)
 	if err != nil {
 		return err
 	}
@@ -97,16 +106,36 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 // one ACTIVE revision, the one the service runs, and List can tell from the family alone when someone
 // deregistered it. Errors are only logged: a leftover revision costs nothing and the next Apply or Delete
 // removes it.
+//
+// Then berth's Secrets Manager secrets that those revisions named and the kept one does not (a secret the
+// workload no longer uses) are deleted: the old tasks are stopped by now. Errors are only logged too.
 func (p *Provider) deregisterStale(ctx context.Context, k wkey, family, keep string) {
 	arns, err := p.familyRevisions(ctx, family)
+	var gone []tdInfo
 	for _, arn := range arns {
 		if arn != keep && err == nil {
-			err = p.deregisterOwned(ctx, k, arn)
+			var info tdInfo
+			info, err = p.deregisterOwned(ctx, k, arn)
+			gone = append(gone, info)
 		}
 	}
 	if err != nil {
 		p.log.WarnContext(ctx, "deregistering replaced task definitions", "env", k.Environment, "workload", k.Workload,
 			"family", family, "error", err)
+	}
+	kept, _ := p.cached(keep)
+	used := map[string]bool{}
+	for _, a := range ownedSecretARNs(k, kept) {
+		used[a] = true
+	}
+	var unused []string
+	for _, a := range ownedSecretARNs(k, gone...) {
+		if !used[a] {
+			unused = append(unused, a)
+		}
+	}
+	if err := p.deleteSecrets(ctx, k, unused); err != nil {
+		p.log.WarnContext(ctx, "deleting secrets no longer used", "env", k.Environment, "workload", k.Workload, "error", err)
 	}
 }
 
@@ -136,8 +165,8 @@ func (p *Provider) describeService(ctx context.Context, name string) (*types.Ser
 // whose own fields run d.Workload: current (the service's revision) or the family's latest active one when one
 // is (a repeat, or a retry after a crash), a new registration otherwise. Both are described afresh: a revision's
 // status is not immutable.
-func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers.Desired, current string) (string, error) {
-	in, err := p.taskDefinitionInput(k, d)
+func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers.Desired, secretRefs map[string]string, current string) (string, error) {
+	in, err := p.taskDefinitionInput(k, d, secretRefs)
 	if err != nil {
 		return "", err
 	}
@@ -152,7 +181,7 @@ func (p *Provider) ensureTaskDefinition(ctx context.Context, k wkey, d providers
 			return "", err
 		}
 		if ok && status == "ACTIVE" && info.family == family && info.owned == k && info.hash == d.SpecHash &&
-			p.sameTask(info.spec, d.Workload) {
+			p.sameTask(info.spec, d.Workload) && sameSecrets(info.secrets, in.ContainerDefinitions[0].Secrets) {
 			return arn, nil
 		}
 	}
@@ -327,7 +356,8 @@ func (p *Provider) tasks(ctx context.Context, service string, status types.Desir
 }
 
 // Delete removes the workload's service (forced: ECS scales it to 0 and stops its tasks), waits until it is
-// INACTIVE, then deregisters the family's revisions berth owns. Only objects carrying the owner's tags are touched.
+// INACTIVE, then deregisters the family's revisions berth owns and deletes the Secrets Manager secrets berth made
+// for them (ForceDeleteWithoutRecovery). Only objects carrying the owner's tags are touched.
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
 	k := wkey{owner.Instance, owner.Environment, target, workload}
 	name := resourceName(k)
@@ -335,7 +365,11 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	if err != nil {
 		return err
 	}
+	var running []tdInfo // the service's revision, even if deregistered by hand: its secrets go too
 	if svc != nil && k.owns(tagMap(svc.Tags)) {
+		if _, info, _, ok, err := p.describeTaskDefinition(ctx, aws.ToString(svc.TaskDefinition), false); err == nil && ok && info.owned == k {
+			running = append(running, info)
+		}
 		if aws.ToString(svc.Status) == "ACTIVE" {
 			p.log.InfoContext(ctx, "deleting ecs service", "env", k.Environment, "workload", k.Workload, "service", name)
 			err := p.call(ctx, "DeleteService", func(ctx context.Context) error {
@@ -362,19 +396,26 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			}
 		}
 	}
-	return p.deregisterFamily(ctx, k, name)
+	return p.deregisterFamily(ctx, k, name, running...)
 }
 
-// deregisterFamily deregisters every active revision of the family that carries k's tags.
-func (p *Provider) deregisterFamily(ctx context.Context, k wkey, family string) error {
+// deregisterFamily deregisters every active revision of the family that carries k's tags, then deletes berth's
+// Secrets Manager secrets those revisions and also name.
+func (p *Provider) deregisterFamily(ctx context.Context, k wkey, family string, also ...tdInfo) error {
 	arns, err := p.familyRevisions(ctx, family)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
+	gone := also
 	for _, arn := range arns {
-		if err := p.deregisterOwned(ctx, k, arn); err != nil {
+		info, err := p.deregisterOwned(ctx, k, arn)
+		if err != nil {
 			return fmt.Errorf("workload %s: %w", k.Workload, err)
 		}
+		gone = append(gone, info)
+	}
+	if err := p.deleteSecrets(ctx, k, ownedSecretARNs(k, gone...)); err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
 	return nil
 }
@@ -404,14 +445,14 @@ func (p *Provider) familyRevisions(ctx context.Context, family string) ([]string
 	}
 }
 
-// deregisterOwned deregisters one revision if it carries k's tags. Apply ignores its error: a leftover revision
-// costs nothing and the next Delete removes it.
-func (p *Provider) deregisterOwned(ctx context.Context, k wkey, arn string) error {
+// deregisterOwned deregisters one revision if it carries k's tags, and returns what it said (the zero tdInfo for
+// a revision not k's). Apply ignores its error: a leftover revision costs nothing and the next Delete removes it.
+func (p *Provider) deregisterOwned(ctx context.Context, k wkey, arn string) (tdInfo, error) {
 	_, info, _, ok, err := p.describeTaskDefinition(ctx, arn, false)
 	if err != nil || !ok || info.owned != k {
-		return err
+		return tdInfo{}, err
 	}
-	return p.call(ctx, "DeregisterTaskDefinition", func(ctx context.Context) error {
+	return info, p.call(ctx, "DeregisterTaskDefinition", func(ctx context.Context) error {
 		_, err := p.client.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)})
 		return err
 	})

@@ -15,6 +15,7 @@ import (
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
 	"github.com/berth-dev/berth/providers"
@@ -47,7 +48,8 @@ type Provider struct {
 	RetryAttempts       int
 
 	client *ecs.Client
-	creds  *credentials // nil with NewWithClient
+	sm     *secretsmanager.Client // nil with NewWithClient until WithSecretsManager
+	creds  *credentials           // nil with NewWithClient
 	target string
 	set    settings
 	log    *slog.Logger
@@ -58,6 +60,7 @@ type Provider struct {
 
 type settings struct {
 	region, cluster, profile, endpoint string
+	secretsEndpoint                    string
 	subnets, securityGroups            []string
 	assignPublicIP                     bool
 	executionRoleArn, taskRoleArn      string
@@ -65,7 +68,8 @@ type settings struct {
 
 // New builds the provider for target t: credentials from the AWS default chain (environment, shared config and
 // credentials files with settings.profile, web identity, container and instance roles), the ECS endpoint of the
-// region or settings.endpoint. It is the registered factory.
+// region or settings.endpoint, the Secrets Manager endpoint of the region or settings.secretsEndpoint (the SDK's
+// AWS_ENDPOINT_URL_SECRETS_MANAGER when unset). It is the registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
@@ -91,18 +95,32 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	})
 	p := newProvider(client, t, s, opts)
 	p.creds = creds
+	p.sm = secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+		if s.secretsEndpoint != "" {
+			o.BaseEndpoint = aws.String(s.secretsEndpoint)
+		}
+		o.Retryer = aws.NopRetryer{}
+	})
 	return p, nil
 }
 
 // NewWithClient builds the provider on an existing ECS client (tests, callers with their own configuration). The
 // region, profile and endpoint settings are then the client's business; the others still apply. The client's own
-// retries should be off (aws.NopRetryer) so that only the provider's classification retries.
+// retries should be off (aws.NopRetryer) so that only the provider's classification retries. SOPS secrets need a
+// Secrets Manager client too: give one with WithSecretsManager.
 func NewWithClient(client *ecs.Client, t schema.Target, opts providers.Options) (*Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
 		return nil, err
 	}
 	return newProvider(client, t, s, opts), nil
+}
+
+// WithSecretsManager gives the provider the Secrets Manager client it keeps SOPS secrets' values with (see
+// NewWithClient; retries off as there), before the first call. It returns p.
+func (p *Provider) WithSecretsManager(c *secretsmanager.Client) *Provider {
+	p.sm = c
+	return p
 }
 
 func newProvider(client *ecs.Client, t schema.Target, s settings, opts providers.Options) *Provider {
@@ -132,7 +150,7 @@ func parseSettings(t schema.Target) (settings, error) {
 	for _, k := range keys {
 		v := t.Settings[k]
 		switch k {
-		case "region", "cluster", "profile", "endpoint", "executionRoleArn", "taskRoleArn":
+		case "region", "cluster", "profile", "endpoint", "secretsEndpoint", "executionRoleArn", "taskRoleArn":
 			str, ok := v.(string)
 			if !ok || str == "" {
 				return s, bad(k, fmt.Sprintf("want a non-empty string, got %T", v))
@@ -144,11 +162,15 @@ func parseSettings(t schema.Target) (settings, error) {
 				s.cluster = str
 			case "profile":
 				s.profile = str
-			case "endpoint":
+			case "endpoint", "secretsEndpoint":
 				if !strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
 					return s, bad(k, "want an http:// or https:// URL")
 				}
-				s.endpoint = str
+				if k == "endpoint" {
+					s.endpoint = str
+				} else {
+					s.secretsEndpoint = str
+				}
 			case "executionRoleArn":
 				s.executionRoleArn = str
 			case "taskRoleArn":
@@ -211,9 +233,12 @@ func stringList(v any) ([]string, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of ECS on Fargate without a load balancer: command health checks only (ECS runs them inside the
-// container), no stable public address, UDP and TCP ports, CPU and memory from the Fargate table.
+// container), no stable public address, UDP and TCP ports, CPU and memory from the Fargate table. Secrets: AWS
+// references (Secrets Manager and SSM ARNs, resolved by ECS at task start) and SOPS values (kept in a Secrets
+// Manager secret of berth's), as environment variables only: ECS has no secret files.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthCommand: true, UDP: true, CPULimit: true, MemoryLimit: true}
+	return providers.Capabilities{HealthCommand: true, UDP: true, CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretAWS, schema.SecretSOPS}}
 }
 
 // Validate reports what ECS on Fargate cannot honour, so that the plan refuses it instead of sending it: HTTP and
@@ -282,7 +307,9 @@ func classify(err error) providers.Class {
 			"LimitExceededException",
 			"PlatformTaskDefinitionIncompatibilityException", "UnsupportedFeatureException", "AccessDeniedException",
 			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
-			"InvalidSignatureException", "SerializationException", "ExpiredTokenException", "AccessDenied":
+			"InvalidSignatureException", "SerializationException", "ExpiredTokenException", "AccessDenied",
+			// Secrets Manager: a KMS key that cannot encrypt or decrypt, a value or name it refuses.
+			"DecryptionFailure", "EncryptionFailure", "MalformedPolicyDocumentException", "PreconditionNotMetException":
 			return providers.Invalid
 		}
 	}
@@ -316,6 +343,21 @@ func (p *Provider) call(ctx context.Context, op string, f func(ctx context.Conte
 		return err
 	}
 	if e := p.explain(err); e != err {
+		return providers.Permanent(e)
+	}
+	return err
+}
+
+// callSM is call for a Secrets Manager operation: the same retries and classification, and a denied access
+// explained with the Secrets Manager permissions berth needs.
+func (p *Provider) callSM(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
+		Classify: classify, Logger: p.log}
+	err := r.Do(ctx, "secretsmanager "+op, f)
+	if !errors.Is(err, providers.ErrPermanent) {
+		return err
+	}
+	if e := p.explainSM(err); e != err {
 		return providers.Permanent(e)
 	}
 	return err

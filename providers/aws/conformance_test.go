@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,10 +23,15 @@ import (
 // StopTask (over the API, as an operator would) and KillTask (a task dying), field drift as the console makes it
 // (a new revision of the task definition with one field changed, the service pointed at it; a new desired count;
 // the current revision deregistered), an unmanaged tag of someone else's on the service, look-alikes as untagged
-// services, faults as throttling and 5xx answers.
+// services, faults as throttling and 5xx answers. Probe reads what the emulated container sees (its environment,
+// secrets resolved from the Secrets Manager emulator as the ECS agent resolves them at task start): ECS without
+// a load balancer has no stable address, and the emulator runs no container. The secret case uses a SOPS value,
+// which berth keeps in its own Secrets Manager secret (a reference the runtime resolves is tested in
+// secrets_test.go: berth sees a reference change only when its version does).
 func TestConformance(t *testing.T) {
 	hermetic(t)
-	emu := emulator(t)
+	store := secretsEmulator(t)
+	emu := emulatorWithStore(t, store)
 	var b [4]byte
 	rand.Read(b[:])
 	owner := providers.Owner{Instance: "cf" + hex.EncodeToString(b[:]), Environment: "dev"}
@@ -35,7 +41,23 @@ func TestConformance(t *testing.T) {
 	}
 	faults := 0
 	conformance.Run(t, conformance.Harness{
-		New:     func(t *testing.T) providers.Provider { return newProvider(t, emu, tgt) },
+		New: func(t *testing.T) providers.Provider { return newProviderWithStore(t, emu, store, tgt) },
+		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
+			envs := emu.TaskEnvironment(testCluster, name(w.Name))
+			if len(envs) == 0 {
+				return "", fmt.Errorf("no running task of %s", name(w.Name))
+			}
+			var greetings []string
+			for _, env := range envs {
+				greetings = append(greetings, env["GREETING"])
+			}
+			return strings.Join(greetings, " | "), nil
+		},
+		Secrets: &conformance.SecretsCase{
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				return leaks(ctx, t, emu, store, owner, workload, value)
+			},
+		},
 		Target:  tgt,
 		Owner:   owner,
 		Image:   "registry.example/berth-app:1",

@@ -2,12 +2,28 @@
 // in the target's cluster, running tasks of a task definition family, both named berth-<instance>-<env>-<workload>.
 //
 // Mapping: one task definition revision per spec (FARGATE, awsvpc, task CPU/memory from the Fargate table, one
-// container "app": image, entryPoint = command, command = args, environment, port mappings, a command health
-// check in exec form), tagged with the providers.Label* ownership tags and the spec hash. The service
+// container "app": image, entryPoint = command, command = args, environment, secrets, port mappings, a command
+// health check in exec form), tagged with the providers.Label* ownership tags and the spec hash. The service
 // (CreateService with a deterministic clientToken, launch type FARGATE, the target's subnets, security groups and
 // public IP choice, minimumHealthyPercent 100 / maximumPercent 200, circuit breaker with rollback, propagateTags
 // TASK_DEFINITION) carries the ownership tags. Updates are UpdateService with the new revision or count: ECS
 // itself brings the new tasks up before it stops the old ones, and replaces stopped tasks (drift).
+//
+// Secrets (Capabilities: kinds "aws" and "sops", environment variables only: ECS has no secret files) become the
+// container's secrets[] — {name: VAR, valueFrom: ARN} — which ECS resolves at task start with the task execution
+// role (it needs secretsmanager:GetSecretValue, ssm:GetParameters and kms:Decrypt on the keys), so no value is in
+// the task definition. An AWS reference (a Secrets Manager ARN, with ECS's optional :json-key:version-stage:
+// version-id tail, or an SSM parameter ARN) is passed as it is: the value never transits berth, and berth sees a
+// rotation only when the reference changes (pin a version id). A SOPS value, which berth decrypted, is kept in a
+// Secrets Manager secret of berth's, berth/<instance>/<env>/<workload>/<secret>, tagged with the ownership tags
+// (CreateSecret; a rotation is PutSecretValue of a new version whose id is derived from the secret's fingerprint),
+// and valueFrom pins that version (ARN:::version-id), so a rotation is a new revision rolled make-before-break
+// while the old tasks keep their version. The docker label berth.dev/secrets records per variable the secret's
+// name, fingerprint and valueFrom (never a value): List reads Spec.SecretEnv and Observed.SecretFingerprints
+// back from it and from secrets[] (a valueFrom changed by hand reads back as itself, a change of the variable).
+// Berth's secrets that a replaced revision named and the new one does not are deleted after the rollout, all of
+// the workload's on Delete (ForceDeleteWithoutRecovery; only secrets carrying the workload's tags). The Secrets
+// Manager endpoint is the region's, AWS_ENDPOINT_URL_SECRETS_MANAGER, or the target's secretsEndpoint.
 //
 // Read-back: List reads ListServices (no tag filter exists), DescribeServices with tags in batches of 10, then,
 // per owned service, the spec from the service's CURRENT task definition revision (DescribeTaskDefinition, cached
@@ -21,13 +37,15 @@
 // cannot store, HTTP and TCP checks are not sent, durations are whole seconds within ECS's bounds, resources are
 // the Fargate size that holds them.
 //
-// Not seen: fields berth does not set (other containers, log configuration, secrets, memoryReservation, service
+// Not seen: fields berth does not set (other containers, log configuration, memoryReservation, service
 // settings such as healthCheckGracePeriodSeconds, tags of others) — Apply leaves the service's alone, but a
 // registration berth makes to repair drift does not copy them into the task definition; the service's network
 // configuration (subnets, security groups, assignPublicIp) is the target's and not compared; a revision
-// deregistered while another ACTIVE revision of the family (registered by hand, never run) remains.
+// deregistered while another ACTIVE revision of the family (registered by hand, never run) remains; berth's
+// Secrets Manager secret deleted or given a version by hand, and a new version of a referenced secret behind an
+// unpinned ARN (ECS resolves it only when a task starts).
 //
-// Non-goals: load balancers, service discovery, autoscaling, secrets from Secrets Manager, EC2 capacity, clusters
+// Non-goals: load balancers, service discovery, autoscaling, secret files, EC2 capacity, clusters
 // or networks (the target names existing ones). HTTP and TCP health checks and stable public addresses need a load
 // balancer: Validate reports them, as it reports what ECS would refuse (health timings out of its bounds, one
 // container port for both TCP and UDP), so that the plan refuses them instead of sending them.

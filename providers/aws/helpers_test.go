@@ -1,12 +1,22 @@
 package aws_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/berth-dev/berth/providers"
 	berthaws "github.com/berth-dev/berth/providers/aws"
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
+	"github.com/berth-dev/berth/providers/aws/secretsemu"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -25,6 +35,7 @@ func hermetic(t testing.TB) {
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	t.Setenv("AWS_ENDPOINT_URL_ECS", "")
+	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
 }
 
 func emulator(t testing.TB) *ecsemu.Server {
@@ -73,4 +84,90 @@ func referenceWorkload(name string) schema.Workload {
 			Retries:  3,
 		},
 	}
+}
+
+// secretsEmulator is a Secrets Manager and SSM emulator in the test region.
+func secretsEmulator(t testing.TB) *secretsemu.Server {
+	s := secretsemu.New(secretsemu.Options{Region: "eu-west-1"})
+	t.Cleanup(s.Close)
+	return s
+}
+
+// storeClients are the real SDK clients on the secrets emulator, with static test credentials.
+func storeClients(store *secretsemu.Server) (*secretsmanager.Client, *ssm.Client) {
+	cfg := aws.Config{Region: "eu-west-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXECUTIONROLE", "execution-role-secret-key", "")}
+	sm := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
+		o.BaseEndpoint = aws.String(store.URL())
+		o.Retryer = aws.NopRetryer{}
+	})
+	ps := ssm.NewFromConfig(cfg, func(o *ssm.Options) {
+		o.BaseEndpoint = aws.String(store.URL())
+		o.Retryer = aws.NopRetryer{}
+	})
+	return sm, ps
+}
+
+// resolver resolves a valueFrom from the store as the ECS agent does with the task execution role: a Secrets
+// Manager ARN with ECS's optional :json-key:version-stage:version-id tail, or an SSM parameter ARN or name.
+func resolver(store *secretsemu.Server) func(string) (string, error) {
+	sm, ps := storeClients(store)
+	return func(valueFrom string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		parts := strings.Split(valueFrom, ":")
+		if len(parts) >= 7 && parts[2] == "secretsmanager" {
+			in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(strings.Join(parts[:7], ":"))}
+			key := ""
+			if len(parts) > 7 {
+				key = parts[7]
+			}
+			if len(parts) > 8 && parts[8] != "" {
+				in.VersionStage = aws.String(parts[8])
+			}
+			if len(parts) > 9 && parts[9] != "" {
+				in.VersionId = aws.String(parts[9])
+			}
+			out, err := sm.GetSecretValue(ctx, in)
+			if err != nil {
+				return "", err
+			}
+			if key == "" {
+				return aws.ToString(out.SecretString), nil
+			}
+			var doc map[string]any
+			if err := json.Unmarshal([]byte(aws.ToString(out.SecretString)), &doc); err != nil {
+				return "", err
+			}
+			return fmt.Sprint(doc[key]), nil
+		}
+		out, err := ps.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(valueFrom), WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return "", err
+		}
+		return aws.ToString(out.Parameter.Value), nil
+	}
+}
+
+// emulatorWithStore is an ECS emulator whose tasks resolve their secrets[] from store when they start.
+func emulatorWithStore(t testing.TB, store *secretsemu.Server) *ecsemu.Server {
+	s := ecsemu.New(ecsemu.Options{Region: "eu-west-1", Clusters: []string{testCluster}, ResolveSecret: resolver(store)})
+	t.Cleanup(s.Close)
+	return s
+}
+
+// newProviderWithStore is newProvider with the target's secretsEndpoint on store.
+func newProviderWithStore(t testing.TB, s *ecsemu.Server, store *secretsemu.Server, targetName string) *berthaws.Provider {
+	t.Helper()
+	tg := target(targetName, s.URL())
+	tg.Settings["secretsEndpoint"] = store.URL()
+	pr, err := providers.New(tg, providers.Options{Instance: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := pr.(*berthaws.Provider)
+	p.PollInterval = 2 * time.Millisecond
+	p.RetryBase = time.Millisecond
+	p.RetryMax = 5 * time.Millisecond
+	return p
 }

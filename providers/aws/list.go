@@ -132,6 +132,7 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 		}
 	}
 	o.Spec = primary.spec
+	o.SecretFingerprints = primary.fingerprints
 	o.Spec.Name = k.Workload
 	o.Spec.Replicas = int(svc.DesiredCount)
 	family := resourceName(k)

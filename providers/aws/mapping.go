@@ -196,9 +196,17 @@ func healthCheck(h *schema.HealthCheck) *types.HealthCheck {
 	}
 }
 
-// taskDefinitionInput is the RegisterTaskDefinition request for a workload.
-func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.RegisterTaskDefinitionInput, error) {
+// taskDefinitionInput is the RegisterTaskDefinition request for a workload; refs maps each secret it uses to the
+// valueFrom of its container's secrets[] (secretRefs).
+func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired, refs map[string]string) (*ecs.RegisterTaskDefinitionInput, error) {
 	w := d.Workload
+	if len(w.Files) > 0 {
+		return nil, providers.Permanent(fmt.Errorf("workload %q: files: ECS has no secret files; deliver the secret as env", w.Name))
+	}
+	secrets, labels, err := containerSecrets(d, refs)
+	if err != nil {
+		return nil, err
+	}
 	cpu, mem, problems := fargateSize(w.Resources)
 	if len(problems) > 0 {
 		return nil, providers.Permanent(fmt.Errorf("workload %q: %s: %s", w.Name, problems[0].Field, problems[0].Message))
@@ -244,6 +252,8 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired) (*ecs.Regist
 			EntryPoint:   w.Command,
 			Command:      w.Args,
 			Environment:  env,
+			Secrets:      secrets,
+			DockerLabels: labels,
 			PortMappings: ports,
 			HealthCheck:  healthCheck(w.Health),
 		}},
@@ -289,6 +299,10 @@ type tdInfo struct {
 	// form Provider.Normalize gives a desired workload.
 	spec      schema.Workload
 	hasHealth bool
+	// secrets are the container's secrets[] as registered (variable → valueFrom), fingerprints the secrets'
+	// fingerprints LabelSecrets records for them (secret name → fingerprint).
+	secrets      []types.Secret
+	fingerprints map[string]string
 }
 
 // readTaskDefinition turns a described task definition and its tags into a tdInfo.
@@ -305,6 +319,8 @@ func readTaskDefinition(td *types.TaskDefinition, tags []types.Tag) tdInfo {
 	info.spec = liveSpec(td)
 	if c := appContainer(td); c != nil {
 		info.hasHealth = c.HealthCheck != nil
+		info.secrets = slices.Clone(c.Secrets)
+		_, info.fingerprints = readSecrets(c)
 	}
 	return info
 }
@@ -328,7 +344,8 @@ const (
 )
 
 // liveSpec reads every field berth manages from a task definition's own fields: the container's image,
-// entryPoint (command), command (args), environment, port mappings and health check, and the task size (the
+// entryPoint (command), command (args), environment, secrets (the variables' secret names, readSecrets), port
+// mappings and health check, and the task size (the
 // container's own cpu or hard memory limit where a hand edit set a smaller one). Ports read back as internal:
 // ECS has no stable public address without a load balancer. The form is providers.Normalize's, then the
 // provider's Normalize (which maps a desired workload to the same shape), so an untouched workload compares
@@ -348,6 +365,7 @@ func liveSpec(td *types.TaskDefinition) schema.Workload {
 		}
 		w.Env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 	}
+	w.SecretEnv, _ = readSecrets(c)
 	for _, pm := range c.PortMappings {
 		pt := schema.Port{Port: int(aws.ToInt32(pm.ContainerPort)), Protocol: strings.ToLower(string(pm.Protocol))}
 		if pt.Protocol == "" {

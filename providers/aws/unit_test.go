@@ -126,6 +126,11 @@ func TestParseSettings(t *testing.T) {
 	if _, err := parseSettings(schema.Target{Name: "t", Settings: ok}); err != nil {
 		t.Fatalf("valid settings: %v", err)
 	}
+	ok["secretsEndpoint"] = "https://vpce-0a1b.secretsmanager.eu-west-1.vpce.amazonaws.com"
+	if s, err := parseSettings(schema.Target{Name: "t", Settings: ok}); err != nil || s.secretsEndpoint != ok["secretsEndpoint"] {
+		t.Fatalf("secretsEndpoint: %v, %q", err, s.secretsEndpoint)
+	}
+	delete(ok, "secretsEndpoint")
 	for _, c := range []struct {
 		set  map[string]any
 		want string
@@ -134,6 +139,7 @@ func TestParseSettings(t *testing.T) {
 		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{}}, "settings.subnets"},
 		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{1}}, "settings.subnets: element 0"},
 		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "endpoint": "localhost:1"}, "settings.endpoint"},
+		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "secretsEndpoint": "localhost:1"}, "settings.secretsEndpoint: want an http"},
 		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "taskRoleArn": "role"}, "settings.taskRoleArn"},
 		{map[string]any{"region": "r", "cluster": "c", "subnets": []any{"s"}, "assignPublicIp": "yes"}, "settings.assignPublicIp"},
 	} {
@@ -179,7 +185,7 @@ func TestSpecReadBack(t *testing.T) {
 		h := *base.Health
 		w.Health = &h
 		c.mod(&w)
-		in, err := p.taskDefinitionInput(k, providers.Desired{Workload: w, SpecHash: "h1"})
+		in, err := p.taskDefinitionInput(k, providers.Desired{Workload: w, SpecHash: "h1"}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
@@ -191,7 +197,7 @@ func TestSpecReadBack(t *testing.T) {
 			t.Errorf("%s: read back %+v\nwant      %+v", c.name, info.spec, p.Normalize(providers.Normalize(w)))
 		}
 	}
-	in, _ := p.taskDefinitionInput(k, providers.Desired{Workload: base, SpecHash: "h1"})
+	in, _ := p.taskDefinitionInput(k, providers.Desired{Workload: base, SpecHash: "h1"}, nil)
 	if hc := in.ContainerDefinitions[0].HealthCheck; hc == nil || strings.Join(hc.Command, " ") != "CMD /app healthcheck" {
 		t.Fatalf("health check %+v, want the CMD exec form", hc)
 	}
@@ -232,5 +238,64 @@ func TestCredentialsErrorsClassified(t *testing.T) {
 		if got := classify(fmt.Errorf("operation error ECS: ListServices, get identity: %w", c.err)); got != c.want {
 			t.Errorf("%s: classify = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestSecretNamesAndRefs(t *testing.T) {
+	k := wkey{"berth", "prod", "aws", "web"}
+	if got := smName(k, "db"); got != "berth/berth/prod/web/db" {
+		t.Errorf("smName = %q", got)
+	}
+	if got := smName(wkey{"b", "p", "a", "w.x"}, "db pass/1"); got != "berth/b/p/w-x/db-pass-1" {
+		t.Errorf("smName with odd characters = %q", got)
+	}
+	if long := smName(k, strings.Repeat("s", 600)); len(long) != maxSecretNameLen || long != smName(k, strings.Repeat("s", 600)) {
+		t.Errorf("a long name is %d characters or not deterministic", len(long))
+	}
+	v := smVersion("berth/berth/prod/web/db", "fp1")
+	if len(v) < 32 || len(v) > 64 || v == smVersion("berth/berth/prod/web/db", "fp2") || v != smVersion("berth/berth/prod/web/db", "fp1") {
+		t.Errorf("smVersion %q: not a 32..64 token, or not one per fingerprint", v)
+	}
+	arn := "arn:aws:secretsmanager:eu-west-1:123456789012:secret:berth/berth/prod/web/db-AbCdEf"
+	for from, want := range map[string]string{
+		arn + ":::" + v: arn,
+		arn:             arn,
+		arn + ":key::":  arn,
+		"arn:aws:ssm:eu-west-1:123456789012:parameter/x": "",
+		"/plain/param": "",
+	} {
+		if got := secretARN(from); got != want {
+			t.Errorf("secretARN(%q) = %q, want %q", from, got, want)
+		}
+	}
+	if !ownedSecret(k, arn+":::"+v) || ownedSecret(wkey{"berth", "prod", "aws", "we"}, arn) ||
+		ownedSecret(k, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:prod/db-AbCdEf") {
+		t.Error("ownedSecret tells berth's secrets of a workload wrong")
+	}
+}
+
+// A container's secrets[] read back: names from berth's label where its valueFrom still matches; a valueFrom
+// edited by hand, or a secret added by hand, reads back as the valueFrom itself (a change of that variable).
+func TestReadSecrets(t *testing.T) {
+	d := providers.Desired{Workload: schema.Workload{Name: "web", SecretEnv: map[string]string{"A": "a", "B": "b"}},
+		Secrets: map[string]providers.Secret{"a": {Name: "a", Fingerprint: "fa"}, "b": {Name: "b", Fingerprint: "fb"}}}
+	secrets, labels, err := containerSecrets(d, map[string]string{"a": "arn:a", "b": "arn:b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &types.ContainerDefinition{Secrets: secrets, DockerLabels: labels}
+	env, fps := readSecrets(c)
+	if !reflect.DeepEqual(env, d.Workload.SecretEnv) || !reflect.DeepEqual(fps, map[string]string{"a": "fa", "b": "fb"}) {
+		t.Fatalf("read back %v %v", env, fps)
+	}
+	c.Secrets[1].ValueFrom = aws.String("arn:by-hand")
+	c.Secrets = append(c.Secrets, types.Secret{Name: aws.String("C"), ValueFrom: aws.String("arn:c")})
+	env, fps = readSecrets(c)
+	if want := map[string]string{"A": "a", "B": "arn:by-hand", "C": "arn:c"}; !reflect.DeepEqual(env, want) ||
+		!reflect.DeepEqual(fps, map[string]string{"a": "fa"}) {
+		t.Errorf("after hand edits: %v %v", env, fps)
+	}
+	if _, _, err := containerSecrets(d, map[string]string{"a": "arn:a"}); !errors.Is(err, providers.ErrPermanent) {
+		t.Errorf("an unresolved secret: %v", err)
 	}
 }

@@ -39,7 +39,12 @@
 //     LimitExceededException, a quota), denied (400 AccessDeniedException naming the IAM user, the action and the
 //     cluster, as ECS words it), unrecognized (400 UnrecognizedClientException, an access key IAM does not know),
 //     reset (connection closed with no answer) and slow (the next n tasks take SlowSteps more steps to start).
-//   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning, Requests.
+//   - Secrets: a container's secrets[] (name and valueFrom required) are stored and echoed as sent; with
+//     Options.ResolveSecret each task resolves them when it leaves PENDING, as the ECS agent does with the
+//     execution role, and one that cannot be resolved stops with ResourceInitializationError (counted by the
+//     circuit breaker). TaskEnvironment shows what each running task's container sees.
+//   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning,
+//     TaskEnvironment, Requests.
 //
 // Where the model is silent: it names the ranges and rules above only in doc comments and says neither which
 // exception an invalid value gets nor its text. The emulator answers ClientException for invalid task definition

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -62,6 +63,12 @@ type Options struct {
 	Manual bool
 	// Now is the clock of the timestamps in answers (default a fixed instant, so answers are reproducible).
 	Now func() time.Time
+	// ResolveSecret, when set, resolves a container's secrets[].valueFrom as the ECS agent does at task start
+	// with the execution role (a test gives one that reads a Secrets Manager or SSM emulator). A task whose
+	// secret cannot be resolved stops with ResourceInitializationError. Nil: secrets are not resolved and
+	// TaskEnvironment shows only the plain environment. It is called with the emulator's lock held: it must not
+	// call this emulator.
+	ResolveSecret func(valueFrom string) (string, error)
 }
 
 // Request is one call received, for goldens and assertions.
@@ -146,6 +153,7 @@ type task struct {
 	stoppedReason                                  string
 	created                                        time.Time
 	tags                                           []Tag
+	env                                            map[string]string // what the container sees, from RUNNING on
 }
 
 type taskDef struct {
@@ -162,6 +170,14 @@ type containerDef struct {
 	Name        string          `json:"name"`
 	Image       string          `json:"image"`
 	HealthCheck json.RawMessage `json:"healthCheck,omitempty"`
+	Environment []struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	} `json:"environment,omitempty"`
+	Secrets []struct {
+		Name      string `json:"name"`
+		ValueFrom string `json:"valueFrom"`
+	} `json:"secrets,omitempty"`
 }
 
 // Tag is an ECS tag.
@@ -658,6 +674,11 @@ func checkContainer(cj json.RawMessage, networkMode string) (containerDef, map[s
 	}
 	if !nameRE.MatchString(c.Name) {
 		return c, nil, clientErr("Container.name contains invalid characters or is empty.")
+	}
+	for _, sec := range c.Secrets {
+		if sec.Name == "" || sec.ValueFrom == "" {
+			return c, nil, clientErr("Container.secrets of container %q: name and valueFrom are required.", c.Name)
+		}
 	}
 	var pms []struct {
 		ContainerPort *int    `json:"containerPort"`
@@ -1581,6 +1602,15 @@ func (s *Server) advanceTasks(c *cluster) {
 				s.failTask(c, t)
 				continue
 			}
+			env, err := s.environment(td.containers[0])
+			if err != nil {
+				t.lastStatus, t.desiredStatus = "STOPPED", "STOPPED"
+				t.stoppedReason = "ResourceInitializationError: unable to pull secrets or registry auth: execution resource " +
+					"retrieval failed: unable to retrieve secret from asm: " + err.Error()
+				s.failTask(c, t)
+				continue
+			}
+			t.env = env
 			t.lastStatus, t.wait = "RUNNING", s.opts.StepsPerState-1
 		case "RUNNING":
 			if t.health == "UNKNOWN" && len(td.containers[0].HealthCheck) > 0 {
@@ -1588,6 +1618,50 @@ func (s *Server) advanceTasks(c *cluster) {
 			}
 		}
 	}
+}
+
+// environment is what a task of the container sees: its environment, and its secrets as ResolveSecret resolves
+// them (none without it).
+func (s *Server) environment(c containerDef) (map[string]string, error) {
+	env := map[string]string{}
+	for _, kv := range c.Environment {
+		env[kv.Name] = kv.Value
+	}
+	if s.opts.ResolveSecret == nil {
+		return env, nil
+	}
+	for _, sec := range c.Secrets {
+		v, err := s.opts.ResolveSecret(sec.ValueFrom)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sec.ValueFrom, err)
+		}
+		env[sec.Name] = v
+	}
+	return env, nil
+}
+
+// TaskEnvironment returns the environment each RUNNING task of the service (desired RUNNING too) sees, in the
+// order of the tasks' ARNs: its container's environment and, with Options.ResolveSecret, its secrets as resolved
+// when it started. It is the container's view, for a test's Probe; nothing of it is in any API answer.
+func (s *Server) TaskEnvironment(clusterName, serviceName string) []map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.clusters[clusterName]
+	if c == nil {
+		return nil
+	}
+	var ts []*task
+	for _, t := range c.tasks {
+		if t.service == serviceName && t.lastStatus == "RUNNING" && t.desiredStatus == "RUNNING" {
+			ts = append(ts, t)
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].arn < ts[j].arn })
+	out := make([]map[string]string, len(ts))
+	for i, t := range ts {
+		out[i] = maps.Clone(t.env)
+	}
+	return out
 }
 
 func (s *Server) failTask(c *cluster, t *task) {
