@@ -12,9 +12,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
+	"github.com/berth-dev/berth/providers/aws/secretsemu"
 	"github.com/berth-dev/berth/providers/conformance"
 	"github.com/berth-dev/berth/schema"
 )
@@ -26,18 +28,51 @@ import (
 // services, faults as throttling and 5xx answers. Probe reads what the emulated container sees (its environment,
 // secrets resolved from the Secrets Manager emulator as the ECS agent resolves them at task start): ECS without
 // a load balancer has no stable address, and the emulator runs no container. The secret case uses a SOPS value,
-// which berth keeps in its own Secrets Manager secret (a reference the runtime resolves is tested in
-// secrets_test.go: berth sees a reference change only when its version does).
-func TestConformance(t *testing.T) {
+// which berth keeps in its own Secrets Manager secret (a reference the runtime resolves is
+// TestConformanceSecretReference: berth sees a reference change only when its version does).
+func TestConformance(t *testing.T) { runConformance(t, nil) }
+
+// TestConformanceSecretReference runs the suite with the secret case's GREETING from a Secrets Manager secret
+// that the test makes in the emulator and that ECS resolves: each value is a new version put by the test (as an
+// operator or a rotation function would), declared by its version-pinned ARN (ARN:::version-id), so that the
+// rotation is a new reference berth can see. The value never transits berth.
+func TestConformanceSecretReference(t *testing.T) {
+	runConformance(t, func(store *secretsemu.Server) func(ctx context.Context, t *testing.T, name, value string) (schema.Secret, []byte) {
+		sm, _ := storeClients(store)
+		return func(ctx context.Context, t *testing.T, name, value string) (schema.Secret, []byte) {
+			id := "cf/" + name
+			if store.SecretARN(id) == "" {
+				if _, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String(id)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			out, err := sm.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(id), SecretString: aws.String(value)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return schema.Secret{AWS: &schema.AWSSecret{ARN: aws.ToString(out.ARN) + ":::" + aws.ToString(out.VersionId),
+				Service: "secretsmanager"}}, nil
+		}
+	})
+}
+
+func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx context.Context, t *testing.T, name, value string) (schema.Secret, []byte)) {
 	hermetic(t)
 	store := secretsEmulator(t)
 	emu := emulatorWithStore(t, store)
+	secrets := &conformance.SecretsCase{}
+	if source != nil {
+		secrets.Source = source(store)
+	}
 	var b [4]byte
 	rand.Read(b[:])
 	owner := providers.Owner{Instance: "cf" + hex.EncodeToString(b[:]), Environment: "dev"}
 	const tgt = "aws-test"
 	name := func(workload string) string {
 		return fmt.Sprintf("berth-%s-%s-%s", owner.Instance, owner.Environment, workload)
+	}
+	secrets.Leaks = func(ctx context.Context, t *testing.T, workload, value string) string {
+		return leaks(ctx, t, emu, store, owner, workload, value)
 	}
 	faults := 0
 	conformance.Run(t, conformance.Harness{
@@ -53,11 +88,7 @@ func TestConformance(t *testing.T) {
 			}
 			return strings.Join(greetings, " | "), nil
 		},
-		Secrets: &conformance.SecretsCase{
-			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
-				return leaks(ctx, t, emu, store, owner, workload, value)
-			},
-		},
+		Secrets: secrets,
 		Target:  tgt,
 		Owner:   owner,
 		Image:   "registry.example/berth-app:1",

@@ -416,3 +416,38 @@ workloads: web: {image: "registry.example/web:1", provider: "prod", command: ["/
 		}
 	}
 }
+
+// TestSecretRestoredAndRetried: throttling and 5xx answers of Secrets Manager are retried; berth's secret
+// scheduled for deletion by hand is restored and given the new version.
+func TestSecretRestoredAndRetried(t *testing.T) {
+	hermetic(t)
+	store := secretsEmulator(t)
+	emu := emulatorWithStore(t, store)
+	p := newProviderWithStore(t, emu, store, "aws-prod")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	w := referenceWorkload("web")
+	w.SecretEnv = map[string]string{"DB_PASSWORD": "db"}
+	store.FailOp("DescribeSecret", 1, secretsemu.Throttle)
+	store.FailOp("CreateSecret", 1, secretsemu.ServerError)
+	if err := p.Apply(ctx, secretDesired(owner, w, dbValue, "fp-db-1", "", "")); err != nil {
+		t.Fatalf("Apply through transient faults: %v", err)
+	}
+	sm, _ := storeClients(store)
+	if _, err := sm.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: aws.String("berth/berth/prod/web/db"),
+		RecoveryWindowInDays: aws.Int64(7)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Apply(ctx, secretDesired(owner, w, dbRotated, "fp-db-2", "", "")); err != nil {
+		t.Fatalf("Apply after a deletion by hand: %v", err)
+	}
+	if store.Count("RestoreSecret") != 1 {
+		t.Error("berth's secret was not restored")
+	}
+	for _, env := range emu.TaskEnvironment(testCluster, "berth-berth-prod-web") {
+		if env["DB_PASSWORD"] != dbRotated {
+			t.Errorf("a task sees DB_PASSWORD=%q, want the rotated value", env["DB_PASSWORD"])
+		}
+	}
+}
