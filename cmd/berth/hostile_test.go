@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/schema"
 )
 
 // Hostile repositories: each is evaluated under a time limit and a memory budget, and fails with a clear error
@@ -112,7 +114,7 @@ func startValidate(t *testing.T, dir string, stderr *syncBuffer, args ...string)
 	waitFor(t, 30*time.Second, "the evaluation child", func() (bool, string) {
 		var ok bool
 		child, ok = childOf(cmd.Process.Pid)
-		return ok, stderr.String()
+		return ok && isEvaluator(child), stderr.String()
 	})
 	return cmd, child
 }
@@ -274,7 +276,7 @@ func TestServeHostileRepository(t *testing.T) {
 	waitFor(t, settle, "the evaluation child", func() (bool, string) {
 		var ok bool
 		child, ok = childOf(ctrl.cmd.Process.Pid)
-		return ok && strings.Contains(string(must(os.ReadFile("/proc/"+strconv.Itoa(child)+"/cmdline"))), "__evaluate"), ""
+		return ok && isEvaluator(child), ""
 	})
 	t0 := time.Now()
 	ctrl.cmd.Process.Signal(syscall.SIGTERM)
@@ -293,4 +295,8 @@ func TestServeHostileRepository(t *testing.T) {
 	t.Logf("serve stopped %v after SIGTERM during an evaluation", took.Round(time.Millisecond))
 }
 
-func must[T any](v T, _ error) T { return v }
+// isEvaluator tells whether pid is berth's evaluation child (and not, say, a git command).
+func isEvaluator(pid int) bool {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	return bytes.Contains(b, []byte("\x00"+schema.EvalCommand+"\x00"))
+}
