@@ -20,10 +20,11 @@
 // holds (metadata.managedFields) is read: it is the one changed by hand. A Service named in berth.dev/services
 // that is gone is Observed.Missing ("Service web-public"). Normalize (providers.Normalizer) gives the read-back
 // form: probe durations in whole seconds, rounded up, Kubernetes' defaults for zero ones; default port names
-// ("tcp-8080") dropped. Fields berth never sets (annotations and labels of others, the grace period, volumes,
-// init containers, a readiness probe's initial delay, successThreshold) are not read and never shown. Not seen
-// either: a Service's selector or traffic policy changed by hand (the next apply of a drifted workload restores
-// them, a plan does not show them); a public Service that is no LoadBalancer any more reads as ports not public.
+// ("tcp-8080") dropped. Fields berth never sets (annotations and labels of others, the grace period, volumes and
+// mounts other than berth's secret ones, init containers, a readiness probe's initial delay, successThreshold)
+// are not read and never shown. Not seen either: a Service's selector or traffic policy changed by hand (the
+// next apply of a drifted workload restores them, a plan does not show them); a public Service that is no
+// LoadBalancer any more reads as ports not public.
 //
 // Field managers: env entries, container ports and Service ports are lists keyed by name or port; an entry whose
 // key berth's apply does not hold was added by another manager. By default it is Observed.Kept (named with its
@@ -34,8 +35,34 @@
 // drift, and one that berth's apply holds no field for (a command where the workload has none, a CPU limit, a
 // probe of another kind) is removed by Apply too.
 //
-// Non-goals: Ingress, HPA, PodDisruptionBudgets, secrets (env values are plain), deleting namespaces, running
-// without a deployment controller (tests simulate one: package kubetest).
+// Secrets (Capabilities: kinds "sops" and "kubernetes", files too): a value berth decrypted (SOPS) goes into a
+// Secret <name>-secrets that berth owns in the workload's namespace (type Opaque, one data key per secret name,
+// the ownership labels without the spec hash, server-side applied by "berth" before the Deployment, so before
+// any pod of the new template starts); a secret of kind kubernetes is an existing Secret of that namespace,
+// referenced by name and key, which berth never writes, deletes or reads the data of (it reads its metadata
+// only). An env var from a secret is valueFrom.secretKeyRef; a file is a secret volume "secret-<secret>" with
+// the one item <secret> (mode 0400: a container running as another user than root needs a pod fsGroup, which
+// berth does not set) mounted read-only with subPath at the file's path, so a file never hides the other files
+// of its directory and two files may share one; subPath files do not follow later changes of the Secret, which
+// is fine: a rotation rolls the pods. The pod template's annotation berth.dev/secrets holds, per secret name,
+// its fingerprint and the Secret and key referenced, plus an existing Secret's resourceVersion at the apply;
+// never a value. A rotated SOPS value is a new fingerprint, so a new template, so a make-before-break rollout.
+// An existing Secret's data is not berth's to fingerprint: its resourceVersion stands in for it, so that a
+// change of it (data or metadata) is seen by List (the fingerprint reads back as "<fingerprint>@<version>", or
+// "@gone") and rolls the pods on the next apply, which Kubernetes itself would not do. Read-back: env
+// secretKeyRefs and the mounts of berth's secret volumes give Spec.SecretEnv and Spec.Files as secret names (a
+// key of berth's Secret is the name; an existing Secret is the name whose annotation entry names it; a reference
+// changed by hand reads as "Secret X key K"), the annotation gives Observed.SecretFingerprints, and berth's
+// Secret gone is Observed.Missing ("Secret web-secrets"). Env entries from a secret are berth's like plain ones
+// for the managed-fields rules below. berth's Secret is deleted after the rollout that stops using it and by
+// Delete (after the Deployment); a Secret of that name without berth's labels is ErrNotOwned, and a missing
+// existing Secret fails Apply before anything is written. The data of berth's Secret is in etcd (encrypted at
+// rest only if the cluster's EncryptionConfiguration says so) and readable by whoever may get Secrets in the
+// namespace, and by its pods.
+//
+// Non-goals: Ingress, HPA, PodDisruptionBudgets, secrets of cloud stores (a Kubernetes cluster reaches them
+// through the External Secrets Operator or the Secrets Store CSI driver, whose Secrets berth references by
+// name), deleting namespaces, running without a deployment controller (tests simulate one: package kubetest).
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials allowed by the RBAC Role in
 // docs/providers.md (Kubernetes provider, Permissions); a LoadBalancer implementation in the cluster for public
@@ -44,7 +71,10 @@
 // Main loop of Apply, in a sketch:
 //
 //	ensure namespace berth-<env> (server-side apply, once per provider)
-//	get Deployment and both Services: someone else's object of our name → permanent ErrNotOwned
+//	get the metadata of each existing Secret referenced (missing → error, nothing written)
+//	get Deployment, both Services and the metadata of Secret <name>-secrets: someone else's object of our name
+//	    → permanent ErrNotOwned
+//	apply Secret <name>-secrets when the workload has SOPS values
 //	strip: JSON patch guarded by the resourceVersion (a test op) removing what a forced apply cannot (see above);
 //	    refused because the object moved → read it again and recompute
 //	if live(objects) != Normalize(desired) or ExtractDeployment(cur, "berth") != desired { apply Deployment }
@@ -52,11 +82,13 @@
 //	    an owned one no longer wanted
 //	poll the Deployment every PollInterval until RolloutState: observedGeneration ≥ generation, updated = ready =
 //	    available = replicas, no old replica, Available true; Progressing/ProgressDeadlineExceeded → permanent
+//	delete an owned Secret <name>-secrets no longer wanted
 //
 // List reads owner's Deployments, pods and Services (three calls per namespace, label selector on instance and
-// environment, filtered on target): each Deployment read back as above, each pod not terminating a replica (ID =
-// UID, running = phase Running, healthy = condition Ready). Delete removes the owned Services and Deployment with
-// a UID precondition and background propagation.
+// environment, filtered on target), and, only when a workload has secrets, the metadata of berth's Secrets (one
+// call) and of each existing Secret referenced (one call each): each Deployment read back as above, each pod not
+// terminating a replica (ID = UID, running = phase Running, healthy = condition Ready). Delete removes the owned
+// Services and Deployment with a UID precondition and background propagation, then berth's Secret.
 //
 // Every call goes through one retry layer: conflicts, 429, 5xx, timeouts and transport failures are retried with
 // capped exponential backoff and jitter (honouring Retry-After); invalid, forbidden and unauthorized requests come

@@ -341,5 +341,15 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 			out = append(out, providers.Problem{Field: "env." + k, Message: strings.Join(errs, "; ")})
 		}
 	}
+	// Each file is a mount of its own: one cannot sit inside another.
+	paths := slices.Sorted(maps.Keys(w.Files))
+	for i, a := range paths {
+		for _, b := range paths[i+1:] {
+			if strings.HasPrefix(b, a+"/") {
+				out = append(out, providers.Problem{Field: "files." + b,
+					Message: fmt.Sprintf("inside the secret file %s: a secret file cannot be a directory of others", a)})
+			}
+		}
+	}
 	return out
 }
