@@ -32,6 +32,9 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if d.Workload.Replicas < 0 {
 		return providers.Permanent(fmt.Errorf("workload %s: replicas %d: want 0 or more", d.Workload.Name, d.Workload.Replicas))
 	}
+	if err := checkSecrets(d); err != nil {
+		return providers.Permanent(fmt.Errorf("workload %s: %w", d.Workload.Name, err))
+	}
 	log := p.log.With("env", k.Environment, "workload", k.Workload)
 	if err := p.negotiate(ctx); err != nil {
 		return err
@@ -44,12 +47,35 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return providers.Permanent(err)
 	}
+	if len(d.Workload.Files) > 0 {
+		// The files go to the image's user; an image the manager does not have leaves them root's.
+		user, _, err := p.imageUser(ctx, d.Workload.Image)
+		if err != nil {
+			return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+		}
+		uid, gid, err := fileOwner(user)
+		if err != nil {
+			return providers.Permanent(fmt.Errorf("workload %s: files: %w", d.Workload.Name, err))
+		}
+		setFileOwner(&spec, uid, gid)
+	}
+	// The values of a rotation are new objects, made before the update that refers to them.
+	ids, err := p.ensureSecrets(ctx, d, log)
+	if err != nil {
+		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
+	setSecretIDs(&spec, ids)
 	id, err := p.converge(ctx, k, spec, netID, d, log)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
 	if err := p.wait(ctx, id, d); err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
+	// The old values' objects go once every task runs the new ones (the service's previous spec, kept for a
+	// rollback, may still hold one: the engine then refuses, and the next Apply or Delete tries again).
+	if err := p.removeSecrets(ctx, k, referencedSecrets(spec), log); err != nil {
+		return fmt.Errorf("workload %s: secret objects: %w", d.Workload.Name, err)
 	}
 	log.InfoContext(ctx, "workload converged", "service", spec.Name, "replicas", d.Workload.Replicas, "hash", d.SpecHash)
 	return nil

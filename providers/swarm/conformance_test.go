@@ -171,7 +171,10 @@ func TestConformance(t *testing.T) {
 		Tamper:    tamperHooks(base, owner),
 		Unmanaged: unmanagedLabel(base, owner),
 		Faults:    inject,
-		Timeout:   testWait,
+		Secrets: &conformance.SecretsCase{Leaks: func(ctx context.Context, t *testing.T, _, value string) string {
+			return swarmLeaks(ctx, t, base, owner, value)
+		}},
+		Timeout: testWait,
 	})
 }
 
@@ -410,6 +413,15 @@ func sweep(t *testing.T, cli *client.Client, instance string) {
 		cs, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		return err == nil && len(cs) == 0, err
 	})
+	objs, err := cli.SecretList(ctx, swarm.SecretListOptions{Filters: f})
+	if err != nil {
+		t.Errorf("sweep secret objects: %v", err)
+	}
+	for _, o := range objs {
+		if err := cli.SecretRemove(ctx, o.ID); err != nil && !cerrdefs.IsNotFound(err) {
+			t.Errorf("sweep secret object %s: %v", o.Spec.Name, err)
+		}
+	}
 	nets, err := cli.NetworkList(ctx, network.ListOptions{Filters: f})
 	if err != nil {
 		t.Errorf("sweep networks: %v", err)

@@ -21,8 +21,24 @@
 // rolling update; service labels of someone else's are carried over), then waits until every task runs the
 // current template, not only the current hash label.
 //
-// Non-goals: HTTP and TCP health probes (swarm has none: Validate says so and suggests a command check), secrets
-// and configs, placement constraints, global services, registry credentials, node management.
+// Secrets (Capabilities.SecretKinds ["sops"], SecretFiles true): swarm resolves no store reference, so only values
+// berth decrypted are delivered. A file secret is a swarm secret object per value, named
+// berth-<instance>-<env>-<workload>-<secret>-<fingerprint> (SecretObjectName; cut to swarm's 64 characters with a
+// hash), labelled with the ownership labels, LabelSecret and LabelSecretFingerprint, its data the value; the task
+// template references it at the file's path, mode 0400, owned by the image's user when the manager has the image
+// and its USER is numeric or root (root otherwise; a user by name is refused). Swarm keeps the data in its raft
+// store, encrypted at rest, never returns it through the API, and mounts it on a tmpfs in the tasks' containers.
+// Swarm secrets are files only, so an env secret is a value of ContainerSpec.Env: `docker service inspect` and
+// `docker inspect` of a task's container show it (to anyone with access to a manager's or the node's engine API);
+// nothing better exists for an image without a shell. The service label LabelSecrets holds names and fingerprints
+// only; List reads Spec.SecretEnv (the variables it names are left out of Spec.Env), Spec.Files (the file
+// references it names) and Observed.SecretFingerprints from it. A rotation is a new spec hash: Apply creates the
+// new value's object first, updates the service (start-first, rollback on failure) and, once every task runs the
+// new spec, removes the workload's objects the spec no longer references (one the engine still refuses to remove
+// is retried by the next Apply or Delete). Delete removes the workload's objects after its service.
+//
+// Non-goals: HTTP and TCP health probes (swarm has none: Validate says so and suggests a command check), configs,
+// store references for secrets, placement constraints, global services, registry credentials, node management.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); the engine addressed is a swarm manager;
 // the image is reachable by every node that may run a task.
@@ -30,6 +46,7 @@
 // Main loop of Apply, in a sketch:
 //
 //	net := the owned overlay network of the environment, or NetworkCreate
+//	for each file secret: the secret object of its value, or SecretCreate
 //	svc := ServiceInspect(name)           // someone else's service with our name is a permanent error
 //	switch {
 //	case svc == nil:                      ServiceCreate(spec)
@@ -39,6 +56,7 @@
 //	}                                     // a stale Version ("out of sequence") is re-read and retried
 //	poll ServiceInspect + TaskList every PollInterval until no update runs and exactly Replicas tasks are meant
 //	    to run, all of d.SpecHash and the current template, and running (healthy); rollback_* or paused → error
+//	SecretRemove the workload's secret objects the spec no longer references
 //
 // Swarm itself replaces tasks that die or whose container is removed (drift), so a repeated Apply only waits. Every
 // engine call goes through one retry layer: 5xx, unavailable, conflicts and timeouts are retried with capped

@@ -9,3 +9,9 @@ var (
 	Classify           = classify
 	IsSequenceConflict = isSequenceConflict
 )
+
+var (
+	SecretObjectSpec = secretObjectSpec
+	SetSecretIDs     = setSecretIDs
+	FileOwner        = fileOwner
+)

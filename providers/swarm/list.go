@@ -80,6 +80,9 @@ func observe(svc swarm.Service, ts []swarm.Task, target string) providers.Observ
 		Target:   target,
 		Spec:     readBack(svc),
 	}
+	if fps := parseSecretsLabel(svc.Spec.Labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
+		o.SecretFingerprints = fps
+	}
 	live := make([]swarm.Task, 0, len(ts))
 	for _, t := range ts {
 		if liveDesired(t) {
@@ -168,6 +171,9 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	}
 	if err := p.waitContainersGone(ctx, k); err != nil {
 		return fmt.Errorf("workload %s: %w", workload, err)
+	}
+	if err := p.removeSecrets(ctx, k, nil, log); err != nil {
+		return fmt.Errorf("workload %s: secret objects: %w", workload, err)
 	}
 	p.removeNetworkIfUnused(ctx, owner)
 	return nil

@@ -101,10 +101,17 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 	labels := k.labels()
 	labels[providers.LabelSpecHash] = d.SpecHash
 	svcLabels := maps.Clone(labels)
+	if s := formatSecretsLabel(w, d.Secrets); s != "" {
+		svcLabels[LabelSecrets] = s
+	}
 
-	env := make([]string, 0, len(w.Env))
+	env := make([]string, 0, len(w.Env)+len(w.SecretEnv))
 	for _, name := range slices.Sorted(maps.Keys(w.Env)) {
 		env = append(env, name+"="+w.Env[name])
+	}
+	// Swarm secrets are files only: a secret set in the environment is a value of the container spec.
+	for _, name := range slices.Sorted(maps.Keys(w.SecretEnv)) {
+		env = append(env, name+"="+string(d.Secrets[w.SecretEnv[name]].Value))
 	}
 	grace := StopGrace
 	cs := &swarm.ContainerSpec{
@@ -114,6 +121,7 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 		Args:            slices.Clone(w.Args),
 		Env:             env,
 		StopGracePeriod: &grace,
+		Secrets:         secretRefs(d, "0", "0"),
 	}
 	if h := w.Health; h != nil && h.Kind() == "command" {
 		cs.Healthcheck = &container.HealthConfig{
@@ -170,7 +178,9 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 }
 
 // readBack is the workload as the service's own spec says it, in Normalize form: the container spec's image (a
-// digest swarm pinned after a tag left out, see image), command, args and env, its command health check, the
+// digest swarm pinned after a tag left out, see image), command, args and env (without the variables LabelSecrets
+// names: those read back as SecretEnv names), the files of its secret references that LabelSecrets names (by
+// secret name), its command health check, the
 // task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port
 // published in host mode is not berth's kind of public port and reads as an internal one) and the replica count.
 func readBack(svc swarm.Service) schema.Workload {
@@ -179,15 +189,31 @@ func readBack(svc swarm.Service) schema.Workload {
 	if w.Replicas < 0 {
 		w.Replicas = 0 // global mode: not berth's
 	}
+	sl := parseSecretsLabel(s.Labels[LabelSecrets])
+	w.SecretEnv = maps.Clone(sl.Env)
 	if cs := s.TaskTemplate.ContainerSpec; cs != nil {
 		w.Image = image(cs.Image)
 		w.Command = slices.Clone(cs.Command)
 		w.Args = slices.Clone(cs.Args)
-		if len(cs.Env) > 0 {
-			w.Env = map[string]string{}
-			for _, kv := range cs.Env {
-				k, v, _ := strings.Cut(kv, "=")
-				w.Env[k] = v
+		for _, kv := range cs.Env {
+			k, v, _ := strings.Cut(kv, "=")
+			if _, secret := sl.Env[k]; secret {
+				continue // a secret's value: read back as its name, in SecretEnv
+			}
+			if w.Env == nil {
+				w.Env = map[string]string{}
+			}
+			w.Env[k] = v
+		}
+		for _, r := range cs.Secrets {
+			if r.File == nil {
+				continue
+			}
+			if n, ours := sl.Files[r.File.Name]; ours {
+				if w.Files == nil {
+					w.Files = map[string]schema.File{}
+				}
+				w.Files[r.File.Name] = schema.File{Secret: n}
 			}
 		}
 		if h := cs.Healthcheck; h != nil && len(h.Test) > 0 && h.Test[0] != "NONE" {

@@ -138,9 +138,10 @@ func parseSettings(t schema.Target) (string, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of a swarm: command health checks (run inside the container), public TCP and UDP ports through the
-// ingress routing mesh, CPU and memory limits.
+// ingress routing mesh, CPU and memory limits, SOPS secrets as swarm secret files and environment values.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true}
+	return providers.Capabilities{HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretSOPS}, SecretFiles: true}
 }
 
 // Validate reports what swarm cannot honour beyond Capabilities: HTTP and TCP health checks (swarm only runs a
