@@ -71,12 +71,17 @@ func smPrefix(k wkey) string {
 	return "berth/" + sanitize(k.Instance) + "/" + sanitize(k.Environment) + "/" + sanitize(k.Workload) + "/"
 }
 
-// smVersion is the version id (ClientRequestToken) of a value: derived from the secret's name and fingerprint, so
-// the same value is one version however often it is applied, a rotated one a new version, and the version id in
-// valueFrom changes with the value (a new task definition revision).
+// smVersion is the version id (ClientRequestToken) of a value: a name-based UUID (the shape Secrets Manager's own
+// version ids have) derived from the secret's name and fingerprint, so the same value is one version however
+// often it is applied, a rotated one a new version, and the version id in valueFrom changes with the value (a
+// new task definition revision).
 func smVersion(name, fingerprint string) string {
 	sum := sha256.Sum256([]byte("berth-secret-version\x00" + name + "\x00" + fingerprint))
-	return "berth-" + hex.EncodeToString(sum[:])[:32]
+	u := sum[:16]
+	u[6] = u[6]&0x0f | 0x50 // version 5 (name-based, SHA)
+	u[8] = u[8]&0x3f | 0x80 // RFC 4122 variant
+	h := hex.EncodeToString(u)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // pinVersion is ECS's valueFrom for one version of a Secrets Manager secret: ARN:json-key:version-stage:version-id.

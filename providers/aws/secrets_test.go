@@ -83,6 +83,9 @@ func secretDesired(owner providers.Owner, w schema.Workload, db, dbFP, apiARN, a
 		case "api":
 			secrets[n] = providers.Secret{Name: n, Fingerprint: apiFP,
 				Source: schema.Secret{Name: n, AWS: &schema.AWSSecret{ARN: apiARN, Service: "secretsmanager"}}}
+		case "tok":
+			secrets[n] = providers.Secret{Name: n, Fingerprint: "fp-tok-1", Source: schema.Secret{Name: n, AWS: &schema.AWSSecret{
+				ARN: "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/token", Service: "ssm"}}}
 		}
 	}
 	return providers.Desired{Owner: owner, Target: "aws-prod", Workload: w, Secrets: secrets,
@@ -218,19 +221,30 @@ func TestSecretsReadBack(t *testing.T) {
 	defer cancel()
 	owner := providers.Owner{Instance: "berth", Environment: "prod"}
 	w := secretWorkload()
+	w.SecretEnv["TOKEN"] = "tok"
 	apiARN, _ := store.SetSecretString("prod/api-key", apiValue)
+	store.SetParameter("/prod/token", secretsemu.TypeSecureString, "ssm-token-value-31d")
+	if got := store.ParameterARN("/prod/token"); got != "arn:aws:ssm:eu-west-1:123456789012:parameter/prod/token" {
+		t.Fatalf("parameter ARN %s", got)
+	}
 	d := secretDesired(owner, w, dbValue, "fp-db-1", apiARN, "fp-api-1")
 	if err := p.Apply(ctx, d); err != nil {
 		t.Fatal(err)
 	}
+	for _, env := range emu.TaskEnvironment(testCluster, "berth-berth-prod-web") {
+		if env["DB_PASSWORD"] != dbValue || env["API_KEY"] != apiValue || env["TOKEN"] != "ssm-token-value-31d" {
+			t.Errorf("a task sees %v", env)
+		}
+	}
 	obs := list(ctx, t, p, owner)
-	if b, _ := json.Marshal(obs); bytes.Contains(b, []byte(dbValue)) || bytes.Contains(b, []byte(apiValue)) {
+	if b, _ := json.Marshal(obs); bytes.Contains(b, []byte(dbValue)) || bytes.Contains(b, []byte(apiValue)) ||
+		bytes.Contains(b, []byte("ssm-token-value-31d")) {
 		t.Fatalf("List reads a value back: %s", b)
 	}
 	if want := w.SecretEnv; !reflect.DeepEqual(obs.Spec.SecretEnv, want) {
 		t.Errorf("Spec.SecretEnv = %v, want %v", obs.Spec.SecretEnv, want)
 	}
-	if want := map[string]string{"db": "fp-db-1", "api": "fp-api-1"}; !reflect.DeepEqual(obs.SecretFingerprints, want) {
+	if want := map[string]string{"db": "fp-db-1", "api": "fp-api-1", "tok": "fp-tok-1"}; !reflect.DeepEqual(obs.SecretFingerprints, want) {
 		t.Errorf("SecretFingerprints = %v, want %v", obs.SecretFingerprints, want)
 	}
 	if obs.SpecHash != d.SpecHash {
@@ -252,7 +266,7 @@ func TestSecretsReadBack(t *testing.T) {
 	}
 	// The SOPS secret dropped: berth's Secrets Manager secret goes after the rollout.
 	w2 := w
-	w2.SecretEnv = map[string]string{"API_KEY": "api"}
+	w2.SecretEnv = map[string]string{"API_KEY": "api", "TOKEN": "tok"}
 	if err := p.Apply(ctx, secretDesired(owner, w2, "", "", apiARN, "fp-api-1")); err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +274,7 @@ func TestSecretsReadBack(t *testing.T) {
 	if _, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String("berth/berth/prod/web/db")}); err == nil {
 		t.Error("berth's secret of a secret no longer used is still there")
 	}
-	if got := list(ctx, t, p, owner); !reflect.DeepEqual(got.SecretFingerprints, map[string]string{"api": "fp-api-1"}) {
+	if got := list(ctx, t, p, owner); !reflect.DeepEqual(got.SecretFingerprints, map[string]string{"api": "fp-api-1", "tok": "fp-tok-1"}) {
 		t.Errorf("SecretFingerprints after dropping db = %v", got.SecretFingerprints)
 	}
 }

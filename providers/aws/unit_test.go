@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -253,8 +254,8 @@ func TestSecretNamesAndRefs(t *testing.T) {
 		t.Errorf("a long name is %d characters or not deterministic", len(long))
 	}
 	v := smVersion("berth/berth/prod/web/db", "fp1")
-	if len(v) < 32 || len(v) > 64 || v == smVersion("berth/berth/prod/web/db", "fp2") || v != smVersion("berth/berth/prod/web/db", "fp1") {
-		t.Errorf("smVersion %q: not a 32..64 token, or not one per fingerprint", v)
+	if !regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`).MatchString(v) || v == smVersion("berth/berth/prod/web/db", "fp2") || v != smVersion("berth/berth/prod/web/db", "fp1") {
+		t.Errorf("smVersion %q: not a name-based UUID, or not one per fingerprint", v)
 	}
 	arn := "arn:aws:secretsmanager:eu-west-1:123456789012:secret:berth/berth/prod/web/db-AbCdEf"
 	for from, want := range map[string]string{
