@@ -44,7 +44,12 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		defer cancel()
 	}
 	log := p.log.With("env", d.Owner.Environment, "workload", w.Name, "revision", d.SpecHash)
-	tmpl, err := p.ensureTemplate(ctx, d)
+	// Secrets first: one that cannot be read fails the step before anything running is touched.
+	vals, err := p.resolveSecrets(ctx, d)
+	if err != nil {
+		return err
+	}
+	tmpl, err := p.ensureTemplate(ctx, d, vals)
 	if err != nil {
 		return err
 	}
@@ -62,19 +67,19 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 // ensureTemplate makes sure a template of the spec exists, is ours and holds what d asks in every managed field;
 // it returns its name. Templates are immutable: when the spec's name is taken by a template that differs (the
 // target's settings changed, or it was recreated by hand), the variant name of templateNames is used.
-func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired) (string, error) {
+func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired, vals map[string]resolvedSecret) (string, error) {
 	var why, absent []string
 	check := func(name string, t *computepb.InstanceTemplate) bool {
 		if m, ok := parseMarker(t.GetDescription()); !ok || !m.owns(d.Owner, d.Target, d.Workload.Name) {
 			why = append(why, name+" exists and is not berth's")
-		} else if diff := p.templateDiff(t, p.instanceTemplate(d, name)); diff != "" {
+		} else if diff := p.templateDiff(t, p.instanceTemplate(d, vals, name)); diff != "" {
 			why = append(why, name+" differs: "+diff)
 		} else {
 			return true
 		}
 		return false
 	}
-	for _, name := range p.templateNames(d.Owner, d.Workload.Name, d.SpecHash) {
+	for _, name := range p.templateNames(d.Owner, d.Workload.Name, templateKey(d.SpecHash, vals)) {
 		t, err := p.getTemplate(ctx, name)
 		switch {
 		case err != nil:
@@ -89,7 +94,7 @@ func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired) (str
 		return "", providers.Permanent(fmt.Errorf("gcp: no instance template for %s: %s", d.Workload.Name, strings.Join(why, "; ")))
 	}
 	name := absent[0]
-	want := p.instanceTemplate(d, name)
+	want := p.instanceTemplate(d, vals, name)
 	salt := ""
 	for try := 0; try < 3; try++ {
 		// The id covers what the template holds beyond the spec (the target's settings), so a template made again
@@ -407,8 +412,22 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 		return o, err
 	}
 	o.Spec = liveSpec(m.Workload, g, cur)
+	if cur != nil {
+		if sm, ok := secretsOf(cur); ok {
+			o.SecretFingerprints = p.observedFingerprints(ctx, sm)
+		}
+	}
 	names := p.templateNames(owner, m.Workload, m.Spec)
-	if cur == nil || !slices.Contains(names, cur.GetName()) {
+	// A template named by the spec hash folded with Secret Manager versions (templateKey) is the spec's too.
+	keyed := false
+	if sm, ok := secretsOf(cur); ok && specLabel(cur) == m.Spec {
+		vals := map[string]resolvedSecret{}
+		for n, s := range sm.Secrets {
+			vals[n] = resolvedSecret{version: s.Version}
+		}
+		keyed = slices.Contains(p.templateNames(owner, m.Workload, templateKey(m.Spec, vals)), cur.GetName())
+	}
+	if cur == nil || !slices.Contains(names, cur.GetName()) && !keyed {
 		found := false
 		for _, n := range names {
 			if ts[n] != nil {

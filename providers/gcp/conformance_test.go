@@ -72,9 +72,56 @@ func referenceWorkload(name string) schema.Workload {
 
 func TestConformance(t *testing.T) {
 	emu, target := emulated(t)
+	sm, target := withSecretManager(t, emu, target)
 	owner := providers.Owner{Instance: "cf1", Environment: "dev"}
 	hand := byHand(t, emu, owner, option.WithAuthCredentialsFile(option.ServiceAccount, target.Settings["credentialsFile"].(string)))
 	conformance.Run(t, conformance.Harness{
+		// A Secret Manager secret, each value a new version referenced by its number.
+		Secrets: &conformance.SecretsCase{
+			Source: func(_ context.Context, t *testing.T, name, value string) (schema.Secret, []byte) {
+				v, err := sm.AddVersion("projects/"+emu.Project()+"/secrets/"+name, []byte(value))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return schema.Secret{GCP: &schema.GCPSecret{Name: "projects/" + emu.Project() + "/secrets/" + name,
+					Version: v[strings.LastIndex(v, "/")+1:]}}, nil
+			},
+			// The value is in the container declaration, where Container-Optimized OS reads it; anywhere else
+			// (labels, description, other metadata, the group) is a leak.
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				tp := currentTemplate(ctx, t, hand, workload)
+				if strings.Contains(outsideDeclaration(tp), value) {
+					return "template " + tp.GetName() + " outside its container declaration"
+				}
+				if strings.Contains(js(hand.group(ctx, t, workload)), value) {
+					return "the instance group"
+				}
+				return ""
+			},
+		},
+		// What the reference app answers: GREETING of the container declaration the group's template holds.
+		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
+			tp, err := hand.current(ctx, w.Name)
+			if err != nil {
+				return "", err
+			}
+			var decl struct {
+				Spec struct {
+					Containers []struct {
+						Env []struct{ Name, Value string } `json:"env"`
+					} `json:"containers"`
+				} `json:"spec"`
+			}
+			if err := yaml.Unmarshal([]byte(declaration(tp)), &decl); err != nil || len(decl.Spec.Containers) == 0 {
+				return "", fmt.Errorf("template %s: no container declaration", tp.GetName())
+			}
+			for _, e := range decl.Spec.Containers[0].Env {
+				if e.Name == "GREETING" {
+					return e.Value, nil
+				}
+			}
+			return "", nil
+		},
 		New:      func(t *testing.T) providers.Provider { return newProvider(t, target) },
 		Target:   target.Name,
 		Owner:    owner,

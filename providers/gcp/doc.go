@@ -19,6 +19,24 @@
 //   - ports: the instance group's named ports, one "<protocol>-<port>" per port (regionInstanceGroups.setNamedPorts),
 //     in the workload's order.
 //
+// Secrets (Capabilities: kinds sops and gcp; no files). Container-Optimized OS offers no native way to resolve a
+// Secret Manager reference nor to write a file from one, so berth resolves gcp references at apply, with the
+// provider's own credentials (AccessSecretVersion over REST, settings.secretManagerEndpoint for tests; the version
+// given, else latest; the payload's CRC32C checked), registers the value with schema/redact, and delivers it, like
+// a SOPS value, as an env value of the gce-container-declaration metadata: the only path COS has. The template then
+// holds the value in clear, readable by anyone with compute.instanceTemplates.get or compute.instances.get on the
+// project and by any process on the VM (the metadata server). The berth-secrets metadata item names the variables'
+// secrets with their fingerprints and the Secret Manager version read (never a value); labels never name them.
+// List reads the variables back as SecretEnv names (the values are dropped where they are parsed) and
+// Observed.SecretFingerprints from berth-secrets. A template is named by the spec hash folded with the versions
+// read (templateKey), so a new version is a new template and a rolling update, make before break. For a reference
+// to the latest version, List asks Secret Manager which version is latest now (GetSecretVersion: metadata, no
+// value; it needs secretmanager.versions.get, e.g. roles/secretmanager.viewer) and reports the fingerprint changed
+// when it is another, so the rotation shows in the plan; without that permission it is picked up by the next
+// apply. PERMISSION_DENIED, NOT_FOUND, a disabled version and UNAUTHENTICATED fail the step at once, permanent,
+// with Secret Manager's words and the fix, before anything is changed; throttling, UNAVAILABLE and INTERNAL are
+// retried.
+//
 // Read-back (List): every managed field from the live objects, never from a copy berth stored. Image, command, args
 // and env from the container declaration of the template the group really uses (versions[0], else
 // instanceTemplate), parsed as YAML whoever wrote it; ports from the group's named ports (public when that template

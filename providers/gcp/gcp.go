@@ -13,6 +13,7 @@ import (
 
 	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"google.golang.org/api/option"
 
 	"github.com/berth-dev/berth/providers"
@@ -52,6 +53,8 @@ type Provider struct {
 	regions      *compute.RegionsClient
 	regionOps    *compute.RegionOperationsClient
 	globalOps    *compute.GlobalOperationsClient
+	// secrets reads gcp secret references (Secret Manager, REST), with the provider's own credentials.
+	secrets *secretmanager.Client
 
 	mu sync.Mutex
 	// zones are the zones new groups spread over: the target's zones setting, else the region's zones as the
@@ -65,6 +68,8 @@ type Provider struct {
 // Settings are a gcp target's settings, checked.
 type Settings struct {
 	Project, Region, Network, Subnetwork, MachineType, CredentialsFile, Endpoint string
+	// SecretManagerEndpoint overrides Secret Manager's endpoint (tests: an emulator); default the SDK's.
+	SecretManagerEndpoint string
 	// Zones are the zones of the region new groups spread over (distributionPolicy.zones); empty: the region's zones
 	// as the Regions API lists them.
 	Zones []string
@@ -96,6 +101,7 @@ func ParseSettings(t schema.Target) (Settings, error) {
 		{"project", &s.Project, true}, {"region", &s.Region, true}, {"network", &s.Network, false},
 		{"subnetwork", &s.Subnetwork, false}, {"machineType", &s.MachineType, false},
 		{"credentialsFile", &s.CredentialsFile, false}, {"endpoint", &s.Endpoint, false},
+		{"secretManagerEndpoint", &s.SecretManagerEndpoint, false},
 	} {
 		if err := str(f.key, f.dst, f.req); err != nil {
 			return Settings{}, err
@@ -168,6 +174,7 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 		copts = append(copts, option.WithEndpoint(s.Endpoint))
 	}
 	var who string
+	var smopts []option.ClientOption
 	if s.CredentialsFile != "" {
 		typ, err := credentialsType(s.CredentialsFile)
 		if err != nil {
@@ -175,9 +182,14 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 				"account key, authorized user or workload identity federation JSON file", t.Name, err)
 		}
 		copts = append(copts, option.WithAuthCredentialsFile(typ, s.CredentialsFile))
+		smopts = append(smopts, option.WithAuthCredentialsFile(typ, s.CredentialsFile))
 		who = identity(s.CredentialsFile, "settings.credentialsFile")
 	}
 	copts = append(copts, extra...)
+	smopts = append(smopts, extra...)
+	if s.SecretManagerEndpoint != "" {
+		smopts = append(smopts, option.WithEndpoint(s.SecretManagerEndpoint))
+	}
 	ctx := context.Background() // client construction does no I/O
 	p := &Provider{
 		PollInterval: 2 * time.Second, RetryBase: time.Second, RetryMax: 30 * time.Second, RetryAttempts: 8,
@@ -210,7 +222,9 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 			if p.regionOps, err = compute.NewRegionOperationsRESTClient(ctx, copts...); err == nil {
 				if p.globalOps, err = compute.NewGlobalOperationsRESTClient(ctx, copts...); err == nil {
 					if p.regionGroups, err = compute.NewRegionInstanceGroupsRESTClient(ctx, copts...); err == nil {
-						p.regions, err = compute.NewRegionsRESTClient(ctx, copts...)
+						if p.regions, err = compute.NewRegionsRESTClient(ctx, copts...); err == nil {
+							p.secrets, err = secretmanager.NewRESTClient(ctx, smopts...)
+						}
 					}
 				}
 			}
@@ -245,9 +259,12 @@ func credentialsType(path string) (option.CredentialsType, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities: Container-Optimized OS runs the container on the host network with no health check and no
-// resource limits; public ports get an ephemeral external IP per instance but no stable address.
+// resource limits; public ports get an ephemeral external IP per instance but no stable address. Secrets from SOPS
+// files and Secret Manager, as environment values of the container declaration; no secret files (the declaration
+// has no way to write one).
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{UDP: true, MaxReplicas: 1000}
+	return providers.Capabilities{UDP: true, MaxReplicas: 1000,
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretGCP}, SecretFiles: false}
 }
 
 // machine types whose size is known: vCPU in thousandths, memory in MiB.
@@ -288,7 +305,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 // Close implements providers.Closer.
 func (p *Provider) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.regionOps, p.globalOps} {
+	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.regionOps, p.globalOps, p.secrets} {
 		if c != nil && !isNilClient(c) {
 			errs = append(errs, c.Close())
 		}
@@ -309,6 +326,8 @@ func isNilClient(c interface{ Close() error }) bool {
 	case *compute.RegionInstanceGroupsClient:
 		return v == nil
 	case *compute.RegionsClient:
+		return v == nil
+	case *secretmanager.Client:
 		return v == nil
 	}
 	return false

@@ -153,6 +153,19 @@ func liveSpec(name string, g *computepb.InstanceGroupManager, t *computepb.Insta
 			}
 			w.Env[e.Name] = string(e.Value)
 		}
+		// Variables set from secrets read back as names: their values never leave this function.
+		if sm, ok := secretsOf(t); ok {
+			for v, n := range sm.Env {
+				if _, ok := w.Env[v]; !ok {
+					continue
+				}
+				delete(w.Env, v)
+				if w.SecretEnv == nil {
+					w.SecretEnv = map[string]string{}
+				}
+				w.SecretEnv[v] = n
+			}
+		}
 	}
 	for _, np := range g.GetNamedPorts() {
 		pr, _, _ := strings.Cut(np.GetName(), "-")
@@ -209,7 +222,7 @@ func sameNamedPorts(a, b []*computepb.NamedPort) bool {
 }
 
 // instanceTemplate maps a desired workload to its instance template, named name.
-func (p *Provider) instanceTemplate(d providers.Desired, name string) *computepb.InstanceTemplate {
+func (p *Provider) instanceTemplate(d providers.Desired, vals map[string]resolvedSecret, name string) *computepb.InstanceTemplate {
 	nic := &computepb.NetworkInterface{Network: proto.String(p.network())}
 	if sn := p.subnetwork(); sn != "" {
 		nic.Subnetwork = proto.String(sn)
@@ -218,6 +231,13 @@ func (p *Provider) instanceTemplate(d providers.Desired, name string) *computepb
 		nic.AccessConfigs = []*computepb.AccessConfig{{Name: proto.String(natName), Type: proto.String("ONE_TO_ONE_NAT")}}
 	}
 	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
+	items := []*computepb.Items{
+		{Key: proto.String(metaContainer), Value: proto.String(ContainerDeclaration(withSecrets(d.Workload, vals)))},
+		{Key: proto.String("google-logging-enabled"), Value: proto.String("true")},
+	}
+	if it := secretsItem(d, vals); it != nil {
+		items = append(items, it)
+	}
 	return &computepb.InstanceTemplate{
 		Name:        proto.String(name),
 		Description: proto.String(m.String()),
@@ -230,10 +250,7 @@ func (p *Provider) instanceTemplate(d providers.Desired, name string) *computepb
 				InitializeParams: &computepb.AttachedDiskInitializeParams{SourceImage: proto.String(cosImage), DiskSizeGb: proto.Int64(10)},
 			}},
 			NetworkInterfaces: []*computepb.NetworkInterface{nic},
-			Metadata: &computepb.Metadata{Items: []*computepb.Items{
-				{Key: proto.String(metaContainer), Value: proto.String(ContainerDeclaration(d.Workload))},
-				{Key: proto.String("google-logging-enabled"), Value: proto.String("true")},
-			}},
+			Metadata:          &computepb.Metadata{Items: items},
 			ServiceAccounts: []*computepb.ServiceAccount{{Email: proto.String("default"), Scopes: []string{
 				"https://www.googleapis.com/auth/devstorage.read_only",
 				"https://www.googleapis.com/auth/logging.write",
@@ -310,6 +327,8 @@ func (p *Provider) templateDiff(live, want *computepb.InstanceTemplate) string {
 		return "external address"
 	case specLabel(live) != specLabel(want):
 		return "spec-hash label " + specLabel(live)
+	case metaValue(live, metaSecrets) != metaValue(want, metaSecrets):
+		return "secrets metadata"
 	}
 	return ""
 }
@@ -370,3 +389,13 @@ func groupZones(g *computepb.InstanceGroupManager) []string {
 
 // templateOf returns a resource's name from its URL or name.
 func templateOf(ref string) string { return ref[strings.LastIndex(ref, "/")+1:] }
+
+// metaValue is a template's metadata value of key ("" when absent).
+func metaValue(t *computepb.InstanceTemplate, key string) string {
+	for _, it := range t.GetProperties().GetMetadata().GetItems() {
+		if it.GetKey() == key {
+			return it.GetValue()
+		}
+	}
+	return ""
+}
