@@ -51,7 +51,7 @@ func Load(dir string) (*Config, error) {
 	if err := l.errs.result(); err != nil {
 		return nil, err
 	}
-	return cfg, nil
+	return withSecretFiles(cfg, dir), nil
 }
 
 // parseDir parses every .cue file at the root of dir, sorted by name. Syntax errors are returned as Errors.

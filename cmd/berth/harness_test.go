@@ -141,6 +141,9 @@ func (r *gitRepo) write(files map[string]string) {
 		os.Remove(f)
 	}
 	for name, content := range files {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(r.dir, name)), 0o755); err != nil {
+			r.t.Fatal(err)
+		}
 		if err := os.WriteFile(filepath.Join(r.dir, name), []byte(content), 0o644); err != nil {
 			r.t.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/berth-dev/berth/reconciler"
 	"github.com/berth-dev/berth/repos"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/secrets"
 )
 
 // engineFlags are the safety settings shared by plan, apply, destroy and serve.
@@ -19,6 +20,9 @@ type engineFlags struct {
 	maxDeleteShare float64
 	allowPruneAll  bool
 	concurrency    int
+	// ageIdentities is --age-identities; identities, when set, overrides it (serve's configuration).
+	ageIdentities string
+	identities    *schema.SecretRef
 }
 
 func (f *engineFlags) register(cmd *cobra.Command) {
@@ -27,11 +31,40 @@ func (f *engineFlags) register(cmd *cobra.Command) {
 	fl.Float64Var(&f.maxDeleteShare, "max-delete-share", reconciler.DefaultMaxDeleteShare, "refuse a plan deleting more than this share of an environment's workloads")
 	fl.BoolVar(&f.allowPruneAll, "allow-prune-all", false, "allow a plan that deletes every workload of an environment, or more than --max-delete-share")
 	fl.IntVar(&f.concurrency, "concurrency", reconciler.DefaultConcurrency, "workloads applied at once per environment")
+	fl.StringVar(&f.ageIdentities, "age-identities", "", "file of age identities (AGE-SECRET-KEY-1...) that decrypt the repository's SOPS secrets; default $SOPS_AGE_KEY_FILE, else the identities in $SOPS_AGE_KEY")
+}
+
+// secrets is the secret resolver of the engine: the age identities of --age-identities (or serve's configuration,
+// or sops's own SOPS_AGE_KEY_FILE and SOPS_AGE_KEY), none when nothing names any: a SOPS secret then fails its
+// workload's step saying how to give them.
+func (f *engineFlags) secrets() (*reconciler.Secrets, error) {
+	ref := f.identities
+	switch {
+	case ref != nil:
+	case f.ageIdentities != "":
+		ref = &schema.SecretRef{File: f.ageIdentities, Field: "--age-identities"}
+	case os.Getenv("SOPS_AGE_KEY_FILE") != "":
+		ref = &schema.SecretRef{File: os.Getenv("SOPS_AGE_KEY_FILE"), Field: "$SOPS_AGE_KEY_FILE"}
+	case os.Getenv("SOPS_AGE_KEY") != "":
+		ref = &schema.SecretRef{Env: "SOPS_AGE_KEY", Field: "$SOPS_AGE_KEY"}
+	default:
+		return &reconciler.Secrets{}, nil
+	}
+	d, err := secrets.LoadIdentities(ref, secrets.Options{})
+	if err != nil {
+		return nil, err
+	}
+	return &reconciler.Secrets{Decrypter: d, Key: d.FingerprintKey()}, nil
 }
 
 // engine builds the reconcile engine; background is true for the long-running controller only.
 func (f *engineFlags) engine(g *globals, store *reconciler.Store, metrics *reconciler.Metrics, background bool) (*reconciler.Engine, error) {
+	sec, err := f.secrets()
+	if err != nil {
+		return nil, err
+	}
 	return reconciler.NewEngine(reconciler.Options{
+		Secrets:        sec,
 		Background:     background,
 		Instance:       g.instance,
 		Logger:         g.logger(),

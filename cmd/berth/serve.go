@@ -101,6 +101,9 @@ webhook, /hooks/<source> on --listen.`,
 				if sc.DataDir != "" && !fl.Changed("data-dir") {
 					dataDir = sc.DataDir
 				}
+				if sc.Secrets != nil && sc.Secrets.AgeIdentities != nil && !fl.Changed("age-identities") {
+					ef.identities = sc.Secrets.AgeIdentities
+				}
 				if sc.Evaluation.Timeout > 0 && !fl.Changed("eval-timeout") {
 					g.eval.Timeout = sc.Evaluation.Timeout
 				}
