@@ -17,7 +17,7 @@
 // rotation only when the reference changes (pin a version id). A SOPS value, which berth decrypted, is kept in a
 // Secrets Manager secret of berth's, berth/<instance>/<env>/<workload>/<secret>, tagged with the ownership tags
 // (CreateSecret; a rotation is PutSecretValue of a new version whose id is derived from the secret's fingerprint),
-// and valueFrom pins that version (ARN:::version-id), so a rotation is a new revision rolled make-before-break
+// and valueFrom pins that version (ARN:::version-id; Fargate platform 1.4.0 or later), so a rotation is a new revision rolled make-before-break
 // while the old tasks keep their version. The docker label berth.dev/secrets records per variable the secret's
 // name, fingerprint and valueFrom (never a value): List reads Spec.SecretEnv and Observed.SecretFingerprints
 // back from it and from secrets[] (a valueFrom changed by hand reads back as itself, a change of the variable).

@@ -3,6 +3,7 @@ package ecsemu
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -131,5 +132,59 @@ func TestTaskDefinitionLists(t *testing.T) {
 	_, out = call(t, s, "ListTaskDefinitionFamilies", map[string]any{"familyPrefix": "web", "status": "INACTIVE"})
 	if fs := out["families"].([]any); len(fs) != 1 || fs[0] != "web-2" {
 		t.Errorf("INACTIVE families = %v, want [web-2]", fs)
+	}
+}
+
+// With ResolveSecret, a task resolves its container's secrets[] when it starts and TaskEnvironment shows what the
+// container sees; a secret that cannot be resolved stops the task with ResourceInitializationError. The API's
+// answers hold only the valueFrom.
+func TestSecretsResolvedAtStart(t *testing.T) {
+	values := map[string]string{"arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf:::v1": "s3cr3t-db"}
+	s := New(Options{Manual: true, ResolveSecret: func(from string) (string, error) {
+		if v, ok := values[from]; ok {
+			return v, nil
+		}
+		return "", errors.New("AccessDeniedException: not authorized")
+	}})
+	defer s.Close()
+	register := func(from string) {
+		t.Helper()
+		td := map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"}, "networkMode": "awsvpc",
+			"cpu": "256", "memory": "512", "containerDefinitions": []any{map[string]any{"name": "app", "image": "img",
+				"environment": []any{map[string]any{"name": "PLAIN", "value": "p"}},
+				"secrets":     []any{map[string]any{"name": "DB", "valueFrom": from}}}}}
+		if code, out := call(t, s, "RegisterTaskDefinition", td); code != 200 {
+			t.Fatalf("register: %d %v", code, out)
+		}
+	}
+	register("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf:::v1")
+	if code, out := call(t, s, "CreateService", map[string]any{"serviceName": "svc", "taskDefinition": "f", "desiredCount": 1,
+		"networkConfiguration": map[string]any{"awsvpcConfiguration": map[string]any{"subnets": []string{"s"}}}}); code != 200 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	s.Step(3)
+	envs := s.TaskEnvironment("default", "svc")
+	if len(envs) != 1 || envs[0]["DB"] != "s3cr3t-db" || envs[0]["PLAIN"] != "p" {
+		t.Fatalf("TaskEnvironment = %v", envs)
+	}
+	_, out := call(t, s, "DescribeTaskDefinition", map[string]any{"taskDefinition": "f"})
+	if b, _ := json.Marshal(out); strings.Contains(string(b), "s3cr3t-db") {
+		t.Fatal("the task definition holds the resolved value")
+	}
+	register("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf:::v2")
+	call(t, s, "UpdateService", map[string]any{"service": "svc", "taskDefinition": "f:2"})
+	s.Step(3)
+	_, out = call(t, s, "ListTasks", map[string]any{"serviceName": "svc", "desiredStatus": "STOPPED"})
+	arns, _ := out["taskArns"].([]any)
+	if len(arns) == 0 {
+		t.Fatal("the task with an unresolvable secret did not stop")
+	}
+	_, out = call(t, s, "DescribeTasks", map[string]any{"tasks": arns})
+	reason, _ := out["tasks"].([]any)[0].(map[string]any)["stoppedReason"].(string)
+	if !strings.HasPrefix(reason, "ResourceInitializationError: unable to pull secrets") {
+		t.Errorf("stoppedReason = %q", reason)
+	}
+	if envs := s.TaskEnvironment("default", "svc"); len(envs) != 1 || envs[0]["DB"] != "s3cr3t-db" {
+		t.Errorf("the old task stopped serving: %v", envs)
 	}
 }
