@@ -29,7 +29,7 @@ func (p *Provider) explain(err error) error {
 			ns = "berth-<environment>" // berth creates them: that takes namespaces create, cluster-wide
 		}
 		fix = fmt.Sprintf("bind the user berth runs as to a Role in namespace %s allowing get, list, watch, create, "+
-			"update, patch and delete on deployments (apps), services and pods (a ClusterRole with namespaces get "+
+			"update, patch and delete on deployments (apps), services, pods and secrets (a ClusterRole with namespaces get "+
 			"and create too when settings.namespace is not set); `kubectl%s auth can-i --list -n %s` shows what it "+
 			"may do", ns, p.kubectlFlags(), ns)
 	default:

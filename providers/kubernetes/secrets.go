@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 // Names of the secret mapping.
@@ -161,42 +162,49 @@ func refName(refs map[string]secretRef, own, secret, key, hint string) string {
 // secretMeta gets a Secret's metadata only (labels, resourceVersion, managed fields): berth never reads the
 // data of a Secret it does not own, and needs none of its own. Nil when there is none.
 func (p *Provider) secretMeta(ctx context.Context, ns, name string) (*metav1.PartialObjectMetadata, error) {
-	m, err := call(ctx, p, "get secret "+ns+"/"+name, func(ctx context.Context) (*metav1.PartialObjectMetadata, error) {
-		raw, err := p.client.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").Name(name).
+	raw, err := call(ctx, p, "get secret "+ns+"/"+name, func(ctx context.Context) ([]byte, error) {
+		return p.client.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").Name(name).
 			SetHeader("Accept", metadataAccept("PartialObjectMetadata")).Do(ctx).Raw()
-		if err != nil {
-			return nil, err
-		}
-		var m metav1.PartialObjectMetadata
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("decoding the metadata: %w", err)
-		}
-		return &m, nil
 	})
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
-	return m, err
+	if err != nil {
+		return nil, err
+	}
+	var m metav1.PartialObjectMetadata
+	if err := decodeMeta(raw, &m, &m.TypeMeta, "PartialObjectMetadata"); err != nil {
+		return nil, fmt.Errorf("get secret %s/%s: %w", ns, name, err)
+	}
+	return &m, nil
 }
 
 // secretMetas lists the metadata of the Secrets matching the label selector sel in ns.
 func (p *Provider) secretMetas(ctx context.Context, ns, sel string) ([]metav1.PartialObjectMetadata, error) {
-	l, err := call(ctx, p, "list secrets in "+ns, func(ctx context.Context) (*metav1.PartialObjectMetadataList, error) {
-		raw, err := p.client.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
+	raw, err := call(ctx, p, "list secrets in "+ns, func(ctx context.Context) ([]byte, error) {
+		return p.client.CoreV1().RESTClient().Get().Namespace(ns).Resource("secrets").
 			Param("labelSelector", sel).SetHeader("Accept", metadataAccept("PartialObjectMetadataList")).Do(ctx).Raw()
-		if err != nil {
-			return nil, err
-		}
-		var l metav1.PartialObjectMetadataList
-		if err := json.Unmarshal(raw, &l); err != nil {
-			return nil, fmt.Errorf("decoding the metadata: %w", err)
-		}
-		return &l, nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	var l metav1.PartialObjectMetadataList
+	if err := decodeMeta(raw, &l, &l.TypeMeta, "PartialObjectMetadataList"); err != nil {
+		return nil, fmt.Errorf("list secrets in %s: %w", ns, err)
+	}
 	return l.Items, nil
+}
+
+// decodeMeta decodes a metadata-only answer into v, refusing (permanently) any other kind: an API server that
+// answered with whole Secrets is not asked again.
+func decodeMeta(raw []byte, v any, tm *metav1.TypeMeta, kind string) error {
+	if err := json.Unmarshal(raw, v); err != nil {
+		return fmt.Errorf("decoding the metadata: %w", err)
+	}
+	if tm.Kind != kind {
+		return providers.Permanent(fmt.Errorf("the API server answered with a %q, not the metadata only (%s)", tm.Kind, kind))
+	}
+	return nil
 }
 
 func metadataAccept(kind string) string {
@@ -242,7 +250,11 @@ func (p *Provider) applySecret(ctx context.Context, ns string, s *ownedSecretSta
 	_, err := call(ctx, p, "apply secret "+ns+"/"+s.name, func(ctx context.Context) (*corev1.Secret, error) {
 		return p.client.CoreV1().Secrets(ns).Apply(ctx, s.want, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	})
-	return err
+	if err != nil {
+		// The API server has no reason to quote the data back; should it ever, the values are registered.
+		return redact.Error(err)
+	}
+	return nil
 }
 
 // deleteSecret removes the Secret berth owns when it is no longer wanted (after the rollout: old pods may still
