@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -10,12 +11,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/repos/gittest"
 	"github.com/berth-dev/berth/schema/redact"
+	"github.com/berth-dev/berth/schema/secrets/sopstest"
 )
 
 // canary is a value berth is given and must never show. user is the name it is sent with as HTTP basic
@@ -64,7 +67,7 @@ func sightings(canaries []canary, outputs map[string][]byte) []string {
 	return found
 }
 
-// The canary test: a Git password file, a bearer token, a webhook secret and a URL's userinfo, each a canary value,
+// The canary test: a SOPS secret, a Git password file, a bearer token, a webhook secret and a URL's userinfo, each a canary value,
 // given to a controller whose Git server echoes every request header (Authorization included) in its error pages.
 // No log line, status (API, text, JSON), metric, plan (text, JSON), printed error or byte under --data-dir (the
 // state store, the sources' caches) holds any canary in any encoding.
@@ -86,6 +89,7 @@ func TestCanaryEndToEnd(t *testing.T) {
 		{name: "bearer token", value: "canary-token-8b1a9953c4611296a827abf8c47804d7"},
 		{name: "webhook secret", value: "canary-webhook-secret-e4da3b7fbbce2345"},
 		{name: "URL userinfo", user: gitUser, value: "canary-url-pw:@/%?-1679091c"},
+		{name: "SOPS secret", value: "canary-sops-value-45c48cce2e2d7fbd"},
 	}
 	value := func(name string) string {
 		for _, c := range canaries {
@@ -99,15 +103,20 @@ func TestCanaryEndToEnd(t *testing.T) {
 	good, bad := canaries[0].value, canaries[1].value
 
 	env := func(e string) string { return fmt.Sprintf("environments: %s: {branch: \"main\"}\n", e) }
+	// The SOPS secret is decrypted with identities the serve configuration names; the container gets it.
+	id := sopstest.NewIdentity(t)
 	work := newGitRepo(t)
 	work.write(map[string]string{"berth.cue": `targets: local: {type: "docker"}
+secrets: canary: {sops: "secrets/canary.enc.yaml", key: "canary"}
 ` + env("good") + env("refused") + env("token") + env("userinfo") + fmt.Sprintf(`workloads: w: {
 	image:    %q
 	args: ["work"]
 	provider: "local"
 	env: WORK_INTERVAL: "1s"
+	env: CANARY: secret: "canary"
 }
-`, exampleImage)})
+`, exampleImage),
+		"secrets/canary.enc.yaml": string(sopstest.MustEncrypt(t, []byte("canary: "+value("SOPS secret")+"\n"), sopstest.Options{}, id.Recipient()))})
 	work.commit("c1")
 	root := t.TempDir()
 	work.git("clone", "-q", "--bare", work.dir, filepath.Join(root, "repo.git"))
@@ -123,11 +132,13 @@ func TestCanaryEndToEnd(t *testing.T) {
 		return p
 	}
 	goodFile, badFile := write("good.pw", good), write("bad.pw", bad)
+	ageFile := write("age.txt", id.String()+"\n")
 	t.Setenv("BERTH_E2E_CANARY_TOKEN", value("bearer token"))
 	t.Setenv("BERTH_E2E_CANARY_WEBHOOK", value("webhook secret"))
 	userinfoURL := strings.Replace(srv.URL, "http://", "http://"+url.UserPassword(gitUser, value("URL userinfo")).String()+"@", 1) +
 		"/repo.git"
 	config := write("berth-serve.cue", fmt.Sprintf(`
+secrets: ageIdentities: {file: %[6]q}
 sources: good: {url: "%[1]s/repo.git", interval: "1s", environments: ["good"],
 	credentials: {username: %[2]q, password: {file: %[3]q}}
 	webhook: {kind: "github", secret: {env: "BERTH_E2E_CANARY_WEBHOOK"}}}
@@ -136,7 +147,7 @@ sources: refused: {url: "%[1]s/repo.git", interval: "1s", environments: ["refuse
 sources: token: {url: "%[1]s/repo.git", interval: "1s", environments: ["token"],
 	credentials: {token: {env: "BERTH_E2E_CANARY_TOKEN"}}}
 sources: userinfo: {url: %[5]q, interval: "1s", environments: ["userinfo"]}
-`, srv.URL, gitUser, goodFile, badFile, userinfoURL))
+`, srv.URL, gitUser, goodFile, badFile, userinfoURL, ageFile))
 
 	dataDir := t.TempDir()
 	c := startController(t, instance, "", dataDir, "--config", config)
@@ -165,6 +176,16 @@ sources: userinfo: {url: %[5]q, interval: "1s", environments: ["userinfo"]}
 		t.Errorf("badly signed webhook: status %d, want 403", code)
 	}
 
+	delivered := false
+	for _, ct := range eng.containers(instance, "w") {
+		if ins, err := eng.cli.ContainerInspect(context.Background(), ct.ID); err == nil &&
+			slices.Contains(ins.Config.Env, "CANARY="+value("SOPS secret")) {
+			delivered = true
+		}
+	}
+	if !delivered {
+		t.Errorf("no container of w got the SOPS secret: the SOPS canary proves nothing")
+	}
 	outputs := map[string][]byte{}
 	must := func(what string, text string, err error) {
 		if err != nil {
@@ -182,7 +203,7 @@ sources: userinfo: {url: %[5]q, interval: "1s", environments: ["userinfo"]}
 		if code != 0 {
 			t.Errorf("berth status -o %s: exit %d: %s", o, code, errOut)
 		}
-		out, errOut, code = berthCmd(t, "plan", "--instance", instance, "--env", "good", "-o", o, work.dir)
+		out, errOut, code = berthCmd(t, "plan", "--instance", instance, "--env", "good", "-o", o, "--age-identities", ageFile, work.dir)
 		must("berth plan -o "+o, out+errOut, nil)
 		if code != 0 {
 			t.Errorf("berth plan -o %s: exit %d: %s", o, code, errOut)
