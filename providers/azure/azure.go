@@ -182,6 +182,9 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		return nil, err
 	}
 	p.credKind = s.Credential
+	if transport != nil {
+		p.KeyVault = &azsecrets.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: transport}}
+	}
 	return p, nil
 }
 

@@ -202,3 +202,45 @@ func TestGoldenHasNoSecret(t *testing.T) {
 }
 
 func js(v any) string { b, _ := json.Marshal(v); return string(b) }
+
+// TestKeyVaultTransientRetried: throttling and 5xx from Key Vault are retried to success.
+func TestKeyVaultTransientRetried(t *testing.T) {
+	for _, kind := range []keyvaultemu.Fault{keyvaultemu.Throttle, keyvaultemu.ServerError, keyvaultemu.Unavailable} {
+		t.Run(string(kind), func(t *testing.T) {
+			emu := aciemu.New(aciemu.Options{})
+			t.Cleanup(emu.Close)
+			kv := keyvaultemu.New(keyvaultemu.Options{})
+			t.Cleanup(kv.Close)
+			ver := kv.SetSecret(testVault, "greeting", "v1")
+			p := newProviderKV(t, emu, kv)
+			kv.Fail(6, kind) // more than the SDK's own 3 retries: the provider retries what escapes them
+			if err := p.Apply(context.Background(), secretDesired(ver, "s1")); err != nil {
+				t.Fatalf("Apply with %s faults: %v", kind, err)
+			}
+			if n := len(emu.Groups()); n != 1 {
+				t.Fatalf("%d groups", n)
+			}
+		})
+	}
+}
+
+// TestValidateSecretFiles: a secret file must sit in a directory ACI can mount a secret volume at.
+func TestValidateSecretFiles(t *testing.T) {
+	emu := aciemu.New(aciemu.Options{})
+	t.Cleanup(emu.Close)
+	p := newProvider(t, emu)
+	w := referenceWorkload("web")
+	w.Files = map[string]schema.File{"/db": {Secret: "db"}, "/run/secrets/ok": {Secret: "db"}}
+	w.SecretEnv = map[string]string{"bad-name": "db"}
+	got := map[string]bool{}
+	for _, pr := range p.Validate(w) {
+		got[pr.Field] = true
+	}
+	if !got["files./db"] || got["files./run/secrets/ok"] || !got["env.bad-name"] {
+		t.Fatalf("problems: %v", p.Validate(w))
+	}
+	c := p.Capabilities()
+	if !c.SecretFiles || js(c.SecretKinds) != `["sops","azure"]` {
+		t.Fatalf("capabilities: %+v", c)
+	}
+}

@@ -263,3 +263,34 @@ func TestGoldenHasNoSecret(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretManagerTransientRetried: RESOURCE_EXHAUSTED, INTERNAL and UNAVAILABLE are retried to success.
+func TestSecretManagerTransientRetried(t *testing.T) {
+	for _, kind := range []secretmanageremu.Fault{secretmanageremu.Throttle, secretmanageremu.ServerError, secretmanageremu.Unavailable} {
+		t.Run(string(kind), func(t *testing.T) {
+			emu, target := emulated(t)
+			sm, target := withSecretManager(t, emu, target)
+			if _, err := sm.AddVersion("projects/"+emu.Project()+"/secrets/greeting", []byte("v1")); err != nil {
+				t.Fatal(err)
+			}
+			p := newProvider(t, target)
+			sm.Fail(3, kind)
+			if err := p.Apply(ctx(t), secretDesired(t, emu, "1", "s1")); err != nil {
+				t.Fatalf("Apply with %s faults: %v", kind, err)
+			}
+			if n := sm.Count("AccessSecretVersion"); n != 4 {
+				t.Fatalf("%d AccessSecretVersion calls, want 4", n)
+			}
+		})
+	}
+}
+
+// TestSecretCapabilities: SOPS and Secret Manager secrets, as env values only.
+func TestSecretCapabilities(t *testing.T) {
+	emu, target := emulated(t)
+	c := newProvider(t, target).Capabilities()
+	_ = emu
+	if c.SecretFiles || js(c.SecretKinds) != `["sops","gcp"]` {
+		t.Fatalf("capabilities: %+v", c)
+	}
+}
