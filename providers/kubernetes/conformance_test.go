@@ -218,15 +218,16 @@ func leaks(cs k8s.Interface, ns string) func(context.Context, *testing.T, string
 	}
 }
 
-// TestConformanceTakeOwnership runs the suite's foreign case alone on a target with takeOwnership: the env entry
-// another manager added shows in the plan as a change, and the apply removes it.
+// TestConformanceTakeOwnership runs the suite's foreign and secret cases alone on a target with takeOwnership:
+// the env entry another manager added shows in the plan as a change, and the apply removes it; an env entry from
+// a secret is berth's own, neither removed nor shown.
 func TestConformanceTakeOwnership(t *testing.T) {
 	c := cluster(t)
 	owner := providers.Owner{Instance: "to" + randomID(t), Environment: "take"}
 	const tgt = "kube-take"
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider {
-			if !strings.HasSuffix(t.Name(), "/foreign") {
+			if !strings.HasSuffix(t.Name(), "/foreign") && !strings.HasSuffix(t.Name(), "/secret") {
 				t.Skip("the other cases run in TestConformance")
 			}
 			return newProvider(t, c.Client, schema.Target{Name: tgt, Type: kubernetes.Type,
@@ -237,6 +238,7 @@ func TestConformanceTakeOwnership(t *testing.T) {
 		Image:    "registry.example/berth-app:1",
 		Workload: func(n string) schema.Workload { w := referenceWorkload(n); w.Replicas = 1; return w },
 		Foreign:  foreignEnv(c.Client, "berth-"+owner.Environment),
+		Secrets:  &conformance.SecretsCase{Leaks: leaks(c.Client, "berth-"+owner.Environment)},
 		Timeout:  60 * time.Second,
 	})
 }
