@@ -281,7 +281,7 @@ func (c *Controller) pass(ctx context.Context) {
 			return
 		}
 		c.opts.Metrics.fetchError(c.opts.Name)
-		c.log.Error("fetch", "source", c.opts.Source.String(), "err", err)
+		c.log.Error("fetch", "location", c.opts.Source.String(), "err", err)
 		c.event(store.Event{Time: now, Kind: "fetch-failed", Message: err.Error()})
 		c.update(func(s *Status) { s.LastError = "fetch: " + err.Error() })
 		// The source is unreachable or its newest revision is not trusted: what was applied keeps running, and

@@ -8,6 +8,11 @@
 // error naming both places. The schema is also served at the import path "berth.dev/schema" for editors and for
 // users who want to refer to #Workload themselves; only it and the CUE standard library can be imported.
 //
+// Secrets are declared by name (top-level `secrets`, unified with each environment's own) with where the value comes
+// from (a SOPS file of the repository, or a reference to a store) and used by name (`env: X: secret: "db"`, `files`);
+// Load checks the shapes and that every use names a declared secret, never reads a value (package schema/secrets
+// decrypts SOPS files), and keeps an in-memory copy of the encrypted SOPS files in Config.Root.
+//
 // Non-goals: fetching repositories (package repos), policy checks (package policies), deciding whether a provider
 // can honour a field (providers), and any network access: Load reads local files only.
 //
