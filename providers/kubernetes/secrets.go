@@ -126,10 +126,9 @@ func (sp secretPlan) withFiles(w schema.Workload, pod *coreac.PodSpecApplyConfig
 	}
 }
 
-// liveSecrets reads the pod template's secret references back: the env vars set from a Secret and the secret
-// files, as secret names (through AnnotationSecrets: an own-Secret key is the secret's name; an existing Secret
-// reads as the secret whose entry names it), and the fingerprints as written. A reference no entry explains
-// (changed by hand) reads as "Secret X key K", so that the plan shows it.
+// liveSecrets reads the pod template's AnnotationSecrets: the references by secret name and their fingerprints
+// as written (nil for none, or for a value that is not berth's JSON). The env vars and files themselves are
+// read from their references (see refName).
 func liveSecrets(dep *appsv1.Deployment) (refs map[string]secretRef, fingerprints map[string]string) {
 	raw := dep.Spec.Template.Annotations[AnnotationSecrets]
 	if raw == "" || json.Unmarshal([]byte(raw), &refs) != nil {
@@ -142,8 +141,10 @@ func liveSecrets(dep *appsv1.Deployment) (refs map[string]secretRef, fingerprint
 	return refs, fingerprints
 }
 
-// refName is the secret name a reference to key of Secret secret stands for; hint is the name the object
-// itself suggests (a volume's), preferred when it fits.
+// refName is the secret name a reference to key of Secret secret stands for: a key of berth's own Secret is the
+// secret's name; an existing Secret's key is the secret whose annotation entry names it (hint, the name a
+// volume's own name suggests, first); a reference no entry explains (changed by hand) reads as "Secret X key K",
+// so that the plan shows it.
 func refName(refs map[string]secretRef, own, secret, key, hint string) string {
 	if r, ok := refs[hint]; ok && r.Secret == secret && r.Key == key {
 		return hint
