@@ -43,7 +43,7 @@ func (e *APIError) Error() string {
 	for _, d := range e.Details {
 		fmt.Fprintf(&b, "; %s: %s", d.Path, strings.Join(d.Errors, ", "))
 	}
-	return b.String()
+	return redact.String(b.String()) // Marathon's words may quote the definition, env values included
 }
 
 // Locked tells whether the app is locked by a deployment (409).

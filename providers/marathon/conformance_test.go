@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,6 +100,16 @@ func TestConformance(t *testing.T) {
 				return a["backoffSeconds"] == 7.0 && a["labels"].(map[string]any)["team"] == "payments", nil
 			}
 		},
+		// What the workload answers: the reference app echoes GREETING, here from the environment each running task
+		// was launched with.
+		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
+			return probe(t, emu, id(w.Name))
+		},
+		Secrets: &conformance.SecretsCase{
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				return leaks(t, emu, id(workload), value)
+			},
+		},
 		Faults: func(n int) {
 			kinds := []string{marathonemu.ServerError, marathonemu.Unavailable, marathonemu.Reset}
 			emu.Fail(n, kinds[faults%len(kinds)])
@@ -162,4 +174,64 @@ func getApp(t *testing.T, emu *marathonemu.Server, id string) map[string]any {
 
 func putApp(t *testing.T, emu *marathonemu.Server, id string, def map[string]any) {
 	operatorCall(t, emu, http.MethodPut, "/v2/apps"+id+"?force=true", def)
+}
+
+// probe answers as the reference app would: the GREETING of every running task of the app, one per line.
+func probe(t *testing.T, emu *marathonemu.Server, id string) (string, error) {
+	a := operatorCall(t, emu, http.MethodGet, "/v2/apps"+id+"?embed=app.tasks", nil)["app"].(map[string]any)
+	tasks, _ := a["tasks"].([]any)
+	var out []string
+	for _, tk := range tasks {
+		tm := tk.(map[string]any)
+		if tm["state"] != "TASK_RUNNING" {
+			continue
+		}
+		env, ok := emu.TaskEnv(id, tm["id"].(string))
+		if !ok {
+			return "", fmt.Errorf("task %s: no environment", tm["id"])
+		}
+		out = append(out, env["GREETING"])
+	}
+	if len(out) == 0 {
+		return "", fmt.Errorf("app %s: no running task", id)
+	}
+	return strings.Join(out, "\n"), nil
+}
+
+// leaks searches the app as Marathon answers it, but for its env (where Marathon delivers the value, and where
+// anyone who can read the app sees it): labels, container, health checks, tasks, every other field.
+func leaks(t *testing.T, emu *marathonemu.Server, id, value string) string {
+	a := getApp(t, emu, id)
+	delete(a, "env")
+	for k, v := range a {
+		if b, _ := json.Marshal(v); strings.Contains(string(b), value) {
+			return "the app's " + k
+		}
+	}
+	for _, d := range operatorList(t, emu, "/v2/deployments") {
+		if b, _ := json.Marshal(d); strings.Contains(string(b), value) {
+			return "a deployment"
+		}
+	}
+	return ""
+}
+
+// operatorList is a GET of a Marathon endpoint answering a list.
+func operatorList(t *testing.T, emu *marathonemu.Server, path string) []any {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, emu.URL()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "token=s3cr3t-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []any
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+	}
+	return out
 }

@@ -10,9 +10,21 @@
 // maximumOverCapacity 1}: Marathon starts the new tasks beside the old ones and kills the old ones only as the new
 // ones turn healthy (make before break).
 //
+// Secrets (SecretKinds sops only; no SecretFiles): Marathon's own secrets (an app's `secrets` with env
+// {"secret": ...} references and secret volumes) need the secret store of DC/OS Enterprise, which open-source
+// Marathon lacks, so berth sets a SOPS secret's value as a plain env value of the app. Marathon keeps it in the app
+// definition (and its versions, in ZooKeeper) and shows it to anyone who may read the app: GET /v2/apps, the UI,
+// `dcos marathon app show`. Labels carry names and fingerprints only: berth.dev/secret-env ("VARIABLE=secret"
+// pairs) and berth.dev/secrets ("secret=fingerprint" pairs); the read-back moves the variables the label names
+// from Spec.Env to Spec.SecretEnv (never showing the value) and reads the fingerprints into
+// Observed.SecretFingerprints. Apply compares the live value with the desired one in memory, so a value changed
+// by hand is put back at the next apply (the plan cannot show it: it sees fingerprints, not values). A rotated
+// value is a new spec hash and a new definition: Marathon's rolling restart (make before break, as for any
+// change). Marathon's error answers pass through package redact before they become errors.
+//
 // Read-back: List and Apply read every managed field from the live app (live), never from a copy berth stored:
 // container.docker.image, the entrypoint parameter (a `cmd` set by hand reads as ["/bin/sh", "-c", cmd]), args,
-// env (a secret reference reads as "(secret <name>)"), the port mappings (container.docker.portMappings, or
+// env (a DC/OS secret reference someone else set reads as "(secret <name>)"), the port mappings (container.docker.portMappings, or
 // container.portMappings as Marathon 1.5 and later answer them; a non-zero hostPort makes a port public), cpus,
 // mem, the first health check (protocol, path, the port its portIndex points at, intervalSeconds, timeoutSeconds,
 // maxConsecutiveFailures, gracePeriodSeconds) and instances. The read-back is lossy, so the provider is a
@@ -23,8 +35,8 @@
 // (backoffSeconds, constraints, ...); the rest of what berth sets (container, healthChecks) is berth's. A Marathon app has no side objects, so nothing is ever
 // reported Missing.
 //
-// Non-goals: pods, groups beyond the id prefix, constraints, service ports and Marathon-LB, secrets, persistent
-// volumes, USER networks, the Mesos containerizer.
+// Non-goals: pods, groups beyond the id prefix, constraints, service ports and Marathon-LB, the DC/OS Enterprise
+// secret store, persistent volumes, USER networks, the Mesos containerizer.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); a reachable Marathon (directly or
 // through DC/OS admin router) and, for DC/OS strict mode, a service-account token in the variable named by

@@ -202,6 +202,9 @@ func appFor(id string, d providers.Desired) (*app, error) {
 			a.Env[k] = v
 		}
 	}
+	if err := secretEnv(a, d); err != nil {
+		return nil, err
+	}
 	// The command replaces the image's entrypoint (exec form, no shell): docker --entrypoint takes the executable,
 	// the rest goes before the args.
 	if len(w.Command) > 0 {
@@ -257,6 +260,7 @@ func observe(a *app, target string) providers.Observed {
 	hash := a.Labels[providers.LabelSpecHash]
 	o := providers.Observed{Workload: a.Labels[providers.LabelWorkload], Target: target, SpecHash: hash}
 	o.Spec = live(a, o.Workload, target)
+	o.SecretFingerprints = pairs(a.Labels[LabelSecrets])
 	cfg := configVersion(a)
 	tasks := slices.Clone(a.Tasks)
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i].ID < tasks[j].ID })

@@ -3,11 +3,13 @@ package marathon
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/redact"
 )
 
 func TestAppFor(t *testing.T) {
@@ -81,5 +83,17 @@ func TestSelectorTerm(t *testing.T) {
 	}
 	if got := selectorTerm("a-b_c.9"); got != "a-b_c.9" {
 		t.Fatalf("selectorTerm = %s", got)
+	}
+}
+
+// TestAPIErrorRedacted: Marathon's words are redacted, so an answer quoting the definition (env values included)
+// cannot carry a registered secret into an error.
+func TestAPIErrorRedacted(t *testing.T) {
+	const value = "s3cr3t-quoted-by-marathon"
+	redact.Register(value)
+	e := &APIError{Method: "PUT", Path: "/v2/apps/x", Status: 422, Message: "Object is not valid: env " + value,
+		Details: []ErrorDetail{{Path: "/env/DB", Errors: []string{"bad value " + value}}}}
+	if strings.Contains(e.Error(), value) || !strings.Contains(e.Error(), "422") {
+		t.Fatalf("error %q", e.Error())
 	}
 }

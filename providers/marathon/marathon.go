@@ -149,10 +149,11 @@ func parseSettings(t schema.Target) (settings, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of Marathon with the Docker containerizer on bridge networking: every health check kind, host ports
-// for public ports, UDP, CPU shares and memory limits.
+// for public ports, UDP, CPU shares and memory limits; SOPS secrets as environment values only (Marathon's own
+// secrets and secret volumes need the secret store of DC/OS Enterprise, which berth does not use).
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true,
-		UDP: true, CPULimit: true, MemoryLimit: true}
+		UDP: true, CPULimit: true, MemoryLimit: true, SecretKinds: []string{schema.SecretSOPS}}
 }
 
 // Validate reports what Marathon cannot honour: a health check on a port the workload does not declare (Marathon

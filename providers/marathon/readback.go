@@ -54,6 +54,16 @@ func live(a *app, workload, target string) schema.Workload {
 			}
 		}
 	}
+	// The variables berth set from a secret (its label names them): names only, never the value.
+	for env, name := range pairs(a.Labels[LabelSecretEnv]) {
+		if _, ok := a.Env[env].(string); ok && name != "" {
+			delete(w.Env, env)
+			if w.SecretEnv == nil {
+				w.SecretEnv = map[string]string{}
+			}
+			w.SecretEnv[env] = name
+		}
+	}
 	w.Resources.CPUMillis = int64(math.Round(a.Cpus * 1000))
 	w.Resources.MemoryBytes = int64(math.Round(a.Mem * (1 << 20)))
 	for _, pm := range pms {
@@ -127,6 +137,11 @@ func (p *Provider) readBack(w schema.Workload, target string) schema.Workload {
 func (p *Provider) upToDate(cur, want *app, d providers.Desired) bool {
 	for k, v := range want.Labels {
 		if cur.Labels[k] != v {
+			return false
+		}
+	}
+	for env := range d.Workload.SecretEnv { // the value itself, compared in memory only: a hand edit is repaired
+		if v, ok := cur.Env[env].(string); !ok || v != want.Env[env] {
 			return false
 		}
 	}

@@ -42,7 +42,8 @@
 //   - Faults: Fail(n, kind) with kinds server (500), unavailable (503), denied (403 "Not Authorized to perform
 //     this action!", as Marathon answers in DC/OS strict mode), reset (connection closed without an answer) and
 //     slow (the next n tasks take SlowSteps more steps to start).
-//   - Out-of-band hooks: KillTask, CreateLookAlike (an app without labels), AppExists, Tasks, Requests.
+//   - Out-of-band hooks: KillTask, CreateLookAlike (an app without labels), AppExists, Tasks, TaskEnv (the
+//     environment a task was launched with: what its container sees), Requests.
 //
 // Simplified: one agent ("agent-1") with unlimited resources and no port conflicts; no groups API, pods,
 // constraints, readiness checks, secrets, launch queue delays or task lost states; versions are synthetic

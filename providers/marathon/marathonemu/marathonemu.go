@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -91,6 +92,7 @@ type task struct {
 	wait              int
 	stagedAt, started string
 	ports             []int
+	env               map[string]string // the environment the task was launched with
 }
 
 type deployment struct {
@@ -200,6 +202,21 @@ func (s *Server) Tasks(id string) []string {
 		}
 	}
 	return out
+}
+
+// TaskEnv returns the environment task taskID of app id was launched with (the app's env at its launch): what the
+// container sees. False for an unknown task.
+func (s *Server) TaskEnv(id, taskID string) (map[string]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if a := s.apps[id]; a != nil {
+		for _, t := range a.tasks {
+			if t.id == taskID {
+				return maps.Clone(t.env), true
+			}
+		}
+	}
+	return nil, false
 }
 
 // Deployments returns the ids of the deployments in progress.
@@ -884,7 +901,14 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 func (s *Server) newTask(a *app) *task {
 	now := s.version()
 	t := &task{id: strings.ReplaceAll(strings.Trim(a.id, "/"), "/", "_") + "." + s.uuid(), version: a.config,
-		wait: s.opts.StepsPerState, stagedAt: now}
+		wait: s.opts.StepsPerState, stagedAt: now, env: map[string]string{}}
+	if env, ok := a.def["env"].(map[string]any); ok {
+		for k, v := range env {
+			if str, ok := v.(string); ok {
+				t.env[k] = str
+			}
+		}
+	}
 	if s.slow > 0 {
 		s.slow--
 		t.wait += s.opts.SlowSteps

@@ -192,3 +192,36 @@ func TestKillRollbackDelete(t *testing.T) {
 		t.Fatalf("the stop deployment is still listed: %v", s.Deployments())
 	}
 }
+
+// TestTaskEnv: a task keeps the environment it was launched with; a new definition's tasks get the new one.
+func TestTaskEnv(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true})
+	defer s.Close()
+	c := client{t, s.URL()}
+	d := def("img:1", 1)
+	d["env"] = map[string]any{"GREETING": "one"}
+	if code, out := c.do("PUT", "/v2/apps/a", d); code/100 != 2 {
+		t.Fatalf("PUT: %d %v", code, out)
+	}
+	s.Step(1)
+	first := s.Tasks("/a")
+	if len(first) != 1 {
+		t.Fatalf("tasks %v", first)
+	}
+	d["env"] = map[string]any{"GREETING": "two"}
+	if code, out := c.do("PUT", "/v2/apps/a?force=true", d); code/100 != 2 {
+		t.Fatalf("PUT: %d %v", code, out)
+	}
+	s.Step(1)
+	if env, ok := s.TaskEnv("/a", first[0]); !ok || env["GREETING"] != "one" {
+		t.Fatalf("the first task's env %v, %t", env, ok)
+	}
+	tasks := s.Tasks("/a")
+	last := tasks[len(tasks)-1]
+	if env, ok := s.TaskEnv("/a", last); last == first[0] || !ok || env["GREETING"] != "two" {
+		t.Fatalf("the new task %s's env %v, %t", last, env, ok)
+	}
+	if _, ok := s.TaskEnv("/a", "nope"); ok {
+		t.Fatal("an unknown task has an env")
+	}
+}
