@@ -119,8 +119,13 @@ func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	}
 	sl := parseSecretsLabel(cfg.Labels[LabelSecrets])
 	for k, v := range envMap(cfg.Env) {
-		if _, secret := sl.Env[k]; secret {
-			continue // a secret's value: read back as its name, in SecretEnv
+		if n, secret := sl.Env[k]; secret {
+			// A secret's value: read back as its name (a variable removed by hand reads as gone).
+			if w.SecretEnv == nil {
+				w.SecretEnv = map[string]string{}
+			}
+			w.SecretEnv[k] = n
+			continue
 		}
 		if iv, ok := img.env[k]; ok && iv == v {
 			continue
@@ -153,7 +158,6 @@ func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	}
 	sortPorts(w.Ports)
 	w.Health = liveHealth(cfg, img)
-	w.SecretEnv = maps.Clone(sl.Env)
 	for path, n := range sl.Files {
 		if w.Files == nil {
 			w.Files = map[string]schema.File{}

@@ -75,6 +75,18 @@ func TestSecretsDelivery(t *testing.T) {
 	if liveHash(got) != liveHash(want) || ci.Config.Labels[LabelLiveHash] != liveHash(got) {
 		t.Fatalf("read back %+v\nwant      %+v", got, want)
 	}
+	edited := ci
+	edited.Config = &container.Config{}
+	*edited.Config = *ci.Config
+	edited.Config.Env = nil
+	for _, kv := range ci.Config.Env {
+		if !strings.HasPrefix(kv, "GREETING=") {
+			edited.Config.Env = append(edited.Config.Env, kv)
+		}
+	}
+	if got := live(edited, img); got.SecretEnv["GREETING"] != "" || liveHash(got) == liveHash(want) {
+		t.Fatalf("a secret variable removed by hand reads back as %+v", got.SecretEnv)
+	}
 	p := &Provider{images: map[string]imageDefaults{"sha256:x": img}, refs: map[string]string{}}
 	o, err := p.observe(t.Context(), "web", "t", []container.InspectResponse{ci})
 	if err != nil {

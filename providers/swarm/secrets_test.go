@@ -143,6 +143,13 @@ func TestSecretsReadBack(t *testing.T) {
 	if o.SecretFingerprints["greeting"] != d.Secrets["greeting"].Fingerprint || o.SecretFingerprints["key"] != d.Secrets["key"].Fingerprint {
 		t.Fatalf("fingerprints %v", o.SecretFingerprints)
 	}
+	cs := *svc.Spec.TaskTemplate.ContainerSpec
+	cs.Env = []string{"PORT=8080"}
+	edited := svc
+	edited.Spec.TaskTemplate.ContainerSpec = &cs
+	if got := berthswarm.ReadBack(edited); got.SecretEnv["GREETING"] != "" || providers.SpecHash(got) == providers.SpecHash(want) {
+		t.Fatalf("a secret variable removed by hand reads back as %+v", got.SecretEnv)
+	}
 	svc.Spec.TaskTemplate.ContainerSpec.Secrets = nil
 	if got := berthswarm.ReadBack(svc); len(got.Files) != 0 || providers.SpecHash(got) == providers.SpecHash(want) {
 		t.Fatalf("a removed file reference reads back as %+v", got.Files)

@@ -190,15 +190,19 @@ func readBack(svc swarm.Service) schema.Workload {
 		w.Replicas = 0 // global mode: not berth's
 	}
 	sl := parseSecretsLabel(s.Labels[LabelSecrets])
-	w.SecretEnv = maps.Clone(sl.Env)
 	if cs := s.TaskTemplate.ContainerSpec; cs != nil {
 		w.Image = image(cs.Image)
 		w.Command = slices.Clone(cs.Command)
 		w.Args = slices.Clone(cs.Args)
 		for _, kv := range cs.Env {
 			k, v, _ := strings.Cut(kv, "=")
-			if _, secret := sl.Env[k]; secret {
-				continue // a secret's value: read back as its name, in SecretEnv
+			if n, secret := sl.Env[k]; secret {
+				// A secret's value: read back as its name (a variable removed by hand reads as gone).
+				if w.SecretEnv == nil {
+					w.SecretEnv = map[string]string{}
+				}
+				w.SecretEnv[k] = n
+				continue
 			}
 			if w.Env == nil {
 				w.Env = map[string]string{}
