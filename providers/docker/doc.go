@@ -43,8 +43,9 @@
 // engine host's disk, as the environment does in the container's config, and goes with the container. Labels hold
 // names and fingerprints only: LabelSecrets, as JSON, from which List reads Spec.SecretEnv, Spec.Files and
 // Observed.SecretFingerprints; the variables it names are left out of Spec.Env (a value is never read back) and
-// out of what LabelLiveHash hashes, so no label can be used to test a guess of a value. A secret changed by hand
-// in a container's environment or file is therefore not seen as drift. A rotated secret is a new spec hash: the
+// out of what LabelLiveHash hashes, so no label can be used to test a guess of a value. A secret variable removed
+// from a container by hand reads as gone (drift); a value changed by hand, in the environment or the file, is not
+// seen, since berth never reads a value back. A rotated secret is a new spec hash: the
 // replicas are replaced one by one, make-before-break, through the proxy, like any other change.
 //
 // Networking: one labelled bridge network per (instance, environment), where replicas answer to their workload's

@@ -32,7 +32,8 @@
 // `docker inspect` of a task's container show it (to anyone with access to a manager's or the node's engine API);
 // nothing better exists for an image without a shell. The service label LabelSecrets holds names and fingerprints
 // only; List reads Spec.SecretEnv (the variables it names are left out of Spec.Env), Spec.Files (the file
-// references it names) and Observed.SecretFingerprints from it. A rotation is a new spec hash: Apply creates the
+// references it names) and Observed.SecretFingerprints from it: a variable or reference removed by hand reads as
+// gone (drift); a value changed by hand is not seen. A rotation is a new spec hash: Apply creates the
 // new value's object first, updates the service (start-first, rollback on failure) and, once every task runs the
 // new spec, removes the workload's objects the spec no longer references (one the engine still refuses to remove
 // is retried by the next Apply or Delete). Delete removes the workload's objects after its service.
