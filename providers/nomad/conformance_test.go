@@ -205,3 +205,42 @@ func leaks(t *testing.T, emu *nomademu.Server, job, value string) string {
 	}
 	return ""
 }
+
+// TestConformanceReference runs the suite (its secret case is the point) with GREETING from a Nomad variable the
+// operator owns: berth writes only the template reading it, never the value. A rotation is a new variable path
+// (a fresh version), which changes the reference and so the spec.
+func TestConformanceReference(t *testing.T) {
+	hermetic(t)
+	emu := emulator(t)
+	owner := providers.Owner{Instance: "cfref", Environment: "dev"}
+	const tgt = "nomad-test"
+	name := func(workload string) string {
+		return fmt.Sprintf("berth-%s-%s-%s", owner.Instance, owner.Environment, workload)
+	}
+	version := 0
+	conformance.Run(t, conformance.Harness{
+		New:      func(t *testing.T) providers.Provider { return newProvider(t, emu, tgt) },
+		Target:   tgt,
+		Owner:    owner,
+		Image:    "registry.example/berth-app:1",
+		Workload: referenceWorkload,
+		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
+			return probe(ctx, emu, name(w.Name))
+		},
+		Secrets: &conformance.SecretsCase{
+			Source: func(ctx context.Context, t *testing.T, secret, value string) (schema.Secret, []byte) {
+				version++
+				path := fmt.Sprintf("nomad/jobs/shared/%s-v%d", secret, version)
+				emu.SetVariable(testNamespace, path, map[string]string{"value": value})
+				return schema.Secret{Nomad: &schema.NomadSecret{Path: path, Key: "value"}}, nil
+			},
+			Leaks: func(ctx context.Context, t *testing.T, workload, value string) string {
+				if _, ok := emu.Variable(testNamespace, "nomad/jobs/"+name(workload)); ok {
+					return "a variable berth wrote for a reference"
+				}
+				return leaks(t, emu, name(workload), value)
+			},
+		},
+		Timeout: 60 * time.Second,
+	})
+}

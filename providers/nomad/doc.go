@@ -28,8 +28,8 @@
 // once (once = true, change_mode noop): running allocations keep what they started with, and a rotated SOPS value is
 // a new spec hash, hence a new job version rolled out by the update block one allocation at a time, make before
 // break. A new value in a store berth does not read (a nomad or vault reference) reaches the tasks at their next
-// start only. A job that no longer reads berth's variable has it deleted after its rollout; Delete removes it after
-// the job. List reports it Missing when it is gone (from the variables' metadata, never their items), and Apply
+// start only. A job that no longer reads berth's variable has it deleted after its rollout (a crash between the
+// two leaves it until the workload is deleted); Delete removes it after the job. List reports it Missing when it is gone (from the variables' metadata, never their items), and Apply
 // writes it again. Nomad refuses paths over 128 characters and items over 64 KiB with a 500, taken as permanent; an
 // environment value cannot span lines (the env template's format): deliver such a secret as a file.
 //
