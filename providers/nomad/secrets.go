@@ -309,7 +309,8 @@ func (p *Provider) deleteVariable(ctx context.Context, id string) error {
 	return nil
 }
 
-// sameTemplates tells whether the live task renders what want's task does (the fields berth sets).
+// sameTemplates tells whether the live task renders what want's task does: the fields berth sets that every Nomad
+// version keeps (once is left out: a server that predates it drops it, and berth would register again forever).
 func sameTemplates(live, want *api.Task) bool {
 	if (live.Vault != nil) != (want.Vault != nil) || len(live.Templates) != len(want.Templates) {
 		return false
@@ -318,7 +319,7 @@ func sameTemplates(live, want *api.Task) bool {
 		b := want.Templates[i]
 		if deref(a.DestPath) != deref(b.DestPath) || deref(a.EmbeddedTmpl) != deref(b.EmbeddedTmpl) ||
 			deref(a.Envvars) != deref(b.Envvars) || deref(a.Perms) != deref(b.Perms) ||
-			deref(a.ChangeMode) != deref(b.ChangeMode) || deref(a.Once) != deref(b.Once) {
+			deref(a.ChangeMode) != deref(b.ChangeMode) {
 			return false
 		}
 	}
