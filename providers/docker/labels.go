@@ -136,7 +136,7 @@ func containerLabels(k wkey, d providers.Desired, index int, want schema.Workloa
 	l[providers.LabelSpecHash] = d.SpecHash
 	l[providers.LabelReplica] = strconv.Itoa(index)
 	l[LabelLiveHash] = liveHash(want)
-	if s := formatSecretsLabel(d.Workload, d.Secrets); s != "" {
+	if s := providers.FormatSecretsRecord(d.Workload, d.Secrets); s != "" {
 		l[LabelSecrets] = s
 	}
 	if pp := publicPorts(d.Workload); len(pp) > 0 {

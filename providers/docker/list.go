@@ -105,7 +105,7 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 	}
 	o.Spec = seen[pick].spec
 	o.Spec.Replicas = len(seen)
-	if fps := parseSecretsLabel(seen[pick].labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
+	if fps := providers.ParseSecretsRecord(seen[pick].labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
 		o.SecretFingerprints = fps
 	}
 	return o, nil

@@ -117,7 +117,7 @@ func live(ci container.InspectResponse, img imageDefaults) schema.Workload {
 	if !slices.Equal(cfg.Cmd, img.cmd) {
 		w.Args = slices.Clone(cfg.Cmd)
 	}
-	sl := parseSecretsLabel(cfg.Labels[LabelSecrets])
+	sl := providers.ParseSecretsRecord(cfg.Labels[LabelSecrets])
 	for k, v := range envMap(cfg.Env) {
 		if n, secret := sl.Env[k]; secret {
 			// A secret's value: read back as its name (a variable removed by hand reads as gone).

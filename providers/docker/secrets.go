@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -15,7 +14,6 @@ import (
 	"github.com/docker/docker/api/types/container"
 
 	"github.com/berth-dev/berth/providers"
-	"github.com/berth-dev/berth/schema"
 )
 
 // LabelSecrets names the secrets a container was given and their fingerprints, never their values, as JSON
@@ -26,59 +24,8 @@ const LabelSecrets = "berth.dev/secrets"
 // SecretFileMode is the mode of a secret file in the container: readable by its owner (the image's user) only.
 const SecretFileMode = 0o400
 
-// secretsLabel is what LabelSecrets holds: names and fingerprints.
-type secretsLabel struct {
-	Env          map[string]string `json:"env,omitempty"`
-	Files        map[string]string `json:"files,omitempty"`
-	Fingerprints map[string]string `json:"fingerprints,omitempty"`
-}
-
-// formatSecretsLabel is LabelSecrets for w given its secrets ("" for a workload without any).
-func formatSecretsLabel(w schema.Workload, secrets map[string]providers.Secret) string {
-	names := w.Secrets()
-	if len(names) == 0 {
-		return ""
-	}
-	l := secretsLabel{Env: maps.Clone(w.SecretEnv), Fingerprints: map[string]string{}}
-	for path, f := range w.Files {
-		if l.Files == nil {
-			l.Files = map[string]string{}
-		}
-		l.Files[path] = f.Secret
-	}
-	for _, n := range names {
-		l.Fingerprints[n] = secrets[n].Fingerprint
-	}
-	b, _ := json.Marshal(l) // maps of strings: cannot fail; keys come out sorted
-	return string(b)
-}
-
-// parseSecretsLabel reads LabelSecrets; a damaged label reads as none (the workload then shows its secrets as
-// changed, and Apply replaces the replica).
-func parseSecretsLabel(s string) secretsLabel {
-	var l secretsLabel
-	if s == "" || json.Unmarshal([]byte(s), &l) != nil {
-		return secretsLabel{}
-	}
-	return l
-}
-
-// checkSecrets says why d's secrets cannot be delivered: one that is not a SOPS value berth decrypted (the Docker
-// engine resolves no store reference), or one missing from d.Secrets. It names the secret, never a value.
-func checkSecrets(d providers.Desired) error {
-	for _, n := range d.Workload.Secrets() {
-		s, ok := d.Secrets[n]
-		switch {
-		case !ok:
-			return fmt.Errorf("secret %s: not resolved for this workload", n)
-		case s.Source.Kind() != schema.SecretSOPS && s.Source.Kind() != "":
-			return fmt.Errorf("secret %s: a %s reference cannot be resolved by the Docker engine; use a SOPS secret", n, s.Source.Kind())
-		case s.Value == nil:
-			return fmt.Errorf("secret %s: no value was resolved", n)
-		}
-	}
-	return nil
-}
+// checkSecrets says why d's secrets cannot be delivered (see providers.CheckSOPSOnly).
+func checkSecrets(d providers.Desired) error { return providers.CheckSOPSOnly(d, "the Docker engine") }
 
 // secretEnv are the container's environment entries set from secrets, "VAR=value", sorted.
 func secretEnv(d providers.Desired) []string {

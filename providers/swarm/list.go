@@ -80,7 +80,7 @@ func observe(svc swarm.Service, ts []swarm.Task, target string) providers.Observ
 		Target:   target,
 		Spec:     readBack(svc),
 	}
-	if fps := parseSecretsLabel(svc.Spec.Labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
+	if fps := providers.ParseSecretsRecord(svc.Spec.Labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
 		o.SecretFingerprints = fps
 	}
 	live := make([]swarm.Task, 0, len(ts))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -40,59 +39,8 @@ const maxSecretNameLen = 64
 
 var validSecretName = regexp.MustCompile(`^[a-zA-Z0-9]+(?:[a-zA-Z0-9-_.]*[a-zA-Z0-9])?$`)
 
-// secretsLabel is what LabelSecrets holds: names and fingerprints.
-type secretsLabel struct {
-	Env          map[string]string `json:"env,omitempty"`
-	Files        map[string]string `json:"files,omitempty"`
-	Fingerprints map[string]string `json:"fingerprints,omitempty"`
-}
-
-// formatSecretsLabel is LabelSecrets for w given its secrets ("" for a workload without any).
-func formatSecretsLabel(w schema.Workload, secrets map[string]providers.Secret) string {
-	names := w.Secrets()
-	if len(names) == 0 {
-		return ""
-	}
-	l := secretsLabel{Env: maps.Clone(w.SecretEnv), Fingerprints: map[string]string{}}
-	for path, f := range w.Files {
-		if l.Files == nil {
-			l.Files = map[string]string{}
-		}
-		l.Files[path] = f.Secret
-	}
-	for _, n := range names {
-		l.Fingerprints[n] = secrets[n].Fingerprint
-	}
-	b, _ := json.Marshal(l) // maps of strings: cannot fail; keys come out sorted
-	return string(b)
-}
-
-// parseSecretsLabel reads LabelSecrets; a damaged label reads as none (the plan then shows the secrets as
-// changed, and Apply updates the service).
-func parseSecretsLabel(s string) secretsLabel {
-	var l secretsLabel
-	if s == "" || json.Unmarshal([]byte(s), &l) != nil {
-		return secretsLabel{}
-	}
-	return l
-}
-
-// checkSecrets says why d's secrets cannot be delivered: one that is not a SOPS value berth decrypted (swarm
-// resolves no store reference), or one missing from d.Secrets. It names the secret, never a value.
-func checkSecrets(d providers.Desired) error {
-	for _, n := range d.Workload.Secrets() {
-		s, ok := d.Secrets[n]
-		switch {
-		case !ok:
-			return fmt.Errorf("secret %s: not resolved for this workload", n)
-		case s.Source.Kind() != schema.SecretSOPS && s.Source.Kind() != "":
-			return fmt.Errorf("secret %s: a %s reference cannot be resolved by swarm; use a SOPS secret", n, s.Source.Kind())
-		case s.Value == nil:
-			return fmt.Errorf("secret %s: no value was resolved", n)
-		}
-	}
-	return nil
-}
+// checkSecrets says why d's secrets cannot be delivered (see providers.CheckSOPSOnly).
+func checkSecrets(d providers.Desired) error { return providers.CheckSOPSOnly(d, "swarm") }
 
 // SecretObjectName is the name of the swarm secret object holding one value of a workload's secret:
 // berth-<instance>-<env>-<workload>-<secret>-<fingerprint>, so a rotated value is a new object. A name over swarm's

@@ -101,7 +101,7 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 	labels := k.labels()
 	labels[providers.LabelSpecHash] = d.SpecHash
 	svcLabels := maps.Clone(labels)
-	if s := formatSecretsLabel(w, d.Secrets); s != "" {
+	if s := providers.FormatSecretsRecord(w, d.Secrets); s != "" {
 		svcLabels[LabelSecrets] = s
 	}
 
@@ -189,7 +189,7 @@ func readBack(svc swarm.Service) schema.Workload {
 	if w.Replicas < 0 {
 		w.Replicas = 0 // global mode: not berth's
 	}
-	sl := parseSecretsLabel(s.Labels[LabelSecrets])
+	sl := providers.ParseSecretsRecord(s.Labels[LabelSecrets])
 	if cs := s.TaskTemplate.ContainerSpec; cs != nil {
 		w.Image = image(cs.Image)
 		w.Command = slices.Clone(cs.Command)
