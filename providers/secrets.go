@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/berth-dev/berth/schema"
 )
@@ -66,4 +67,34 @@ func CheckSOPSOnly(d Desired, runtime string) error {
 		}
 	}
 	return nil
+}
+
+// SecretField is the first field of w that uses secret name: "env.DB_PASSWORD" or "files./run/secrets/db" ("env"
+// when none does).
+func SecretField(w schema.Workload, name string) string {
+	for _, k := range slices.Sorted(maps.Keys(w.SecretEnv)) {
+		if w.SecretEnv[k] == name {
+			return "env." + k
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(w.Files)) {
+		if w.Files[k].Secret == name {
+			return "files." + k
+		}
+	}
+	return "env"
+}
+
+// Where names secret s of workload w for an error: the place that uses it, the workload, and where the secret was
+// declared: "berth.cue:14:17: workload web: secret db (berth.cue:6:11)".
+func (s Secret) Where(w schema.Workload) string {
+	var b []byte
+	if p := w.Position(SecretField(w, s.Name)); p.File != "" {
+		b = fmt.Appendf(b, "%s: ", p)
+	}
+	b = fmt.Appendf(b, "workload %s: secret %s", w.Name, s.Name)
+	if s.Source.Pos.File != "" {
+		b = fmt.Appendf(b, " (%s)", s.Source.Pos)
+	}
+	return string(b)
 }

@@ -2,7 +2,6 @@ package reconciler
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strconv"
@@ -365,21 +364,6 @@ func health(h *schema.HealthCheck) string {
 	return s
 }
 
-// secretField is the first field of w that uses secret n: "env.DB_PASSWORD" or "files./run/secrets/db".
-func secretField(w schema.Workload, n string) string {
-	for _, k := range slices.Sorted(maps.Keys(w.SecretEnv)) {
-		if w.SecretEnv[k] == n {
-			return "env." + k
-		}
-	}
-	for _, k := range slices.Sorted(maps.Keys(w.Files)) {
-		if w.Files[k].Secret == n {
-			return "files." + k
-		}
-	}
-	return "env"
-}
-
 // checkCapabilities lists the fields of w that a target with caps cannot honour.
 func checkCapabilities(w schema.Workload, env schema.Environment, target string, caps providers.Capabilities, v providers.Validator) []Problem {
 	var ps []Problem
@@ -416,7 +400,7 @@ func checkCapabilities(w schema.Workload, env schema.Environment, target string,
 			continue // an undeclared secret is a load error already
 		}
 		if k := s.Kind(); !slices.Contains(caps.SecretKinds, k) {
-			add(secretField(w, n), fmt.Sprintf("secret %s: %s secrets cannot be delivered to this target", n, k))
+			add(providers.SecretField(w, n), fmt.Sprintf("secret %s: %s secrets cannot be delivered to this target", n, k))
 		}
 	}
 	if len(w.Files) > 0 && !caps.SecretFiles {

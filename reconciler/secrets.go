@@ -46,14 +46,14 @@ func (s *Secrets) Resolve(ctx context.Context, cfg *schema.Config, env schema.En
 	for _, n := range names {
 		src, ok := env.Secrets[n]
 		if !ok { // the loader refuses this; a hand-made configuration may not
-			errs = append(errs, fmt.Errorf("%s: workload %s: secret %s is not declared", w.Position(secretField(w, n)), w.Name, n))
+			errs = append(errs, fmt.Errorf("%s: workload %s: secret %s is not declared", w.Position(providers.SecretField(w, n)), w.Name, n))
 			continue
 		}
 		sec := providers.Secret{Name: n, Source: src}
 		if src.Kind() == schema.SecretSOPS {
 			v, err := s.decrypt(ctx, cfg, src)
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: workload %s: %w", w.Position(secretField(w, n)), w.Name, err))
+				errs = append(errs, fmt.Errorf("%s: workload %s: %w", w.Position(providers.SecretField(w, n)), w.Name, err))
 				continue
 			}
 			sec.Value = v

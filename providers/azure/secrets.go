@@ -109,11 +109,7 @@ func (p *Provider) resolveSecrets(ctx context.Context, d providers.Desired) (map
 				return err
 			})
 			if err != nil {
-				at := ""
-				if s.Source.Pos.File != "" {
-					at = " (" + s.Source.Pos.String() + ")"
-				}
-				return nil, fmt.Errorf("azure: workload %s: secret %s%s: %w", d.Workload.Name, n, at, err)
+				return nil, fmt.Errorf("azure: %s: %w", s.Where(d.Workload), err)
 			}
 			out[n] = got
 		default:

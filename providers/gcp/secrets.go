@@ -76,11 +76,7 @@ func (p *Provider) resolveSecrets(ctx context.Context, d providers.Desired) (map
 		case schema.SecretGCP:
 			got, err := p.accessSecret(ctx, s.Source.GCP)
 			if err != nil {
-				at := ""
-				if s.Source.Pos.File != "" {
-					at = " (" + s.Source.Pos.String() + ")"
-				}
-				return nil, fmt.Errorf("gcp: workload %s: secret %s%s: %w", d.Workload.Name, n, at, err)
+				return nil, fmt.Errorf("gcp: %s: %w", s.Where(d.Workload), err)
 			}
 			out[n] = got
 		default:
