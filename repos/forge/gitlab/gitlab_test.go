@@ -310,3 +310,68 @@ func TestHostileTextIsData(t *testing.T) {
 		}
 	}
 }
+
+func TestSecondaryLimitAndRedaction(t *testing.T) {
+	emu, f := setup(t)
+	ctx := context.Background()
+	emu.Inject(gitlabemu.Fault{Status: 403, Body: `{"message":"You have triggered an abuse rate limit"}`,
+		Header: http.Header{"Retry-After": {"30"}}})
+	_, err := f.ListOpen(ctx, "")
+	fe := asForgeError(t, err)
+	if !fe.Temporary || fe.RetryAfter != 30*time.Second || !strings.Contains(fe.Message, "abuse rate limit") {
+		t.Fatalf("secondary limit: %+v", fe)
+	}
+	// A host that echoes the token back: the error masks it (asForgeError checks).
+	emu.Inject(gitlabemu.Fault{Status: 401, Body: `{"message":"401 Unauthorized: token ` + token + ` expired"}`})
+	_, err = f.ListOpen(ctx, "")
+	if fe := asForgeError(t, err); fe.Status != 401 || fe.Temporary {
+		t.Fatalf("401: %+v", fe)
+	}
+}
+
+// Every method fails with a *forge.Error on each fault, never with a partial answer.
+func TestFaultsOnEveryMethod(t *testing.T) {
+	faults := map[string]gitlabemu.Fault{
+		"502 html":  {Status: 502, Body: "<html>Bad Gateway</html>", ContentType: "text/html"},
+		"200 html":  {Status: 200, Body: "<html>login</html>", ContentType: "text/html"},
+		"truncated": {Truncate: true},
+		"503":       {Status: 503, Body: `{"message":"503"}`},
+	}
+	type call func(context.Context, *gitlab.Forge, int) error
+	calls := map[string]call{
+		"Get": func(ctx context.Context, f *gitlab.Forge, n int) error { _, err := f.Get(ctx, n); return err },
+		"Permission": func(ctx context.Context, f *gitlab.Forge, n int) error {
+			_, err := f.Permission(ctx, "dev")
+			return err
+		},
+		"Statuses": func(ctx context.Context, f *gitlab.Forge, n int) error { _, err := f.Statuses(ctx, "abc"); return err },
+		"SetStatus": func(ctx context.Context, f *gitlab.Forge, n int) error {
+			return f.SetStatus(ctx, forge.Status{SHA: "abc", Context: "c", State: forge.StatusSuccess})
+		},
+		"Comments": func(ctx context.Context, f *gitlab.Forge, n int) error { _, err := f.Comments(ctx, n); return err },
+		"UpsertComment": func(ctx context.Context, f *gitlab.Forge, n int) error {
+			_, err := f.UpsertComment(ctx, n, forge.Marker("i", "k"), "b")
+			return err
+		},
+	}
+	for fname, fault := range faults {
+		for cname, c := range calls {
+			t.Run(fname+"/"+cname, func(t *testing.T) {
+				emu, f := setup(t)
+				emu.AddMember("dev", 30)
+				n := emu.Open(gitlabemu.MR{Title: "t", Author: "dev", SHA: "abc", SourceBranch: "b", TargetBranch: "main"})
+				for i := 0; i < 3; i++ {
+					emu.Comment(n, "dev", "hi", false)
+				}
+				emu.Inject(fault)
+				err := c(context.Background(), f, int(n))
+				if err == nil {
+					t.Fatal("no error")
+				}
+				if fe := asForgeError(t, err); !fe.Temporary {
+					t.Fatalf("not temporary: %+v", fe)
+				}
+			})
+		}
+	}
+}

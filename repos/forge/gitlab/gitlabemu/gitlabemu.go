@@ -28,6 +28,8 @@ type Fault struct {
 	Status      int
 	Body        string
 	ContentType string
+	// Header is added to the fault's answer (Retry-After, say).
+	Header http.Header
 	// Truncate serves the real answer cut in half (a page that ends mid-JSON), with status 200.
 	Truncate bool
 	// Hang blocks until the client gives up (its context or timeout) or the server closes.
@@ -348,6 +350,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		ct := fault.ContentType
 		if ct == "" {
 			ct = "application/json"
+		}
+		for k, v := range fault.Header {
+			w.Header()[k] = v
 		}
 		w.Header().Set("Content-Type", ct)
 		w.WriteHeader(fault.Status)
