@@ -1,0 +1,38 @@
+// Package github is forge.Forge for one GitHub (or GitHub Enterprise Server) repository, on
+// github.com/google/go-github/v89 over REST v3.
+//
+// Calls, per Forge method:
+//   - ListOpen: GET /repos/{o}/{r}/pulls?state=open&sort=updated&direction=desc&per_page=100, every page
+//     (Link header). The ETag it returns packs every page's ETag; the next ListOpen asks each page with
+//     If-None-Match and answers NotModified only when all of them are 304. An idle poll of a repository with up
+//     to 100 open pull requests is one request, and a 304 does not count against the rate limit.
+//   - Get: GET /repos/{o}/{r}/pulls/{n}; closed with merged (or merged_at) is StateMerged. A null head.repo (a
+//     deleted fork) counts as a fork.
+//   - Permission: GET /repos/{o}/{r}/collaborators/{user}/permission; role_name maintain is write, triage is read;
+//     a 404 (no such user) wraps forge.ErrNotFound. A login that is not GitHub-shaped is refused before any request.
+//   - Statuses: GET /repos/{o}/{r}/commits/{sha}/status (every page): the latest state per context.
+//   - SetStatus: the same read, then POST /repos/{o}/{r}/statuses/{sha} only when the context's state or (cut)
+//     description differ. Descriptions are cut to 140 characters.
+//   - Comments: GET /repos/{o}/{r}/issues/{n}/comments, every page, oldest first.
+//   - UpsertComment: GET /user once (the token's own login, kept for the Forge's life), the comments, then PATCH
+//     /repos/{o}/{r}/issues/comments/{id} of the first comment written by that login whose body starts with the
+//     marker, or POST a new one. Nothing is sent when the body is unchanged. Comments by anyone else, marker or
+//     not, are never edited. Bodies are cut to 65,536 characters with CutNote.
+//
+// Every answer is read whole and decoded strictly: an empty body, a body that is not JSON (an HTML page with 200 or
+// 502), a document that ends early (a truncated page), a 5xx, 401, 403, a rate limit or a timeout is a
+// *forge.Error, never a partial or empty list. Errors quote GitHub's message through redact.Body; Temporary is
+// set for 5xx, 429, rate limits, timeouts and transport failures, and RetryAfter from Retry-After (secondary
+// limits) or X-RateLimit-Reset (primary). go-github remembers a primary or secondary limit and refuses further
+// calls until it passes without sending them (also an error).
+//
+// Authentication is a token only (a personal access token, fine-grained or classic, or any token the caller
+// obtained): scopes pull requests read, issues write (comments), commit statuses write, metadata read. A GitHub
+// App installation token minted and refreshed here (ghinstallation-style, JWT → POST
+// /app/installations/{id}/access_tokens) is a later step; until then a caller may pass an installation token it
+// refreshes itself, by building a new Forge. The token is registered with schema/redact and never logged.
+//
+// Not here yet: check runs (GitHub App only), deployments, the x-poll-interval header.
+//
+// The emulator in githubemu serves this package's tests.
+package github

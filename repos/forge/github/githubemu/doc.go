@@ -1,0 +1,37 @@
+// Package githubemu is a wire-level emulator of the subset of GitHub's REST API (v3) that repos/forge/github
+// uses, for one repository, on an httptest server on loopback. The real client (google/go-github) talks to it over
+// HTTP; tests drive its state from the admin side (Open, ClosePR, Merge, Push, Label, AddCollaborator, AddComment,
+// AddToken, ExpireToken) and inject faults (Inject).
+//
+// Emulated, with GitHub's shapes (paths are accepted with or without the Enterprise /api/v3 prefix):
+//   - GET /user: the token's user.
+//   - GET /repos/{o}/{r}/pulls?state=&sort=&direction=&per_page=&page=: per_page 30 by default, 100 at most, a
+//     Link header with next/last/first/prev; GET /repos/{o}/{r}/pulls/{n}.
+//   - GET /repos/{o}/{r}/collaborators/{user}/permission: {permission, role_name, user}; 404 for an unknown user.
+//   - POST /repos/{o}/{r}/statuses/{sha}: 201; 422 for an unknown state, for a description over 140 characters
+//     and after 1,000 statuses for one SHA and context. GET /repos/{o}/{r}/commits/{ref}/status: the latest
+//     status per context (paginated) and the combined state.
+//   - GET and POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id}: a body over
+//     65,536 characters is a 422 "Validation Failed" with the error "body is too long (maximum is 65536
+//     characters)"; only the author (or a writer) may edit a comment.
+//   - Every GET 200 carries a weak ETag over its body; a request with a matching If-None-Match is a 304 with no
+//     body, which does not lower X-RateLimit-Remaining (GitHub: "an authorized 304 does not count against your
+//     primary rate limit"). Every other answer lowers it by one; at 0 the answer is 403 "API rate limit exceeded"
+//     with X-RateLimit-Remaining: 0. X-RateLimit-Limit, -Remaining, -Used, -Reset and -Resource are sent.
+//   - Authentication: "Authorization: Bearer <token>" or "token <token>"; an unknown or expired token is 401 "Bad
+//     credentials".
+//
+// Faults (Inject, for the next Count requests whose path and query contain Match): a 500 JSON error, a 502 with an HTML
+// body, a 200 with an HTML body, a 200 whose JSON ends mid-document, a 200 with an empty body, no answer until
+// the client gives up, a 401, and the secondary rate limits as 403 or 429 with Retry-After and GitHub's
+// "secondary rate limit" documentation_url (the field go-github recognises them by).
+//
+// Where GitHub's documentation is silent, the emulator chooses, and says so here: the length limit of a status
+// description is not documented (other tools cut at 140; the emulator refuses more with a 422 so that a caller
+// that forgets to cut is caught); the ETag's exact form (GitHub sends weak ETags, W/"…"); the message of a 403 on
+// editing another user's comment; the order of the combined status's statuses (here by context). Not emulated:
+// check runs, deployments, GitHub App installation tokens (a later step), GraphQL, webhooks, the x-poll-interval
+// header.
+//
+// Requests counts every request that reached the server and those that counted against the quota.
+package githubemu
