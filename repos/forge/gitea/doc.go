@@ -27,6 +27,11 @@
 //     registered with schema/redact in New and is sent only in the Authorization header. Temporary is set for
 //     5xx, 408, 429, a 403 with Retry-After or X-RateLimit-Remaining 0, timeouts and undecodable 2xx answers;
 //     RetryAfter from Retry-After (seconds or a date).
+//   - Permission reads GET /repos/{o}/{r}/collaborators/{user}/permission ("owner" counts as admin, an unknown word
+//     as none). Gitea answers another user's permission only to a repository admin (403 otherwise), so the token
+//     needs admin on the repository (scopes read:user, write:repository, write:issue) for fork approval to work.
+//   - Draft is the "draft" field, or Gitea's default work-in-progress title prefixes ("WIP:", "[WIP]") for servers
+//     that predate the field.
 //   - Untrusted text (titles, branch names, labels, logins) is kept as data, cut to 4 KiB, invalid UTF-8
 //     replaced. A head repository the forge does not name (a deleted fork) counts as a fork.
 //

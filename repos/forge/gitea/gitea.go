@@ -414,7 +414,8 @@ func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
 }
 
 func (f *Forge) change(pr *sdk.PullRequest) forge.Change {
-	ch := forge.Change{Number: int(pr.Index), Title: bound(pr.Title), Draft: pr.Draft, State: forge.StateOpen}
+	ch := forge.Change{Number: int(pr.Index), Title: bound(pr.Title), Draft: pr.Draft || wip(pr.Title),
+		State: forge.StateOpen}
 	if pr.Poster != nil {
 		ch.Author = bound(pr.Poster.UserName)
 	}
@@ -448,6 +449,13 @@ func (f *Forge) change(pr *sdk.PullRequest) forge.Change {
 		ch.UpdatedAt = pr.Updated.UTC()
 	}
 	return ch
+}
+
+// wip tells whether title marks a work-in-progress pull request with Gitea's default WORK_IN_PROGRESS_PREFIXES
+// ("WIP:", "[WIP]", any case): servers older than the "draft" field mark drafts only so.
+func wip(title string) bool {
+	t := strings.ToUpper(strings.TrimSpace(title))
+	return strings.HasPrefix(t, "WIP:") || strings.HasPrefix(t, "[WIP]")
 }
 
 // bound cuts untrusted text to maxText bytes at a rune boundary and replaces invalid UTF-8.

@@ -360,3 +360,65 @@ func TestErrorsQuoteRedacted(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 }
+
+func TestNoServerETag(t *testing.T) {
+	f, emu := setup(t)
+	emu.SetETags(false) // what Gitea itself does
+	ctx := context.Background()
+	emu.Open(giteaemu.PR{Title: "WIP: later", Author: "alice", HeadRef: "b", HeadSHA: sha(1)})
+	l, err := f.ListOpen(ctx, "")
+	if err != nil || len(l.Changes) != 1 || !strings.HasPrefix(l.ETag, "berth-sha256:") || !l.Changes[0].Draft {
+		t.Fatalf("%+v %v", l, err)
+	}
+	reqs := emu.Requests("")
+	l2, err := f.ListOpen(ctx, l.ETag)
+	if err != nil || !l2.NotModified || emu.Requests("")-reqs != 1 {
+		t.Fatalf("%+v %v, %d requests", l2, err, emu.Requests("")-reqs)
+	}
+	emu.Push(1, sha(2))
+	if l3, err := f.ListOpen(ctx, l.ETag); err != nil || l3.NotModified || l3.Changes[0].HeadSHA != sha(2) {
+		t.Fatalf("%+v %v", l3, err)
+	}
+}
+
+func TestOptionsTimeout(t *testing.T) {
+	emu := giteaemu.New("acme", "shop", "berth-bot", token)
+	defer emu.Close()
+	f, err := gitea.New(gitea.Options{BaseURL: emu.URL + "/api/v1/", Repository: "acme/shop", Token: token,
+		Timeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.Fail("/pulls", giteaemu.FaultTimeout, 1)
+	_, err = f.ListOpen(context.Background(), "")
+	var fe *forge.Error
+	if !errors.As(err, &fe) || !fe.Temporary || fe.Status != 0 {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestPermissionNeedsAdminToken(t *testing.T) {
+	emu := giteaemu.New("acme", "shop", "berth-bot", token)
+	defer emu.Close()
+	emu.Collaborator("berth-bot", "write")
+	emu.Collaborator("wendy", "write")
+	f, err := gitea.New(gitea.Options{BaseURL: emu.URL, Repository: "acme/shop", Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := f.Permission(context.Background(), "wendy")
+	var fe *forge.Error
+	if !errors.As(err, &fe) || fe.Status != 403 || fe.Temporary || p.CanWrite() ||
+		!strings.Contains(fe.Message, "repo admins") {
+		t.Fatalf("%s %v", p, err)
+	}
+}
+
+func TestNewRefuses(t *testing.T) {
+	for _, o := range []gitea.Options{{}, {BaseURL: "http://x", Repository: "acme", Token: "t"},
+		{BaseURL: "http://x", Repository: "a/b/c", Token: "t"}, {BaseURL: "http://x", Repository: "a/b"}} {
+		if _, err := gitea.New(o); err == nil {
+			t.Errorf("%+v accepted", o)
+		}
+	}
+}

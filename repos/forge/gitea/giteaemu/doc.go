@@ -8,7 +8,8 @@
 //   - GET /repos/{o}/{r}/pulls?state=&page=&limit= (newest first, Link rel=next/last/first/prev, X-Total-Count),
 //     GET /repos/{o}/{r}/pulls/{n};
 //   - GET /repos/{o}/{r}/collaborators/{user}/permission ({"permission": none|read|write|admin|owner, "role_name",
-//     "user"}; 404 for a user that does not exist);
+//     "user"}; 404 for a user that does not exist; 403 "Only admins can query all permissions, ..." when the token's
+//     user is not a repository admin and asks about someone else, as Gitea does);
 //   - POST /repos/{o}/{r}/statuses/{sha} (states pending, success, error, failure, warning; 422 otherwise; 403
 //     without write permission), GET /repos/{o}/{r}/commits/{ref}/statuses (paginated, newest first) and
 //     GET /repos/{o}/{r}/commits/{ref}/status (combined: the newest per context);

@@ -537,6 +537,11 @@ func (s *Server) route(b *bodyBuffer, r *http.Request, path, login string) int {
 		b.json(s.prJSON(p))
 		return 200
 	case r.Method == "GET" && len(rest) == 3 && rest[0] == "collaborators" && rest[2] == "permission":
+		if me := s.perms[login]; rest[1] != login && me != "admin" && me != "owner" {
+			// Gitea: only repository admins may read another user's permission.
+			b.err("Only admins can query all permissions, repo admins can query all repo permissions, collaborators can query only their own")
+			return 403
+		}
 		perm, ok := s.perms[rest[1]]
 		if !ok {
 			if !s.users[rest[1]] {
