@@ -367,7 +367,7 @@ func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, 
 	}
 }
 
-func (f *Forge) statuses(ctx context.Context, sha string) ([]*gl.CommitStatus, error) {
+func (f *Forge) statuses(ctx context.Context, sha, name string) ([]*gl.CommitStatus, error) {
 	var all []*gl.CommitStatus
 	page := int64(1)
 	for n := 0; ; n++ {
@@ -375,6 +375,9 @@ func (f *Forge) statuses(ctx context.Context, sha string) ([]*gl.CommitStatus, e
 			return nil, &forge.Error{Forge: "gitlab", Op: "list statuses", Message: "too many pages"}
 		}
 		opt := &gl.GetCommitStatusesOptions{ListOptions: gl.ListOptions{Page: page, PerPage: perPage}}
+		if name != "" {
+			opt.Name = gl.Ptr(name)
+		}
 		ss, resp, err := f.c.Commits.GetCommitStatuses(f.project, sha, opt, gl.WithContext(ctx))
 		if err != nil {
 			return nil, f.fail("list statuses", resp, err)
@@ -416,7 +419,7 @@ func writeState(s forge.StatusState) (gl.BuildStateValue, error) {
 func (f *Forge) Statuses(ctx context.Context, sha string) (map[string]forge.StatusState, error) {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
-	ss, err := f.statuses(ctx, sha)
+	ss, err := f.statuses(ctx, sha, "")
 	if err != nil {
 		return nil, err
 	}
@@ -460,7 +463,7 @@ func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 	ctx, cancel := f.ctx(ctx)
 	defer cancel()
 	desc := cut(s.Description, StatusDescriptionLimit, "…")
-	ss, err := f.statuses(ctx, s.SHA)
+	ss, err := f.statuses(ctx, s.SHA, s.Context)
 	if err != nil {
 		return err
 	}

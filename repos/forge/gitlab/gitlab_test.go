@@ -209,8 +209,12 @@ func TestStatuses(t *testing.T) {
 	if err := f.SetStatus(ctx, s); err != nil {
 		t.Fatal(err)
 	}
+	before := emu.Requests("")
 	if err := f.SetStatus(ctx, s); err != nil {
 		t.Fatal(err)
+	}
+	if got := emu.Requests("") - before; got != 1 {
+		t.Fatalf("an unchanged SetStatus took %d requests, want one GET", got)
 	}
 	if n := emu.StatusCount("abc"); n != 1 {
 		t.Fatalf("same status sent %d times", n)

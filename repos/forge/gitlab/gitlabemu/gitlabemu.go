@@ -635,7 +635,12 @@ func (s *Server) setStatus(r *http.Request, sha, user string) answer {
 }
 
 func (s *Server) listStatuses(r *http.Request, sha string) answer {
-	all := s.statuses[sha]
+	var all []*status
+	for _, st := range s.statuses[sha] {
+		if name := r.URL.Query().Get("name"); name == "" || st.Name == name {
+			all = append(all, st)
+		}
+	}
 	var out []*status
 	if r.URL.Query().Get("all") == "true" {
 		out = append(out, all...)
