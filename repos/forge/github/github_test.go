@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -486,5 +488,34 @@ func TestNewRefuses(t *testing.T) {
 		if _, err := github.New(o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
+	}
+}
+
+// An answer that echoes the token is masked in the error; the Enterprise /api/v3 base URL works.
+func TestTokenMaskedAndEnterprisePath(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		fmt.Fprintf(w, `{"message":"bad header %s"}`, r.Header.Get("Authorization"))
+	}))
+	defer srv.Close()
+	f, err := github.New(github.Options{BaseURL: srv.URL + "/api/v3", Repository: "acme/shop", Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.Get(ctx(t), 1)
+	checkErr(t, err, 500, true)
+	if strings.Contains(err.Error(), token) || !strings.Contains(err.Error(), "bad header") {
+		t.Fatalf("%v", err)
+	}
+
+	emu, _ := setup(t)
+	emu.Open(githubemu.PR{Title: "t", HeadRef: "b"})
+	ge, err := github.New(github.Options{BaseURL: strings.TrimSuffix(emu.URL(), "/") + "/api/v3/", Repository: "acme/shop", Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := ge.Get(ctx(t), 1); err != nil || c.Number != 1 {
+		t.Fatal(c, err)
 	}
 }
