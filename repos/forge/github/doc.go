@@ -32,6 +32,8 @@
 // /app/installations/{id}/access_tokens) is a later step; until then a caller may pass an installation token it
 // refreshes itself, by building a new Forge. The token is registered with schema/redact and never logged.
 //
+// Rate reports the last X-RateLimit headers (for berth_forge_ratelimit_remaining).
+//
 // Not here yet: check runs (GitHub App only), deployments, the x-poll-interval header.
 //
 // The emulator in githubemu serves this package's tests.

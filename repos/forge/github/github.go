@@ -66,6 +66,28 @@ type Forge struct {
 
 	mu   sync.Mutex
 	self string // the token's login, read once with GET /user
+
+	rateMu sync.Mutex
+	rate   gh.Rate // the rate-limit headers of the last answer
+}
+
+// Rate is what the last answer's X-RateLimit headers said (zero before any answer): for the
+// berth_forge_ratelimit_remaining metric.
+func (f *Forge) Rate() (remaining, limit int, reset time.Time) {
+	f.rateMu.Lock()
+	defer f.rateMu.Unlock()
+	return f.rate.Remaining, f.rate.Limit, f.rate.Reset.Time
+}
+
+// do sends req through the client and keeps the rate-limit headers of a real answer.
+func (f *Forge) do(req *http.Request) (*gh.Response, error) {
+	resp, err := f.client.BareDo(req)
+	if resp != nil && resp.Response != nil && resp.Header.Get(gh.HeaderRateLimit) != "" {
+		f.rateMu.Lock()
+		f.rate = resp.Rate
+		f.rateMu.Unlock()
+	}
+	return resp, err
 }
 
 var _ forge.Forge = (*Forge)(nil)
@@ -131,7 +153,7 @@ func (f *Forge) get(ctx context.Context, op, path, etag string, v any) (resp *gh
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
-	resp, err = f.client.BareDo(req)
+	resp, err = f.do(req)
 	if resp != nil && resp.StatusCode == http.StatusNotModified && etag != "" {
 		return resp, true, nil
 	}
@@ -148,7 +170,7 @@ func (f *Forge) send(ctx context.Context, op, method, path string, body, v any) 
 	if err != nil {
 		return f.fail(op, nil, err)
 	}
-	resp, err := f.client.BareDo(req)
+	resp, err := f.do(req)
 	if err != nil {
 		return f.fail(op, resp, err)
 	}

@@ -519,3 +519,24 @@ func TestTokenMaskedAndEnterprisePath(t *testing.T) {
 		t.Fatal(c, err)
 	}
 }
+
+func TestRate(t *testing.T) {
+	emu, f := setup(t)
+	if r, l, _ := f.Rate(); r != 0 || l != 0 {
+		t.Fatal(r, l)
+	}
+	l, err := f.ListOpen(ctx(t), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, lim, reset := f.Rate()
+	if r != emu.Remaining() || lim != githubemu.DefaultQuota || reset.IsZero() {
+		t.Fatalf("%d %d %v (emulator %d)", r, lim, reset, emu.Remaining())
+	}
+	if _, err := f.ListOpen(ctx(t), l.ETag); err != nil {
+		t.Fatal(err)
+	}
+	if r2, _, _ := f.Rate(); r2 != r {
+		t.Fatalf("a 304 changed the remaining quota: %d → %d", r, r2)
+	}
+}
