@@ -3,7 +3,8 @@
 //
 // How it keeps the rules of package forge:
 //   - Complete or an error. ListOpen follows Link rel="next" until there is none, and checks the pages against
-//     X-Total-Count and for a pull request seen twice (the listing moved while read); a 5xx, an HTML page (even
+//     X-Total-Count and for a pull request seen twice (the listing moved while read), and, when a proxy stripped
+//     both Link and X-Total-Count, reads on until an empty page; a 5xx, an HTML page (even
 //     with status 200), a JSON body cut short, a 401/403, a 429, a timeout or a transport failure is a
 //     *forge.Error and never a list. The same holds for statuses (every page) and comments.
 //   - Cheap polls. When the server sends an ETag on a single-page listing (a proxy, or a future Gitea), the next
@@ -26,7 +27,7 @@
 //   - Errors quote Gitea's "message" (or the body when it is not JSON) through redact.Body; the token is
 //     registered with schema/redact in New and is sent only in the Authorization header. Temporary is set for
 //     5xx, 408, 429, a 403 with Retry-After or X-RateLimit-Remaining 0, timeouts and undecodable 2xx answers;
-//     RetryAfter from Retry-After (seconds or a date).
+//     RetryAfter from Retry-After (seconds or a date), else from X-RateLimit-Reset when the quota is spent.
 //   - Permission reads GET /repos/{o}/{r}/collaborators/{user}/permission ("owner" counts as admin, an unknown word
 //     as none). Gitea answers another user's permission only to a repository admin (403 otherwise), so the token
 //     needs admin on the repository (scopes read:user, write:repository, write:issue) for fork approval to work.

@@ -61,6 +61,8 @@ type Options struct {
 	PageSize int
 	// CommentBytes is the comment budget (DefaultCommentBytes when zero).
 	CommentBytes int
+	// Now is the clock for Retry-After dates and X-RateLimit-Reset (time.Now when nil).
+	Now func() time.Time
 }
 
 // Forge is one repository on a Gitea or Forgejo server.
@@ -99,6 +101,9 @@ func New(opts Options) (*Forge, error) {
 	}
 	if opts.PageSize <= 0 {
 		opts.PageSize = DefaultPageSize
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.CommentBytes <= 0 {
 		opts.CommentBytes = DefaultCommentBytes
@@ -276,7 +281,7 @@ func (f *Forge) fail(op string, c *call, resp *sdk.Response, err error) error {
 		}
 	}
 	if c != nil && c.header != nil {
-		e.RetryAfter = retryAfter(c.header)
+		e.RetryAfter = retryAfter(c.header, f.opts.Now())
 	}
 	if err != nil {
 		e.Err = redact.Error(err)
@@ -287,17 +292,23 @@ func (f *Forge) fail(op string, c *call, resp *sdk.Response, err error) error {
 	return e
 }
 
-func retryAfter(h http.Header) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
+// retryAfter is how long the answer asks to wait: Retry-After (seconds or a date), else, when the quota is spent,
+// until X-RateLimit-Reset (Unix seconds).
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After")); v != "" {
+		if n, err := strconv.Atoi(v); err == nil && n > 0 {
+			return time.Duration(n) * time.Second
+		}
+		if t, err := http.ParseTime(v); err == nil && t.After(now) {
+			return t.Sub(now).Round(time.Second)
+		}
 		return 0
 	}
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
-		return time.Duration(n) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d.Round(time.Second)
+	if h.Get("X-RateLimit-Remaining") == "0" {
+		if n, err := strconv.ParseInt(h.Get("X-RateLimit-Reset"), 10, 64); err == nil {
+			if t := time.Unix(n, 0); t.After(now) {
+				return t.Sub(now).Round(time.Second)
+			}
 		}
 	}
 	return 0
@@ -369,8 +380,15 @@ func (f *Forge) ListOpen(ctx context.Context, etag string) (forge.List, error) {
 			seen[ch.Number] = true
 			all = append(all, ch)
 		}
-		if resp.NextPage == 0 || len(prs) == 0 {
+		if len(prs) == 0 {
 			break
+		}
+		if resp.NextPage == 0 {
+			if total >= 0 {
+				break
+			}
+			// Neither Link nor X-Total-Count (a proxy stripped them): read on until an empty page.
+			resp.NextPage = page + 1
 		}
 		if resp.NextPage <= page || pages >= maxPages {
 			return forge.List{}, &forge.Error{Forge: "gitea", Op: op, Status: c.status,
@@ -588,8 +606,7 @@ func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 	if err != nil {
 		return err
 	}
-	if cur, ok := latest[s.Context]; !ok || state(cur.State) != s.State || cur.Description != desc ||
-		string(cur.State) != string(s.State) {
+	if cur, ok := latest[s.Context]; !ok || string(cur.State) != string(s.State) || cur.Description != desc {
 		_, err = f.do(ctx, "set status", "", func(cl *sdk.Client) (*sdk.Response, error) {
 			_, resp, err := cl.CreateStatus(f.owner, f.repo, s.SHA, sdk.CreateStatusOption{
 				State: sdk.StatusState(s.State), TargetURL: s.TargetURL, Description: desc, Context: s.Context})

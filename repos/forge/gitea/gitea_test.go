@@ -422,3 +422,30 @@ func TestNewRefuses(t *testing.T) {
 		}
 	}
 }
+
+func TestQuotaSpent(t *testing.T) {
+	emu := giteaemu.New("acme", "shop", "berth-bot", token)
+	defer emu.Close()
+	f, err := gitea.New(gitea.Options{BaseURL: emu.URL, Repository: "acme/shop", Token: token, Now: emu.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emu.SetQuota(0)
+	_, err = f.ListOpen(context.Background(), "")
+	var fe *forge.Error
+	if !errors.As(err, &fe) || fe.Status != 403 || !fe.Temporary || fe.RetryAfter != time.Hour {
+		t.Fatalf("%+v", err)
+	}
+}
+
+func TestPagingHeadersStripped(t *testing.T) {
+	f, emu := setup(t)
+	emu.StripPaging(true)
+	for i := range 101 {
+		emu.Open(giteaemu.PR{Title: "t", Author: "alice", HeadRef: "b", HeadSHA: sha(i)})
+	}
+	l, err := f.ListOpen(context.Background(), "")
+	if err != nil || len(l.Changes) != 101 {
+		t.Fatalf("%d %v", len(l.Changes), err)
+	}
+}

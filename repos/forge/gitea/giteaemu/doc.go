@@ -30,7 +30,9 @@
 //     like Gitea itself. A 304 costs no quota.
 //   - Rate limits: Gitea and Forgejo have none on the API by default (a reverse proxy may add one). The emulator
 //     sends X-RateLimit-Limit/Remaining/Reset on every answer so tests can see that a 304 costs nothing, and
-//     injects 429 or 403 with Retry-After.
+//     injects 429 or 403 with Retry-After; SetQuota(0) makes every counted request a 403 "API rate limit exceeded"
+//     with X-RateLimit-Remaining: 0 and a reset an hour after the emulator's fixed clock (Now).
+//   - StripPaging(true) drops Link and X-Total-Count, as a proxy might.
 //
 // Faults (Fail, FailQuery): a 500 in Gitea's shape, an HTML page with 200 or 502, a 200 whose JSON is cut in
 // half, an answer that never comes (until the request's context ends), 401 (expired token; ExpireToken makes it

@@ -147,8 +147,12 @@ type Server struct {
 	limit        int
 	commentLimit int
 	etags        bool
+	strip        bool
 	now          func() time.Time
 }
+
+// Now is the emulator's clock (fixed: 2026-01-02T03:04:05Z), for X-RateLimit-Reset.
+func (s *Server) Now() time.Time { return s.now() }
 
 type faultRule struct {
 	match string // a substring of "METHOD path"; "" matches all
@@ -200,6 +204,21 @@ func (s *Server) SetETags(on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.etags = on
+}
+
+// SetQuota sets the rate-limit quota left; at 0 every counted request is refused with 403 and
+// X-RateLimit-Remaining: 0 (a rate limiter in front of Gitea; doc.go).
+func (s *Server) SetQuota(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.remaining = n
+}
+
+// StripPaging drops the Link and X-Total-Count headers from answers (a proxy that strips them).
+func (s *Server) StripPaging(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.strip = on
 }
 
 // SetCommentLimit sets the longest accepted comment body, in characters.
@@ -424,9 +443,25 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	s.mu.Lock()
+	spent := s.remaining <= 0
+	s.mu.Unlock()
+	if spent {
+		h := w.Header()
+		h.Set("X-RateLimit-Limit", strconv.Itoa(s.limit))
+		h.Set("X-RateLimit-Remaining", "0")
+		h.Set("X-RateLimit-Reset", strconv.FormatInt(s.now().Add(time.Hour).Unix(), 10))
+		writeErr(w, http.StatusForbidden, "API rate limit exceeded")
+		return
+	}
+
 	var buf bodyBuffer
 	code := s.route(&buf, r, path, login)
 	s.mu.Lock()
+	if s.strip {
+		delete(buf.header, "Link")
+		delete(buf.header, "X-Total-Count")
+	}
 	if code != http.StatusNotModified && s.remaining > 0 {
 		s.remaining--
 	}
