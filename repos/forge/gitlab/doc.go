@@ -27,6 +27,12 @@
 // statuses: berth's failure and error are both sent as failed; GitLab's running is read as pending, failed as
 // failure, canceled and skipped as error.
 //
+// GitLab's commit status is a state machine: a pending or running status refuses the state it already holds
+// (400 "Cannot transition status via :enqueue from :pending") and pending after running, and keeps its old
+// description then. So a new description on a pending status is sent as running (Statuses reads it back as
+// pending), a pending asked of a running status keeps the running one and its words, and that 400 for the
+// state asked is taken as done.
+//
 // Limits: a note is at most 1,000,000 characters (GitLab's documented note limit); a longer body is cut with a
 // note. GitLab documents no limit for a commit status description; this package cuts it to 255 characters (our
 // choice, the size of GitLab's varchar columns).

@@ -467,14 +467,32 @@ func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 	if err != nil {
 		return err
 	}
-	if o, ok := latest(ss)[s.Context]; ok && o.Status == string(st) && o.Description == desc {
-		return nil
+	if o, ok := latest(ss)[s.Context]; ok {
+		if o.Status == string(st) && o.Description == desc {
+			return nil
+		}
+		// GitLab refuses a pending or running status the state it holds, and pending after running: a new
+		// pending description is sent as running (read back as pending); a running one keeps its words.
+		if st == gl.Pending && o.Status == string(gl.Pending) {
+			st = gl.Running
+		} else if st == gl.Pending && o.Status == string(gl.Running) {
+			return nil
+		}
+		if o.Status == string(st) && o.Description == desc {
+			return nil
+		}
 	}
 	opt := &gl.SetCommitStatusOptions{State: st, Name: gl.Ptr(s.Context), Description: gl.Ptr(desc)}
 	if s.TargetURL != "" {
 		opt.TargetURL = gl.Ptr(s.TargetURL)
 	}
 	_, resp, err := f.c.Commits.SetCommitStatus(f.project, s.SHA, opt, gl.WithContext(ctx))
+	var er *gl.ErrorResponse
+	if errors.As(err, &er) && er.Response != nil && er.Response.StatusCode == http.StatusBadRequest &&
+		strings.Contains(string(er.Body), "Cannot transition status via") && strings.Contains(string(er.Body), ":"+string(st)) {
+		// Someone else moved it to this state in between: it is what was asked.
+		return nil
+	}
 	if err != nil {
 		return f.fail("set status", resp, err)
 	}

@@ -219,15 +219,37 @@ func TestStatuses(t *testing.T) {
 	if n := emu.StatusCount("abc"); n != 1 {
 		t.Fatalf("same status sent %d times", n)
 	}
+	// GitLab refuses pending on a pending status (400): a new pending description goes as running, and
+	// asking it again sends nothing.
+	s.Description = "applying"
+	for i := 0; i < 2; i++ {
+		if err := f.SetStatus(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, err := f.Statuses(ctx, "abc"); err != nil || got[s.Context] != forge.StatusPending {
+		t.Fatalf("pending read back: %v %v", got, err)
+	}
 	s.State, s.Description = forge.StatusSuccess, strings.Repeat("é", 400)
+	for i := 0; i < 2; i++ {
+		if err := f.SetStatus(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := emu.StatusCount("abc"); n != 1 {
+		t.Fatalf("status records: %d", n)
+	}
+	// After a finished status, pending again is a new record.
+	s.State = forge.StatusPending
 	if err := f.SetStatus(ctx, s); err != nil {
 		t.Fatal(err)
 	}
+	s.State = forge.StatusSuccess
 	if err := f.SetStatus(ctx, s); err != nil {
 		t.Fatal(err)
 	}
 	if n := emu.StatusCount("abc"); n != 2 {
-		t.Fatalf("statuses created: %d", n)
+		t.Fatalf("status records: %d", n)
 	}
 	if err := f.SetStatus(ctx, forge.Status{SHA: "abc", Context: "other", State: forge.StatusFailure}); err != nil {
 		t.Fatal(err)

@@ -266,7 +266,7 @@ func (s *Server) Notes(iid int64) []struct {
 	return out
 }
 
-// StatusCount is how many statuses were ever created for sha.
+// StatusCount is how many status records sha has (a pending record moved on counts once).
 func (s *Server) StatusCount(sha string) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -627,6 +627,23 @@ func (s *Server) setStatus(r *http.Request, sha, user string) answer {
 	}
 	if name == "" {
 		name = "default"
+	}
+	// GitLab keeps one running-or-pending record per name and ref and moves it through its state machine; the
+	// same state again is an invalid transition (400), and the record's description is left as it was.
+	for _, o := range s.statuses[sha] {
+		if o.Name != name || o.Ref != in["ref"] || (o.Status != "pending" && o.Status != "running") {
+			continue
+		}
+		if o.Status == in["state"] {
+			ev := map[string]string{"pending": "enqueue", "running": "run"}[o.Status]
+			return msg(400, fmt.Sprintf("Cannot transition status via :%s from :%s (Reason(s): Status cannot transition via \"%s\")", ev, o.Status, ev))
+		}
+		if in["state"] == "pending" {
+			return msg(400, `Cannot transition status via :enqueue from :running (Reason(s): Status cannot transition via "enqueue")`)
+		}
+		o.Status, o.Description, o.TargetURL = in["state"], in["description"], in["target_url"]
+		s.tick()
+		return answer{status: 201, body: o}
 	}
 	st := &status{ID: s.id(), SHA: sha, Ref: in["ref"], Status: in["state"], Name: name,
 		TargetURL: in["target_url"], Description: in["description"], CreatedAt: s.tick(), Author: *s.users[user]}

@@ -59,3 +59,27 @@ func TestWireShapes(t *testing.T) {
 		t.Fatalf("requests counted: %d", emu.Requests("merge_requests"))
 	}
 }
+
+func TestStatusStateMachine(t *testing.T) {
+	emu := gitlabemu.New(7, "group/app", "bot", "tok-123456789")
+	defer emu.Close()
+	post := func(state string) int {
+		req, _ := http.NewRequest("POST", emu.APIURL()+"/projects/7/statuses/abc", strings.NewReader(`{"state":"`+state+`","name":"c"}`))
+		req.Header.Set("Private-Token", "tok-123456789")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	for i, step := range []struct {
+		state string
+		code  int
+	}{{"success", 201}, {"pending", 201}, {"pending", 400}, {"running", 201}, {"running", 400}, {"pending", 400}, {"success", 201}, {"bogus", 400}} {
+		if got := post(step.state); got != step.code {
+			t.Fatalf("step %d %s: %d, want %d", i, step.state, got, step.code)
+		}
+	}
+}
