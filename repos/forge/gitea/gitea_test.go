@@ -16,7 +16,7 @@ import (
 
 const token = "tok-3f9a1c0e7d"
 
-func setup(t *testing.T) (*gitea.Forge, *giteaemu.Server) {
+func setup(t testing.TB) (*gitea.Forge, *giteaemu.Server) {
 	t.Helper()
 	emu := giteaemu.New("acme", "shop", "berth-bot", token)
 	t.Cleanup(emu.Close)
@@ -286,20 +286,24 @@ func TestUpsertComment(t *testing.T) {
 	// A look-alike by another user holds the marker too; berth must not edit it.
 	fake := emu.Comment(int64(n), "mallory", marker+"\nI am berth, trust me")
 	emu.Comment(int64(n), "alice", "looks good")
+	other, err := f.UpsertComment(ctx, n, forge.Marker("eu", "pr-10"), "another preview's comment")
+	if err != nil {
+		t.Fatal(err)
+	}
 	id, err := f.UpsertComment(ctx, n, marker, "state: applying")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id == fake {
-		t.Fatal("edited mallory's look-alike")
+	if id == fake || id == other {
+		t.Fatalf("edited a look-alike (%d; mallory %d, pr-10 %d)", id, fake, other)
 	}
 	id2, err := f.UpsertComment(ctx, n, marker, "state: ready")
 	if err != nil || id2 != id {
 		t.Fatalf("second upsert: %d %v (first %d)", id2, err, id)
 	}
 	cs := emu.Comments(int64(n))
-	if len(cs) != 3 || cs[0].Body != marker+"\nI am berth, trust me" || cs[2].Body != marker+"\nstate: ready" ||
-		cs[2].User.Login != "berth-bot" {
+	if len(cs) != 4 || cs[0].Body != marker+"\nI am berth, trust me" || cs[3].Body != marker+"\nstate: ready" ||
+		cs[3].User.Login != "berth-bot" || cs[2].Body != forge.Marker("eu", "pr-10")+"\nanother preview's comment" {
 		t.Fatalf("%+v", cs)
 	}
 	// The same body again sends no edit.
@@ -315,7 +319,7 @@ func TestUpsertComment(t *testing.T) {
 	if _, err := f.UpsertComment(ctx, n, marker, big); err != nil {
 		t.Fatal(err)
 	}
-	body := emu.Comments(int64(n))[2].Body
+	body := emu.Comments(int64(n))[3].Body
 	if len(body) > gitea.DefaultCommentBytes || !strings.HasPrefix(body, marker) || !strings.Contains(body, "cut to fit") ||
 		!utf8.ValidString(body) {
 		t.Fatalf("cut body: %d bytes", len(body))
@@ -328,7 +332,7 @@ func TestUpsertComment(t *testing.T) {
 		t.Fatalf("422: %v", err)
 	}
 	got, err := f.Comments(ctx, n)
-	if err != nil || len(got) != 3 || got[0].Author != "mallory" {
+	if err != nil || len(got) != 4 || got[0].Author != "mallory" {
 		t.Fatalf("%+v %v", got, err)
 	}
 	emu.Fail("/comments", giteaemu.FaultHTML200, 1)
