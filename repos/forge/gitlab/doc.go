@@ -23,7 +23,8 @@
 //
 // State mapping: opened (and locked, GitLab's transient merging state) → open, closed → closed, merged →
 // merged; Draft is GitLab's draft flag. A fork merge request (source_project_id != target_project_id) has Fork
-// set, and HeadRepo is the source project's path_with_namespace (GET /projects/:id, kept per id). Commit
+// set, and HeadRepo is the source project's path_with_namespace (GET /projects/:id, kept per id); a deleted
+// or invisible source project leaves HeadRepo empty and Fork true (never ErrNotFound for the change). Commit
 // statuses: berth's failure and error are both sent as failed; GitLab's running is read as pending, failed as
 // failure, canceled and skipped as error.
 //

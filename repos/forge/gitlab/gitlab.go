@@ -284,7 +284,17 @@ func (f *Forge) change(ctx context.Context, m *gl.BasicMergeRequest) (forge.Chan
 	if len(m.Labels) > 0 {
 		c.Labels = append([]string(nil), m.Labels...)
 	}
+	if m.SourceProjectID == 0 {
+		// The source project (a fork) was deleted: the head lives nowhere berth can name.
+		c.Fork = true
+		return c, nil
+	}
 	path, err := f.projectPath(ctx, m.SourceProjectID)
+	if errors.Is(err, forge.ErrNotFound) {
+		// A fork the token cannot see, or one deleted since: not the change's absence.
+		c.Fork = true
+		return c, nil
+	}
 	if err != nil {
 		return forge.Change{}, err
 	}

@@ -70,6 +70,10 @@ func TestListOpenAllPagesAndForks(t *testing.T) {
 	if !found {
 		t.Fatal("fork MR not listed")
 	}
+	gone := emu.Open(gitlabemu.MR{Title: "gone fork", Author: "eve", SHA: "f01", SourceBranch: "y", TargetBranch: "main", SourceProjectID: 424242})
+	if c, err := f.Get(ctx, int(gone)); err != nil || !c.Fork || c.HeadRepo != "" {
+		t.Fatalf("MR from a deleted fork: %+v %v", c, err)
+	}
 	c, err := f.Get(ctx, 2)
 	if err != nil || c.State != forge.StateMerged {
 		t.Fatalf("Get merged: %+v %v", c, err)
