@@ -453,3 +453,13 @@ func TestPagingHeadersStripped(t *testing.T) {
 		t.Fatalf("%d %v", len(l.Changes), err)
 	}
 }
+
+func TestHostileUserIsData(t *testing.T) {
+	f, emu := setup(t)
+	emu.Collaborator("admin", "admin")
+	for _, u := range []string{"../admin", "admin/../../x", "ad min?x=1#", "ünï"} {
+		if p, err := f.Permission(context.Background(), u); !errors.Is(err, forge.ErrNotFound) || p.CanWrite() {
+			t.Errorf("%q: %s %v", u, p, err)
+		}
+	}
+}
