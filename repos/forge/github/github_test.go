@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -538,5 +539,49 @@ func TestRate(t *testing.T) {
 	}
 	if r2, _, _ := f.Rate(); r2 != r {
 		t.Fatalf("a 304 changed the remaining quota: %d → %d", r, r2)
+	}
+}
+
+// Randomized faults on random pages of polls, with and without an ETag: every answer is a complete listing, a
+// NotModified, or an error; never a partial or empty list.
+func TestRandomFaultsNeverPartial(t *testing.T) {
+	t.Parallel()
+	emu, f := setup(t)
+	const open = 201
+	for range open {
+		emu.Open(githubemu.PR{Title: "t", HeadRef: "b"})
+	}
+	kinds := []githubemu.FaultKind{githubemu.Fault500, githubemu.Fault502HTML, githubemu.Fault200HTML,
+		githubemu.FaultTruncated, githubemu.FaultEmpty}
+	rng := rand.New(rand.NewPCG(10, 42))
+	etag := ""
+	errs := 0
+	for i := range 120 {
+		if rng.IntN(2) == 0 {
+			emu.Inject(githubemu.Fault{Kind: kinds[rng.IntN(len(kinds))], Match: fmt.Sprintf("&page=%d", 1+rng.IntN(3))})
+		}
+		if rng.IntN(4) == 0 {
+			emu.Label(1+rng.IntN(open), "x")
+		}
+		l, err := f.ListOpen(ctx(t), etag)
+		switch {
+		case err != nil:
+			errs++
+			if l.Changes != nil || l.NotModified {
+				t.Fatalf("run %d: an error with a listing", i)
+			}
+		case l.NotModified:
+			if etag == "" || l.Changes != nil {
+				t.Fatalf("run %d: NotModified without an ETag", i)
+			}
+		case len(l.Changes) != open:
+			t.Fatalf("run %d: %d of %d changes", i, len(l.Changes), open)
+		default:
+			etag = l.ETag
+		}
+		emu.ClearFaults()
+	}
+	if errs == 0 {
+		t.Fatal("no fault was hit")
 	}
 }

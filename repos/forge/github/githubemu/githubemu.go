@@ -242,6 +242,13 @@ func (s *Server) Inject(f Fault) {
 	s.faults = append(s.faults, f)
 }
 
+// ClearFaults drops every queued fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
+}
+
 // SetQuota sets the remaining primary rate-limit quota.
 func (s *Server) SetQuota(remaining int) {
 	s.mu.Lock()
