@@ -19,6 +19,12 @@
 //     marker, or POST a new one. Nothing is sent when the body is unchanged. Comments by anyone else, marker or
 //     not, are never edited. Bodies are cut to 65,536 characters with CutNote.
 //
+// The other reads (Get, Permission, Statuses, Comments, and so SetStatus and UpsertComment) revalidate: the
+// last answer of each path is kept with its ETag (up to 1 MiB each, 512 paths) and asked again with
+// If-None-Match, so an unchanged read is a 304 that costs no quota and still reflects the host's state at that
+// moment. An idle reconcile pass of one preview (Get, SetStatus unchanged, UpsertComment unchanged) is 3 requests
+// (4 with ListOpen), none counted against the rate limit.
+//
 // Every answer is read whole and decoded strictly: an empty body, a body that is not JSON (an HTML page with 200 or
 // 502), a document that ends early (a truncated page), a 5xx, 401, 403, a rate limit or a timeout is a
 // *forge.Error, never a partial or empty list. Errors quote GitHub's message through redact.Body; Temporary is

@@ -69,7 +69,23 @@ type Forge struct {
 
 	rateMu sync.Mutex
 	rate   gh.Rate // the rate-limit headers of the last answer
+
+	cacheMu sync.Mutex
+	cache   map[string]cached // by request path: the last answer and its ETag
 }
+
+// cached is one answer kept for conditional reads.
+type cached struct {
+	etag string
+	body []byte
+	next int
+}
+
+// Cache bounds: an answer larger than maxCached is not kept, and the cache is emptied when it holds maxEntries.
+const (
+	maxCached  = 1 << 20
+	maxEntries = 512
+)
 
 // Rate is what the last answer's X-RateLimit headers said (zero before any answer): for the
 // berth_forge_ratelimit_remaining metric.
@@ -164,6 +180,45 @@ func (f *Forge) get(ctx context.Context, op, path, etag string, v any) (resp *gh
 	return resp, false, f.decode(op, resp, v)
 }
 
+// read is a GET that revalidates: when the same path was read before with an ETag, it sends If-None-Match and,
+// on a 304 (which costs no quota), decodes the kept answer. It returns the next page (0 for the last).
+func (f *Forge) read(ctx context.Context, op, path string, v any) (next int, err error) {
+	f.cacheMu.Lock()
+	c, ok := f.cache[path]
+	f.cacheMu.Unlock()
+	req, err := f.client.NewRequest(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return 0, f.fail(op, nil, err)
+	}
+	if ok {
+		req.Header.Set("If-None-Match", c.etag)
+	}
+	resp, err := f.do(req)
+	if ok && resp != nil && resp.StatusCode == http.StatusNotModified {
+		if err := json.Unmarshal(c.body, v); err != nil {
+			return 0, &forge.Error{Forge: "github", Op: op, Err: err}
+		}
+		return c.next, nil
+	}
+	if err != nil {
+		return 0, f.fail(op, resp, err)
+	}
+	defer resp.Body.Close()
+	b, err := f.decodeBody(op, resp, v)
+	if err != nil {
+		return 0, err
+	}
+	if tag := resp.Header.Get("ETag"); tag != "" && len(b) <= maxCached {
+		f.cacheMu.Lock()
+		if f.cache == nil || len(f.cache) >= maxEntries {
+			f.cache = map[string]cached{}
+		}
+		f.cache[path] = cached{etag: tag, body: b, next: resp.NextPage}
+		f.cacheMu.Unlock()
+	}
+	return resp.NextPage, nil
+}
+
 // send sends a request with a JSON body and decodes the answer into v.
 func (f *Forge) send(ctx context.Context, op, method, path string, body, v any) error {
 	req, err := f.client.NewRequest(ctx, method, path, body)
@@ -181,32 +236,38 @@ func (f *Forge) send(ctx context.Context, op, method, path string, body, v any) 
 // decode reads a whole JSON answer: an empty body, another content type or a document that does not parse to
 // the end (a truncated page) is an error, never an empty value.
 func (f *Forge) decode(op string, resp *gh.Response, v any) error {
+	_, err := f.decodeBody(op, resp, v)
+	return err
+}
+
+// decodeBody is decode, returning the body it read.
+func (f *Forge) decodeBody(op string, resp *gh.Response, v any) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return f.fail(op, resp, fmt.Errorf("read the answer: %w", err))
+		return nil, f.fail(op, resp, fmt.Errorf("read the answer: %w", err))
 	}
 	bad := func(what string) error {
 		return &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode, Temporary: true,
 			Message: what + ": " + redact.Body(b, quoteLimit), Err: errors.New(what)}
 	}
 	if len(b) > maxBody {
-		return bad("answer too large")
+		return nil, bad("answer too large")
 	}
 	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
 	if mt != "application/json" && !strings.HasSuffix(mt, "+json") {
-		return bad(fmt.Sprintf("answer is %q, not JSON", mt))
+		return nil, bad(fmt.Sprintf("answer is %q, not JSON", mt))
 	}
 	if len(bytes.TrimSpace(b)) == 0 {
-		return bad("empty answer")
+		return nil, bad("empty answer")
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(v); err != nil {
-		return bad("answer does not parse (" + err.Error() + ")")
+		return nil, bad("answer does not parse (" + err.Error() + ")")
 	}
 	if dec.More() {
-		return bad("answer has trailing data")
+		return nil, bad("answer has trailing data")
 	}
-	return nil
+	return b, nil
 }
 
 // fail turns a client error into a *forge.Error with the status, GitHub's words and what the headers say.
@@ -384,17 +445,15 @@ func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
 		return forge.Change{}, &forge.Error{Forge: "github", Op: op, Err: fmt.Errorf("bad number %d", number)}
 	}
 	var pr gh.PullRequest
-	resp, _, err := f.get(ctx, op, f.path("pulls/%d", number), "", &pr)
-	if err != nil {
+	if _, err := f.read(ctx, op, f.path("pulls/%d", number), &pr); err != nil {
 		return forge.Change{}, err
 	}
 	c, err := f.change(&pr)
 	if err != nil {
-		return forge.Change{}, &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode, Err: err,
-			Message: err.Error()}
+		return forge.Change{}, &forge.Error{Forge: "github", Op: op, Err: err, Message: err.Error()}
 	}
 	if c.Number != number {
-		return forge.Change{}, &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode,
+		return forge.Change{}, &forge.Error{Forge: "github", Op: op,
 			Err: fmt.Errorf("asked for #%d, got #%d", number, c.Number)}
 	}
 	return c, nil
@@ -446,7 +505,7 @@ func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, 
 			Err: fmt.Errorf("%q is not a GitHub login", redact.Body([]byte(user), 60))}
 	}
 	var p gh.RepositoryPermissionLevel
-	if _, _, err := f.get(ctx, op, f.path("collaborators/%s/permission", url.PathEscape(user)), "", &p); err != nil {
+	if _, err := f.read(ctx, op, f.path("collaborators/%s/permission", url.PathEscape(user)), &p); err != nil {
 		return forge.PermissionNone, err
 	}
 	switch p.GetRoleName() {
@@ -478,16 +537,16 @@ func (f *Forge) combined(ctx context.Context, op, sha string) ([]*gh.RepoStatus,
 	var all []*gh.RepoStatus
 	for page := 1; page <= 100; page++ {
 		var cs gh.CombinedStatus
-		resp, _, err := f.get(ctx, op, f.path("commits/%s/status?per_page=%d&page=%d", sha, perPage, page), "", &cs)
+		next, err := f.read(ctx, op, f.path("commits/%s/status?per_page=%d&page=%d", sha, perPage, page), &cs)
 		if err != nil {
 			return nil, err
 		}
 		if cs.State == nil {
-			return nil, &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode, Temporary: true,
+			return nil, &forge.Error{Forge: "github", Op: op, Temporary: true,
 				Message: "answer is not a combined status", Err: errors.New("not a combined status")}
 		}
 		all = append(all, cs.Statuses...)
-		if resp.NextPage == 0 {
+		if next == 0 {
 			return all, nil
 		}
 	}
@@ -546,19 +605,19 @@ func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, erro
 	out := []forge.Comment{}
 	for page := 1; page <= 1000; page++ {
 		var cs []*gh.IssueComment
-		resp, _, err := f.get(ctx, op, f.path("issues/%d/comments?per_page=%d&page=%d", number, perPage, page), "", &cs)
+		next, err := f.read(ctx, op, f.path("issues/%d/comments?per_page=%d&page=%d", number, perPage, page), &cs)
 		if err != nil {
 			return nil, err
 		}
 		if cs == nil {
-			return nil, &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode, Temporary: true,
+			return nil, &forge.Error{Forge: "github", Op: op, Temporary: true,
 				Message: "answer is not a list", Err: errors.New("answer is not a list")}
 		}
 		for _, c := range cs {
 			out = append(out, forge.Comment{ID: c.GetID(), Author: c.GetUser().GetLogin(), Body: c.GetBody(),
 				Created: c.GetCreatedAt().Time})
 		}
-		if resp.NextPage == 0 {
+		if next == 0 {
 			return out, nil
 		}
 	}

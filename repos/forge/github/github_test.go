@@ -585,3 +585,45 @@ func TestRandomFaultsNeverPartial(t *testing.T) {
 		t.Fatal("no fault was hit")
 	}
 }
+
+// Reads revalidate with the ETag of the last answer: an unchanged Get, Permission, SetStatus or UpsertComment
+// costs no quota, and a change is seen at once.
+func TestIdleReadsCostNoQuota(t *testing.T) {
+	emu, f := setup(t)
+	n := emu.Open(githubemu.PR{Title: "t", HeadRef: "b"})
+	sha := strings.Repeat("f", 40)
+	marker := forge.Marker("prod", "pr-1")
+	st := forge.Status{SHA: sha, Context: "berth/prod/pr-1", State: forge.StatusPending, Description: "planning"}
+	pass := func() {
+		t.Helper()
+		if _, err := f.Get(ctx(t), n); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Permission(ctx(t), "berth-bot"); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.SetStatus(ctx(t), st); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.UpsertComment(ctx(t), n, marker, "planning"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pass()
+	pass() // the status and the comment were written by the first pass: their reads changed once
+	_, c0 := emu.Requests()
+	for range 3 {
+		pass()
+	}
+	if _, c1 := emu.Requests(); c1 != c0 {
+		t.Fatalf("idle passes counted %d requests", c1-c0)
+	}
+	emu.Push(n, strings.Repeat("9", 40))
+	if c, err := f.Get(ctx(t), n); err != nil || c.HeadSHA != strings.Repeat("9", 40) {
+		t.Fatalf("a push was not seen: %v %+v", err, c)
+	}
+	emu.AddComment(n, "alice", "hello")
+	if cs, err := f.Comments(ctx(t), n); err != nil || len(cs) != 2 {
+		t.Fatalf("a new comment was not seen: %v %d", err, len(cs))
+	}
+}
