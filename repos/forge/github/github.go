@@ -464,15 +464,19 @@ func (f *Forge) change(pr *gh.PullRequest) (forge.Change, error) {
 	if pr == nil || pr.GetNumber() <= 0 || pr.GetState() == "" || pr.GetHead().GetSHA() == "" {
 		return forge.Change{}, errors.New("a pull request in the answer lacks its number, state or head")
 	}
+	if !hexSHA.MatchString(pr.GetHead().GetSHA()) {
+		return forge.Change{}, fmt.Errorf("pull request #%d has a head %q that is not a commit SHA", pr.GetNumber(),
+			redact.Body([]byte(pr.GetHead().GetSHA()), 80))
+	}
 	c := forge.Change{
 		Number:    pr.GetNumber(),
-		Title:     pr.GetTitle(),
-		Author:    pr.GetUser().GetLogin(),
+		Title:     bound(pr.GetTitle(), maxTitle),
+		Author:    bound(pr.GetUser().GetLogin(), maxName),
 		Draft:     pr.GetDraft(),
 		HeadSHA:   pr.GetHead().GetSHA(),
-		HeadRef:   pr.GetHead().GetRef(),
-		HeadRepo:  pr.GetHead().GetRepo().GetFullName(),
-		BaseRef:   pr.GetBase().GetRef(),
+		HeadRef:   bound(pr.GetHead().GetRef(), maxRef),
+		HeadRepo:  bound(pr.GetHead().GetRepo().GetFullName(), maxName),
+		BaseRef:   bound(pr.GetBase().GetRef(), maxRef),
 		UpdatedAt: pr.GetUpdatedAt().Time,
 	}
 	switch {
@@ -489,8 +493,8 @@ func (f *Forge) change(pr *gh.PullRequest) (forge.Change, error) {
 	// A deleted fork leaves head.repo null: it is not the base repository, so it is a fork.
 	c.Fork = !strings.EqualFold(c.HeadRepo, f.owner+"/"+f.repo)
 	for _, l := range pr.Labels {
-		if l.GetName() != "" {
-			c.Labels = append(c.Labels, l.GetName())
+		if l.GetName() != "" && len(c.Labels) < maxLabels {
+			c.Labels = append(c.Labels, bound(l.GetName(), maxLabel))
 		}
 	}
 	return c, nil
@@ -686,6 +690,21 @@ func (f *Forge) UpsertComment(ctx context.Context, number int, marker, body stri
 		return 0, &forge.Error{Forge: "github", Op: op, Err: errors.New("the answer has no comment id")}
 	}
 	return out.GetID(), nil
+}
+
+// Bounds on the untrusted text of a pull request, well above GitHub's own (a title is at most 256 characters, a
+// label name 50): text is kept as it is up to them, as valid UTF-8, and cut beyond.
+const (
+	maxTitle  = 1024
+	maxRef    = 1024
+	maxName   = 256
+	maxLabel  = 256
+	maxLabels = 100
+)
+
+// bound makes untrusted text valid UTF-8 of at most limit characters. It interprets nothing.
+func bound(s string, limit int) string {
+	return cut(strings.ToValidUTF8(s, "\uFFFD"), limit, "")
 }
 
 // cut shortens s to at most limit characters, ending it with note when it was cut.

@@ -627,3 +627,26 @@ func TestIdleReadsCostNoQuota(t *testing.T) {
 		t.Fatalf("a new comment was not seen: %v %d", err, len(cs))
 	}
 }
+
+func TestUntrustedTextBounded(t *testing.T) {
+	emu, f := setup(t)
+	labels := make([]string, 150)
+	for i := range labels {
+		labels[i] = strings.Repeat("l", 300)
+	}
+	n := emu.Open(githubemu.PR{Title: strings.Repeat("t", 5000), HeadRef: strings.Repeat("r", 5000), Labels: labels})
+	c, err := f.Get(ctx(t), n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Title) != 1024 || len(c.HeadRef) != 1024 || len(c.Labels) != 100 || len(c.Labels[0]) != 256 {
+		t.Fatalf("%d %d %d %d", len(c.Title), len(c.HeadRef), len(c.Labels), len(c.Labels[0]))
+	}
+	bad := emu.Open(githubemu.PR{Title: "t", HeadRef: "b", HeadSHA: "../../etc"})
+	if _, err := f.Get(ctx(t), bad); err == nil {
+		t.Fatal("a head that is not a SHA was accepted")
+	}
+	if _, err := f.ListOpen(ctx(t), ""); err == nil {
+		t.Fatal("a listing with a bad head was accepted")
+	}
+}
