@@ -25,6 +25,9 @@
 // moment. An idle reconcile pass of one preview (Get, SetStatus unchanged, UpsertComment unchanged) is 3 requests
 // (4 with ListOpen), none counted against the rate limit.
 //
+// A pull request's text (title, refs, author, labels) is passed through as data, made valid UTF-8 and bounded
+// (1,024 characters for the title and refs, 100 labels of 256); a head that is not a hex SHA fails the read.
+//
 // Every answer is read whole and decoded strictly: an empty body, a body that is not JSON (an HTML page with 200 or
 // 502), a document that ends early (a truncated page), a 5xx, 401, 403, a rate limit or a timeout is a
 // *forge.Error, never a partial or empty list. Errors quote GitHub's message through redact.Body; Temporary is

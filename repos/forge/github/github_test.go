@@ -143,6 +143,10 @@ func TestGet(t *testing.T) {
 	if c, err := f.Get(ctx(t), fork); err != nil || !c.Fork || c.HeadRepo != "mallory/shop" {
 		t.Fatalf("fork: %v %+v", err, c)
 	}
+	gone := emu.Open(githubemu.PR{Title: "g", HeadRef: "x", ForkDeleted: true})
+	if c, err := f.Get(ctx(t), gone); err != nil || !c.Fork || c.HeadRepo != "" {
+		t.Fatalf("deleted fork: %v %+v", err, c)
+	}
 	if c, err := f.Get(ctx(t), closed); err != nil || c.State != forge.StateClosed {
 		t.Fatalf("closed: %v %+v", err, c)
 	}

@@ -58,6 +58,8 @@ type PR struct {
 	HeadRef  string
 	HeadSHA  string
 	HeadRepo string // "owner/name"; empty is the base repository
+	// ForkDeleted makes head.repo null, as GitHub answers once a fork is deleted.
+	ForkDeleted bool
 	BaseRef  string
 	Draft    bool
 	Labels   []string
@@ -542,6 +544,9 @@ func (s *Server) pullJSON(p *pull) map[string]any {
 	if p.HeadRepo != "" {
 		o, n, _ := strings.Cut(p.HeadRepo, "/")
 		headRepo = map[string]any{"full_name": p.HeadRepo, "name": n, "owner": map[string]any{"login": o}, "fork": true}
+	}
+	if p.ForkDeleted {
+		headRepo = nil
 	}
 	labels := []any{}
 	for i, l := range p.Labels {
