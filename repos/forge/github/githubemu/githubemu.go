@@ -60,9 +60,9 @@ type PR struct {
 	HeadRepo string // "owner/name"; empty is the base repository
 	// ForkDeleted makes head.repo null, as GitHub answers once a fork is deleted.
 	ForkDeleted bool
-	BaseRef  string
-	Draft    bool
-	Labels   []string
+	BaseRef     string
+	Draft       bool
+	Labels      []string
 }
 
 type pull struct {
