@@ -183,7 +183,7 @@ func (s *Server) Open(p PR) int {
 	return n
 }
 
-// Close closes a pull request without merging it.
+// ClosePR closes a pull request without merging it.
 func (s *Server) ClosePR(n int) { s.edit(n, func(p *pull) { p.state = "closed" }) }
 
 // Merge merges a pull request.
@@ -330,12 +330,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
 	login, ok := s.auth(r)
 	if !ok {
-		s.rateHeaders(w, true)
+		s.rateHeaders(w)
 		writeJSON(w, http.StatusUnauthorized, errBody("Bad credentials"))
 		return
 	}
 	if s.remain <= 0 {
-		s.rateHeaders(w, false)
+		s.rateHeaders(w)
 		writeJSON(w, http.StatusForbidden, map[string]any{
 			"message":           fmt.Sprintf("API rate limit exceeded for user %s.", login),
 			"documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting",
@@ -433,7 +433,7 @@ func (s *Server) auth(r *http.Request) (string, bool) {
 	return login, ok
 }
 
-func (s *Server) rateHeaders(w http.ResponseWriter, unauth bool) {
+func (s *Server) rateHeaders(w http.ResponseWriter) {
 	h := w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(s.limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(max(s.remain, 0)))
@@ -450,14 +450,14 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, code int, v any)
 		etag := `W/"` + hex.EncodeToString(sum[:16]) + `"`
 		w.Header().Set("ETag", etag)
 		if inm := r.Header.Get("If-None-Match"); inm != "" && slices.Contains(splitETags(inm), etag) {
-			s.rateHeaders(w, false)
+			s.rateHeaders(w)
 			w.WriteHeader(http.StatusNotModified)
 			return
 		}
 	}
 	s.remain--
 	s.counted++
-	s.rateHeaders(w, false)
+	s.rateHeaders(w)
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(code)
 	_, _ = w.Write(b)
@@ -593,7 +593,7 @@ func (s *Server) createStatus(w http.ResponseWriter, r *http.Request, sha, login
 	case "error", "failure", "pending", "success":
 	default:
 		s.answer(w, r, http.StatusUnprocessableEntity, validation("Status", "state", "invalid",
-			fmt.Sprintf("state is not included in the list")))
+			"state is not included in the list"))
 		return
 	}
 	if utf8.RuneCountInString(in.Description) > StatusDescription {
@@ -710,9 +710,8 @@ func (s *Server) createComment(w http.ResponseWriter, r *http.Request, n int, lo
 	if !ok {
 		return
 	}
-	id := s.addComment(n, login, body)
+	s.addComment(n, login, body)
 	s.answer(w, r, http.StatusCreated, commentJSON(s.comments[len(s.comments)-1]))
-	_ = id
 }
 
 func (s *Server) editComment(w http.ResponseWriter, r *http.Request, id int64, login string) {
