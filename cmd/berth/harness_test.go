@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -486,4 +487,42 @@ func lastApplySteps(st *reconciler.Status, env string) []reconciler.Step {
 		steps = append(steps, r.Step)
 	}
 	return steps
+}
+
+// requestLoop loops GET url until its stop func is called, which fails t when any request failed or too few were
+// made to exercise what happened meanwhile (what names it in the messages), and logs the count.
+func requestLoop(t testing.TB, url, what string) (stop func()) {
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if _, err := get(url); err != nil {
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+			} else {
+				ok.Add(1)
+			}
+		}
+	}()
+	return func() {
+		t.Helper()
+		close(done)
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d of %d requests failed during %s; first: %v", failed.Load(), failed.Load()+ok.Load(), what, firstErr.Load())
+		}
+		if ok.Load() < 10 {
+			t.Fatalf("only %d requests made during %s: the client did not exercise it", ok.Load(), what)
+		}
+		t.Logf("%d requests during %s, none failed", ok.Load(), what)
+	}
 }
