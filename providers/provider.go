@@ -22,12 +22,20 @@ const (
 	LabelTarget      = "berth.dev/target"
 	LabelSpecHash    = "berth.dev/spec-hash"
 	LabelReplica     = "berth.dev/replica"
+	// LabelPreview is the pull-request number of a preview environment's objects (Owner.Preview); LabelHead the
+	// head commit they were last created or rolled from (Desired.Preview.Head), informational.
+	LabelPreview = "berth.dev/preview"
+	LabelHead    = "berth.dev/head"
 )
 
 // Owner scopes every call: the managing berth instance and one environment.
 type Owner struct {
 	Instance    string `json:"instance"`
 	Environment string `json:"environment"`
+	// Preview is the pull-request number when Environment is a preview environment ("pr-42"), 0 otherwise.
+	// Providers write it as LabelPreview on every object and may keep a preview's objects apart (Kubernetes: a
+	// namespace of its own, see PreviewNamespace); List and Delete find them the same way.
+	Preview int `json:"preview,omitempty"`
 }
 
 // Desired is what the reconciler asks a provider to run.
@@ -42,6 +50,10 @@ type Desired struct {
 	// a label: a provider passes Source to its runtime natively where it can, or delivers Value (env values, files,
 	// the runtime's own secret objects), and labels objects with Fingerprint only.
 	Secrets map[string]Secret `json:"-"`
+	// Preview is set for a workload of a preview environment (Owner.Preview is its number): the head commit to
+	// label objects with (LabelHead) and the host names its public ports are served at, where the runtime routes
+	// by host name (Capabilities.HostRoutes: a Kubernetes Ingress rule per host).
+	Preview *schema.Preview `json:"preview,omitempty"`
 }
 
 // Secret is one secret a workload uses, as its provider receives it.
@@ -107,6 +119,44 @@ type Observed struct {
 	// Kept lists values in fields berth manages that the runtime keeps and Apply will not remove (a value another
 	// field manager owns). They are left out of Spec; the plan says so in words and never shows them as a change.
 	Kept []Kept `json:"kept,omitempty"`
+	// Endpoints are where the workload's public ports answer, read from the runtime (a published host port, a
+	// load balancer's or a container group's address, an Ingress host); a public port the runtime has not given an
+	// address yet is left out. Previews report them on the pull request once the workload is healthy.
+	Endpoints []Endpoint `json:"endpoints,omitempty"`
+}
+
+// Endpoint is where one public port of a workload answers.
+type Endpoint struct {
+	// Port is the container port (schema.Port.Port).
+	Port int `json:"port"`
+	// Address is "host:port" as clients reach it ("127.0.0.1:8080", "203.0.113.7:8080",
+	// "web-abc.westeurope.azurecontainer.io:8080"); a wildcard listen address reads as 127.0.0.1.
+	Address string `json:"address"`
+	// URL is set when the runtime serves the port under a host name of its own routing (an Ingress host):
+	// "http://pr-42-x1y2.preview.example/". Otherwise the URL is http://Address/.
+	URL string `json:"url,omitempty"`
+}
+
+// EnvironmentLister is an optional interface: the environments that have objects of instance on target, found
+// by the ownership labels alone (with no configuration and no state), so that previews whose pull request is gone
+// are found and removed after a crash or a lost state store.
+type EnvironmentLister interface {
+	Environments(ctx context.Context, instance, target string) ([]EnvironmentRef, error)
+}
+
+// EnvironmentRef is one environment found on a runtime.
+type EnvironmentRef struct {
+	Name string `json:"name"`
+	// Preview is its LabelPreview (0 when its objects carry none), Head the newest LabelHead found ("" for none).
+	Preview int    `json:"preview,omitempty"`
+	Head    string `json:"head,omitempty"`
+}
+
+// EnvironmentDeleter is an optional interface for runtimes where an environment has objects of its own beside its
+// workloads' (a preview's Kubernetes namespace): DeleteEnvironment removes them once the workloads are deleted.
+// Deleting what is gone is not an error; it only touches objects carrying owner's labels.
+type EnvironmentDeleter interface {
+	DeleteEnvironment(ctx context.Context, owner Owner, target string) error
 }
 
 // Kept is one value Apply leaves in place, and why. It names the field, never the value (it may be a secret).
@@ -149,6 +199,10 @@ type Capabilities struct {
 	SecretKinds []string `json:"secretKinds,omitempty"`
 	// SecretFiles tells whether secrets can be mounted as files (Workload.Files).
 	SecretFiles bool `json:"secretFiles,omitempty"`
+	// HostRoutes tells whether the runtime serves a preview's public ports under the host names of
+	// Desired.Preview.Hosts itself (a Kubernetes Ingress); elsewhere berth's own preview router does, in front of
+	// Observed.Endpoints.
+	HostRoutes bool `json:"hostRoutes,omitempty"`
 }
 
 // Provider is one runtime adapter. Implementations must be safe for concurrent use on different workloads; the

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -171,8 +173,13 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-func (e *Engine) owner(env string) providers.Owner {
-	return providers.Owner{Instance: e.opts.Instance, Environment: env}
+// owner is the ownership of env's objects: this instance, the environment, and its pull request for a preview.
+func (e *Engine) owner(ev schema.Environment) providers.Owner {
+	o := providers.Owner{Instance: e.opts.Instance, Environment: ev.Name}
+	if ev.Preview != nil {
+		o.Preview = ev.Preview.Number
+	}
+	return o
 }
 
 func targetNames(cfg *schema.Config) []string {
@@ -209,7 +216,7 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		if n, ok := p.(providers.Normalizer); ok {
 			normalize[name] = n.Normalize
 		}
-		os, err := p.List(ctx, e.owner(env), name)
+		os, err := p.List(ctx, e.owner(ev), name)
 		if err != nil {
 			return nil, fmt.Errorf("environment %s: list target %s: %w", env, name, err)
 		}
@@ -406,7 +413,7 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 		return e.provider(t)
 	}
 	log.Info("step", "action", s.Action, "reason", s.Reason)
-	owner := e.owner(ev.Name)
+	owner := e.owner(ev)
 	switch s.Action {
 	case ActionCreate, ActionUpdate, ActionMigrate:
 		w, _ := ev.Workload(s.Workload)
@@ -415,7 +422,7 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 			return err
 		}
 		if err := p.Apply(ctx, providers.Desired{Owner: owner, Target: s.Target, Workload: w, SpecHash: s.SpecHash,
-			Secrets: secrets}); err != nil {
+			Secrets: secrets, Preview: ev.Preview}); err != nil {
 			log.Warn("step failed", "action", s.Action, "err", err)
 			return err
 		}
@@ -458,11 +465,20 @@ func (e *Engine) record(res *ApplyResult) {
 	}
 }
 
-// Destroy deletes every workload this instance owns for env on every target of cfg. It is the explicit way to
-// remove a whole environment and is not subject to the prune safety.
+// Destroy deletes every workload this instance owns for env on every target of cfg, then the environment's own
+// objects where a provider has some (providers.EnvironmentDeleter: a preview's namespace). It is the explicit way
+// to remove a whole environment and is not subject to the prune safety. env need not be declared in cfg (a
+// preview whose pull request is gone); cfg.Environments[env], when there, gives its preview number.
 func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) error {
 	var steps []Step
 	var errs []error
+	ev, ok := cfg.Environments[env]
+	if !ok {
+		ev = schema.Environment{Name: env}
+	}
+	ev.Name = env
+	owner := e.owner(ev)
+	deleters := map[string]providers.EnvironmentDeleter{}
 	for _, name := range targetNames(cfg) {
 		t := cfg.Targets[name]
 		if t.Name == "" {
@@ -473,7 +489,10 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 			errs = append(errs, fmt.Errorf("target %s: %w", name, err))
 			continue
 		}
-		os, err := p.List(ctx, e.owner(env), name)
+		if d, ok := p.(providers.EnvironmentDeleter); ok {
+			deleters[name] = d
+		}
+		os, err := p.List(ctx, owner, name)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("list target %s: %w", name, err))
 			continue
@@ -485,7 +504,6 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 	if len(errs) > 0 {
 		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
 	}
-	ev := schema.Environment{Name: env}
 	res := &ApplyResult{Environment: env, Revision: "destroy", Started: e.opts.Clock.Now(), Steps: make([]StepResult, len(steps))}
 	idx := make([]int, len(steps))
 	for i := range idx {
@@ -507,6 +525,17 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 		}
 	}
 	e.record(res)
+	if len(errs) > 0 {
+		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
+	}
+	for _, name := range slices.Sorted(maps.Keys(deleters)) {
+		sctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+		err := deleters[name].DeleteEnvironment(sctx, owner, name)
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("target %s: delete the environment's own objects: %w", name, err))
+		}
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
 	}

@@ -12,6 +12,8 @@ import (
 type Config struct {
 	Targets      map[string]Target      `json:"targets"`
 	Environments map[string]Environment `json:"environments"`
+	// Previews is the `previews:` section (nil when absent).
+	Previews *Previews `json:"previews,omitempty"`
 	// Root is the repository tree the configuration was loaded from (SOPS files are read from it); nil when
 	// unknown. Whoever loads a configuration sets it.
 	Root fs.FS `json:"-"`
@@ -37,8 +39,29 @@ type Environment struct {
 	// Secrets are the secrets this environment's workloads may use: the top-level ones unified with the
 	// environment's own, by name. Only where values come from, never a value.
 	Secrets map[string]Secret `json:"secrets,omitempty"`
-	Pos     Pos               `json:"-"`
+	// Preview is set on a preview environment only, by the preview controller (never by loading a repository).
+	Preview *Preview `json:"preview,omitempty"`
+	Pos     Pos      `json:"-"`
 }
+
+// Preview says an environment is a pull request's preview: made from the base environment Base with the
+// workloads of the pull request's head.
+type Preview struct {
+	// Number is the pull (merge) request's number; the environment is named PreviewName(Number).
+	Number int    `json:"number"`
+	Head   string `json:"head"`
+	Base   string `json:"base"`
+	// Hosts maps "<workload>/<container port>" of each public port to the host name the preview serves it at
+	// ("pr-42-x1y2.localhost"): berth's preview router routes it, or the runtime itself (an Ingress rule).
+	Hosts map[string]string `json:"hosts,omitempty"`
+}
+
+// PreviewName is the name of pull request number's preview environment: "pr-42". It is made from the number
+// alone, never from branch text.
+func PreviewName(number int) string { return fmt.Sprintf("pr-%d", number) }
+
+// HostKey is the key of Preview.Hosts for a workload's container port.
+func HostKey(workload string, port int) string { return fmt.Sprintf("%s/%d", workload, port) }
 
 // Workload returns the workload with the given name and whether it exists.
 func (e Environment) Workload(name string) (Workload, bool) {
@@ -287,4 +310,85 @@ func (p Pos) String() string {
 		return "-"
 	}
 	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Column)
+}
+
+// Previews is the repository's `previews:` section: how pull requests get preview environments. It is only ever
+// read from the trusted (base) branch; the same section in a pull request's head is ignored, and a change of it
+// there is an error (see CheckPreviewHead).
+type Previews struct {
+	// PR configures the previews of pull (merge) requests; nil when the repository declares none.
+	PR *PreviewPolicy `json:"pr,omitempty"`
+}
+
+// Preview fork policies.
+const (
+	// ForksNever gives a pull request from a fork no preview (the default).
+	ForksNever = "never"
+	// ForksApproveEachCommit gives a fork's pull request a preview of a head commit once a user with write
+	// permission approved that very commit (`/berth preview` comment, or the approval label added after it).
+	ForksApproveEachCommit = "approve-each-commit"
+)
+
+// PreviewPolicy is `previews: pr:`. Zero values are the safe defaults noted on each field.
+type PreviewPolicy struct {
+	// From is the base environment a preview copies: its targets, secrets policy and workloads, with the
+	// workloads of the pull request's head in place of its own.
+	From string      `json:"from"`
+	When PreviewWhen `json:"when"`
+	// Forks is ForksNever (default) or ForksApproveEachCommit.
+	Forks string `json:"forks"`
+	// ApproveLabel is the label that approves a fork's head (with write permission checked, on the commit that was
+	// the head when the label was added); "berth-preview-approved" by default.
+	ApproveLabel string `json:"approveLabel"`
+	// TTL removes a preview this long after its pull request's last update; 0 keeps it while the pull request is
+	// open and selected.
+	TTL  Duration    `json:"ttl,omitempty"`
+	Max  PreviewMax  `json:"max"`
+	Caps PreviewCaps `json:"caps"`
+	// Override lists the workload fields a pull request may change, as patterns over paths like
+	// "workloads.web.image", "workloads.web.env.GREETING" ("*" matches one segment, a trailing ".**" any rest);
+	// default ["workloads.*.image", "workloads.*.env.*"]. A change elsewhere is an error at the head's file:line.
+	Override []string    `json:"override"`
+	Gate     PreviewGate `json:"gate"`
+	// Skip names workloads of the base environment that previews leave out.
+	Skip []string `json:"skip,omitempty"`
+	// Secrets names the environment whose secret declarations previews of same-repository pull requests use;
+	// "" (default) gives previews no secrets: a workload using one is not deployed and says why. Forks never get
+	// secrets.
+	Secrets string `json:"secrets,omitempty"`
+	// Pos maps a field path relative to `previews.pr` ("from", "max.total", "" for the section) to where it was set.
+	Pos map[string]Pos `json:"-"`
+}
+
+// PreviewWhen selects the pull requests that get a preview.
+type PreviewWhen struct {
+	// Labels: a pull request needs at least one of them (none: every pull request). ExcludeLabels: any of them
+	// excludes it.
+	Labels        []string `json:"labels,omitempty"`
+	ExcludeLabels []string `json:"excludeLabels,omitempty"`
+	// Drafts gives draft pull requests previews too (default false).
+	Drafts bool `json:"drafts"`
+	// TargetBranches: the pull request's base branch must be one of them (path.Match patterns); default: the base
+	// environment's branch.
+	TargetBranches []string `json:"targetBranches,omitempty"`
+}
+
+// PreviewMax bounds the number of previews; 0 is the default (Total 10, PerAuthor 3). A pull request over a bound
+// waits, queued, oldest first; nothing is evicted.
+type PreviewMax struct {
+	Total     int `json:"total"`
+	PerAuthor int `json:"perAuthor"`
+}
+
+// PreviewCaps bound each preview workload: its replicas, CPU and memory are cut to them (0: replicas 1, CPU and
+// memory as the base has them).
+type PreviewCaps struct {
+	Replicas    int   `json:"replicas"`
+	CPUMillis   int64 `json:"cpuMillis,omitempty"`
+	MemoryBytes int64 `json:"memoryBytes,omitempty"`
+}
+
+// PreviewGate holds a preview back until the named commit statuses are green on the head commit.
+type PreviewGate struct {
+	Statuses []string `json:"statuses,omitempty"`
 }

@@ -155,6 +155,7 @@ func Run(t *testing.T, h Harness) {
 		{"faults", s.faults},
 		{"crash", s.crash},
 		{"ownership", s.ownership},
+		{"preview", s.preview},
 		{"status", s.status},
 	} {
 		t.Run(c.name, c.run)

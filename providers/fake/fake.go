@@ -32,6 +32,12 @@ type Call struct {
 
 type key struct{ instance, env, target, workload string }
 
+// previewLabels are the preview labels a workload's objects carry.
+type previewLabels struct {
+	number int
+	head   string
+}
+
 type failure struct {
 	n         int
 	permanent bool
@@ -44,6 +50,7 @@ type Provider struct {
 	mu        sync.Mutex
 	state     map[key]*providers.Observed
 	values    map[key]map[string][]byte // the secret values the "runtime" was given, by workload and secret
+	previews  map[key]previewLabels     // the preview labels of a workload's objects
 	calls     []Call
 	fail      map[string]*failure
 	holds     map[string]chan struct{}
@@ -64,6 +71,7 @@ var AllCapabilities = providers.Capabilities{HealthHTTP: true, HealthTCP: true, 
 // New returns an empty fake provider with every capability.
 func New() *Provider {
 	return &Provider{caps: AllCapabilities, state: map[key]*providers.Observed{}, values: map[key]map[string][]byte{},
+		previews: map[key]previewLabels{},
 		fail:  map[string]*failure{},
 		holds: map[string]chan struct{}{}, keyBusy: map[key]bool{}}
 }
@@ -123,6 +131,7 @@ func copyObserved(o providers.Observed) providers.Observed {
 	o.Replicas = append([]providers.Replica(nil), o.Replicas...)
 	o.Missing = slices.Clone(o.Missing)
 	o.SecretFingerprints = maps.Clone(o.SecretFingerprints)
+	o.Endpoints = slices.Clone(o.Endpoints)
 	return o
 }
 
@@ -219,8 +228,54 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		}
 		o.Replicas = append(o.Replicas, r)
 	}
+	for _, port := range w.Ports {
+		if port.Public {
+			hp := port.HostPort
+			if hp == 0 {
+				hp = port.Port
+			}
+			o.Endpoints = append(o.Endpoints, providers.Endpoint{Port: port.Port, Address: fmt.Sprintf("127.0.0.1:%d", hp)})
+		}
+	}
 	p.state[k] = o
+	if d.Owner.Preview != 0 {
+		l := previewLabels{number: d.Owner.Preview}
+		if d.Preview != nil {
+			l.head = d.Preview.Head
+		}
+		p.previews[k] = l
+	} else {
+		delete(p.previews, k)
+	}
 	return nil
+}
+
+// Environments implements providers.EnvironmentLister: the environments with workloads of instance on target.
+func (p *Provider) Environments(ctx context.Context, instance, target string) ([]providers.EnvironmentRef, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.calls = append(p.calls, Call{Op: "environments", Target: target})
+	by := map[string]providers.EnvironmentRef{}
+	for k := range p.state {
+		if k.instance != instance || k.target != target {
+			continue
+		}
+		r := by[k.env]
+		r.Name = k.env
+		if l, ok := p.previews[k]; ok {
+			r.Preview = l.number
+			if l.head > r.Head {
+				r.Head = l.head
+			}
+		}
+		by[k.env] = r
+	}
+	out := slices.Collect(maps.Values(by))
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
 }
 
 // sameRun tells whether replicas of live run what desired asks, the replica count aside.
@@ -253,6 +308,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	p.calls = append(p.calls, Call{Op: "delete", Environment: owner.Environment, Target: target, Workload: workload})
 	delete(p.state, k)
 	delete(p.values, k)
+	delete(p.previews, k)
 	return nil
 }
 
