@@ -72,8 +72,8 @@ var AllCapabilities = providers.Capabilities{HealthHTTP: true, HealthTCP: true, 
 func New() *Provider {
 	return &Provider{caps: AllCapabilities, state: map[key]*providers.Observed{}, values: map[key]map[string][]byte{},
 		previews: map[key]previewLabels{},
-		fail:  map[string]*failure{},
-		holds: map[string]chan struct{}{}, keyBusy: map[key]bool{}}
+		fail:     map[string]*failure{},
+		holds:    map[string]chan struct{}{}, keyBusy: map[key]bool{}}
 }
 
 // SetCapabilities replaces the capabilities the provider declares.
