@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/berth-dev/berth/policies"
@@ -213,4 +215,15 @@ func (p *Plan) Write(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// Observed is what the targets reported for workload while the plan was made (every target's copy), for callers
+// that report on what runs: its replicas and its public endpoints.
+func (p *Plan) Observed(workload string) []providers.Observed {
+	return p.observed[workload]
+}
+
+// ObservedWorkloads names the workloads the targets reported for the environment, sorted.
+func (p *Plan) ObservedWorkloads() []string {
+	return slices.Sorted(maps.Keys(p.observed))
 }
