@@ -51,8 +51,15 @@ type Options struct {
 	// Repository is "owner/name".
 	Repository string
 	// Token is the token's value, read by the caller from its reference. It is registered with schema/redact
-	// and never logged.
+	// and never logged. Exactly one of Token and App is set.
 	Token string
+	// App authenticates as a GitHub App installation instead of with a token.
+	App *App
+	// Now is the clock for App tokens (time.Now when nil).
+	Now func() time.Time
+	// Observer, when set, is told of every request (forge.Observer; op "token" for an App token) and of the
+	// X-RateLimit-Remaining of every answer that carries it.
+	Observer forge.Observer
 	// Timeout bounds each request (DefaultTimeout).
 	Timeout time.Duration
 	// Transport is the HTTP transport (http.DefaultTransport when nil).
@@ -121,10 +128,16 @@ func New(o Options) (*Forge, error) {
 		repo == "." || repo == ".." {
 		return nil, fmt.Errorf("github: repository %q is not owner/name", o.Repository)
 	}
-	if o.Token == "" {
-		return nil, errors.New("github: no token")
+	if (o.Token == "") == (o.App == nil) {
+		return nil, errors.New("github: exactly one of a token and a GitHub App is needed")
 	}
-	redact.Register(o.Token)
+	if o.Token != "" {
+		redact.Register(o.Token)
+	}
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	base := o.BaseURL
 	if base == "" {
 		base = DefaultBaseURL
@@ -139,9 +152,19 @@ func New(o Options) (*Forge, error) {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	hc := &http.Client{Timeout: timeout, Transport: o.Transport}
-	c, err := gh.NewClient(gh.WithHTTPClient(hc), gh.WithAuthToken(o.Token), gh.WithURLs(&base, &base),
-		gh.WithUserAgent("berth"))
+	rt := forge.ObserveTransport(o.Transport, "github", o.Observer, gh.HeaderRateRemaining)
+	opts := []gh.ClientOptionsFunc{gh.WithURLs(&base, &base), gh.WithUserAgent("berth")}
+	if o.App != nil {
+		in, err := newInstallation(*o.App, base, now, rt)
+		if err != nil {
+			return nil, err
+		}
+		rt = &appAuth{in: in, next: rt}
+	} else {
+		opts = append(opts, gh.WithAuthToken(o.Token))
+	}
+	hc := &http.Client{Timeout: timeout, Transport: rt}
+	c, err := gh.NewClient(append(opts, gh.WithHTTPClient(hc))...)
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", redact.Error(err))
 	}
@@ -272,6 +295,10 @@ func (f *Forge) decodeBody(op string, resp *gh.Response, v any) ([]byte, error) 
 
 // fail turns a client error into a *forge.Error with the status, GitHub's words and what the headers say.
 func (f *Forge) fail(op string, resp *gh.Response, err error) error {
+	var fe *forge.Error
+	if errors.As(err, &fe) {
+		return fe // the App token could not be had: that call's own error
+	}
 	e := &forge.Error{Forge: "github", Op: op, Err: redact.Error(err)}
 	if resp != nil && resp.Response != nil {
 		e.Status = resp.StatusCode
@@ -340,6 +367,7 @@ func (f *Forge) fail(op string, resp *gh.Response, err error) error {
 // listing. On the first changed page the whole listing is read again without conditions.
 func (f *Forge) ListOpen(ctx context.Context, etag string) (forge.List, error) {
 	const op = "list pull requests"
+	ctx = forge.WithOp(ctx, forge.OpListOpen)
 	if prev := decodeETag(etag); len(prev) > 0 {
 		same := true
 		for i, tag := range prev {
@@ -441,6 +469,7 @@ func decodeETag(etag string) []string {
 // Get reads one pull request, whatever its state.
 func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
 	const op = "get pull request"
+	ctx = forge.WithOp(ctx, forge.OpGet)
 	if number <= 0 {
 		return forge.Change{}, &forge.Error{Forge: "github", Op: op, Err: fmt.Errorf("bad number %d", number)}
 	}
@@ -504,6 +533,7 @@ func (f *Forge) change(pr *gh.PullRequest) (forge.Change, error) {
 // are read.
 func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, error) {
 	const op = "get permission"
+	ctx = forge.WithOp(ctx, forge.OpPermission)
 	if !login.MatchString(user) {
 		return forge.PermissionNone, &forge.Error{Forge: "github", Op: op,
 			Err: fmt.Errorf("%q is not a GitHub login", redact.Body([]byte(user), 60))}
@@ -559,6 +589,7 @@ func (f *Forge) combined(ctx context.Context, op, sha string) ([]*gh.RepoStatus,
 
 // Statuses are the latest states of the commit's statuses, by context.
 func (f *Forge) Statuses(ctx context.Context, sha string) (map[string]forge.StatusState, error) {
+	ctx = forge.WithOp(ctx, forge.OpStatuses)
 	sts, err := f.combined(ctx, "get statuses", sha)
 	if err != nil {
 		return nil, err
@@ -574,6 +605,7 @@ func (f *Forge) Statuses(ctx context.Context, sha string) (map[string]forge.Stat
 // state and (cut) description: one GET when nothing changed, a GET and a POST otherwise.
 func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 	const op = "set status"
+	ctx = forge.WithOp(ctx, forge.OpSetStatus)
 	switch s.State {
 	case forge.StatusPending, forge.StatusSuccess, forge.StatusFailure, forge.StatusError:
 	default:
@@ -603,6 +635,7 @@ func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 // Comments lists every comment of the pull request, oldest first.
 func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, error) {
 	const op = "list comments"
+	ctx = forge.WithOp(ctx, forge.OpComments)
 	if number <= 0 {
 		return nil, &forge.Error{Forge: "github", Op: op, Err: fmt.Errorf("bad number %d", number)}
 	}
@@ -630,6 +663,7 @@ func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, erro
 
 // Self is the token's login, read with GET /user on first use and kept (a failure is not kept).
 func (f *Forge) Self(ctx context.Context) (string, error) {
+	ctx = forge.WithOp(ctx, forge.OpSelf)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.self != "" {
@@ -652,6 +686,7 @@ func (f *Forge) Self(ctx context.Context) (string, error) {
 // start with it, and cut to CommentLimit characters with CutNote.
 func (f *Forge) UpsertComment(ctx context.Context, number int, marker, body string) (int64, error) {
 	const op = "upsert comment"
+	ctx = forge.WithOp(ctx, forge.OpUpsertComment)
 	if marker == "" || !strings.HasPrefix(marker, "<!--") || !strings.HasSuffix(marker, "-->") {
 		return 0, &forge.Error{Forge: "github", Op: op, Err: errors.New("the marker is not an HTML comment")}
 	}

@@ -1,7 +1,7 @@
 // Package githubemu is a wire-level emulator of the subset of GitHub's REST API (v3) that repos/forge/github
 // uses, for one repository, on an httptest server on loopback. The real client (google/go-github) talks to it over
 // HTTP; tests drive its state from the admin side (Open, ClosePR, Merge, Push, Label, AddCollaborator, AddComment,
-// AddToken, ExpireToken) and inject faults (Inject).
+// AddToken, ExpireToken, AddApp, AddInstallation, SetTokenTTL, RevokeAppTokens, SetNow) and inject faults (Inject).
 //
 // Emulated, with GitHub's shapes (paths are accepted with or without the Enterprise /api/v3 prefix):
 //   - GET /user: the token's user.
@@ -20,6 +20,13 @@
 //     with X-RateLimit-Remaining: 0. X-RateLimit-Limit, -Remaining, -Used, -Reset and -Resource are sent.
 //   - Authentication: "Authorization: Bearer <token>" or "token <token>"; an unknown or expired token is 401 "Bad
 //     credentials".
+//   - POST /app/installations/{id}/access_tokens, authenticated with the app's JWT ("Bearer <jwt>"): RS256 only,
+//     verified against the public key the test registered with AddApp for the app named by iss; exp required, in
+//     the future and at most 10 minutes ahead; iat not in the future (no leeway). A bad JWT is 401 "A JSON web
+//     token could not be decoded" (or GitHub's words for an exp too far ahead); an installation that is not the
+//     app's is 404. 201 {"token": "ghs_…", "expires_at", "permissions", "repository_selection"}; the token
+//     authenticates as the installation's bot login until expires_at (SetTokenTTL, default one hour), then 401.
+//     The call costs no quota here.
 //
 // Faults (Inject, for the next Count requests whose path and query contain Match): a 500 JSON error, a 502 with an HTML
 // body, a 200 with an HTML body, a 200 whose JSON ends mid-document, a 200 with an empty body, no answer until
@@ -30,7 +37,8 @@
 // description is not documented (other tools cut at 140; the emulator refuses more with a 422 so that a caller
 // that forgets to cut is caught); the ETag's exact form (GitHub sends weak ETags, W/"…"); the message of a 403 on
 // editing another user's comment; the order of the combined status's statuses (here by context). Not emulated:
-// check runs, deployments, GitHub App installation tokens (a later step), GraphQL, webhooks, the x-poll-interval
+// check runs, deployments, the other /app endpoints, per-token permissions (the minted token has the bot's
+// repository permission), GraphQL, webhooks, the x-poll-interval
 // header.
 //
 // Requests counts every request that reached the server and those that counted against the quota.

@@ -1,9 +1,11 @@
 package githubemu
 
 import (
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The real limits the emulator enforces.
@@ -113,7 +117,26 @@ type Server struct {
 	reset    time.Time
 	requests int
 	counted  int
+
+	apps      map[int64]*rsa.PublicKey // GitHub App id → the public half of its key
+	installs  map[int64]installation   // installation id → its app and bot login
+	appTokens map[string]appToken      // installation token → its login and expiry
+	tokenTTL  time.Duration
+	minted    int
 }
+
+type installation struct {
+	app   int64
+	login string
+}
+
+type appToken struct {
+	login   string
+	expires time.Time
+}
+
+// DefaultTokenTTL is how long an installation token lives (GitHub: one hour).
+const DefaultTokenTTL = time.Hour
 
 // New starts an emulator for owner/repo on loopback. Close it when done.
 func New(owner, repo string) *Server {
@@ -128,6 +151,11 @@ func New(owner, repo string) *Server {
 		nextID:   1000,
 		limit:    DefaultQuota,
 		remain:   DefaultQuota,
+
+		apps:      map[int64]*rsa.PublicKey{},
+		installs:  map[int64]installation{},
+		appTokens: map[string]appToken{},
+		tokenTTL:  DefaultTokenTTL,
 	}
 	s.reset = s.now().Add(time.Hour)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -154,6 +182,49 @@ func (s *Server) ExpireToken(token string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.tokens, token)
+}
+
+// SetNow replaces the emulator's clock (time.Now): it decides token and JWT expiry and the times it stamps.
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// AddApp registers a GitHub App by its id and the public half of its private key: JWTs it signs are accepted.
+func (s *Server) AddApp(id int64, key *rsa.PublicKey) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.apps[id] = key
+}
+
+// AddInstallation installs app on the repository as installation id; its tokens authenticate as login (GitHub's
+// "<app-slug>[bot]").
+func (s *Server) AddInstallation(id, app int64, login string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.installs[id] = installation{app: app, login: login}
+}
+
+// SetTokenTTL sets how long installation tokens minted from now on live (DefaultTokenTTL).
+func (s *Server) SetTokenTTL(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tokenTTL = d
+}
+
+// Minted is how many installation tokens were minted.
+func (s *Server) Minted() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.minted
+}
+
+// RevokeAppTokens revokes every installation token: they answer 401 from now on.
+func (s *Server) RevokeAppTokens() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.appTokens)
 }
 
 // AddCollaborator gives login a permission: "admin", "write", "read" or "none" (a known user without access).
@@ -328,6 +399,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	path := strings.TrimPrefix(r.URL.Path, "/api/v3")
+	if seg := strings.Split(path, "/"); len(seg) == 5 && seg[1] == "app" && seg[2] == "installations" &&
+		seg[4] == "access_tokens" && r.Method == http.MethodPost {
+		s.mintToken(w, r, seg[3])
+		return
+	}
 	login, ok := s.auth(r)
 	if !ok {
 		s.rateHeaders(w)
@@ -429,8 +505,76 @@ func (s *Server) auth(r *http.Request) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	login, ok := s.tokens[tok]
-	return login, ok
+	if login, ok := s.tokens[tok]; ok {
+		return login, true
+	}
+	at, ok := s.appTokens[tok]
+	if !ok || !s.now().Before(at.expires) {
+		return "", false
+	}
+	return at.login, true
+}
+
+// mintToken is POST /app/installations/{id}/access_tokens, authenticated with the app's JWT: RS256, signed by the
+// app's key, iss the app id, iat not in the future, exp in the future and at most 10 minutes ahead. It answers
+// 201 with GitHub's shape: token, expires_at, permissions, repository_selection.
+func (s *Server) mintToken(w http.ResponseWriter, r *http.Request, id string) {
+	s.rateHeaders(w)
+	unauthorized := func(msg string) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": msg,
+			"documentation_url": "https://docs.github.com/rest"})
+	}
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		unauthorized("A JSON web token could not be decoded")
+		return
+	}
+	now := s.now()
+	var claims jwt.RegisteredClaims
+	var app int64
+	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		iss, err := t.Claims.GetIssuer()
+		if err != nil {
+			return nil, err
+		}
+		app, err = strconv.ParseInt(iss, 10, 64)
+		if err != nil {
+			return nil, errors.New("'Issuer' claim ('iss') must be an Integer")
+		}
+		key := s.apps[app]
+		if key == nil {
+			return nil, errors.New("Integration not found")
+		}
+		return key, nil
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt(), jwt.WithExpirationRequired())
+	switch {
+	case err != nil:
+		unauthorized("A JSON web token could not be decoded")
+		return
+	case claims.ExpiresAt.Sub(now) > 10*time.Minute:
+		unauthorized("'Expiration time' claim ('exp') is too far in the future")
+		return
+	case claims.IssuedAt == nil:
+		unauthorized("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
+		return
+	}
+	n, _ := strconv.ParseInt(id, 10, 64)
+	inst, ok := s.installs[n]
+	if !ok || inst.app != app {
+		writeJSON(w, http.StatusNotFound, errBody("Not Found"))
+		return
+	}
+	s.minted++
+	sum := sha256.Sum256([]byte(fmt.Sprint("token", id, s.minted, now.UnixNano())))
+	tok := "ghs_" + hex.EncodeToString(sum[:18])
+	exp := now.Add(s.tokenTTL).UTC().Truncate(time.Second)
+	s.appTokens[tok] = appToken{login: inst.login, expires: exp}
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"token": tok, "expires_at": exp.Format(time.RFC3339),
+		"permissions":          map[string]any{"pull_requests": "read", "issues": "write", "statuses": "write", "metadata": "read"},
+		"repository_selection": "selected",
+	})
 }
 
 func (s *Server) rateHeaders(w http.ResponseWriter) {
