@@ -45,7 +45,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	// was changed by hand, and is replaced.
 	want := readBack(d.Workload, img)
 	want.Replicas = 0
-	if _, err := p.ensureNetwork(ctx, k); err != nil {
+	if _, err := p.ensureNetwork(ctx, k, d.Owner.Preview); err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
 	cs, err := p.listContainers(ctx, k.labels(), true)
@@ -217,7 +217,7 @@ func (p *Provider) createContainer(ctx context.Context, k wkey, d providers.Desi
 		return "", err
 	}
 	p.netUse.RLock()
-	if _, err = p.ensureNetwork(ctx, k); err != nil {
+	if _, err = p.ensureNetwork(ctx, k, d.Owner.Preview); err != nil {
 		p.netUse.RUnlock()
 		return "", err
 	}

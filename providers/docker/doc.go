@@ -8,6 +8,19 @@
 // deterministic (berth-<instance>-<env>-<workload>-<hash>-<index>), so a repeat after a crash finds what the first
 // attempt made; a name held by a container berth does not own is a permanent error.
 //
+// Previews: a preview environment ("pr-42") is an environment like any other, with its own containers, network
+// and public host ports (the preview controller gives it ports of its own), so its List and Delete never see its
+// base's containers, nor the base's its. Its containers and network also carry providers.LabelPreview (the
+// number) and its containers providers.LabelHead (the head commit they were created from, when it is a commit
+// ID). Environments (providers.EnvironmentLister) is one ContainerList of the instance's and target's labels:
+// each environment once, its number when LabelPreview names that very environment, and the head of its newest
+// container. Capabilities.HostRoutes is false: berth's own preview router routes host names to the endpoints.
+// Names need no cut: the engine limits neither container nor network names (the alias is the workload name).
+//
+// Endpoints: one per public port, at the proxy's address (publicAddress and the public host port; a wildcard
+// publicAddress reads as 127.0.0.1), once a running replica is served on it (its LabelPublicPorts names the
+// mapping and the engine published the container port on 127.0.0.1).
+//
 // Read-back: List reads each workload from its containers' own fields (ContainerInspect, and ImageInspect of the
 // container's image, once per image ID): image is Config.Image, the reference the container was created with;
 // command is Config.Entrypoint and args Config.Cmd, each unless it equals the image's own; env is Config.Env minus

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strings"
 	"sync"
@@ -384,8 +385,9 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (imageDefaults, 
 	return p.remember(ref, img), nil
 }
 
-// ensureNetwork returns the name of the bridge network of (instance, environment), creating it when missing.
-func (p *Provider) ensureNetwork(ctx context.Context, k wkey) (string, error) {
+// ensureNetwork returns the name of the bridge network of (instance, environment), creating it when missing (with
+// LabelPreview in a preview environment).
+func (p *Provider) ensureNetwork(ctx context.Context, k wkey, preview int) (string, error) {
 	name := networkName(k.Instance, k.Environment)
 	p.netCreate.Lock()
 	defer p.netCreate.Unlock()
@@ -406,10 +408,9 @@ func (p *Provider) ensureNetwork(ctx context.Context, k wkey) (string, error) {
 			return name, nil
 		}
 		cctx, cancel = callCtx(ctx)
-		_, err = p.cli.NetworkCreate(cctx, name, network.CreateOptions{
-			Driver: "bridge",
-			Labels: map[string]string{providers.LabelInstance: k.Instance, providers.LabelEnvironment: k.Environment},
-		})
+		labels := map[string]string{providers.LabelInstance: k.Instance, providers.LabelEnvironment: k.Environment}
+		maps.Copy(labels, previewLabels(providers.Owner{Preview: preview}, nil))
+		_, err = p.cli.NetworkCreate(cctx, name, network.CreateOptions{Driver: "bridge", Labels: labels})
 		cancel()
 		if err == nil {
 			p.log.InfoContext(ctx, "network created", "env", k.Environment, "network", name)
@@ -447,4 +448,6 @@ var (
 	_ providers.Validator  = (*Provider)(nil)
 	_ providers.Closer     = (*Provider)(nil)
 	_ providers.Normalizer = (*Provider)(nil)
+
+	_ providers.EnvironmentLister = (*Provider)(nil)
 )

@@ -2,11 +2,16 @@ package docker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -18,7 +23,8 @@ import (
 //
 // Spec is one replica's live workload, with Replicas the number of containers: the first replica (by index) whose
 // fields no longer match what berth made it with (LabelLiveHash), so a hand edit of one replica shows even when
-// the others are intact; when none was edited, the first replica of the majority spec hash.
+// the others are intact; when none was edited, the first replica of the majority spec hash. Endpoints are the
+// public ports of Spec as berth's proxy serves them (see endpoints).
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	cs, err := p.listContainers(ctx, map[string]string{
 		providers.LabelInstance:    owner.Instance,
@@ -105,8 +111,96 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 	}
 	o.Spec = seen[pick].spec
 	o.Spec.Replicas = len(seen)
+	o.Endpoints = endpoints(o.Spec, group, endpointHost(p.publicAddress))
 	if fps := providers.ParseSecretsRecord(seen[pick].labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
 		o.SecretFingerprints = fps
 	}
 	return o, nil
+}
+
+// endpoints are where the public ports of spec answer: berth's proxy listens at host on each public host port and
+// forwards to the replicas. A port is left out until a running replica can be served on it: its LabelPublicPorts
+// names the mapping and the engine published its container port on 127.0.0.1.
+func endpoints(spec schema.Workload, cs []container.InspectResponse, host string) []providers.Endpoint {
+	var out []providers.Endpoint
+	for _, port := range spec.Ports {
+		if !port.Public || port.Protocol != "tcp" || port.HostPort <= 0 {
+			continue
+		}
+		m := publicMapping{HostPort: port.HostPort, ContainerPort: port.Port}
+		serves := slices.ContainsFunc(cs, func(c container.InspectResponse) bool {
+			if c.State == nil || !c.State.Running || c.Config == nil {
+				return false
+			}
+			pub, err := parsePublicPorts(c.Config.Labels[LabelPublicPorts])
+			if err != nil || !slices.Contains(pub, m) {
+				return false
+			}
+			_, ok := publishedPort(c, port.Port)
+			return ok
+		})
+		if serves {
+			out = append(out, providers.Endpoint{Port: port.Port, Address: net.JoinHostPort(host, strconv.Itoa(port.HostPort))})
+		}
+	}
+	return out
+}
+
+// endpointHost is the host clients reach the proxies at: the publicAddress setting, 127.0.0.1 for a wildcard.
+func endpointHost(publicAddress string) string {
+	if ip := net.ParseIP(publicAddress); publicAddress == "" || ip != nil && ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return publicAddress
+}
+
+// Environments implements providers.EnvironmentLister: one ContainerList of every state, filtered on the instance
+// and target labels, read from the listing's labels alone (see environments).
+func (p *Provider) Environments(ctx context.Context, instance, target string) ([]providers.EnvironmentRef, error) {
+	if instance == "" || target == "" {
+		return nil, providers.Permanent(errors.New("environments: instance and target are required"))
+	}
+	if err := p.negotiate(ctx); err != nil {
+		return nil, err
+	}
+	f := filters.NewArgs(filters.Arg("label", providers.LabelInstance+"="+instance),
+		filters.Arg("label", providers.LabelTarget+"="+target))
+	cctx, cancel := callCtx(ctx)
+	sums, err := p.cli.ContainerList(cctx, container.ListOptions{All: true, Filters: f})
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("list containers: %w", err)
+	}
+	return environments(sums), nil
+}
+
+// environments groups containers by LabelEnvironment, sorted by name: each environment once, its Preview from
+// previewOf and its Head the LabelHead of its newest container that has one.
+func environments(sums []container.Summary) []providers.EnvironmentRef {
+	sums = slices.Clone(sums)
+	sort.SliceStable(sums, func(i, j int) bool { return sums[i].Created < sums[j].Created })
+	by := map[string]*providers.EnvironmentRef{}
+	for _, s := range sums {
+		env := s.Labels[providers.LabelEnvironment]
+		if env == "" {
+			continue
+		}
+		r := by[env]
+		if r == nil {
+			r = &providers.EnvironmentRef{Name: env}
+			by[env] = r
+		}
+		if n := previewOf(env, s.Labels); n != 0 {
+			r.Preview = n
+		}
+		if h := headOf(s.Labels); h != "" {
+			r.Head = h
+		}
+	}
+	out := make([]providers.EnvironmentRef, 0, len(by))
+	for _, r := range by {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }
