@@ -129,7 +129,7 @@ func (l *loader) load(files []*ast.File) *Config {
 		return nil
 	}
 
-	var targets, envs, wls, secs cue.Value
+	var targets, envs, wls, secs, previews cue.Value
 	it, _ := root.Fields()
 	for it.Next() {
 		switch it.Selector().String() {
@@ -141,8 +141,10 @@ func (l *loader) load(files []*ast.File) *Config {
 			wls = it.Value()
 		case topSecrets:
 			secs = it.Value()
+		case topPreviews:
+			previews = it.Value()
 		default:
-			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads or secrets)")
+			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads, secrets or previews)")
 		}
 	}
 
@@ -170,6 +172,7 @@ func (l *loader) load(files []*ast.File) *Config {
 			cfg.Environments[f.name] = env
 		}
 	}
+	cfg.Previews = l.previews(previews, cfg, envFields, first)
 	return cfg
 }
 

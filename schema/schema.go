@@ -37,6 +37,7 @@ type defs struct {
 	environment cue.Value
 	workload    cue.Value
 	secret      cue.Value
+	previews    cue.Value // #Previews
 	serve       cue.Value
 	// targetTypes is each target type's own closed definition, chosen by the target's type field so that a
 	// mistake is reported against that type's fields rather than as "no alternative matches".
@@ -75,6 +76,7 @@ func compileDefs(ctx *cue.Context) defs {
 		environment: v.LookupPath(cue.ParsePath("#Environment")),
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
 		secret:      v.LookupPath(cue.ParsePath("#Secret")),
+		previews:    v.LookupPath(cue.ParsePath("#Previews")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
 		targetTypes: map[string]cue.Value{
 			"docker":     v.LookupPath(cue.ParsePath("#DockerTarget")),
