@@ -13,6 +13,10 @@
 //   - What comes from a change (titles, branch names, labels, comment bodies) is untrusted text: implementations
 //     bound it and never interpret it.
 //   - Server text quoted in errors goes through schema/redact (bounded, cleaned, masked); the token never appears.
+//   - Every HTTP request is reported to the optional Observer of the implementation's Options (op, HTTP status or
+//     0, and the rate-limit remaining when the answer says it): ObserveTransport does it, the op travels in the
+//     request's context (WithOp). The caller turns it into berth_forge_requests_total{forge,op,code} and
+//     berth_forge_ratelimit_remaining{forge}.
 //
 // Non-goals: Git transport (package repos), webhooks (package repos/webhook: events only wake the loop, the forge
 // is re-read), deciding what to deploy (the reconciler).

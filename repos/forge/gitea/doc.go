@@ -39,6 +39,10 @@
 // The SDK keeps one context per client, so each call makes its own small client bound to the call's context;
 // all share one http.Client and its connections. Each request is bounded by Options.Timeout.
 //
+// With Options.Observer every request is reported (forge.Observer: the Forge method's op, "version" for the
+// version read, the HTTP status, 0 for a transport failure). Gitea sends no rate-limit headers of its own; an
+// X-RateLimit-Remaining set by a limiter in front of it is reported when present.
+//
 // Forgejo: the same calls and shapes; its version string ("7.0.1+gitea-1.22.0") parses as a version newer than
 // every gate of the SDK. No difference was found for the calls used here.
 package gitea

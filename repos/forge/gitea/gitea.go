@@ -63,6 +63,9 @@ type Options struct {
 	CommentBytes int
 	// Now is the clock for Retry-After dates and X-RateLimit-Reset (time.Now when nil).
 	Now func() time.Time
+	// Observer, when set, is told of every request (forge.Observer). Gitea sends no rate-limit headers by
+	// default; when a proxy in front sends X-RateLimit-Remaining, it is reported too.
+	Observer forge.Observer
 }
 
 // Forge is one repository on a Gitea or Forgejo server.
@@ -118,7 +121,7 @@ func New(opts Options) (*Forge, error) {
 		rt = http.DefaultTransport
 	}
 	hc := *base
-	hc.Transport = &recorder{next: rt}
+	hc.Transport = &recorder{next: forge.ObserveTransport(rt, "gitea", opts.Observer, "X-RateLimit-Remaining")}
 	return &Forge{opts: opts, owner: owner, repo: repo, hc: &hc, set: map[string]statusKey{}}, nil
 }
 
@@ -194,7 +197,7 @@ func (f *Forge) client(ctx context.Context) (*sdk.Client, error) {
 	if v == "" {
 		c := &call{}
 		cl, err := sdk.NewClient(f.opts.BaseURL, append(opts, sdk.SetGiteaVersion(""),
-			sdk.SetContext(context.WithValue(ctx, callKey{}, c)))...)
+			sdk.SetContext(context.WithValue(forge.WithOp(ctx, forge.OpVersion), callKey{}, c)))...)
 		if err != nil {
 			return nil, &forge.Error{Forge: "gitea", Op: "version", Err: redact.Error(err)}
 		}
@@ -321,6 +324,7 @@ const etagDigest = "berth-sha256:"
 
 // ListOpen reads every page of the open pull requests, or fails.
 func (f *Forge) ListOpen(ctx context.Context, etag string) (forge.List, error) {
+	ctx = forge.WithOp(ctx, forge.OpListOpen)
 	const op = "list open pull requests"
 	ifNoneMatch := ""
 	if etag != "" && !strings.HasPrefix(etag, etagDigest) {
@@ -414,6 +418,7 @@ func (f *Forge) ListOpen(ctx context.Context, etag string) (forge.List, error) {
 
 // Get reads one pull request.
 func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
+	ctx = forge.WithOp(ctx, forge.OpGet)
 	var pr *sdk.PullRequest
 	_, err := f.do(ctx, fmt.Sprintf("get pull request %d", number), "", func(cl *sdk.Client) (*sdk.Response, error) {
 		var resp *sdk.Response
@@ -493,6 +498,7 @@ func bound(s string) string {
 
 // Permission is user's access to the repository (Gitea's "owner" counts as admin; an unknown word as none).
 func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, error) {
+	ctx = forge.WithOp(ctx, forge.OpPermission)
 	if user == "" {
 		return forge.PermissionNone, fmt.Errorf("gitea: permission of an empty user name: %w", forge.ErrNotFound)
 	}
@@ -526,6 +532,7 @@ func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, 
 // combined status, whose SDK call takes an undecodable 200 for "no statuses": doc.go). Gitea's "warning" reads as
 // failure.
 func (f *Forge) Statuses(ctx context.Context, sha string) (map[string]forge.StatusState, error) {
+	ctx = forge.WithOp(ctx, forge.OpStatuses)
 	latest, err := f.statuses(ctx, sha)
 	if err != nil {
 		return nil, err
@@ -588,6 +595,7 @@ func (f *Forge) statuses(ctx context.Context, sha string) (map[string]*sdk.Statu
 // SetStatus sets a commit status unless the same state and description are already there (as this Forge last
 // set it, or as the forge lists it).
 func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
+	ctx = forge.WithOp(ctx, forge.OpSetStatus)
 	desc := cut(s.Description, StatusDescription)
 	key := s.SHA + "\x00" + s.Context
 	want := statusKey{state: s.State, desc: desc}
@@ -635,6 +643,7 @@ func cut(s string, n int) string {
 
 // Comments lists the pull request's comments, oldest first (Gitea answers them all in one page).
 func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, error) {
+	ctx = forge.WithOp(ctx, forge.OpComments)
 	op := fmt.Sprintf("list comments of %d", number)
 	var cs []*sdk.Comment
 	c, err := f.do(ctx, op, "", func(cl *sdk.Client) (*sdk.Response, error) {
@@ -668,6 +677,7 @@ func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, erro
 
 // self is the token's user, read once with GET /user: only its comments can be berth's.
 func (f *Forge) self(ctx context.Context) (string, error) {
+	ctx = forge.WithOp(ctx, forge.OpSelf)
 	f.mu.Lock()
 	me := f.me
 	f.mu.Unlock()
@@ -697,6 +707,7 @@ func (f *Forge) self(ctx context.Context) (string, error) {
 // UpsertComment keeps one comment holding marker on the pull request: the oldest comment by the token's user whose
 // body starts with marker is edited in place (not at all when its body is already the same), or one is created.
 func (f *Forge) UpsertComment(ctx context.Context, number int, marker, body string) (int64, error) {
+	ctx = forge.WithOp(ctx, forge.OpUpsertComment)
 	if marker == "" {
 		return 0, &forge.Error{Forge: "gitea", Op: "upsert comment", Message: "empty marker"}
 	}

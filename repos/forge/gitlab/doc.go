@@ -42,4 +42,7 @@
 // too. Every failure is a *forge.Error with the host's words through redact.Body; 5xx, 429, timeouts, transport
 // failures and answers that are not JSON (an HTML page, a truncated page) are Temporary; RetryAfter comes from
 // Retry-After, or RateLimit-Reset when the quota is spent. The token is registered with schema/redact.
+//
+// With Options.Observer every request is reported (forge.Observer: the Forge method's op, the HTTP status, 0 for
+// a transport failure) and so is RateLimit-Remaining of every answer that carries it.
 package gitlab

@@ -48,6 +48,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock (time.Now when nil), for RateLimit-Reset.
 	Now func() time.Time
+	// Observer, when set, is told of every request (forge.Observer) and of the RateLimit-Remaining of every
+	// answer that carries it.
+	Observer forge.Observer
 }
 
 // Forge is one GitLab project.
@@ -85,8 +88,14 @@ func New(o Options) (*Forge, error) {
 		o.Now = time.Now
 	}
 	opts := []gl.ClientOptionFunc{gl.WithBaseURL(o.BaseURL), gl.WithoutRetries(), gl.WithCustomLimiter(noLimit{})}
-	if o.HTTPClient != nil {
-		opts = append(opts, gl.WithHTTPClient(o.HTTPClient))
+	if o.HTTPClient != nil || o.Observer != nil {
+		hc := &http.Client{}
+		if o.HTTPClient != nil {
+			c := *o.HTTPClient
+			hc = &c
+		}
+		hc.Transport = forge.ObserveTransport(hc.Transport, "gitlab", o.Observer, "RateLimit-Remaining")
+		opts = append(opts, gl.WithHTTPClient(hc))
 	}
 	c, err := gl.NewClient(o.Token, opts...)
 	if err != nil {
@@ -103,8 +112,9 @@ func (f *Forge) Limits() forge.Limits {
 	return forge.Limits{CommentBytes: NoteLimit, StatusDescription: StatusDescriptionLimit}
 }
 
-func (f *Forge) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, f.timeout)
+// ctx bounds one Forge call by the timeout and labels its requests with op for the Observer.
+func (f *Forge) ctx(ctx context.Context, op string) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(forge.WithOp(ctx, op), f.timeout)
 }
 
 // fail turns a client answer into a *forge.Error.
@@ -182,7 +192,7 @@ func parseETags(s string) etags {
 
 // ListOpen lists every open merge request (all pages) or fails.
 func (f *Forge) ListOpen(ctx context.Context, etag string) (forge.List, error) {
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpListOpen)
 	defer cancel()
 	if prev := parseETags(etag); len(prev) > 0 {
 		same, err := f.unchanged(ctx, prev)
@@ -332,7 +342,7 @@ func state(s string) string {
 
 // Get reads one merge request.
 func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpGet)
 	defer cancel()
 	m, resp, err := f.c.MergeRequests.GetMergeRequest(f.project, int64(number), nil, gl.WithContext(ctx))
 	if err != nil {
@@ -343,7 +353,7 @@ func (f *Forge) Get(ctx context.Context, number int) (forge.Change, error) {
 
 // Permission is user's access level, mapped onto forge permissions.
 func (f *Forge) Permission(ctx context.Context, user string) (forge.Permission, error) {
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpPermission)
 	defer cancel()
 	us, resp, err := f.c.Users.ListUsers(&gl.ListUsersOptions{Username: gl.Ptr(user)}, gl.WithContext(ctx))
 	if err != nil {
@@ -427,7 +437,7 @@ func writeState(s forge.StatusState) (gl.BuildStateValue, error) {
 
 // Statuses are the latest state of each status name on sha (GitLab lists the newest first).
 func (f *Forge) Statuses(ctx context.Context, sha string) (map[string]forge.StatusState, error) {
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpStatuses)
 	defer cancel()
 	ss, err := f.statuses(ctx, sha, "")
 	if err != nil {
@@ -470,7 +480,7 @@ func (f *Forge) SetStatus(ctx context.Context, s forge.Status) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpSetStatus)
 	defer cancel()
 	desc := cut(s.Description, StatusDescriptionLimit, "…")
 	ss, err := f.statuses(ctx, s.SHA, s.Context)
@@ -536,7 +546,7 @@ func (f *Forge) notes(ctx context.Context, number int) ([]*gl.Note, error) {
 
 // Comments lists the merge request's notes (not system notes), oldest first.
 func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, error) {
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpComments)
 	defer cancel()
 	ns, err := f.notes(ctx, number)
 	if err != nil {
@@ -560,7 +570,7 @@ func (f *Forge) me(ctx context.Context) (string, error) {
 	if self != "" {
 		return self, nil
 	}
-	u, resp, err := f.c.Users.CurrentUser(gl.WithContext(ctx))
+	u, resp, err := f.c.Users.CurrentUser(gl.WithContext(forge.WithOp(ctx, forge.OpSelf)))
 	if err != nil {
 		return "", f.fail("get token user", resp, err)
 	}
@@ -576,7 +586,7 @@ func (f *Forge) UpsertComment(ctx context.Context, number int, marker, body stri
 	if marker == "" {
 		return 0, errors.New("gitlab: UpsertComment needs a marker")
 	}
-	ctx, cancel := f.ctx(ctx)
+	ctx, cancel := f.ctx(ctx, forge.OpUpsertComment)
 	defer cancel()
 	if !strings.HasPrefix(body, marker) {
 		body = marker + "\n" + body
