@@ -542,5 +542,35 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 	return nil
 }
 
+// Environments lists the environments that have objects of this instance on target of cfg, from the runtime's
+// labels alone (providers.EnvironmentLister); nil when the target's provider cannot tell.
+func (e *Engine) Environments(ctx context.Context, cfg *schema.Config, target string) ([]providers.EnvironmentRef, error) {
+	t, ok := cfg.Targets[target]
+	if !ok {
+		return nil, fmt.Errorf("target %q is not declared", target)
+	}
+	if t.Name == "" {
+		t.Name = target
+	}
+	p, err := e.provider(t)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", target, err)
+	}
+	l, ok := p.(providers.EnvironmentLister)
+	if !ok {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+	defer cancel()
+	refs, err := l.Environments(ctx, e.opts.Instance, target)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: list environments: %w", target, err)
+	}
+	return refs, nil
+}
+
+// Instance is the instance name the engine labels objects with.
+func (e *Engine) Instance() string { return e.opts.Instance }
+
 // OpenStore opens the history store at path with default options (see store.Open).
 func OpenStore(path string) (*Store, error) { return store.Open(path) }

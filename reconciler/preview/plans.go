@@ -1,0 +1,220 @@
+package preview
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/berth-dev/berth/reconciler"
+	"github.com/berth-dev/berth/repos/forge"
+	"github.com/berth-dev/berth/schema"
+)
+
+// planComments keeps, on every open pull request against a branch that ordinary environments follow, one comment
+// per environment with berth's plan of what merging it would change there (terraform-plan style). The head's
+// workloads are planned against the base branch's targets: a pull request never makes berth talk to a runtime its
+// trusted branch does not name. Fork pull requests get plans only once approved, like previews. A plan is made
+// again when the head or the base moves.
+func (c *Controller) planComments(ctx context.Context, base *schema.Config, rev string, p *schema.PreviewPolicy, open map[int]forge.Change) {
+	var out []PlanStatus
+	for _, n := range slices.Sorted(maps.Keys(open)) {
+		ch := open[n]
+		var envs []string
+		for name, e := range base.Environments {
+			if e.Branch == ch.BaseRef && e.Preview == nil {
+				envs = append(envs, name)
+			}
+		}
+		if len(envs) == 0 {
+			continue
+		}
+		slices.Sort(envs)
+		if ch.Fork {
+			if p == nil || p.Forks != schema.ForksApproveEachCommit {
+				continue
+			}
+			if ok, err := c.approved(ctx, ch); err != nil || !ok {
+				continue
+			}
+		}
+		for _, env := range envs {
+			if ctx.Err() != nil {
+				return
+			}
+			ps := c.planFor(ctx, base, rev, ch, env)
+			out = append(out, ps)
+			c.publishPlan(ctx, ps)
+		}
+	}
+	c.mu.Lock()
+	c.report.Plans = out
+	c.mu.Unlock()
+}
+
+// planFor is the plan of environment env at ch's head, cached by head and base revision.
+func (c *Controller) planFor(ctx context.Context, base *schema.Config, rev string, ch forge.Change, env string) PlanStatus {
+	key := fmt.Sprintf("%d/%s/%s/%s", ch.Number, env, ch.HeadSHA, rev)
+	c.mu.Lock()
+	ps, ok := c.plans[key]
+	c.mu.Unlock()
+	if ok {
+		return ps
+	}
+	ps = PlanStatus{Number: ch.Number, Environment: env, Head: ch.HeadSHA}
+	fail := func(format string, args ...any) PlanStatus {
+		ps.Summary = "no plan"
+		ps.Errors = append(ps.Errors, fmt.Sprintf(format, args...))
+		return ps
+	}
+	done := func(ps PlanStatus) PlanStatus {
+		c.mu.Lock()
+		for k := range c.plans {
+			if strings.HasPrefix(k, fmt.Sprintf("%d/%s/", ch.Number, env)) {
+				delete(c.plans, k)
+			}
+		}
+		c.plans[key] = ps
+		c.mu.Unlock()
+		return ps
+	}
+	snap, err := c.opts.Source.(HeadFetcher).FetchRef(ctx, headRef(c.opts.Forge.Kind(), ch.Number), ch.HeadSHA)
+	if err != nil {
+		return fail("fetch the head: %v", err) // not cached: retried on the next pass
+	}
+	head, err := c.opts.LoadContext(ctx, filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
+	if err != nil {
+		for _, e := range errorInfos(err) {
+			ps.Errors = append(ps.Errors, errorLine(e))
+		}
+		ps.Summary = "the head does not load"
+		return done(ps)
+	}
+	if _, ok := head.Environments[env]; !ok {
+		ps.Summary = "merging removes environment " + env + " from this branch; berth will stop applying it"
+		return done(ps)
+	}
+	if !reflect.DeepEqual(targetsOf(head), targetsOf(base)) {
+		ps.Errors = append(ps.Errors, "the pull request changes targets: this plan uses the base branch's targets; the merge applies the new ones")
+	}
+	cfg := &schema.Config{Targets: base.Targets, Environments: head.Environments, Previews: head.Previews, Root: head.Root}
+	plan, err := c.opts.Engine.Plan(ctx, cfg, env, ch.HeadSHA)
+	if err != nil {
+		return fail("plan: %v", err)
+	}
+	ps.Summary, ps.Steps = plan.Summary(), stepLines(plan)
+	var b strings.Builder
+	_ = plan.Write(&b)
+	ps.Steps = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
+	for _, e := range planErrors(plan) {
+		ps.Errors = append(ps.Errors, errorLine(e))
+	}
+	return done(ps)
+}
+
+func targetsOf(cfg *schema.Config) map[string]any {
+	out := map[string]any{}
+	for n, t := range cfg.Targets {
+		out[n] = []any{t.Type, t.Settings}
+	}
+	return out
+}
+
+func errorLine(e reconciler.ErrorInfo) string {
+	line := e.Message
+	if e.Path != "" {
+		line = e.Path + ": " + line
+	}
+	if e.File != "" {
+		line = fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, line)
+	}
+	return line
+}
+
+// RenderPlan is the body of a plan comment.
+func RenderPlan(marker string, ps PlanStatus, limit int) string {
+	var sum strings.Builder
+	sum.WriteString(marker + "\n")
+	fmt.Fprintf(&sum, "### berth plan for `%s` at `%s`\n\n", ps.Environment, short(ps.Head))
+	fmt.Fprintf(&sum, "Merging this pull request would change: **%s**\n\n", codeText(ps.Summary))
+	var det strings.Builder
+	if len(ps.Errors) > 0 {
+		det.WriteString("**Problems**\n\n```\n")
+		for _, e := range ps.Errors {
+			det.WriteString(codeText(e) + "\n")
+		}
+		det.WriteString("```\n\n")
+	}
+	if len(ps.Steps) > 0 {
+		det.WriteString("```diff\n")
+		for _, s := range ps.Steps {
+			det.WriteString(codeText(s) + "\n")
+		}
+		det.WriteString("```\n")
+	}
+	out := sum.String()
+	const note = "\n_The plan is cut to fit the forge's comment size; `berth plan --pr N` prints all of it._\n"
+	if limit <= 0 || len(out)+det.Len() <= limit {
+		return out + det.String()
+	}
+	room := limit - len(out) - len(note) - len("```\n")
+	if room <= 0 {
+		return cut(out, limit)
+	}
+	d := cut(det.String(), room)
+	if strings.Count(d, "```")%2 == 1 {
+		d += "\n```"
+	}
+	return out + d + note
+}
+
+// publishPlan upserts a plan comment when it changed.
+func (c *Controller) publishPlan(ctx context.Context, ps PlanStatus) {
+	marker := forge.Marker(c.opts.Instance, "plan-"+ps.Environment)
+	body := RenderPlan(marker, ps, c.opts.Forge.Limits().CommentBytes)
+	key := fmt.Sprintf("%d/plan-%s", ps.Number, ps.Environment)
+	c.mu.Lock()
+	same := c.posted[key] == body
+	c.mu.Unlock()
+	if same {
+		return
+	}
+	if _, err := c.opts.Forge.UpsertComment(ctx, ps.Number, marker, body); err != nil {
+		c.log.Warn("previews: plan comment", "pr", ps.Number, "env", ps.Environment, "err", err)
+		return
+	}
+	c.mu.Lock()
+	c.posted[key] = body
+	c.mu.Unlock()
+}
+
+// Plan is what the plan comment of pull request n against environment env says now (berth plan --pr N): it
+// fetches and plans the head without posting anything.
+func (c *Controller) Plan(ctx context.Context, n int, env string) (PlanStatus, string, error) {
+	base, rev, err := c.loadBase(ctx)
+	if err != nil {
+		return PlanStatus{}, "", err
+	}
+	ch, err := c.opts.Forge.Get(ctx, n)
+	if err != nil {
+		return PlanStatus{}, "", err
+	}
+	if ch.State != forge.StateOpen {
+		return PlanStatus{}, "", fmt.Errorf("pull request %d is %s", n, ch.State)
+	}
+	if env == "" {
+		for name, e := range base.Environments {
+			if e.Branch == ch.BaseRef && (env == "" || name < env) {
+				env = name
+			}
+		}
+		if env == "" {
+			return PlanStatus{}, "", fmt.Errorf("no environment follows branch %s, which pull request %d targets", safeRef(ch.BaseRef), n)
+		}
+	}
+	ps := c.planFor(ctx, base, rev, ch, env)
+	return ps, RenderPlan(forge.Marker(c.opts.Instance, "plan-"+env), ps, 0), nil
+}
