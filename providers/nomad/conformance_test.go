@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,7 @@ func TestConformance(t *testing.T) {
 	name := func(workload string) string {
 		return fmt.Sprintf("berth-%s-%s-%s", owner.Instance, owner.Environment, workload)
 	}
+	ports := &hostPorts{}
 	conformance.Run(t, conformance.Harness{
 		New:     func(t *testing.T) providers.Provider { return newProvider(t, emu, tgt) },
 		Target:  tgt,
@@ -39,7 +41,7 @@ func TestConformance(t *testing.T) {
 		Image:   "registry.example/berth-app:1",
 		ImageV2: "registry.example/berth-app:2",
 		Workload: func(n string) schema.Workload {
-			w := referenceWorkload(n)
+			w := ports.workload(n)
 			w.Replicas = 1
 			return w
 		},
@@ -118,6 +120,32 @@ func TestConformance(t *testing.T) {
 		},
 		Timeout: 60 * time.Second,
 	})
+}
+
+// hostPorts gives each workload name of a conformance run a static host port of its own (the base and its
+// preview copy, "<name>-pr", run side by side on the one node): 8080 for the first name, then the next free ones.
+type hostPorts struct {
+	mu    sync.Mutex
+	ports map[string]int
+}
+
+func (h *hostPorts) workload(name string) schema.Workload {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ports == nil {
+		h.ports = map[string]int{}
+	}
+	port, ok := h.ports[name]
+	if !ok {
+		port = 8080 + len(h.ports)
+		if port >= 9090 { // the port the ports tamper moves to
+			port++
+		}
+		h.ports[name] = port
+	}
+	w := referenceWorkload(name)
+	w.Ports[0].HostPort = port
+	return w
 }
 
 // operator is a Nomad client as an operator's CLI would hold it.
@@ -223,7 +251,7 @@ func TestConformanceReference(t *testing.T) {
 		Target:   tgt,
 		Owner:    owner,
 		Image:    "registry.example/berth-app:1",
-		Workload: referenceWorkload,
+		Workload: (&hostPorts{}).workload,
 		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
 			return probe(ctx, emu, name(w.Name))
 		},

@@ -7,7 +7,8 @@
 // port, dynamic otherwise, `to` the container port, the labels in config.ports), a group service with the health
 // check (http and tcp on Nomad's own service provider, a command as a Consul script check), an update stanza
 // (max_parallel 1, health_check "checks" or "task_states", min_healthy_time, healthy_deadline, progress_deadline,
-// auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels and the spec hash. Register
+// auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels and the spec hash (and, for
+// a preview environment, berth.dev/preview with its number and berth.dev/head with the head it was registered from). Register
 // always enforces the index (the job's JobModifyIndex, 0 for a create): a lost race re-reads. Meta keys outside
 // berth.dev/ and docker config keys berth does not set (privileged, volumes, ...) that someone else added are
 // carried over into every register; other fields berth never sets (priority, constraints) are replaced by a
@@ -61,8 +62,14 @@
 //	until Replicas allocations of the version run, healthy where a deployment judged them
 //	if the job read berth's variable and the new one does not: delete the variable
 //
+// Endpoints: one per public port, the static port on the address an allocation's port is bound to (the node's
+// host network address; a wildcard reads as 127.0.0.1), from a running allocation, read from the allocations list
+// with resources (GET /v1/allocations?resources=true&filter=JobID == "<id>"), which List uses in place of the job's
+// allocations endpoint (that one answers no ports). Environments (providers.EnvironmentLister) is one GET /v1/jobs
+// with meta, the prefix berth-<instance>- and a filter expression on the instance and target meta.
+//
 // Delete is Deregister with purge, then waiting until the job is gone, then deleting berth's variable. List is one
-// prefix listing with meta, then per owned job Info, LatestDeployment, Allocations (and Versions once per old
+// prefix listing with meta, then per owned job Info, LatestDeployment, the allocations list (and Versions once per old
 // version seen), and one listing of the variables' metadata when a job reads berth's variable. Plan (an optional
 // capability) is Nomad's plan with diff. Every call goes through one retry layer: 5xx, 429, 408, 409 and transport
 // failures are retried with capped exponential backoff and jitter; 4xx answers, the 500 with a multi-error body

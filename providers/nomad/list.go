@@ -3,7 +3,10 @@ package nomad
 import (
 	"context"
 	"fmt"
+	"net"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/nomad/api"
 
@@ -105,7 +108,7 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 	}); err != nil {
 		return o, nil, err
 	}
-	allocs, _, err := p.allocations(ctx, id, 0)
+	allocs, err := p.allocationsWithPorts(ctx, job)
 	if err != nil {
 		return o, nil, err
 	}
@@ -145,7 +148,97 @@ func (p *Provider) observe(ctx context.Context, k wkey, id string, job *api.Job)
 	}
 	o.Spec = live(k, job)
 	o.SecretFingerprints = fingerprints(job.Meta)
+	o.Endpoints = endpoints(job, allocs)
 	return o, job, nil
+}
+
+// allocationsWithPorts lists the allocations of job's current instance with the ports they were given: one
+// GET /v1/allocations with resources=true and a filter on the job ID (the job's own allocations endpoint answers
+// no resources). The answer is checked again here (job ID, namespace, created since the job), so a server that
+// ignores the filter costs a larger answer, never a wrong one.
+func (p *Provider) allocationsWithPorts(ctx context.Context, job *api.Job) ([]*api.AllocationListStub, error) {
+	id, ns := deref(job.ID), deref(job.Namespace)
+	var stubs []*api.AllocationListStub
+	if err := p.call(ctx, "Allocations.List", 0, func(ctx context.Context) error {
+		q := p.query(ctx)
+		q.Filter = "JobID == " + strconv.Quote(id)
+		q.Params = map[string]string{"resources": "true"}
+		var err error
+		stubs, _, err = p.client.Allocations().List(q)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	out := stubs[:0]
+	for _, a := range stubs {
+		if a.JobID == id && (ns == "" || a.Namespace == ns) && a.CreateIndex >= deref(job.CreateIndex) {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// endpoints are where job's public ports (its static ports) answer: the port's value on the address it is bound
+// to, read from a running allocation's allocated ports (one of the current version first, then the lowest ID); a
+// wildcard address reads as 127.0.0.1. A port no running allocation has an address for is left out.
+func endpoints(job *api.Job, allocs []*api.AllocationListStub) []providers.Endpoint {
+	if len(job.TaskGroups) == 0 {
+		return nil
+	}
+	running := make([]*api.AllocationListStub, 0, len(allocs))
+	for _, a := range allocs {
+		if isLive(a) && a.ClientStatus == api.AllocClientStatusRunning && a.AllocatedResources != nil {
+			running = append(running, a)
+		}
+	}
+	version := deref(job.Version)
+	sort.SliceStable(running, func(i, j int) bool {
+		if ci, cj := running[i].JobVersion == version, running[j].JobVersion == version; ci != cj {
+			return ci
+		}
+		return running[i].ID < running[j].ID
+	})
+	var out []providers.Endpoint
+	for _, n := range job.TaskGroups[0].Networks {
+		for _, pt := range n.ReservedPorts {
+			container := pt.To
+			if container == 0 {
+				container = pt.Value // the docker driver maps a static port without `to` to the same port
+			}
+			for _, a := range running {
+				if addr := portAddress(a.AllocatedResources, pt.Label); addr != "" {
+					out = append(out, providers.Endpoint{Port: container, Address: addr, URL: "http://" + addr + "/"})
+					break
+				}
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Port < out[j].Port })
+	return out
+}
+
+// portAddress is "host:port" of the allocated port labelled label: its host IP (else its network's), a wildcard
+// as 127.0.0.1; "" when the allocation has no address for it.
+func portAddress(res *api.AllocatedResources, label string) string {
+	for _, m := range res.Shared.Ports {
+		if m.Label != label || m.Value == 0 {
+			continue
+		}
+		ip := m.HostIP
+		for _, n := range res.Shared.Networks {
+			if ip == "" && n != nil {
+				ip = n.IP
+			}
+		}
+		switch ip {
+		case "":
+			return ""
+		case "0.0.0.0", "::", "[::]":
+			ip = "127.0.0.1"
+		}
+		return net.JoinHostPort(strings.Trim(ip, "[]"), strconv.Itoa(m.Value))
+	}
+	return ""
 }
 
 func terminal(status string) bool {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -230,6 +231,12 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) (*api.Job, error) {
 	}
 	if secrets != "" {
 		job.Meta[MetaSecrets] = secrets
+	}
+	if d.Owner.Preview != 0 {
+		job.Meta[providers.LabelPreview] = strconv.Itoa(d.Owner.Preview)
+	}
+	if d.Preview != nil && d.Preview.Head != "" {
+		job.Meta[providers.LabelHead] = d.Preview.Head
 	}
 	if len(p.set.datacenters) > 0 {
 		job.Datacenters = p.set.datacenters

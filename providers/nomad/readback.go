@@ -216,7 +216,8 @@ func stringList(v any) []string {
 // templates delivering the secrets, and every field berth manages, as read back, equal to the desired workload in
 // Nomad's read-back form (a hand edit keeps the hash meta).
 func (p *Provider) upToDate(k wkey, job, want *api.Job, d providers.Desired) bool {
-	if deref(job.Stop) || job.Meta[providers.LabelSpecHash] != d.SpecHash || job.Meta[MetaSecrets] != want.Meta[MetaSecrets] {
+	if deref(job.Stop) || job.Meta[providers.LabelSpecHash] != d.SpecHash || job.Meta[MetaSecrets] != want.Meta[MetaSecrets] ||
+		job.Meta[providers.LabelPreview] != want.Meta[providers.LabelPreview] {
 		return false
 	}
 	if t, wt := liveTask(job), liveTask(want); t != nil && wt != nil && !sameTemplates(t, wt) {

@@ -2,7 +2,8 @@
 // is an httptest server speaking Nomad's JSON (the SDK's own api types), so the real
 // github.com/hashicorp/nomad/api client talks to it unchanged; only the address differs.
 //
-// Endpoints: PUT /v1/jobs (register, with EnforceIndex), GET /v1/jobs (?prefix=, ?meta=true), GET /v1/job/:id,
+// Endpoints: PUT /v1/jobs (register, with EnforceIndex), GET /v1/jobs (?prefix=, ?meta=true, ?filter=),
+// GET /v1/allocations (?prefix=, ?filter=, ?resources=true), GET /v1/job/:id,
 // GET /v1/job/:id/allocations, GET /v1/job/:id/deployment (the latest), GET /v1/job/:id/deployments,
 // GET /v1/job/:id/versions, PUT /v1/job/:id/plan (diff), PUT /v1/job/:id/scale (`nomad job scale`: a new version
 // with the count changed, in place; 400 "job scaling blocked due to active deployment" while one runs),
@@ -34,6 +35,17 @@
 // the container sees; no API answer carries it). A template that fails (a missing or denied variable) fails the
 // allocation when it would start, where Nomad would keep it pending until the deployment's healthy deadline; the
 // scheduler then places a replacement, rendered anew.
+//
+// Filters (filter.go): ?filter= takes the subset of go-bexpr, Nomad's filter language, that clients use (or, and,
+// not, parentheses; ==, !=, is empty, is not empty, in, not in, contains, not contains, matches, not matches;
+// selectors Field.Sub and Meta["key"]), evaluated on the whole job or allocation as the API answers it, a selector
+// that finds nothing matching as in go-bexpr (only the negated operators and is empty hold); a bad expression is
+// 400 "failed to create result paginator: failed to read filter expression: ...".
+//
+// Ports: a placed allocation is given its group's ports on the one node, bound on Options.NodeAddress
+// (127.0.0.1 by default): static ones as asked, dynamic ones from 20000 up; the allocations list answers them
+// (AllocatedResources.Shared: Ports with HostIP, Networks with IP) with ?resources=true, as Nomad does, and the
+// job's allocations endpoint never does. Port collisions between allocations are not modelled.
 //
 // Behaviour that matters to a provider:
 //   - Every answer carries X-Nomad-Index (one raft-like index for all state), X-Nomad-KnownLeader and

@@ -37,6 +37,11 @@ const (
 	MaxWait = 10 * time.Minute
 	// DefaultWait is a blocking query's wait when ?wait is absent (Nomad's default).
 	DefaultWait = 5 * time.Minute
+	// DefaultNodeAddress is the node's address when Options.NodeAddress is empty.
+	DefaultNodeAddress = "127.0.0.1"
+	// MinDynamicPort and MaxDynamicPort bound the dynamic ports the node hands out (Nomad's defaults).
+	MinDynamicPort = 20000
+	MaxDynamicPort = 32000
 )
 
 // Clock gives the timers of blocking queries; tests inject one they control.
@@ -60,6 +65,9 @@ type Options struct {
 	Token string
 	// Clock times blocking queries (default: the real clock).
 	Clock Clock
+	// NodeAddress is the address of the one node, where allocations' ports are bound (default DefaultNodeAddress;
+	// "0.0.0.0" stands for a node whose host network binds every interface).
+	NodeAddress string
 }
 
 // Request is one recorded request.
@@ -79,6 +87,7 @@ type Server struct {
 	cond        *sync.Cond
 	index       uint64
 	ids         int
+	dynPorts    int             // dynamic ports handed out so far
 	jobs        map[string]*job // namespace + "/" + id
 	allocs      []*alloc
 	deps        []*deployment
@@ -104,7 +113,8 @@ type alloc struct {
 	age  int         // steps since placed or since running
 	dep  *deployment // the deployment that placed it, if any
 	img  string
-	out  rendered // what its templates gave the task when it was placed
+	out  rendered                // what its templates gave the task when it was placed
+	res  *api.AllocatedResources // the ports it was given, answered with ?resources=true
 }
 
 type deployment struct {
@@ -121,6 +131,9 @@ func New(opts Options) *Server {
 	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
+	}
+	if opts.NodeAddress == "" {
+		opts.NodeAddress = DefaultNodeAddress
 	}
 	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}}
 	s.cond = sync.NewCond(&s.mu)
@@ -414,7 +427,9 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 	namespace := ns(q.Get("namespace"))
 	switch {
 	case path == "/v1/jobs" && method == http.MethodGet:
-		return s.listJobs(namespace, q), nil
+		return s.listJobs(namespace, q)
+	case path == "/v1/allocations" && method == http.MethodGet:
+		return s.listAllocs(namespace, q)
 	case path == "/v1/jobs" && (method == http.MethodPut || method == http.MethodPost):
 		return s.registerReq(namespace, body)
 	case path == "/v1/vars" || strings.HasPrefix(path, "/v1/var/"):
@@ -468,12 +483,34 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 	return nil, errf(http.StatusNotFound, "Invalid URL path: %s %s", method, path)
 }
 
-func (s *Server) listJobs(namespace string, q url.Values) []*api.JobListStub {
+// queryFilter parses ?filter=, nil when absent; a bad expression is Nomad's 400.
+func queryFilter(q url.Values) (filter, *httpError) {
+	expr := q.Get("filter")
+	if expr == "" {
+		return nil, nil
+	}
+	f, err := parseFilter(expr)
+	if err != nil {
+		return nil, errf(http.StatusBadRequest, "failed to create result paginator: %v", err)
+	}
+	return f, nil
+}
+
+// listJobs is GET /v1/jobs: ?prefix= on the ID, ?filter= evaluated on the whole job (as Nomad's paginator
+// evaluates it on the stored job, not on the stub), ?meta=true adding each job's meta to its stub.
+func (s *Server) listJobs(namespace string, q url.Values) ([]*api.JobListStub, *httpError) {
 	prefix, withMeta := q.Get("prefix"), q.Get("meta") == "true"
+	f, herr := queryFilter(q)
+	if herr != nil {
+		return nil, herr
+	}
 	out := []*api.JobListStub{}
 	for key, j := range s.jobs {
 		jn, id, _ := strings.Cut(key, "/")
 		if (namespace != "*" && jn != namespace) || !strings.HasPrefix(id, prefix) {
+			continue
+		}
+		if f != nil && !f.eval(datum(j.spec)) {
 			continue
 		}
 		st := &api.JobListStub{ID: id, Name: *j.spec.Name, Namespace: jn, Type: *j.spec.Type, Datacenters: j.spec.Datacenters,
@@ -485,7 +522,43 @@ func (s *Server) listJobs(namespace string, q url.Values) []*api.JobListStub {
 		out = append(out, st)
 	}
 	sort.Slice(out, func(i, k int) bool { return out[i].ID < out[k].ID })
-	return out
+	return out, nil
+}
+
+// listAllocs is GET /v1/allocations: every allocation of the namespace (all job versions and instances, terminal
+// ones included), ?prefix= on the allocation ID, ?filter= evaluated on the allocation, ?resources=true adding the
+// allocated resources (the ports) to each stub.
+func (s *Server) listAllocs(namespace string, q url.Values) ([]*api.AllocationListStub, *httpError) {
+	f, herr := queryFilter(q)
+	if herr != nil {
+		return nil, herr
+	}
+	prefix, withRes := q.Get("prefix"), q.Get("resources") == "true"
+	out := []*api.AllocationListStub{}
+	for _, a := range s.allocs {
+		if namespace != "*" && a.stub.Namespace != namespace || !strings.HasPrefix(a.stub.ID, prefix) {
+			continue
+		}
+		c := s.stubCopy(a)
+		c.AllocatedResources = a.res
+		if f != nil && !f.eval(datum(c)) {
+			continue
+		}
+		if !withRes {
+			c.AllocatedResources = nil
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func (s *Server) stubCopy(a *alloc) *api.AllocationListStub {
+	c := *a.stub
+	if a.stub.DeploymentStatus != nil {
+		ds := *a.stub.DeploymentStatus
+		c.DeploymentStatus = &ds
+	}
+	return &c
 }
 
 func (s *Server) registerReq(namespace string, body []byte) (any, *httpError) {
@@ -658,12 +731,7 @@ func (s *Server) jobAllocs(namespace, id string, j *job) []*api.AllocationListSt
 	}
 	for _, a := range s.allocs {
 		if a.stub.Namespace == namespace && a.stub.JobID == id && a.stub.CreateIndex >= *j.spec.CreateIndex {
-			c := *a.stub
-			if a.stub.DeploymentStatus != nil {
-				ds := *a.stub.DeploymentStatus
-				c.DeploymentStatus = &ds
-			}
-			out = append(out, &c)
+			out = append(out, s.stubCopy(a))
 		}
 	}
 	return out
@@ -1001,9 +1069,37 @@ func (s *Server) place(j *job, i int, dep *deployment) {
 		a.img, _ = sp.TaskGroups[0].Tasks[0].Config["image"].(string)
 	}
 	a.out = s.render(sp)
+	a.res = s.allocate(sp.TaskGroups[0])
 	if dep != nil {
 		a.stub.DeploymentStatus = nil
 		dep.d.TaskGroups[tg].PlacedAllocs++
 	}
 	s.allocs = append(s.allocs, a)
+}
+
+// allocate gives a placed allocation its group's ports on the node (s.mu held): static ones as asked, dynamic
+// ones from the node's range, all bound on the node's address. Port conflicts between allocations are not
+// modelled (one node with every port free).
+func (s *Server) allocate(g *api.TaskGroup) *api.AllocatedResources {
+	res := &api.AllocatedResources{Shared: api.AllocatedSharedResources{}}
+	for _, n := range g.Networks {
+		nw := &api.NetworkResource{Mode: n.Mode, IP: s.opts.NodeAddress}
+		if nw.Mode == "" {
+			nw.Mode = "host"
+		}
+		for _, p := range n.ReservedPorts {
+			nw.ReservedPorts = append(nw.ReservedPorts, p)
+			res.Shared.Ports = append(res.Shared.Ports, api.PortMapping{Label: p.Label, Value: p.Value, To: p.To,
+				HostIP: s.opts.NodeAddress})
+		}
+		for _, p := range n.DynamicPorts {
+			p.Value = MinDynamicPort + s.dynPorts%(MaxDynamicPort-MinDynamicPort)
+			s.dynPorts++
+			nw.DynamicPorts = append(nw.DynamicPorts, p)
+			res.Shared.Ports = append(res.Shared.Ports, api.PortMapping{Label: p.Label, Value: p.Value, To: p.To,
+				HostIP: s.opts.NodeAddress})
+		}
+		res.Shared.Networks = append(res.Shared.Networks, nw)
+	}
+	return res
 }
