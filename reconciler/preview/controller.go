@@ -76,7 +76,7 @@ type Options struct {
 	// Source is the base repository (trusted branch); it must implement HeadFetcher to get heads.
 	Source repos.Source
 	// Path is the directory inside the repository holding the .cue files.
-	Path string
+	Path   string
 	Forge  forge.Forge
 	Engine *reconciler.Engine
 	// LoadContext renders a snapshot's tree under the evaluation bounds (schema.Evaluator.Load); schema.Load when
@@ -191,7 +191,7 @@ type Controller struct {
 	wg      sync.WaitGroup
 	posted  map[string]string // comment key (number/marker) → body last posted
 	plans   map[string]PlanStatus
-	idle    func()            // tests: called each time the loop is about to wait
+	idle    func() // tests: called each time the loop is about to wait
 	workers atomic.Int64
 }
 
