@@ -313,8 +313,8 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 	return false, nil
 }
 
-// ensureNetwork returns the ID of the environment's overlay network, creating it when missing. A network of that
-// name without our labels is a permanent error.
+// ensureNetwork returns the ID of the environment's overlay network, creating it when missing (with LabelPreview in
+// a preview environment). A network of that name without our labels is a permanent error.
 func (p *Provider) ensureNetwork(ctx context.Context, o providers.Owner) (string, error) {
 	name := NetworkName(o)
 	p.netMu.Lock()
@@ -327,10 +327,9 @@ func (p *Provider) ensureNetwork(ctx context.Context, o providers.Owner) (string
 		var resp network.CreateResponse
 		err = p.call(ctx, "create network "+name, func(ctx context.Context) error {
 			var err error
-			resp, err = p.cli.NetworkCreate(ctx, name, network.CreateOptions{
-				Driver: "overlay", Scope: "swarm",
-				Labels: map[string]string{providers.LabelInstance: o.Instance, providers.LabelEnvironment: o.Environment},
-			})
+			labels := map[string]string{providers.LabelInstance: o.Instance, providers.LabelEnvironment: o.Environment}
+			maps.Copy(labels, previewLabels(o, nil))
+			resp, err = p.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Scope: "swarm", Labels: labels})
 			if cerrdefs.IsConflict(err) {
 				return nil // made meanwhile: find it again
 			}

@@ -21,6 +21,21 @@
 // rolling update; service labels of someone else's are carried over), then waits until every task runs the
 // current template, not only the current hash label.
 //
+// Names: a service or network name over swarm's 63 characters (a long workload in preview "pr-2147483647") keeps
+// its first 50 characters and ends with a hash of the instance, environment and workload; shorter names are as
+// they always were.
+//
+// Previews: a preview environment ("pr-42") has its own services, network and secret objects, found and deleted
+// by its own environment label, so its List and Delete never see its base's, nor the base's its; ingress published
+// ports are cluster-wide, and the preview controller gives a preview published ports of its own. The service, its
+// containers, the network and the secret objects also carry providers.LabelPreview (the number); the service and
+// its containers providers.LabelHead (the head commit it was created or rolled from, when it is a commit ID).
+// Environments (providers.EnvironmentLister) is one ServiceList of the instance's and target's labels: each
+// environment once, its number when LabelPreview names that very environment, and the head of its most recently
+// updated service. Observed.Endpoints are the service's Endpoint.Ports published in ingress mode (a port swarm
+// has not allocated yet is left out), at the node address: the manager's host for a tcp:// engine address,
+// 127.0.0.1 for a local socket (the routing mesh answers on every node).
+//
 // Secrets (Capabilities.SecretKinds ["sops"], SecretFiles true): swarm resolves no store reference, so only values
 // berth decrypted are delivered. A file secret is a swarm secret object per value, named
 // berth-<instance>-<env>-<workload>-<secret>-<fingerprint> (SecretObjectName; cut to swarm's 64 characters with a

@@ -15,3 +15,11 @@ var (
 	SetSecretIDs     = setSecretIDs
 	FileOwner        = fileOwner
 )
+
+var (
+	PreviewLabels = previewLabels
+	PreviewOf     = previewOf
+	Environments  = environments
+	Endpoints     = endpoints
+	NodeAddress   = nodeAddress
+)

@@ -15,8 +15,9 @@ import (
 )
 
 // List returns every workload owner runs on this target, found by the services' ownership labels and read from
-// each service's own spec (see readBack); the replicas are the tasks swarm means to run. A service not attached to
-// the environment network (removed, or detached by hand) has it Missing.
+// each service's own spec (see readBack); the replicas are the tasks swarm means to run; the endpoints are the
+// ports swarm published (see endpoints). A service not attached to the environment network (removed, or detached
+// by hand) has it Missing.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	if err := p.negotiate(ctx); err != nil {
 		return nil, err
@@ -49,6 +50,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 			return nil, err
 		}
 		o := observe(svc, ts, target)
+		o.Endpoints = endpoints(svc, nodeAddress(p.cli.DaemonHost()))
 		if !attached(svc.Spec, netID, NetworkName(owner)) {
 			o.Missing = append(o.Missing, "network "+NetworkName(owner))
 		}

@@ -74,13 +74,14 @@ func secretSanitize(s string) string {
 	return b.String()
 }
 
-// secretObjectSpec is the swarm secret object holding the value of secret n for d: ownership labels, the secret's
-// name and fingerprint, the value as data.
+// secretObjectSpec is the swarm secret object holding the value of secret n for d: ownership labels (and
+// LabelPreview in a preview environment), the secret's name and fingerprint, the value as data.
 func secretObjectSpec(d providers.Desired, n string) swarm.SecretSpec {
 	s := d.Secrets[n]
 	labels := keyOf(d).labels()
 	labels[LabelSecret] = n
 	labels[LabelSecretFingerprint] = s.Fingerprint
+	maps.Copy(labels, previewLabels(d.Owner, nil))
 	return swarm.SecretSpec{
 		Annotations: swarm.Annotations{Name: SecretObjectName(d.Owner, d.Workload.Name, n, s.Fingerprint), Labels: labels},
 		Data:        s.Value,

@@ -1,6 +1,8 @@
 package swarm
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"maps"
 	"regexp"
@@ -16,7 +18,7 @@ import (
 	"github.com/berth-dev/berth/schema"
 )
 
-// maxNameLen is swarm's limit on service names (a DNS label).
+// maxNameLen is swarm's limit on service and network names (a DNS label: "name must be 63 characters or fewer").
 const maxNameLen = 63
 
 // validName is swarm's service name rule.
@@ -65,16 +67,38 @@ func sanitize(s string) string {
 	return b.String()
 }
 
-// ServiceName is the deterministic name of a workload's service: berth-<instance>-<env>-<workload>.
+// ServiceName is the deterministic name of a workload's service: berth-<instance>-<env>-<workload>. A name over
+// swarm's 63 characters (a long workload in a preview environment, "pr-2147483647") keeps its first characters
+// and ends with a hash of the instance, environment and workload (see cutName); shorter names are never cut.
 func ServiceName(o providers.Owner, workload string) string {
-	return fmt.Sprintf("berth-%s-%s-%s", sanitize(o.Instance), sanitize(o.Environment), sanitize(workload))
+	name := fmt.Sprintf("berth-%s-%s-%s", sanitize(o.Instance), sanitize(o.Environment), sanitize(workload))
+	if len(name) <= maxNameLen {
+		return name
+	}
+	return cutName(name, o.Instance+"\x00"+o.Environment+"\x00"+workload, maxNameLen)
 }
 
-// NetworkName is the overlay network of one (instance, environment): berth-<instance>-<env>.
+// nameHashLen is the length of the hash that ends a cut name.
+const nameHashLen = 12
+
+// cutName is name cut to limit characters, deterministically: its first limit-13 characters (without a trailing
+// dash) and a hash of key, which holds the unsanitised parts, so two owners whose names sanitise alike stay apart.
+func cutName(name, key string, limit int) string {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])[:nameHashLen]
+	return strings.TrimRight(name[:limit-nameHashLen-1], "-_") + "-" + h
+}
+
+// NetworkName is the overlay network of one (instance, environment): berth-<instance>-<env>-overlay, cut like a
+// service name (cutName) when over swarm's 63 characters, which limit network names too.
 func NetworkName(o providers.Owner) string {
 	// "-overlay": the Docker provider's per-environment bridge network is berth-<instance>-<env> on the same
 	// engine, and a workload moving between the two must find each provider's own network.
-	return fmt.Sprintf("berth-%s-%s-overlay", sanitize(o.Instance), sanitize(o.Environment))
+	name := fmt.Sprintf("berth-%s-%s-overlay", sanitize(o.Instance), sanitize(o.Environment))
+	if len(name) <= maxNameLen {
+		return name
+	}
+	return cutName(name, o.Instance+"\x00"+o.Environment+"\x00overlay", maxNameLen)
 }
 
 // checkName says why name cannot be a service name, or nil.
@@ -100,6 +124,7 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 	k := keyOf(d)
 	labels := k.labels()
 	labels[providers.LabelSpecHash] = d.SpecHash
+	maps.Copy(labels, previewLabels(d.Owner, d.Preview))
 	svcLabels := maps.Clone(labels)
 	if s := providers.FormatSecretsRecord(w, d.Secrets); s != "" {
 		svcLabels[LabelSecrets] = s

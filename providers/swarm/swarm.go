@@ -248,4 +248,6 @@ var (
 	_ providers.Validator  = (*Provider)(nil)
 	_ providers.Closer     = (*Provider)(nil)
 	_ providers.Normalizer = (*Provider)(nil)
+
+	_ providers.EnvironmentLister = (*Provider)(nil)
 )
