@@ -211,23 +211,16 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 		return nil, err
 	}
 	id := hash.String()
-	dir := s.store.path(id)
-	if !s.store.exists(id) {
-		t, err := s.readTree(ctx, commit)
-		if err != nil {
-			return nil, err
-		}
-		if dir, err = s.store.create(ctx, id, t.write); err != nil {
-			return nil, err
-		}
+	dir, err := s.materialise(ctx, commit)
+	if err != nil {
+		return nil, err
 	}
 	if err := s.store.use(id); err != nil {
 		s.log.WarnContext(ctx, "repos: pruning old snapshots", "error", err)
 	}
-	subject, _, _ := strings.Cut(strings.TrimSpace(commit.Message), "\n")
 	s.last = &Snapshot{
 		Revision: id, Branch: s.opts.Branch, Tag: tag, Dir: dir, Time: commit.Committer.When,
-		Message: strings.TrimSpace(subject), Verified: verified,
+		Message: subject(commit), Verified: verified,
 	}
 	if tag != "" {
 		s.last.Branch = ""
@@ -235,6 +228,26 @@ func (s *gitSource) Fetch(ctx context.Context) (*Snapshot, error) {
 	s.log.InfoContext(ctx, "repos: new snapshot", "revision", id, "branch", s.last.Branch, "tag", tag)
 	snap := *s.last
 	return &snap, nil
+}
+
+// materialise writes the tree of commit under the store, unless a complete one is there, and returns its directory.
+// The caller marks it used.
+func (s *gitSource) materialise(ctx context.Context, commit *object.Commit) (string, error) {
+	id := commit.Hash.String()
+	if s.store.exists(id) {
+		return s.store.path(id), nil
+	}
+	t, err := s.readTree(ctx, commit)
+	if err != nil {
+		return "", err
+	}
+	return s.store.create(ctx, id, t.write)
+}
+
+// subject is a commit message's first line, trimmed.
+func subject(c *object.Commit) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	return strings.TrimSpace(line)
 }
 
 // lsRemote lists the remote's refs and returns the commit to deploy: branch's, or, with Options.Tag, the newest
@@ -290,7 +303,14 @@ func (s *gitSource) peel(h plumbing.Hash) (plumbing.Hash, error) {
 	return plumbing.ZeroHash, fmt.Errorf("repos: %s: tag chain too long at %s", s.display, h)
 }
 
-func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.ReferenceName) (plumbing.Hash, error) {
+// fetch fetches the remote's ref from into tracking (forced) and returns what tracking points to; a ref the remote
+// does not have is ErrBranchNotFound.
+func (s *gitSource) fetch(ctx context.Context, from, tracking plumbing.ReferenceName) (plumbing.Hash, error) {
+	return s.fetchInto(ctx, from, tracking, fmt.Errorf("repos: %s: branch %q: %w", s.display, s.opts.Branch, ErrBranchNotFound))
+}
+
+// fetchInto is fetch with notFound as the error when the remote has no ref from.
+func (s *gitSource) fetchInto(ctx context.Context, from, tracking plumbing.ReferenceName, notFound error) (plumbing.Hash, error) {
 	ctx, b, cancel := s.netContext(ctx)
 	defer cancel()
 	s.fetches++
@@ -304,7 +324,7 @@ func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.Referen
 	if err != nil {
 		return plumbing.ZeroHash, fmt.Errorf("repos: %s: %w", s.display, err)
 	}
-	spec := config.RefSpec(fmt.Sprintf("+%s:%s", branch, tracking))
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", from, tracking))
 	err = capped.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Tags: git.NoTags, Force: true, Auth: s.auth(),
 	})
@@ -313,7 +333,7 @@ func (s *gitSource) fetch(ctx context.Context, branch, tracking plumbing.Referen
 			s.log.WarnContext(ctx, "repos: removing half-written packs", "error", cerr)
 		}
 		if errors.Is(err, git.NoMatchingRefSpecError{}) {
-			return plumbing.ZeroHash, fmt.Errorf("repos: %s: branch %q: %w", s.display, s.opts.Branch, ErrBranchNotFound)
+			return plumbing.ZeroHash, notFound
 		}
 		return plumbing.ZeroHash, s.netErr(ctx, "fetch", overBudget(err, b, capped.Storer.(*cappedStorage).budget))
 	}

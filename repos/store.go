@@ -7,12 +7,19 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
 
-// keepSnapshots is how many snapshot trees a source keeps on disk; older ones are deleted.
+// keepSnapshots is how many snapshot trees of the followed branch (or directory) a source keeps on disk; older
+// ones are deleted.
 const keepSnapshots = 4
+
+// keepHeadSnapshots is how many snapshot trees of pull request heads (FetchRef) a Git source keeps besides
+// keepSnapshots; the least recently fetched go first. A tree that is also one of the branch's is kept as long as
+// either list holds it, so heads never evict the branch's snapshots.
+const keepHeadSnapshots = 16
 
 const tmpPrefix = ".tmp-"
 
@@ -22,7 +29,8 @@ type store struct {
 	cache     string
 	removeAll bool // cache is a temporary directory owned by the source
 	dir       string
-	order     []string // snapshot ids, least recently used first
+	order     []string // snapshot ids of the branch (or directory), least recently used first
+	heads     []string // snapshot ids of pull request heads, least recently used first
 }
 
 func openStore(cacheDir string) (*store, error) {
@@ -104,21 +112,40 @@ func (st *store) create(ctx context.Context, id string, fill func(ctx context.Co
 	return final, nil
 }
 
-// use marks id as the newest snapshot and deletes the trees beyond keepSnapshots, oldest first.
+// use marks id as the newest snapshot of the branch (or directory) and deletes the branch's trees beyond
+// keepSnapshots, oldest first, unless a head still holds them.
 func (st *store) use(id string) error {
-	for i, o := range st.order {
+	var errs []error
+	st.order, errs = st.touch(st.order, st.heads, id, keepSnapshots)
+	return errors.Join(errs...)
+}
+
+// useHead marks id as the newest snapshot of a pull request head and deletes the heads' trees beyond
+// keepHeadSnapshots, oldest first, unless the branch still holds them.
+func (st *store) useHead(id string) error {
+	var errs []error
+	st.heads, errs = st.touch(st.heads, st.order, id, keepHeadSnapshots)
+	return errors.Join(errs...)
+}
+
+// touch moves id to the end of list, then drops the oldest entries beyond keep, deleting their trees when other
+// does not hold them.
+func (st *store) touch(list, other []string, id string, keep int) ([]string, []error) {
+	for i, o := range list {
 		if o == id {
-			st.order = append(st.order[:i], st.order[i+1:]...)
+			list = append(list[:i], list[i+1:]...)
 			break
 		}
 	}
-	st.order = append(st.order, id)
+	list = append(list, id)
 	var errs []error
-	for len(st.order) > keepSnapshots {
-		errs = append(errs, removeTree(st.path(st.order[0])))
-		st.order = st.order[1:]
+	for len(list) > keep {
+		if !slices.Contains(other, list[0]) {
+			errs = append(errs, removeTree(st.path(list[0])))
+		}
+		list = list[1:]
 	}
-	return errors.Join(errs...)
+	return list, errs
 }
 
 func (st *store) close() error {

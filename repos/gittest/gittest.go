@@ -148,6 +148,43 @@ func HTTPBackend(t testing.TB, root string) http.Handler {
 	}
 }
 
+// PullRef points ref (e.g. "refs/pull/7/head") of the bare repository bare at sha with git update-ref, as a forge
+// does when a pull request from a branch of the same repository is opened or pushed to. Served by HTTPBackend,
+// Daemon and file://: git advertises refs/pull and refs/merge-requests (uploadpack.hideRefs is empty by default).
+func PullRef(t testing.TB, bare, ref, sha string) {
+	t.Helper()
+	gitRun(t, "", "--git-dir="+bare, "update-ref", ref, sha)
+}
+
+// Fork makes a fork of the bare repository base: a bare clone of it in a new temporary directory, returned.
+func Fork(t testing.TB, base string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "fork.git")
+	gitRun(t, "", "clone", "-q", "--bare", "--no-local", base, dir)
+	return dir
+}
+
+// PushPull copies rev (a commit-ish) of the repository from (a fork, bare or not) into ref of the bare repository
+// base, forced, as GitHub does for a pull request opened from a fork, and returns the commit's SHA.
+func PushPull(t testing.TB, from, rev, base, ref string) string {
+	t.Helper()
+	sha := gitRun(t, from, "rev-parse", "--verify", rev+"^{commit}")
+	gitRun(t, from, "push", "-q", "--force", base, sha+":"+ref)
+	return sha
+}
+
+// gitRun runs git in dir (the current directory when empty) and returns its trimmed output.
+func gitRun(t testing.TB, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
 // BasicAuth lets through only requests with the given user and password.
 func BasicAuth(user, password string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
