@@ -2,9 +2,13 @@ package schema
 
 import (
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -24,6 +28,59 @@ type ServeConfig struct {
 	Sources []SourceConfig
 	// Secrets says how SOPS files are decrypted; nil when the configuration has no secrets block.
 	Secrets *SecretsConfig
+	// Previews says how pull-request previews are served; its defaults are filled in when the configuration has
+	// no previews block.
+	Previews PreviewsConfig
+}
+
+// PreviewsConfig is the serve configuration's previews block.
+type PreviewsConfig struct {
+	// Listen is the address of berth's preview router (HTTP, routed by Host), "" when disabled;
+	// DefaultPreviewListen by default.
+	Listen string
+	// Domain is the domain preview host names are made under ("pr-42-x1y2.localhost"); DefaultPreviewDomain by
+	// default.
+	Domain string
+	// PortsFrom and PortsTo bound (inclusive) the host ports given to previews' public ports.
+	PortsFrom, PortsTo int
+	// URLScheme is "http" (default) or "https", the scheme of the preview URLs berth posts.
+	URLScheme string
+	// Pos is where the block is ("" file when it was not written).
+	Pos Pos
+}
+
+// Forge kinds, as ForgeConfig.Kind holds them.
+const (
+	ForgeGitHub  = "github"
+	ForgeGitLab  = "gitlab"
+	ForgeGitea   = "gitea"
+	ForgeForgejo = "forgejo"
+)
+
+// ForgeConfig is a source's Git host API: where its pull requests are read and its statuses and comments posted.
+// Credentials are references, read with SecretRef.Read when used; exactly one of Token and App is set.
+type ForgeConfig struct {
+	// Kind is one of the Forge* constants.
+	Kind string
+	// URL is the API's base URL, with the kind's default filled in (DefaultGitHubAPIURL, DefaultGitLabAPIURL;
+	// a GitLab server's root gets "/api/v4"). Gitea and Forgejo have no default: it is the server's root.
+	URL string
+	// Repository is "owner/name" (GitLab: "group/subgroup/project").
+	Repository string
+	Token      *SecretRef
+	App        *GitHubAppRef
+	// Interval is the poll of open pull requests; Timeout bounds each API call.
+	Interval time.Duration
+	Timeout  time.Duration
+	CAFile   string
+	Pos      Pos
+}
+
+// GitHubAppRef authenticates as an installation of a GitHub App.
+type GitHubAppRef struct {
+	ID           int64
+	Installation int64
+	PrivateKey   SecretRef
 }
 
 // SecretsConfig is the serve configuration's secrets block.
@@ -51,6 +108,8 @@ type SourceConfig struct {
 	Proxy        string
 	Verify       *VerifyConfig
 	Webhook      *WebhookConfig
+	// Forge is the Git host's API for the repository's pull requests; nil when not configured (no previews).
+	Forge        *ForgeConfig
 	MaxFileSize  int64
 	MaxFetchSize int64
 	// MaxSnapshotSize caps the repository tree; 0 for the default.
@@ -130,6 +189,17 @@ const (
 	DefaultSourceBranch   = "main"
 	DefaultWebhookRate    = 1.0
 	DefaultWebhookBurst   = 5
+
+	DefaultForgeInterval = 30 * time.Second
+	DefaultForgeTimeout  = 30 * time.Second
+	DefaultGitHubAPIURL  = "https://api.github.com"
+	DefaultGitLabAPIURL  = "https://gitlab.com/api/v4"
+
+	DefaultPreviewListen    = "127.0.0.1:8480"
+	DefaultPreviewDomain    = "localhost"
+	DefaultPreviewPortsFrom = 20000
+	DefaultPreviewPortsTo   = 20999
+	DefaultPreviewURLScheme = "http"
 )
 
 type rawRef struct {
@@ -164,7 +234,33 @@ type rawSource struct {
 		Rate   float64 `json:"rate"`
 		Burst  int     `json:"burst"`
 	} `json:"webhook"`
+	Forge  *rawForge `json:"forge"`
 	Limits *struct{} `json:"limits"`
+}
+
+type rawForge struct {
+	Kind       string  `json:"kind"`
+	URL        string  `json:"url"`
+	Repository string  `json:"repository"`
+	Token      *rawRef `json:"token"`
+	App        *struct {
+		ID           int64  `json:"id"`
+		Installation int64  `json:"installation"`
+		PrivateKey   rawRef `json:"privateKey"`
+	} `json:"app"`
+	Interval string `json:"interval"`
+	Timeout  string `json:"timeout"`
+	CAFile   string `json:"caFile"`
+}
+
+type rawPreviews struct {
+	Listen *string `json:"listen"`
+	Domain *string `json:"domain"`
+	Ports  *struct {
+		From int `json:"from"`
+		To   int `json:"to"`
+	} `json:"ports"`
+	URLScheme string `json:"urlScheme"`
 }
 
 // LoadServeConfig reads and checks the controller configuration at path. Problems in the file come back as Errors
@@ -254,6 +350,7 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 			cfg.Secrets.AgeIdentities = ref
 		}
 	}
+	cfg.Previews = servePreviews(v, user, name, &errs)
 	it, _ := v.LookupPath(cue.ParsePath("sources")).Fields()
 	for it.Next() {
 		srcName := it.Selector().Unquoted()
@@ -373,6 +470,9 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 				sc.Webhook.Burst = DefaultWebhookBurst
 			}
 		}
+		if raw.Forge != nil {
+			sc.Forge = sourceForge(raw.Forge, abs, ref, fail)
+		}
 		if raw.Limits != nil {
 			for _, q := range []struct {
 				name string
@@ -409,7 +509,141 @@ func LoadServeConfig(path string) (*ServeConfig, error) {
 
 // isSecretField tells whether a configuration path holds a credential reference.
 func isSecretField(path string) bool {
+	under := func(field string) bool { return strings.HasSuffix(path, field) || strings.Contains(path, field+".") }
 	return strings.Contains(path, ".credentials.") && !strings.HasSuffix(path, ".username") ||
-		strings.HasSuffix(path, ".webhook.secret") || strings.Contains(path, ".webhook.secret.") ||
+		under(".webhook.secret") || under(".forge.token") || under(".forge.app.privateKey") ||
 		path == "secrets.ageIdentities" || strings.HasPrefix(path, "secrets.ageIdentities.")
 }
+
+// forgeRepoRE is one segment of a forge repository path: letters, digits, '.', '_' and '-', not "." or "..".
+var forgeRepoRE = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+// sourceForge checks and renders a source's forge block (CUE checked its shape).
+func sourceForge(r *rawForge, abs func(string) string, ref func(string, *rawRef) *SecretRef,
+	fail func(sub, format string, args ...any)) *ForgeConfig {
+	f := &ForgeConfig{Kind: r.Kind, URL: r.URL, Repository: r.Repository, Token: ref("forge.token", r.Token),
+		Interval: DefaultForgeInterval, Timeout: DefaultForgeTimeout, CAFile: abs(r.CAFile)}
+	if a := r.App; a != nil {
+		f.App = &GitHubAppRef{ID: a.ID, Installation: a.Installation, PrivateKey: *ref("forge.app.privateKey", &a.PrivateKey)}
+	}
+	switch {
+	case r.Token != nil && r.App != nil:
+		fail("forge.app", "give a token or an app, not both")
+	case r.Token == nil && r.App == nil && r.Kind == ForgeGitHub:
+		fail("forge", "a forge needs a token or an app: {id, installation, privateKey}")
+	case r.Token == nil && r.App == nil:
+		fail("forge", "a forge needs a token")
+	case r.App != nil && r.Kind != ForgeGitHub:
+		fail("forge.app", "app is a GitHub App; a %s forge needs a token", r.Kind)
+	}
+
+	if f.URL == "" {
+		switch r.Kind {
+		case ForgeGitHub:
+			f.URL = DefaultGitHubAPIURL
+		case ForgeGitLab:
+			f.URL = DefaultGitLabAPIURL
+		default:
+			fail("forge", "a %s forge needs url, the server's root, e.g. \"https://codeberg.org\"", r.Kind)
+		}
+	} else {
+		// The URL is not quoted in errors: a mistaken one may hold a password.
+		u, err := url.Parse(f.URL)
+		switch {
+		case err != nil || u.Host == "" || u.Scheme != "http" && u.Scheme != "https" || u.Opaque != "":
+			fail("forge.url", "url: want the API's base URL, http:// or https://, e.g. \"https://gitlab.example.com\"")
+		case u.User != nil:
+			fail("forge.url", "url must not hold credentials: give them in token")
+		case u.RawQuery != "" || u.Fragment != "":
+			fail("forge.url", "url must not have a query or a fragment")
+		case r.Kind == ForgeGitLab && !strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/api/v4"):
+			f.URL = strings.TrimSuffix(f.URL, "/") + "/api/v4"
+		}
+	}
+
+	segs := strings.Split(r.Repository, "/")
+	ok := len(segs) == 2 || r.Kind == ForgeGitLab && len(segs) >= 2
+	for _, s := range segs {
+		if !forgeRepoRE.MatchString(s) || s == "." || s == ".." || len(s) > 255 {
+			ok = false
+		}
+	}
+	if !ok {
+		want := `"owner/name"`
+		if r.Kind == ForgeGitLab {
+			want = `"group/project" or "group/subgroup/project"`
+		}
+		fail("forge.repository", "repository %q: want %s", r.Repository, want)
+	}
+	for _, d := range []struct {
+		name string
+		raw  string
+		dst  *time.Duration
+	}{{"interval", r.Interval, &f.Interval}, {"timeout", r.Timeout, &f.Timeout}} {
+		if d.raw == "" {
+			continue
+		}
+		pd, err := time.ParseDuration(d.raw)
+		if err != nil || pd <= 0 {
+			fail("forge."+d.name, "%s %q: want a positive duration such as \"30s\"", d.name, d.raw)
+			continue
+		}
+		*d.dst = pd
+	}
+	return f
+}
+
+// servePreviews checks and renders the previews block of the serve configuration v (user is the user's own value,
+// for positions), with defaults for what is not given.
+func servePreviews(v, user cue.Value, file string, errs *errList) PreviewsConfig {
+	pc := PreviewsConfig{Listen: DefaultPreviewListen, Domain: DefaultPreviewDomain, PortsFrom: DefaultPreviewPortsFrom,
+		PortsTo: DefaultPreviewPortsTo, URLScheme: DefaultPreviewURLScheme}
+	pv := v.LookupPath(cue.ParsePath("previews"))
+	if !pv.Exists() {
+		return pc
+	}
+	uv := user.LookupPath(cue.ParsePath("previews"))
+	pos := map[string]Pos{"": posOf(uv, Pos{File: file, Line: 1, Column: 1})}
+	collectPos(uv, "", pos)
+	pc.Pos = pos[""]
+	fail := func(sub, format string, args ...any) {
+		errs.add(nearest(pos, sub), "previews."+sub, format, args...)
+	}
+	var raw rawPreviews
+	if err := pv.Decode(&raw); err != nil {
+		errs.addCUE(err, cueOpts{prefix: []string{"previews"}, at: pc.Pos})
+		return pc
+	}
+	if raw.URLScheme != "" {
+		pc.URLScheme = raw.URLScheme
+	}
+	if raw.Listen != nil {
+		pc.Listen = *raw.Listen
+		if pc.Listen != "" {
+			if _, port, err := net.SplitHostPort(pc.Listen); err != nil || port == "" {
+				fail("listen", "listen %q: want host:port, e.g. %q, or \"\" to disable the preview router", pc.Listen, DefaultPreviewListen)
+			}
+		}
+	}
+	if raw.Domain != nil {
+		pc.Domain = strings.TrimSuffix(*raw.Domain, ".")
+		if !dnsNameRE.MatchString(pc.Domain) || len(pc.Domain) > 200 {
+			fail("domain", "domain %q: want a DNS name such as \"localhost\" or \"preview.example.com\" (lowercase letters, digits, '-' and '.')", *raw.Domain)
+		}
+	}
+	if p := raw.Ports; p != nil {
+		pc.PortsFrom, pc.PortsTo = p.From, p.To
+		if p.From > p.To {
+			fail("ports", "ports: from %d is above to %d", p.From, p.To)
+		}
+	}
+	if _, port, err := net.SplitHostPort(pc.Listen); err == nil && pc.Listen != "" {
+		if n, err := strconv.Atoi(port); err == nil && n >= pc.PortsFrom && n <= pc.PortsTo {
+			fail("ports", "ports %d-%d include the preview router's own port %d (listen)", pc.PortsFrom, pc.PortsTo, n)
+		}
+	}
+	return pc
+}
+
+// dnsNameRE is a DNS name of lowercase labels.
+var dnsNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
