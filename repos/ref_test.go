@@ -22,6 +22,7 @@ import (
 // as a forge does.
 type prRepo struct {
 	origin   string // working repository, branch main, remote "served"
+	root     string // the served root
 	bare     string // the served bare repository
 	http     string // its smart HTTP URL
 	file     string // its file:// URL
@@ -31,7 +32,7 @@ type prRepo struct {
 func newPRRepo(t *testing.T) *prRepo {
 	t.Helper()
 	origin, root := bareServed(t)
-	r := &prRepo{origin: origin, bare: filepath.Join(root, "repo.git")}
+	r := &prRepo{origin: origin, root: root, bare: filepath.Join(root, "repo.git")}
 	h := gittest.HTTPBackend(t, root)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		r.requests.Add(1)
@@ -86,7 +87,8 @@ func TestFetchRef(t *testing.T) {
 	gitCmd(t, r.origin, "checkout", "-q", "main")
 	gittest.PullRef(t, r.bare, "refs/merge-requests/9/head", mr)
 
-	for name, url := range map[string]string{"http": r.http, "file": r.file} {
+	daemon := "git://" + gittest.Daemon(t, r.root) + "/repo.git"
+	for name, url := range map[string]string{"http": r.http, "file": r.file, "daemon": daemon} {
 		t.Run(name, func(t *testing.T) {
 			src := open(t, url, Options{})
 			base := fetch(t, src)
@@ -376,11 +378,19 @@ func TestFetchRefConcurrentWithFetch(t *testing.T) {
 	}
 }
 
-func TestFetchRefClosedAndDirectory(t *testing.T) {
+func TestFetchRefUnverifiedClosedAndDirectory(t *testing.T) {
 	hermetic(t)
 	r := newPRRepo(t)
 	sha := r.head(t, "refs/pull/1/head", map[string]string{"a.cue": "a: 2\n"}, "pr")
-	src := open(t, r.file, Options{})
+	// A head is untrusted by design: the source's signature policy applies to the branch only.
+	pub, _ := testSSHKey(t, 1)
+	src := open(t, r.file, Options{Verify: &VerifyPolicy{Mode: VerifyHead, SSHKeys: []string{pub}}})
+	if _, err := src.Fetch(context.Background()); !errors.Is(err, ErrUnverified) {
+		t.Fatalf("unsigned branch: %v, want ErrUnverified", err)
+	}
+	if snap := fetchRef(t, src, "refs/pull/1/head", sha); snap.Verified != nil || snap.Revision != sha {
+		t.Errorf("unsigned head = %+v, want it handed out with Verified nil", snap)
+	}
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
 	}
