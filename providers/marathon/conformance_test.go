@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,7 @@ func TestConformance(t *testing.T) {
 		return "/berth/" + owner.Instance + "/" + owner.Environment + "/" + workload
 	}
 	faults := 0
+	ports := &hostPorts{}
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider {
 			return newProvider(t, emu, tgt, map[string]any{"tokenEnv": "BERTH_TEST_DCOS_TOKEN"})
@@ -45,7 +47,7 @@ func TestConformance(t *testing.T) {
 		Image:   "registry.example/berth-app:1",
 		ImageV2: "registry.example/berth-app:2",
 		Workload: func(n string) schema.Workload {
-			w := referenceWorkload(n)
+			w := ports.workload(n)
 			w.Replicas = 1
 			return w
 		},
@@ -234,4 +236,30 @@ func operatorList(t *testing.T, emu *marathonemu.Server, path string) []any {
 		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 	}
 	return out
+}
+
+// hostPorts gives each workload name of a conformance run a fixed host port of its own (the base and its preview
+// copy, "<name>-pr", run side by side on the one agent): 8080 for the first name, then the next free ones.
+type hostPorts struct {
+	mu    sync.Mutex
+	ports map[string]int
+}
+
+func (h *hostPorts) workload(name string) schema.Workload {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ports == nil {
+		h.ports = map[string]int{}
+	}
+	port, ok := h.ports[name]
+	if !ok {
+		port = 8080 + len(h.ports)
+		if port >= 9090 { // the port the ports tamper moves to
+			port++
+		}
+		h.ports[name] = port
+	}
+	w := referenceWorkload(name)
+	w.Ports[0].HostPort = port
+	return w
 }

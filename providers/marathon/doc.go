@@ -3,7 +3,8 @@
 // with a thin net/http + JSON client of the few v2 endpoints it needs (no SDK).
 //
 // Mapping: instances = replicas, cpus = CPU millis / 1000, mem = MiB, env, labels (the providers.Label* ownership
-// labels and the spec hash), a DOCKER container on BRIDGE networking with port mappings (containerPort; hostPort =
+// labels and the spec hash; for a preview environment also berth.dev/preview, its number, and berth.dev/head, the
+// head the app was created or last rolled from: a new head alone is no reason for a PUT), a DOCKER container on BRIDGE networking with port mappings (containerPort; hostPort =
 // the stable HostPort of a public port, 0 = dynamic for an internal one), args, and a command as docker's
 // entrypoint parameter plus args (exec form, no shell); health checks HTTP → HTTP (portIndex, path), TCP → TCP
 // (both run by Marathon), command → COMMAND (through /bin/sh -c); upgradeStrategy {minimumHealthCapacity 1,
@@ -54,7 +55,10 @@
 //
 // Delete checks ownership, DELETE /v2/apps/{id} (same 409 handling) and waits for the stop deployment. List is
 // GET /v2/apps?label=berth.dev\/instance==<instance>&embed=apps.tasks, then a filter on environment, target and
-// the expected id. Every call goes through one retry layer: 5xx, 429, timeouts and dropped connections are retried
+// the expected id. Endpoints: one per public port (a mapping with a host port), the host of a running task and
+// its port at the mapping's index in the task's ports (a wildcard host reads as 127.0.0.1). Environments
+// (providers.EnvironmentLister) is one GET /v2/apps?label=berth.dev\/instance==<instance>,berth.dev\/target==<target>
+// without tasks, each environment once with its preview number and newest head. Every call goes through one retry layer: 5xx, 429, timeouts and dropped connections are retried
 // with capped exponential backoff and jitter; 400, 401, 403 and 422 (with Marathon's validation details) come back
 // as providers.Permanent; a 401 or 403 with Marathon's words and what to fix (the DC/OS token in settings.tokenEnv,
 // or the account's permissions).

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/providers"
@@ -123,13 +125,17 @@ func appID(group string, o providers.Owner, workload string) (string, error) {
 
 // ownerLabels are the ownership labels of a workload's app.
 func ownerLabels(o providers.Owner, target, workload, hash string) map[string]string {
-	return map[string]string{
+	l := map[string]string{
 		providers.LabelInstance:    o.Instance,
 		providers.LabelEnvironment: o.Environment,
 		providers.LabelWorkload:    workload,
 		providers.LabelTarget:      target,
 		providers.LabelSpecHash:    hash,
 	}
+	if o.Preview != 0 {
+		l[providers.LabelPreview] = strconv.Itoa(o.Preview)
+	}
+	return l
 }
 
 // owned tells whether a carries the ownership labels of owner's workload on target.
@@ -196,6 +202,9 @@ func appFor(id string, d providers.Desired) (*app, error) {
 		UpgradeStrategy: &upgradeStrategy{MinimumHealthCapacity: 1, MaximumOverCapacity: 1},
 		HealthChecks:    []healthCheck{},
 	}
+	if d.Preview != nil && d.Preview.Head != "" {
+		a.Labels[providers.LabelHead] = d.Preview.Head
+	}
 	if len(w.Env) > 0 {
 		a.Env = map[string]any{}
 		for k, v := range w.Env {
@@ -261,6 +270,7 @@ func observe(a *app, target string) providers.Observed {
 	o := providers.Observed{Workload: a.Labels[providers.LabelWorkload], Target: target, SpecHash: hash}
 	o.Spec = live(a, o.Workload, target)
 	o.SecretFingerprints = pairs(a.Labels[LabelSecrets])
+	o.Endpoints = endpoints(a)
 	cfg := configVersion(a)
 	tasks := slices.Clone(a.Tasks)
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i].ID < tasks[j].ID })
@@ -314,4 +324,49 @@ func readyWhy(a *app) string {
 			ready, a.Instances, cfg, len(a.Tasks), stale, a.TasksRunning, a.TasksHealthy)
 	}
 	return ""
+}
+
+// endpoints are where a's public ports (the port mappings with a host port) answer: the task's host and its host
+// port at the mapping's index (task.ports lists them in port-mapping order), from a running task (one of the
+// current configuration first, then the lowest ID); a wildcard host reads as 127.0.0.1. A port no running task
+// has a host port for is left out.
+func endpoints(a *app) []providers.Endpoint {
+	var pms []portMapping
+	if c := a.Container; c != nil {
+		pms = c.Docker.PortMappings
+		if len(pms) == 0 {
+			pms = c.PortMappings
+		}
+	}
+	cfg := configVersion(a)
+	var running []task
+	for _, t := range a.Tasks {
+		if t.State == "TASK_RUNNING" && t.Host != "" {
+			running = append(running, t)
+		}
+	}
+	sort.SliceStable(running, func(i, j int) bool {
+		if ci, cj := running[i].Version == cfg, running[j].Version == cfg; ci != cj {
+			return ci
+		}
+		return running[i].ID < running[j].ID
+	})
+	var out []providers.Endpoint
+	for i, pm := range pms {
+		if pm.HostPort == 0 {
+			continue
+		}
+		for _, t := range running {
+			if i < len(t.Ports) && t.Ports[i] > 0 {
+				host := t.Host
+				if host == "0.0.0.0" || host == "::" {
+					host = "127.0.0.1"
+				}
+				addr := net.JoinHostPort(host, strconv.Itoa(t.Ports[i]))
+				out = append(out, providers.Endpoint{Port: pm.ContainerPort, Address: addr, URL: "http://" + addr + "/"})
+				break
+			}
+		}
+	}
+	return out
 }

@@ -133,10 +133,11 @@ func (p *Provider) readBack(w schema.Workload, target string) schema.Workload {
 
 // upToDate tells whether the running app already runs d as want says it: berth's labels (ownership and spec hash)
 // and every managed field as read back equal to the desired workload (a hand edit keeps the labels). Labels and
-// fields of others are not compared.
+// fields of others are not compared, nor berth.dev/head (informational: it names the head the app was last
+// created or rolled from, and a new head with the same spec rolls nothing).
 func (p *Provider) upToDate(cur, want *app, d providers.Desired) bool {
 	for k, v := range want.Labels {
-		if cur.Labels[k] != v {
+		if cur.Labels[k] != v && k != providers.LabelHead { // the head alone is no reason to restart the tasks
 			return false
 		}
 	}

@@ -44,8 +44,10 @@
 //     slow (the next n tasks take SlowSteps more steps to start).
 //   - Out-of-band hooks: KillTask, CreateLookAlike (an app without labels), AppExists, Tasks, TaskEnv (the
 //     environment a task was launched with: what its container sees), Requests.
+//   - Tasks' ports are their host ports in port-mapping order: a mapping's fixed hostPort as given, a hostPort 0
+//     one from the agent's range (31000 up); their host is the agent's (Options.AgentHost, "agent-1" by default).
 //
-// Simplified: one agent ("agent-1") with unlimited resources and no port conflicts; no groups API, pods,
+// Simplified: one agent with unlimited resources and no port conflicts; no groups API, pods,
 // constraints, readiness checks, secrets, launch queue delays or task lost states; versions are synthetic
 // timestamps from a counter; service ports are not assigned (a servicePort of 0 stays 0); the app JSON is the
 // pre-1.5 form (port mappings under container.docker, docker.network), which Marathon 1.5 and later still accept

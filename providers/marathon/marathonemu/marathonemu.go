@@ -43,7 +43,12 @@ type Options struct {
 	SlowSteps int
 	// Manual stops requests from advancing the simulation: only Step does.
 	Manual bool
+	// AgentHost is the host name the one agent registered with (tasks' "host"; default DefaultAgentHost).
+	AgentHost string
 }
+
+// DefaultAgentHost is the agent's host name when Options.AgentHost is empty.
+const DefaultAgentHost = "agent-1"
 
 // Request is one call received, for goldens and assertions.
 type Request struct {
@@ -77,7 +82,7 @@ type app struct {
 	instances int
 	checks    int
 	image     string
-	ports     int
+	hostPorts []int // per port mapping: the fixed host port asked for, 0 for one the agent picks
 	minHealth float64
 	maxOver   float64
 	version   string
@@ -101,6 +106,9 @@ type deployment struct {
 
 // New starts an emulator; Close stops it.
 func New(opts Options) *Server {
+	if opts.AgentHost == "" {
+		opts.AgentHost = DefaultAgentHost
+	}
 	if opts.StepsPerState <= 0 {
 		opts.StepsPerState = DefaultStepsPerState
 	}
@@ -584,9 +592,16 @@ func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged b
 	a.prev, a.def = a.def, def
 	a.instances = int(*d.Instances)
 	a.checks = len(d.Checks)
-	a.image, a.ports = "", 0
+	a.image, a.hostPorts = "", nil
 	if d.Container != nil && d.Container.Docker != nil {
-		a.image, a.ports = d.Container.Docker.Image, len(d.Container.Docker.PortMappings)
+		a.image = d.Container.Docker.Image
+		for _, pm := range d.Container.Docker.PortMappings {
+			hp := 0
+			if pm.HostPort != nil {
+				hp = *pm.HostPort
+			}
+			a.hostPorts = append(a.hostPorts, hp)
+		}
 	}
 	a.minHealth, a.maxOver = 1, 1
 	if u := d.Upgrade; u != nil {
@@ -866,7 +881,7 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 		} else {
 			staged++
 		}
-		to := map[string]any{"id": t.id, "appId": a.id, "host": "agent-1", "ports": t.ports, "stagedAt": t.stagedAt,
+		to := map[string]any{"id": t.id, "appId": a.id, "host": s.opts.AgentHost, "ports": t.ports, "stagedAt": t.stagedAt,
 			"version": t.version, "state": state, "slaveId": "agent-1-S0"}
 		if t.running {
 			to["startedAt"] = t.started
@@ -913,9 +928,12 @@ func (s *Server) newTask(a *app) *task {
 		s.slow--
 		t.wait += s.opts.SlowSteps
 	}
-	for range a.ports {
-		s.seq++
-		t.ports = append(t.ports, 31000+s.seq%1000)
+	for _, hp := range a.hostPorts {
+		if hp == 0 { // BRIDGE networking: a host port from the agent's offered range
+			s.seq++
+			hp = 31000 + s.seq%1000
+		}
+		t.ports = append(t.ports, hp)
 	}
 	a.tasks = append(a.tasks, t)
 	return t
