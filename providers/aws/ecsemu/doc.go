@@ -43,8 +43,16 @@
 //     Options.ResolveSecret each task resolves them when it leaves PENDING, as the ECS agent does with the
 //     execution role, and one that cannot be resolved stops with ResourceInitializationError (counted by the
 //     circuit breaker). TaskEnvironment shows what each running task's container sees.
+//   - Network interfaces: each task gets one (awsvpc) in its service's first subnet, with a private IPv4 address
+//     of 10.0.0.0/16 (data only: nothing listens there); DescribeTasks shows it as ECS does, an
+//     ElasticNetworkInterface attachment PRECREATED while the task is provisioned, ATTACHED with
+//     networkInterfaceId, macAddress, privateDnsName and privateIPv4Address from PENDING on, DELETED once stopped.
+//     A public IP (assignPublicIp) is EC2's to tell (DescribeNetworkInterfaces), not ECS's: not emulated.
+//   - Tags: at most 50 per request, keys of 1–128 and values of 0–256 letters, digits, spaces and _ . : / = + - @,
+//     no key twice, no aws: prefix (InvalidParameterException), at RegisterTaskDefinition, CreateService and
+//     TagResource; TagResource adds or overwrites keys and keeps a resource at 50.
 //   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning,
-//     TaskEnvironment, Requests.
+//     TaskEnvironment, TaskAddress, Requests.
 //
 // Where the model is silent: it names the ranges and rules above only in doc comments and says neither which
 // exception an invalid value gets nor its text. The emulator answers ClientException for invalid task definition
@@ -58,7 +66,6 @@
 // requires a health check's timeout to be shorter than its interval is not documented; the emulator does not.
 //
 // Simplified: one account and region; no container instances, capacity providers, load balancers, service
-// discovery, task sets or EC2 launch type; tasks have no network interfaces; stopped tasks and INACTIVE services
-// stay visible until Close; tags are not validated beyond their count; SigV4 signatures are required but not
+// discovery, task sets or EC2 launch type; stopped tasks and INACTIVE services stay visible until Close; SigV4 signatures are required but not
 // verified.
 package ecsemu

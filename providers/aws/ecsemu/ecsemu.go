@@ -91,6 +91,7 @@ type Server struct {
 	missing  map[string]bool
 	clusters map[string]*cluster
 	taskDefs map[string][]*taskDef // by family; index = revision-1
+	enis     int                   // network interfaces made, for their private addresses
 }
 
 type fault struct {
@@ -154,6 +155,8 @@ type task struct {
 	created                                        time.Time
 	tags                                           []Tag
 	env                                            map[string]string // what the container sees, from RUNNING on
+	// The task's elastic network interface (awsvpc): its attachment id, ENI id, subnet and private address.
+	attachment, eni, subnet, ip string
 }
 
 type taskDef struct {
@@ -582,8 +585,9 @@ func (s *Server) registerTaskDefinition(body []byte) (any, *apiError) {
 		return nil, clientErr("Family contains invalid characters or is empty: up to 255 letters, numbers, hyphens and underscores are allowed.")
 	case len(in.ContainerDefinitions) == 0:
 		return nil, clientErr("Container list cannot be empty.")
-	case len(in.Tags) > 50:
-		return nil, invalidParam("Too many tags: at most 50 are allowed.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
 	}
 	if in.NetworkMode != "" {
 		if err := enum("networkMode", in.NetworkMode, types.NetworkMode("").Values()); err != nil {
@@ -993,6 +997,19 @@ type createServiceIn struct {
 	Tags []Tag `json:"tags"`
 }
 
+// subnetOf is the first subnet of a service's awsvpc configuration ("" for none).
+func subnetOf(raw json.RawMessage) string {
+	var nc struct {
+		AwsvpcConfiguration struct {
+			Subnets []string `json:"subnets"`
+		} `json:"awsvpcConfiguration"`
+	}
+	if json.Unmarshal(raw, &nc) != nil || len(nc.AwsvpcConfiguration.Subnets) == 0 {
+		return ""
+	}
+	return nc.AwsvpcConfiguration.Subnets[0]
+}
+
 // checkNetConf validates a service's network configuration: the assignPublicIp enum and the list sizes of the
 // API reference (at most 16 subnets and 5 security groups).
 func checkNetConf(raw json.RawMessage) *apiError {
@@ -1086,8 +1103,9 @@ func (s *Server) createService(body []byte) (any, *apiError) {
 		return nil, clientErr("TaskDefinition is inactive")
 	case in.DesiredCount != nil && *in.DesiredCount < 0:
 		return nil, invalidParam("desiredCount must be at least 0.")
-	case len(in.Tags) > 50:
-		return nil, invalidParam("Too many tags: at most 50 are allowed.")
+	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
 	}
 	for _, e := range []struct {
 		field, v string
@@ -1466,10 +1484,45 @@ func (s *Server) taskOut(t *task, withTags bool) map[string]any {
 	if t.stoppedReason != "" {
 		out["stoppedReason"] = t.stoppedReason
 	}
+	if t.eni != "" {
+		// As ECS shows an awsvpc task's interface: PRECREATED with its subnet while the task is provisioned,
+		// ATTACHED with its id, MAC and private address from PENDING on, DELETED once the task stopped.
+		status := "ATTACHED"
+		details := []map[string]string{{"name": "subnetId", "value": t.subnet}}
+		switch {
+		case t.lastStatus == "PROVISIONING":
+			status = "PRECREATED"
+		case t.lastStatus == "STOPPED":
+			status = "DELETED"
+		}
+		if status != "PRECREATED" {
+			mac := t.eni[len(t.eni)-12:]
+			details = append(details,
+				map[string]string{"name": "networkInterfaceId", "value": t.eni},
+				map[string]string{"name": "macAddress", "value": mac[0:2] + ":" + mac[2:4] + ":" + mac[4:6] + ":" + mac[6:8] + ":" + mac[8:10] + ":" + mac[10:12]},
+				map[string]string{"name": "privateDnsName", "value": "ip-" + strings.ReplaceAll(t.ip, ".", "-") + "." + s.opts.Region + ".compute.internal"},
+				map[string]string{"name": "privateIPv4Address", "value": t.ip})
+		}
+		out["attachments"] = []any{map[string]any{"id": t.attachment, "type": "ElasticNetworkInterface", "status": status,
+			"details": details}}
+	}
 	if withTags {
 		out["tags"] = tagsOut(t.tags)
 	}
 	return out
+}
+
+// TaskAddress returns the private IPv4 address of a task's network interface (by task ARN or ID), "" for an
+// unknown task: the address ECS reports once the interface is attached.
+func (s *Server) TaskAddress(clusterName, taskRef string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.clusters[clusterName]; c != nil {
+		if t := c.tasks[lastSegment(taskRef, "")]; t != nil {
+			return t.ip
+		}
+	}
+	return ""
 }
 
 func (s *Server) stopTask(body []byte) (any, *apiError) {
@@ -1519,6 +1572,36 @@ func (s *Server) tagged(arn string) *[]Tag {
 	return nil
 }
 
+// tagKeyRE and tagValueRE are ECS's tag rules: a key of 1–128 and a value of 0–256 Unicode letters, digits,
+// white space and _ . : / = + - @.
+var (
+	tagKeyRE   = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$`)
+	tagValueRE = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]{0,256}$`)
+)
+
+// checkTags applies ECS's tag limits to the tags of one request: at most 50, each key and value within its
+// length and characters, no key used twice, and no key with the reserved aws: prefix (in any case).
+func checkTags(tags []Tag) *apiError {
+	if len(tags) > 50 {
+		return invalidParam("Too many tags: at most 50 are allowed.")
+	}
+	seen := map[string]bool{}
+	for _, t := range tags {
+		switch {
+		case !tagKeyRE.MatchString(t.Key):
+			return invalidParam("Tag key %q is invalid: 1 to 128 letters, numbers, spaces and _ . : / = + - @ are allowed.", t.Key)
+		case !tagValueRE.MatchString(t.Value):
+			return invalidParam("Tag value of key %q is invalid: up to 256 letters, numbers, spaces and _ . : / = + - @ are allowed.", t.Key)
+		case strings.HasPrefix(strings.ToLower(t.Key), "aws:"):
+			return invalidParam("Tag keys with the prefix aws: are reserved.")
+		case seen[t.Key]:
+			return invalidParam("Duplicate tag key %q.", t.Key)
+		}
+		seen[t.Key] = true
+	}
+	return nil
+}
+
 func (s *Server) tagResource(body []byte) (any, *apiError) {
 	var in struct {
 		ResourceArn string `json:"resourceArn"`
@@ -1531,17 +1614,22 @@ func (s *Server) tagResource(body []byte) (any, *apiError) {
 	if tags == nil {
 		return nil, &apiError{400, "InvalidParameterException", "The specified resource could not be found."}
 	}
+	if err := checkTags(in.Tags); err != nil {
+		return nil, err
+	}
+	merged := slices.Clone(*tags)
 	for _, nt := range in.Tags {
-		i := slices.IndexFunc(*tags, func(t Tag) bool { return t.Key == nt.Key })
+		i := slices.IndexFunc(merged, func(t Tag) bool { return t.Key == nt.Key })
 		if i >= 0 {
-			(*tags)[i].Value = nt.Value
+			merged[i].Value = nt.Value
 		} else {
-			*tags = append(*tags, nt)
+			merged = append(merged, nt)
 		}
 	}
-	if len(*tags) > 50 {
+	if len(merged) > 50 {
 		return nil, invalidParam("Too many tags: at most 50 are allowed.")
 	}
+	*tags = merged
 	return map[string]any{}, nil
 }
 
@@ -1774,6 +1862,13 @@ func (s *Server) startTask(c *cluster, svc *service, d *deployment) *task {
 		s.slow--
 		t.wait += s.opts.SlowSteps
 	}
+	// awsvpc: an interface of its own in the service's first subnet, with the next private address of
+	// 10.0.0.0/16 (data only: nothing listens there).
+	s.enis++
+	sum := sha256.Sum256([]byte("ecsemu-eni-" + id))
+	a := hex.EncodeToString(sum[:16])
+	t.attachment, t.eni, t.subnet = a[:8]+"-"+a[8:12]+"-"+a[12:16]+"-"+a[16:20]+"-"+a[20:], "eni-0"+a[:16], subnetOf(svc.netConf)
+	t.ip = fmt.Sprintf("10.0.%d.%d", (s.enis/250)%256, s.enis%250+4)
 	switch svc.propagateTags {
 	case "SERVICE":
 		t.tags = slices.Clone(svc.tags)

@@ -188,3 +188,102 @@ func TestSecretsResolvedAtStart(t *testing.T) {
 		t.Errorf("the old task stopped serving: %v", envs)
 	}
 }
+
+// Tags are held to ECS's limits on every call that takes them: 50, keys 1–128 and values 0–256 of the allowed
+// characters, no aws: prefix, no key twice; a TagResource over 50 changes nothing.
+func TestTagLimits(t *testing.T) {
+	s := New(Options{Manual: true})
+	defer s.Close()
+	td := func(tags []Tag) map[string]any {
+		return map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"}, "networkMode": "awsvpc",
+			"cpu": "256", "memory": "512", "containerDefinitions": []any{map[string]any{"name": "app", "image": "img"}},
+			"tags": tags}
+	}
+	many := func(n int) []Tag {
+		var out []Tag
+		for i := range n {
+			out = append(out, Tag{Key: "k" + strings.Repeat("x", i%3) + string(rune('a'+i%26)) + string(rune('a'+i/26)), Value: "v"})
+		}
+		return out
+	}
+	for name, c := range map[string]struct {
+		tags []Tag
+		ok   bool
+	}{
+		"50 tags":            {many(50), true},
+		"51 tags":            {many(51), false},
+		"key of 128":         {[]Tag{{Key: strings.Repeat("k", 128), Value: "v"}}, true},
+		"key of 129":         {[]Tag{{Key: strings.Repeat("k", 129), Value: "v"}}, false},
+		"value of 256":       {[]Tag{{Key: "k", Value: strings.Repeat("v", 256)}}, true},
+		"value of 257":       {[]Tag{{Key: "k", Value: strings.Repeat("v", 257)}}, false},
+		"empty key":          {[]Tag{{Key: "", Value: "v"}}, false},
+		"berth's keys":       {[]Tag{{Key: "berth.dev/preview", Value: "2147483647"}, {Key: "berth.dev/head", Value: strings.Repeat("a", 40)}}, true},
+		"reserved prefix":    {[]Tag{{Key: "AWS:thing", Value: "v"}}, false},
+		"a character":        {[]Tag{{Key: "k", Value: "a;b"}}, false},
+		"the same key twice": {[]Tag{{Key: "k", Value: "1"}, {Key: "k", Value: "2"}}, false},
+	} {
+		code, out := call(t, s, "RegisterTaskDefinition", td(c.tags))
+		if (code == 200) != c.ok || !c.ok && out["__type"] != "com.amazonaws.ecs#InvalidParameterException" {
+			t.Errorf("%s: %d %v", name, code, out)
+		}
+	}
+	code, out := call(t, s, "RegisterTaskDefinition", td(many(49)))
+	if code != 200 {
+		t.Fatal(code, out)
+	}
+	arn := out["taskDefinition"].(map[string]any)["taskDefinitionArn"].(string)
+	if code, out := call(t, s, "TagResource", map[string]any{"resourceArn": arn, "tags": []Tag{{Key: "n1", Value: "1"}, {Key: "n2", Value: "2"}}}); code != 400 {
+		t.Fatalf("TagResource to 51 tags: %d %v", code, out)
+	}
+	_, out = call(t, s, "ListTagsForResource", map[string]any{"resourceArn": arn})
+	if n := len(out["tags"].([]any)); n != 49 {
+		t.Errorf("a refused TagResource left %d tags, want 49", n)
+	}
+	if code, out := call(t, s, "TagResource", map[string]any{"resourceArn": arn, "tags": []Tag{{Key: "n1", Value: "1"}}}); code != 200 {
+		t.Fatalf("TagResource to 50 tags: %d %v", code, out)
+	}
+}
+
+// An awsvpc task's interface shows as ECS shows it: PRECREATED with its subnet while provisioning, ATTACHED with
+// its id and private address from PENDING on, DELETED once the task stopped.
+func TestTaskNetworkInterface(t *testing.T) {
+	s := New(Options{Manual: true})
+	defer s.Close()
+	call(t, s, "RegisterTaskDefinition", map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"},
+		"networkMode": "awsvpc", "cpu": "256", "memory": "512", "containerDefinitions": []any{map[string]any{"name": "app", "image": "img"}}})
+	if code, out := call(t, s, "CreateService", map[string]any{"serviceName": "svc", "taskDefinition": "f", "desiredCount": 1,
+		"networkConfiguration": map[string]any{"awsvpcConfiguration": map[string]any{"subnets": []string{"subnet-1"}}}}); code != 200 {
+		t.Fatal(code, out)
+	}
+	s.Step(1)
+	eni := func() (status string, details map[string]string) {
+		t.Helper()
+		arns := s.LiveTasks("default", "svc")
+		if len(arns) != 1 {
+			t.Fatalf("live tasks %v", arns)
+		}
+		_, out := call(t, s, "DescribeTasks", map[string]any{"tasks": arns})
+		task := out["tasks"].([]any)[0].(map[string]any)
+		a := task["attachments"].([]any)[0].(map[string]any)
+		if a["type"] != "ElasticNetworkInterface" {
+			t.Fatalf("attachment %v", a)
+		}
+		details = map[string]string{}
+		for _, d := range a["details"].([]any) {
+			kv := d.(map[string]any)
+			details[kv["name"].(string)] = kv["value"].(string)
+		}
+		return a["status"].(string), details
+	}
+	if st, d := eni(); st != "PRECREATED" || d["subnetId"] != "subnet-1" || d["privateIPv4Address"] != "" {
+		t.Fatalf("provisioning: %s %v", st, d)
+	}
+	s.Step(1)
+	st, d := eni()
+	if st != "ATTACHED" || d["privateIPv4Address"] == "" || !strings.HasPrefix(d["networkInterfaceId"], "eni-") {
+		t.Fatalf("pending: %s %v", st, d)
+	}
+	if got := s.TaskAddress("default", s.LiveTasks("default", "svc")[0]); got != d["privateIPv4Address"] {
+		t.Errorf("TaskAddress %q, DescribeTasks %q", got, d["privateIPv4Address"])
+	}
+}
