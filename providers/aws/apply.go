@@ -42,6 +42,12 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if svc != nil {
 		current = aws.ToString(svc.TaskDefinition)
 	}
+	ptags := previewTags(d.Owner, d.Preview)
+	if svc != nil {
+		if err := p.retag(ctx, k, svc, ptags); err != nil {
+			return err
+		}
+	}
 	refs, err := p.secretRefs(ctx, k, d)
 	if err != nil {
 		return err
@@ -65,8 +71,8 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			DeploymentConfiguration: deploymentConfiguration(),
 			PropagateTags:           types.PropagateTagsTaskDefinition,
 			EnableECSManagedTags:    true,
-			Tags:                    ownerTags(k),
-			ClientToken:             aws.String(clientToken(k, d.SpecHash, d.Workload.Replicas)),
+			Tags:                    append(ownerTags(k), ptags...),
+			ClientToken:             aws.String(clientToken(k, d.SpecHash, d.Workload.Replicas, ptags)),
 		}
 		if err := p.call(ctx, "CreateService", func(ctx context.Context) error {
 			_, err := p.client.CreateService(ctx, in)
@@ -137,6 +143,32 @@ func (p *Provider) deregisterStale(ctx context.Context, k wkey, family, keep str
 	if err := p.deleteSecrets(ctx, k, unused); err != nil {
 		p.log.WarnContext(ctx, "deleting secrets no longer used", "env", k.Environment, "workload", k.Workload, "error", err)
 	}
+}
+
+// retag brings the service's preview tags (LabelPreview, LabelHead) to want with one TagResource when one differs:
+// a new head of a preview is told by the service even when its task definition is unchanged. A head the desired
+// state does not give is left as it is (it is informational).
+func (p *Provider) retag(ctx context.Context, k wkey, svc *types.Service, want []types.Tag) error {
+	have := tagMap(svc.Tags)
+	var change []types.Tag
+	for _, t := range want {
+		if have[aws.ToString(t.Key)] != aws.ToString(t.Value) {
+			change = append(change, t)
+		}
+	}
+	if len(change) == 0 {
+		return nil
+	}
+	p.log.InfoContext(ctx, "tagging ecs service", "env", k.Environment, "workload", k.Workload,
+		"service", aws.ToString(svc.ServiceName), "tags", len(change))
+	if err := p.call(ctx, "TagResource", func(ctx context.Context) error {
+		_, err := p.client.TagResource(ctx, &ecs.TagResourceInput{ResourceArn: svc.ServiceArn, Tags: change})
+		return err
+	}); err != nil {
+		return fmt.Errorf("workload %s: %w", k.Workload, err)
+	}
+	svc.Tags = append(svc.Tags, change...) // later values win in tagMap
+	return nil
 }
 
 // describeService returns the named service, or nil when it does not exist or is INACTIVE (deleted).

@@ -233,16 +233,18 @@ func stringList(v any) ([]string, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of ECS on Fargate without a load balancer: command health checks only (ECS runs them inside the
-// container), no stable public address, UDP and TCP ports, CPU and memory from the Fargate table. Secrets: AWS
+// container), public ports at each task's own address (Observed.Endpoints: a task's private IPv4 address and the
+// container port; no host port is shared, so none is chosen), UDP and TCP ports, CPU and memory from the Fargate
+// table. Secrets: AWS
 // references (Secrets Manager and SSM ARNs, resolved by ECS at task start) and SOPS values (kept in a Secrets
 // Manager secret of berth's), as environment variables only: ECS has no secret files.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthCommand: true, UDP: true, CPULimit: true, MemoryLimit: true,
+	return providers.Capabilities{HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
 		SecretKinds: []string{schema.SecretAWS, schema.SecretSOPS}}
 }
 
 // Validate reports what ECS on Fargate cannot honour, so that the plan refuses it instead of sending it: HTTP and
-// TCP health checks, public ports (no stable address without a load balancer), one container port for both TCP
+// TCP health checks, one container port for both TCP
 // and UDP (ECS allows a container port in one port mapping only), CPU/memory beyond the Fargate table, health
 // timings out of ECS's bounds (interval 5–300 s, timeout 2–60 s, retries 1–10, startPeriod 0–300 s).
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
@@ -272,13 +274,6 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 		}
 	}
 	out = append(out, duplicatePorts(w.Ports)...)
-	for i, pt := range w.Ports {
-		if pt.Public {
-			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].public", i),
-				Message: "ECS without a load balancer has no stable public address: each task gets its own IP " +
-					"(public only with assignPublicIp); berth manages no load balancer"})
-		}
-	}
 	_, _, problems := fargateSize(w.Resources)
 	return append(out, problems...)
 }
@@ -367,3 +362,4 @@ var _ providers.Provider = (*Provider)(nil)
 var _ providers.Validator = (*Provider)(nil)
 var _ providers.Normalizer = (*Provider)(nil)
 var _ providers.Closer = (*Provider)(nil)
+var _ providers.EnvironmentLister = (*Provider)(nil)

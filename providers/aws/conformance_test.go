@@ -26,8 +26,9 @@ import (
 // (a new revision of the task definition with one field changed, the service pointed at it; a new desired count;
 // the current revision deregistered), an unmanaged tag of someone else's on the service, look-alikes as untagged
 // services, faults as throttling and 5xx answers. Probe reads what the emulated container sees (its environment,
-// secrets resolved from the Secrets Manager emulator as the ECS agent resolves them at task start): ECS without
-// a load balancer has no stable address, and the emulator runs no container. The secret case uses a SOPS value,
+// secrets resolved from the Secrets Manager emulator as the ECS agent resolves them at task start): the
+// emulator runs no container, so the endpoints (each task's private address, from its network interface) are
+// checked for being there, not fetched. The secret case uses a SOPS value,
 // which berth keeps in its own Secrets Manager secret (a reference the runtime resolves is
 // TestConformanceSecretReference: berth sees a reference change only when its version does).
 func TestConformance(t *testing.T) { runConformance(t, nil) }
@@ -93,10 +94,13 @@ func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx
 		Owner:   owner,
 		Image:   "registry.example/berth-app:1",
 		ImageV2: "registry.example/berth-app:2",
+		// The reference workload with its port public: on awsvpc each task answers at an address of its own, so
+		// every name (a preview's copy too) gets the same container port and no host port is shared.
 		Workload: func(n string) schema.Workload {
 			w := referenceWorkload(n)
 			w.Image = "registry.example/berth-app:1"
 			w.Replicas = 1
+			w.Ports[0].Public = true
 			return w
 		},
 		Drift: func(ctx context.Context, t *testing.T, workload string, i int, kind string) {

@@ -25,6 +25,27 @@
 // the workload's on Delete (ForceDeleteWithoutRecovery; only secrets carrying the workload's tags). The Secrets
 // Manager endpoint is the region's, AWS_ENDPOINT_URL_SECRETS_MANAGER, or the target's secretsEndpoint.
 //
+// Previews: a preview environment's objects (Owner.Preview != 0) carry berth.dev/preview (the pull request's
+// number) beside the ownership tags — the service, every task definition revision (so its tasks, by
+// propagateTags) and berth's Secrets Manager secrets — and berth.dev/head (Desired.Preview.Head, only when it is
+// a commit id) as created: a revision keeps the head it was registered at, and the service is retagged
+// (TagResource) whenever its head differs, so a new head shows even where it leaves the spec as it was. A preview is its own environment (pr-N) in the same
+// cluster, so its names (berth-<instance>-pr-N-<workload>, cut to 255 with a hash suffix past ECS's limit, as
+// every name is; a name that fits is never changed) and List and Delete are scoped like any other's.
+// Environments (providers.EnvironmentLister) reads the same ListServices and DescribeServices (tags, 10 at a time)
+// as List and nothing per service: each environment of the instance and target once, its preview number and the
+// head of its most recently deployed service.
+//
+// Public ports: awsvpc gives each task an elastic network interface of its own, so a port answers at the task's
+// address on its container port, no host port is shared and none is chosen (a HostPort asked for, such as the
+// one a preview is given, reads back as the port; ECS refuses a host port other than the container port). Which
+// ports are public is the container's docker label berth.dev/public-ports ("8080,53/udp"), read back from the
+// revision. Observed.Endpoints has one per public port: the private IPv4 address ECS reports in a running task's
+// ElasticNetworkInterface attachment (the first ready task by ID, else the first running one) and the container
+// port; a port is left out until a task has one. A task's public IP (assignPublicIp) is EC2's to tell
+// (DescribeNetworkInterfaces), not ECS's: berth does not read it, so an endpoint is reachable from inside the
+// VPC (or through its security groups and routes), not necessarily from the internet.
+//
 // Read-back: List reads ListServices (no tag filter exists), DescribeServices with tags in batches of 10, then,
 // per owned service, the spec from the service's CURRENT task definition revision (DescribeTaskDefinition, cached
 // by ARN within and across passes: revisions are immutable) — image, entryPoint, command, environment, port
@@ -33,8 +54,8 @@
 // from ListTasks and DescribeTasks; and once per pass ListTaskDefinitionFamilies of the owner's families: a
 // service whose family has no ACTIVE revision left (deregistered by hand) reports "task definition <family>" in
 // Observed.Missing. Nothing berth stores is read back for the plan (no spec label). The read-back is lossy where
-// ECS is (Normalize): ports are internal (no stable public address without a load balancer) and lose names ECS
-// cannot store, HTTP and TCP checks are not sent, durations are whole seconds within ECS's bounds, resources are
+// ECS is (Normalize): public ports are on their container port, ports lose names ECS cannot store, HTTP and TCP
+// checks are not sent, durations are whole seconds within ECS's bounds, resources are
 // the Fargate size that holds them.
 //
 // Not seen: fields berth does not set (other containers, log configuration, memoryReservation, service
@@ -46,9 +67,10 @@
 // unpinned ARN (ECS resolves it only when a task starts).
 //
 // Non-goals: load balancers, service discovery, autoscaling, secret files, EC2 capacity, clusters
-// or networks (the target names existing ones). HTTP and TCP health checks and stable public addresses need a load
-// balancer: Validate reports them, as it reports what ECS would refuse (health timings out of its bounds, one
-// container port for both TCP and UDP), so that the plan refuses them instead of sending them.
+// or networks (the target names existing ones; its security groups decide who reaches a public port). HTTP and
+// TCP health checks and an address that outlives a task need a load balancer: Validate reports the checks, as it
+// reports what ECS would refuse (health timings out of its bounds, one container port for both TCP and UDP), so
+// that the plan refuses them instead of sending them.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials from the AWS default chain;
 // the cluster, subnets, security groups and roles exist.

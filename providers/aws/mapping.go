@@ -74,9 +74,15 @@ func familyPrefix(o providers.Owner) string {
 
 // clientToken is CreateService's idempotency token (at most 36 characters): the same workload, spec and count
 // always give the same token, so a create repeated after a lost answer or a crash is deduplicated by ECS.
-func clientToken(k wkey, hash string, replicas int) string {
-	sum := sha256.Sum256([]byte(strings.Join([]string{"create-service", k.Instance, k.Environment, k.Target, k.Workload,
-		hash, strconv.Itoa(replicas)}, "\x00")))
+//
+// The preview's tags are part of the request, so they are part of the token (ECS refuses a token repeated with
+// another request); a workload outside previews keeps the token it always had.
+func clientToken(k wkey, hash string, replicas int, preview []types.Tag) string {
+	parts := []string{"create-service", k.Instance, k.Environment, k.Target, k.Workload, hash, strconv.Itoa(replicas)}
+	for _, t := range preview {
+		parts = append(parts, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return "berth-" + hex.EncodeToString(sum[:])[:30]
 }
 
@@ -88,6 +94,37 @@ func ownerTags(k wkey) []types.Tag {
 		{Key: aws.String(providers.LabelTarget), Value: aws.String(k.Target)},
 		{Key: aws.String(providers.LabelWorkload), Value: aws.String(k.Workload)},
 	}
+}
+
+// LabelPublicPorts is the docker label of the container "app" that lists its public container ports
+// ("8080,9090/udp"): on awsvpc every port of a task answers at the task's own address, so which of them a workload
+// declared public (and reports an Endpoint for) is said by this field of the task definition.
+const LabelPublicPorts = "berth.dev/public-ports"
+
+// headRE is what LabelHead may hold: a commit id (SHA-1 or SHA-256, hex). Anything else is left out of the tags.
+var headRE = regexp.MustCompile(`^[0-9a-fA-F]{7,64}$`)
+
+// previewTags are the tags of a preview's objects beside ownerTags: LabelPreview (the pull request's number) for
+// a preview environment, and LabelHead (the head commit) where d says one. None for another environment.
+func previewTags(o providers.Owner, pv *schema.Preview) []types.Tag {
+	var out []types.Tag
+	if o.Preview != 0 {
+		out = append(out, types.Tag{Key: aws.String(providers.LabelPreview), Value: aws.String(strconv.Itoa(o.Preview))})
+	}
+	if pv != nil && headRE.MatchString(pv.Head) {
+		out = append(out, types.Tag{Key: aws.String(providers.LabelHead), Value: aws.String(pv.Head)})
+	}
+	return out
+}
+
+// previewNumber parses a LabelPreview value: 0 when absent or malformed (not a positive decimal in its canonical
+// form).
+func previewNumber(v string) int {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 || strconv.Itoa(n) != v {
+		return 0
+	}
+	return n
 }
 
 func tagMap(tags []types.Tag) map[string]string {
@@ -238,7 +275,14 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired, refs map[str
 		}
 		ports = append(ports, pm)
 	}
+	if public := publicPorts(w.Ports); public != "" {
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		labels[LabelPublicPorts] = public
+	}
 	tags := append(ownerTags(k), types.Tag{Key: aws.String(providers.LabelSpecHash), Value: aws.String(d.SpecHash)})
+	tags = append(tags, previewTags(d.Owner, d.Preview)...)
 	in := &ecs.RegisterTaskDefinitionInput{
 		Family:                  aws.String(resourceName(k)),
 		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
@@ -266,6 +310,38 @@ func (p *Provider) taskDefinitionInput(k wkey, d providers.Desired, refs map[str
 		in.TaskRoleArn = aws.String(p.set.taskRoleArn)
 	}
 	return in, nil
+}
+
+// publicPorts is LabelPublicPorts for ports: the public ones' container ports, "/udp" after a UDP one, in order;
+// "" for none.
+func publicPorts(ports []schema.Port) string {
+	var out []string
+	for _, pt := range ports {
+		if !pt.Public {
+			continue
+		}
+		v := strconv.Itoa(pt.Port)
+		if strings.EqualFold(pt.Protocol, "udp") {
+			v += "/udp"
+		}
+		out = append(out, v)
+	}
+	return strings.Join(out, ",")
+}
+
+// readPublicPorts is the set of "port/protocol" LabelPublicPorts names.
+func readPublicPorts(label string) map[string]bool {
+	out := map[string]bool{}
+	for _, v := range strings.Split(label, ",") {
+		if v = strings.TrimSpace(v); v == "" {
+			continue
+		}
+		if !strings.Contains(v, "/") {
+			v += "/tcp"
+		}
+		out[v] = true
+	}
+	return out
 }
 
 // networkConfiguration is the awsvpc network of every task, from the target.
@@ -345,9 +421,8 @@ const (
 
 // liveSpec reads every field berth manages from a task definition's own fields: the container's image,
 // entryPoint (command), command (args), environment, secrets (the variables' secret names, readSecrets), port
-// mappings and health check, and the task size (the
-// container's own cpu or hard memory limit where a hand edit set a smaller one). Ports read back as internal:
-// ECS has no stable public address without a load balancer. The form is providers.Normalize's, then the
+// mappings (public as LabelPublicPorts says, on their own container port) and health check, and the task size
+// (the container's own cpu or hard memory limit where a hand edit set a smaller one). The form is providers.Normalize's, then the
 // provider's Normalize (which maps a desired workload to the same shape), so an untouched workload compares
 // equal.
 func liveSpec(td *types.TaskDefinition) schema.Workload {
@@ -366,12 +441,16 @@ func liveSpec(td *types.TaskDefinition) schema.Workload {
 		w.Env[aws.ToString(kv.Name)] = aws.ToString(kv.Value)
 	}
 	w.SecretEnv, _ = readSecrets(c)
+	public := readPublicPorts(c.DockerLabels[LabelPublicPorts])
 	for _, pm := range c.PortMappings {
 		pt := schema.Port{Port: int(aws.ToInt32(pm.ContainerPort)), Protocol: strings.ToLower(string(pm.Protocol))}
 		if pt.Protocol == "" {
 			pt.Protocol = "tcp"
 		}
 		pt.Name = aws.ToString(pm.Name)
+		if public[fmt.Sprintf("%d/%s", pt.Port, pt.Protocol)] {
+			pt.Public, pt.HostPort = true, pt.Port
+		}
 		w.Ports = append(w.Ports, pt)
 	}
 	cpu, _ := strconv.Atoi(aws.ToString(td.Cpu))
@@ -431,15 +510,20 @@ func portNames(ports []schema.Port) []string {
 	return out
 }
 
-// Normalize is the form in which ECS reads a workload back: ports internal (no stable public address without a
-// load balancer) and without names ECS cannot store (its pattern; a name taken by an earlier port), the task size of the Fargate table, HTTP and TCP health
-// checks dropped (ECS runs only commands), durations in whole seconds within ECS's bounds, as Apply sends them.
+// Normalize is the form in which ECS reads a workload back: a public port on its own container port (awsvpc: each
+// task has an address of its own, so there is no host port to choose and none is shared; a HostPort asked for,
+// such as one a preview is given, reads back as the port), ports without names ECS cannot store (its pattern; a
+// name taken by an earlier port), the task size of the Fargate table, HTTP and TCP health checks dropped (ECS runs
+// only commands), durations in whole seconds within ECS's bounds, as Apply sends them.
 func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 	if len(w.Ports) > 0 {
 		ps := make([]schema.Port, len(w.Ports))
 		names := portNames(w.Ports)
 		for i, pt := range w.Ports {
-			pt.Public, pt.HostPort, pt.Name = false, 0, names[i]
+			pt.HostPort, pt.Name = 0, names[i]
+			if pt.Public {
+				pt.HostPort = pt.Port
+			}
 			ps[i] = pt
 		}
 		w.Ports = ps

@@ -125,7 +125,7 @@ func (p *Provider) secretRefs(ctx context.Context, k wkey, d providers.Desired) 
 		case schema.SecretAWS:
 			refs[n] = sec.Source.AWS.ARN
 		case schema.SecretSOPS:
-			from, err := p.ensureSecret(ctx, k, sec)
+			from, err := p.ensureSecret(ctx, k, sec, previewTags(d.Owner, d.Preview))
 			if err != nil {
 				return nil, fmt.Errorf("workload %s: secret %s: %w", k.Workload, n, err)
 			}
@@ -141,7 +141,7 @@ func (p *Provider) secretRefs(ctx context.Context, k wkey, d providers.Desired) 
 // smVersion(name, fingerprint) — CreateSecret with the ownership tags, or PutSecretValue of a new version (a
 // version that exists is not sent again; a secret scheduled for deletion is restored) — and returns the valueFrom
 // that pins that version.
-func (p *Provider) ensureSecret(ctx context.Context, k wkey, sec providers.Secret) (string, error) {
+func (p *Provider) ensureSecret(ctx context.Context, k wkey, sec providers.Secret, extra []types.Tag) (string, error) {
 	if p.sm == nil {
 		return "", providers.Permanent(errors.New("no Secrets Manager client: the provider was built with NewWithClient without WithSecretsManager"))
 	}
@@ -156,7 +156,7 @@ func (p *Provider) ensureSecret(ctx context.Context, k wkey, sec providers.Secre
 			return "", err
 		}
 		if desc == nil {
-			arn, err := p.createSecret(ctx, k, sec, name, version)
+			arn, err := p.createSecret(ctx, k, sec, name, version, extra)
 			var exists *smtypes.ResourceExistsException
 			var invalid *smtypes.InvalidRequestException
 			if (errors.As(err, &exists) || errors.As(err, &invalid)) && attempt == 0 {
@@ -218,11 +218,11 @@ func (p *Provider) describeSecret(ctx context.Context, id string) (*sm.DescribeS
 	return out, err
 }
 
-func (p *Provider) createSecret(ctx context.Context, k wkey, sec providers.Secret, name, version string) (string, error) {
+func (p *Provider) createSecret(ctx context.Context, k wkey, sec providers.Secret, name, version string, extra []types.Tag) (string, error) {
 	p.log.InfoContext(ctx, "creating secrets manager secret", "env", k.Environment, "workload", k.Workload,
 		"secret", sec.Name, "name", name, "fingerprint", sec.Fingerprint)
 	tags := []smtypes.Tag{{Key: aws.String(LabelSecretName), Value: aws.String(sec.Name)}}
-	for _, t := range ownerTags(k) {
+	for _, t := range append(ownerTags(k), extra...) {
 		tags = append(tags, smtypes.Tag{Key: t.Key, Value: t.Value})
 	}
 	var out *sm.CreateSecretOutput

@@ -43,12 +43,18 @@ func TestResourceName(t *testing.T) {
 
 func TestClientToken(t *testing.T) {
 	k := wkey{"berth", "prod", "aws", "web"}
-	a := clientToken(k, "abc", 2)
-	if len(a) > 36 || a != clientToken(k, "abc", 2) {
+	a := clientToken(k, "abc", 2, nil)
+	if len(a) > 36 || a != clientToken(k, "abc", 2, nil) {
 		t.Fatalf("token %q: longer than 36 or not deterministic", a)
 	}
-	if a == clientToken(k, "abd", 2) || a == clientToken(k, "abc", 3) || a == clientToken(wkey{"x", "prod", "aws", "web"}, "abc", 2) {
+	if a == clientToken(k, "abd", 2, nil) || a == clientToken(k, "abc", 3, nil) || a == clientToken(wkey{"x", "prod", "aws", "web"}, "abc", 2, nil) {
 		t.Error("different creates share a token")
+	}
+	pr := providers.Owner{Instance: "berth", Environment: "pr-7", Preview: 7}
+	v1 := clientToken(k, "abc", 2, previewTags(pr, &schema.Preview{Number: 7, Head: strings.Repeat("1", 40)}))
+	v2 := clientToken(k, "abc", 2, previewTags(pr, &schema.Preview{Number: 7, Head: strings.Repeat("2", 40)}))
+	if v1 == v2 || v1 == a || len(v1) > 36 {
+		t.Errorf("a preview's tags are not part of its token: %q %q %q", a, v1, v2)
 	}
 }
 
@@ -96,8 +102,8 @@ func TestValidate(t *testing.T) {
 		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp"}},
 		{"fast interval", func(w *schema.Workload) { h := *cmd; h.Interval = schema.Duration(time.Second); w.Health = &h }, []string{"health.interval"}},
 		{"public port", func(w *schema.Workload) {
-			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp"}, {Port: 53, Protocol: "udp", Public: true}}
-		}, []string{"ports[1].public"}},
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp"}, {Port: 53, Protocol: "udp", Public: true, HostPort: 20053}}
+		}, nil},
 		{"too big", func(w *schema.Workload) { w.Resources.CPUMillis = 32000 }, []string{"resources.cpu"}},
 		{"timeout over 60 s", func(w *schema.Workload) { h := *cmd; h.Timeout = schema.Duration(61 * time.Second); w.Health = &h }, []string{"health.timeout"}},
 		{"timeout of 60.5 s (sent as 61)", func(w *schema.Workload) {
