@@ -363,7 +363,7 @@ func endpoints(a *app) []providers.Endpoint {
 					host = "127.0.0.1"
 				}
 				addr := net.JoinHostPort(host, strconv.Itoa(t.Ports[i]))
-				out = append(out, providers.Endpoint{Port: pm.ContainerPort, Address: addr, URL: "http://" + addr + "/"})
+				out = append(out, providers.Endpoint{Port: pm.ContainerPort, Address: addr})
 				break
 			}
 		}

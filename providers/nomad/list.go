@@ -207,7 +207,7 @@ func endpoints(job *api.Job, allocs []*api.AllocationListStub) []providers.Endpo
 			}
 			for _, a := range running {
 				if addr := portAddress(a.AllocatedResources, pt.Label); addr != "" {
-					out = append(out, providers.Endpoint{Port: container, Address: addr, URL: "http://" + addr + "/"})
+					out = append(out, providers.Endpoint{Port: container, Address: addr})
 					break
 				}
 			}

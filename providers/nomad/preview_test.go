@@ -94,7 +94,7 @@ func TestEndpoints(t *testing.T) {
 			if err != nil || len(obs) != 1 {
 				t.Fatalf("List = %v, %v", obs, err)
 			}
-			want := []providers.Endpoint{{Port: 8080, Address: c.want, URL: "http://" + c.want + "/"}}
+			want := []providers.Endpoint{{Port: 8080, Address: c.want}}
 			if !slices.Equal(obs[0].Endpoints, want) {
 				t.Errorf("Endpoints = %+v, want %+v", obs[0].Endpoints, want)
 			}
