@@ -118,7 +118,7 @@ func TestOverridePatterns(t *testing.T) {
 }
 
 // loadText loads a one-file repository.
-func loadText(t *testing.T, name, text string) *Config {
+func loadText(t testing.TB, name, text string) *Config {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
@@ -328,4 +328,38 @@ func TestPreviewHeadHostileNames(t *testing.T) {
 func quoteCUE(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// FuzzCheckPreviewHead loads a head made of the input and checks it against previewBase: no panic, and either the
+// workloads or positioned errors that name a field.
+func FuzzCheckPreviewHead(f *testing.F) {
+	f.Add([]byte(previewBase))
+	f.Add([]byte(strings.Replace(previewBase, `"app:v1"`, `"app:v2"`, 1)))
+	f.Add([]byte(strings.Replace(previewBase, `provider: "local"`, `provider: "remote"`, 1)))
+	f.Add([]byte(strings.Replace(previewBase, `skip: ["db"]`, `skip: []`, 1)))
+	f.Add([]byte(previewBase + "workloads: extra: {image: \"x\", provider: \"local\", ports: [{port: 1, public: true}]}\n"))
+	base := loadText(f, "berth.cue", previewBase)
+	f.Fuzz(func(t *testing.T, src []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "head.cue"), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		head, err := Load(dir)
+		if err != nil {
+			var es Errors
+			if !errors.As(err, &es) || len(es) == 0 {
+				t.Fatalf("error is not schema.Errors: %v", err)
+			}
+			return
+		}
+		ws, errs := CheckPreviewHead(base, head, base.Previews.PR)
+		if len(errs) == 0 && len(ws) == 0 && len(head.Environments["staging"].Workloads) > 1 {
+			t.Fatal("no errors and no workloads")
+		}
+		for _, e := range errs {
+			if e.Pos.File == "" || e.Path == "" || e.Message == "" {
+				t.Fatalf("error without position, path or message: %+v", e)
+			}
+		}
+	})
 }

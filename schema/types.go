@@ -345,9 +345,15 @@ type PreviewPolicy struct {
 	TTL  Duration    `json:"ttl,omitempty"`
 	Max  PreviewMax  `json:"max"`
 	Caps PreviewCaps `json:"caps"`
-	// Override lists the workload fields a pull request may change, as patterns over paths like
-	// "workloads.web.image", "workloads.web.env.GREETING" ("*" matches one segment, a trailing ".**" any rest);
-	// default ["workloads.*.image", "workloads.*.env.*"]. A change elsewhere is an error at the head's file:line.
+	// Override lists the workload fields a pull request may change, as patterns over the plan's field paths:
+	// "workloads.web.image", "workloads.web.env.GREETING", "workloads.web.secretEnv.TOKEN",
+	// "workloads.web.files./run/db", "workloads.web.ports[0].port", "workloads.web.health.http.path",
+	// "workloads.web.resources.cpuMillis", "workloads.web.provider"; a whole new or removed workload is
+	// "workloads.<name>". A map key and a list item ("ports[0]") are one segment each. In a pattern, "*" as a
+	// segment matches any one segment, "*" inside one any run of characters ("GREET*", "ports[*]"), and a trailing
+	// "**" any rest, none included: "workloads.*.**" lets a pull request change anything of a workload, its
+	// provider, secret variables and files included. Default ["workloads.*.image", "workloads.*.env.*"] (plain
+	// variables only). A change elsewhere is an error at the head's file:line (see CheckPreviewHead).
 	Override []string    `json:"override"`
 	Gate     PreviewGate `json:"gate"`
 	// Skip names workloads of the base environment that previews leave out.
