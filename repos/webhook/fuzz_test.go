@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // mayNotify is an independent oracle: could a request with these headers and body carry a valid signature for kind?
@@ -35,14 +36,21 @@ func mayNotify(k Kind, secret string, hdr http.Header, body []byte) bool {
 }
 
 func fuzzReceiver(t *testing.T, k Kind) (*Receiver, *notes) {
-	n := &notes{}
+	rcv, n, _ := fuzzReceiverEvents(t, k)
+	return rcv, n
+}
+
+// fuzzReceiverEvents is fuzzReceiver with an OnEvent that records.
+func fuzzReceiverEvents(t *testing.T, k Kind) (*Receiver, *notes, *events) {
+	n, evs := &notes{}, &events{}
 	frozen := time.Unix(1, 0)
 	rcv, err := New([]Hook{{Source: "app", Kind: k, Secret: []byte(testSecret), Burst: 1000}}, n.notify,
-		Options{MaxBody: 4096, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return frozen }})
+		Options{MaxBody: 4096, Logger: slog.New(slog.DiscardHandler), Now: func() time.Time { return frozen },
+			OnEvent: evs.on})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rcv, n
+	return rcv, n, evs
 }
 
 func FuzzGitHubSignature(f *testing.F) {
@@ -79,9 +87,13 @@ func FuzzReceiver(f *testing.F) {
 	f.Add(uint8(3), "POST", "/hooks/app", "X-Event-Key: repo:push\nX-Hub-Signature: sha256=", []byte(`x`), false)
 	f.Add(uint8(4), "GET", "/hooks/", "X-Berth-Signature: sha256=00", []byte(nil), false)
 	f.Add(uint8(4), "POST", "/hooks/app", "Content-Length: 99999", bytes.Repeat([]byte("a"), 5000), true)
+	f.Add(uint8(0), "POST", "/hooks/app", "X-GitHub-Event: pull_request", []byte(`{"number":42}`), true)
+	f.Add(uint8(0), "POST", "/hooks/app", "X-GitHub-Event: issue_comment", []byte(`{"issue":{"number":1,"pull_request":{}}}`), true)
+	f.Add(uint8(1), "POST", "/hooks/app", "X-Gitlab-Event: Note Hook", []byte(`{"object_attributes":{"noteable_type":"MergeRequest"},"merge_request":{"iid":3}}`), true)
+	f.Add(uint8(2), "POST", "/hooks/app", "X-Gitea-Event-Type: pull_request_sync", []byte(`{"number":9}`), true)
 	f.Fuzz(func(t *testing.T, kind uint8, method, path, headers string, body []byte, sign bool) {
 		k := allKinds[int(kind)%len(allKinds)]
-		rcv, n := fuzzReceiver(t, k)
+		rcv, n, evs := fuzzReceiverEvents(t, k)
 		if !validMethod(method) {
 			method = http.MethodPost
 		}
@@ -103,6 +115,18 @@ func FuzzReceiver(f *testing.F) {
 		if notified > 1 {
 			t.Fatalf("notified %d times for one request", notified)
 		}
+		got := evs.take()
+		if len(got) > 1 || (notified == 1 && (len(got) != 1 || got[0].Kind != EventPush)) {
+			t.Fatalf("notified %d times, events %+v", notified, got)
+		}
+		if len(got) == 1 {
+			if !mayNotify(k, testSecret, req.Header, body) || w.Code != http.StatusAccepted || got[0].Kind == EventOther {
+				t.Fatalf("%s: event %+v without a valid signature or answered %d", k, got[0], w.Code)
+			}
+			checkEvent(t, got[0])
+		} else if w.Code == http.StatusAccepted {
+			t.Fatal("202 without notify or an event")
+		}
 		if notified == 1 {
 			if method != http.MethodPost || path != "/hooks/app" || len(body) > 4096 {
 				t.Fatalf("notified for %s %s with %d bytes", method, path, len(body))
@@ -113,8 +137,6 @@ func FuzzReceiver(f *testing.F) {
 			if w.Code != http.StatusAccepted {
 				t.Fatalf("notified but answered %d", w.Code)
 			}
-		} else if w.Code == http.StatusAccepted {
-			t.Fatal("202 without notify")
 		}
 		if strings.Contains(w.Body.String(), testSecret) {
 			t.Fatal("secret echoed")
@@ -132,4 +154,52 @@ func validMethod(m string) bool {
 		}
 	}
 	return true
+}
+
+// checkEvent holds for every Event: a known kind, a change number in 1..2³¹-1 or 0, a short valid UTF-8 name.
+func checkEvent(t *testing.T, ev Event) {
+	t.Helper()
+	switch ev.Kind {
+	case EventPush, EventChange, EventComment, EventStatus, EventOther:
+	default:
+		t.Fatalf("kind %q", ev.Kind)
+	}
+	if ev.Change < 0 || ev.Change > 1<<31-1 || len(ev.Name) > maxName || !utf8.ValidString(ev.Name) {
+		t.Fatalf("%+v", ev)
+	}
+}
+
+// FuzzClassify feeds arbitrary event names and payloads to every kind's classifier.
+func FuzzClassify(f *testing.F) {
+	for _, c := range []struct {
+		kind       uint8
+		name, body string
+	}{
+		{0, "pull_request", `{"action":"opened","number":42,"pull_request":{"number":42}}`},
+		{0, "issue_comment", `{"issue":{"number":7,"pull_request":{"url":"x"}},"comment":{"body":"/berth preview"}}`},
+		{0, "check_suite", `{"check_suite":{"pull_requests":[{"number":3}]}}`},
+		{1, "Merge Request Hook", `{"object_kind":"merge_request","object_attributes":{"iid":23}}`},
+		{1, "Note Hook", `{"object_attributes":{"noteable_type":"MergeRequest"},"merge_request":{"iid":23}}`},
+		{1, "System Hook", `{"object_kind":"merge_request","object_attributes":{"iid":-1}}`},
+		{2, "pull_request_sync", `{"number":9,"pull_request":{"number":9}}`},
+		{2, "issue_comment", `{"is_pull":true,"issue":{"number":2}}`},
+		{3, "pr:comment:added", `{"pullRequest":{"id":5}}`},
+		{3, "pullrequest:created", `{"pullrequest":{"id":99999999999}}`},
+		{4, "ping", `{}`},
+	} {
+		f.Add(c.kind, c.name, []byte(c.body))
+	}
+	f.Fuzz(func(t *testing.T, kind uint8, name string, body []byte) {
+		k := allKinds[int(kind)%len(allKinds)]
+		hdr := http.Header{}
+		for _, h := range []string{"X-GitHub-Event", "X-Gitlab-Event", "X-Gitea-Event", "X-Forgejo-Event-Type",
+			"X-Event-Key", "X-Berth-Event"} {
+			hdr.Set(h, name)
+		}
+		ev := Classify(k, hdr, body)
+		checkEvent(t, ev)
+		if again := Classify(k, hdr, body); again != ev {
+			t.Fatalf("not deterministic: %+v, %+v", ev, again)
+		}
+	})
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -70,12 +69,17 @@ type Options struct {
 	Metrics prometheus.Registerer // optional: berth_webhook_requests_total is registered on it
 	Logger  *slog.Logger          // slog.Default() when nil
 	Now     func() time.Time      // injected clock for the rate limiter (default time.Now)
+	// OnEvent, when set, is called with every accepted call's Event: pushes (after notify), and the change,
+	// comment and status events, which without OnEvent are ignored (200). It runs on the request's goroutine and
+	// must not block (poke a channel). Other events are never passed.
+	OnEvent func(Event)
 }
 
 // Receiver is an http.Handler for POST /hooks/{source}. It is safe for concurrent use.
 type Receiver struct {
 	hooks   map[string]*hook
 	notify  func(source string)
+	onEvent func(Event)
 	maxBody int64
 	log     *slog.Logger
 	now     func() time.Time
@@ -132,6 +136,7 @@ func New(hooks []Hook, notify func(source string), opts Options) (*Receiver, err
 	r := &Receiver{
 		hooks:   make(map[string]*hook, len(hooks)),
 		notify:  notify,
+		onEvent: opts.OnEvent,
 		maxBody: opts.MaxBody,
 		log:     opts.Logger,
 		now:     opts.Now,
@@ -223,49 +228,56 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	if req.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		r.finish(w, req, label, resBadMethod, "")
+		r.finish(w, req, label, resBadMethod, Event{})
 		return
 	}
 	if h == nil {
-		r.finish(w, req, label, resNotFound, "")
+		r.finish(w, req, label, resNotFound, Event{})
 		return
 	}
 	sigs := signatures(h.kind, req.Header)
 	if len(sigs) == 0 {
-		r.finish(w, req, label, resUnauthorized, "")
+		r.finish(w, req, label, resUnauthorized, Event{})
 		return
 	}
 	if req.ContentLength > r.maxBody {
-		r.finish(w, req, label, resTooLarge, "")
+		r.finish(w, req, label, resTooLarge, Event{})
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.maxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			r.finish(w, req, label, resTooLarge, "")
+			r.finish(w, req, label, resTooLarge, Event{})
 		} else {
-			r.finish(w, req, label, resBadRequest, "")
+			r.finish(w, req, label, resBadRequest, Event{})
 		}
 		return
 	}
 	for _, sig := range sigs {
 		if !h.valid(sig, body) {
-			r.finish(w, req, label, resForbidden, "")
+			r.finish(w, req, label, resForbidden, Event{})
 			return
 		}
 	}
-	event, push := classify(h.kind, req.Header, body)
-	if !push {
-		r.finish(w, req, label, resIgnored, event)
+	ev := Classify(h.kind, req.Header, body)
+	ev.Source = h.name
+	wanted := ev.Kind == EventPush || (r.onEvent != nil && ev.Kind != EventOther)
+	if !wanted {
+		r.finish(w, req, label, resIgnored, ev)
 		return
 	}
 	if !h.limiter.AllowN(r.now(), 1) {
-		r.finish(w, req, label, resRateLimited, event)
+		r.finish(w, req, label, resRateLimited, ev)
 		return
 	}
-	r.notify(h.name)
-	r.finish(w, req, label, resAccepted, event)
+	if ev.Kind == EventPush {
+		r.notify(h.name)
+	}
+	if r.onEvent != nil {
+		r.onEvent(ev)
+	}
+	r.finish(w, req, label, resAccepted, ev)
 }
 
 // sourceName is the {source} path value when the handler is mounted with that pattern, else what follows PathPrefix.
@@ -280,7 +292,7 @@ func sourceName(req *http.Request) string {
 	return rest
 }
 
-func (r *Receiver) finish(w http.ResponseWriter, req *http.Request, source string, res result, event string) {
+func (r *Receiver) finish(w http.ResponseWriter, req *http.Request, source string, res result, ev Event) {
 	if r.metrics != nil {
 		r.metrics.WithLabelValues(source, string(res)).Inc()
 	}
@@ -292,8 +304,15 @@ func (r *Receiver) finish(w http.ResponseWriter, req *http.Request, source strin
 		level = slog.LevelWarn
 	}
 	if r.log.Enabled(req.Context(), level) {
-		r.log.LogAttrs(req.Context(), level, "webhook", slog.String("source", source), slog.String("result", string(res)),
-			slog.String("event", event), slog.String("remote", req.RemoteAddr))
+		attrs := []slog.Attr{slog.String("source", source), slog.String("result", string(res)),
+			slog.String("event", ev.Name), slog.String("remote", req.RemoteAddr)}
+		if ev.Kind != "" {
+			attrs = append(attrs, slog.String("kind", string(ev.Kind)))
+		}
+		if ev.Change != 0 {
+			attrs = append(attrs, slog.Int("change", ev.Change))
+		}
+		r.log.LogAttrs(req.Context(), level, "webhook", attrs...)
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -342,43 +361,4 @@ func (h *hook) valid(sig string, body []byte) bool {
 	mac := hmac.New(sha256.New, h.secret)
 	mac.Write(body)
 	return hmac.Equal(mac.Sum(nil), got[:])
-}
-
-// classify names the event and says whether it is a push (or tag) event worth a look. Pings, tests and every other
-// event are not. Only headers are read, and for a GitLab system hook the payload's kind; never the revision.
-func classify(k Kind, hdr http.Header, body []byte) (event string, push bool) {
-	switch k {
-	case GitHub:
-		event = hdr.Get("X-GitHub-Event")
-		return event, event == "push" || event == "create"
-	case Gitea:
-		if event = hdr.Get("X-Forgejo-Event"); event == "" {
-			event = hdr.Get("X-Gitea-Event")
-		}
-		return event, event == "push" || event == "create"
-	case GitLab:
-		event = hdr.Get("X-Gitlab-Event")
-		switch event {
-		case "Push Hook", "Tag Push Hook":
-			return event, true
-		case "System Hook":
-			var p struct {
-				ObjectKind string `json:"object_kind"`
-				EventName  string `json:"event_name"`
-			}
-			if json.Unmarshal(body, &p) != nil {
-				return event, false
-			}
-			return event, p.ObjectKind == "push" || p.ObjectKind == "tag_push" ||
-				p.EventName == "push" || p.EventName == "tag_push"
-		}
-		return event, false
-	case Bitbucket:
-		event = hdr.Get("X-Event-Key")
-		return event, event == "repo:push" || event == "repo:refs_changed"
-	case Generic:
-		event = hdr.Get("X-Berth-Event")
-		return event, event != "ping"
-	}
-	return event, false
 }
