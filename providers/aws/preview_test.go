@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/berth-dev/berth/providers"
 	berthaws "github.com/berth-dev/berth/providers/aws"
@@ -306,3 +307,50 @@ func TestEnvironments(t *testing.T) {
 }
 
 var _ providers.EnvironmentLister = (*berthaws.Provider)(nil)
+
+// berth's Secrets Manager secret of a preview carries the preview's tags too, so that it is found and removed
+// from the runtime alone; the preview's Delete removes it and leaves the base's.
+func TestPreviewSecretTags(t *testing.T) {
+	hermetic(t)
+	store := secretsEmulator(t)
+	emu := emulatorWithStore(t, store)
+	p := newProviderWithStore(t, emu, store, "aws-prod")
+	ctx := testCtx(t)
+	w := secretWorkload()
+	delete(w.SecretEnv, "API_KEY")
+	base := secretDesired(providers.Owner{Instance: "berth", Environment: "prod"}, w, dbValue, "fp-db-1", "", "")
+	pr := secretDesired(providers.Owner{Instance: "berth", Environment: "pr-9", Preview: 9}, w, dbValue, "fp-db-1", "", "")
+	pr.Preview = &schema.Preview{Number: 9, Head: headV1, Base: "prod"}
+	for _, d := range []providers.Desired{base, pr} {
+		if err := p.Apply(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sm, _ := storeClients(store)
+	tags := func(name string) map[string]string {
+		t.Helper()
+		out, err := sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(name)})
+		if err != nil {
+			t.Fatalf("DescribeSecret %s: %v", name, err)
+		}
+		m := map[string]string{}
+		for _, tg := range out.Tags {
+			m[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+		}
+		return m
+	}
+	if got := tags("berth/berth/pr-9/web/db"); got[providers.LabelPreview] != "9" || got[providers.LabelHead] != headV1 ||
+		got[providers.LabelEnvironment] != "pr-9" {
+		t.Errorf("the preview's secret is tagged %v", got)
+	}
+	if got := tags("berth/berth/prod/web/db"); got[providers.LabelPreview] != "" || got[providers.LabelHead] != "" {
+		t.Errorf("the base's secret is tagged %v", got)
+	}
+	if err := p.Delete(ctx, pr.Owner, "aws-prod", "web"); err != nil {
+		t.Fatal(err)
+	}
+	if store.SecretARN("berth/berth/pr-9/web/db") != "" || store.SecretARN("berth/berth/prod/web/db") == "" {
+		t.Errorf("after the preview's Delete: preview secret %q, base secret %q",
+			store.SecretARN("berth/berth/pr-9/web/db"), store.SecretARN("berth/berth/prod/web/db"))
+	}
+}
