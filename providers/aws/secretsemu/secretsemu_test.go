@@ -361,3 +361,35 @@ func TestParameters(t *testing.T) {
 		t.Errorf("advanced tier: %v", err)
 	}
 }
+
+// CreateSecret holds tags to Secrets Manager's limits: 50, keys of 1–128 and values of up to 256 characters, no
+// aws: prefix.
+func TestSecretsManagerTagLimits(t *testing.T) {
+	ctx := context.Background()
+	s := newServer(t)
+	sm, _ := clients(t, s)
+	tags := func(n int, key, value string) []smtypes.Tag {
+		var out []smtypes.Tag
+		for i := range n {
+			out = append(out, smtypes.Tag{Key: aws.String(key + strings.Repeat("k", i)), Value: aws.String(value)})
+		}
+		return out
+	}
+	for i, c := range []struct {
+		tags []smtypes.Tag
+		code string
+	}{
+		{tags(50, "k", "v"), ""},
+		{tags(51, "k", "v"), "InvalidParameterException"},
+		{tags(1, strings.Repeat("é", 128), strings.Repeat("v", 256)), ""},
+		{tags(1, strings.Repeat("k", 129), "v"), "InvalidParameterException"},
+		{tags(1, "k", strings.Repeat("v", 257)), "InvalidParameterException"},
+		{tags(1, "aws:owner", "v"), "InvalidParameterException"},
+	} {
+		_, err := sm.CreateSecret(ctx, &secretsmanager.CreateSecretInput{Name: aws.String("tagged-" + string(rune('a'+i))),
+			SecretString: aws.String("v"), Tags: c.tags})
+		if code(err) != c.code {
+			t.Errorf("case %d: %v, want %q", i, err, c.code)
+		}
+	}
+}

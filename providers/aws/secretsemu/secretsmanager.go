@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Staging labels Secrets Manager manages itself.
@@ -212,6 +213,33 @@ func (s *Server) addVersion(sec *secret, v valueIn) (*version, *apiError) {
 	return ver, nil
 }
 
+// Secrets Manager's tag limits: at most 50 tags on a secret, keys of 1–128 and values of 0–256 characters.
+const (
+	MaxTags        = 50
+	MaxTagKeyLen   = 128
+	MaxTagValueLen = 256
+)
+
+// checkTags applies Secrets Manager's tag limits to a request's tags: their number and lengths (in the words of
+// the service's validation errors, answered as InvalidParameterException like its other length constraints here),
+// and the reserved aws: prefix.
+func checkTags(tags []Tag) *apiError {
+	if len(tags) > MaxTags {
+		return errf("InvalidParameterException", "1 validation error detected: Value at 'tags' failed to satisfy constraint: Member must have length less than or equal to %d", MaxTags)
+	}
+	for i, t := range tags {
+		switch {
+		case t.Key == "" || utf8.RuneCountInString(t.Key) > MaxTagKeyLen:
+			return errf("InvalidParameterException", "1 validation error detected: Value at 'tags.%d.member.key' failed to satisfy constraint: Member must have length between 1 and %d", i+1, MaxTagKeyLen)
+		case utf8.RuneCountInString(t.Value) > MaxTagValueLen:
+			return errf("InvalidParameterException", "1 validation error detected: Value at 'tags.%d.member.value' failed to satisfy constraint: Member must have length less than or equal to %d", i+1, MaxTagValueLen)
+		case strings.HasPrefix(strings.ToLower(t.Key), "aws:"):
+			return errf("InvalidParameterException", "Invalid tag key. Tag keys with the prefix aws: are reserved.")
+		}
+	}
+	return nil
+}
+
 func (s *Server) createSecret(body []byte) (any, *apiError) {
 	var in struct {
 		valueIn
@@ -230,6 +258,9 @@ func (s *Server) createSecret(body []byte) (any, *apiError) {
 		return nil, errf("InvalidParameterException", "Invalid name. Must be a valid name containing alphanumeric characters, or any of the following: -/_+=.@!")
 	}
 	if err := checkValue(in.valueIn); err != nil {
+		return nil, err
+	}
+	if err := checkTags(in.Tags); err != nil {
 		return nil, err
 	}
 	if len(in.VersionStages) > 0 {
