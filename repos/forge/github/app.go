@@ -13,7 +13,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -57,7 +56,7 @@ type installation struct {
 	now  func() time.Time
 	next http.RoundTripper // the observed transport, without authentication
 
-	mu      sync.Mutex
+	lock    chan struct{} // held (one slot) while the token is read or minted; waiting honours the context
 	token   string
 	expires time.Time
 }
@@ -78,7 +77,7 @@ func newInstallation(a App, base string, now func() time.Time, next http.RoundTr
 	}
 	a.PrivateKey = nil // parsed; the bytes are not kept
 	return &installation{app: a, key: key, url: fmt.Sprintf("%sapp/installations/%d/access_tokens", base,
-		a.InstallationID), now: now, next: next}, nil
+		a.InstallationID), now: now, next: next, lock: make(chan struct{}, 1)}, nil
 }
 
 // jwt is a fresh app JWT: RS256, iat now-60s, exp now+9min, iss the app id.
@@ -95,8 +94,14 @@ func (in *installation) jwt() (string, error) {
 // current is the token to use: the kept one while it has more than RefreshBefore left, else a new one. stale, when
 // set, is a token the host refused: it is replaced unless another caller replaced it already.
 func (in *installation) current(ctx context.Context, stale string) (string, error) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
+	select {
+	case in.lock <- struct{}{}:
+		defer func() { <-in.lock }()
+	case <-ctx.Done():
+		return "", &forge.Error{Forge: "github", Op: "mint installation token",
+			Temporary: !errors.Is(ctx.Err(), context.Canceled), Message: "gave up waiting for the token",
+			Err: ctx.Err()}
+	}
 	if in.token != "" && in.token != stale && in.now().Before(in.expires.Add(-RefreshBefore)) {
 		return in.token, nil
 	}

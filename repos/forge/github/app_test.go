@@ -296,3 +296,29 @@ func TestObserver(t *testing.T) {
 		t.Fatalf("a transport failure: %q", q)
 	}
 }
+
+// Concurrent first calls share one mint.
+func TestAppTokenMintedOnceConcurrently(t *testing.T) {
+	emu, _, _, f := appSetup(t)
+	n := emu.Open(githubemu.PR{Title: "t", HeadRef: "b"})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := f.Get(ctx(t), n)
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if emu.Minted() != 1 {
+		t.Fatalf("minted %d", emu.Minted())
+	}
+}

@@ -2,6 +2,10 @@ package github_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 
 	"github.com/berth-dev/berth/repos/forge"
@@ -43,4 +47,35 @@ func Example() {
 	// 1 Add a cart
 	// not modified: true counted: 0
 	// same comment: true 1
+}
+
+// Authenticating as a GitHub App installation: berth mints and refreshes the installation token itself; an
+// Observer sees every request, the token call included.
+func ExampleApp() {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		panic(err)
+	}
+	emu := githubemu.New("acme", "shop")
+	defer emu.Close()
+	emu.AddApp(1234, &key.PublicKey)
+	emu.AddInstallation(5678, 1234, "berth[bot]")
+	n := emu.Open(githubemu.PR{Title: "Add a cart", Author: "alice", HeadRef: "cart"})
+
+	var ops []string
+	f, err := github.New(github.Options{BaseURL: emu.URL(), Repository: "acme/shop",
+		App: &github.App{ID: 1234, InstallationID: 5678, PrivateKey: pem.EncodeToMemory(&pem.Block{
+			Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})},
+		Observer: forge.ObserverFuncs{OnRequest: func(_, op string, code int) {
+			ops = append(ops, fmt.Sprint(op, " ", code))
+		}}})
+	if err != nil {
+		panic(err)
+	}
+	c, err := f.Get(context.Background(), n)
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(c.Title, ops)
+	// Output: Add a cart [token 201 get 200]
 }
