@@ -300,21 +300,7 @@ func (p *Provider) pruneTemplates(ctx context.Context, log *slog.Logger, d provi
 // and each group's managed instances; a template found neither in that list nor in the cache (one made by hand) is
 // read once by its selfLink and kept, as templates are immutable.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
-	var groups []*computepb.InstanceGroupManager
-	err := p.call(ctx, "list instance group managers", func(ctx context.Context) error {
-		groups = groups[:0]
-		it := p.groups.List(ctx, &computepb.ListRegionInstanceGroupManagersRequest{Project: p.project, Region: p.region}, noRetry)
-		for {
-			g, err := it.Next()
-			if errors.Is(err, iterator.Done) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			groups = append(groups, g)
-		}
-	})
+	groups, err := p.listGroups(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -335,14 +321,187 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		return nil, err
 	}
 	var out []providers.Observed
+	addrs := &addresses{p: p, owner: owner}
 	for i, g := range mine {
-		o, err := p.observe(ctx, owner, g, marks[i], ts)
+		o, err := p.observe(ctx, owner, g, marks[i], ts, addrs)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, o)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
+	return out, nil
+}
+
+// listGroups lists the region's instance group managers (one call per page).
+func (p *Provider) listGroups(ctx context.Context) ([]*computepb.InstanceGroupManager, error) {
+	var groups []*computepb.InstanceGroupManager
+	err := p.call(ctx, "list instance group managers", func(ctx context.Context) error {
+		groups = groups[:0]
+		it := p.groups.List(ctx, &computepb.ListRegionInstanceGroupManagersRequest{Project: p.project, Region: p.region}, noRetry)
+		for {
+			g, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			groups = append(groups, g)
+		}
+	})
+	return groups, err
+}
+
+// Environments implements providers.EnvironmentLister: the environments with groups of instance on target, from
+// one list of the region's groups read by their description markers alone (instance group managers have no labels
+// in Compute v1; the group, not its instances, is what exists of a workload, even at zero replicas). Preview is
+// the marker's preview number (0 when absent or malformed), Head the greatest head among the environment's groups.
+func (p *Provider) Environments(ctx context.Context, instance, target string) ([]providers.EnvironmentRef, error) {
+	groups, err := p.listGroups(ctx)
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]providers.EnvironmentRef{}
+	for _, g := range groups {
+		m, ok := parseMarker(g.GetDescription())
+		if !ok || m.Instance != instance || m.Target != target ||
+			g.GetName() != GroupName(providers.Owner{Instance: m.Instance, Environment: m.Env}, m.Workload) {
+			continue
+		}
+		r := by[m.Env]
+		r.Name = m.Env
+		if m.Preview != 0 {
+			r.Preview = m.Preview
+		}
+		if m.Head > r.Head {
+			r.Head = m.Head
+		}
+		by[m.Env] = r
+	}
+	out := make([]providers.EnvironmentRef, 0, len(by))
+	for _, r := range by {
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// addresses are the addresses of owner's instances by name, read once per List pass and only when a group has a
+// public port: one aggregated list of the project's instances filtered by the instance and environment labels.
+type addresses struct {
+	p      *Provider
+	owner  providers.Owner
+	loaded bool
+	byName map[string]string
+}
+
+func (a *addresses) of(ctx context.Context, instance string) (string, error) {
+	if !a.loaded {
+		m, err := a.p.instanceAddresses(ctx, a.owner)
+		if err != nil {
+			return "", err
+		}
+		a.byName, a.loaded = m, true
+	}
+	return a.byName[instance], nil
+}
+
+// instanceAddresses lists owner's instances in the region's zones: each one's external address (the natIP of an
+// access config), else its internal one (networkIP); an instance with neither is left out.
+func (p *Provider) instanceAddresses(ctx context.Context, owner providers.Owner) (map[string]string, error) {
+	filter := fmt.Sprintf(`(labels.%s = "%s") (labels.%s = "%s")`, LabelKey(providers.LabelInstance), LabelValue(owner.Instance),
+		LabelKey(providers.LabelEnvironment), LabelValue(owner.Environment))
+	out := map[string]string{}
+	err := p.call(ctx, "list instances", func(ctx context.Context) error {
+		clear(out)
+		it := p.instances.AggregatedList(ctx, &computepb.AggregatedListInstancesRequest{Project: p.project, Filter: proto.String(filter)}, noRetry)
+		for {
+			pair, err := it.Next()
+			if errors.Is(err, iterator.Done) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if !strings.HasPrefix(pair.Key, "zones/"+p.region+"-") {
+				continue
+			}
+			for _, in := range pair.Value.GetInstances() {
+				if a := instanceAddress(in); a != "" {
+					out[in.GetName()] = a
+				}
+			}
+		}
+	})
+	return out, err
+}
+
+// instanceAddress is an instance's external address, else its internal one ("" when it has none yet).
+func instanceAddress(in *computepb.Instance) string {
+	for _, nic := range in.GetNetworkInterfaces() {
+		for _, ac := range nic.GetAccessConfigs() {
+			if ac.GetNatIP() != "" {
+				return ac.GetNatIP()
+			}
+		}
+	}
+	for _, nic := range in.GetNetworkInterfaces() {
+		if nic.GetNetworkIP() != "" {
+			return nic.GetNetworkIP()
+		}
+	}
+	return ""
+}
+
+// endpoints are where o's public ports answer: for each, the address of the first running instance (of the
+// observed spec first, by name) that has one, with the port (Container-Optimized OS runs the container on the host
+// network, so the host port is the port). A port is left out while no running instance has an address.
+func endpoints(ctx context.Context, o providers.Observed, addrs *addresses) ([]providers.Endpoint, error) {
+	var public []schema.Port
+	for _, pt := range o.Spec.Ports {
+		if pt.Public {
+			public = append(public, pt)
+		}
+	}
+	if len(public) == 0 {
+		return nil, nil
+	}
+	rs := slices.Clone(o.Replicas)
+	slices.SortStableFunc(rs, func(a, b providers.Replica) int {
+		if (a.SpecHash == o.SpecHash) != (b.SpecHash == o.SpecHash) {
+			if a.SpecHash == o.SpecHash {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	addr := ""
+	for _, r := range rs {
+		if !r.Running {
+			continue
+		}
+		a, err := addrs.of(ctx, r.Name)
+		if err != nil {
+			return nil, err
+		}
+		if a != "" {
+			addr = a
+			break
+		}
+	}
+	if addr == "" {
+		return nil, nil
+	}
+	var out []providers.Endpoint
+	for _, pt := range public {
+		hp := pt.HostPort
+		if hp == 0 {
+			hp = pt.Port
+		}
+		out = append(out, providers.Endpoint{Port: pt.Port, Address: net.JoinHostPort(addr, strconv.Itoa(hp))})
+	}
 	return out, nil
 }
 
@@ -405,7 +564,7 @@ func (p *Provider) template(ctx context.Context, ts map[string]*computepb.Instan
 // really uses) and the group itself, the replicas from its managed instances. A replica's spec hash is the
 // spec-hash label of its template when that template holds the target's settings, else empty (a template berth
 // would not run). Missing is the spec's template when the group no longer runs it and it is gone.
-func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker, ts map[string]*computepb.InstanceTemplate) (providers.Observed, error) {
+func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker, ts map[string]*computepb.InstanceTemplate, addrs *addresses) (providers.Observed, error) {
 	o := providers.Observed{Workload: m.Workload, Target: m.Target}
 	cur, err := p.template(ctx, ts, groupPrefix(owner), currentVersion(g))
 	if err != nil {
@@ -482,6 +641,9 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 		if c > counts[o.SpecHash] || c == counts[o.SpecHash] && h < o.SpecHash && o.SpecHash != m.Spec {
 			o.SpecHash = h
 		}
+	}
+	if o.Endpoints, err = endpoints(ctx, o, addrs); err != nil {
+		return o, err
 	}
 	return o, nil
 }

@@ -18,6 +18,23 @@
 //     "berth: instance=..; env=..; workload=..; target=..; spec=..".
 //   - ports: the instance group's named ports, one "<protocol>-<port>" per port (regionInstanceGroups.setNamedPorts),
 //     in the workload's order.
+//   - previews (Owner.Preview set): the template's labels (so its instances') also carry berth-preview=<n> and
+//     berth-head=<head> (a decimal and 40 hex digits, within GCP's 63), and the group's and template's description
+//     markers end with "; preview=<n>; head=<head>" (the group's is patched to each new head). Objects of other
+//     environments are written exactly as before. The longest names (a 40-character workload in pr-2147483647) are
+//     cut like any other: base names at 50 with a hash (at most 58 for baseInstanceName), templates at 63.
+//
+// Endpoints (Observed.Endpoints): one per public port, the address of the first running instance of the group
+// (of the observed spec first, by name) that has one — its external address (the access config's natIP), else its
+// internal one (networkIP) — with the port (COS runs the container on the host network: the host port is the
+// port). Instances are read only when a group has a public port: one instances.aggregatedList per List pass,
+// filtered by the instance and environment labels, zones of the target's region only. A port is left out while no
+// running instance has an address.
+//
+// Environments (providers.EnvironmentLister): one list of the region's groups, read by their description markers
+// (instance group managers have no labels in Compute v1, and the group is what exists of a workload, even at zero
+// instances): each environment of the instance on the target once, its preview number from the marker (0 when
+// absent or malformed) and the greatest head among its groups.
 //
 // Secrets (Capabilities: kinds sops and gcp; no files). Container-Optimized OS offers no native way to resolve a
 // Secret Manager reference nor to write a file from one, so berth resolves gcp references at apply, with the

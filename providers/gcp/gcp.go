@@ -51,6 +51,7 @@ type Provider struct {
 	groups       *compute.RegionInstanceGroupManagersClient
 	regionGroups *compute.RegionInstanceGroupsClient
 	regions      *compute.RegionsClient
+	instances    *compute.InstancesClient
 	regionOps    *compute.RegionOperationsClient
 	globalOps    *compute.GlobalOperationsClient
 	// secrets reads gcp secret references (Secret Manager, REST), with the provider's own credentials.
@@ -223,7 +224,9 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 				if p.globalOps, err = compute.NewGlobalOperationsRESTClient(ctx, copts...); err == nil {
 					if p.regionGroups, err = compute.NewRegionInstanceGroupsRESTClient(ctx, copts...); err == nil {
 						if p.regions, err = compute.NewRegionsRESTClient(ctx, copts...); err == nil {
-							p.secrets, err = secretmanager.NewRESTClient(ctx, smopts...)
+							if p.instances, err = compute.NewInstancesRESTClient(ctx, copts...); err == nil {
+								p.secrets, err = secretmanager.NewRESTClient(ctx, smopts...)
+							}
 						}
 					}
 				}
@@ -305,7 +308,7 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 // Close implements providers.Closer.
 func (p *Provider) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.regionOps, p.globalOps, p.secrets} {
+	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.instances, p.regionOps, p.globalOps, p.secrets} {
 		if c != nil && !isNilClient(c) {
 			errs = append(errs, c.Close())
 		}
@@ -327,6 +330,8 @@ func isNilClient(c interface{ Close() error }) bool {
 		return v == nil
 	case *compute.RegionsClient:
 		return v == nil
+	case *compute.InstancesClient:
+		return v == nil
 	case *secretmanager.Client:
 		return v == nil
 	}
@@ -338,4 +343,6 @@ var (
 	_ providers.Validator  = (*Provider)(nil)
 	_ providers.Normalizer = (*Provider)(nil)
 	_ providers.Closer     = (*Provider)(nil)
+
+	_ providers.EnvironmentLister = (*Provider)(nil)
 )

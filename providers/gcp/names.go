@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/berth-dev/berth/providers"
@@ -78,9 +79,10 @@ func LabelValue(v string) string {
 	return out
 }
 
-// labels are the ownership labels of a template's instances.
+// labels are the ownership labels of a template's instances; a preview's also carry its number and head
+// (berth-preview, berth-head: a decimal and 40 hex digits, both within GCP's 63).
 func labels(d providers.Desired) map[string]string {
-	return map[string]string{
+	l := map[string]string{
 		LabelKey(providers.LabelInstance):    LabelValue(d.Owner.Instance),
 		LabelKey(providers.LabelEnvironment): LabelValue(d.Owner.Environment),
 		LabelKey(providers.LabelWorkload):    LabelValue(d.Workload.Name),
@@ -88,19 +90,53 @@ func labels(d providers.Desired) map[string]string {
 		LabelKey(providers.LabelSpecHash):    LabelValue(d.SpecHash),
 		"container-vm":                       "cos-stable",
 	}
+	if d.Owner.Preview != 0 {
+		l[LabelKey(providers.LabelPreview)] = strconv.Itoa(d.Owner.Preview)
+		if h := headOf(d); h != "" {
+			l[LabelKey(providers.LabelHead)] = LabelValue(h)
+		}
+	}
+	return l
+}
+
+// headOf is the head commit a preview's objects are labelled with ("" for none).
+func headOf(d providers.Desired) string {
+	if d.Owner.Preview == 0 || d.Preview == nil {
+		return ""
+	}
+	return d.Preview.Head
+}
+
+// markerOf is the ownership description of d's group and templates.
+func markerOf(d providers.Desired) marker {
+	return marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target,
+		Spec: d.SpecHash, Preview: d.Owner.Preview, Head: headOf(d)}
 }
 
 // marker is the ownership description of groups and templates (groups have no labels):
-// "berth: instance=<i>; env=<e>; workload=<w>; target=<t>; spec=<hash>". Values are query-escaped.
+// "berth: instance=<i>; env=<e>; workload=<w>; target=<t>; spec=<hash>", and for a preview's objects
+// "; preview=<n>; head=<sha>" after it (so the descriptions of other environments' objects stay as they were).
+// Values are query-escaped.
 type marker struct {
 	Instance, Env, Workload, Target, Spec string
+	// Preview is the pull request of a preview's objects (0 otherwise, and when the field does not parse); Head
+	// the head commit the group was last rolled to, or the template made from.
+	Preview int
+	Head    string
 }
 
 const markerPrefix = "berth: "
 
 func (m marker) String() string {
-	return fmt.Sprintf("%sinstance=%s; env=%s; workload=%s; target=%s; spec=%s", markerPrefix,
+	s := fmt.Sprintf("%sinstance=%s; env=%s; workload=%s; target=%s; spec=%s", markerPrefix,
 		esc(m.Instance), esc(m.Env), esc(m.Workload), esc(m.Target), esc(m.Spec))
+	if m.Preview != 0 {
+		s += "; preview=" + strconv.Itoa(m.Preview)
+		if m.Head != "" {
+			s += "; head=" + esc(m.Head)
+		}
+	}
+	return s
 }
 
 func esc(s string) string {
@@ -136,6 +172,14 @@ func parseMarker(desc string) (marker, bool) {
 			m.Target = v
 		case "spec":
 			m.Spec = v
+		case "preview":
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				m.Preview = n
+			}
+			continue
+		case "head":
+			m.Head = v
+			continue
 		default:
 			continue
 		}
@@ -155,6 +199,9 @@ func (m marker) owns(owner providers.Owner, target, workload string) bool {
 // mutation took effect (a group's fingerprint), so a later, legitimate repeat of the same change gets a new id.
 func requestID(d providers.Desired, op string, state ...string) string {
 	h := sha256.New()
+	if d.Owner.Preview != 0 { // a preview's objects carry its number and head: another head is another request
+		state = append(state, "preview", strconv.Itoa(d.Owner.Preview), headOf(d))
+	}
 	for _, s := range append([]string{d.Owner.Instance, d.Owner.Environment, d.Target, d.Workload.Name, d.SpecHash, op}, state...) {
 		h.Write([]byte(s))
 		h.Write([]byte{0})

@@ -230,7 +230,7 @@ func (p *Provider) instanceTemplate(d providers.Desired, vals map[string]resolve
 	if slices.ContainsFunc(d.Workload.Ports, func(pt schema.Port) bool { return pt.Public }) {
 		nic.AccessConfigs = []*computepb.AccessConfig{{Name: proto.String(natName), Type: proto.String("ONE_TO_ONE_NAT")}}
 	}
-	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
+	m := markerOf(d)
 	items := []*computepb.Items{
 		{Key: proto.String(metaContainer), Value: proto.String(ContainerDeclaration(withSecrets(d.Workload, vals)))},
 		{Key: proto.String("google-logging-enabled"), Value: proto.String("true")},
@@ -341,7 +341,7 @@ func specLabel(t *computepb.InstanceTemplate) string {
 // groupManager maps a desired workload to its regional managed instance group, spread over zones.
 func (p *Provider) groupManager(d providers.Desired, templateLink string, zones []string) *computepb.InstanceGroupManager {
 	name := GroupName(d.Owner, d.Workload.Name)
-	m := marker{Instance: d.Owner.Instance, Env: d.Owner.Environment, Workload: d.Workload.Name, Target: d.Target, Spec: d.SpecHash}
+	m := markerOf(d)
 	dp := &computepb.DistributionPolicy{}
 	for _, z := range zones {
 		dp.Zones = append(dp.Zones, &computepb.DistributionPolicyZoneConfiguration{Zone: proto.String("zones/" + z)})

@@ -1,6 +1,7 @@
 package gcp
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -316,5 +317,98 @@ func TestNormalize(t *testing.T) {
 	}
 	if w.Ports[0] != (schema.Port{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}) || w.Ports[1] != (schema.Port{Port: 53, Protocol: "udp", Public: true, HostPort: 53}) {
 		t.Errorf("ports %+v: names dropped, every port public when one is", w.Ports)
+	}
+}
+
+// TestLongestNames: the longest names there are (a 40-character workload in preview pr-2147483647) are cut with a
+// hash within GCE's limits (63 for groups and templates, 58 for base instance names), deterministically, and
+// distinct from the base's; names that fit are what they always were.
+func TestLongestNames(t *testing.T) {
+	w := "cf-" + strings.Repeat("l", 36) + "x"
+	pr := providers.Owner{Instance: "conformance", Environment: "pr-2147483647", Preview: 2147483647}
+	g := GroupName(pr, w)
+	if len(g) > 58 || !gceName.MatchString(g) || g != GroupName(pr, w) {
+		t.Errorf("GroupName = %q (%d): not a valid base instance name", g, len(g))
+	}
+	if tn := TemplateName(pr, w, "0123456789ab"); len(tn) > 63 || !gceName.MatchString(tn) {
+		t.Errorf("TemplateName = %q (%d)", tn, len(tn))
+	}
+	if b := GroupName(providers.Owner{Instance: "conformance", Environment: "dev"}, w); b == g {
+		t.Errorf("the preview's group name is the base's: %q", g)
+	}
+	if got := GroupName(providers.Owner{Instance: "main", Environment: "pr-42", Preview: 42}, "web"); got != "berth-main-pr-42-web" {
+		t.Errorf("a preview name that fits is %q", got)
+	}
+	if got := GroupName(providers.Owner{Instance: "main", Environment: "prod"}, "web"); got != "berth-main-prod-web" {
+		t.Errorf("an existing name changed: %q", got)
+	}
+}
+
+func TestPreviewLabelsAndMarker(t *testing.T) {
+	head := strings.Repeat("ab", 20)
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "pr-2147483647", Preview: 2147483647}, Target: "t",
+		Workload: schema.Workload{Name: "w"}, SpecHash: "h", Preview: &schema.Preview{Number: 2147483647, Head: head}}
+	ls := labels(d)
+	if ls["berth-preview"] != "2147483647" || ls["berth-head"] != head {
+		t.Errorf("preview labels %v", ls)
+	}
+	for k, v := range ls {
+		if !labelKey.MatchString(k) || !labelVal.MatchString(v) {
+			t.Errorf("label %q=%q breaks GCP's label rules", k, v)
+		}
+	}
+	m := markerOf(d)
+	got, ok := parseMarker(m.String())
+	if !ok || got != m {
+		t.Fatalf("round trip of %+v: %+v, %t (%q)", m, got, ok, m.String())
+	}
+	base := d
+	base.Owner, base.Preview = providers.Owner{Instance: "i", Environment: "dev"}, nil
+	if _, ok := labels(base)["berth-preview"]; ok || strings.Contains(markerOf(base).String(), "preview") {
+		t.Errorf("a base workload carries preview labels: %v %q", labels(base), markerOf(base).String())
+	}
+	if requestID(d, "insert") == requestID(providers.Desired{Owner: d.Owner, Target: "t", Workload: d.Workload, SpecHash: "h",
+		Preview: &schema.Preview{Number: 2147483647, Head: strings.Repeat("cd", 20)}}, "insert") {
+		t.Error("another head reuses the requestId")
+	}
+	for _, desc := range []string{
+		"berth: instance=i; env=e; workload=w; target=t; spec=s; preview=x",
+		"berth: instance=i; env=e; workload=w; target=t; spec=s; preview=-4",
+		"berth: instance=i; env=e; workload=w; target=t; spec=s",
+	} {
+		if m, ok := parseMarker(desc); !ok || m.Preview != 0 {
+			t.Errorf("parseMarker(%q) = %+v, %t: want preview 0", desc, m, ok)
+		}
+	}
+}
+
+// TestEndpoints: one endpoint per public port, from the first running instance (of the observed spec first) that
+// has an address; none while no running instance has one.
+func TestEndpoints(t *testing.T) {
+	o := providers.Observed{SpecHash: "new", Spec: schema.Workload{Ports: []schema.Port{
+		{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}, {Port: 53, Protocol: "udp", Public: true, HostPort: 53}}},
+		Replicas: []providers.Replica{
+			{Name: "a-old", SpecHash: "old", Running: true},
+			{Name: "b-new", SpecHash: "new", Running: false},
+			{Name: "c-new", SpecHash: "new", Running: true},
+		}}
+	a := &addresses{loaded: true, byName: map[string]string{"a-old": "34.0.0.1", "b-new": "34.0.0.2", "c-new": "10.132.0.3"}}
+	got, err := endpoints(context.Background(), o, a)
+	want := []providers.Endpoint{{Port: 8080, Address: "10.132.0.3:8080"}, {Port: 53, Address: "10.132.0.3:53"}}
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("endpoints = %+v, %v; want %+v", got, err, want)
+	}
+	a.byName = map[string]string{"b-new": "34.0.0.2"}
+	if got, _ := endpoints(context.Background(), o, a); len(got) != 0 {
+		t.Errorf("endpoints without a running instance's address: %+v", got)
+	}
+	in := &computepb.Instance{NetworkInterfaces: []*computepb.NetworkInterface{{NetworkIP: proto.String("10.132.0.9"),
+		AccessConfigs: []*computepb.AccessConfig{{Name: proto.String("external-nat")}}}}}
+	if got := instanceAddress(in); got != "10.132.0.9" {
+		t.Errorf("no external address yet: %q, want the internal one", got)
+	}
+	in.NetworkInterfaces[0].AccessConfigs[0].NatIP = proto.String("34.76.0.9")
+	if got := instanceAddress(in); got != "34.76.0.9" {
+		t.Errorf("instanceAddress = %q, want the external one", got)
 	}
 }

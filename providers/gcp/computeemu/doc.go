@@ -5,17 +5,24 @@
 //
 // Operations implemented (paths under /compute/v1/projects/{project}/):
 //
-//	global/instanceTemplates                      GET (list), POST (insert, requestId)
+//	global/instanceTemplates                      GET (list, filter), POST (insert, requestId)
 //	global/instanceTemplates/{name}               GET, DELETE (requestId)
 //	global/operations/{name}                      GET
 //	regions/{region}                              GET (its zones, Options.Zones)
 //	regions/{region}/operations/{name}            GET
-//	regions/{region}/instanceGroupManagers        GET (list), POST (insert, requestId)
+//	regions/{region}/instanceGroupManagers        GET (list, filter), POST (insert, requestId)
 //	regions/{region}/instanceGroupManagers/{name} GET, PATCH (JSON merge of versions, updatePolicy, description,
 //	                                              targetSize, listManagedInstancesResults,
 //	                                              distributionPolicy.targetShape; fingerprint checked), DELETE
 //	.../instanceGroupManagers/{name}/resize       POST ?size=
 //	.../instanceGroupManagers/{name}/listManagedInstances POST
+//	aggregated/instances                          GET (filter): every zone of the region as a scope, an empty one
+//	                                              with the NO_RESULTS_ON_PAGE warning
+//	zones/{zone}/instances, zones/{zone}/instances/{name} GET (list with filter, get): the groups' instances, each
+//	                                              in a zone of its group's distribution policy (round robin), with
+//	                                              its template's labels and network, an internal address
+//	                                              (10.132.x.y) and, when the template has an access config, an
+//	                                              external one (34.76.x.y) shown once it is RUNNING
 //	regions/{region}/instanceGroups/{name}        GET (named ports, their fingerprint)
 //	.../instanceGroups/{name}/setNamedPorts       POST (fingerprint checked when given); the group manager's
 //	                                              output-only namedPorts show them
@@ -63,7 +70,9 @@
 // redistribution is not modelled.
 //
 // Simplified: instances of a regional group are not placed in zones (the zone count only drives validation), no
-// health checks or autohealing policy, no firewall or networks (network names are not checked), list filters and
-// paging are ignored (one page), instances deleted out of band are recreated under a new name, the JSON merge of
+// health checks or autohealing policy, no firewall or networks (network names are not checked), list filters are
+// Compute's syntax in part (a bare "field eq|ne regexp", "field = value", "field != value", "field:value" or
+// "field:*", or parenthesised terms joined by nothing, AND or OR, read left to right, on the resource's JSON field
+// paths such as labels.<key>; anything else is 400 invalid), paging is ignored (one page), instances deleted out of band are recreated under a new name, the JSON merge of
 // PATCH covers only the fields listed above, and token endpoint calls are never faulted.
 package computeemu

@@ -91,6 +91,7 @@ type Server struct {
 	nextID    uint64
 	keys      map[string]*rsa.PublicKey // service-account email → public key
 	tokens    map[string]bool
+	ips       int // addresses handed out
 }
 
 type template struct {
@@ -105,6 +106,9 @@ type instance struct {
 	status    string // PROVISIONING, RUNNING, TERMINATED
 	action    string // NONE, CREATING, RECREATING, DELETING
 	countdown int
+	// zone, addresses, network, labels and machine type, fixed when it is made (placeInstance)
+	zone, networkIP, natIP, network, machineType string
+	labels                                       map[string]string
 }
 
 type group struct {
@@ -434,6 +438,15 @@ func permissionOf(method, path string) string {
 	if m := regionRE.FindStringSubmatch(path); m != nil {
 		return "compute.regions.get"
 	}
+	if aggRE.MatchString(path) {
+		return "compute.instances.list"
+	}
+	if m := zoneRE.FindStringSubmatch(path); m != nil {
+		if m[3] == "" {
+			return "compute.instances.list"
+		}
+		return "compute.instances.get"
+	}
 	m := pathRE.FindStringSubmatch(path)
 	if m == nil {
 		return "compute.projects.get"
@@ -465,6 +478,9 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 		}
 		return s.regionView(), nil
 	}
+	if m, e, ok := s.instanceRoute(method, path, q); ok {
+		return m, e
+	}
 	m := pathRE.FindStringSubmatch(path)
 	if m == nil {
 		return nil, errorf(404, "notFound", "The requested URL %s was not found on this server.", path)
@@ -482,7 +498,11 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 	}
 	switch {
 	case global && coll == "instanceTemplates" && name == "" && method == http.MethodGet:
-		return s.listTemplates(), nil
+		f, e := parseFilter(first(q["filter"]))
+		if e != nil {
+			return nil, e
+		}
+		return s.listTemplates(f), nil
 	case global && coll == "instanceTemplates" && name == "" && method == http.MethodPost:
 		tp := &computepb.InstanceTemplate{}
 		if e := decode(body, tp); e != nil {
@@ -504,7 +524,11 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 		}
 		return op.pb, nil
 	case !global && coll == "instanceGroupManagers" && name == "" && method == http.MethodGet:
-		return s.listGroups(), nil
+		f, e := parseFilter(first(q["filter"]))
+		if e != nil {
+			return nil, e
+		}
+		return s.listGroups(f), nil
 	case !global && coll == "instanceGroupManagers" && name == "" && method == http.MethodPost:
 		g := &computepb.InstanceGroupManager{}
 		if e := decode(body, g); e != nil {
@@ -777,7 +801,7 @@ func (s *Server) uses(g *group, tmpl string) bool {
 	return false
 }
 
-func (s *Server) listTemplates() *computepb.InstanceTemplateList {
+func (s *Server) listTemplates(f filter) *computepb.InstanceTemplateList {
 	out := &computepb.InstanceTemplateList{Kind: proto.String("compute#instanceTemplateList"), Id: proto.String("projects/" + s.opts.Project + "/global/instanceTemplates")}
 	var names []string
 	for n := range s.templates {
@@ -786,6 +810,9 @@ func (s *Server) listTemplates() *computepb.InstanceTemplateList {
 	sort.Strings(names)
 	for _, n := range names {
 		t := s.templates[n]
+		if !f.match(t.pb) {
+			continue
+		}
 		if t.hidden {
 			t.hidden = false
 			continue
@@ -948,7 +975,7 @@ func (s *Server) deleteGroup(name string) (func() *apiError, *apiError) {
 	return func() *apiError { delete(s.groups, name); return nil }, nil
 }
 
-func (s *Server) listGroups() *computepb.RegionInstanceGroupManagerList {
+func (s *Server) listGroups(f filter) *computepb.RegionInstanceGroupManagerList {
 	out := &computepb.RegionInstanceGroupManagerList{Kind: proto.String("compute#regionInstanceGroupManagerList"),
 		Id: proto.String("projects/" + s.opts.Project + "/regions/" + s.opts.Region + "/instanceGroupManagers")}
 	var names []string
@@ -958,11 +985,15 @@ func (s *Server) listGroups() *computepb.RegionInstanceGroupManagerList {
 	sort.Strings(names)
 	for _, n := range names {
 		g := s.groups[n]
+		v := s.groupView(g)
+		if !f.match(v) {
+			continue
+		}
 		if g.hidden {
 			g.hidden = false
 			continue
 		}
-		out.Items = append(out.Items, s.groupView(g))
+		out.Items = append(out.Items, v)
 	}
 	return out
 }
@@ -1009,7 +1040,7 @@ func (s *Server) managedInstances(g *group) *computepb.RegionInstanceGroupManage
 		out.ManagedInstances = append(out.ManagedInstances, &computepb.ManagedInstance{
 			Id:             proto.Uint64(in.id),
 			Name:           proto.String(in.name),
-			Instance:       proto.String(fmt.Sprintf("%s/compute/v1/projects/%s/zones/%s-b/instances/%s", s.hs.URL, s.opts.Project, s.opts.Region, in.name)),
+			Instance:       proto.String(s.zoneLink(in.zone) + "/instances/" + in.name),
 			InstanceStatus: proto.String(in.status),
 			CurrentAction:  proto.String(in.action),
 			Version:        &computepb.ManagedInstanceVersion{InstanceTemplate: proto.String(s.templateLink(in.template))},
@@ -1029,8 +1060,10 @@ func (s *Server) newInstance(g *group, tmpl, status, action string, countdown in
 	for i := range suffix {
 		suffix[i] = alphabet[int(sum[i])%len(alphabet)]
 	}
-	return &instance{name: g.pb.GetBaseInstanceName() + "-" + string(suffix), id: s.nextID, template: tmpl,
+	in := &instance{name: g.pb.GetBaseInstanceName() + "-" + string(suffix), id: s.nextID, template: tmpl,
 		status: status, action: action, countdown: countdown}
+	s.placeInstance(g, in)
+	return in
 }
 
 // step advances operations and every group by one step.
