@@ -10,11 +10,13 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -33,7 +35,7 @@ import (
 // ready and available replicas of the new generation. A rollout past its progress deadline is a permanent error.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	w := d.Workload
-	ns, name := p.namespace(d.Owner.Environment), p.objectName(d.Owner.Environment, w.Name)
+	ns, name := p.namespace(d.Owner), p.objectName(d.Owner, w.Name)
 	log := p.log.With("env", d.Owner.Environment, "workload", w.Name, "revision", d.SpecHash)
 	if msg := dnsLabel(w.Name); msg != "" {
 		return providers.Permanent(fmt.Errorf("workload %q: name: %s", w.Name, msg))
@@ -41,7 +43,12 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := checkLabels(ownerLabels(d)); err != nil {
 		return fmt.Errorf("workload %q: %w", w.Name, err)
 	}
-	if err := p.ensureNamespace(ctx, ns, d.Owner.Environment); err != nil {
+	ing := &ingressState{name: name}
+	var err error
+	if ing.want, err = ingress(d, ns, name, p.set.ingressClass); err != nil {
+		return providers.Permanent(fmt.Errorf("workload %q: %w", w.Name, err))
+	}
+	if err := p.ensureNamespace(ctx, ns, d.Owner); err != nil {
 		return err
 	}
 
@@ -77,6 +84,15 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			}
 			s.cur = nil // not ours and not wanted: leave it alone
 		}
+	}
+	if ing.cur, err = p.getIngress(ctx, ns, ing.name); err != nil {
+		return err
+	}
+	if ing.cur != nil && !owned(ing.cur.Labels, d.Owner, w.Name) {
+		if ing.want != nil {
+			return providers.Permanent(fmt.Errorf("ingress %s/%s: %w", ns, ing.name, ErrNotOwned))
+		}
+		ing.cur = nil
 	}
 	sec := &ownedSecretState{name: name + SecretSuffix, want: sp.owned}
 	if sec.cur, err = p.secretMeta(ctx, ns, sec.name); err != nil {
@@ -114,6 +130,9 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		if err := p.convergeService(ctx, ns, s, drifted, log); err != nil {
 			return err
 		}
+	}
+	if err := p.convergeIngress(ctx, ns, ing, log); err != nil {
+		return err
 	}
 	if err := p.waitRollout(ctx, ns, name, log); err != nil {
 		return err
@@ -231,9 +250,13 @@ func jsonEqual(a, b any) bool {
 	return errA == nil && errB == nil && string(x) == string(y)
 }
 
-// ensureNamespace creates berth's per-environment namespace (labelled) once per provider; a namespace the target
-// names is the operator's and is never created.
-func (p *Provider) ensureNamespace(ctx context.Context, ns, env string) error {
+// ensureNamespace makes sure of owner's namespace: a preview's is berth's own (see ensurePreviewNamespace);
+// berth's per-environment namespace is created (labelled) once per provider; a namespace the target names is the
+// operator's and is never created.
+func (p *Provider) ensureNamespace(ctx context.Context, ns string, owner providers.Owner) error {
+	if owner.Preview != 0 {
+		return p.ensurePreviewNamespace(ctx, ns, owner)
+	}
 	if p.set.namespace != "" {
 		return nil
 	}
@@ -243,7 +266,7 @@ func (p *Provider) ensureNamespace(ctx context.Context, ns, env string) error {
 	if done {
 		return nil
 	}
-	ac := coreac.Namespace(ns).WithLabels(map[string]string{LabelManagedBy: "berth", providers.LabelEnvironment: env})
+	ac := coreac.Namespace(ns).WithLabels(map[string]string{LabelManagedBy: "berth", providers.LabelEnvironment: owner.Environment})
 	_, err := call(ctx, p, "apply namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
 		return p.client.CoreV1().Namespaces().Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 	})
@@ -254,6 +277,52 @@ func (p *Provider) ensureNamespace(ctx context.Context, ns, env string) error {
 	p.namespaces[ns] = true
 	p.mu.Unlock()
 	return nil
+}
+
+// namespaceLabels are the labels of a preview's namespace: the instance, the environment and the preview number,
+// which DeleteEnvironment and Environments go by.
+func namespaceLabels(owner providers.Owner) map[string]string {
+	return map[string]string{
+		LabelManagedBy: "berth", providers.LabelInstance: owner.Instance, providers.LabelEnvironment: owner.Environment,
+		providers.LabelPreview: strconv.Itoa(owner.Preview),
+	}
+}
+
+// namespaceOwned tells whether a namespace's labels say it is owner's preview namespace.
+func namespaceOwned(l map[string]string, owner providers.Owner) bool {
+	return l[providers.LabelInstance] == owner.Instance && l[providers.LabelEnvironment] == owner.Environment &&
+		l[providers.LabelPreview] == strconv.Itoa(owner.Preview)
+}
+
+// ensurePreviewNamespace creates a preview's namespace when it is missing, labelled as namespaceLabels says, and
+// checks it on every Apply (it is read, never cached: DeleteEnvironment, of this provider or another, may have
+// removed it). A namespace of that name without owner's labels is never adopted (ErrNotOwned, naming it); one
+// being deleted is waited out (a transient error: the next pass creates it again once it is gone).
+func (p *Provider) ensurePreviewNamespace(ctx context.Context, ns string, owner providers.Owner) error {
+	for {
+		cur, err := call(ctx, p, "get namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
+			return p.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			return err
+		case !namespaceOwned(cur.Labels, owner):
+			return providers.Permanent(fmt.Errorf("namespace %s of preview %s: %w", ns, owner.Environment, ErrNotOwned))
+		case cur.DeletionTimestamp != nil:
+			return fmt.Errorf("namespace %s of preview %s is being deleted; applying once it is gone", ns, owner.Environment)
+		default:
+			return nil
+		}
+		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: namespaceLabels(owner)}}
+		_, err = call(ctx, p, "create namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
+			return p.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
+		})
+		if !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		// Created meanwhile (another call, or a retry whose first try went through): check it.
+	}
 }
 
 func (p *Provider) getDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
@@ -332,10 +401,23 @@ func RolloutState(dep *appsv1.Deployment) (done bool, why string, err error) {
 // read back from its live fields and Services (see live), with its pods (not terminating) as replicas. It makes
 // three calls per pass, whatever the number of workloads: Deployments, pods and Services, by label selector.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
-	ns := p.namespace(owner.Environment)
+	ns := p.namespace(owner)
 	sel := labels.SelectorFromSet(labels.Set{
 		providers.LabelInstance: owner.Instance, providers.LabelEnvironment: owner.Environment,
 	}).String()
+	if owner.Preview != 0 {
+		// A preview's namespace being deleted is gone, whatever is left in it until the namespace controller
+		// has removed it.
+		cur, err := call(ctx, p, "get namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
+			return p.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		})
+		if apierrors.IsNotFound(err) || err == nil && cur.DeletionTimestamp != nil {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 	deps, err := call(ctx, p, "list deployments in "+ns, func(ctx context.Context) (*appsv1.DeploymentList, error) {
 		return p.client.AppsV1().Deployments(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
 	})
@@ -372,6 +454,10 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		}
 		return nil
 	}
+	ings, err := p.listIngresses(ctx, ns, sel, deps.Items)
+	if err != nil {
+		return nil, err
+	}
 	sc := &secretCheck{p: p, ns: ns, sel: sel, owner: owner}
 	var out []providers.Observed
 	for i := range deps.Items {
@@ -380,12 +466,16 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if dep.Labels[providers.LabelTarget] != target || wl == "" || dep.DeletionTimestamp != nil {
 			continue
 		}
-		st := p.live(workloadObjects{dep: dep, internal: service(dep.Name, wl), public: service(dep.Name+PublicSuffix, wl)})
+		objs := workloadObjects{dep: dep, internal: service(dep.Name, wl), public: service(dep.Name+PublicSuffix, wl)}
+		if ing := ings[dep.Annotations[AnnotationIngress]]; ing != nil && owned(ing.Labels, owner, wl) {
+			objs.ingress = ing
+		}
+		st := p.live(objs)
 		if err := sc.check(ctx, dep, wl, &st); err != nil {
 			return nil, err
 		}
 		o := providers.Observed{Workload: wl, Target: target, Spec: st.spec, Missing: st.missing, Kept: st.kept,
-			SecretFingerprints: st.fingerprints}
+			SecretFingerprints: st.fingerprints, Endpoints: st.endpoints}
 		o.Spec.Provider = target
 		counts := map[string]int{}
 		for _, pod := range byWorkload[wl] {
@@ -401,6 +491,27 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		out = append(out, o)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Workload < out[b].Workload })
+	return out, nil
+}
+
+// listIngresses lists the Ingresses of ns by selector, by name; only when a Deployment of deps names one (a
+// preview's), so a List without previews costs no call more.
+func (p *Provider) listIngresses(ctx context.Context, ns, sel string, deps []appsv1.Deployment) (map[string]*networkingv1.Ingress, error) {
+	if !slices.ContainsFunc(deps, func(d appsv1.Deployment) bool { return d.Annotations[AnnotationIngress] != "" }) {
+		return nil, nil
+	}
+	list, err := call(ctx, p, "list ingresses in "+ns, func(ctx context.Context) (*networkingv1.IngressList, error) {
+		return p.client.NetworkingV1().Ingresses(ns).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*networkingv1.Ingress{}
+	for i := range list.Items {
+		if list.Items[i].DeletionTimestamp == nil {
+			out[list.Items[i].Name] = &list.Items[i]
+		}
+	}
 	return out, nil
 }
 
@@ -445,7 +556,18 @@ func replica(pod corev1.Pod, hasHealth bool) providers.Replica {
 // labels (background propagation: the garbage collector removes ReplicaSets and pods), then waits until the
 // Deployment is gone. Objects of that name without owner's labels are left alone.
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
-	ns, name := p.namespace(owner.Environment), p.objectName(owner.Environment, workload)
+	ns, name := p.namespace(owner), p.objectName(owner, workload)
+	ing, err := p.getIngress(ctx, ns, name)
+	if err != nil {
+		return err
+	}
+	if ing != nil && owned(ing.Labels, owner, workload) {
+		if err := p.deleteObject(ctx, "ingress", ns, name, ing.UID, func(ctx context.Context, o metav1.DeleteOptions) error {
+			return p.client.NetworkingV1().Ingresses(ns).Delete(ctx, name, o)
+		}); err != nil {
+			return err
+		}
+	}
 	for _, sn := range []string{name + PublicSuffix, name} {
 		svc, err := call(ctx, p, "get service "+ns+"/"+sn, func(ctx context.Context) (*corev1.Service, error) {
 			return p.client.CoreV1().Services(ns).Get(ctx, sn, metav1.GetOptions{})

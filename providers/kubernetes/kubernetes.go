@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/validation"
 	k8s "k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -40,6 +42,9 @@ var (
 	_ providers.Provider   = (*Provider)(nil)
 	_ providers.Validator  = (*Provider)(nil)
 	_ providers.Normalizer = (*Provider)(nil)
+
+	_ providers.EnvironmentLister  = (*Provider)(nil)
+	_ providers.EnvironmentDeleter = (*Provider)(nil)
 )
 
 // Provider runs workloads as Deployments and Services of one Kubernetes cluster. Build it with New or
@@ -66,6 +71,8 @@ type settings struct {
 	allowExecPlugins               bool
 	// takeOwnership lets Apply remove values another field manager added inside the fields berth manages.
 	takeOwnership bool
+	// ingressClass is the ingressClassName of preview Ingresses ("" for the cluster's default class).
+	ingressClass string
 }
 
 // New builds the provider for target t from its kubeconfig (settings kubeconfig and context) or, absent both, the
@@ -117,13 +124,14 @@ func newProvider(client k8s.Interface, t schema.Target, s settings, opts provide
 func (p *Provider) Type() string { return Type }
 
 // Capabilities implements providers.Provider: a Deployment honours every health check kind, limits and UDP;
-// public ports are a LoadBalancer Service; secrets are SOPS values (in a Secret berth owns) or existing Secrets,
+// public ports are a LoadBalancer Service, and a preview's hosts an Ingress; secrets are SOPS values (in a Secret berth owns) or existing Secrets,
 // as env vars or files.
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{
 		HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
 		SecretKinds: []string{schema.SecretSOPS, schema.SecretKubernetes}, SecretFiles: true,
+		HostRoutes: true,
 	}
 }
 
@@ -167,6 +175,18 @@ func parseSettings(t schema.Target) (settings, error) {
 			} else {
 				s.allowExecPlugins = b
 			}
+		case "ingressClass":
+			// Read tolerantly: an empty value is the cluster's default class.
+			str, ok := v.(string)
+			if !ok {
+				return s, bad(k, fmt.Sprintf("want a string, got %T", v))
+			}
+			if str != "" {
+				if errs := validation.IsDNS1123Subdomain(str); len(errs) > 0 {
+					return s, bad(k, strings.Join(errs, "; "))
+				}
+			}
+			s.ingressClass = str
 		case "type":
 		default:
 			return s, bad(k, "unknown setting")

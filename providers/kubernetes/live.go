@@ -11,6 +11,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -31,6 +32,7 @@ const (
 type workloadObjects struct {
 	dep              *appsv1.Deployment
 	internal, public *corev1.Service
+	ingress          *networkingv1.Ingress
 }
 
 // liveState is a workload read back from its live objects.
@@ -42,6 +44,8 @@ type liveState struct {
 	// fingerprints as written.
 	secrets      map[string]secretRef
 	fingerprints map[string]string
+	// endpoints are where the public ports answer (see endpoints).
+	endpoints []providers.Endpoint
 }
 
 // live reads the workload back from the objects' own fields, never from berth's annotations: image, command,
@@ -115,6 +119,10 @@ func (p *Provider) live(o workloadObjects) liveState {
 			st.missing = append(st.missing, "Service "+n)
 		}
 	}
+	if n := dep.Annotations[AnnotationIngress]; n != "" && o.ingress == nil {
+		st.missing = append(st.missing, "Ingress "+n)
+	}
+	st.endpoints = endpoints(w.Ports, o.public, o.ingress, dep.Name)
 	st.spec = w
 	return st
 }

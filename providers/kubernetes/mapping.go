@@ -9,6 +9,7 @@ import (
 	"maps"
 	"math"
 	"regexp"
+	"strconv"
 	"slices"
 	"strings"
 
@@ -48,27 +49,51 @@ var ErrNotOwned = errors.New("object exists and is not owned by this berth insta
 // ErrExecPlugin is returned (wrapped) when a kubeconfig needs a credential plugin the target does not allow.
 var ErrExecPlugin = errors.New("exec credential plugins are not allowed")
 
-// namespace is the namespace of env's workloads: the target's, or berth-<env>.
-func (p *Provider) namespace(env string) string {
+// namespace is the namespace of owner's workloads: a preview's own (PreviewNamespace of the target's namespace,
+// or of "berth"), else the target's, or berth-<env>.
+func (p *Provider) namespace(owner providers.Owner) string {
+	if owner.Preview != 0 {
+		return PreviewNamespace(p.baseNamespace(), owner.Preview)
+	}
 	if p.set.namespace != "" {
 		return p.set.namespace
 	}
-	return "berth-" + env
+	return "berth-" + owner.Environment
 }
 
-// objectName is the deterministic name of a workload's Deployment and Service: the workload's name in the
-// per-environment namespace, <env>-<workload> in a namespace the target shares between environments, shortened
-// with a hash when it would not fit a DNS label with the public suffix.
-func (p *Provider) objectName(env, workload string) string {
-	n := workload
+// baseNamespace is what preview namespaces are named after: the target's namespace, or "berth" (so that a
+// preview of a target without one lives in berth-pr-<N>, as its environment's name says).
+func (p *Provider) baseNamespace() string {
 	if p.set.namespace != "" {
-		n = env + "-" + workload
+		return p.set.namespace
 	}
-	if len(n) <= maxNameLen {
-		return n
+	return "berth"
+}
+
+// PreviewNamespace is the namespace of pull request n's preview on a target whose namespace is base:
+// <base>-pr-<n>, cut to a DNS label (63 characters) with a hash of the whole name when longer.
+func PreviewNamespace(base string, n int) string {
+	return shorten(base+"-pr-"+strconv.Itoa(n), 63)
+}
+
+// shorten cuts s to max characters deterministically: a prefix and 8 hex digits of a hash of s.
+func shorten(s string, max int) string {
+	if len(s) <= max {
+		return s
 	}
-	sum := sha256.Sum256([]byte(n))
-	return strings.TrimRight(n[:maxNameLen-9], "-") + "-" + hex.EncodeToString(sum[:])[:8]
+	sum := sha256.Sum256([]byte(s))
+	return strings.TrimRight(s[:max-9], "-") + "-" + hex.EncodeToString(sum[:])[:8]
+}
+
+// objectName is the deterministic name of a workload's Deployment, Services and Ingress: the workload's name in
+// a namespace of the environment's own (berth-<env>, a preview's), <env>-<workload> in a namespace the target
+// shares between environments, shortened with a hash when it would not fit a DNS label with the public suffix.
+func (p *Provider) objectName(owner providers.Owner, workload string) string {
+	n := workload
+	if p.set.namespace != "" && owner.Preview == 0 {
+		n = owner.Environment + "-" + workload
+	}
+	return shorten(n, maxNameLen)
 }
 
 // selectorLabels select a workload's pods; a Deployment's selector is immutable, so they never hold the hash.
@@ -80,11 +105,26 @@ func selectorLabels(o providers.Owner, workload string) map[string]string {
 	}
 }
 
-// ownerLabels are the labels of every object of d.
+// ownerLabels are the labels of every object of d: the selector's, the target and the spec hash, and for a
+// preview its number and the head it was applied from (see podLabels).
 func ownerLabels(d providers.Desired) map[string]string {
 	l := selectorLabels(d.Owner, d.Workload.Name)
 	l[providers.LabelTarget] = d.Target
 	l[providers.LabelSpecHash] = d.SpecHash
+	if d.Owner.Preview != 0 {
+		l[providers.LabelPreview] = strconv.Itoa(d.Owner.Preview)
+	}
+	if d.Preview != nil && d.Preview.Head != "" {
+		l[providers.LabelHead] = d.Preview.Head
+	}
+	return l
+}
+
+// podLabels are the labels of d's pod template: ownerLabels without the head, so that a new head with an
+// unchanged workload relabels the Deployment and rolls no pod.
+func podLabels(d providers.Desired) map[string]string {
+	l := ownerLabels(d)
+	delete(l, providers.LabelHead)
 	return l
 }
 
@@ -133,6 +173,11 @@ func deploymentWith(d providers.Desired, ns, name string, sp secretPlan) (*appsa
 		}
 	}
 	annotations := map[string]string{AnnotationSpec: string(spec), AnnotationServices: strings.Join(svcs, ",")}
+	if rs, err := routes(d); err != nil {
+		return nil, err
+	} else if len(rs) > 0 {
+		annotations[AnnotationIngress] = name
+	}
 
 	c := coreac.Container().WithName(ContainerName).WithImage(w.Image)
 	if len(w.Command) > 0 {
@@ -161,7 +206,7 @@ func deploymentWith(d providers.Desired, ns, name string, sp secretPlan) (*appsa
 	pod := coreac.PodSpec()
 	sp.withFiles(w, pod, c)
 	pod.WithContainers(c)
-	template := coreac.PodTemplateSpec().WithLabels(labels) // the spec annotation stays off pods: it holds the replica count
+	template := coreac.PodTemplateSpec().WithLabels(podLabels(d)) // the spec annotation stays off pods: it holds the replica count
 	if len(sp.refs) > 0 {
 		template.WithAnnotations(map[string]string{AnnotationSecrets: sp.annotation()})
 	}

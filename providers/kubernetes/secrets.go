@@ -85,11 +85,12 @@ func planSecrets(d providers.Desired, ns, name string, versions map[string]strin
 	return sp, nil
 }
 
-// secretLabels are the labels of the Secret berth owns: the ownership labels without the spec hash (a new
-// spec with the same values is no new Secret).
+// secretLabels are the labels of the Secret berth owns: the ownership labels without the spec hash and the head
+// (a new spec or head with the same values is no new Secret).
 func secretLabels(d providers.Desired) map[string]string {
 	l := ownerLabels(d)
 	delete(l, providers.LabelSpecHash)
+	delete(l, providers.LabelHead)
 	return l
 }
 

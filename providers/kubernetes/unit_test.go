@@ -46,7 +46,7 @@ func TestGoldenObjects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, name := p.namespace("dev"), p.objectName("dev", w.Name)
+	ns, name := p.namespace(d.Owner), p.objectName(d.Owner, w.Name)
 	dep, err := deployment(d, ns, name)
 	if err != nil {
 		t.Fatal(err)
@@ -221,11 +221,11 @@ func TestObjectName(t *testing.T) {
 		{shared, "dev", "web", "dev-web", 7},
 		{shared, strings.Repeat("e", 40), long, "", maxNameLen},
 	} {
-		got := c.p.objectName(c.env, c.w)
+		got := c.p.objectName(providers.Owner{Environment: c.env}, c.w)
 		if (c.want != "" && got != c.want) || len(got) != c.wantLen || dnsLabel(got+PublicSuffix) != "" {
 			t.Errorf("objectName(%q, %q) = %q", c.env, c.w, got)
 		}
-		if got != c.p.objectName(c.env, c.w) {
+		if got != c.p.objectName(providers.Owner{Environment: c.env}, c.w) {
 			t.Errorf("objectName not deterministic")
 		}
 	}

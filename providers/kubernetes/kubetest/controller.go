@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"hash/fnv"
 	"maps"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -36,8 +38,10 @@ const resync = time.Second
 // RunDeploymentController plays the deployment and ReplicaSet controllers (and the garbage collector for pods) for
 // every namespace not labelled LabelManual: after each change of a Deployment it creates the pods of the current
 // template (Running and Ready at once, as though every probe passed), deletes those of older templates and the
-// extra ones (newest first), deletes pods whose Deployment is gone, and writes a completed rollout status. It runs
-// until ctx ends; the returned channel is closed when it has stopped.
+// extra ones (newest first), deletes pods whose Deployment is gone, and writes a completed rollout status. It also
+// plays the namespace controller (for every namespace, manual ones too): a namespace being deleted has its
+// Deployments, pods, Services, Secrets, ConfigMaps and Ingresses deleted, then its finalizer "kubernetes" removed,
+// so that it goes. It runs until ctx ends; the returned channel is closed when it has stopped.
 func RunDeploymentController(ctx context.Context, client kubernetes.Interface) <-chan struct{} {
 	stopped := make(chan struct{})
 	poke := make(chan struct{}, 1)
@@ -47,7 +51,7 @@ func RunDeploymentController(ctx context.Context, client kubernetes.Interface) <
 		default:
 		}
 	}
-	watchers := make(chan struct{}, 2)
+	watchers := make(chan struct{}, 3)
 	go func() {
 		watchLoop(ctx, notify, func(ctx context.Context) (watch.Interface, error) {
 			return client.AppsV1().Deployments("").Watch(ctx, metav1.ListOptions{})
@@ -61,8 +65,14 @@ func RunDeploymentController(ctx context.Context, client kubernetes.Interface) <
 		watchers <- struct{}{}
 	}()
 	go func() {
+		watchLoop(ctx, notify, func(ctx context.Context) (watch.Interface, error) {
+			return client.CoreV1().Namespaces().Watch(ctx, metav1.ListOptions{})
+		})
+		watchers <- struct{}{}
+	}()
+	go func() {
 		defer close(stopped)
-		defer func() { <-watchers; <-watchers }()
+		defer func() { <-watchers; <-watchers; <-watchers }()
 		tick := time.NewTicker(resync)
 		defer tick.Stop()
 		for {
@@ -100,15 +110,25 @@ func watchLoop(ctx context.Context, notify func(), open func(context.Context) (w
 	}
 }
 
-// pass reconciles every Deployment outside manual namespaces and collects orphaned pods.
+// pass reconciles every Deployment outside manual namespaces, collects orphaned pods and finalizes namespaces
+// being deleted.
 func pass(ctx context.Context, client kubernetes.Interface) error {
 	manual := map[string]bool{}
-	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: LabelManual + "=true"})
+	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
-	for _, ns := range nss.Items {
-		manual[ns.Name] = true
+	var errs []error
+	for i := range nss.Items {
+		ns := &nss.Items[i]
+		if ns.Labels[LabelManual] == "true" {
+			manual[ns.Name] = true
+		}
+		if ns.DeletionTimestamp != nil {
+			if err := finalizeNamespace(ctx, client, ns); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	deps, err := client.AppsV1().Deployments("").List(ctx, metav1.ListOptions{})
 	if err != nil {
@@ -119,7 +139,6 @@ func pass(ctx context.Context, client kubernetes.Interface) error {
 		return err
 	}
 	live := map[string]bool{}
-	var errs []error
 	for i := range deps.Items {
 		d := &deps.Items[i]
 		live[string(d.UID)] = true
@@ -333,4 +352,95 @@ func PodsOf(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployme
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].CreationTimestamp.Before(&out[j].CreationTimestamp) })
 	return out, nil
+}
+
+// finalizeNamespace does what the namespace controller does for a namespace being deleted: deletes what it holds
+// (of the kinds berth and the tests write) and, once none is left, removes the finalizer "kubernetes" so that the
+// apiserver removes the namespace.
+func finalizeNamespace(ctx context.Context, client kubernetes.Interface, ns *corev1.Namespace) error {
+	n := ns.Name
+	zero := int64(0)
+	opts := metav1.DeleteOptions{GracePeriodSeconds: &zero}
+	left := 0
+	sweep := func(names []string, err error, del func(string) error) error {
+		if err != nil {
+			return err
+		}
+		left += len(names)
+		for _, name := range names {
+			if err := del(name); err != nil && !apierrors.IsNotFound(err) {
+				return err
+			}
+		}
+		return nil
+	}
+	deps, err := client.AppsV1().Deployments(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(deps, err), err, func(x string) error { return client.AppsV1().Deployments(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	pods, err := client.CoreV1().Pods(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(pods, err), err, func(x string) error { return client.CoreV1().Pods(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	svcs, err := client.CoreV1().Services(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(svcs, err), err, func(x string) error { return client.CoreV1().Services(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	secs, err := client.CoreV1().Secrets(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(secs, err), err, func(x string) error { return client.CoreV1().Secrets(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	cms, err := client.CoreV1().ConfigMaps(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(cms, err), err, func(x string) error { return client.CoreV1().ConfigMaps(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	ings, err := client.NetworkingV1().Ingresses(n).List(ctx, metav1.ListOptions{})
+	if err := sweep(itemNames(ings, err), err, func(x string) error { return client.NetworkingV1().Ingresses(n).Delete(ctx, x, opts) }); err != nil {
+		return err
+	}
+	if left > 0 {
+		return nil // the next pass finalizes it (the deletions poke the watches; the resync covers the rest)
+	}
+	ns = ns.DeepCopy()
+	ns.Spec.Finalizers = slices.DeleteFunc(ns.Spec.Finalizers, func(f corev1.FinalizerName) bool { return f == corev1.FinalizerKubernetes })
+	_, err = client.CoreV1().Namespaces().Finalize(ctx, ns, metav1.UpdateOptions{})
+	if apierrors.IsNotFound(err) || apierrors.IsConflict(err) {
+		return nil
+	}
+	return err
+}
+
+// itemNames are the names of a list's items (none when err is set).
+func itemNames(list metav1.ListInterface, err error) []string {
+	if err != nil {
+		return nil
+	}
+	var out []string
+	switch l := list.(type) {
+	case *appsv1.DeploymentList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	case *corev1.PodList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	case *corev1.ServiceList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	case *corev1.SecretList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	case *corev1.ConfigMapList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	case *networkingv1.IngressList:
+		for _, x := range l.Items {
+			out = append(out, x.Name)
+		}
+	}
+	return out
 }
