@@ -41,7 +41,8 @@ const (
 	JWTBackdate = 60 * time.Second
 	// JWTLifetime is how long after now a JWT expires (GitHub refuses more than 10 minutes).
 	JWTLifetime = 9 * time.Minute
-	// RefreshBefore is how long before its expires_at an installation token is replaced.
+	// RefreshBefore is how long before its expires_at an installation token is replaced (half-way through its
+	// life for a token that lives less than twice as long; GitHub's live an hour).
 	RefreshBefore = 5 * time.Minute
 	// maxTokenAnswer bounds the token endpoint's answer.
 	maxTokenAnswer = 64 << 10
@@ -58,7 +59,7 @@ type installation struct {
 
 	lock    chan struct{} // held (one slot) while the token is read or minted; waiting honours the context
 	token   string
-	expires time.Time
+	refresh time.Time // when the token is replaced: RefreshBefore its expiry, or half-way for a shorter life
 }
 
 func newInstallation(a App, base string, now func() time.Time, next http.RoundTripper) (*installation, error) {
@@ -102,14 +103,15 @@ func (in *installation) current(ctx context.Context, stale string) (string, erro
 			Temporary: !errors.Is(ctx.Err(), context.Canceled), Message: "gave up waiting for the token",
 			Err: ctx.Err()}
 	}
-	if in.token != "" && in.token != stale && in.now().Before(in.expires.Add(-RefreshBefore)) {
+	now := in.now()
+	if in.token != "" && in.token != stale && now.Before(in.refresh) {
 		return in.token, nil
 	}
 	tok, exp, err := in.mint(ctx)
 	if err != nil {
 		return "", err
 	}
-	in.token, in.expires = tok, exp
+	in.token, in.refresh = tok, exp.Add(-min(RefreshBefore, exp.Sub(now)/2))
 	return tok, nil
 }
 
@@ -124,6 +126,7 @@ func (in *installation) mint(ctx context.Context) (string, time.Time, error) {
 	if err != nil {
 		return fail(0, false, "", fmt.Errorf("sign the app JWT: %w", err))
 	}
+	redact.Register(signed) // a credential for 9 minutes: masked should anything echo it
 	req, err := http.NewRequestWithContext(forge.WithOp(ctx, forge.OpToken), http.MethodPost, in.url, nil)
 	if err != nil {
 		return fail(0, false, "", redact.Error(err))

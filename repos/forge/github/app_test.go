@@ -134,6 +134,18 @@ func TestAppTokenMintedReusedRefreshed(t *testing.T) {
 	if _, err := f.Get(ctx(t), n); err != nil || emu.Minted() != 4 {
 		t.Fatalf("a 10-minute token after 5m: %v, minted %d", err, emu.Minted())
 	}
+	// A token living less than 10 minutes is replaced half-way, not on every call.
+	emu.SetTokenTTL(4 * time.Minute)
+	clk.Add(6 * time.Minute)
+	for _, step := range []struct {
+		after  time.Duration
+		minted int
+	}{{0, 5}, {time.Minute, 5}, {time.Minute + time.Second, 6}} {
+		clk.Add(step.after)
+		if _, err := f.Get(ctx(t), n); err != nil || emu.Minted() != step.minted {
+			t.Fatalf("a 4-minute token, %s later: %v, minted %d", step.after, err, emu.Minted())
+		}
+	}
 }
 
 func TestAppTokenRefreshedOn401(t *testing.T) {

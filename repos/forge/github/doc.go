@@ -37,13 +37,15 @@
 //
 // Authentication is a token (Options.Token: a personal access token, fine-grained or classic, or any token the
 // caller obtained: scopes pull requests read, issues write (comments), commit statuses write, metadata read) or a
-// GitHub App installation (Options.App: app id, installation id, RSA private key in PEM). For an App, a JWT (RS256,
-// iat now-60s, exp now+9min, iss the app id) is traded for an installation token with POST
-// /app/installations/{id}/access_tokens; the token is used until 5 minutes before its expires_at (Options.Now is
-// the clock), then replaced, and replaced once more when GitHub answers a request 401 (the request is sent again
-// once with the new token; a second 401 is the answer). A key that does not parse is refused by New; a 401 or 404
-// of the token call is a *forge.Error that is not Temporary (a 404, a missing installation, never wraps
-// forge.ErrNotFound). Tokens, PAT or minted, and the key are registered with schema/redact and never logged.
+// GitHub App installation (Options.App: app id, installation id, RSA private key in PEM; the app needs pull
+// requests read, issues write, commit statuses write, metadata read). For an App, a JWT (RS256, iat now-60s, exp
+// now+9min, iss the app id) is traded for an installation token with POST /app/installations/{id}/access_tokens.
+// The token is used until 5 minutes before its expires_at (half-way for a token that lives under 10 minutes;
+// Options.Now is the clock), then replaced; and replaced once more when GitHub answers a request 401, which is
+// then sent again once with the new token (a second 401 is the answer). A key that does not parse is refused by
+// New; a 401 or 404 of the token call is a *forge.Error that is not Temporary (a 404, a missing installation,
+// never wraps forge.ErrNotFound). Tokens, PAT or minted, the JWTs and the key are registered with schema/redact
+// and never logged.
 //
 // With Options.Observer every request is reported (forge.Observer: op, HTTP status, 0 for a transport failure)
 // and so is X-RateLimit-Remaining of every answer that carries it.
