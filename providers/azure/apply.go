@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"strconv"
@@ -451,8 +452,101 @@ func (p *Provider) observe(owner providers.Owner, workload, target string, group
 		o.Spec.Provider = target
 		o.Spec.Replicas = count[o.SpecHash]
 	}
+	o.Endpoints = endpoints(o, groups)
 	return o
 }
+
+// endpoints are where o's public ports answer: for each, the address of the first running group (of the observed
+// spec first, in index order) whose Public IP address lists the port, as its FQDN when it has a DNS name label, else
+// its IP, with the port (ACI exposes the container port itself). A port is left out until such a group has an
+// address. Each replica is a group with an address of its own (ACI has no load balancer): the first one stands for
+// the workload.
+func endpoints(o providers.Observed, groups []*cg) []providers.Endpoint {
+	ordered := slices.Clone(groups) // groups are in index order
+	slices.SortStableFunc(ordered, func(a, b *cg) int {
+		ma, mb := tag(a.Tags, TagSpecHash) == o.SpecHash, tag(b.Tags, TagSpecHash) == o.SpecHash
+		switch {
+		case ma == mb:
+			return 0
+		case ma:
+			return -1
+		}
+		return 1
+	})
+	var out []providers.Endpoint
+	for _, port := range o.Spec.Ports {
+		if !port.Public {
+			continue
+		}
+		for _, g := range ordered {
+			if _, ready, _ := status(g); !ready {
+				continue
+			}
+			if host := groupAddress(g, port); host != "" {
+				out = append(out, providers.Endpoint{Port: port.Port, Address: net.JoinHostPort(host, strconv.Itoa(port.Port))})
+				break
+			}
+		}
+	}
+	return out
+}
+
+// groupAddress is the host a group answers port at: its FQDN when a DNS name label is set, else its IP; "" when
+// its Public IP address does not list the port or has no address yet.
+func groupAddress(g *cg, port schema.Port) string {
+	if !publicPorts(g) {
+		return ""
+	}
+	ip := g.Properties.IPAddress
+	listed := slices.ContainsFunc(ip.Ports, func(p *armcontainerinstance.Port) bool {
+		if p == nil || p.Port == nil || int(*p.Port) != port.Port {
+			return false
+		}
+		pr := strings.ToLower(string(deref(p.Protocol)))
+		return pr == port.Protocol || pr == "" && port.Protocol == "tcp"
+	})
+	switch {
+	case !listed:
+		return ""
+	case deref(ip.DNSNameLabel) != "" && deref(ip.Fqdn) != "":
+		return deref(ip.Fqdn)
+	}
+	return deref(ip.IP)
+}
+
+// Environments implements providers.EnvironmentLister: the environments with groups of instance on target, from one
+// list of the resource group read by tags alone. Preview is the berth.dev-preview tag (0 when absent or not a
+// positive number), Head the greatest berth.dev-head among the environment's groups.
+func (p *Provider) Environments(ctx context.Context, instance, target string) ([]providers.EnvironmentRef, error) {
+	listed, err := p.listAll(ctx, func(tags map[string]*string) bool {
+		return tag(tags, TagInstance) == instance && tag(tags, TagTarget) == target &&
+			tag(tags, TagEnvironment) != "" && tag(tags, TagWorkload) != ""
+	})
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]providers.EnvironmentRef{}
+	for _, g := range listed {
+		env := tag(g.Tags, TagEnvironment)
+		r := by[env]
+		r.Name = env
+		if n, err := strconv.Atoi(tag(g.Tags, TagPreview)); err == nil && n > 0 {
+			r.Preview = n
+		}
+		if h := tag(g.Tags, TagHead); h > r.Head {
+			r.Head = h
+		}
+		by[env] = r
+	}
+	out := make([]providers.EnvironmentRef, 0, len(by))
+	for _, r := range by {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b providers.EnvironmentRef) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+var _ providers.EnvironmentLister = (*Provider)(nil)
 
 // Delete removes every group of the workload owned by owner on target.
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {

@@ -285,7 +285,8 @@ func retryable(err error) bool {
 	}
 	switch re.ErrorCode {
 	case "InaccessibleImage", "ResourceRequestsNotSupported", "InvalidRequestContent", "InvalidContainerGroupName",
-		"LocationRequired", "InvalidTagNameCharacters", "InvalidTagValueLength", "InvalidIpAddressPorts",
+		"LocationRequired", "InvalidTagNameCharacters", "InvalidTagValueLength", "InvalidTagNameLength", "InvalidTagCount",
+		"InvalidIpAddressPorts", "DnsNameLabelNotAvailable",
 		"AuthorizationFailed", "AuthenticationFailed", "InvalidAuthenticationToken", "InvalidAuthenticationTokenTenant",
 		"ExpiredAuthenticationToken", "InvalidApiVersionParameter", "MissingApiVersionParameter",
 		"SubscriptionNotFound", "ResourceGroupNotFound", "LocationNotAvailableForResourceType":

@@ -16,6 +16,22 @@
 // address with the public ports and, with dnsLabelPrefix (starting with a letter), a DNS label
 // <prefix>-<env>-<workload>-<i>-<hash6>. Each replica has its own address: ACI has no load balancer.
 //
+// Previews (Owner.Preview set): every group also carries berth.dev-preview (the pull-request number) and
+// berth.dev-head (the head commit it was created from, 40 hex digits); groups of other environments are written as
+// before. A DNS name label is unique per region, and a preview's carries its own environment name ("pr-42") where
+// the base's carries the base's, so the two never collide, even with the same spec hash; names past 63 characters
+// (a 40-character workload in pr-2147483647, a 40-character prefix) are cut with a hash of the whole. Tags stay
+// within Azure's limits: 50 per group (berth's own take 9 with a preview's two, counted for every workload by
+// Validate), names of at most 512 characters, values of at most 256.
+//
+// Endpoints (Observed.Endpoints): one per public port, from the first running group (of the observed spec first,
+// in index order) whose Public IP address lists the port: its FQDN when it has a DNS name label, else its IP, with
+// the port (ACI exposes the container port itself). A port is left out until such a group has an address.
+//
+// Environments (providers.EnvironmentLister): one list of the resource group's container groups, filtered by the
+// instance and target tags: each environment once, its preview number from berth.dev-preview (0 when absent or not
+// a positive number), Head the greatest berth.dev-head among its groups.
+//
 // List, in a sketch: list the resource group (one call per page; ARM list results carry no instance view, so the
 // list only finds the owned groups), then Get each owned group, at most ListConcurrency at once (one call per
 // replica), and read from each group's own fields: containers[0] image, command, plain environment values, ports

@@ -29,6 +29,10 @@ var (
 	TagTarget      = Tag(providers.LabelTarget)
 	TagSpecHash    = Tag(providers.LabelSpecHash)
 	TagReplica     = Tag(providers.LabelReplica)
+	// TagPreview is a preview's pull-request number (decimal) and TagHead the head commit a group was created from
+	// (40 hex digits), on every group of a preview environment only.
+	TagPreview = Tag(providers.LabelPreview)
+	TagHead    = Tag(providers.LabelHead)
 	// TagFields is a hash of the managed fields as berth wrote them (the fingerprint of the group's read-back): List
 	// reads every field from the group itself, and uses this tag only to pick, among replicas of one spec, the one
 	// edited by hand as the workload's observed spec.
@@ -41,6 +45,8 @@ func Tag(label string) string { return strings.ReplaceAll(label, "/", "-") }
 const (
 	maxNameLen = 63
 	gib        = 1 << 30
+	// Azure's tag limits besides maxTags: names of at most 512 characters, values of at most 256.
+	maxTagName, maxTagValue = 512, 256
 )
 
 // wkey identifies one owned workload on one target.
@@ -196,6 +202,12 @@ func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int
 	tags := map[string]*string{
 		TagInstance: ptr(k.Instance), TagEnvironment: ptr(k.Environment), TagTarget: ptr(k.Target),
 		TagWorkload: ptr(k.Workload), TagSpecHash: ptr(d.SpecHash), TagReplica: ptr(strconv.Itoa(i)),
+	}
+	if d.Owner.Preview != 0 {
+		tags[TagPreview] = ptr(strconv.Itoa(d.Owner.Preview))
+		if d.Preview != nil && d.Preview.Head != "" && len(d.Preview.Head) <= maxTagValue {
+			tags[TagHead] = ptr(d.Preview.Head)
+		}
 	}
 	deliver(d, vals, props, tags)
 	g := armcontainerinstance.ContainerGroup{Location: ptr(location), Tags: tags, Properties: props}

@@ -341,17 +341,28 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// maxTags is Azure's limit of tags per resource; berth's ownership tags take 7 of them.
-const maxTags = 50
+// maxTags is Azure's limit of tags per resource; berth's ownership tags take ownTags of them: 7, and 2 more
+// (preview, head) in a preview, counted always so that a workload valid in its base is valid in its previews.
+const (
+	maxTags = 50
+	ownTags = 9
+)
 
 // validateSecrets reports what ACI cannot deliver of w's secrets.
 func validateSecrets(w schema.Workload, add func(field, format string, args ...any)) {
-	if n := 7 + len(w.Secrets()) + len(w.SecretEnv) + len(w.Files); n > maxTags {
+	if n := ownTags + len(w.Secrets()) + len(w.SecretEnv) + len(w.Files); n > maxTags {
 		add("secretEnv", "%d secrets, variables and files from secrets need %d tags with berth's own; an Azure resource holds at most %d", len(w.Secrets())+len(w.SecretEnv)+len(w.Files), n, maxTags)
 	}
 	for _, name := range sortedKeys(w.SecretEnv) {
 		if !envName.MatchString(name) {
 			add("env."+name, "Azure Container Instances refuses environment variable names other than a letter or '_' followed by letters, digits and '_'")
+		} else if len(TagEnvPrefix+name) > maxTagName {
+			add("secretEnv."+name, "the variable's name is named in a tag: at most %d characters on Azure", maxTagName-len(TagEnvPrefix))
+		}
+	}
+	for _, n := range w.Secrets() {
+		if len(TagSecretPrefix+n) > maxTagName {
+			add("secrets."+n, "the secret's name is named in a tag: at most %d characters on Azure", maxTagName-len(TagSecretPrefix))
 		}
 	}
 	for _, f := range sortedFiles(w.Files) {

@@ -231,3 +231,48 @@ func TestCredentialErrorsClassified(t *testing.T) {
 		}
 	}
 }
+
+// TestLongestNames: a 40-character workload in preview pr-2147483647 gets a group name, DNS label and container
+// name within ACI's 63 characters, cut with a hash, distinct from the base's; names that fit are unchanged.
+func TestLongestNames(t *testing.T) {
+	w := "cf-" + strings.Repeat("l", 36) + "x"
+	prefix := strings.Repeat("p", 40) // the longest dnsLabelPrefix
+	g, b := GroupName("conf", "pr-2147483647", w, 0, "abcdef123456"), GroupName("conf", "dev", w, 0, "abcdef123456")
+	l, bl := dnsLabel(prefix, "pr-2147483647", w, 0, "abcdef123456"), dnsLabel(prefix, "dev", w, 0, "abcdef123456")
+	for _, n := range []string{g, l, containerName(w)} {
+		if len(n) > 63 || strings.Contains(n, "--") || sanitize(n) != n {
+			t.Errorf("name %q (%d) breaks ACI's rules", n, len(n))
+		}
+	}
+	if g == b || l == bl || g != GroupName("conf", "pr-2147483647", w, 0, "abcdef123456") {
+		t.Errorf("names not distinct from the base's or not deterministic: %q %q, %q %q", g, b, l, bl)
+	}
+	if got := dnsLabel("berthtest", "staging", "web", 0, "abcdef123456"); got != "berthtest-staging-web-0-abcdef" {
+		t.Errorf("a DNS label that fits changed: %q", got)
+	}
+}
+
+// TestPreviewTags: a preview's groups carry its number and head within Azure's tag limits; a base's carry neither.
+func TestPreviewTags(t *testing.T) {
+	w := schema.Workload{Name: "web", Image: "img:1", Replicas: 1}
+	head := strings.Repeat("ab", 20)
+	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "pr-2147483647", Preview: 2147483647}, Target: "aci",
+		Workload: w, SpecHash: providers.SpecHash(w), Preview: &schema.Preview{Number: 2147483647, Head: head}}
+	g := groupFor(wkey{"i", "pr-2147483647", "aci", "web"}, d, nil, 0, "westeurope", "")
+	if tag(g.Tags, TagPreview) != "2147483647" || tag(g.Tags, TagHead) != head {
+		t.Errorf("preview tags %v", g.Tags)
+	}
+	if len(g.Tags) > maxTags || len(g.Tags) > ownTags {
+		t.Errorf("%d tags: more than berth's own %d", len(g.Tags), ownTags)
+	}
+	for k, v := range g.Tags {
+		if len(k) > maxTagName || len(*v) > maxTagValue {
+			t.Errorf("tag %s=%s past Azure's limits", k, *v)
+		}
+	}
+	d.Owner, d.Preview = providers.Owner{Instance: "i", Environment: "dev"}, nil
+	g = groupFor(wkey{"i", "dev", "aci", "web"}, d, nil, 0, "westeurope", "")
+	if tag(g.Tags, TagPreview) != "" || tag(g.Tags, TagHead) != "" {
+		t.Errorf("base tags %v", g.Tags)
+	}
+}

@@ -615,6 +615,11 @@ func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) 
 			return
 		}
 	}
+	if other := s.labelHolder(k, &cg); other != "" {
+		armError(w, http.StatusBadRequest, "DnsNameLabelNotAvailable", fmt.Sprintf(
+			"The DNS name label '%s' in container group '%s' not available. Try using a different label.", deref(cg.Properties.IPAddress.DNSNameLabel), rt.name))
+		return
+	}
 	status := http.StatusOK
 	if g == nil {
 		status = http.StatusCreated
@@ -630,6 +635,31 @@ func (s *Server) put(w http.ResponseWriter, rt route, body []byte, base string) 
 	s.opHeaders(w.Header(), base, g, op)
 	writeJSON(w, status, s.render(g))
 }
+
+// labelHolder is the name of another group that holds cg's DNS name label in its location ("" when none does): a
+// label is unique in a region, across subscriptions and resource groups, as long as its group exists.
+func (s *Server) labelHolder(k string, cg *armcontainerinstance.ContainerGroup) string {
+	label := dnsLabelOf(cg)
+	if label == "" {
+		return ""
+	}
+	loc := normLocation(deref(cg.Location))
+	for ok, g := range s.groups {
+		if ok != k && strings.EqualFold(dnsLabelOf(&g.spec), label) && normLocation(deref(g.spec.Location)) == loc {
+			return g.name
+		}
+	}
+	return ""
+}
+
+func dnsLabelOf(cg *armcontainerinstance.ContainerGroup) string {
+	if cg.Properties == nil || cg.Properties.IPAddress == nil {
+		return ""
+	}
+	return deref(cg.Properties.IPAddress.DNSNameLabel)
+}
+
+func normLocation(l string) string { return strings.ToLower(strings.ReplaceAll(l, " ", "")) }
 
 // renderList is a group as ListByResourceGroup answers it: the GET view without the group's instanceView and
 // without the containers' instanceView (current and previous state, restart count, events). The specification's

@@ -3,7 +3,9 @@ package aciemu_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -143,6 +145,13 @@ func TestRefusals(t *testing.T) {
 		{"probe timeout", "InvalidContainerProbe", func(g *cg) { c0(g).ReadinessProbe.TimeoutSeconds = to.Ptr[int32](0) }},
 		{"probe failure threshold", "InvalidContainerProbe", func(g *cg) { c0(g).ReadinessProbe.FailureThreshold = to.Ptr[int32](0) }},
 		{"probe initial delay", "InvalidContainerProbe", func(g *cg) { c0(g).ReadinessProbe.InitialDelaySeconds = to.Ptr[int32](-1) }},
+		{"51 tags", "InvalidTagCount", func(g *cg) {
+			for i := range aciemu.MaxTags {
+				g.Tags[fmt.Sprintf("t%d", i)] = to.Ptr("v")
+			}
+		}},
+		{"tag name too long", "InvalidTagNameLength", func(g *cg) { g.Tags[strings.Repeat("n", 513)] = to.Ptr("v") }},
+		{"tag value too long", "InvalidTagValueLength", func(g *cg) { g.Tags["a"] = to.Ptr(strings.Repeat("v", 257)) }},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := aciemu.New(aciemu.Options{})
@@ -167,6 +176,35 @@ func TestRefusals(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// TestDNSLabelUnique: a DNS name label is unique in its location while its group exists, across resource groups;
+// the same label in another location, or again once the group is gone, is accepted.
+func TestDNSLabelUnique(t *testing.T) {
+	s := aciemu.New(aciemu.Options{})
+	t.Cleanup(s.Close)
+	cli := client(t, s)
+	ctx := context.Background()
+	if err := put(ctx, cli, "g1", valid()); err != nil {
+		t.Fatal(err)
+	}
+	err := put(ctx, cli, "g2", valid())
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != http.StatusBadRequest || re.ErrorCode != "DnsNameLabelNotAvailable" {
+		t.Fatalf("PUT of a taken label: %v, want HTTP 400 DnsNameLabelNotAvailable", err)
+	}
+	if err := put(ctx, cli, "g1", valid()); err != nil { // its own label, again
+		t.Fatal(err)
+	}
+	elsewhere := valid()
+	elsewhere.Location = to.Ptr("northeurope")
+	if err := put(ctx, cli, "g3", elsewhere); err != nil {
+		t.Fatalf("the label in another location: %v", err)
+	}
+	s.DeleteGroup("s", "rg", "g1")
+	if err := put(ctx, cli, "g2", valid()); err != nil {
+		t.Fatalf("the label once its group is gone: %v", err)
+	}
 }
 
 // TestUpdateRefusals: an update in place of what the service changes only by recreating the group is refused;

@@ -45,6 +45,9 @@ func enum[T ~string](path string, v *T, possible []T) *invalid {
 	return content("Error converting value %q to type '%T'. Path '%s'.", string(*v), *v, path)
 }
 
+// MaxTags is Resource Manager's limit of tags per resource.
+const MaxTags = 50
+
 // validate checks a PUT body the way the service does for the fields berth sends (see doc.go for the sources).
 func (s *Server) validate(name string, cg *armcontainerinstance.ContainerGroup) *invalid {
 	if !nameRE.MatchString(name) || strings.Contains(name, "--") {
@@ -54,9 +57,15 @@ func (s *Server) validate(name string, cg *armcontainerinstance.ContainerGroup) 
 	if deref(cg.Location) == "" {
 		return bad("LocationRequired", "The location property is required for this definition.")
 	}
+	if len(cg.Tags) > MaxTags {
+		return bad("InvalidTagCount", "The resource has %d tags: at most %d tags are allowed per resource.", len(cg.Tags), MaxTags)
+	}
 	for k, v := range cg.Tags {
-		if badTagKey.MatchString(k) || len(k) > 512 {
+		if badTagKey.MatchString(k) {
 			return bad("InvalidTagNameCharacters", "The tag names '%s' have reserved characters '<,>,%%,&,\\,?,/' or control characters.", k)
+		}
+		if len(k) > 512 {
+			return bad("InvalidTagNameLength", "The tag name '%s' exceeds the maximum length of 512 characters.", k)
 		}
 		if v != nil && len(*v) > 256 {
 			return bad("InvalidTagValueLength", "The tag value for tag name '%s' exceeds the maximum length of 256 characters.", k)
