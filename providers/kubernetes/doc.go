@@ -4,6 +4,27 @@
 // "berth", force) in the namespace berth-<environment> (created, labelled) or the one the target names (then
 // objects are named <environment>-<workload>, shortened with a hash past 56 characters).
 //
+// Previews (Owner.Preview = N, environment pr-<N>) live in a namespace of their own, PreviewNamespace(<the
+// target's namespace, else "berth">, N) = "<base>-pr-<N>" (cut to 63 characters with a hash when longer), whose
+// objects are named after the workload alone. Apply creates it when missing, labelled berth.dev/instance,
+// berth.dev/environment and berth.dev/preview, reads it on every call (never cached), and never adopts one of that
+// name without those labels (ErrNotOwned, naming it); one being deleted fails Apply until it is gone. List of a
+// preview whose namespace is gone or being deleted is empty. DeleteEnvironment (providers.EnvironmentDeleter)
+// deletes the namespace when its labels say it is owner's (UID precondition); the cluster's namespace controller
+// removes what is left in it. Every object of a preview carries berth.dev/preview=<N>; the Deployment, Services,
+// Ingress and berth's Secret's labels carry berth.dev/head as well, the pod template does not (a new head with an
+// unchanged workload rolls no pod). A preview workload whose public ports have hosts (Desired.Preview.Hosts,
+// Capabilities.HostRoutes) gets an Ingress (networking.k8s.io/v1) of its name: one rule per host, path "/"
+// (Prefix), to the ClusterIP Service at the container port, ingressClassName from the target setting ingressClass
+// (the cluster's default class without it); the Deployment's annotation berth.dev/ingress names it, so that one
+// gone is Observed.Missing ("Ingress web"), and Apply re-applies it when missing or when berth's fields differ.
+// Observed.Endpoints: per public port, Address from the LoadBalancer Service's status (its first ingress IP or
+// hostname, at the Service's port; left out until the load balancer has one) and URL http://<host>/ from the live
+// Ingress rule routing the port; a port with neither is left out. Environments (providers.EnvironmentLister)
+// costs two calls by label selector on berth.dev/instance: the namespaces (this target's preview namespaces, even
+// empty ones; those being deleted, and every Deployment in them, are gone) and the Deployments of every namespace
+// (on the target), each environment once with its preview number and the head of the Deployment applied last.
+//
 // Mapping: one container "app" (image, command, args, env sorted by name, container ports, CPU and memory as equal
 // requests and limits), health checks as readiness and liveness probes (HTTP → httpGet, TCP → tcpSocket, command →
 // exec; interval, timeout, retries, start period as the liveness probe's initial delay), a RollingUpdate strategy
@@ -60,17 +81,20 @@
 // rest only if the cluster's EncryptionConfiguration says so) and readable by whoever may get Secrets in the
 // namespace, and by its pods.
 //
-// Non-goals: Ingress, HPA, PodDisruptionBudgets, secrets of cloud stores (a Kubernetes cluster reaches them
+// Non-goals: an Ingress for workloads other than previews' (and TLS on it), HPA, PodDisruptionBudgets, secrets of cloud stores (a Kubernetes cluster reaches them
 // through the External Secrets Operator or the Secrets Store CSI driver, whose Secrets berth references by
-// name), deleting namespaces, running without a deployment controller (tests simulate one: package kubetest).
+// name), deleting namespaces other than previews', running without a deployment controller (tests simulate one: package kubetest).
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials allowed by the RBAC Role in
-// docs/providers.md (Kubernetes provider, Permissions); a LoadBalancer implementation in the cluster for public
-// ports to get an address.
+// docs/providers.md (Kubernetes provider, Permissions), and for previews get, list, create and delete on
+// namespaces and get, list, create, patch and delete on ingresses (networking.k8s.io); a LoadBalancer
+// implementation in the cluster for public ports to get an address, an Ingress controller (and DNS for the preview
+// hosts) for preview hosts to be served.
 //
 // Main loop of Apply, in a sketch:
 //
-//	ensure namespace berth-<env> (server-side apply, once per provider)
+//	ensure namespace berth-<env> (server-side apply, once per provider); a preview's: get, create when missing,
+//	    ErrNotOwned when not labelled as owner's
 //	get the metadata of each existing Secret referenced (missing → error, nothing written)
 //	get Deployment, both Services and the metadata of Secret <name>-secrets: someone else's object of our name
 //	    → permanent ErrNotOwned
@@ -79,16 +103,17 @@
 //	    refused because the object moved → read it again and recompute
 //	if live(objects) != Normalize(desired) or ExtractDeployment(cur, "berth") != desired { apply Deployment }
 //	apply Services missing, differing or drifted (with takeOwnership, their foreign ports removed first); delete
-//	    an owned one no longer wanted
+//	    an owned one no longer wanted; the same for a preview's Ingress
 //	poll the Deployment every PollInterval until RolloutState: observedGeneration ≥ generation, updated = ready =
 //	    available = replicas, no old replica, Available true; Progressing/ProgressDeadlineExceeded → permanent
 //	delete an owned Secret <name>-secrets no longer wanted
 //
 // List reads owner's Deployments, pods and Services (three calls per namespace, label selector on instance and
-// environment, filtered on target), and, only when a workload has secrets, the metadata of berth's Secrets (one
+// environment, filtered on target; for a preview, a get of its namespace first and, when a Deployment names one,
+// its Ingresses), and, only when a workload has secrets, the metadata of berth's Secrets (one
 // call) and of each existing Secret referenced (one call each): each Deployment read back as above, each pod not
 // terminating a replica (ID = UID, running = phase Running, healthy = condition Ready). Delete removes the owned
-// Services and Deployment with a UID precondition and background propagation, then berth's Secret.
+// Ingress, Services and Deployment with a UID precondition and background propagation, then berth's Secret.
 //
 // Every call goes through one retry layer: conflicts, 429, 5xx, timeouts and transport failures are retried with
 // capped exponential backoff and jitter (honouring Retry-After); invalid, forbidden and unauthorized requests come

@@ -2,7 +2,7 @@
 // controllers that are not running, so Deployments roll out.
 //
 // Non-goals: a kubelet, a scheduler, networking (pods never run; their status is written), kube-controller-manager
-// beyond the Deployment behaviour the provider reads, downloading binaries.
+// beyond the Deployment and namespace behaviour the provider reads, downloading binaries.
 //
 // Caller's duties: call Start from tests (it skips when the binaries are missing unless BERTH_REQUIRE_KUBE is set,
 // then it fails), stop the shared cluster from TestMain (os.Exit(kubetest.Main(m))), and run
@@ -10,7 +10,10 @@
 //
 // Main loop of the simulated controller, in a sketch:
 //
-//	on every Deployment or Pod event, and every second:
+//	on every Deployment, Pod or Namespace event, and every second:
+//	    for each namespace being deleted (manual ones too; the namespace controller):
+//	        delete its Deployments, pods, Services, Secrets, ConfigMaps and Ingresses
+//	        none left → remove the finalizer "kubernetes" (namespaces/finalize): the apiserver removes it
 //	    for each Deployment outside manual namespaces:
 //	        create pods of the current template (Running, Ready) up to spec.replicas
 //	        delete pods of older templates, then the newest extra ones
