@@ -85,8 +85,10 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			s.cur = nil // not ours and not wanted: leave it alone
 		}
 	}
-	if ing.cur, err = p.getIngress(ctx, ns, ing.name); err != nil {
-		return err
+	if d.Owner.Preview != 0 { // only previews have one: no call, and no RBAC rule, for the others
+		if ing.cur, err = p.getIngress(ctx, ns, ing.name); err != nil {
+			return err
+		}
 	}
 	if ing.cur != nil && !owned(ing.cur.Labels, d.Owner, w.Name) {
 		if ing.want != nil {
@@ -557,9 +559,12 @@ func replica(pod corev1.Pod, hasHealth bool) providers.Replica {
 // Deployment is gone. Objects of that name without owner's labels are left alone.
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
 	ns, name := p.namespace(owner), p.objectName(owner, workload)
-	ing, err := p.getIngress(ctx, ns, name)
-	if err != nil {
-		return err
+	var ing *networkingv1.Ingress
+	var err error
+	if owner.Preview != 0 {
+		if ing, err = p.getIngress(ctx, ns, name); err != nil {
+			return err
+		}
 	}
 	if ing != nil && owned(ing.Labels, owner, workload) {
 		if err := p.deleteObject(ctx, "ingress", ns, name, ing.UID, func(ctx context.Context, o metav1.DeleteOptions) error {

@@ -30,10 +30,11 @@ type route struct {
 	port int
 }
 
-// routes are the host names of d's public ports (Desired.Preview.Hosts, key "workload/port"), in port order; a
-// port without a host is not routed. A host that is no DNS subdomain is an error (the Ingress would be refused).
+// routes are the host names of a preview's public TCP ports (Desired.Preview.Hosts, key "workload/port"), in
+// port order; a port without a host is not routed, nor is a workload of no preview (Owner.Preview 0). A host that
+// is no DNS subdomain is an error (the Ingress would be refused).
 func routes(d providers.Desired) ([]route, error) {
-	if d.Preview == nil || len(d.Preview.Hosts) == 0 {
+	if d.Owner.Preview == 0 || d.Preview == nil || len(d.Preview.Hosts) == 0 {
 		return nil, nil
 	}
 	var out []route

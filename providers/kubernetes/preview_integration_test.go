@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -233,4 +234,63 @@ func TestPreviewNamespaceNotAdopted(t *testing.T) {
 			return apierrors.IsNotFound(err)
 		})
 	}
+}
+
+// pathRecorder records the paths of the requests through it.
+type pathRecorder struct {
+	next  http.RoundTripper
+	mu    sync.Mutex
+	paths []string
+}
+
+func (r *pathRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.paths = append(r.paths, req.Method+" "+req.URL.Path)
+	r.mu.Unlock()
+	return r.next.RoundTrip(req)
+}
+
+// TestBaseWorkloadNoPreviewCalls: a workload of no preview costs no Ingress call (its RBAC Role need not allow
+// ingresses) and List still costs three calls.
+func TestBaseWorkloadNoPreviewCalls(t *testing.T) {
+	c := cluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rec := &pathRecorder{}
+	cfg := rest.CopyConfig(c.Config)
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { rec.next = rt; return rec })
+	cs, err := k8s.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newProvider(t, cs, schema.Target{Name: "k", Type: kubernetes.Type})
+	w := referenceWorkload("plain")
+	w.Replicas = 1
+	d := providers.Desired{Owner: providers.Owner{Instance: "i" + randomID(t), Environment: "base" + randomID(t)}, Target: "k",
+		Workload: w, SpecHash: providers.SpecHash(w)}
+	if err := p.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	before := len(rec.paths)
+	rec.mu.Unlock()
+	if obs, err := p.List(ctx, d.Owner, "k"); err != nil || len(obs) != 1 || len(obs[0].Endpoints) != 0 {
+		t.Fatalf("List = %+v, %v; want one workload, no endpoint (no load balancer address)", obs, err)
+	}
+	rec.mu.Lock()
+	if n := len(rec.paths) - before; n != 3 {
+		t.Errorf("List made %d requests, want 3: %v", n, rec.paths[before:])
+	}
+	rec.mu.Unlock()
+	if err := p.Delete(ctx, d.Owner, "k", w.Name); err != nil {
+		t.Fatal(err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	for _, path := range rec.paths {
+		if strings.Contains(path, "ingresses") {
+			t.Errorf("a workload of no preview: request %s", path)
+		}
+	}
+	_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), "berth-"+d.Owner.Environment, metav1.DeleteOptions{})
 }
