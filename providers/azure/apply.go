@@ -425,7 +425,7 @@ func (p *Provider) observe(owner providers.Owner, workload, target string, group
 			continue
 		}
 		if i, _ := strconv.Atoi(tag(g.Tags, TagReplica)); p.dnsPx != "" && publicPorts(g) {
-			if want := dnsLabel(p.dnsPx, owner.Environment, workload, i, o.SpecHash); dnsLabelOf(g) != want {
+			if want := dnsLabel(p.dnsPx, dnsScope(owner), workload, i, o.SpecHash); dnsLabelOf(g) != want {
 				o.Missing = append(o.Missing, "DNS name label "+want)
 			}
 		}

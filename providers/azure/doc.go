@@ -18,8 +18,9 @@
 //
 // Previews (Owner.Preview set): every group also carries berth.dev-preview (the pull-request number) and
 // berth.dev-head (the head commit it was created from, 40 hex digits); groups of other environments are written as
-// before. A DNS name label is unique per region, and a preview's carries its own environment name ("pr-42") where
-// the base's carries the base's, so the two never collide, even with the same spec hash; names past 63 characters
+// before. A DNS name label is unique per region: a preview's is <prefix>-<instance>-<env>-<workload>-<i>-<hash6>
+// (its own environment name where the base's has the base's, so the two never collide even with the same spec hash;
+// and the instance, as every repository's berth on a shared target has its pull request 42); names past 63 characters
 // (a 40-character workload in pr-2147483647, a 40-character prefix) are cut with a hash of the whole. Tags stay
 // within Azure's limits: 50 per group (berth's own take 9 with a preview's two, counted for every workload by
 // Validate), names of at most 512 characters, values of at most 256.

@@ -105,7 +105,18 @@ func GroupName(instance, env, workload string, i int, hash string) string {
 	return fit(base, fmt.Sprintf("-%d-%s", i, sanitize(hash[:min(6, len(hash))])), maxNameLen)
 }
 
-// dnsLabel is a group's DNS name label (unique per region, so it carries the index and hash as well).
+// dnsScope is what a group's DNS name label names of its owner: the environment, and for a preview the berth
+// instance before it, since every repository's berth has its pull request 42 ("<instance>-pr-42"; a base
+// environment's label is what it always was).
+func dnsScope(owner providers.Owner) string {
+	if owner.Preview == 0 {
+		return owner.Environment
+	}
+	return owner.Instance + "-" + owner.Environment
+}
+
+// dnsLabel is a group's DNS name label (unique per region, so it carries the index and hash as well); env is the
+// owner's dnsScope.
 func dnsLabel(prefix, env, workload string, i int, hash string) string {
 	return fit(sanitize(prefix+"-"+env+"-"+workload), fmt.Sprintf("-%d-%s", i, sanitize(hash[:min(6, len(hash))])), maxNameLen)
 }
@@ -196,7 +207,7 @@ func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int
 	if len(public) > 0 {
 		props.IPAddress = &armcontainerinstance.IPAddress{Type: ptr(armcontainerinstance.ContainerGroupIPAddressTypePublic), Ports: public}
 		if dnsPrefix != "" {
-			props.IPAddress.DNSNameLabel = ptr(dnsLabel(dnsPrefix, k.Environment, k.Workload, i, d.SpecHash))
+			props.IPAddress.DNSNameLabel = ptr(dnsLabel(dnsPrefix, dnsScope(d.Owner), k.Workload, i, d.SpecHash))
 		}
 	}
 	tags := map[string]*string{

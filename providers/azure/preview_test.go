@@ -67,7 +67,7 @@ func TestPreview(t *testing.T) {
 		stored, _ := emu.Stored(testSub, testRG, g.Name)
 		labels[env] = *stored.Properties.IPAddress.DNSNameLabel
 	}
-	if labels[base.Environment] == labels[pr.Environment] || !strings.HasPrefix(labels[pr.Environment], "berthtest-pr-42-web-0-") {
+	if labels[base.Environment] == labels[pr.Environment] || !strings.HasPrefix(labels[pr.Environment], "berthtest-i-pr-42-web-0-") {
 		t.Errorf("DNS labels %v: want the preview's own", labels)
 	}
 	for _, o := range []providers.Owner{base, pr} {

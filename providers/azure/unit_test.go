@@ -238,7 +238,8 @@ func TestLongestNames(t *testing.T) {
 	w := "cf-" + strings.Repeat("l", 36) + "x"
 	prefix := strings.Repeat("p", 40) // the longest dnsLabelPrefix
 	g, b := GroupName("conf", "pr-2147483647", w, 0, "abcdef123456"), GroupName("conf", "dev", w, 0, "abcdef123456")
-	l, bl := dnsLabel(prefix, "pr-2147483647", w, 0, "abcdef123456"), dnsLabel(prefix, "dev", w, 0, "abcdef123456")
+	pr := providers.Owner{Instance: "conf", Environment: "pr-2147483647", Preview: 2147483647}
+	l, bl := dnsLabel(prefix, dnsScope(pr), w, 0, "abcdef123456"), dnsLabel(prefix, "dev", w, 0, "abcdef123456")
 	for _, n := range []string{g, l, containerName(w)} {
 		if len(n) > 63 || strings.Contains(n, "--") || sanitize(n) != n {
 			t.Errorf("name %q (%d) breaks ACI's rules", n, len(n))
@@ -247,8 +248,14 @@ func TestLongestNames(t *testing.T) {
 	if g == b || l == bl || g != GroupName("conf", "pr-2147483647", w, 0, "abcdef123456") {
 		t.Errorf("names not distinct from the base's or not deterministic: %q %q, %q %q", g, b, l, bl)
 	}
-	if got := dnsLabel("berthtest", "staging", "web", 0, "abcdef123456"); got != "berthtest-staging-web-0-abcdef" {
+	if got := dnsLabel("berthtest", dnsScope(providers.Owner{Instance: "i", Environment: "staging"}), "web", 0, "abcdef123456"); got != "berthtest-staging-web-0-abcdef" {
 		t.Errorf("a DNS label that fits changed: %q", got)
+	}
+	// Two berths (two repositories) on one target each have a pull request 42: their previews' labels differ.
+	la := dnsLabel("berthtest", dnsScope(providers.Owner{Instance: "a", Environment: "pr-42", Preview: 42}), "web", 0, "abcdef123456")
+	lb := dnsLabel("berthtest", dnsScope(providers.Owner{Instance: "b", Environment: "pr-42", Preview: 42}), "web", 0, "abcdef123456")
+	if la == lb || la != "berthtest-a-pr-42-web-0-abcdef" {
+		t.Errorf("preview labels of two instances: %q, %q", la, lb)
 	}
 }
 
