@@ -301,7 +301,7 @@ func namespaceOwned(l map[string]string, owner providers.Owner) bool {
 // removed it). A namespace of that name without owner's labels is never adopted (ErrNotOwned, naming it); one
 // being deleted is waited out (a transient error: the next pass creates it again once it is gone).
 func (p *Provider) ensurePreviewNamespace(ctx context.Context, ns string, owner providers.Owner) error {
-	for {
+	for attempt := 1; ; attempt++ {
 		cur, err := call(ctx, p, "get namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
 			return p.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		})
@@ -320,7 +320,7 @@ func (p *Provider) ensurePreviewNamespace(ctx context.Context, ns string, owner 
 		_, err = call(ctx, p, "create namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
 			return p.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
 		})
-		if !apierrors.IsAlreadyExists(err) {
+		if !apierrors.IsAlreadyExists(err) || attempt >= 3 {
 			return err
 		}
 		// Created meanwhile (another call, or a retry whose first try went through): check it.
