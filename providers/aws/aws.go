@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
@@ -49,6 +50,7 @@ type Provider struct {
 
 	client *ecs.Client
 	sm     *secretsmanager.Client // nil with NewWithClient until WithSecretsManager
+	ec2    *ec2.Client            // nil with NewWithClient until WithEC2
 	creds  *credentials           // nil with NewWithClient
 	target string
 	set    settings
@@ -69,7 +71,8 @@ type settings struct {
 // New builds the provider for target t: credentials from the AWS default chain (environment, shared config and
 // credentials files with settings.profile, web identity, container and instance roles), the ECS endpoint of the
 // region or settings.endpoint, the Secrets Manager endpoint of the region or settings.secretsEndpoint (the SDK's
-// AWS_ENDPOINT_URL_SECRETS_MANAGER when unset). It is the registered factory.
+// AWS_ENDPOINT_URL_SECRETS_MANAGER when unset), the EC2 endpoint of the region (or the SDK's AWS_ENDPOINT_URL_EC2)
+// for the tasks' public IPs. It is the registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
@@ -101,6 +104,7 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		}
 		o.Retryer = aws.NopRetryer{}
 	})
+	p.ec2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Retryer = aws.NopRetryer{} })
 	return p, nil
 }
 
@@ -120,6 +124,14 @@ func NewWithClient(client *ecs.Client, t schema.Target, opts providers.Options) 
 // NewWithClient; retries off as there), before the first call. It returns p.
 func (p *Provider) WithSecretsManager(c *secretsmanager.Client) *Provider {
 	p.sm = c
+	return p
+}
+
+// WithEC2 gives the provider the EC2 client it reads the tasks' public IPs with (DescribeNetworkInterfaces, for
+// the endpoints of a target with assignPublicIp; see NewWithClient; retries off as there), before the first
+// call. It returns p.
+func (p *Provider) WithEC2(c *ec2.Client) *Provider {
+	p.ec2 = c
 	return p
 }
 
@@ -233,8 +245,9 @@ func stringList(v any) ([]string, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of ECS on Fargate without a load balancer: command health checks only (ECS runs them inside the
-// container), public ports at each task's own address (Observed.Endpoints: a task's private IPv4 address and the
-// container port; no host port is shared, so none is chosen), UDP and TCP ports, CPU and memory from the Fargate
+// container), public ports at each task's own address (Observed.Endpoints: a task's public IP with
+// assignPublicIp, else its private IPv4 address, and the container port; no host port is shared, so none is
+// chosen), UDP and TCP ports, CPU and memory from the Fargate
 // table. Secrets: AWS
 // references (Secrets Manager and SSM ARNs, resolved by ECS at task start) and SOPS values (kept in a Secrets
 // Manager secret of berth's), as environment variables only: ECS has no secret files.
@@ -356,6 +369,14 @@ func (p *Provider) callSM(ctx context.Context, op string, f func(ctx context.Con
 		return providers.Permanent(e)
 	}
 	return err
+}
+
+// callEC2 is call for an EC2 operation: the same timeout, retries and classification (EC2's RequestLimitExceeded
+// and 5xx answers are transient), without ECS's explanations.
+func (p *Provider) callEC2(ctx context.Context, op string, f func(ctx context.Context) error) error {
+	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
+		Classify: classify, Logger: p.log}
+	return r.Do(ctx, "ec2 "+op, f)
 }
 
 var _ providers.Provider = (*Provider)(nil)

@@ -194,7 +194,8 @@ func (p *Provider) explain(err error) error {
 			"identity ECS names%s the ECS actions berth uses (ecs:ListServices, DescribeServices, CreateService, "+
 			"UpdateService, DeleteService, RegisterTaskDefinition, DescribeTaskDefinition, DeregisterTaskDefinition, "+
 			"ListTaskDefinitions, ListTaskDefinitionFamilies, ListTasks, DescribeTasks, TagResource, "+
-			"ListTagsForResource; iam:PassRole on the task roles) on cluster %q, or use a profile or role that has "+
+			"ListTagsForResource; iam:PassRole on the task roles; ec2:DescribeNetworkInterfaces for the public IPs of "+
+			"public ports with assignPublicIp) on cluster %q, or use a profile or role that has "+
 			"them", p.target, quote(), from, p.set.cluster)}
 	case refusedCredentials[code]:
 		return &explained{err: err, msg: fmt.Sprintf("aws target %q: ECS refused the credentials%s: %s. To fix: "+

@@ -40,11 +40,14 @@
 // address on its container port, no host port is shared and none is chosen (a HostPort asked for, such as the
 // one a preview is given, reads back as the port; ECS refuses a host port other than the container port). Which
 // ports are public is the container's docker label berth.dev/public-ports ("8080,53/udp"), read back from the
-// revision. Observed.Endpoints has one per public port: the private IPv4 address ECS reports in a running task's
-// ElasticNetworkInterface attachment (the first ready task by ID, else the first running one) and the container
-// port; a port is left out until a task has one. A task's public IP (assignPublicIp) is EC2's to tell
-// (DescribeNetworkInterfaces), not ECS's: berth does not read it, so an endpoint is reachable from inside the
-// VPC (or through its security groups and routes), not necessarily from the internet.
+// revision. Observed.Endpoints has one per public port, at one running task (the first ready one by ARN, else the
+// first running one) and the container port: with the target's assignPublicIp, the public IP of the task's
+// interface, which only EC2 tells (each List asks ec2:DescribeNetworkInterfaces once per workload with public
+// ports; the EC2 endpoint is the region's or AWS_ENDPOINT_URL_EC2); without it, the private IPv4 address ECS reports in
+// the task's ElasticNetworkInterface attachment (reachable inside the VPC), no EC2 call. A port is left out until
+// a task has such an address, and while EC2 fails (a missing permission, an outage: logged, List goes on). The
+// address is a task's, not a stable one: it changes when the task is replaced (a load balancer's would not; berth
+// manages none).
 //
 // Read-back: List reads ListServices (no tag filter exists), DescribeServices with tags in batches of 10, then,
 // per owned service, the spec from the service's CURRENT task definition revision (DescribeTaskDefinition, cached

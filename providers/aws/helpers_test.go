@@ -36,6 +36,9 @@ func hermetic(t testing.TB) {
 	t.Setenv("AWS_ENDPOINT_URL", "")
 	t.Setenv("AWS_ENDPOINT_URL_ECS", "")
 	t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
+	// EC2 (the tasks' public IPs) has no target setting: a provider a test builds reaches EC2 at its emulator
+	// (newProvider) or at a closed loopback port, never AWS.
+	t.Setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1")
 }
 
 func emulator(t testing.TB) *ecsemu.Server {
@@ -55,6 +58,7 @@ func target(name, endpoint string) schema.Target {
 // newProvider builds the provider through the registered factory, as the controller does, with test pacing.
 func newProvider(t testing.TB, s *ecsemu.Server, targetName string) *berthaws.Provider {
 	t.Helper()
+	t.Setenv("AWS_ENDPOINT_URL_EC2", s.URL()) // the emulator answers EC2's DescribeNetworkInterfaces too
 	pr, err := providers.New(target(targetName, s.URL()), providers.Options{Instance: "test"})
 	if err != nil {
 		t.Fatal(err)
@@ -161,6 +165,7 @@ func newProviderWithStore(t testing.TB, s *ecsemu.Server, store *secretsemu.Serv
 	t.Helper()
 	tg := target(targetName, s.URL())
 	tg.Settings["secretsEndpoint"] = store.URL()
+	t.Setenv("AWS_ENDPOINT_URL_EC2", s.URL())
 	pr, err := providers.New(tg, providers.Options{Instance: "test"})
 	if err != nil {
 		t.Fatal(err)

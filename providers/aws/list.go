@@ -3,12 +3,14 @@ package aws
 import (
 	"context"
 	"net"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -146,11 +148,10 @@ func (p *Provider) Environments(ctx context.Context, instance, target string) ([
 	return out, nil
 }
 
-// endpoints are where the public ports of spec answer: at the private IPv4 address of a running task's network
-// interface (awsvpc: each task has its own, ECS's answer in the task's ElasticNetworkInterface attachment) and
-// the container port. The task is the first by ID among the ready ones, else among the running ones; a port is
-// left out while no such task has an address.
-func endpoints(spec schema.Workload, tasks []types.Task, ready func(types.Task) bool) []providers.Endpoint {
+// endpoints are where the public ports of spec answer: at addr of a running task (its interface's address, see
+// addresses) and the container port. The task is the first by ARN among the ready ones with an address, else
+// among the running ones; a port is left out while no such task has an address.
+func endpoints(spec schema.Workload, tasks []types.Task, ready func(types.Task) bool, addr func(types.Task) string) []providers.Endpoint {
 	var public []int
 	for _, pt := range spec.Ports {
 		if pt.Public {
@@ -164,7 +165,7 @@ func endpoints(spec schema.Workload, tasks []types.Task, ready func(types.Task) 
 	for _, wantReady := range []bool{true, false} {
 		best := ""
 		for _, t := range tasks {
-			a := taskAddress(t)
+			a := addr(t)
 			if a == "" || aws.ToString(t.LastStatus) != "RUNNING" || wantReady && !ready(t) {
 				continue
 			}
@@ -186,20 +187,70 @@ func endpoints(spec schema.Workload, tasks []types.Task, ready func(types.Task) 
 	return out
 }
 
-// taskAddress is the private IPv4 address of a task's ElasticNetworkInterface attachment, "" before ECS has
-// attached one.
-func taskAddress(t types.Task) string {
+// addresses returns where clients reach each running task of a workload with public ports: the private IPv4
+// address of its ElasticNetworkInterface attachment (ECS's answer) when the target assigns no public IP; with
+// assignPublicIp the public IP of that interface, which only EC2 tells (one DescribeNetworkInterfaces of the
+// running tasks' interfaces). EC2 failing (a missing ec2:DescribeNetworkInterfaces permission, an interface gone
+// between the two answers, an outage) leaves the public addresses unknown for this pass, logged, and List goes
+// on: the endpoints are left out, never guessed.
+func (p *Provider) addresses(ctx context.Context, k wkey, tasks []types.Task) func(types.Task) string {
+	if !p.set.assignPublicIP {
+		return taskAddress
+	}
+	var ids []string
+	for _, t := range tasks {
+		if id := taskDetail(t, "networkInterfaceId"); id != "" && aws.ToString(t.LastStatus) == "RUNNING" {
+			ids = append(ids, id)
+		}
+	}
+	public := map[string]string{}
+	if p.ec2 != nil && len(ids) > 0 {
+		var out *ec2.DescribeNetworkInterfacesOutput
+		err := p.callEC2(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
+			var err error
+			out, err = p.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
+				NetworkInterfaceIds: ids[:min(len(ids), maxENIIDs)], IncludeManagedResources: aws.Bool(true)})
+			return err
+		})
+		if err != nil {
+			p.log.WarnContext(ctx, "reading the tasks' public IPs (ec2:DescribeNetworkInterfaces); endpoints left out",
+				"env", k.Environment, "workload", k.Workload, "error", err)
+		} else {
+			for _, ni := range out.NetworkInterfaces {
+				if a := ni.Association; a != nil {
+					if ip := net.ParseIP(aws.ToString(a.PublicIp)); ip != nil && ip.To4() != nil {
+						public[aws.ToString(ni.NetworkInterfaceId)] = ip.String()
+					}
+				}
+			}
+		}
+	}
+	return func(t types.Task) string { return public[taskDetail(t, "networkInterfaceId")] }
+}
+
+// maxENIIDs bounds the interfaces of one DescribeNetworkInterfaces (EC2's limit of listed values).
+const maxENIIDs = 1000
+
+// taskDetail is one detail of a task's ElasticNetworkInterface attachment ("" when absent).
+func taskDetail(t types.Task, name string) string {
 	for _, a := range t.Attachments {
 		if aws.ToString(a.Type) != "ElasticNetworkInterface" {
 			continue
 		}
 		for _, d := range a.Details {
-			if aws.ToString(d.Name) == "privateIPv4Address" {
-				if ip := net.ParseIP(aws.ToString(d.Value)); ip != nil && ip.To4() != nil {
-					return ip.String()
-				}
+			if aws.ToString(d.Name) == name {
+				return aws.ToString(d.Value)
 			}
 		}
+	}
+	return ""
+}
+
+// taskAddress is the private IPv4 address of a task's ElasticNetworkInterface attachment, "" before ECS has
+// attached one.
+func taskAddress(t types.Task) string {
+	if ip := net.ParseIP(taskDetail(t, "privateIPv4Address")); ip != nil && ip.To4() != nil {
+		return ip.String()
 	}
 	return ""
 }
@@ -262,7 +313,10 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 	o.SecretFingerprints = primary.fingerprints
 	o.Spec.Name = k.Workload
 	o.Spec.Replicas = int(svc.DesiredCount)
-	o.Endpoints = endpoints(o.Spec, tasks, func(t types.Task) bool { return ready[aws.ToString(t.TaskArn)] })
+	if slices.ContainsFunc(o.Spec.Ports, func(pt schema.Port) bool { return pt.Public }) {
+		o.Endpoints = endpoints(o.Spec, tasks, func(t types.Task) bool { return ready[aws.ToString(t.TaskArn)] },
+			p.addresses(ctx, k, tasks))
+	}
 	family := resourceName(k)
 	if primary.family != family {
 		family = "" // a revision of another family: the spec shows it; nothing of ours is missing

@@ -110,12 +110,12 @@ func TestEndpointsFromTasks(t *testing.T) {
 		for _, i := range c.ready {
 			readyIDs[aws.ToString(c.tasks[i].TaskArn)] = true
 		}
-		got := endpoints(spec, c.tasks, ready)
+		got := endpoints(spec, c.tasks, ready, taskAddress)
 		if s := fmt.Sprint(got); s != c.want && !(c.want == "[]" && got == nil) {
 			t.Errorf("%s: endpoints %s, want %s", c.name, s, c.want)
 		}
 	}
-	if got := endpoints(schema.Workload{Ports: []schema.Port{{Port: 80}}}, []types.Task{eniTask("a", "RUNNING", "10.0.0.4")}, ready); got != nil {
+	if got := endpoints(schema.Workload{Ports: []schema.Port{{Port: 80}}}, []types.Task{eniTask("a", "RUNNING", "10.0.0.4")}, ready, taskAddress); got != nil {
 		t.Errorf("an internal port's endpoints: %v", got)
 	}
 }

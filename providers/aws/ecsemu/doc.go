@@ -47,12 +47,18 @@
 //     of 10.0.0.0/16 (data only: nothing listens there); DescribeTasks shows it as ECS does, an
 //     ElasticNetworkInterface attachment PRECREATED while the task is provisioned, ATTACHED with
 //     networkInterfaceId, macAddress, privateDnsName and privateIPv4Address from PENDING on, DELETED once stopped.
-//     A public IP (assignPublicIp) is EC2's to tell (DescribeNetworkInterfaces), not ECS's: not emulated.
+//     A public IP (a service with assignPublicIp ENABLED gets one of 203.0.113.0/24, data only) is EC2's to tell,
+//     not ECS's: the same server answers EC2's DescribeNetworkInterfaces (the Query protocol: a form-encoded POST /
+//     with Action, XML answers, EC2's error shape) for the interfaces of PENDING and RUNNING tasks, selected by
+//     NetworkInterfaceId.N (at most 1000; filters and paging are refused), an unknown id failing the whole call
+//     with InvalidNetworkInterfaceID.NotFound; its requests are recorded as ec2:<Action> and take only faults
+//     given for that op (FailOp), as RequestLimitExceeded, Unavailable, UnauthorizedOperation, AuthFailure or
+//     InternalError.
 //   - Tags: at most 50 per request, keys of 1–128 and values of 0–256 letters, digits, spaces and _ . : / = + - @,
 //     no key twice, no aws: prefix (InvalidParameterException), at RegisterTaskDefinition, CreateService and
 //     TagResource; TagResource adds or overwrites keys and keeps a resource at 50.
 //   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning,
-//     TaskEnvironment, TaskAddress, Requests.
+//     TaskEnvironment, TaskAddress, TaskPublicIP, Requests.
 //
 // Where the model is silent: it names the ranges and rules above only in doc comments and says neither which
 // exception an invalid value gets nor its text. The emulator answers ClientException for invalid task definition

@@ -155,8 +155,9 @@ type task struct {
 	created                                        time.Time
 	tags                                           []Tag
 	env                                            map[string]string // what the container sees, from RUNNING on
-	// The task's elastic network interface (awsvpc): its attachment id, ENI id, subnet and private address.
-	attachment, eni, subnet, ip string
+	// The task's elastic network interface (awsvpc): its attachment id, ENI id, subnet, private address and the
+	// public one its service's assignPublicIp gives (EC2's to tell, not ECS's).
+	attachment, eni, subnet, ip, publicIP string
 }
 
 type taskDef struct {
@@ -357,6 +358,11 @@ func invalidParam(format string, a ...any) *apiError {
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	target := r.Header.Get("X-Amz-Target")
+	if target == "" && r.Method == http.MethodPost && r.URL.Path == "/" &&
+		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		s.serveEC2(w, r, body) // the EC2 Query protocol: an EC2 client given this endpoint
+		return
+	}
 	op, ok := strings.CutPrefix(target, TargetPrefix)
 	switch {
 	case r.Method != http.MethodPost || r.URL.Path != "/":
@@ -1010,6 +1016,16 @@ func subnetOf(raw json.RawMessage) string {
 	return nc.AwsvpcConfiguration.Subnets[0]
 }
 
+// assignsPublicIP tells whether a service's awsvpc configuration asks for public IPs.
+func assignsPublicIP(raw json.RawMessage) bool {
+	var nc struct {
+		AwsvpcConfiguration struct {
+			AssignPublicIp string `json:"assignPublicIp"`
+		} `json:"awsvpcConfiguration"`
+	}
+	return json.Unmarshal(raw, &nc) == nil && nc.AwsvpcConfiguration.AssignPublicIp == "ENABLED"
+}
+
 // checkNetConf validates a service's network configuration: the assignPublicIp enum and the list sizes of the
 // API reference (at most 16 subnets and 5 security groups).
 func checkNetConf(raw json.RawMessage) *apiError {
@@ -1500,7 +1516,7 @@ func (s *Server) taskOut(t *task, withTags bool) map[string]any {
 			details = append(details,
 				map[string]string{"name": "networkInterfaceId", "value": t.eni},
 				map[string]string{"name": "macAddress", "value": mac[0:2] + ":" + mac[2:4] + ":" + mac[4:6] + ":" + mac[6:8] + ":" + mac[8:10] + ":" + mac[10:12]},
-				map[string]string{"name": "privateDnsName", "value": "ip-" + strings.ReplaceAll(t.ip, ".", "-") + "." + s.opts.Region + ".compute.internal"},
+				map[string]string{"name": "privateDnsName", "value": t.privateDNS(s.opts.Region)},
 				map[string]string{"name": "privateIPv4Address", "value": t.ip})
 		}
 		out["attachments"] = []any{map[string]any{"id": t.attachment, "type": "ElasticNetworkInterface", "status": status,
@@ -1869,6 +1885,9 @@ func (s *Server) startTask(c *cluster, svc *service, d *deployment) *task {
 	a := hex.EncodeToString(sum[:16])
 	t.attachment, t.eni, t.subnet = a[:8]+"-"+a[8:12]+"-"+a[12:16]+"-"+a[16:20]+"-"+a[20:], "eni-0"+a[:16], subnetOf(svc.netConf)
 	t.ip = fmt.Sprintf("10.0.%d.%d", (s.enis/250)%256, s.enis%250+4)
+	if assignsPublicIP(svc.netConf) {
+		t.publicIP = fmt.Sprintf("203.0.113.%d", s.enis%250+4) // TEST-NET-3, data only
+	}
 	switch svc.propagateTags {
 	case "SERVICE":
 		t.tags = slices.Clone(svc.tags)

@@ -2,12 +2,18 @@ package ecsemu
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/smithy-go"
 )
 
 // call posts one operation as the SDK would (signature header present, not verified).
@@ -285,5 +291,53 @@ func TestTaskNetworkInterface(t *testing.T) {
 	}
 	if got := s.TaskAddress("default", s.LiveTasks("default", "svc")[0]); got != d["privateIPv4Address"] {
 		t.Errorf("TaskAddress %q, DescribeTasks %q", got, d["privateIPv4Address"])
+	}
+}
+
+// The real EC2 client reads a task's interface from the same server: its private address and, with
+// assignPublicIp, its public IP; an id of no attached interface fails the call as EC2 does.
+func TestDescribeNetworkInterfaces(t *testing.T) {
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	s := New(Options{Manual: true})
+	defer s.Close()
+	call(t, s, "RegisterTaskDefinition", map[string]any{"family": "f", "requiresCompatibilities": []string{"FARGATE"},
+		"networkMode": "awsvpc", "cpu": "256", "memory": "512", "containerDefinitions": []any{map[string]any{"name": "app", "image": "img"}}})
+	if code, out := call(t, s, "CreateService", map[string]any{"serviceName": "svc", "taskDefinition": "f", "desiredCount": 1,
+		"networkConfiguration": map[string]any{"awsvpcConfiguration": map[string]any{"subnets": []string{"subnet-1"}, "assignPublicIp": "ENABLED"}}}); code != 200 {
+		t.Fatal(code, out)
+	}
+	s.Step(3)
+	arns := s.LiveTasks("default", "svc")
+	_, out := call(t, s, "DescribeTasks", map[string]any{"tasks": arns})
+	var eni string
+	for _, d := range out["tasks"].([]any)[0].(map[string]any)["attachments"].([]any)[0].(map[string]any)["details"].([]any) {
+		if kv := d.(map[string]any); kv["name"] == "networkInterfaceId" {
+			eni = kv["value"].(string)
+		}
+	}
+	client := ec2.New(ec2.Options{Region: "us-east-1", BaseEndpoint: aws.String(s.URL()), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+	ctx := context.Background()
+	got, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.NetworkInterfaces) != 1 {
+		t.Fatalf("interfaces %+v", got.NetworkInterfaces)
+	}
+	ni := got.NetworkInterfaces[0]
+	if aws.ToString(ni.NetworkInterfaceId) != eni || aws.ToString(ni.PrivateIpAddress) != s.TaskAddress("default", arns[0]) ||
+		ni.Association == nil || aws.ToString(ni.Association.PublicIp) != s.TaskPublicIP("default", arns[0]) ||
+		!strings.HasPrefix(s.TaskPublicIP("default", arns[0]), "203.0.113.") || aws.ToString(ni.SubnetId) != "subnet-1" {
+		t.Errorf("interface %+v (association %+v)", ni, ni.Association)
+	}
+	_, err = client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni, "eni-0000"}})
+	var ae smithy.APIError
+	if !errors.As(err, &ae) || ae.ErrorCode() != "InvalidNetworkInterfaceID.NotFound" || !strings.Contains(ae.ErrorMessage(), "eni-0000") {
+		t.Errorf("an unknown interface: %v", err)
+	}
+	s.FailOp(EC2Op+"DescribeNetworkInterfaces", 1, Throttle)
+	if _, err := client.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{NetworkInterfaceIds: []string{eni}}); !errors.As(err, &ae) || ae.ErrorCode() != "RequestLimitExceeded" {
+		t.Errorf("a throttled call: %v", err)
 	}
 }
