@@ -19,10 +19,10 @@ import (
 )
 
 // List finds owner's workloads on target: ListServices of the cluster (ECS cannot filter by tag), DescribeServices
-// in batches of 10 with their tags (services), keeping the ACTIVE services whose tags name owner and target. Each one's spec
-// is read from its current task definition revision (DescribeTaskDefinition, once per revision: they are
-// immutable) and its desired count; its replicas are its running tasks, their spec hash read from their
-// revision's tags. One ListTaskDefinitionFamilies of the owner's families tells which have no ACTIVE revision left
+// in batches of 10 with their tags (services), keeping the ACTIVE services whose tags name owner and target. Each
+// one's spec is read from its current task definition revision (DescribeTaskDefinition, once per revision: they
+// are immutable) and its desired count; its replicas are its running tasks, their spec hash read from their
+// revision's tags, its endpoints their addresses (endpoints). One ListTaskDefinitionFamilies of the owner's families tells which have no ACTIVE revision left
 // (deregistered by hand): that task definition is Missing.
 func (p *Provider) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	var obs []providers.Observed
@@ -60,8 +60,8 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 }
 
 // services calls f with each service of the cluster, tags included: ListServices (ECS cannot filter by tag), then
-// DescribeServices in batches of 10, its answer's order kept. A failed call fails the whole listing: a partial one
-// is never passed on.
+// DescribeServices in batches of 10, its answer's order kept. A failed call (or f's error) ends it with that error,
+// and the callers then return nothing of what f saw: a partial listing is never passed on.
 func (p *Provider) services(ctx context.Context, f func(types.Service) error) error {
 	var arns []string
 	var next *string
