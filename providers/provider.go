@@ -203,6 +203,11 @@ type Capabilities struct {
 	// Desired.Preview.Hosts itself (a Kubernetes Ingress); elsewhere berth's own preview router does, in front of
 	// Observed.Endpoints.
 	HostRoutes bool `json:"hostRoutes,omitempty"`
+	// SharedHostPorts tells whether workloads of one target share the host ports of their public ports (one
+	// Docker host, a Swarm's ingress, Nomad and Marathon nodes): a preview then gets host ports of its own. Where
+	// each replica has its own address (ECS tasks, ACI groups, Compute Engine instances, Kubernetes Services) a
+	// preview keeps its ports as declared.
+	SharedHostPorts bool `json:"sharedHostPorts,omitempty"`
 }
 
 // Provider is one runtime adapter. Implementations must be safe for concurrent use on different workloads; the

@@ -569,6 +569,22 @@ func (e *Engine) Environments(ctx context.Context, cfg *schema.Config, target st
 	return refs, nil
 }
 
+// Capabilities are what the provider of target of cfg can honour.
+func (e *Engine) Capabilities(cfg *schema.Config, target string) (providers.Capabilities, error) {
+	t, ok := cfg.Targets[target]
+	if !ok {
+		return providers.Capabilities{}, fmt.Errorf("target %q is not declared", target)
+	}
+	if t.Name == "" {
+		t.Name = target
+	}
+	p, err := e.provider(t)
+	if err != nil {
+		return providers.Capabilities{}, fmt.Errorf("target %s: %w", target, err)
+	}
+	return p.Capabilities(), nil
+}
+
 // Instance is the instance name the engine labels objects with.
 func (e *Engine) Instance() string { return e.opts.Instance }
 

@@ -62,7 +62,7 @@ type Provider struct {
 
 type settings struct {
 	region, cluster, profile, endpoint string
-	secretsEndpoint                    string
+	secretsEndpoint, ec2Endpoint       string
 	subnets, securityGroups            []string
 	assignPublicIP                     bool
 	executionRoleArn, taskRoleArn      string
@@ -71,8 +71,8 @@ type settings struct {
 // New builds the provider for target t: credentials from the AWS default chain (environment, shared config and
 // credentials files with settings.profile, web identity, container and instance roles), the ECS endpoint of the
 // region or settings.endpoint, the Secrets Manager endpoint of the region or settings.secretsEndpoint (the SDK's
-// AWS_ENDPOINT_URL_SECRETS_MANAGER when unset), the EC2 endpoint of the region (or the SDK's AWS_ENDPOINT_URL_EC2)
-// for the tasks' public IPs. It is the registered factory.
+// AWS_ENDPOINT_URL_SECRETS_MANAGER when unset), the EC2 endpoint of the region or settings.ec2Endpoint (the SDK's
+// AWS_ENDPOINT_URL_EC2 when unset) for the tasks' public IPs. It is the registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
@@ -104,7 +104,12 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		}
 		o.Retryer = aws.NopRetryer{}
 	})
-	p.ec2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) { o.Retryer = aws.NopRetryer{} })
+	p.ec2 = ec2.NewFromConfig(cfg, func(o *ec2.Options) {
+		if s.ec2Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.ec2Endpoint)
+		}
+		o.Retryer = aws.NopRetryer{}
+	})
 	return p, nil
 }
 
@@ -162,7 +167,7 @@ func parseSettings(t schema.Target) (settings, error) {
 	for _, k := range keys {
 		v := t.Settings[k]
 		switch k {
-		case "region", "cluster", "profile", "endpoint", "secretsEndpoint", "executionRoleArn", "taskRoleArn":
+		case "region", "cluster", "profile", "endpoint", "secretsEndpoint", "ec2Endpoint", "executionRoleArn", "taskRoleArn":
 			str, ok := v.(string)
 			if !ok || str == "" {
 				return s, bad(k, fmt.Sprintf("want a non-empty string, got %T", v))
@@ -174,14 +179,17 @@ func parseSettings(t schema.Target) (settings, error) {
 				s.cluster = str
 			case "profile":
 				s.profile = str
-			case "endpoint", "secretsEndpoint":
+			case "endpoint", "secretsEndpoint", "ec2Endpoint":
 				if !strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
 					return s, bad(k, "want an http:// or https:// URL")
 				}
-				if k == "endpoint" {
+				switch k {
+				case "endpoint":
 					s.endpoint = str
-				} else {
+				case "secretsEndpoint":
 					s.secretsEndpoint = str
+				default:
+					s.ec2Endpoint = str
 				}
 			case "executionRoleArn":
 				s.executionRoleArn = str

@@ -183,7 +183,7 @@ func (p *Provider) Type() string { return "docker" }
 // Capabilities: HTTP, TCP and command health checks, public TCP ports, CPU and memory limits; SOPS secrets as
 // environment values and files (a store reference cannot be resolved by the engine).
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{
+	return providers.Capabilities{SharedHostPorts: true,
 		SecretKinds:   []string{schema.SecretSOPS},
 		SecretFiles:   true,
 		HealthHTTP:    true,

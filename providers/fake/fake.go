@@ -64,7 +64,7 @@ type Provider struct {
 
 // AllCapabilities is the default capability set of a fake provider.
 var AllCapabilities = providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true,
-	PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true, SecretFiles: true,
+	PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true, SecretFiles: true, SharedHostPorts: true,
 	SecretKinds: []string{schema.SecretSOPS, schema.SecretAWS, schema.SecretKubernetes, schema.SecretNomad,
 		schema.SecretVault, schema.SecretAzure, schema.SecretGCP}}
 

@@ -152,7 +152,7 @@ func (p *Provider) Type() string { return Type }
 // for public ports, UDP, CPU shares and memory limits; SOPS secrets as environment values only (Marathon's own
 // secrets and secret volumes need the secret store of DC/OS Enterprise, which berth does not use).
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true,
+	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true,
 		UDP: true, CPULimit: true, MemoryLimit: true, SecretKinds: []string{schema.SecretSOPS}}
 }
 

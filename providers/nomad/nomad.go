@@ -181,7 +181,7 @@ func (p *Provider) Type() string { return Type }
 // (MHz) and memory; secrets from SOPS (through a Nomad variable berth writes), from Nomad variables and from Vault,
 // as environment variables or as files under /secrets/ or /local/ (templates).
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
+	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
 		SecretKinds: []string{schema.SecretSOPS, schema.SecretNomad, schema.SecretVault}, SecretFiles: true}
 }

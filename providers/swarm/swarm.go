@@ -140,7 +140,7 @@ func (p *Provider) Type() string { return Type }
 // Capabilities of a swarm: command health checks (run inside the container), public TCP and UDP ports through the
 // ingress routing mesh, CPU and memory limits, SOPS secrets as swarm secret files and environment values.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
+	return providers.Capabilities{SharedHostPorts: true, HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
 		SecretKinds: []string{schema.SecretSOPS}, SecretFiles: true}
 }
 

@@ -902,7 +902,13 @@ func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Env
 		env.Workloads = append(env.Workloads, w)
 	}
 	sort.Slice(env.Workloads, func(a, b int) bool { return env.Workloads[a].Name < env.Workloads[b].Name })
-	c.assignPorts(n, env)
+	shared := map[string]bool{}
+	for name := range j.cfg.Targets {
+		if caps, err := c.opts.Engine.Capabilities(j.cfg, name); err == nil {
+			shared[name] = caps.SharedHostPorts
+		}
+	}
+	c.assignPorts(n, env, shared)
 	return env, nil
 }
 
@@ -949,10 +955,11 @@ func (c *Controller) hostName(n int, workload string, port int, first bool) stri
 	return label + "." + c.opts.Domain
 }
 
-// assignPorts gives env's public ports host ports of their own from the range, and host names. A port is taken
-// from a hash of (preview, workload, port), probing past the ports other previews hold, so it is the same on every
-// pass and after a restart while the set of previews is.
-func (c *Controller) assignPorts(n int, env *schema.Environment) {
+// assignPorts gives env's public ports host names and, on targets whose workloads share host ports
+// (Capabilities.SharedHostPorts), host ports of their own from the range. A port is taken from a hash of (preview,
+// workload, port), probing past the ports other previews hold, so it is the same on every pass and after a
+// restart while the set of previews is.
+func (c *Controller) assignPorts(n int, env *schema.Environment, shared map[string]bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	taken := map[int]string{}
@@ -985,7 +992,7 @@ func (c *Controller) assignPorts(n int, env *schema.Environment) {
 			key := fmt.Sprintf("%d/%s/%d", n, w.Name, p.Port)
 			h := sha256.Sum256([]byte(key))
 			start := int(uint32(h[0])<<24|uint32(h[1])<<16|uint32(h[2])<<8|uint32(h[3])) % size
-			for i := 0; i < size; i++ {
+			for i := 0; i < size && shared[w.Provider]; i++ {
 				hp := c.opts.Ports.From + (start+i)%size
 				if _, used := taken[hp]; !used {
 					p.HostPort = hp

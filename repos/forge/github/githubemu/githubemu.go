@@ -101,22 +101,24 @@ type comment struct {
 type Server struct {
 	Owner, Repo string
 
-	mu       sync.Mutex
-	srv      *httptest.Server
-	now      func() time.Time
-	pulls    map[int]*pull
-	next     int
-	perms    map[string]string // login → admin|write|read|none
-	tokens   map[string]string // token → login
-	statuses map[string][]status
-	comments []*comment
-	nextID   int64
-	faults   []Fault
-	limit    int
-	remain   int
-	reset    time.Time
-	requests int
-	counted  int
+	mu        sync.Mutex
+	srv       *httptest.Server
+	closing   chan struct{}
+	closeOnce sync.Once
+	now       func() time.Time
+	pulls     map[int]*pull
+	next      int
+	perms     map[string]string // login → admin|write|read|none
+	tokens    map[string]string // token → login
+	statuses  map[string][]status
+	comments  []*comment
+	nextID    int64
+	faults    []Fault
+	limit     int
+	remain    int
+	reset     time.Time
+	requests  int
+	counted   int
 
 	apps      map[int64]*rsa.PublicKey // GitHub App id → the public half of its key
 	installs  map[int64]installation   // installation id → its app and bot login
@@ -158,6 +160,7 @@ func New(owner, repo string) *Server {
 		tokenTTL:  DefaultTokenTTL,
 	}
 	s.reset = s.now().Add(time.Hour)
+	s.closing = make(chan struct{})
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -166,7 +169,11 @@ func New(owner, repo string) *Server {
 func (s *Server) URL() string { return s.srv.URL + "/" }
 
 // Close stops the server.
-func (s *Server) Close() { s.srv.CloseClientConnections(); s.srv.Close() }
+func (s *Server) Close() {
+	s.closeOnce.Do(func() { close(s.closing) })
+	s.srv.CloseClientConnections()
+	s.srv.Close()
+}
 
 // --- admin side ---
 
@@ -477,7 +484,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, f *Fault) bool {
 	case FaultEmpty:
 		writeRaw(w, http.StatusOK, "application/json; charset=utf-8", "")
 	case FaultTimeout:
-		<-r.Context().Done()
+		// Until the client gives up (a request whose body was not read is not told its connection closed) or
+		// the emulator closes.
+		select {
+		case <-r.Context().Done():
+		case <-s.closing:
+		}
 	case Fault401:
 		writeJSON(w, http.StatusUnauthorized, errBody("Bad credentials"))
 	case FaultSecondary, Fault429:
