@@ -64,6 +64,9 @@ type ControllerOptions struct {
 	Rand func() float64
 	// BackoffBase and BackoffMax shape the per-workload backoff; DefaultBackoffBase and DefaultBackoffMax when 0.
 	BackoffBase, BackoffMax time.Duration
+	// OnEnvironment, when set, is told each environment's status after every reconcile of it (serve sets the
+	// deployed commit's status on the forge from it). It runs on the controller's goroutine: it must not block.
+	OnEnvironment func(EnvironmentStatus)
 }
 
 // Controller keeps the environments of one branch converged with a source. Create it with NewController and run
@@ -455,6 +458,9 @@ func (c *Controller) update(f func(*Status)) {
 }
 
 func (c *Controller) setEnv(es EnvironmentStatus) {
+	if c.opts.OnEnvironment != nil {
+		c.opts.OnEnvironment(es)
+	}
 	c.update(func(s *Status) {
 		for i := range s.Environments {
 			if s.Environments[i].Name == es.Name {

@@ -196,7 +196,7 @@ changes against what runs, and applies them through provider adapters (docker to
 	root.AddCommand(
 		newValidateCmd(g), newRenderCmd(g), newSchemaCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g),
-		newServeCmd(g), newStatusCmd(g),
+		newServeCmd(g), newStatusCmd(g), newPreviewsCmd(g),
 	)
 	for _, c := range root.Commands() {
 		switch c.Name() {

@@ -133,15 +133,27 @@ func newPlanCmd(g *globals) *cobra.Command {
 	var env, output string
 	var detailed bool
 	var ef engineFlags
+	var pr int
+	var configPath, source string
 	cmd := &cobra.Command{
-		Use:   "plan [PATH]",
+		Use:   "plan [PATH] | plan --pr N --config FILE [--source NAME]",
 		Short: "Show what apply would change: steps per environment with field-level diffs",
 		Long: `Show what apply would change. The plan compares the repository at PATH with what runs, and lists the
 steps apply carries out, in order, each with its reason and field-level diff.
 
-With --detailed-exitcode the exit status is 0 when nothing would change, 2 when something would, 1 on error.`,
+With --detailed-exitcode the exit status is 0 when nothing would change, 2 when something would, 1 on error.
+
+With --pr N and the controller's --config, it prints what berth would post on pull request N of the source's forge
+now (the preview's comment and the plan of every environment following the branch it targets), changing and posting
+nothing.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if pr != 0 || cmd.Flags().Changed("config") {
+				if len(args) > 0 || pr <= 0 || configPath == "" {
+					return fmt.Errorf("--pr N (N > 0) goes with --config FILE and no PATH")
+				}
+				return planPR(cmd.Context(), g, &ef, configPath, source, pr)
+			}
 			if err := checkOutput(output); err != nil {
 				return err
 			}
@@ -187,6 +199,9 @@ With --detailed-exitcode the exit status is 0 when nothing would change, 2 when 
 	cmd.Flags().StringVar(&env, "env", "", "only this environment")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 0 when nothing would change, 2 when something would, 1 on error")
+	cmd.Flags().IntVar(&pr, "pr", 0, "print what berth would post on this pull request (with --config)")
+	cmd.Flags().StringVar(&configPath, "config", "", "the controller's configuration file (with --pr)")
+	cmd.Flags().StringVar(&source, "source", "", "the source of --config whose forge has the pull request; default the only one with a forge")
 	ef.register(cmd)
 	return cmd
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/reconciler"
+	"github.com/berth-dev/berth/reconciler/preview"
 	"github.com/berth-dev/berth/repos"
 	"github.com/berth-dev/berth/repos/webhook"
 	"github.com/berth-dev/berth/schema"
@@ -140,6 +141,9 @@ type followed struct {
 	src  repos.Source
 	ctrl *reconciler.Controller
 	hook *webhook.Hook
+	// With a forge: the previews of its pull requests and the statuses of its deploys.
+	previews *preview.Controller
+	statuses *deployStatuses
 }
 
 func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeConfig, listen, dataDir string) error {
@@ -169,6 +173,21 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 		return err
 	}
 	claims := reconciler.NewClaims()
+	pmetrics := preview.NewMetrics(reg)
+	var router *preview.Router
+	routerPort := 0
+	for _, cfg := range sc.Sources {
+		if cfg.Forge != nil && sc.Previews.Listen != "" && router == nil {
+			router = preview.NewRouter()
+			port, stop, err := startRouter(ctx, sc.Previews.Listen, router, log)
+			if err != nil {
+				return err
+			}
+			defer stop(context.Background())
+			routerPort = port
+		}
+	}
+	var hostKey []byte
 	var sources []*followed
 	defer func() {
 		for _, f := range sources {
@@ -181,6 +200,32 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 			return err
 		}
 		sources = append(sources, f)
+		load := func(ctx context.Context, dir string) (*schema.Config, error) {
+			return ev.Load(ctx, dir, "source "+cfg.Name)
+		}
+		var onEnv func(reconciler.EnvironmentStatus)
+		if cfg.Forge != nil {
+			fg, err := openForge(cfg.Forge, forgeObserver{pmetrics})
+			if err != nil {
+				return fmt.Errorf("source %s: %w", cfg.Name, err)
+			}
+			if hostKey == nil {
+				if hostKey, err = previewKey(dataDir); err != nil {
+					return err
+				}
+			}
+			f.statuses = newDeployStatuses(fg, g.instance, log.With("source", cfg.Name))
+			onEnv = f.statuses.observe
+			f.previews, err = preview.New(preview.Options{Name: cfg.Name, Instance: g.instance, Source: f.src,
+				Path: cfg.Path, Forge: fg, Engine: eng, LoadContext: load, Interval: cfg.Forge.Interval,
+				Logger: log.With("source", cfg.Name, "previews", true), Metrics: pmetrics, Router: router,
+				RouterPort: routerPort, Scheme: sc.Previews.URLScheme, Domain: sc.Previews.Domain,
+				Ports: preview.PortRange{From: sc.Previews.PortsFrom, To: sc.Previews.PortsTo}, HostKey: hostKey,
+				PlanComments: true})
+			if err != nil {
+				return fmt.Errorf("source %s: %w", cfg.Name, err)
+			}
+		}
 		f.ctrl, err = reconciler.NewController(reconciler.ControllerOptions{
 			Name:         cfg.Name,
 			Source:       f.src,
@@ -192,10 +237,9 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 			Engine:       eng,
 			Logger:       log.With("source", cfg.Name),
 			Store:        store,
-			Metrics:      metrics,
-			LoadContext: func(ctx context.Context, dir string) (*schema.Config, error) {
-				return ev.Load(ctx, dir, "source "+cfg.Name)
-			},
+			Metrics:       metrics,
+			LoadContext:   load,
+			OnEnvironment: onEnv,
 		})
 		if err != nil {
 			return err
@@ -214,7 +258,13 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 		if f := byName[source]; f != nil {
 			f.ctrl.Trigger() // a webhook only makes the source look sooner; its payload is never trusted
 		}
-	}, webhook.Options{Metrics: reg, Logger: log})
+	}, webhook.Options{Metrics: reg, Logger: log, OnEvent: func(e webhook.Event) {
+		// Pull-request, comment and status events (and pushes: the base may have moved) wake the preview loop,
+		// which reads the forge again.
+		if f := byName[e.Source]; f != nil && f.previews != nil && e.Kind != webhook.EventOther {
+			f.previews.Trigger()
+		}
+	}})
 	if err != nil {
 		return err
 	}
@@ -234,7 +284,7 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	runErr := make(chan error, len(sources))
+	runErr := make(chan error, 2*len(sources))
 	for _, f := range sources {
 		wg.Add(1)
 		go func() {
@@ -243,6 +293,19 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 				runErr <- fmt.Errorf("source %s: %w", f.cfg.Name, err)
 			}
 		}()
+		if f.previews != nil {
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				if err := f.previews.Run(runCtx); err != nil {
+					runErr <- fmt.Errorf("source %s: previews: %w", f.cfg.Name, err)
+				}
+			}()
+			go func() {
+				defer wg.Done()
+				f.statuses.run(runCtx)
+			}()
+		}
 	}
 	allDone := make(chan struct{})
 	go func() { wg.Wait(); close(allDone) }()
@@ -387,6 +450,15 @@ func apiHandler(sources []*followed, reg *prometheus.Registry, hooks http.Handle
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = io.WriteString(w, redact.String(b.String()))
 	})
+	mux.HandleFunc("GET "+previewsPath, previewsHandler(func() []*preview.Controller {
+		var out []*preview.Controller
+		for _, f := range sources {
+			if f.previews != nil {
+				out = append(out, f.previews)
+			}
+		}
+		return out
+	}))
 	mux.Handle(webhook.PathPrefix, hooks)
 	return mux
 }

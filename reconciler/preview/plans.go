@@ -191,30 +191,73 @@ func (c *Controller) publishPlan(ctx context.Context, ps PlanStatus) {
 	c.mu.Unlock()
 }
 
-// Plan is what the plan comment of pull request n against environment env says now (berth plan --pr N): it
-// fetches and plans the head without posting anything.
-func (c *Controller) Plan(ctx context.Context, n int, env string) (PlanStatus, string, error) {
+// DryRun is what berth would post on pull request n now, without changing or posting anything: the preview's
+// comment (its decision and the plan of the preview environment) when the base's previews select it, and the plan
+// comment of every ordinary environment following the branch it targets.
+func (c *Controller) DryRun(ctx context.Context, n int) (string, error) {
 	base, rev, err := c.loadBase(ctx)
 	if err != nil {
-		return PlanStatus{}, "", err
+		return "", err
 	}
 	ch, err := c.opts.Forge.Get(ctx, n)
 	if err != nil {
-		return PlanStatus{}, "", err
+		return "", err
 	}
 	if ch.State != forge.StateOpen {
-		return PlanStatus{}, "", fmt.Errorf("pull request %d is %s", n, ch.State)
+		return "", fmt.Errorf("pull request %d is %s", n, ch.State)
 	}
-	if env == "" {
-		for name, e := range base.Environments {
-			if e.Branch == ch.BaseRef && (env == "" || name < env) {
-				env = name
+	var out strings.Builder
+	var policy *schema.PreviewPolicy
+	if base.Previews != nil {
+		policy = base.Previews.PR
+	}
+	if policy != nil {
+		if _, ok := c.firstSeen[ch.HeadSHA]; !ok {
+			c.firstSeen[ch.HeadSHA] = c.opts.Clock.Now()
+		}
+		d := c.decide(ctx, base, policy, map[int]forge.Change{n: ch}, nil, c.opts.Clock.Now())[n]
+		st := Status{Number: n, Environment: schema.PreviewName(n), Head: ch.HeadSHA, Author: ch.Author,
+			Fork: ch.Fork, Base: policy.From, State: d.state, Reason: d.reason}
+		switch {
+		case d.change.Number == 0:
+			st.State, st.Reason = StateDiscovered, "not selected by previews.pr.when"
+			if ok, why := selected(policy, ch, base.Environments[policy.From].Branch); !ok {
+				st.Reason = "not selected: " + why
+			}
+		case d.state == StateApplying:
+			env, errs := c.previewEnv(ctx, n, &job{change: ch, cfg: base, baseRev: rev, policy: policy})
+			if errs != nil {
+				st.State, st.Reason, st.Errors = StateFailed, "the head cannot be previewed", errs
+				break
+			}
+			cfg := &schema.Config{Targets: base.Targets, Environments: map[string]schema.Environment{env.Name: *env}, Root: base.Root}
+			plan, err := c.opts.Engine.Plan(ctx, cfg, env.Name, ch.HeadSHA)
+			if err != nil {
+				return "", err
+			}
+			st.Plan, st.Steps = plan.Summary(), stepLines(plan)
+			st.Errors = planErrors(plan)
+			if plan.Blocked() {
+				st.State, st.Reason = StateFailed, "plan blocked"
 			}
 		}
-		if env == "" {
-			return PlanStatus{}, "", fmt.Errorf("no environment follows branch %s, which pull request %d targets", safeRef(ch.BaseRef), n)
+		out.WriteString(RenderComment(forge.Marker(c.opts.Instance, CommentKey), st, 0))
+		out.WriteString("\n")
+	}
+	var envs []string
+	for name, e := range base.Environments {
+		if e.Branch == ch.BaseRef {
+			envs = append(envs, name)
 		}
 	}
-	ps := c.planFor(ctx, base, rev, ch, env)
-	return ps, RenderPlan(forge.Marker(c.opts.Instance, "plan-"+env), ps, 0), nil
+	slices.Sort(envs)
+	for _, env := range envs {
+		ps := c.planFor(ctx, base, rev, ch, env)
+		out.WriteString(RenderPlan(forge.Marker(c.opts.Instance, "plan-"+env), ps, 0))
+		out.WriteString("\n")
+	}
+	if out.Len() == 0 {
+		return "", fmt.Errorf("pull request %d: no environment follows the branch it targets and previews are not configured", n)
+	}
+	return out.String(), nil
 }
