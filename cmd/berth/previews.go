@@ -103,7 +103,7 @@ func openForge(cfg *schema.ForgeConfig, obs forge.Observer) (forge.Forge, error)
 // forgeObserver feeds the preview metrics from the forge clients.
 type forgeObserver struct{ m *preview.Metrics }
 
-func (o forgeObserver) Request(f, op string, code int) { o.m.Request(f, op, code) }
+func (o forgeObserver) Request(f, op string, code int)    { o.m.Request(f, op, code) }
 func (o forgeObserver) RateLimit(f string, remaining int) { o.m.RateLimit(f, remaining) }
 
 // previewKey is the key of the random part of preview host names, kept in the data directory so that a preview's
