@@ -121,6 +121,24 @@ type Forge interface {
 	Limits() Limits
 }
 
+// LabelEvent is a label added to or removed from a change, by whom and when. Label and Actor are untrusted text,
+// bounded by the implementation; Actor is "" when the forge names no one (a deleted account).
+type LabelEvent struct {
+	Label   string
+	Actor   string
+	Added   bool
+	Created time.Time
+}
+
+// LabelHistory is implemented by forges that tell who labelled a change (GitHub's issue events, GitLab's resource
+// label events, Gitea's timeline): what approving a fork's preview by a label needs, since a label alone says
+// neither who set it nor when.
+type LabelHistory interface {
+	// LabelEvents lists every label event of the change, oldest first: complete (all pages) or an error, never
+	// a cut list. ErrNotFound (wrapped) when the forge says the change does not exist.
+	LabelEvents(ctx context.Context, number int) ([]LabelEvent, error)
+}
+
 // ErrNotFound is returned (wrapped) for a change, user or repository the forge says does not exist. It is the only
 // error that says anything about existence: every other one means "unknown".
 var ErrNotFound = errors.New("not found")

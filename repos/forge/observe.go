@@ -52,6 +52,8 @@ const (
 	OpSetStatus     = "set_status"
 	OpComments      = "comments"
 	OpUpsertComment = "upsert_comment"
+	// OpLabelEvents is LabelHistory.LabelEvents.
+	OpLabelEvents = "label_events"
 	// OpSelf reads the token's own user.
 	OpSelf = "self"
 	// OpToken mints a GitHub App installation token.

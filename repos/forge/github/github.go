@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -756,3 +757,50 @@ func cut(s string, limit int, note string) string {
 	}
 	return s[:i] + note
 }
+
+// LabelEvents lists the pull request's "labeled" and "unlabeled" issue events (GET
+// /repos/{o}/{r}/issues/{n}/events, every page, 100 a page), oldest first. Each page is revalidated with its ETag,
+// so an unchanged history costs no quota. An event without a label name is an error (a partial answer); one
+// without an actor (a deleted account shows as "ghost", but a null is possible) has Actor "".
+func (f *Forge) LabelEvents(ctx context.Context, number int) ([]forge.LabelEvent, error) {
+	const op = "list label events"
+	ctx = forge.WithOp(ctx, forge.OpLabelEvents)
+	if number <= 0 {
+		return nil, &forge.Error{Forge: "github", Op: op, Err: fmt.Errorf("bad number %d", number)}
+	}
+	out := []forge.LabelEvent{}
+	for page := 1; page <= 1000; page++ {
+		var evs []*gh.IssueEvent
+		next, err := f.read(ctx, op, f.path("issues/%d/events?per_page=%d&page=%d", number, perPage, page), &evs)
+		if err != nil {
+			return nil, err
+		}
+		if evs == nil {
+			return nil, &forge.Error{Forge: "github", Op: op, Temporary: true,
+				Message: "answer is not a list", Err: errors.New("answer is not a list")}
+		}
+		for _, e := range evs {
+			if e == nil || (e.GetEvent() != "labeled" && e.GetEvent() != "unlabeled") {
+				continue
+			}
+			if e.GetLabel().GetName() == "" || e.CreatedAt == nil {
+				return nil, &forge.Error{Forge: "github", Op: op, Temporary: true,
+					Message: "a label event lacks its label or time", Err: errors.New("partial label event")}
+			}
+			out = append(out, forge.LabelEvent{
+				Label:   bound(e.GetLabel().GetName(), maxLabel),
+				Actor:   bound(e.GetActor().GetLogin(), maxName),
+				Added:   e.GetEvent() == "labeled",
+				Created: e.GetCreatedAt().Time,
+			})
+		}
+		if next == 0 {
+			// GitHub lists an issue's events oldest first; a stable sort keeps that order for equal times.
+			slices.SortStableFunc(out, func(a, b forge.LabelEvent) int { return a.Created.Compare(b.Created) })
+			return out, nil
+		}
+	}
+	return nil, &forge.Error{Forge: "github", Op: op, Err: errors.New("too many pages")}
+}
+
+var _ forge.LabelHistory = (*Forge)(nil)

@@ -88,6 +88,16 @@ type status struct {
 	Created     time.Time
 }
 
+// issueEvent is one entry of an issue's events (GET /repos/{o}/{r}/issues/{n}/events).
+type issueEvent struct {
+	ID      int64
+	Issue   int
+	Actor   string
+	Event   string // labeled, unlabeled, closed, reopened, merged
+	Label   string
+	Created time.Time
+}
+
 type comment struct {
 	ID      int64
 	Issue   int
@@ -112,6 +122,7 @@ type Server struct {
 	tokens    map[string]string // token → login
 	statuses  map[string][]status
 	comments  []*comment
+	events    []*issueEvent
 	nextID    int64
 	faults    []Fault
 	limit     int
@@ -261,21 +272,66 @@ func (s *Server) Open(p PR) int {
 	return n
 }
 
-// ClosePR closes a pull request without merging it.
-func (s *Server) ClosePR(n int) { s.edit(n, func(p *pull) { p.state = "closed" }) }
+// ClosePR closes a pull request without merging it (a "closed" event by its author).
+func (s *Server) ClosePR(n int) {
+	s.edit(n, func(p *pull) { p.state = "closed"; s.event(n, p.Author, "closed", "") })
+}
 
-// Merge merges a pull request.
-func (s *Server) Merge(n int) { s.edit(n, func(p *pull) { p.state, p.merged = "closed", true }) }
+// Merge merges a pull request ("merged" and "closed" events by its author).
+func (s *Server) Merge(n int) {
+	s.edit(n, func(p *pull) {
+		p.state, p.merged = "closed", true
+		s.event(n, p.Author, "merged", "")
+		s.event(n, p.Author, "closed", "")
+	})
+}
 
-// Reopen reopens a closed, unmerged pull request.
-func (s *Server) Reopen(n int) { s.edit(n, func(p *pull) { p.state = "open" }) }
+// Reopen reopens a closed, unmerged pull request (a "reopened" event by its author).
+func (s *Server) Reopen(n int) {
+	s.edit(n, func(p *pull) { p.state = "open"; s.event(n, p.Author, "reopened", "") })
+}
 
 // Push moves the head of a pull request to sha.
 func (s *Server) Push(n int, sha string) { s.edit(n, func(p *pull) { p.HeadSHA = sha }) }
 
-// Label adds a label.
-func (s *Server) Label(n int, label string) {
-	s.edit(n, func(p *pull) { p.Labels = append(p.Labels, label) })
+// DefaultLabeler is the login Label labels as. It has no permission unless the test gives it one
+// (AddCollaborator).
+const DefaultLabeler = "labeler"
+
+// Label adds a label as DefaultLabeler.
+func (s *Server) Label(n int, label string) { s.LabelAs(n, label, DefaultLabeler) }
+
+// LabelAs adds a label as login, recording a "labeled" event (GitHub records one even when the label was already
+// there, and changes nothing else).
+func (s *Server) LabelAs(n int, label, login string) {
+	s.edit(n, func(p *pull) {
+		if !slices.Contains(p.Labels, label) {
+			p.Labels = append(p.Labels, label)
+		}
+		s.event(n, login, "labeled", label)
+	})
+}
+
+// Unlabel removes a label as DefaultLabeler.
+func (s *Server) Unlabel(n int, label string) { s.UnlabelAs(n, label, DefaultLabeler) }
+
+// UnlabelAs removes a label as login, recording an "unlabeled" event; a label the pull request does not have is
+// left alone, as GitHub answers 404 and records nothing.
+func (s *Server) UnlabelAs(n int, label, login string) {
+	s.edit(n, func(p *pull) {
+		i := slices.Index(p.Labels, label)
+		if i < 0 {
+			return
+		}
+		p.Labels = slices.Delete(p.Labels, i, i+1)
+		s.event(n, login, "unlabeled", label)
+	})
+}
+
+// event records an issue event; it is called with s.mu held, from edit (whose tick stamps it).
+func (s *Server) event(n int, actor, kind, label string) {
+	id := int64(len(s.events) + 1)
+	s.events = append(s.events, &issueEvent{ID: id, Issue: n, Actor: actor, Event: kind, Label: label})
 }
 
 // AddComment adds a comment as login and returns its id.
@@ -357,8 +413,12 @@ func (s *Server) edit(n int, f func(*pull)) {
 	if p == nil {
 		panic(fmt.Sprintf("githubemu: no pull request #%d", n))
 	}
+	before := len(s.events)
 	f(p)
 	p.updated = s.tick()
+	for _, e := range s.events[before:] {
+		e.Created = p.updated
+	}
 }
 
 // tick is a strictly increasing clock, so that every edit changes updated_at (and so the ETag).
@@ -458,6 +518,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		} else {
 			s.listComments(w, r, n)
 		}
+	case r.Method == http.MethodGet && len(seg) == 3 && seg[0] == "issues" && seg[2] == "events":
+		n, _ := strconv.Atoi(seg[1])
+		if s.pulls[n] == nil {
+			s.answer(w, r, http.StatusNotFound, errBody("Not Found"))
+			return
+		}
+		s.listEvents(w, r, n)
 	case r.Method == http.MethodPatch && len(seg) == 3 && seg[0] == "issues" && seg[1] == "comments":
 		id, _ := strconv.ParseInt(seg[2], 10, 64)
 		s.editComment(w, r, id, login)
@@ -830,6 +897,32 @@ func (s *Server) listComments(w http.ResponseWriter, r *http.Request, n int) {
 	out := []any{}
 	for _, c := range cs[lo:hi] {
 		out = append(out, commentJSON(c))
+	}
+	s.answer(w, r, http.StatusOK, out)
+}
+
+// listEvents answers an issue's events, oldest first, paginated like every list.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, n int) {
+	var es []*issueEvent
+	for _, e := range s.events {
+		if e.Issue == n {
+			es = append(es, e)
+		}
+	}
+	lo, hi := s.page(w, r, len(es))
+	out := []any{}
+	for _, e := range es[lo:hi] {
+		m := map[string]any{
+			"id": e.ID, "node_id": fmt.Sprintf("IE_%d", e.ID), "event": e.Event,
+			"url":       fmt.Sprintf("http://%s/repos/%s/%s/issues/events/%d", r.Host, s.Owner, s.Repo, e.ID),
+			"actor":     map[string]any{"login": e.Actor, "id": idOf(e.Actor), "type": "User"},
+			"commit_id": nil, "commit_url": nil, "performed_via_github_app": nil,
+			"created_at": e.Created.Format(time.RFC3339),
+		}
+		if e.Label != "" {
+			m["label"] = map[string]any{"name": e.Label, "color": "ededed"}
+		}
+		out = append(out, m)
 	}
 	s.answer(w, r, http.StatusOK, out)
 }
