@@ -585,6 +585,11 @@ func (c *Controller) decide(ctx context.Context, base *schema.Config, p *schema.
 			continue // expired: torn down (after a fresh read) like an unselected one
 		}
 		d := decision{change: ch, state: StateApplying}
+		if _, clash := base.Environments[schema.PreviewName(n)]; clash {
+			d.state, d.reason = StateFailed, "an ordinary environment named "+schema.PreviewName(n)+" is declared: rename it (pr-<number> names belong to previews)"
+			out[n] = d
+			continue
+		}
 		if ch.Fork {
 			switch p.Forks {
 			case schema.ForksApproveEachCommit:

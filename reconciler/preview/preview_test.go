@@ -266,3 +266,16 @@ func TestTTL(t *testing.T) {
 		t.Fatalf("state %s reason %q", st.State, st.Reason)
 	}
 }
+
+func TestOrdinaryEnvironmentNamedLikeAPreview(t *testing.T) {
+	w := newWorld(t, defaultPreviews+`environments: "pr-1": {branch: "other"}
+`, nil)
+	n := w.open(githubemu.PR{}, "app:v2", "a")
+	w.sync()
+	if st := w.status(n); st.State != StateFailed || !strings.Contains(st.Reason, "pr-1") {
+		t.Fatalf("state %s (%s), want failed naming the clash", st.State, st.Reason)
+	}
+	if got := w.running(n); len(got) != 0 {
+		t.Fatalf("deployed %v into an ordinary environment's name", got)
+	}
+}
