@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -199,9 +200,11 @@ func (s *suite) preview(t *testing.T) {
 	cfg := &schema.Config{Targets: map[string]schema.Target{s.h.Target: {Name: s.h.Target, Type: p.Type()}},
 		Environments: map[string]schema.Environment{pr.Environment: {Name: pr.Environment,
 			Preview: &schema.Preview{Number: previewNumber}}}}
+	teardown := time.Now()
 	if err := s.engine(t, p).Destroy(ctx, cfg, pr.Environment); err != nil {
 		t.Fatalf("Destroy the preview: %v", err)
 	}
+	destroyed := time.Since(teardown)
 	s.waitFor(t, "the preview's workloads gone", func(ctx context.Context) string {
 		if _, ok, err := s.find(ctx, p, pr, name); err != nil || ok {
 			return fmt.Sprintf("still listed (err %v)", err)
@@ -209,6 +212,9 @@ func (s *suite) preview(t *testing.T) {
 		return ""
 	})
 	s.waitEnv(t, p, pr.Environment, nil)
+	// Timing for hack/preview-figures.sh only: nothing is asserted on it.
+	t.Logf("preview teardown took %s (Destroy returned after %s)", time.Since(teardown).Round(time.Millisecond),
+		destroyed.Round(time.Millisecond))
 	if got := ids(s.converged(t, p, base)); !slices.Equal(got, baseIDs) {
 		t.Fatalf("tearing the preview down touched the base: IDs %v, then %v", baseIDs, got)
 	}
