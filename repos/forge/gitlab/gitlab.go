@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +64,19 @@ type Forge struct {
 	mu       sync.Mutex
 	self     string
 	projects map[int64]string
+
+	labelMu sync.Mutex
+	labels  map[int]labelHistory // by merge request iid: the last complete history and its pages' ETags
 }
+
+// labelHistory is one merge request's label events as last read, kept to answer a revalidated (304) read.
+type labelHistory struct {
+	tags   etags
+	events []forge.LabelEvent
+}
+
+// maxLabelHistories bounds the kept histories: the map is emptied when it holds this many.
+const maxLabelHistories = 512
 
 type noLimit struct{}
 
@@ -623,3 +636,118 @@ func (f *Forge) UpsertComment(ctx context.Context, number int, marker, body stri
 }
 
 var _ forge.Forge = (*Forge)(nil)
+
+// Bounds on the untrusted text of a label event: GitLab's own are lower (a label title is at most 255 characters,
+// a username 255).
+const (
+	maxLabel = 256
+	maxName  = 256
+)
+
+// LabelEvents lists the merge request's resource label events (GET
+// /projects/:id/merge_requests/:iid/resource_label_events, every page, 100 a page), oldest first. When the history
+// was read before, each page is asked again with its ETag and, when every one is a 304 and no page follows, the
+// kept history is the answer. An event whose label was since deleted (GitLab answers "label": null) has Label "";
+// one without a time is an error (a partial answer).
+func (f *Forge) LabelEvents(ctx context.Context, number int) ([]forge.LabelEvent, error) {
+	const op = "list label events"
+	if number <= 0 {
+		return nil, &forge.Error{Forge: "gitlab", Op: op, Err: fmt.Errorf("bad number %d", number)}
+	}
+	ctx, cancel := f.ctx(ctx, forge.OpLabelEvents)
+	defer cancel()
+	f.labelMu.Lock()
+	prev, ok := f.labels[number]
+	f.labelMu.Unlock()
+	if ok {
+		same, err := f.labelsUnchanged(ctx, number, prev.tags)
+		if err != nil {
+			return nil, err
+		}
+		if same {
+			return slices.Clone(prev.events), nil
+		}
+	}
+	out := []forge.LabelEvent{}
+	var tags etags
+	page := int64(1)
+	for n := 0; ; n++ {
+		if n >= maxPages {
+			return nil, &forge.Error{Forge: "gitlab", Op: op, Message: "too many pages", Err: errors.New("too many pages")}
+		}
+		evs, resp, err := f.labelPage(ctx, number, page, "")
+		if err != nil {
+			return nil, f.fail(op, resp, err)
+		}
+		if evs == nil {
+			return nil, &forge.Error{Forge: "gitlab", Op: op, Status: resp.StatusCode, Temporary: true,
+				Message: "the answer is not a list", Err: errors.New("answer is not a list")}
+		}
+		for _, e := range evs {
+			if e == nil {
+				continue
+			}
+			if e.CreatedAt == nil || (e.Action != "add" && e.Action != "remove") {
+				return nil, &forge.Error{Forge: "gitlab", Op: op, Status: resp.StatusCode, Temporary: true,
+					Message: "a label event lacks its time or action", Err: errors.New("partial label event")}
+			}
+			out = append(out, forge.LabelEvent{Label: bound(e.Label.Name, maxLabel), Actor: bound(e.User.Username, maxName),
+				Added: e.Action == "add", Created: *e.CreatedAt})
+		}
+		tags = append(tags, resp.Header.Get("ETag"))
+		if resp.NextPage == 0 {
+			break
+		}
+		page = resp.NextPage
+	}
+	slices.SortStableFunc(out, func(a, b forge.LabelEvent) int { return a.Created.Compare(b.Created) })
+	f.labelMu.Lock()
+	if contains(tags, "") {
+		delete(f.labels, number)
+	} else {
+		if f.labels == nil || len(f.labels) >= maxLabelHistories {
+			f.labels = map[int]labelHistory{}
+		}
+		f.labels[number] = labelHistory{tags: tags, events: slices.Clone(out)}
+	}
+	f.labelMu.Unlock()
+	return out, nil
+}
+
+func (f *Forge) labelPage(ctx context.Context, number int, page int64, ifNoneMatch string) ([]*gl.LabelEvent, *gl.Response, error) {
+	opt := &gl.ListLabelEventsOptions{ListOptions: gl.ListOptions{Page: page, PerPage: perPage}}
+	ro := []gl.RequestOptionFunc{gl.WithContext(ctx)}
+	if ifNoneMatch != "" {
+		ro = append(ro, gl.WithHeader("If-None-Match", ifNoneMatch))
+	}
+	return f.c.ResourceLabelEvents.ListMergeRequestsLabelEvents(f.project, int64(number), opt, ro...)
+}
+
+// labelsUnchanged asks each page of a history with its ETag: true when every page answered 304 and none follows.
+func (f *Forge) labelsUnchanged(ctx context.Context, number int, prev etags) (bool, error) {
+	for i, tag := range prev {
+		_, resp, err := f.labelPage(ctx, number, int64(i+1), tag)
+		if resp != nil && resp.StatusCode == http.StatusNotModified {
+			if i == len(prev)-1 && resp.Header.Get("X-Next-Page") != "" {
+				return false, nil
+			}
+			continue
+		}
+		if err != nil {
+			return false, f.fail("list label events", resp, err)
+		}
+		return false, nil
+	}
+	return true, nil
+}
+
+// bound makes untrusted text valid UTF-8 of at most limit characters. It interprets nothing.
+func bound(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if utf8.RuneCountInString(s) <= limit {
+		return s
+	}
+	return string([]rune(s)[:limit])
+}
+
+var _ forge.LabelHistory = (*Forge)(nil)

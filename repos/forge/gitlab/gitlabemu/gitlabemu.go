@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -69,6 +70,17 @@ type note struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// labelEvent is one resource label event of a merge request, as GitLab answers it.
+type labelEvent struct {
+	ID           int64          `json:"id"`
+	User         User           `json:"user"`
+	CreatedAt    time.Time      `json:"created_at"`
+	ResourceType string         `json:"resource_type"`
+	ResourceID   int64          `json:"resource_id"`
+	Label        map[string]any `json:"label"`
+	Action       string         `json:"action"`
+}
+
 type status struct {
 	ID          int64     `json:"id"`
 	SHA         string    `json:"sha"`
@@ -95,6 +107,7 @@ type Server struct {
 	members   map[int64]int // user id → access level
 	mrs       map[int64]*MR
 	notes     map[int64][]*note
+	events    map[int64][]*labelEvent
 	statuses  map[string][]*status
 	nextID    int64
 	faults    []*Fault
@@ -114,7 +127,7 @@ func New(projectID int64, path, user, token string) *Server {
 		projectID: projectID, path: path,
 		projects: map[int64]string{projectID: path},
 		users:    map[string]*User{}, tokens: map[string]string{}, expired: map[string]bool{},
-		members: map[int64]int{}, mrs: map[int64]*MR{}, notes: map[int64][]*note{},
+		members: map[int64]int{}, mrs: map[int64]*MR{}, notes: map[int64][]*note{}, events: map[int64][]*labelEvent{},
 		statuses: map[string][]*status{}, nextID: 100, byPath: map[string]int{},
 		now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), quota: 2000, remaining: 2000,
 		done: make(chan struct{}),
@@ -230,9 +243,59 @@ func (s *Server) Merge(iid int64) { s.edit(iid, func(m *MR) { m.State = "merged"
 // Push sets a new head SHA.
 func (s *Server) Push(iid int64, sha string) { s.edit(iid, func(m *MR) { m.SHA = sha }) }
 
-// Label adds a label.
-func (s *Server) Label(iid int64, label string) {
-	s.edit(iid, func(m *MR) { m.Labels = append(m.Labels, label) })
+// DefaultLabeler is the user Label and Unlabel act as. It has no access to the project unless the test gives it
+// some (AddMember).
+const DefaultLabeler = "labeler"
+
+// Label adds a label as DefaultLabeler.
+func (s *Server) Label(iid int64, label string) { s.LabelAs(iid, label, DefaultLabeler) }
+
+// Unlabel removes a label as DefaultLabeler.
+func (s *Server) Unlabel(iid int64, label string) { s.UnlabelAs(iid, label, DefaultLabeler) }
+
+// LabelAs adds a label as user (created when new), recording an "add" resource label event; a label the merge
+// request already has changes nothing, as on GitLab.
+func (s *Server) LabelAs(iid int64, label, user string) { s.relabel(iid, label, user, true) }
+
+// UnlabelAs removes a label as user, recording a "remove" resource label event; a label the merge request does
+// not have changes nothing.
+func (s *Server) UnlabelAs(iid int64, label, user string) { s.relabel(iid, label, user, false) }
+
+// DeleteLabel deletes a project label: its events stay, with "label": null, as GitLab answers them.
+func (s *Server) DeleteLabel(label string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, evs := range s.events {
+		for _, e := range evs {
+			if e.Label != nil && e.Label["name"] == label {
+				e.Label = nil
+			}
+		}
+	}
+}
+
+func (s *Server) relabel(iid int64, label, user string, add bool) {
+	u := s.AddUser(user)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.mrs[iid]
+	i := slices.Index(m.Labels, label)
+	if (i >= 0) == add {
+		return
+	}
+	action := "add"
+	if add {
+		m.Labels = append(m.Labels, label)
+	} else {
+		m.Labels = slices.Delete(m.Labels, i, i+1)
+		action = "remove"
+	}
+	m.UpdatedAt = s.tick()
+	sum := sha256.Sum256([]byte(label))
+	s.events[iid] = append(s.events[iid], &labelEvent{ID: s.id(), User: u, CreatedAt: m.UpdatedAt,
+		ResourceType: "MergeRequest", ResourceID: iid + 1000, Action: action,
+		Label: map[string]any{"id": int64(sum[0])<<8 | int64(sum[1]) + 1, "name": label, "color": "#34495E",
+			"text_color": "#FFFFFF", "description": nil}})
 }
 
 // Comment adds a note as user; system marks a system note ("added 1 commit").
@@ -503,6 +566,12 @@ func (s *Server) route(r *http.Request, user string) answer {
 		if post {
 			return s.writeNote(r, m.IID, 0, user)
 		}
+	case len(rest) == 3 && rest[0] == "merge_requests" && rest[2] == "resource_label_events" && get:
+		m := s.mr(rest[1])
+		if m == nil {
+			return msg(404, "404 Not found")
+		}
+		return paginate(r, s.events[m.IID])
 	case len(rest) == 4 && rest[0] == "merge_requests" && rest[2] == "notes" && put:
 		m := s.mr(rest[1])
 		if m == nil {
