@@ -879,20 +879,22 @@ func (c *Controller) setStatus(ctx context.Context, n int, f func(*Status)) {
 
 // previewEnv builds the preview environment of j's head: the checked head workloads, capped, with hosts and
 // host ports of their own.
-func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Environment, []reconciler.ErrorInfo) {
+func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Environment, []reconciler.ErrorInfo, error) {
 	ch, p := j.change, j.policy
 	fetch := c.opts.Source.(HeadFetcher)
 	snap, err := fetch.FetchRef(ctx, headRef(c.opts.Forge.Kind(), n), ch.HeadSHA)
 	if err != nil {
-		return nil, []reconciler.ErrorInfo{{Message: "fetch the head: " + err.Error()}}
+		// The Git host is unreachable, or the ref is not at the forge's head yet (a push between the listing and
+		// the fetch): not the head's fault. Nothing changes; the next pass fetches again.
+		return nil, nil, fmt.Errorf("fetch the head: %w", err)
 	}
 	head, err := c.opts.LoadContext(ctx, filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
 	if err != nil {
-		return nil, errorInfos(err)
+		return nil, errorInfos(err), nil
 	}
 	ws, errs := c.opts.CheckHead(j.cfg, head, p)
 	if len(errs) > 0 {
-		return nil, errorInfos(errs)
+		return nil, errorInfos(errs), nil
 	}
 	baseEnv := j.cfg.Environments[p.From]
 	env := &schema.Environment{Name: schema.PreviewName(n), Branch: baseEnv.Branch,
@@ -914,7 +916,7 @@ func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Env
 		}
 	}
 	c.assignPorts(n, env, shared)
-	return env, nil
+	return env, nil, nil
 }
 
 // headRef is the ref a forge publishes a pull request's head at.
@@ -1020,9 +1022,14 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 	cached := r.headSHA == j.change.HeadSHA && r.headBase == j.baseRev && (env != nil || errs != nil)
 	c.mu.Unlock()
 	if !cached {
-		env, errs = c.previewEnv(ctx, n, j)
+		var err error
+		env, errs, err = c.previewEnv(ctx, n, j)
 		if ctx.Err() != nil {
 			return
+		}
+		if err != nil {
+			log.Warn("preview head", "err", err)
+			return // transient: what runs keeps running, the status stays, the next pass tries again
 		}
 		c.mu.Lock()
 		r.headSHA, r.headBase, r.headEnv, r.headErr = j.change.HeadSHA, j.baseRev, env, errs
@@ -1125,7 +1132,7 @@ func (c *Controller) workloads(env *schema.Environment, plan *reconciler.Plan, c
 				}
 			}
 			for _, e := range o.Endpoints {
-				u := c.url(env, w.Name, e, cfg.Targets[w.Provider])
+				u := c.url(env, w.Name, e, c.routed(cfg, w.Provider))
 				if u != "" {
 					st.URLs = append(st.URLs, u)
 				}
@@ -1142,12 +1149,12 @@ func (c *Controller) workloads(env *schema.Environment, plan *reconciler.Plan, c
 
 // url is the address people use for endpoint e of workload: the runtime's own host route, else berth's router
 // (when it runs), else the endpoint's address.
-func (c *Controller) url(env *schema.Environment, workload string, e providers.Endpoint, t schema.Target) string {
+func (c *Controller) url(env *schema.Environment, workload string, e providers.Endpoint, routed bool) string {
 	if e.URL != "" {
 		return e.URL
 	}
 	host := env.Preview.Hosts[schema.HostKey(workload, e.Port)]
-	if c.opts.Router != nil && host != "" && e.Address != "" {
+	if routed && host != "" && e.Address != "" {
 		if c.opts.RouterPort == 0 || c.opts.RouterPort == 80 && c.opts.Scheme == "http" || c.opts.RouterPort == 443 && c.opts.Scheme == "https" {
 			return c.opts.Scheme + "://" + host + "/"
 		}
@@ -1159,6 +1166,17 @@ func (c *Controller) url(env *schema.Environment, workload string, e providers.E
 	return ""
 }
 
+// routed tells whether berth's router serves the previews' ports on target: where the runtime's workloads share
+// host ports (Docker, Swarm, Nomad, Marathon: the preview's port is one of the preview range, not one people know).
+// Elsewhere each workload has an address of its own, which the URL gives as it is.
+func (c *Controller) routed(cfg *schema.Config, target string) bool {
+	if c.opts.Router == nil {
+		return false
+	}
+	caps, err := c.opts.Engine.Capabilities(cfg, target)
+	return err == nil && caps.SharedHostPorts && !caps.HostRoutes
+}
+
 // route points berth's router at the preview's endpoints.
 func (c *Controller) route(n int, env *schema.Environment, plan *reconciler.Plan, cfg *schema.Config) {
 	if c.opts.Router == nil {
@@ -1166,6 +1184,9 @@ func (c *Controller) route(n int, env *schema.Environment, plan *reconciler.Plan
 	}
 	routes := map[string]string{}
 	for _, w := range env.Workloads {
+		if !c.routed(cfg, w.Provider) {
+			continue
+		}
 		for _, o := range plan.Observed(w.Name) {
 			if o.Target != w.Provider {
 				continue

@@ -225,7 +225,10 @@ func (c *Controller) DryRun(ctx context.Context, n int) (string, error) {
 				st.Reason = "not selected: " + why
 			}
 		case d.state == StateApplying:
-			env, errs := c.previewEnv(ctx, n, &job{change: ch, cfg: base, baseRev: rev, policy: policy})
+			env, errs, err := c.previewEnv(ctx, n, &job{change: ch, cfg: base, baseRev: rev, policy: policy})
+			if err != nil {
+				return "", err
+			}
 			if errs != nil {
 				st.State, st.Reason, st.Errors = StateFailed, "the head cannot be previewed", errs
 				break
