@@ -87,7 +87,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestCommentSizeLimit(t *testing.T) {
 	st := Status{Number: 7, Environment: "pr-7", State: StateReady, Head: strings.Repeat("a", 40), Base: "staging",
 		Workloads: []WorkloadStatus{{Name: "web", Target: "local", Ready: 1, Desired: 1, URLs: []string{"http://pr-7-x.localhost:8480/"}}},
-		Plan: "5000 to create", Steps: strings.Split(strings.Repeat("+ create web on local\n", 5000), "\n")}
+		Plan:      "5000 to create", Steps: strings.Split(strings.Repeat("+ create web on local\n", 5000), "\n")}
 	body := RenderComment("<!-- berth:test:preview -->", st, 65536)
 	if len(body) > 65536 {
 		t.Fatalf("comment is %d bytes, over the limit", len(body))
