@@ -9,7 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,6 +45,8 @@ const (
 	maxErrBody = 64 << 10
 	// quoteBytes is how much of the forge's words an error quotes.
 	quoteBytes = 512
+	// maxBody bounds one successful answer read without the SDK.
+	maxBody = 32 << 20
 )
 
 // Options configure a Forge.
@@ -78,7 +83,20 @@ type Forge struct {
 	version string // the server's version, read once; "" until then
 	me      string // the token's user, read once
 	set     map[string]statusKey
+
+	labelMu sync.Mutex
+	labels  map[int]labelHistory // by pull request: the last complete history and its pages' ETags
 }
+
+// labelHistory is one pull request's label events as last read, kept to answer a revalidated (304) read; only
+// when every page came with an ETag (Gitea itself sends none: doc.go).
+type labelHistory struct {
+	tags   []string
+	events []forge.LabelEvent
+}
+
+// maxLabelHistories bounds the kept histories: the map is emptied when it holds this many.
+const maxLabelHistories = 512
 
 type statusKey struct {
 	state forge.StatusState
@@ -769,3 +787,169 @@ func fit(body string, limit int) string {
 }
 
 var _ forge.Forge = (*Forge)(nil)
+
+// --- label events ---
+
+// timelineEntry is what LabelEvents reads of one entry of an issue's timeline. The SDK's TimelineComment is not
+// used: it types "label" as a list, where Gitea answers one object, so it cannot decode a label entry.
+type timelineEntry struct {
+	ID      int64     `json:"id"`
+	Type    string    `json:"type"`
+	Body    string    `json:"body"`
+	Created time.Time `json:"created_at"`
+	User    *struct {
+		Login string `json:"login"`
+	} `json:"user"`
+	Label *struct {
+		Name string `json:"name"`
+	} `json:"label"`
+}
+
+// LabelEvents lists the pull request's label events, oldest first, from its timeline (GET
+// /repos/{o}/{r}/issues/{n}/timeline?page=N&limit=PageSize): the entries of type "label", added when their body is
+// "1" and removed otherwise (Gitea's convention), by their user. Gitea's timeline has no Link header and its
+// X-Total-Count counts the page, not the timeline, and a page may hold fewer entries than asked (Gitea drops
+// references the token may not see after paging, and lowers a limit above MAX_RESPONSE_ITEMS), so pages are read
+// until an empty one; an entry seen twice means the timeline moved under the reader and is an error. When every
+// page came with an ETag (a proxy in front; Gitea sends none), the next call revalidates each page and, when all
+// are 304, answers the kept history. A label since deleted reads as Label "".
+func (f *Forge) LabelEvents(ctx context.Context, number int) ([]forge.LabelEvent, error) {
+	ctx = forge.WithOp(ctx, forge.OpLabelEvents)
+	op := fmt.Sprintf("list label events of %d", number)
+	if number <= 0 {
+		return nil, &forge.Error{Forge: "gitea", Op: op, Err: fmt.Errorf("bad number %d", number)}
+	}
+	path := fmt.Sprintf("/repos/%s/%s/issues/%d/timeline", url.PathEscape(f.owner), url.PathEscape(f.repo), number)
+	query := func(page int) url.Values {
+		return url.Values{"page": {strconv.Itoa(page)}, "limit": {strconv.Itoa(f.opts.PageSize)}}
+	}
+	f.labelMu.Lock()
+	prev, ok := f.labels[number]
+	f.labelMu.Unlock()
+	if ok {
+		same := true
+		for i, tag := range prev.tags {
+			var entries []timelineEntry
+			c, err := f.getJSON(ctx, op, path, query(i+1), tag, &entries)
+			if err != nil {
+				return nil, err
+			}
+			if c.status != http.StatusNotModified {
+				same = false
+				break
+			}
+		}
+		if same {
+			return slices.Clone(prev.events), nil
+		}
+	}
+	out := []forge.LabelEvent{}
+	var tags []string
+	seen := map[int64]bool{}
+	for page := 1; ; page++ {
+		if page > maxPages {
+			return nil, &forge.Error{Forge: "gitea", Op: op, Message: "more than " + strconv.Itoa(maxPages) + " pages"}
+		}
+		var entries []timelineEntry
+		c, err := f.getJSON(ctx, op, path, query(page), "", &entries)
+		if err != nil {
+			return nil, err
+		}
+		if entries == nil {
+			return nil, &forge.Error{Forge: "gitea", Op: op, Status: c.status, Temporary: true,
+				Message: "the answer is not a list"}
+		}
+		tags = append(tags, c.header.Get("ETag"))
+		if len(entries) == 0 {
+			break
+		}
+		for _, e := range entries {
+			if seen[e.ID] {
+				return nil, &forge.Error{Forge: "gitea", Op: op, Status: c.status, Temporary: true,
+					Message: "the timeline changed while it was read (an entry seen twice)"}
+			}
+			seen[e.ID] = true
+			if e.Type != "label" {
+				continue
+			}
+			if e.Created.IsZero() {
+				return nil, &forge.Error{Forge: "gitea", Op: op, Status: c.status, Temporary: true,
+					Message: "a label event lacks its time"}
+			}
+			ev := forge.LabelEvent{Added: e.Body == "1", Created: e.Created.UTC()}
+			if e.Label != nil {
+				ev.Label = bound(e.Label.Name)
+			}
+			if e.User != nil {
+				ev.Actor = bound(e.User.Login)
+			}
+			out = append(out, ev)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b forge.LabelEvent) int { return a.Created.Compare(b.Created) })
+	f.labelMu.Lock()
+	if slices.Contains(tags, "") {
+		delete(f.labels, number)
+	} else {
+		if f.labels == nil || len(f.labels) >= maxLabelHistories {
+			f.labels = map[int]labelHistory{}
+		}
+		f.labels[number] = labelHistory{tags: tags, events: slices.Clone(out)}
+	}
+	f.labelMu.Unlock()
+	return out, nil
+}
+
+// getJSON sends one GET of the API (path below /api/v1) without the SDK, through the same transport (recorder,
+// Observer) and with the same errors, and decodes a whole JSON answer into v: another content type, a document
+// cut short or trailing data is an error. With ifNoneMatch, a 304 is a success with no decoding (call.status 304).
+func (f *Forge) getJSON(ctx context.Context, op, path string, q url.Values, ifNoneMatch string, v any) (*call, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.Timeout)
+	defer cancel()
+	c := &call{ifNoneMatch: ifNoneMatch}
+	u := f.opts.BaseURL + "/api/v1" + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, err := http.NewRequestWithContext(context.WithValue(ctx, callKey{}, c), http.MethodGet, u, nil)
+	if err != nil {
+		return c, &forge.Error{Forge: "gitea", Op: op, Err: redact.Error(err)}
+	}
+	req.Header.Set("Authorization", "token "+f.opts.Token)
+	req.Header.Set("User-Agent", "berth")
+	req.Header.Set("Accept", "application/json")
+	resp, err := f.hc.Do(req)
+	if err != nil {
+		return c, f.fail(op, c, nil, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotModified && ifNoneMatch != "" {
+		return c, nil
+	}
+	if resp.StatusCode/100 != 2 {
+		return c, f.fail(op, c, nil, fmt.Errorf("HTTP %d", resp.StatusCode))
+	}
+	// bad is a 2xx that is not the API's JSON: fail quotes the start of the body, or says what was wrong.
+	bad := func(what string) error {
+		err := f.fail(op, c, nil, errors.New(what))
+		var fe *forge.Error
+		if errors.As(err, &fe) && fe.Message == "" {
+			fe.Message = "answer is not the API's JSON: " + what
+		}
+		return err
+	}
+	if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt != "application/json" {
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1024)) // for the quote
+		return c, bad(fmt.Sprintf("content type %q", redact.Body([]byte(mt), 64)))
+	}
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxBody))
+	if err := dec.Decode(v); err != nil {
+		return c, bad("it does not parse")
+	}
+	if dec.More() {
+		return c, bad("trailing data")
+	}
+	return c, nil
+}
+
+var _ forge.LabelHistory = (*Forge)(nil)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -123,6 +124,18 @@ type CommentRecord struct {
 	Created time.Time `json:"created_at"`
 	Updated time.Time `json:"updated_at"`
 	Issue   int64     `json:"-"`
+	seq     int64     // the order of the timeline
+}
+
+// labelRecord is one label entry of an issue's timeline (a comment of type "label" in Gitea).
+type labelRecord struct {
+	ID      int64
+	Issue   int64
+	User    string
+	Label   string
+	Added   bool
+	Created time.Time
+	seq     int64
 }
 
 // Server is a stateful Gitea API emulator for one repository.
@@ -138,7 +151,10 @@ type Server struct {
 	prs          map[int64]*PR
 	statuses     map[string][]StatusRecord
 	comments     []CommentRecord
+	labelEvents  []labelRecord
 	nextID       int64
+	nextEvent    int64 // label entries' ids: from 1,000,000, so that they move no pull request's or comment's number
+	seq          int64 // the order of timeline entries stamped at the same time
 	version      int64 // bumped on every change of the open listing
 	faults       []faultRule
 	requests     map[string]int
@@ -147,6 +163,7 @@ type Server struct {
 	limit        int
 	commentLimit int
 	etags        bool
+	timelineTags bool
 	strip        bool
 	now          func() time.Time
 }
@@ -177,6 +194,7 @@ func New(owner, repo, botLogin, token string) *Server {
 		commentLimit: DefaultCommentLimit,
 		etags:        true,
 		nextID:       1,
+		nextEvent:    1_000_000,
 		now:          func() time.Time { return time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC) },
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -266,9 +284,57 @@ func (s *Server) MergePull(n int64) { s.edit(n, func(p *PR) { p.State, p.Merged 
 // Push gives a pull request a new head SHA.
 func (s *Server) Push(n int64, sha string) { s.edit(n, func(p *PR) { p.HeadSHA = sha }) }
 
-// Label adds a label to a pull request.
-func (s *Server) Label(n int64, label string) {
-	s.edit(n, func(p *PR) { p.Labels = append(p.Labels, label) })
+// DefaultLabeler is the user Label and Unlabel act as. It has no permission unless the test gives it one
+// (Collaborator).
+const DefaultLabeler = "labeler"
+
+// Label adds a label to a pull request as DefaultLabeler.
+func (s *Server) Label(n int64, label string) { s.LabelAs(n, label, DefaultLabeler) }
+
+// Unlabel removes a label from a pull request as DefaultLabeler.
+func (s *Server) Unlabel(n int64, label string) { s.UnlabelAs(n, label, DefaultLabeler) }
+
+// LabelAs adds a label as user, with a "label" timeline entry (body "1"); a label the pull request already has
+// changes nothing, as in Gitea.
+func (s *Server) LabelAs(n int64, label, user string) { s.relabel(n, label, user, true) }
+
+// UnlabelAs removes a label as user, with a "label" timeline entry (body ""); a label the pull request does not
+// have changes nothing.
+func (s *Server) UnlabelAs(n int64, label, user string) { s.relabel(n, label, user, false) }
+
+func (s *Server) relabel(n int64, label, user string, add bool) {
+	s.edit(n, func(p *PR) {
+		i := slices.Index(p.Labels, label)
+		if (i >= 0) == add {
+			return
+		}
+		if add {
+			p.Labels = append(p.Labels, label)
+		} else {
+			p.Labels = slices.Delete(p.Labels, i, i+1)
+		}
+		s.users[user] = true
+		s.seq++
+		s.labelEvents = append(s.labelEvents, labelRecord{ID: s.nextEvent, Issue: n, User: user, Label: label,
+			Added: add, Created: s.now(), seq: s.seq})
+		s.nextEvent++
+	})
+}
+
+// SetNow replaces the emulator's clock (fixed at 2026-01-02T03:04:05Z): it stamps comments, label entries and
+// pull requests from then on.
+func (s *Server) SetNow(now func() time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.now = now
+}
+
+// SetTimelineETags makes the timeline answer with an ETag, and a 304 to a matching If-None-Match, as a caching
+// proxy in front of Gitea would (off by default: Gitea itself sends none).
+func (s *Server) SetTimelineETags(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.timelineTags = on
 }
 
 // Collaborator gives user a permission ("read", "write", "admin", "owner").
@@ -297,8 +363,9 @@ func (s *Server) addComment(n int64, user, body string) int64 {
 	s.users[user] = true
 	id := s.nextID
 	s.nextID++
+	s.seq++
 	s.comments = append(s.comments, CommentRecord{ID: id, User: User{ID: userID(user), Login: user}, Body: body,
-		Created: s.now(), Updated: s.now(), Issue: n})
+		Created: s.now(), Updated: s.now(), Issue: n, seq: s.seq})
 	return id
 }
 
@@ -527,6 +594,9 @@ func opKey(method, path string) string {
 			}
 			return method + " /commits/statuses"
 		case "issues":
+			if len(rest) == 3 && rest[2] == "timeline" {
+				return method + " /timeline"
+			}
 			if len(rest) > 1 && rest[1] == "comments" {
 				return method + " /comments/{id}"
 			}
@@ -615,6 +685,13 @@ func (s *Server) route(b *bodyBuffer, r *http.Request, path, login string) int {
 		b.set("X-Total-Count", strconv.Itoa(len(out)))
 		b.json(out)
 		return 200
+	case r.Method == "GET" && len(rest) == 3 && rest[0] == "issues" && rest[2] == "timeline":
+		n, err := strconv.ParseInt(rest[1], 10, 64)
+		if _, ok := s.prs[n]; err != nil || !ok {
+			b.err("The target couldn't be found.")
+			return 404
+		}
+		return s.timeline(b, r, n)
 	case r.Method == "POST" && len(rest) == 3 && rest[0] == "issues" && rest[2] == "comments":
 		n, err := strconv.ParseInt(rest[1], 10, 64)
 		if _, ok := s.prs[n]; err != nil || !ok {
@@ -838,5 +915,68 @@ func paginate[T any](b *bodyBuffer, r *http.Request, all []T) int {
 	}
 	b.set("X-Total-Count", strconv.Itoa(total))
 	b.json(items)
+	return 200
+}
+
+// timeline answers an issue's timeline as Gitea does: every entry (here comments and label changes) oldest first
+// (by time, then creation); paginated only when "page" is given (limit DefaultPagingNum, at most MaxLimit), with
+// X-Total-Count counting the entries of this answer and no Link header.
+func (s *Server) timeline(b *bodyBuffer, r *http.Request, n int64) int {
+	type entry struct {
+		at   time.Time
+		seq  int64
+		json map[string]any
+	}
+	var all []entry
+	issueURL := fmt.Sprintf("http://%s/%s/%s/issues/%d", r.Host, s.Owner, s.Repo, n)
+	for _, c := range s.comments {
+		if c.Issue == n {
+			all = append(all, entry{c.Created, c.seq, map[string]any{"id": c.ID, "type": "comment", "body": c.Body,
+				"user": c.User, "created_at": c.Created, "updated_at": c.Updated, "issue_url": issueURL,
+				"html_url": fmt.Sprintf("%s#issuecomment-%d", issueURL, c.ID), "label": nil}})
+		}
+	}
+	for _, e := range s.labelEvents {
+		if e.Issue != n {
+			continue
+		}
+		body := ""
+		if e.Added {
+			body = "1"
+		}
+		all = append(all, entry{e.Created, e.seq, map[string]any{"id": e.ID, "type": "label", "body": body,
+			"user": User{ID: userID(e.User), Login: e.User}, "created_at": e.Created, "updated_at": e.Created,
+			"issue_url": issueURL, "html_url": fmt.Sprintf("%s#issuecomment-%d", issueURL, e.ID),
+			"label": labelJSON{ID: userID(e.Label), Name: e.Label, Color: "ededed"}}})
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if !all[i].at.Equal(all[j].at) {
+			return all[i].at.Before(all[j].at)
+		}
+		return all[i].seq < all[j].seq
+	})
+	items := []map[string]any{}
+	if r.URL.Query().Get("page") == "" {
+		for _, e := range all {
+			items = append(items, e.json)
+		}
+	} else {
+		page, limit := pageParams(r)
+		lo := min((page-1)*limit, len(all))
+		for _, e := range all[lo:min(lo+limit, len(all))] {
+			items = append(items, e.json)
+		}
+	}
+	b.set("X-Total-Count", strconv.Itoa(len(items)))
+	b.json(items)
+	if s.timelineTags {
+		sum := sha256.Sum256(b.body)
+		etag := `"` + hex.EncodeToString(sum[:8]) + `"`
+		b.set("ETag", etag)
+		if r.Header.Get("If-None-Match") == etag {
+			b.body = nil
+			return http.StatusNotModified
+		}
+	}
 	return 200
 }
