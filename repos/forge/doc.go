@@ -18,6 +18,9 @@
 //     request's context (WithOp). The caller turns it into berth_forge_requests_total{forge,op,code} and
 //     berth_forge_ratelimit_remaining{forge}.
 //
+// Optional capabilities, found by type assertion: LabelHistory (who added or removed a label, and when: what
+// approving a fork's preview by a label needs; all three implement it).
+//
 // Non-goals: Git transport (package repos), webhooks (package repos/webhook: events only wake the loop, the forge
 // is re-read), deciding what to deploy (the reconciler).
 package forge

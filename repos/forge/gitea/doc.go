@@ -28,6 +28,17 @@
 //     registered with schema/redact in New and is sent only in the Authorization header. Temporary is set for
 //     5xx, 408, 429, a 403 with Retry-After or X-RateLimit-Remaining 0, timeouts and undecodable 2xx answers;
 //     RetryAfter from Retry-After (seconds or a date), else from X-RateLimit-Reset when the quota is spent.
+//   - LabelEvents (forge.LabelHistory) reads GET /repos/{o}/{r}/issues/{n}/timeline?page=N&limit=PageSize and keeps
+//     the entries of type "label" (added when the body is "1", removed otherwise: Gitea's convention), by their
+//     user. It does not use the SDK's ListIssueTimeline: the SDK (v0.25.1) types TimelineComment.Label as a list,
+//     where Gitea answers one object, so a label entry does not decode. Gitea's timeline sends no Link and an
+//     X-Total-Count that counts the page (not the timeline), and a page may hold fewer entries than asked (Gitea
+//     drops cross-references the token may not see after paging; a limit above MAX_RESPONSE_ITEMS is lowered), so
+//     pages are read until an empty one: an idle read of a timeline of up to 50 entries is two requests. An entry
+//     seen twice is an error. Without a total to check against, an entry deleted while the pages are read (a
+//     comment, or a label's entries when the label is deleted) can hide one entry at a page boundary until the
+//     next read. When a proxy sends ETags, the last history is kept and revalidated page by page (all 304s: the
+//     kept one).
 //   - Permission reads GET /repos/{o}/{r}/collaborators/{user}/permission ("owner" counts as admin, an unknown word
 //     as none). Gitea answers another user's permission only to a repository admin (403 otherwise), so the token
 //     needs admin on the repository (scopes read:user, write:repository, write:issue) for fork approval to work.

@@ -18,8 +18,11 @@
 //     /repos/{o}/{r}/issues/comments/{id} of the first comment written by that login whose body starts with the
 //     marker, or POST a new one. Nothing is sent when the body is unchanged. Comments by anyone else, marker or
 //     not, are never edited. Bodies are cut to 65,536 characters with CutNote.
+//   - LabelEvents (forge.LabelHistory): GET /repos/{o}/{r}/issues/{n}/events?per_page=100, every page, oldest
+//     first; the "labeled" and "unlabeled" events, with actor.login, label.name and created_at (the other events
+//     are skipped). An event without a label name or time fails the read.
 //
-// The other reads (Get, Permission, Statuses, Comments, and so SetStatus and UpsertComment) revalidate: the
+// The other reads (Get, Permission, Statuses, Comments, LabelEvents, and so SetStatus and UpsertComment) revalidate: the
 // last answer of each path is kept with its ETag (up to 1 MiB each, 512 paths) and asked again with
 // If-None-Match, so an unchanged read is a 304 that costs no quota and still reflects the host's state at that
 // moment. An idle reconcile pass of one preview (Get, SetStatus unchanged, UpsertComment unchanged) is 3 requests

@@ -5,7 +5,13 @@
 // level 10 guest → none, 20 reporter → read, 30 developer → write, 40 maintainer and 50 owner → admin; a
 // non-member is none); statuses POST /projects/:id/statuses/:sha and GET
 // /projects/:id/repository/commits/:sha/statuses (latest per name); notes GET/POST
-// /projects/:id/merge_requests/:iid/notes and PUT .../notes/:note_id.
+// /projects/:id/merge_requests/:iid/notes and PUT .../notes/:note_id; label events (forge.LabelHistory) GET
+// /projects/:id/merge_requests/:iid/resource_label_events (per_page=100, every page; action add or remove,
+// user.username, label.name, created_at; a label deleted since reads as "label": null, Label "").
+//
+// Label events revalidate like ListOpen: the last complete history of each merge request (512 at most) is kept
+// with its pages' ETags, the next LabelEvents asks each page with If-None-Match, and when every page is a 304 and
+// no page follows, the kept history is the answer (an idle read is one 304 per page of 100 events).
 //
 // Listing and ETags: the ETag given back by ListOpen holds the ETag of every page read. The next ListOpen sends
 // each page's ETag as If-None-Match; when every page answers 304 the listing is NotModified (an idle poll costs

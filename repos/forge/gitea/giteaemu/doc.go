@@ -14,7 +14,13 @@
 //     without write permission), GET /repos/{o}/{r}/commits/{ref}/statuses (paginated, newest first) and
 //     GET /repos/{o}/{r}/commits/{ref}/status (combined: the newest per context);
 //   - GET and POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id} (403 unless the
-//     poster or an admin).
+//     poster or an admin);
+//   - GET /repos/{o}/{r}/issues/{n}/timeline?page=&limit= as Gitea answers it: the comments (type "comment") and
+//     label changes (type "label", body "1" added, "" removed, with "label" one object) oldest first; paginated
+//     only when page is given; X-Total-Count counts the entries of the answer; no Link header. Label entries are
+//     recorded by LabelAs and UnlabelAs (Label and Unlabel act as DefaultLabeler; a label already there, or one
+//     not there to remove, records nothing) and numbered from 1,000,000 so that they move no pull request's
+//     number. SetTimelineETags(true) adds an ETag and 304s, as a caching proxy would (Gitea sends none).
 //
 // Limits and error shapes. Gitea answers errors as {"message": "...", "url": "<swagger>"}; 404 is "The target
 // couldn't be found."; a missing or refused token is 401. Paging follows Gitea's defaults: DEFAULT_PAGING_NUM 30
@@ -38,7 +44,8 @@
 // half, an answer that never comes (until the request's context ends), 401 (expired token; ExpireToken makes it
 // permanent), 429 and 403 secondary limits with Retry-After: 30.
 //
-// Admin side for tests: Open, ClosePull, MergePull, Push (new head SHA), Label, Collaborator, AddUser, Comment
+// Admin side for tests: Open, ClosePull, MergePull, Push (new head SHA), Label, LabelAs, Unlabel, UnlabelAs,
+// SetNow (the clock that stamps changes; fixed by default), Collaborator, AddUser, Comment
 // (as any user), Comments, Statuses; Requests counts answered API requests by operation ("GET /pulls",
 // "POST /statuses", "PATCH /comments/{id}", ...; "" for all; /version is not counted), Remaining the quota.
 //

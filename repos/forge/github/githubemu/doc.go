@@ -1,6 +1,7 @@
 // Package githubemu is a wire-level emulator of the subset of GitHub's REST API (v3) that repos/forge/github
 // uses, for one repository, on an httptest server on loopback. The real client (google/go-github) talks to it over
-// HTTP; tests drive its state from the admin side (Open, ClosePR, Merge, Push, Label, AddCollaborator, AddComment,
+// HTTP; tests drive its state from the admin side (Open, ClosePR, Merge, Push, Label, LabelAs, Unlabel, UnlabelAs,
+// AddCollaborator, AddComment,
 // AddToken, ExpireToken, AddApp, AddInstallation, SetTokenTTL, RevokeAppTokens, SetNow) and inject faults (Inject).
 //
 // Emulated, with GitHub's shapes (paths are accepted with or without the Enterprise /api/v3 prefix):
@@ -14,6 +15,10 @@
 //   - GET and POST /repos/{o}/{r}/issues/{n}/comments, PATCH /repos/{o}/{r}/issues/comments/{id}: a body over
 //     65,536 characters is a 422 "Validation Failed" with the error "body is too long (maximum is 65536
 //     characters)"; only the author (or a writer) may edit a comment.
+//   - GET /repos/{o}/{r}/issues/{n}/events (paginated like every list, oldest first): "labeled"/"unlabeled"
+//     events with actor and label, recorded by LabelAs and UnlabelAs (Label and Unlabel act as DefaultLabeler),
+//     and "closed", "reopened", "merged" events by the author from ClosePR, Reopen and Merge. Labelling with a
+//     label already there records an event again (GitHub does); removing one that is not there records none.
 //   - Every GET 200 carries a weak ETag over its body; a request with a matching If-None-Match is a 304 with no
 //     body, which does not lower X-RateLimit-Remaining (GitHub: "an authorized 304 does not count against your
 //     primary rate limit"). Every other answer lowers it by one; at 0 the answer is 403 "API rate limit exceeded"

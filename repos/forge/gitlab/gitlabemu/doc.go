@@ -12,6 +12,9 @@
 //   - POST /api/v4/projects/:id/statuses/:sha, GET /api/v4/projects/:id/repository/commits/:sha/statuses
 //     (the latest status per name unless all=true)
 //   - GET/POST /api/v4/projects/:id/merge_requests/:iid/notes, PUT .../notes/:note_id
+//   - GET  /api/v4/projects/:id/merge_requests/:iid/resource_label_events (paginated, oldest first; recorded by
+//     LabelAs and UnlabelAs, Label and Unlabel acting as DefaultLabeler; a label already there, or one not there
+//     to remove, records nothing; DeleteLabel leaves the events with "label": null, as GitLab does)
 //
 // Real behaviour kept: offset pagination with X-Page, X-Per-Page, X-Next-Page, X-Total, X-Total-Pages and a
 // Link header (per_page at most 100, default 20); merge request states opened, closed, merged (and draft as a
