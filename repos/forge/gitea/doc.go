@@ -38,7 +38,9 @@
 //     seen twice is an error. Without a total to check against, an entry deleted while the pages are read (a
 //     comment, or a label's entries when the label is deleted) can hide one entry at a page boundary until the
 //     next read. When a proxy sends ETags, the last history is kept and revalidated page by page (all 304s: the
-//     kept one).
+//     kept one). Checked against Gitea v1.27.3's source: ListIssueCommentsAndTimeline pages with
+//     utils.GetListOptions (page 1 when absent), SetTotalCountHeader(len(page)); a label's comment has Content "1"
+//     when added; deleting a label deletes its comments.
 //   - Permission reads GET /repos/{o}/{r}/collaborators/{user}/permission ("owner" counts as admin, an unknown word
 //     as none). Gitea answers another user's permission only to a repository admin (403 otherwise), so the token
 //     needs admin on the repository (scopes read:user, write:repository, write:issue) for fork approval to work.

@@ -919,8 +919,8 @@ func paginate[T any](b *bodyBuffer, r *http.Request, all []T) int {
 }
 
 // timeline answers an issue's timeline as Gitea does: every entry (here comments and label changes) oldest first
-// (by time, then creation); paginated only when "page" is given (limit DefaultPagingNum, at most MaxLimit), with
-// X-Total-Count counting the entries of this answer and no Link header.
+// (by time, then creation); paginated (page 1 when absent, limit DefaultPagingNum, at most MaxLimit: Gitea 1.27's
+// utils.GetListOptions), with X-Total-Count counting the entries of this answer and no Link header.
 func (s *Server) timeline(b *bodyBuffer, r *http.Request, n int64) int {
 	type entry struct {
 		at   time.Time
@@ -956,16 +956,10 @@ func (s *Server) timeline(b *bodyBuffer, r *http.Request, n int64) int {
 		return all[i].seq < all[j].seq
 	})
 	items := []map[string]any{}
-	if r.URL.Query().Get("page") == "" {
-		for _, e := range all {
-			items = append(items, e.json)
-		}
-	} else {
-		page, limit := pageParams(r)
-		lo := min((page-1)*limit, len(all))
-		for _, e := range all[lo:min(lo+limit, len(all))] {
-			items = append(items, e.json)
-		}
+	page, limit := pageParams(r)
+	lo := min((page-1)*limit, len(all))
+	for _, e := range all[lo:min(lo+limit, len(all))] {
+		items = append(items, e.json)
 	}
 	b.set("X-Total-Count", strconv.Itoa(len(items)))
 	b.json(items)
