@@ -34,7 +34,7 @@
 //     where Gitea answers one object, so a label entry does not decode. Gitea's timeline sends no Link and an
 //     X-Total-Count that counts the page (not the timeline), and a page may hold fewer entries than asked (Gitea
 //     drops cross-references the token may not see after paging; a limit above MAX_RESPONSE_ITEMS is lowered), so
-//     pages are read until an empty one: an idle read of a timeline of up to 50 entries is two requests. An entry
+//     pages are read until an empty one (Gitea answers "null" past the end): an idle read of a timeline of up to 50 entries is two requests. An entry
 //     seen twice is an error. Without a total to check against, an entry deleted while the pages are read (a
 //     comment, or a label's entries when the label is deleted) can hide one entry at a page boundary until the
 //     next read. When a proxy sends ETags, the last history is kept and revalidated page by page (all 304s: the

@@ -855,10 +855,8 @@ func (f *Forge) LabelEvents(ctx context.Context, number int) ([]forge.LabelEvent
 		if err != nil {
 			return nil, err
 		}
-		if entries == nil {
-			return nil, &forge.Error{Forge: "gitea", Op: op, Status: c.status, Temporary: true,
-				Message: "the answer is not a list"}
-		}
+		// Gitea answers a page past the end with "null" (its handler encodes a nil slice), so a null is the empty
+		// page that ends the timeline; anything else that is not a list fails to decode.
 		tags = append(tags, c.header.Get("ETag"))
 		if len(entries) == 0 {
 			break

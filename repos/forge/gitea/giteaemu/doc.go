@@ -17,7 +17,8 @@
 //     poster or an admin);
 //   - GET /repos/{o}/{r}/issues/{n}/timeline?page=&limit= as Gitea answers it: the comments (type "comment") and
 //     label changes (type "label", body "1" added, "" removed, with "label" one object) oldest first; paginated
-//     (page 1 when absent, as Gitea 1.27 does); X-Total-Count counts the entries of the answer; no Link header. Label entries are
+//     (page 1 when absent, as Gitea 1.27 does); X-Total-Count counts the entries of the answer; no Link header; a
+//     page past the end is "null" (Gitea encodes a nil slice). Label entries are
 //     recorded by LabelAs and UnlabelAs (Label and Unlabel act as DefaultLabeler; a label already there, or one
 //     not there to remove, records nothing) and numbered from 1,000,000 so that they move no pull request's
 //     number. SetTimelineETags(true) adds an ETag and 304s, as a caching proxy would (Gitea sends none).

@@ -920,7 +920,8 @@ func paginate[T any](b *bodyBuffer, r *http.Request, all []T) int {
 
 // timeline answers an issue's timeline as Gitea does: every entry (here comments and label changes) oldest first
 // (by time, then creation); paginated (page 1 when absent, limit DefaultPagingNum, at most MaxLimit: Gitea 1.27's
-// utils.GetListOptions), with X-Total-Count counting the entries of this answer and no Link header.
+// utils.GetListOptions), with X-Total-Count counting the entries of this answer and no Link header; a page past
+// the end is "null", not "[]" (Gitea encodes a nil slice).
 func (s *Server) timeline(b *bodyBuffer, r *http.Request, n int64) int {
 	type entry struct {
 		at   time.Time
@@ -955,7 +956,7 @@ func (s *Server) timeline(b *bodyBuffer, r *http.Request, n int64) int {
 		}
 		return all[i].seq < all[j].seq
 	})
-	items := []map[string]any{}
+	var items []map[string]any // nil past the end: Gitea answers "null" there
 	page, limit := pageParams(r)
 	lo := min((page-1)*limit, len(all))
 	for _, e := range all[lo:min(lo+limit, len(all))] {
