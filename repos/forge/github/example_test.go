@@ -79,3 +79,33 @@ func ExampleApp() {
 	fmt.Println(c.Title, ops)
 	// Output: Add a cart [token 201 get 200]
 }
+
+// Who labelled a pull request, and when: forge.LabelHistory, found by type assertion as callers do.
+func ExampleForge_LabelEvents() {
+	emu := githubemu.New("acme", "shop")
+	defer emu.Close()
+	emu.AddToken("ghp_example", "berth-bot")
+	n := emu.Open(githubemu.PR{Title: "Add a cart", Author: "eve", HeadRef: "cart", HeadRepo: "eve/shop"})
+	emu.LabelAs(n, "berth-preview-approved", "alice")
+	emu.UnlabelAs(n, "berth-preview-approved", "bob")
+
+	f, err := github.New(github.Options{BaseURL: emu.URL(), Repository: "acme/shop", Token: "ghp_example"})
+	if err != nil {
+		panic(err)
+	}
+	var fg forge.Forge = f
+	h, ok := fg.(forge.LabelHistory)
+	if !ok {
+		panic("no label history")
+	}
+	evs, err := h.LabelEvents(context.Background(), n)
+	if err != nil {
+		panic(err)
+	}
+	for _, e := range evs {
+		fmt.Println(e.Label, e.Actor, e.Added)
+	}
+	// Output:
+	// berth-preview-approved alice true
+	// berth-preview-approved bob false
+}
