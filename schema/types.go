@@ -359,8 +359,8 @@ type PreviewPolicy struct {
 	// Skip names workloads of the base environment that previews leave out.
 	Skip []string `json:"skip,omitempty"`
 	// Secrets names the environment whose secret declarations previews of same-repository pull requests use;
-	// "" (default) gives previews no secrets: a workload using one is not deployed and says why. Forks never get
-	// secrets.
+	// "" (default) gives previews no secrets: a preview whose workloads use one fails, saying so at the workload.
+	// Forks never get secrets.
 	Secrets string `json:"secrets,omitempty"`
 	// Pos maps a field path relative to `previews.pr` ("from", "max.total", "" for the section) to where it was set.
 	Pos map[string]Pos `json:"-"`

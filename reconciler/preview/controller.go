@@ -904,9 +904,25 @@ func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Env
 			env.Secrets = se.Secrets
 		}
 	}
+	var problems []reconciler.ErrorInfo
 	for _, w := range ws {
 		w = capWorkload(w, p.Caps)
+		for _, name := range w.Secrets() {
+			if _, ok := env.Secrets[name]; ok {
+				continue
+			}
+			why := "previews get no secrets unless previews.pr.secrets names an environment whose secrets they use"
+			if ch.Fork {
+				why = "a fork's preview never gets secrets"
+			}
+			pos := w.Position("")
+			problems = append(problems, reconciler.ErrorInfo{File: pos.File, Line: pos.Line, Column: pos.Column,
+				Path: "workloads." + w.Name, Message: "uses secret " + name + ": " + why})
+		}
 		env.Workloads = append(env.Workloads, w)
+	}
+	if len(problems) > 0 {
+		return nil, problems, nil
 	}
 	sort.Slice(env.Workloads, func(a, b int) bool { return env.Workloads[a].Name < env.Workloads[b].Name })
 	shared := map[string]bool{}

@@ -169,3 +169,26 @@ func TestEmptyListingIsNotEvidence(t *testing.T) {
 		t.Fatalf("destroyed: %v", got)
 	}
 }
+
+func TestNoSecretsWithoutPreviewsSecrets(t *testing.T) {
+	w := newWorld(t, defaultPreviews, nil)
+	files := baseCUE(defaultPreviews)
+	files["berth.cue"] += `secrets: db: {sops: "db.enc.yaml", key: "password"}
+workloads: web: env: DB_PASSWORD: secret: "db"
+`
+	w.src.setBase(files)
+	n := w.open(githubemu.PR{}, "app:v1", "hello")
+	ch, err := w.forge.Get(w.ctx, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.src.setHead(ch.HeadSHA, files)
+	w.sync()
+	st := w.status(n)
+	if st.State != StateFailed || len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "no secrets") {
+		t.Fatalf("state %s errors %+v, want failed saying previews get no secrets", st.State, st.Errors)
+	}
+	if got := w.running(n); len(got) != 0 {
+		t.Fatalf("deployed %v", got)
+	}
+}
