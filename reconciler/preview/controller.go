@@ -213,6 +213,8 @@ type pr struct {
 	headErr  []reconciler.ErrorInfo
 	// deployed is the environment last applied in full: its host ports stay reserved while it runs.
 	deployed *schema.Environment
+	// fetchFails counts the passes in a row the head could not be fetched.
+	fetchFails int
 }
 
 type job struct {
@@ -593,7 +595,7 @@ func (c *Controller) decide(ctx context.Context, base *schema.Config, p *schema.
 		if ch.Fork {
 			switch p.Forks {
 			case schema.ForksApproveEachCommit:
-				ok, err := c.approved(ctx, ch)
+				ok, err := c.approved(ctx, ch, p.ApproveLabel)
 				switch {
 				case err != nil:
 					d.err = fmt.Sprintf("pull request %d: approvals: %v", n, err)
@@ -681,16 +683,54 @@ func short(sha string) string {
 	return sha
 }
 
-// approved tells whether a user with write permission approved the fork's current head: a comment
-// "/berth preview <sha>" naming it (at least 7 hex digits), or a bare "/berth preview" written after this
-// controller first saw the head (so that it cannot approve a commit pushed after it).
-func (c *Controller) approved(ctx context.Context, ch forge.Change) (bool, error) {
+// approved tells whether a user with write permission approved the fork's current head: the approval label added
+// after this controller first saw the head (forge.LabelHistory says who added it and when) and still on the pull
+// request, a comment "/berth preview <sha>" naming it (at least 7 hex digits), or a bare "/berth preview" written
+// after this controller first saw the head. Either way an approval cannot cover a commit pushed after it.
+func (c *Controller) approved(ctx context.Context, ch forge.Change, label string) (bool, error) {
+	seen, known := c.firstSeen[ch.HeadSHA]
+	perms := map[string]bool{}
+	canWrite := func(user string) (bool, error) {
+		if w, ok := perms[user]; ok {
+			return w, nil
+		}
+		if user == "" {
+			return false, nil
+		}
+		perm, err := c.opts.Forge.Permission(ctx, user)
+		if err != nil && !errors.Is(err, forge.ErrNotFound) {
+			return false, err
+		}
+		perms[user] = err == nil && perm.CanWrite()
+		return perms[user], nil
+	}
+	// The approval label, added by a user with write permission after this head was first seen, and still there.
+	if lh, ok := c.opts.Forge.(forge.LabelHistory); ok && label != "" && known && slices.Contains(ch.Labels, label) {
+		events, err := lh.LabelEvents(ctx, ch.Number)
+		if err != nil {
+			return false, err
+		}
+		for i := len(events) - 1; i >= 0; i-- {
+			e := events[i]
+			if e.Label != label {
+				continue
+			}
+			if e.Added && !e.Created.Before(seen) {
+				w, err := canWrite(e.Actor)
+				if err != nil {
+					return false, err
+				}
+				if w {
+					return true, nil
+				}
+			}
+			break // the newest event of the label decides
+		}
+	}
 	comments, err := c.opts.Forge.Comments(ctx, ch.Number)
 	if err != nil {
 		return false, err
 	}
-	seen, known := c.firstSeen[ch.HeadSHA]
-	perms := map[string]bool{}
 	for i := len(comments) - 1; i >= 0; i-- {
 		cm := comments[i]
 		sha, ok := approval(cm.Body)
@@ -705,14 +745,9 @@ func (c *Controller) approved(ctx context.Context, ch forge.Change) (bool, error
 		case !known || cm.Created.Before(seen):
 			continue
 		}
-		w, checked := perms[cm.Author]
-		if !checked {
-			perm, err := c.opts.Forge.Permission(ctx, cm.Author)
-			if err != nil && !errors.Is(err, forge.ErrNotFound) {
-				return false, err
-			}
-			w = err == nil && perm.CanWrite()
-			perms[cm.Author] = w
+		w, err := canWrite(cm.Author)
+		if err != nil {
+			return false, err
 		}
 		if w {
 			return true, nil
@@ -1043,9 +1078,22 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 		if ctx.Err() != nil {
 			return
 		}
+		c.mu.Lock()
 		if err != nil {
-			log.Warn("preview head", "err", err)
-			return // transient: what runs keeps running, the status stays, the next pass tries again
+			r.fetchFails++
+		} else {
+			r.fetchFails = 0
+		}
+		fails := r.fetchFails
+		c.mu.Unlock()
+		if err != nil {
+			// Transient: what runs keeps running and the next pass tries again; after a few passes the comment says
+			// why the preview does not move.
+			log.Warn("preview head", "err", err, "passes", fails)
+			if fails >= 3 {
+				c.setStatus(ctx, n, func(s *Status) { s.Reason = "the head cannot be fetched yet: " + err.Error() })
+			}
+			return
 		}
 		c.mu.Lock()
 		r.headSHA, r.headBase, r.headEnv, r.headErr = j.change.HeadSHA, j.baseRev, env, errs

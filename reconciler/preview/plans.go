@@ -37,7 +37,7 @@ func (c *Controller) planComments(ctx context.Context, base *schema.Config, rev 
 			if p == nil || p.Forks != schema.ForksApproveEachCommit {
 				continue
 			}
-			if ok, err := c.approved(ctx, ch); err != nil || !ok {
+			if ok, err := c.approved(ctx, ch, p.ApproveLabel); err != nil || !ok {
 				continue
 			}
 		}

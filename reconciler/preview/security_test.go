@@ -192,3 +192,30 @@ workloads: web: env: DB_PASSWORD: secret: "db"
 		t.Fatalf("deployed %v", got)
 	}
 }
+
+func TestForkApprovalByLabel(t *testing.T) {
+	w := newWorld(t, forkPreviews, nil)
+	n := w.open(githubemu.PR{HeadRepo: "mallory/shop", Author: "mallory"}, "fork:v1", "x")
+	w.sync()
+	w.clock.Set(t0.Add(time.Minute))
+	// A label by someone without write permission (triage can label on GitHub) approves nothing.
+	w.emu.LabelAs(n, "berth-preview-approved", "reader")
+	w.sync()
+	if got := w.running(n); len(got) != 0 {
+		t.Fatalf("a label by a reader deployed the fork: %v", got)
+	}
+	// Removed and added again by a maintainer: approved.
+	w.emu.UnlabelAs(n, "berth-preview-approved", "reader")
+	w.emu.LabelAs(n, "berth-preview-approved", "maintainer")
+	w.sync()
+	if got := w.running(n); got["web"] != "fork:v1" {
+		t.Fatalf("a maintainer's label did not approve: %v (%s)", got, w.status(n).Reason)
+	}
+	// A push: the label added before it does not cover the new head.
+	w.clock.Set(t0.Add(2 * time.Minute))
+	w.push(n, "fork:v2-evil", "y")
+	w.sync()
+	if got := w.running(n); got["web"] != "fork:v1" {
+		t.Fatalf("a label added before the push approved the pushed commit: %v", got)
+	}
+}
