@@ -51,11 +51,12 @@ const (
 // installation mints and keeps an installation token. It is safe for concurrent use: one mint at a time, and
 // callers waiting on it use its result.
 type installation struct {
-	app  App
-	key  *rsa.PrivateKey
-	url  string // {base}app/installations/{id}/access_tokens
-	now  func() time.Time
-	next http.RoundTripper // the observed transport, without authentication
+	app    App
+	key    *rsa.PrivateKey
+	url    string // {base}app/installations/{id}/access_tokens
+	appURL string // {base}app
+	now    func() time.Time
+	next   http.RoundTripper // the observed transport, without authentication
 
 	lock    chan struct{} // held (one slot) while the token is read or minted; waiting honours the context
 	token   string
@@ -78,7 +79,45 @@ func newInstallation(a App, base string, now func() time.Time, next http.RoundTr
 	}
 	a.PrivateKey = nil // parsed; the bytes are not kept
 	return &installation{app: a, key: key, url: fmt.Sprintf("%sapp/installations/%d/access_tokens", base,
-		a.InstallationID), now: now, next: next, lock: make(chan struct{}, 1)}, nil
+		a.InstallationID), appURL: base + "app", now: now, next: next, lock: make(chan struct{}, 1)}, nil
+}
+
+// login is the login the installation's comments are written by, "<app slug>[bot]", read with GET /app and the
+// app's JWT: GitHub refuses GET /user to an installation token ("Resource not accessible by integration").
+func (in *installation) login(ctx context.Context) (string, error) {
+	const op = "get app"
+	signed, err := in.jwt()
+	if err != nil {
+		return "", &forge.Error{Forge: "github", Op: op, Err: fmt.Errorf("sign the app JWT: %w", err)}
+	}
+	redact.Register(signed)
+	req, err := http.NewRequestWithContext(forge.WithOp(ctx, forge.OpSelf), http.MethodGet, in.appURL, nil)
+	if err != nil {
+		return "", &forge.Error{Forge: "github", Op: op, Err: redact.Error(err)}
+	}
+	req.Header.Set("Authorization", "Bearer "+signed)
+	req.Header.Set("Accept", "application/vnd.github+json")
+	req.Header.Set("X-GitHub-Api-Version", "2022-11-28")
+	req.Header.Set("User-Agent", "berth")
+	resp, err := in.next.RoundTrip(req)
+	if err != nil {
+		return "", &forge.Error{Forge: "github", Op: op, Temporary: !errors.Is(err, context.Canceled), Err: redact.Error(err)}
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxTokenAnswer+1))
+	if err != nil || resp.StatusCode != http.StatusOK {
+		return "", &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode,
+			Temporary: resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests,
+			Message:   redact.Body(b, quoteLimit), Err: fmt.Errorf("HTTP %d", resp.StatusCode)}
+	}
+	var out struct {
+		Slug string `json:"slug"`
+	}
+	if json.Unmarshal(b, &out) != nil || !namePart.MatchString(out.Slug) {
+		return "", &forge.Error{Forge: "github", Op: op, Status: resp.StatusCode, Temporary: true,
+			Err: errors.New("the answer has no app slug")}
+	}
+	return out.Slug + "[bot]", nil
 }
 
 // jwt is a fresh app JWT: RS256, iat now-60s, exp now+9min, iss the app id.

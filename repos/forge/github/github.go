@@ -73,7 +73,8 @@ type Forge struct {
 	owner, repo string
 
 	mu   sync.Mutex
-	self string // the token's login, read once with GET /user
+	self string // the token's login, read once with GET /user (an App's: "<slug>[bot]", from GET /app)
+	app  *installation
 
 	rateMu sync.Mutex
 	rate   gh.Rate // the rate-limit headers of the last answer
@@ -155,12 +156,14 @@ func New(o Options) (*Forge, error) {
 	}
 	rt := forge.ObserveTransport(o.Transport, "github", o.Observer, gh.HeaderRateRemaining)
 	opts := []gh.ClientOptionsFunc{gh.WithURLs(&base, &base), gh.WithUserAgent("berth")}
+	var app *installation
 	if o.App != nil {
 		in, err := newInstallation(*o.App, base, now, rt)
 		if err != nil {
 			return nil, err
 		}
 		rt = &appAuth{in: in, next: rt}
+		app = in
 	} else {
 		opts = append(opts, gh.WithAuthToken(o.Token))
 	}
@@ -169,7 +172,7 @@ func New(o Options) (*Forge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("github: %w", redact.Error(err))
 	}
-	return &Forge{client: c, owner: owner, repo: repo}, nil
+	return &Forge{client: c, owner: owner, repo: repo, app: app}, nil
 }
 
 // Kind is "github".
@@ -662,13 +665,22 @@ func (f *Forge) Comments(ctx context.Context, number int) ([]forge.Comment, erro
 	return nil, &forge.Error{Forge: "github", Op: op, Err: errors.New("too many pages")}
 }
 
-// Self is the token's login, read with GET /user on first use and kept (a failure is not kept).
+// Self is the token's login, read with GET /user on first use and kept (a failure is not kept); for a GitHub App,
+// "<app slug>[bot]" from GET /app.
 func (f *Forge) Self(ctx context.Context) (string, error) {
 	ctx = forge.WithOp(ctx, forge.OpSelf)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.self != "" {
 		return f.self, nil
+	}
+	if f.app != nil {
+		login, err := f.app.login(ctx)
+		if err != nil {
+			return "", err
+		}
+		f.self = login
+		return login, nil
 	}
 	var u gh.User
 	if _, _, err := f.get(ctx, "get user", "user", "", &u); err != nil {

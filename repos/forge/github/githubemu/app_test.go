@@ -47,9 +47,18 @@ func TestAppAccessTokens(t *testing.T) {
 	if emu.Minted() != 1 {
 		t.Fatalf("minted %d", emu.Minted())
 	}
-	if resp, body := do(t, emu, "GET", "/user", "", "Authorization", "Bearer "+out.Token); resp.StatusCode != 200 ||
-		!strings.Contains(body, `"berth[bot]"`) {
+	// The token works for the repository, but GET /user is refused to an installation token, as on GitHub; GET
+	// /app with the JWT names the app's slug.
+	if resp, body := do(t, emu, "GET", "/repos/"+emu.Owner+"/"+emu.Repo+"/pulls", "", "Authorization", "Bearer "+out.Token); resp.StatusCode != 200 {
 		t.Fatalf("token: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, emu, "GET", "/user", "", "Authorization", "Bearer "+out.Token); resp.StatusCode != 403 ||
+		!strings.Contains(body, "Resource not accessible by integration") {
+		t.Fatalf("GET /user with an installation token: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := do(t, emu, "GET", "/app", "", "Authorization", "Bearer "+good); resp.StatusCode != 200 ||
+		!strings.Contains(body, `"slug":"berth"`) {
+		t.Fatalf("GET /app: %d %s", resp.StatusCode, body)
 	}
 	// The JWT itself is no token for the REST API.
 	if resp, _ := do(t, emu, "GET", "/user", "", "Authorization", "Bearer "+good); resp.StatusCode != 401 {

@@ -471,10 +471,21 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.mintToken(w, r, seg[3])
 		return
 	}
+	if path == "/app" && r.Method == http.MethodGet {
+		s.getApp(w, r)
+		return
+	}
 	login, ok := s.auth(r)
 	if !ok {
 		s.rateHeaders(w)
 		writeJSON(w, http.StatusUnauthorized, errBody("Bad credentials"))
+		return
+	}
+	if _, app := s.appTokens[strings.TrimPrefix(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), "token ")]; app && path == "/user" {
+		// GitHub refuses GET /user to an installation token.
+		s.rateHeaders(w)
+		writeJSON(w, http.StatusForbidden, map[string]any{"message": "Resource not accessible by integration",
+			"documentation_url": "https://docs.github.com/rest/users/users#get-the-authenticated-user"})
 		return
 	}
 	if s.remain <= 0 {
@@ -594,50 +605,33 @@ func (s *Server) auth(r *http.Request) (string, bool) {
 	return at.login, true
 }
 
+// getApp is GET /app with the app's JWT: the app's id and slug. The slug is its installations' login without
+// "[bot]" (AddInstallation's login is "<slug>[bot]", as GitHub names an app's bot user).
+func (s *Server) getApp(w http.ResponseWriter, r *http.Request) {
+	s.rateHeaders(w)
+	app, ok := s.verifyJWT(w, r)
+	if !ok {
+		return
+	}
+	slug := fmt.Sprintf("app-%d", app)
+	for _, in := range s.installs {
+		if in.app == app {
+			slug = strings.TrimSuffix(in.login, "[bot]")
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"id": app, "slug": slug, "name": slug})
+}
+
 // mintToken is POST /app/installations/{id}/access_tokens, authenticated with the app's JWT: RS256, signed by the
 // app's key, iss the app id, iat not in the future, exp in the future and at most 10 minutes ahead. It answers
 // 201 with GitHub's shape: token, expires_at, permissions, repository_selection.
 func (s *Server) mintToken(w http.ResponseWriter, r *http.Request, id string) {
 	s.rateHeaders(w)
-	unauthorized := func(msg string) {
-		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": msg,
-			"documentation_url": "https://docs.github.com/rest"})
-	}
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	app, ok := s.verifyJWT(w, r)
 	if !ok {
-		unauthorized("A JSON web token could not be decoded")
 		return
 	}
 	now := s.now()
-	var claims jwt.RegisteredClaims
-	var app int64
-	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
-		iss, err := t.Claims.GetIssuer()
-		if err != nil {
-			return nil, err
-		}
-		app, err = strconv.ParseInt(iss, 10, 64)
-		if err != nil {
-			return nil, errors.New("'Issuer' claim ('iss') must be an Integer")
-		}
-		key := s.apps[app]
-		if key == nil {
-			return nil, errors.New("Integration not found")
-		}
-		return key, nil
-	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(func() time.Time { return now }),
-		jwt.WithIssuedAt(), jwt.WithExpirationRequired())
-	switch {
-	case err != nil:
-		unauthorized("A JSON web token could not be decoded")
-		return
-	case claims.ExpiresAt.Sub(now) > 10*time.Minute:
-		unauthorized("'Expiration time' claim ('exp') is too far in the future")
-		return
-	case claims.IssuedAt == nil:
-		unauthorized("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
-		return
-	}
 	n, _ := strconv.ParseInt(id, 10, 64)
 	inst, ok := s.installs[n]
 	if !ok || inst.app != app {
@@ -1016,4 +1010,49 @@ func writeRaw(w http.ResponseWriter, code int, ctype, body string) {
 	w.Header().Set("Content-Type", ctype)
 	w.WriteHeader(code)
 	_, _ = w.Write([]byte(body))
+}
+
+// verifyJWT checks an app JWT (RS256, signed by a registered app's key, iss the app id, iat not in the future, exp
+// in the future and at most 10 minutes ahead) and returns the app; it answers 401 itself when the JWT fails.
+func (s *Server) verifyJWT(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	unauthorized := func(msg string) {
+		writeJSON(w, http.StatusUnauthorized, map[string]any{"message": msg,
+			"documentation_url": "https://docs.github.com/rest"})
+	}
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		unauthorized("A JSON web token could not be decoded")
+		return 0, false
+	}
+	now := s.now()
+	var claims jwt.RegisteredClaims
+	var app int64
+	_, err := jwt.ParseWithClaims(raw, &claims, func(t *jwt.Token) (any, error) {
+		iss, err := t.Claims.GetIssuer()
+		if err != nil {
+			return nil, err
+		}
+		app, err = strconv.ParseInt(iss, 10, 64)
+		if err != nil {
+			return nil, errors.New("'Issuer' claim ('iss') must be an Integer")
+		}
+		key := s.apps[app]
+		if key == nil {
+			return nil, errors.New("Integration not found")
+		}
+		return key, nil
+	}, jwt.WithValidMethods([]string{"RS256"}), jwt.WithTimeFunc(func() time.Time { return now }),
+		jwt.WithIssuedAt(), jwt.WithExpirationRequired())
+	switch {
+	case err != nil:
+		unauthorized("A JSON web token could not be decoded")
+		return 0, false
+	case claims.ExpiresAt.Sub(now) > 10*time.Minute:
+		unauthorized("'Expiration time' claim ('exp') is too far in the future")
+		return 0, false
+	case claims.IssuedAt == nil:
+		unauthorized("'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued")
+		return 0, false
+	}
+	return app, true
 }
