@@ -188,6 +188,18 @@ func serve(ctx context.Context, g *globals, ef *engineFlags, sc *schema.ServeCon
 		}
 	}
 	var hostKey []byte
+	withForge := ""
+	for _, cfg := range sc.Sources {
+		if cfg.Forge == nil {
+			continue
+		}
+		if withForge != "" {
+			return fmt.Errorf("%s: sources.%s.forge: source %s has a forge too; previews are named pr-<N> per instance, so "+
+				"two repositories' pull request 42 would share one environment: run one berth instance (--instance) per "+
+				"repository with previews", cfg.Forge.Pos, cfg.Name, withForge)
+		}
+		withForge = cfg.Name
+	}
 	var sources []*followed
 	defer func() {
 		for _, f := range sources {

@@ -966,7 +966,9 @@ func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Env
 			shared[name] = caps.SharedHostPorts
 		}
 	}
-	c.assignPorts(n, env, shared)
+	if err := c.assignPorts(n, env, shared); err != nil {
+		return nil, []reconciler.ErrorInfo{{Message: err.Error()}}, nil
+	}
 	return env, nil, nil
 }
 
@@ -1017,7 +1019,7 @@ func (c *Controller) hostName(n int, workload string, port int, first bool) stri
 // (Capabilities.SharedHostPorts), host ports of their own from the range. A port is taken from a hash of (preview,
 // workload, port), probing past the ports other previews hold, so it is the same on every pass and after a
 // restart while the set of previews is.
-func (c *Controller) assignPorts(n int, env *schema.Environment, shared map[string]bool) {
+func (c *Controller) assignPorts(n int, env *schema.Environment, shared map[string]bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	taken := map[int]string{}
@@ -1050,18 +1052,25 @@ func (c *Controller) assignPorts(n int, env *schema.Environment, shared map[stri
 			key := fmt.Sprintf("%d/%s/%d", n, w.Name, p.Port)
 			h := sha256.Sum256([]byte(key))
 			start := int(uint32(h[0])<<24|uint32(h[1])<<16|uint32(h[2])<<8|uint32(h[3])) % size
-			for i := 0; i < size && shared[w.Provider]; i++ {
-				hp := c.opts.Ports.From + (start+i)%size
-				if _, used := taken[hp]; !used {
-					p.HostPort = hp
-					taken[hp] = key
-					break
+			if shared[w.Provider] {
+				found := false
+				for i := 0; i < size; i++ {
+					hp := c.opts.Ports.From + (start+i)%size
+					if _, used := taken[hp]; !used {
+						p.HostPort, taken[hp], found = hp, key, true
+						break
+					}
+				}
+				if !found {
+					return fmt.Errorf("workloads.%s.ports: no free host port left in the preview range %d-%d (previews.ports in the serve configuration)",
+						w.Name, c.opts.Ports.From, c.opts.Ports.To)
 				}
 			}
 			env.Preview.Hosts[schema.HostKey(w.Name, p.Port)] = c.hostName(n, w.Name, p.Port, first)
 			first = false
 		}
 	}
+	return nil
 }
 
 // deploy applies j's head as pull request n's preview.

@@ -100,7 +100,8 @@ func (c *Controller) planFor(ctx context.Context, base *schema.Config, rev strin
 	if !reflect.DeepEqual(targetsOf(head), targetsOf(base)) {
 		ps.Errors = append(ps.Errors, "the pull request changes targets: this plan uses the base branch's targets; the merge applies the new ones")
 	}
-	cfg := &schema.Config{Targets: base.Targets, Environments: head.Environments, Previews: head.Previews, Root: head.Root}
+	// Secrets are read from the base branch's files: a pull request's own encrypted files are not decrypted.
+	cfg := &schema.Config{Targets: base.Targets, Environments: head.Environments, Previews: head.Previews, Root: base.Root}
 	plan, err := c.opts.Engine.Plan(ctx, cfg, env, ch.HeadSHA)
 	if err != nil {
 		return fail("plan: %v", err)

@@ -279,3 +279,21 @@ func TestOrdinaryEnvironmentNamedLikeAPreview(t *testing.T) {
 		t.Fatalf("deployed %v into an ordinary environment's name", got)
 	}
 }
+
+func TestPortRangeExhausted(t *testing.T) {
+	w := newWorld(t, defaultPreviews, func(o *Options) { o.Ports = PortRange{From: 20000, To: 20000} })
+	a := w.open(githubemu.PR{Author: "a"}, "app:v2", "a")
+	w.sync()
+	b := w.open(githubemu.PR{Author: "b"}, "app:v2", "b")
+	w.sync()
+	if st := w.status(a); st.State != StateReady {
+		t.Fatalf("first preview: %s", st.State)
+	}
+	st := w.status(b)
+	if st.State != StateFailed || len(st.Errors) == 0 || !strings.Contains(st.Errors[0].Message, "no free host port") {
+		t.Fatalf("second preview: %s %+v, want failed: no free host port", st.State, st.Errors)
+	}
+	if got := w.running(b); len(got) != 0 {
+		t.Fatalf("the second preview runs %v on the base's port", got)
+	}
+}
