@@ -7,7 +7,8 @@
 # Environment:
 #   BERTH_KUBE_CACHE     cache root, shared with hack/kube.sh (default $HOME/.cache/berth/kube)
 #   BERTH_GITEA_VERSION  Gitea version (default v1.27.3)
-# Cold: about 3 minutes on 2 cores (~360 MB of module downloads included); the binary is ~117 MB (never commit it).
+# Cold: about 3.5 minutes on 2 cores (~420 MB of modules downloaded, ~1.3 GB of Go build cache, 1.5 GB peak RSS);
+# warm: instant. The binary is ~117 MB, the cached source beside it ~55 MB (never commit them).
 set -euo pipefail
 
 log() { printf '==> %s\n' "$*" >&2; }
@@ -17,6 +18,15 @@ root="${BERTH_KUBE_CACHE:-$HOME/.cache/berth/kube}/gitea-${version}"
 src="$root/src"
 bin="$src/gitea"
 
+if [ -x "$bin" ]; then
+  echo "$bin"
+  exit 0
+fi
+
+mkdir -p "$root"
+# One build at a time per version (several checkouts may share the cache); a waiter finds the binary made.
+exec 9>"$root/lock"
+flock 9
 if [ -x "$bin" ]; then
   echo "$bin"
   exit 0
@@ -45,8 +55,7 @@ if [ ! -f "$src/go.mod" ]; then
   rm -rf "$tmp"
 fi
 
-log "downloading Gitea's dependencies"
-(cd "$src" && go mod download)
+# go build downloads only the modules the server needs (not those of Gitea's tests and tools).
 log "building gitea $version (a few minutes cold)"
 tags="sqlite sqlite_unlock_notify"
 (cd "$src" && go build -tags "$tags" -ldflags "-s -w -X main.Version=${version#v} -X 'main.Tags=$tags'" -o "$bin.tmp" .)
