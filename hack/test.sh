@@ -23,8 +23,11 @@ if [ -x hack/gitea.sh ]; then
   BERTH_GITEA_BIN=$(hack/gitea.sh)
   export BERTH_GITEA_BIN BERTH_REQUIRE_GITEA=1
 fi
-# Hermetic: never read the developer's git configuration.
-export GIT_CONFIG_GLOBAL=/dev/null GIT_CONFIG_NOSYSTEM=1
+# Hermetic: never read the developer's git configuration. An empty file of our own, not /dev/null: a program that
+# runs `git config --global` (Gitea does) would replace /dev/null with a plain file, as root.
+gitconfig=$(mktemp -t berth-gitconfig.XXXXXX)
+trap 'rm -f "$gitconfig"' EXIT
+export GIT_CONFIG_GLOBAL="$gitconfig" GIT_CONFIG_NOSYSTEM=1
 
 go vet ./...
 go test -race -count=1 -timeout 60m "$@" ./...
