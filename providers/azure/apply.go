@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/registry"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -40,6 +41,16 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return err
 	}
+	// So is an image whose entrypoint cannot be read, when the args need it.
+	var entrypoint []string
+	if argsOnly(d.Workload) {
+		if err := p.retry(ctx, "image entrypoint", func() (err error) {
+			entrypoint, err = p.entrypoint(ctx, d.Workload.Image)
+			return err
+		}); err != nil {
+			return fmt.Errorf("azure: workload %s: %w", k.Workload, err)
+		}
+	}
 	groups, err := p.owned(ctx, k)
 	if err != nil {
 		return err
@@ -54,7 +65,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	}
 	for i := range d.Workload.Replicas {
 		name := GroupName(k.Instance, k.Environment, k.Workload, i, d.SpecHash)
-		if err := p.retry(ctx, "replica "+strconv.Itoa(i), func() error { return p.ensure(ctx, k, d, vals, i, name) }); err != nil {
+		if err := p.retry(ctx, "replica "+strconv.Itoa(i), func() error { return p.ensure(ctx, k, d, vals, entrypoint, i, name) }); err != nil {
 			return fmt.Errorf("azure: workload %s replica %d: %w", k.Workload, i, err)
 		}
 		for _, old := range byIndex[i] {
@@ -104,7 +115,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 }
 
 // ensure makes the group of replica i of d exist, run, and carry d's fields.
-func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals map[string]resolvedSecret, i int, name string) error {
+func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals map[string]resolvedSecret, entrypoint []string, i int, name string) error {
 	g, err := p.get(ctx, name)
 	if err != nil {
 		return err
@@ -119,7 +130,7 @@ func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals
 			return err
 		}
 	}
-	want := groupFor(k, d, vals, i, p.location, p.dnsPx)
+	want := groupFor(k, d, vals, entrypoint, i, p.location, p.dnsPx)
 	log := p.log.With("env", k.Environment, "workload", k.Workload, "group", name, "replica", i)
 	if g != nil {
 		_, _, broken := status(g)
@@ -155,6 +166,22 @@ func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals
 		}
 	}
 	return p.waitReady(ctx, name)
+}
+
+// entrypoint is the entrypoint of image as its registry's configuration gives it (empty when the image has none:
+// the args are then the whole command, as docker runs them). An image or tag the registry does not have, refused
+// credentials and an unreadable manifest are permanent; the registry's 5xx, 429 and the network are retried.
+func (p *Provider) entrypoint(ctx context.Context, image string) ([]string, error) {
+	img, err := p.Registry.Config(ctx, image)
+	if err != nil {
+		err = fmt.Errorf("args without command: Azure Container Instances replaces the image's entrypoint with the command, so berth reads the entrypoint from the image's registry to run entrypoint + args: %w", err)
+		if registry.Permanent(err) {
+			return nil, providers.Permanent(err)
+		}
+		return nil, err
+	}
+	p.log.DebugContext(ctx, "read the image's entrypoint", "image", image, "digest", img.Digest, "entrypoint", img.Config.Entrypoint)
+	return img.Config.Entrypoint, nil
 }
 
 func (p *Provider) put(ctx context.Context, name string, g cg) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/registry"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -62,6 +63,10 @@ type Provider struct {
 	RetryBase, RetryMax, RetryBudget time.Duration
 	// ListConcurrency bounds the Get calls a List pass runs at once (default DefaultListConcurrency).
 	ListConcurrency int
+	// Registry reads the image's entrypoint from its registry for a workload that gives args without a command
+	// (ACI's command replaces the entrypoint). NewWithCredential sets an anonymous client; set Credentials on it for
+	// a private registry, or HTTP for a registry whose certificate the system does not trust.
+	Registry *registry.Client
 	// KeyVault tunes the Key Vault clients that read azure secret references (nil: the SDK's defaults). Tests set
 	// Transport (an emulator) and Retry.
 	KeyVault *azsecrets.ClientOptions
@@ -219,8 +224,8 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 		log:          log.With("provider", "azure", "target", t.Name),
 		PollInterval: DefaultPollInterval, MaxPollDelay: DefaultMaxPollDelay, ReadyTimeout: DefaultReadyTimeout,
 		RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax, RetryBudget: DefaultRetryBudget,
-		ListConcurrency: DefaultListConcurrency,
-		cred:            wrapped, vaultDomain: vaultSuffix(o.Cloud),
+		ListConcurrency: DefaultListConcurrency, Registry: &registry.Client{},
+		cred: wrapped, vaultDomain: vaultSuffix(o.Cloud),
 	}, nil
 }
 
@@ -228,7 +233,8 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 func (p *Provider) Type() string { return "azure" }
 
 // Capabilities: HTTP and command probes, public TCP/UDP ports, CPU and memory; secrets from SOPS files and Azure
-// Key Vault, as secure environment values and as files (secret volumes). ACI probes have no TCP check.
+// Key Vault, as secure environment values and as files (secret volumes). ACI probes are exec or httpGet only: a TCP
+// check is a problem on health.tcp (see Validate).
 func (p *Provider) Capabilities() providers.Capabilities {
 	return providers.Capabilities{HealthHTTP: true, HealthCommand: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
@@ -241,11 +247,15 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	add := func(field, format string, args ...any) {
 		out = append(out, providers.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-	if w.Health.Kind() == "tcp" {
-		add("health.tcp", "Azure Container Instances probes have no TCP check; use an HTTP or command check")
+	if h := w.Health; h.Kind() == "tcp" {
+		add("health.tcp", "Azure Container Instances probes are exec or httpGet only, with no TCP check: a TCP check of port %d could only be an exec probe running a tool of the image (nc -z, or a shell's /dev/tcp), and berth cannot know from the registry that the image has one. Write health.command instead (for example [\"nc\", \"-z\", \"127.0.0.1\", \"%d\"]) if the image has such a tool, or health.http if the port serves HTTP",
+			h.TCP.Port, h.TCP.Port)
 	}
-	if len(w.Command) == 0 && len(w.Args) > 0 {
-		add("args", "Azure Container Instances cannot pass arguments to the image's entrypoint: the command replaces it; set command to the full command line")
+	if argsOnly(w) {
+		// The entrypoint is read from the registry at apply time; offline, only the reference can be checked.
+		if _, err := registry.ParseReference(w.Image); err != nil {
+			add("image", "args without command: Azure Container Instances replaces the image's entrypoint with the command, so berth reads the entrypoint from the image's registry, and this image reference cannot be read: %v", err)
+		}
 	}
 	for _, name := range sortedKeys(w.Env) {
 		if !envName.MatchString(name) {

@@ -10,11 +10,20 @@
 // group berth does not own is a permanent error.
 //
 // Mapping: location, osType Linux, restartPolicy Always; image; command = command + args (ACI has one command
-// list, which replaces the image's entrypoint: there are no separate args); env (names that look secret go as
-// secureValue, which the API never returns); ports; CPU cores from millis and memoryInGB (GiB, steps of 0.1; 1 core /
-// 1.5 GB when unset); HTTP or command health checks as readiness and liveness probes (whole seconds); a Public IP
-// address with the public ports and, with dnsLabelPrefix (starting with a letter), a DNS label
-// <prefix>-<env>-<workload>-<i>-<hash6>. Each replica has its own address: ACI has no load balancer.
+// list, which replaces the image's entrypoint: there are no separate args), and for args without a command the
+// image's entrypoint + args, as docker and Kubernetes run them: Apply reads the entrypoint from the image's
+// configuration in its registry (package providers/registry: the Registry HTTP API v2, anonymous or through the
+// registry's bearer-token challenge, with Provider.Registry's credentials when it has any), before anything is
+// created, and tags the groups berth.dev-entrypoint = <n>-<hash> (how many leading elements of the command are
+// the entrypoint, and their hash) so List reads the rest back as args; an image or tag the registry does not have,
+// or refused credentials, fail the step permanently, the registry's 5xx and network errors are retried; env (names
+// that look secret go as secureValue, which the API never returns); ports; CPU cores from millis and memoryInGB
+// (GiB, steps of 0.1; 1 core / 1.5 GB when unset); HTTP or command health checks as readiness and liveness
+// probes (whole seconds; ACI probes are exec or httpGet only, so a TCP check is a plan-time problem on health.tcp:
+// it could only be an exec probe running a tool of the image, which berth cannot know the image has, and the
+// problem says to write it as health.command or health.http); a Public IP address with the public ports and, with
+// dnsLabelPrefix (starting with a letter), a DNS label <prefix>-<env>-<workload>-<i>-<hash6>. Each replica has its
+// own address: ACI has no load balancer.
 //
 // Previews (Owner.Preview set): every group also carries berth.dev-preview (the pull-request number) and
 // berth.dev-head (the head commit it was created from, 40 hex digits); groups of other environments are written as
@@ -22,8 +31,8 @@
 // (its own environment name where the base's has the base's, so the two never collide even with the same spec hash;
 // and the instance, as every repository's berth on a shared target has its pull request 42); names past 63 characters
 // (a 40-character workload in pr-2147483647, a 40-character prefix) are cut with a hash of the whole. Tags stay
-// within Azure's limits: 50 per group (berth's own take 9 with a preview's two, counted for every workload by
-// Validate), names of at most 512 characters, values of at most 256.
+// within Azure's limits: 50 per group (berth's own take 10 with a preview's two and the entrypoint's, counted for
+// every workload by Validate), names of at most 512 characters, values of at most 256.
 //
 // Endpoints (Observed.Endpoints): one per public port, from the first running group (of the observed spec first,
 // in index order) whose Public IP address lists the port: its FQDN when it has a DNS name label, else its IP, with
@@ -49,7 +58,7 @@
 // never sets (other volumes, limits, identities, tags of other tools), which it leaves alone.
 //
 // Non-goals: TCP probes, internal ports (no virtual network), volumes other than secret ones, registry
-// credentials, GPUs, Windows.
+// credentials for ACI's own pull (imageRegistryCredentials), GPUs, Windows.
 //
 // Caller's duties: never run two Apply or Delete calls for the same workload at once. Validate at plan time.
 //

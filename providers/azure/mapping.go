@@ -37,6 +37,11 @@ var (
 	// reads every field from the group itself, and uses this tag only to pick, among replicas of one spec, the one
 	// edited by hand as the workload's observed spec.
 	TagFields = "berth.dev-fields"
+	// TagEntrypoint is set on the groups of a workload that gives args without a command: "<n>-<hash16>", the
+	// number of leading elements of the container's command that are the image's entrypoint (read from its
+	// registry) and a hash of them, so List reads the rest back as args, and a hand edit of the entrypoint part as
+	// a command.
+	TagEntrypoint = "berth.dev-entrypoint"
 )
 
 // Tag maps a berth label to an Azure tag name.
@@ -141,8 +146,30 @@ func seconds(d schema.Duration) *int32 {
 
 func ptr[T any](v T) *T { return &v }
 
-// groupFor is the container group of replica i of d.
-func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int, location, dnsPrefix string) armcontainerinstance.ContainerGroup {
+// argsOnly tells whether w gives args without a command: ACI's one command list replaces the image's entrypoint,
+// so the group's command is the image's entrypoint (read from its registry) followed by the args.
+func argsOnly(w schema.Workload) bool { return len(w.Command) == 0 && len(w.Args) > 0 }
+
+// entrypointTag is the TagEntrypoint value for an entrypoint.
+func entrypointTag(ep []string) string {
+	return strconv.Itoa(len(ep)) + "-" + shortHash(strings.Join(ep, "\x00"), 16)
+}
+
+// splitEntrypoint reads a command back as args when the group's TagEntrypoint says its first n elements are the
+// image's entrypoint as berth wrote it; otherwise (no tag, or the entrypoint part edited by hand) it is a command.
+func splitEntrypoint(tags map[string]*string, cmd []string) (command, args []string) {
+	v := tag(tags, TagEntrypoint)
+	ns, _, ok := strings.Cut(v, "-")
+	n, err := strconv.Atoi(ns)
+	if !ok || err != nil || n < 0 || n > len(cmd) || entrypointTag(cmd[:n]) != v {
+		return cmd, nil
+	}
+	return nil, cmd[n:]
+}
+
+// groupFor is the container group of replica i of d; entrypoint is the image's entrypoint, used when the workload
+// gives args without a command.
+func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, entrypoint []string, i int, location, dnsPrefix string) armcontainerinstance.ContainerGroup {
 	w := d.Workload
 	c := &armcontainerinstance.ContainerProperties{
 		Image: ptr(w.Image),
@@ -155,7 +182,11 @@ func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int
 	if w.Resources.MemoryBytes > 0 {
 		c.Resources.Requests.MemoryInGB = ptr(memoryGB(w.Resources.MemoryBytes))
 	}
-	for _, s := range append(append([]string{}, w.Command...), w.Args...) {
+	cmd := append([]string{}, w.Command...)
+	if argsOnly(w) {
+		cmd = append(cmd, entrypoint...)
+	}
+	for _, s := range append(cmd, w.Args...) {
 		c.Command = append(c.Command, ptr(s))
 	}
 	for _, name := range sortedKeys(w.Env) {
@@ -214,6 +245,9 @@ func groupFor(k wkey, d providers.Desired, vals map[string]resolvedSecret, i int
 		TagInstance: ptr(k.Instance), TagEnvironment: ptr(k.Environment), TagTarget: ptr(k.Target),
 		TagWorkload: ptr(k.Workload), TagSpecHash: ptr(d.SpecHash), TagReplica: ptr(strconv.Itoa(i)),
 	}
+	if argsOnly(w) {
+		tags[TagEntrypoint] = ptr(entrypointTag(entrypoint))
+	}
 	if d.Owner.Preview != 0 {
 		tags[TagPreview] = ptr(strconv.Itoa(d.Owner.Preview))
 		if d.Preview != nil && d.Preview.Head != "" && len(d.Preview.Head) <= maxTagValue {
@@ -252,7 +286,8 @@ const (
 )
 
 // live reads the workload back from the group's own fields, never from a copy in tags: containers[0]'s image,
-// command (ACI has one list: the workload's command and args together), environment variables (secure values are
+// command (ACI has one list: the workload's command and args together; or, after as many elements as
+// TagEntrypoint counts when they hash to it, the args given without a command), environment variables (secure values are
 // never returned: they read back empty), ports (public when the group's Public IP address lists them, with the
 // host port equal to the port), resource requests and the probe's health check in whole seconds. Replicas is left
 // zero: it is the number of groups.
@@ -264,9 +299,11 @@ func live(g *cg, probe probeKind) schema.Workload {
 	}
 	c := g.Properties.Containers[0].Properties
 	w.Image = deref(c.Image)
+	var cmd []string
 	for _, s := range c.Command {
-		w.Command = append(w.Command, deref(s))
+		cmd = append(cmd, deref(s))
 	}
+	w.Command, w.Args = splitEntrypoint(g.Tags, cmd)
 	for _, e := range c.EnvironmentVariables {
 		if e == nil || e.Name == nil {
 			continue
@@ -337,14 +374,15 @@ func live(g *cg, probe probeKind) schema.Workload {
 	return providers.Normalize(w)
 }
 
-// Normalize is the form in which ACI reads a workload back: command and args as one command list, secure
+// Normalize is the form in which ACI reads a workload back: command and args as one command list (args without a
+// command stay args: the entrypoint berth put before them is read back off), secure
 // environment values empty (the API never returns them), the default requests (1 core, 1.5 GB) when none are set,
 // memory rounded up to 0.1 GB, probe durations rounded up to whole seconds (at least 1; a zero start period stays
 // unset), at least one retry, and port names dropped.
 func (p *Provider) Normalize(w schema.Workload) schema.Workload { return normalize(w) }
 
 func normalize(w schema.Workload) schema.Workload {
-	if len(w.Args) > 0 {
+	if len(w.Args) > 0 && len(w.Command) > 0 {
 		w.Command = append(append([]string{}, w.Command...), w.Args...)
 		w.Args = nil
 	}

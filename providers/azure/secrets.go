@@ -341,11 +341,12 @@ func hasPrefixFold(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
-// maxTags is Azure's limit of tags per resource; berth's ownership tags take ownTags of them: 7, and 2 more
-// (preview, head) in a preview, counted always so that a workload valid in its base is valid in its previews.
+// maxTags is Azure's limit of tags per resource; berth's ownership tags take ownTags of them: 7, 2 more (preview,
+// head) in a preview and 1 (entrypoint) for args without a command, counted always so that a workload valid in its
+// base is valid in its previews.
 const (
 	maxTags = 50
-	ownTags = 9
+	ownTags = 10
 )
 
 // validateSecrets reports what ACI cannot deliver of w's secrets.

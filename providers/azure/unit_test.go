@@ -40,7 +40,7 @@ func TestTags(t *testing.T) {
 	}
 	k := wkey{"i", "e", "t", "w"}
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "t", Workload: schema.Workload{Name: "w", Image: "x"}, SpecHash: "h"}
-	g := groupFor(k, d, nil, 0, "westeurope", "")
+	g := groupFor(k, d, nil, nil, 0, "westeurope", "")
 	if !k.owns(g.Tags) || (wkey{"i", "e2", "t", "w"}).owns(g.Tags) {
 		t.Error("ownership by tags")
 	}
@@ -62,7 +62,7 @@ func TestSpecRoundTrip(t *testing.T) {
 			Timeout: schema.Duration(3 * time.Second), Retries: 4, StartPeriod: schema.Duration(20 * time.Second)},
 	}
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "e"}, Target: "aci", Workload: w, SpecHash: providers.SpecHash(w)}
-	g := groupFor(wkey{"i", "e", "aci", "web"}, d, nil, 1, "westeurope", "px")
+	g := groupFor(wkey{"i", "e", "aci", "web"}, d, nil, nil, 1, "westeurope", "px")
 	env := g.Properties.Containers[0].Properties.EnvironmentVariables
 	for _, e := range env {
 		if *e.Name == "DB_PASSWORD" && (e.SecureValue == nil || e.Value != nil) {
@@ -101,7 +101,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"ok", func(*schema.Workload) {}, nil},
 		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp"}},
-		{"args only", func(w *schema.Workload) { w.Command, w.Args = nil, []string{"serve"} }, []string{"args"}},
+		{"args only", func(w *schema.Workload) { w.Command, w.Args = nil, []string{"serve"} }, nil},
+		{"args only, bad image", func(w *schema.Workload) { w.Command, w.Args, w.Image = nil, []string{"serve"}, "Bad Image" }, []string{"image"}},
 		{"internal port", func(w *schema.Workload) { w.Ports[0].Public = false }, []string{"ports[0].public"}},
 		{"host port", func(w *schema.Workload) { w.Ports[0].HostPort = 8080 }, []string{"ports[0].hostPort"}},
 		{"cpu too big", func(w *schema.Workload) { w.Resources.CPUMillis = 8000 }, []string{"resources.cpu"}},
@@ -202,7 +203,7 @@ func TestRepair(t *testing.T) {
 		{"cpu", func(g *cg) { g.Properties.Containers[0].Properties.Resources.Requests.CPU = ptr(1.0) }, recreate},
 		{"ip address removed", func(g *cg) { g.Properties.IPAddress = nil }, recreate},
 	} {
-		want := groupFor(k, d, nil, 0, "westeurope", "px")
+		want := groupFor(k, d, nil, nil, 0, "westeurope", "px")
 		b, _ := json.Marshal(want)
 		var g cg
 		_ = json.Unmarshal(b, &g)
@@ -265,7 +266,7 @@ func TestPreviewTags(t *testing.T) {
 	head := strings.Repeat("ab", 20)
 	d := providers.Desired{Owner: providers.Owner{Instance: "i", Environment: "pr-2147483647", Preview: 2147483647}, Target: "aci",
 		Workload: w, SpecHash: providers.SpecHash(w), Preview: &schema.Preview{Number: 2147483647, Head: head}}
-	g := groupFor(wkey{"i", "pr-2147483647", "aci", "web"}, d, nil, 0, "westeurope", "")
+	g := groupFor(wkey{"i", "pr-2147483647", "aci", "web"}, d, nil, nil, 0, "westeurope", "")
 	if tag(g.Tags, TagPreview) != "2147483647" || tag(g.Tags, TagHead) != head {
 		t.Errorf("preview tags %v", g.Tags)
 	}
@@ -278,7 +279,7 @@ func TestPreviewTags(t *testing.T) {
 		}
 	}
 	d.Owner, d.Preview = providers.Owner{Instance: "i", Environment: "dev"}, nil
-	g = groupFor(wkey{"i", "dev", "aci", "web"}, d, nil, 0, "westeurope", "")
+	g = groupFor(wkey{"i", "dev", "aci", "web"}, d, nil, nil, 0, "westeurope", "")
 	if tag(g.Tags, TagPreview) != "" || tag(g.Tags, TagHead) != "" {
 		t.Errorf("base tags %v", g.Tags)
 	}
