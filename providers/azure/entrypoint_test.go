@@ -3,6 +3,8 @@ package azure_test
 import (
 	"context"
 	"errors"
+	"net"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -197,4 +199,29 @@ func TestTCPHealthCheckProblem(t *testing.T) {
 	if p.Capabilities().HealthTCP {
 		t.Error("Capabilities claim TCP health checks")
 	}
+}
+
+// TestGoldenArgsOnly pins the create of the reference workload given as args without a command, its image on a
+// registry named registry.example (dialled on the test registry's loopback address): the command is the image's
+// entrypoint + args and the groups carry berth.dev-entrypoint.
+func TestGoldenArgsOnly(t *testing.T) {
+	reg := registrytest.New(registrytest.Options{})
+	t.Cleanup(reg.Close)
+	reg.Push("berth-dev/quickstart", "1", registrytest.Image{Entrypoint: []string{"/app"}, Cmd: []string{"serve"}})
+	emu := aciemu.New(aciemu.Options{})
+	t.Cleanup(emu.Close)
+	p := newProvider(t, emu)
+	p.Registry = &registry.Client{
+		PlainHTTP: func(host string) bool { return host == "registry.example" },
+		HTTP: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, reg.Host())
+		}}},
+	}
+	w := referenceWorkload("web")
+	w.Image, w.Command, w.Args = "registry.example/berth-dev/quickstart:1", nil, []string{"serve", "--port=8080"}
+	owner := providers.Owner{Instance: "golden", Environment: "prod"}
+	if err := p.Apply(context.Background(), providers.Desired{Owner: owner, Target: testTarget, Workload: w, SpecHash: providers.SpecHash(w)}); err != nil {
+		t.Fatal(err)
+	}
+	checkGolden(t, "args.golden", emu.Requests())
 }
