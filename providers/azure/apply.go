@@ -172,7 +172,11 @@ func (p *Provider) ensure(ctx context.Context, k wkey, d providers.Desired, vals
 // the args are then the whole command, as docker runs them). An image or tag the registry does not have, refused
 // credentials and an unreadable manifest are permanent; the registry's 5xx, 429 and the network are retried.
 func (p *Provider) entrypoint(ctx context.Context, image string) ([]string, error) {
-	img, err := p.Registry.Config(ctx, image)
+	rc := p.Registry
+	if rc == nil {
+		rc = &registry.Client{}
+	}
+	img, err := rc.Config(ctx, image)
 	if err != nil {
 		err = fmt.Errorf("args without command: Azure Container Instances replaces the image's entrypoint with the command, so berth reads the entrypoint from the image's registry to run entrypoint + args: %w", err)
 		if registry.Permanent(err) {

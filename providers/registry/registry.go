@@ -170,9 +170,9 @@ func ParseReference(s string) (Reference, error) {
 		}
 	} else {
 		r.Host, r.Repository = "docker.io", rest
-		if !strings.Contains(rest, "/") {
-			r.Repository = "library/" + rest
-		}
+	}
+	if (r.Host == "docker.io" || r.Host == "index.docker.io") && !strings.Contains(r.Repository, "/") {
+		r.Repository = "library/" + r.Repository
 	}
 	if !repoRE.MatchString(r.Repository) || len(r.Repository) > 255 {
 		return bad("the repository must be lower-case letters, digits and separators ('.', '_', '__', '-', '/')")

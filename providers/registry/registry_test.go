@@ -20,6 +20,7 @@ func TestParseReference(t *testing.T) {
 		{"nginx", registry.Reference{Host: "docker.io", Repository: "library/nginx", Tag: "latest"}},
 		{"nginx:1.27", registry.Reference{Host: "docker.io", Repository: "library/nginx", Tag: "1.27"}},
 		{"berth/web:2", registry.Reference{Host: "docker.io", Repository: "berth/web", Tag: "2"}},
+		{"docker.io/nginx", registry.Reference{Host: "docker.io", Repository: "library/nginx", Tag: "latest"}},
 		{"ghcr.io/berth-dev/quickstart:1", registry.Reference{Host: "ghcr.io", Repository: "berth-dev/quickstart", Tag: "1"}},
 		{"localhost:5000/a/b", registry.Reference{Host: "localhost:5000", Repository: "a/b", Tag: "latest"}},
 		{"localhost/a", registry.Reference{Host: "localhost", Repository: "a", Tag: "latest"}},
