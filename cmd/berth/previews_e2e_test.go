@@ -45,6 +45,8 @@ type previewWorld struct {
 	staging  string
 	prod     string
 	awsEnv   []string
+	// cloud puts staging's api (and so the previews') on ECS; without it staging is web on Docker only.
+	cloud bool
 }
 
 const (
@@ -71,6 +73,10 @@ func (w *previewWorld) cue(s previewSpec) string {
 		health: {http: {path: "/healthz", port: 8080}, interval: "1s", timeout: "1s", retries: 3}
 	}`, exampleImage, greeting, hostPort)
 	}
+	api := ""
+	if w.cloud {
+		api = fmt.Sprintf(`api: {image: %q, command: ["/app"], args: ["work"], provider: "aws", env: TAG: "1"}`, exampleImage)
+	}
 	worker := ""
 	if s.prodWorker {
 		worker = fmt.Sprintf(`
@@ -84,7 +90,7 @@ targets: {
 }
 environments: staging: {branch: "main", workloads: {
 	%s
-	api: {image: %q, command: ["/app"], args: ["work"], provider: "aws", env: TAG: "1"}
+	%s
 }}
 environments: production: {branch: "main", workloads: {
 	%s%s
@@ -95,14 +101,15 @@ previews: pr: {
 	gate: statuses: ["ci/build"]
 	forks: "approve-each-commit"
 }
-`, ecsCluster, w.ecs.URL(), web(w.staging, s.greeting), exampleImage, web(w.prod, s.prodGreeting), worker, previewLabel)
+`, ecsCluster, w.ecs.URL(), web(w.staging, s.greeting), api, web(w.prod, s.prodGreeting), worker, previewLabel)
 }
 
-// newPreviewWorld starts everything; hook adds a webhook to the source (the forge then polls every forgeInterval).
-func newPreviewWorld(t testing.TB, forgeInterval string, hook bool) *previewWorld {
+// newPreviewWorld starts everything; hook adds a webhook to the source (the forge then polls every forgeInterval);
+// cloud puts a workload of staging on the ECS emulator.
+func newPreviewWorld(t testing.TB, forgeInterval string, hook, cloud bool) *previewWorld {
 	t.Helper()
 	w := &previewWorld{t: t, eng: newEngine(t), instance: fmt.Sprintf("pv%d", time.Now().UnixNano()%1_000_000_000),
-		staging: freePort(t), prod: freePort(t)}
+		staging: freePort(t), prod: freePort(t), cloud: cloud}
 	t.Cleanup(func() { w.eng.cleanup(w.instance) })
 	aws := map[string]string{
 		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -381,7 +388,7 @@ func TestPreviewEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end test against the Docker engine, the ECS emulator and the GitHub emulator")
 	}
-	w := newPreviewWorld(t, "1s", false)
+	w := newPreviewWorld(t, "1s", false, true)
 	waitFor(t, settle, "staging and production applied", func() (bool, string) {
 		st, err := w.ctrl.status()
 		if err != nil {
@@ -394,6 +401,8 @@ func TestPreviewEndToEnd(t *testing.T) {
 	var url, head string
 	var commentID int64
 	t.Run("opened, gated, then deployed", func(t *testing.T) {
+		began := time.Now()
+		lap := func(what string) { t.Logf("%s after %s", what, time.Since(began).Round(10*time.Millisecond)) }
 		head = w.headCommit("feature", previewSpec{greeting: "hello-pr", prodGreeting: "prod"}, 0)
 		n = w.emu.Open(githubemu.PR{Title: "greet", Author: "octocat", HeadRef: "feature", HeadSHA: head, BaseRef: "main",
 			Labels: []string{previewLabel}})
@@ -402,10 +411,12 @@ func TestPreviewEndToEnd(t *testing.T) {
 			p, what := w.previewOf(n)
 			return p.State == preview.StateGated, what
 		})
+		lap("gated on ci/build")
 		waitFor(t, settle, "berth's status pending while gated", func() (bool, string) {
 			s, err := w.berthStatus(head, schema.PreviewName(n))
 			return s == forge.StatusPending, fmt.Sprint(s, err)
 		})
+		lap("berth's status pending while gated")
 		if got, _ := w.onECS(schema.PreviewName(n), n); len(got) != 0 {
 			t.Fatalf("a gated preview runs on ECS: %v", got)
 		}
@@ -419,10 +430,12 @@ func TestPreviewEndToEnd(t *testing.T) {
 			p, what := w.previewOf(n)
 			return p.State == preview.StateReady, what
 		})
+		lap("preview ready")
 		waitFor(t, settle, "berth's status success", func() (bool, string) {
 			s, err := w.berthStatus(head, schema.PreviewName(n))
 			return s == forge.StatusSuccess, fmt.Sprint(s, err)
 		})
+		lap("berth's status success")
 		waitFor(t, settle, "one comment with a URL", func() (bool, string) {
 			cs := w.berthComments(n)
 			if len(cs) != 1 {
@@ -432,14 +445,26 @@ func TestPreviewEndToEnd(t *testing.T) {
 			commentID = cs[0].ID
 			return url != "", cs[0].Body
 		})
+		lap("one comment with a URL")
+		withURL := 0
+		for _, c := range w.emu.CommentsOn(n) {
+			if c.User == "berth-bot" && previewURL.MatchString(c.Body) {
+				withURL++
+			}
+		}
+		if withURL != 1 {
+			t.Fatalf("%d berth comments carry a preview URL, want 1", withURL)
+		}
 		waitFor(t, settle, "the URL answers with the PR's greeting", func() (bool, string) {
 			body, err := getHost(url)
 			return err == nil && strings.Contains(body, "hello-pr from"), fmt.Sprint(body, err)
 		})
+		lap("the URL answers with the PR's greeting")
 		waitFor(t, settle, "the preview's api on ECS", func() (bool, string) {
 			got, err := w.onECS(schema.PreviewName(n), n)
 			return slices.Equal(got, []string{"api", "env:" + schema.PreviewName(n)}), fmt.Sprint(got, err)
 		})
+		lap("the preview's api on ECS")
 		if body, err := get("http://127.0.0.1:" + w.staging + "/"); err != nil || !strings.Contains(body, "staging from") {
 			t.Fatalf("staging says %q, %v beside its preview", body, err)
 		}
@@ -452,6 +477,10 @@ func TestPreviewEndToEnd(t *testing.T) {
 		head = w.headCommit("feature", previewSpec{greeting: "hello-again", prodGreeting: "prod"}, n)
 		w.setCI(head, forge.StatusSuccess)
 		w.emu.Push(n, head)
+		waitFor(t, settle, "berth's status success on the new head", func() (bool, string) {
+			s, err := w.berthStatus(head, schema.PreviewName(n))
+			return s == forge.StatusSuccess, fmt.Sprint(s, err)
+		})
 		waitFor(t, settle, "the URL answers with the new greeting", func() (bool, string) {
 			body, err := getHost(url)
 			return err == nil && strings.Contains(body, "hello-again from"), fmt.Sprint(body, err)
@@ -475,7 +504,7 @@ func TestPreviewEndToEnd(t *testing.T) {
 		cmd.Env = append(hermeticEnv(t), w.awsEnv...)
 		b, err := cmd.CombinedOutput()
 		if err != nil || !strings.Contains(string(b), forge.Marker(w.instance, preview.CommentKey)) ||
-			!strings.Contains(string(b), schema.PreviewName(n)) {
+			!strings.Contains(string(b), schema.PreviewName(n)) || !strings.Contains(string(b), head[:12]) {
 			t.Fatalf("berth plan --pr %d: %v\n%s", n, err, b)
 		}
 	})
@@ -516,6 +545,10 @@ func TestPreviewEndToEnd(t *testing.T) {
 		waitFor(t, settle, "awaiting approval", func() (bool, string) {
 			p, what := w.previewOf(f)
 			return p.State == preview.StateAwaitingApproval, what
+		})
+		waitFor(t, settle, "the fork is told it waits for approval", func() (bool, string) {
+			cs := w.berthComments(f)
+			return len(cs) == 1 && strings.Contains(cs[0].Body, preview.ApproveCommand), fmt.Sprint(cs)
 		})
 		// Two more passes (the forge interval is 1s): still nothing anywhere.
 		checked := time.Now()
