@@ -225,3 +225,25 @@ func TestGoldenArgsOnly(t *testing.T) {
 	}
 	checkGolden(t, "args.golden", emu.Requests())
 }
+
+// TestArgsWithoutCommandDistribution: the same against the real distribution server (docker-registry) with token
+// authentication and the provider's registry credentials.
+func TestArgsWithoutCommandDistribution(t *testing.T) {
+	reg := registrytest.StartDistribution(t)
+	ref, _ := reg.Push(t, "berth/web", "1", registrytest.Image{Entrypoint: []string{"/web", "--json"}, Cmd: []string{"ignored"}, OCI: true})
+	emu := aciemu.New(aciemu.Options{})
+	t.Cleanup(emu.Close)
+	p := newProvider(t, emu)
+	p.Registry.Credentials = reg.Credentials
+	w := argsWorkload("web", ref)
+	o := providers.Owner{Instance: "i", Environment: "dev"}
+	if err := p.Apply(context.Background(), providers.Desired{Owner: o, Target: testTarget, Workload: w, SpecHash: providers.SpecHash(w)}); err != nil {
+		t.Fatal(err)
+	}
+	if got := commandOf(t, emu, "web"); !slices.Equal(got, []string{"/web", "--json", "serve", "--port=8080"}) {
+		t.Errorf("command %q", got)
+	}
+	if got, want := observed(t, p, o, w); !reflect.DeepEqual(got, want) {
+		t.Errorf("read back:\n got %+v\nwant %+v", got, want)
+	}
+}

@@ -8,8 +8,8 @@
 // /v2/<name>/blobs/<digest> for the config blob. Every manifest fetched by digest and the config blob are checked
 // against their sha256 digests. Authentication follows the registry's challenge: anonymous first; on 401 with
 // "WWW-Authenticate: Bearer realm=...,service=...,scope=..." a token is fetched from the realm (with the
-// Client's credentials for the host as basic authentication, when it has any, and only over HTTPS or to the
-// registry's own host) and the request repeated once; on a Basic challenge the credentials are sent to the
+// Client's credentials for the host as basic authentication, when it has any, and only over HTTPS, on loopback or
+// to the registry's own host) and the request repeated once; on a Basic challenge the credentials are sent to the
 // registry itself. Tokens are kept per host and scope until they expire. docker.io references go to
 // registry-1.docker.io, with library/ before a one-part name. Plain HTTP is used for loopback hosts only
 // (localhost, 127.0.0.0/8, ::1) unless Client.PlainHTTP says otherwise.

@@ -243,16 +243,20 @@ func (c *Client) httpClient() *http.Client {
 
 // Loopback tells whether host (with an optional port) is localhost or a loopback address.
 func Loopback(host string) bool {
-	h := host
-	if hh, _, err := net.SplitHostPort(host); err == nil {
-		h = hh
-	}
-	h = strings.Trim(h, "[]")
+	h := hostname(host)
 	if h == "localhost" {
 		return true
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// hostname is host without its port.
+func hostname(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		return strings.Trim(h, "[]")
+	}
+	return strings.Trim(host, "[]")
 }
 
 func (c *Client) scheme(host string) string {
@@ -562,8 +566,8 @@ func (c *Client) authorize(ctx context.Context, r Reference, host, scope, challe
 	if err != nil {
 		return "", &Error{Op: "token", Ref: r.String(), Err: err}
 	}
-	// Credentials go only where they cannot be read on the way, or to the registry itself.
-	if user != "" && (realm.Scheme == "https" || realm.Host == host) {
+	// Credentials go only where they cannot be read on the way (HTTPS, loopback), or to the registry's own host.
+	if user != "" && (realm.Scheme == "https" || Loopback(realm.Host) || realm.Hostname() == hostname(host)) {
 		req.SetBasicAuth(user, pass)
 	}
 	resp, err := c.httpClient().Do(req)

@@ -8,6 +8,10 @@
 // endpoint gives a token for the scope asked, to anyone when Options.User is empty, else only with that user and
 // password as basic authentication (401 otherwise). Errors are the distribution specification's JSON bodies
 // (MANIFEST_UNKNOWN, NAME_UNKNOWN, BLOB_UNKNOWN, UNAUTHORIZED).
+//
+// StartDistribution runs the real thing instead, Debian's docker-registry (the CNCF distribution server), on
+// loopback with token authentication from a token server of the test's own; tests skip without it unless
+// BERTH_REQUIRE_REGISTRY is set.
 package registrytest
 
 import (
