@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sort"
 	"strings"
 
 	"github.com/hashicorp/nomad/api"
@@ -166,8 +167,7 @@ func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d provid
 	}
 	if deref(job.JobModifyIndex) != jmi && !p.upToDate(k, job, want, d) {
 		if dep := p.deploymentOf(ctx, id, jmi); dep != nil && dep.Status == api.DeploymentStatusFailed {
-			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s failed: %s", id, short(dep.ID),
-				dep.StatusDescription))
+			return "", index, p.deploymentFailed(ctx, id, dep)
 		}
 		return "", index, fmt.Errorf("nomad job %s was changed by another writer while berth waited (now version %d, spec %s)",
 			id, deref(job.Version), job.Meta[providers.LabelSpecHash])
@@ -183,15 +183,15 @@ func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d provid
 	if dep != nil && dep.JobVersion == deref(job.Version) {
 		switch dep.Status {
 		case api.DeploymentStatusFailed:
-			return "", index, providers.Permanent(fmt.Errorf("nomad job %s: deployment %s of version %d failed: %s", id,
-				short(dep.ID), dep.JobVersion, dep.StatusDescription))
+			return "", index, p.deploymentFailed(ctx, id, dep)
 		case api.DeploymentStatusSuccessful, api.DeploymentStatusCancelled:
 		default:
-			healthy, total := 0, 0
+			healthy, total, canaries := 0, 0, 0
 			for _, st := range dep.TaskGroups {
-				healthy, total = healthy+st.HealthyAllocs, total+st.DesiredTotal
+				healthy, total, canaries = healthy+st.HealthyAllocs, total+st.DesiredTotal, canaries+st.DesiredCanaries
 			}
-			return fmt.Sprintf("deployment %s %s (%d/%d healthy)", short(dep.ID), dep.Status, healthy, total), index, nil
+			return fmt.Sprintf("deployment %s %s: %s (%d/%d healthy, %d canaries)", short(dep.ID), dep.Status,
+				dep.StatusDescription, healthy, total, canaries), index, nil
 		}
 	}
 	allocs, next, err := p.allocations(ctx, id, index)
@@ -214,6 +214,44 @@ func (p *Provider) convergedWhy(ctx context.Context, k wkey, id string, d provid
 			d.Workload.Replicas), next, nil
 	}
 	return "", next, nil
+}
+
+// deploymentFailed is the permanent error of a failed deployment: Nomad's description, the allocations it judged
+// unhealthy (read from the job's allocations; left out when that read fails) and, for a deployment with canaries,
+// that the old allocations were never stopped (Nomad stops the canaries of a failed deployment and, with
+// auto_revert, registers the last stable version again).
+func (p *Provider) deploymentFailed(ctx context.Context, id string, dep *api.Deployment) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "nomad job %s: deployment %s of version %d failed: %s", id, short(dep.ID), dep.JobVersion, dep.StatusDescription)
+	canaries := 0
+	for _, st := range dep.TaskGroups {
+		canaries += st.DesiredCanaries
+	}
+	if allocs, _, err := p.allocations(ctx, id, 0); err == nil {
+		var bad []string
+		for _, a := range allocs {
+			ds := a.DeploymentStatus
+			if a.JobVersion != dep.JobVersion || ds == nil || ds.Healthy == nil || *ds.Healthy {
+				continue
+			}
+			what, why := "allocation", "its health checks did not pass by the healthy deadline"
+			if ds.Canary {
+				what = "canary"
+			}
+			if a.ClientStatus == api.AllocClientStatusFailed {
+				why = "failed: " + a.ClientDescription
+			}
+			bad = append(bad, fmt.Sprintf("%s %s (%s) unhealthy: %s", what, a.Name, short(a.ID), why))
+		}
+		sort.Strings(bad)
+		if len(bad) > 0 {
+			b.WriteString("; " + strings.Join(bad, "; "))
+		}
+	}
+	if canaries > 0 {
+		b.WriteString("; the previous version's allocations kept running throughout (Nomad stopped the canaries)")
+	}
+	return providers.Permanent(errors.New(b.String()))
 }
 
 // deploymentOf finds the deployment of the job registered at jmi (nil when none or on error: it only names why).

@@ -7,7 +7,7 @@
 // port, dynamic otherwise, `to` the container port, the labels in config.ports), a group service with the health
 // check (http and tcp on Nomad's own service provider, a command as a Consul script check), an update stanza
 // (max_parallel 1, health_check "checks" or "task_states", min_healthy_time, healthy_deadline, progress_deadline,
-// auto_revert, canary 0) and job meta carrying the providers.Label* ownership labels and the spec hash (and, for
+// auto_revert, canary = count with auto_promote: see Rollouts) and job meta carrying the providers.Label* ownership labels and the spec hash (and, for
 // a preview environment, berth.dev/preview with its number and berth.dev/head with the head it was registered from). Register
 // always enforces the index (the job's JobModifyIndex, 0 for a create): a lost race re-reads. Meta keys outside
 // berth.dev/ and docker config keys berth does not set (privileged, volumes, ...) that someone else added are
@@ -27,8 +27,7 @@
 // Each template line carries a comment naming its secret, read back into Spec.SecretEnv and Spec.Files; the job meta
 // berth.dev/secrets holds "name=fingerprint" pairs, read back into Observed.SecretFingerprints. Templates render
 // once (once = true, change_mode noop): running allocations keep what they started with, and a rotated SOPS value is
-// a new spec hash, hence a new job version rolled out by the update block one allocation at a time, make before
-// break. A new value in a store berth does not read (a nomad or vault reference) reaches the tasks at their next
+// a new spec hash, hence a new job version rolled out through canaries, make before break (see Rollouts). A new value in a store berth does not read (a nomad or vault reference) reaches the tasks at their next
 // start only. A job that no longer reads berth's variable has it deleted after its rollout (a crash between the
 // two leaves it until the workload is deleted); Delete removes it after the job. List reports it Missing when it is gone (from the variables' metadata, never their items), and Apply
 // writes it again. Nomad refuses paths over 128 characters and items over 64 KiB with a 500, taken as permanent; an
@@ -43,7 +42,22 @@
 // Nomad label, no start period without retries. Nomad keeps no side object for a job (the service registrations
 // are Nomad's own, remade by its clients), so the only side object reported Missing is berth's variable.
 //
-// Non-goals: canaries and blue/green, Consul Connect, volumes, constraints and affinities, autoscaling, Vault
+// Rollouts are make before break for every count, one replica included: the update stanza asks for as many
+// canaries as replicas (canary = count, auto_promote; none and no auto_promote for count 0, which Nomad refuses).
+// A change that replaces allocations (image, command, env, ports, checks, resources, templates, job meta, hence
+// any new spec hash) makes Nomad place count canaries of the new version beside the old allocations, which keep
+// running; when every canary is healthy (its checks passing for min_healthy_time) Nomad promotes them and only
+// then stops the old allocations. A canary that fails, or is not healthy by the healthy deadline, fails the
+// deployment: Nomad stops the canaries and (auto_revert) registers the last stable version again, which the old
+// allocations move to in place, so the old version serves throughout; Apply fails permanently naming the
+// deployment, Nomad's description and each unhealthy canary. A change of count alone (and of the update stanza
+// with it) is an in-place update: no canary, nothing restarts. A live job whose update stanza does not place
+// berth's canaries (registered by an older berth, or edited) is registered again, in place. The price: a rollout
+// runs twice the allocations for a while, and a canary of a workload with a public (static) port needs a node
+// where that port is free, so on a cluster with fewer spare nodes than replicas such a canary is not placed and
+// the deployment fails at its progress deadline, the old version still serving.
+//
+// Non-goals: canaries other than the rollout's own (a partial canary, manual promotion), Consul Connect, volumes, constraints and affinities, autoscaling, Vault
 // roles and policies (the vault block uses the cluster's default), multi-region jobs; namespaces and ACL tokens are created by the operator.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); the ACL token in the environment
@@ -56,8 +70,9 @@
 //	if job is stopped, or its hash meta or any managed field (live(job)) differs from the desired workload {
 //	    Register(job', EnforceIndex, job.JobModifyIndex)   // conflict → read again
 //	}
-//	loop: Info (changed under us? a failed deployment → providers.Permanent),
-//	      LatestDeployment of the version (running → wait; failed → providers.Permanent),
+//	loop: Info (changed under us? a failed deployment, e.g. reverted → providers.Permanent),
+//	      LatestDeployment of the version (running, canaries placed or promoted → wait; failed → providers.Permanent
+//	      naming the unhealthy canaries),
 //	      Allocations (blocking query on the last index, PollInterval long)
 //	until Replicas allocations of the version run, healthy where a deployment judged them
 //	if the job read berth's variable and the new one does not: delete the variable

@@ -202,10 +202,15 @@ func (p *Provider) jobFor(k wkey, d providers.Desired) (*api.Job, error) {
 		group.Services = []*api.Service{svc}
 	}
 
+	// Make before break for every count, one included: a change that replaces allocations places Replicas
+	// canaries beside the old allocations, Nomad promotes them once all are healthy (auto_promote) and only then
+	// stops the old ones; a canary that fails or is not healthy by the healthy deadline fails the deployment,
+	// which stops the canaries and (auto_revert) puts the job back at its last stable version, the old
+	// allocations running throughout. A change of count alone is an in-place update and places no canary.
 	update := &api.UpdateStrategy{
 		MaxParallel: new(1), HealthCheck: new("task_states"), MinHealthyTime: new(DefaultMinHealthyTime),
 		HealthyDeadline: new(DefaultHealthyDeadline), ProgressDeadline: new(DefaultProgressDeadline),
-		AutoRevert: new(true), Canary: new(0),
+		AutoRevert: new(true), Canary: new(w.Replicas), AutoPromote: new(w.Replicas > 0),
 	}
 	if h := w.Health; h != nil {
 		update.HealthCheck = new("checks")

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/nomad/api"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/nomad"
 	"github.com/berth-dev/berth/providers/nomad/nomademu"
 	"github.com/berth-dev/berth/schema"
 )
@@ -140,8 +141,14 @@ func TestPlan(t *testing.T) {
 	before := len(emu.LiveAllocs(testNamespace, "berth-berth-prod-web"))
 	w.Replicas = 3
 	changes, err = p.Plan(ctx, desired(owner, "nomad", w))
-	if err != nil || len(changes) != 1 || changes[0].Path != "TaskGroups[0].Count" || changes[0].Old != "2" || changes[0].New != "3" {
-		t.Fatalf("Plan of a scale-up: %+v, %v; want one change of the count", changes, err)
+	// The count, and the canaries of the update block with it (canary = count: make before break for any count).
+	wantChanges := []nomad.Change{
+		{Type: "Edited", Path: "TaskGroups[0].Count", Old: "2", New: "3"},
+		{Type: "Edited", Path: "TaskGroups[0].Update.Canary", Old: "2", New: "3"},
+		{Type: "Edited", Path: "Update.Canary", Old: "2", New: "3"},
+	}
+	if err != nil || !reflect.DeepEqual(changes, wantChanges) {
+		t.Fatalf("Plan of a scale-up: %+v, %v; want %+v", changes, err, wantChanges)
 	}
 	if n := len(emu.LiveAllocs(testNamespace, "berth-berth-prod-web")); n != before {
 		t.Fatalf("Plan changed what runs: %d allocations, then %d", before, n)

@@ -223,6 +223,9 @@ func (p *Provider) upToDate(k wkey, job, want *api.Job, d providers.Desired) boo
 	if t, wt := liveTask(job), liveTask(want); t != nil && wt != nil && !sameTemplates(t, wt) {
 		return false
 	}
+	if !makesBeforeBreaking(job, want) {
+		return false
+	}
 	return equalSpec(live(k, job), p.readBack(k, d.Workload))
 }
 
@@ -250,4 +253,27 @@ func (p *Provider) readBack(k wkey, w schema.Workload) schema.Workload {
 func equalSpec(a, b schema.Workload) bool {
 	a.Pos, b.Pos = nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+// makesBeforeBreaking tells whether the live job's update block places the canaries want's does and promotes
+// them as want's does (a job registered before berth rolled with canaries, or edited by hand, is registered
+// again: an update block alone is an in-place change, nothing restarts).
+func makesBeforeBreaking(job, want *api.Job) bool {
+	u, wu := groupUpdate(job), want.Update
+	if wu == nil {
+		return true
+	}
+	return deref(u.Canary) == deref(wu.Canary) && deref(u.AutoPromote) == deref(wu.AutoPromote)
+}
+
+// groupUpdate is the update block that applies to the job's first group: the group's (Nomad merges the job's
+// into it), else the job's; never nil.
+func groupUpdate(job *api.Job) *api.UpdateStrategy {
+	if len(job.TaskGroups) > 0 && job.TaskGroups[0].Update != nil {
+		return job.TaskGroups[0].Update
+	}
+	if job.Update != nil {
+		return job.Update
+	}
+	return &api.UpdateStrategy{}
 }

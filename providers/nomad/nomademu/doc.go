@@ -7,7 +7,9 @@
 // GET /v1/job/:id/allocations, GET /v1/job/:id/deployment (the latest), GET /v1/job/:id/deployments,
 // GET /v1/job/:id/versions, PUT /v1/job/:id/plan (diff), PUT /v1/job/:id/scale (`nomad job scale`: a new version
 // with the count changed, in place; 400 "job scaling blocked due to active deployment" while one runs),
-// DELETE /v1/job/:id (?purge=true); and the variables API (variables.go): GET, PUT and DELETE /v1/var/:path
+// DELETE /v1/job/:id (?purge=true), PUT /v1/deployment/promote/:id (`nomad deployment promote`, All or Groups;
+// refused with a 500 "Task group %q has %d/%d healthy allocations" while canaries are not all healthy, "can't
+// promote terminal deployment", "no canaries to promote"; 404 "deployment not found"); and the variables API (variables.go): GET, PUT and DELETE /v1/var/:path
 // (?cas=N), GET /v1/vars (?prefix=, ?namespace=*, ?per_page=, ?next_token=).
 //
 // Variables as the agent serves them (command/agent/variable_endpoint.go and the server's Validate, as read):
@@ -53,15 +55,29 @@
 //     variable; the wait runs on an injectable Clock, so tests control it).
 //   - Time is a step counter: every request advances the scheduler one step (or only Step does, with
 //     Options.Manual). Allocations go pending → running over StartSteps steps, then, inside a deployment, healthy
-//     after HealthySteps more. Placements for a new job, a scale-up or a reschedule happen at once; a destructive
-//     update replaces one allocation at a time (max_parallel 1): the old one is stopped, the new one placed, and the
-//     next only once it is healthy. A change of count alone is an in-place update (allocations keep their IDs and
-//     move to the new job version). Every new job version gets a deployment, running → successful; a newer version
-//     cancels the running one.
+//     after HealthySteps more. Placements for a new job, a scale-up or a reschedule happen at once; without
+//     canaries a destructive update replaces one allocation at a time (max_parallel 1): the old one is stopped,
+//     the new one placed, and the next only once it is healthy. An allocation whose version differs from the new
+//     one only in counts or update blocks is updated in place (it keeps its ID and moves to the new version), as
+//     Nomad compares each allocation's job with the new one; a change of count alone is such a change. Every new
+//     job version gets a deployment, running → successful; a newer version cancels the running one.
+//   - Canaries, as Nomad's reconciler and deployment watcher do them: a version that replaces allocations, with
+//     update.canary = n > 0, gets a deployment with DesiredCanaries n ("Deployment is running pending automatic
+//     promotion" with auto_promote, "... but requires manual promotion" without); n canaries of the new version
+//     are placed (named after the allocations they are to replace, DeploymentStatus.Canary set from the start,
+//     their IDs in PlacedCanaries) while the old allocations keep running untouched. Once all n are healthy,
+//     auto_promote promotes the deployment (Promoted, "Deployment is running"), or PUT /v1/deployment/promote does;
+//     from the next step the canaries are the group's allocations: the old ones beyond the count are stopped ("alloc
+//     not needed due to job update"), any left replaced one at a time, and the deployment succeeds when count
+//     allocations of the version run healthy. An unhealthy allocation fails the deployment ("Failed due to
+//     unhealthy allocations"); its canaries that were not promoted are stopped, and with auto_revert the last
+//     stable version is registered again ("... - rolling back to job version N"), which the old allocations move
+//     to in place. After a failed deployment of the job's current version no destructive update is made (only
+//     missing allocations are placed), as Nomad's reconciler does.
+//   - Health: FailImage makes an image's allocations fail after they start; FailChecks makes them run with checks
+//     that never pass, judged unhealthy by their deployment after DeadlineSteps steps (the healthy deadline).
 //   - EnforceIndex as Nomad checks it, against the job's JobModifyIndex, answered with HTTP 500 and Nomad's
 //     message ("Enforcing job modify index N: job exists with conflicting job modify index: M").
-//   - Allocations of an image marked with FailImage fail; the deployment then fails and, with auto_revert, the job
-//     is reverted to its last stable version (a new version), as Nomad does.
 //   - Failed allocations are rescheduled (a replacement is placed outside any deployment, as Nomad does after a
 //     deployment ended). KillAlloc (an allocation dies) and StopAlloc (an operator's `nomad alloc stop`) drift.
 //   - Faults: Fail(n, kind): ServerError (500), RateLimited (429) and Timeout (no answer until the client gives
@@ -81,10 +97,12 @@
 //     consul or nomad, port labels that exist), checks (types per provider: http and tcp on nomad, grpc, http,
 //     script and tcp on consul; an http check's relative path, a script's command; interval and timeout set and
 //     at least 1s; check_restart limit and grace >= 0) and the update block (health_check checks, task_states or
-//     manual; max_parallel and canary >= 0; min_healthy_time < healthy_deadline < progress_deadline when set;
+//     manual; max_parallel and canary >= 0; auto_promote only with canary > 0; min_healthy_time < healthy_deadline < progress_deadline when set;
 //     stagger > 0).
 //
-// Simplified: one region, one node, no evaluations to read, no canaries, no Consul; service checks are not run (a
+// Simplified: one region, one node (so a canary's static port never collides with the old allocation's, where a
+// real one-node cluster cannot place it), no evaluations to read, no progress deadline (a deployment that cannot
+// place waits for ever), no Consul; service checks are not run (a
 // deployment's allocations turn healthy after HealthySteps); the X-Nomad-Index is global, not per table; plan
 // diffs are field-level at job level only; a deregister without purge keeps the job as stopped (dead).
 //

@@ -33,6 +33,9 @@ const (
 const (
 	DefaultStartSteps   = 2
 	DefaultHealthySteps = 1
+	// DefaultDeadlineSteps is how many steps a running allocation of a deployment may stay not healthy (an image
+	// marked with FailChecks) before its healthy deadline passes and it is marked unhealthy.
+	DefaultDeadlineSteps = 12
 	// MaxWait caps a blocking query's wait, as Nomad caps it at 10 minutes.
 	MaxWait = 10 * time.Minute
 	// DefaultWait is a blocking query's wait when ?wait is absent (Nomad's default).
@@ -61,6 +64,10 @@ type Options struct {
 	StartSteps int
 	// HealthySteps is how many steps a running allocation of a deployment takes to turn healthy.
 	HealthySteps int
+	// DeadlineSteps stands for the update block's healthy_deadline: how many steps a running allocation of a
+	// deployment whose checks never pass (FailChecks) stays undecided before it is marked unhealthy (default
+	// DefaultDeadlineSteps).
+	DeadlineSteps int
 	// Token, when set, is the only ACL token accepted.
 	Token string
 	// Clock times blocking queries (default: the real clock).
@@ -95,6 +102,7 @@ type Server struct {
 	conflict    int // registers still to answer with a lost compare-and-set
 	varConflict int // variable check-and-set writes still to lose to another writer
 	failImgs    map[string]bool
+	sickImgs    map[string]bool // FailChecks: running, never healthy
 	requests    []Request
 	vars        *varStore                    // variables.go
 	vault       map[string]map[string]string // render.go: Vault KV data by path
@@ -112,9 +120,11 @@ type alloc struct {
 	stub *api.AllocationListStub
 	age  int         // steps since placed or since running
 	dep  *deployment // the deployment that placed it, if any
-	img  string
-	out  rendered                // what its templates gave the task when it was placed
-	res  *api.AllocatedResources // the ports it was given, answered with ?resources=true
+	// canary: placed as one of dep's canaries (its DeploymentStatus says so from the start, as Nomad's does).
+	canary bool
+	img    string
+	out    rendered                // what its templates gave the task when it was placed
+	res    *api.AllocatedResources // the ports it was given, answered with ?resources=true
 }
 
 type deployment struct {
@@ -129,13 +139,16 @@ func New(opts Options) *Server {
 	if opts.HealthySteps <= 0 {
 		opts.HealthySteps = DefaultHealthySteps
 	}
+	if opts.DeadlineSteps <= 0 {
+		opts.DeadlineSteps = DefaultDeadlineSteps
+	}
 	if opts.Clock == nil {
 		opts.Clock = realClock{}
 	}
 	if opts.NodeAddress == "" {
 		opts.NodeAddress = DefaultNodeAddress
 	}
-	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}}
+	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}, sickImgs: map[string]bool{}}
 	s.cond = sync.NewCond(&s.mu)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -176,6 +189,15 @@ func (s *Server) FailImage(image string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.failImgs[image] = true
+}
+
+// FailChecks makes every allocation running image fail its health checks for ever: it runs, a deployment never
+// counts it healthy, and once its healthy deadline (Options.DeadlineSteps) passes the deployment marks it
+// unhealthy, as Nomad's client does for an allocation whose checks are not passing by healthy_deadline.
+func (s *Server) FailChecks(image string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sickImgs[image] = true
 }
 
 // Step advances the scheduler n steps.
@@ -432,6 +454,8 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 		return s.listAllocs(namespace, q)
 	case path == "/v1/jobs" && (method == http.MethodPut || method == http.MethodPost):
 		return s.registerReq(namespace, body)
+	case strings.HasPrefix(path, "/v1/deployment/promote/") && (method == http.MethodPut || method == http.MethodPost):
+		return s.promote(strings.TrimPrefix(path, "/v1/deployment/promote/"), body)
 	case path == "/v1/vars" || strings.HasPrefix(path, "/v1/var/"):
 		return s.variables(method, path, namespace, q, body)
 	case strings.HasPrefix(path, "/v1/job/"):
@@ -446,7 +470,7 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 			if j == nil {
 				return nil, errf(http.StatusNotFound, "job not found")
 			}
-			return j.spec, nil
+			return specCopy(j.spec), nil // answered after s.mu is released: a copy
 		case sub == "" && method == http.MethodDelete:
 			if j == nil {
 				return nil, errf(http.StatusNotFound, "job not found")
@@ -460,8 +484,7 @@ func (s *Server) dispatch(method, path string, q url.Values, body []byte) (any, 
 			out := []*api.Deployment{}
 			for i := len(s.deps) - 1; j != nil && i >= 0; i-- {
 				if d := s.deps[i].d; d.Namespace == namespace && d.JobID == id && d.JobCreateIndex == *j.spec.CreateIndex {
-					c := *d
-					out = append(out, &c)
+					out = append(out, depCopy(d))
 				}
 			}
 			return out, nil
@@ -599,11 +622,13 @@ func (s *Server) registerReq(namespace string, body []byte) (any, *httpError) {
 	return api.JobRegisterResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, JobModifyIndex: *j.spec.JobModifyIndex}, nil
 }
 
-// fingerprint is the job's spec without counts and server fields: equal fingerprints mean an in-place update.
+// fingerprint is the job's spec without counts, update blocks and server fields: equal fingerprints mean an
+// in-place update (Nomad's tasksUpdated looks at neither the count nor the update strategy).
 func fingerprint(j *api.Job) string {
 	c := specOf(j)
+	c.Update = nil
 	for _, g := range c.TaskGroups {
-		g.Count = nil
+		g.Count, g.Update = nil, nil
 	}
 	b, _ := json.Marshal(c)
 	return string(b)
@@ -652,7 +677,21 @@ func (s *Server) register(in *api.Job) *job {
 		return j // Nomad keeps the version when the spec did not change
 	}
 	s.bump()
-	inPlace := j != nil && !*j.spec.Stop && fingerprint(j.spec) == fingerprint(in)
+	// Each live allocation whose own version differs from the new one only in counts or the update block moves to
+	// the new version in place (as Nomad compares each allocation's job with the new one); the others are
+	// destructive updates, done by the scheduler through canaries or one at a time.
+	var inPlace []*alloc
+	destructive := 0
+	if j != nil && !*j.spec.Stop {
+		fp := fingerprint(in)
+		for _, a := range s.jobLive(*in.Namespace, *in.ID) {
+			if v := a.stub.JobVersion; v < uint64(len(j.versions)) && fingerprint(j.versions[v]) == fp {
+				inPlace = append(inPlace, a)
+			} else {
+				destructive++
+			}
+		}
+	}
 	if j == nil {
 		j = &job{}
 		s.jobs[key] = j
@@ -671,21 +710,49 @@ func (s *Server) register(in *api.Job) *job {
 			d.d.Status, d.d.StatusDescription, d.d.ModifyIndex = api.DeploymentStatusCancelled, "Cancelled due to newer version of job", s.index
 		}
 	}
-	if inPlace {
-		for _, a := range s.jobLive(*in.Namespace, *in.ID) {
-			a.stub.JobVersion, a.stub.ModifyIndex = *in.Version, s.index
-		}
+	for _, a := range inPlace {
+		a.stub.JobVersion, a.stub.ModifyIndex = *in.Version, s.index
 	}
 	if *in.Type == "service" && in.Update != nil {
 		tg := *in.TaskGroups[0].Name
+		u := groupUpdate(in)
+		st := &api.DeploymentState{AutoRevert: deref(u.AutoRevert), DesiredTotal: count(in),
+			ProgressDeadline: deref(u.ProgressDeadline)}
+		desc := descRunning
+		// Canaries only when something is to be replaced (a new job or an in-place change places none).
+		if n := deref(u.Canary); n > 0 && destructive > 0 {
+			st.DesiredCanaries = n
+			desc = descNeedsPromotion
+			if deref(u.AutoPromote) {
+				desc = descAutoPromotion
+			}
+		}
 		s.deps = append(s.deps, &deployment{d: &api.Deployment{ID: s.nextID(), Namespace: *in.Namespace, JobID: *in.ID,
 			JobVersion: *in.Version, JobModifyIndex: s.index, JobSpecModifyIndex: s.index, JobCreateIndex: *in.CreateIndex,
-			Status: api.DeploymentStatusRunning, StatusDescription: "Deployment is running",
-			TaskGroups: map[string]*api.DeploymentState{tg: {AutoRevert: in.Update.AutoRevert != nil && *in.Update.AutoRevert,
-				DesiredTotal: count(in)}},
-			CreateIndex: s.index, ModifyIndex: s.index}})
+			Status: api.DeploymentStatusRunning, StatusDescription: desc,
+			TaskGroups: map[string]*api.DeploymentState{tg: st}, CreateIndex: s.index, ModifyIndex: s.index}})
 	}
 	return j
+}
+
+// Deployment status descriptions, Nomad's words (structs.DeploymentStatusDescription*).
+const (
+	descRunning         = "Deployment is running"
+	descNeedsPromotion  = "Deployment is running but requires manual promotion"
+	descAutoPromotion   = "Deployment is running pending automatic promotion"
+	descSuccessful      = "Deployment completed successfully"
+	descUnhealthyAllocs = "Failed due to unhealthy allocations"
+)
+
+// groupUpdate is the first group's update block (the job's merged into it by Canonicalize), never nil.
+func groupUpdate(j *api.Job) *api.UpdateStrategy {
+	if len(j.TaskGroups) > 0 && j.TaskGroups[0].Update != nil {
+		return j.TaskGroups[0].Update
+	}
+	if j.Update != nil {
+		return j.Update
+	}
+	return &api.UpdateStrategy{}
 }
 
 func specCopy(j *api.Job) *api.Job {
@@ -750,13 +817,76 @@ func (s *Server) latestDeployment(namespace, id string, j *job) *api.Deployment 
 	if latest == nil {
 		return nil
 	}
-	c := *latest
+	return depCopy(latest)
+}
+
+// depCopy is a deep copy of a deployment, to answer after s.mu is released.
+func depCopy(d *api.Deployment) *api.Deployment {
+	c := *d
 	c.TaskGroups = map[string]*api.DeploymentState{}
-	for k, v := range latest.TaskGroups {
+	for k, v := range d.TaskGroups {
 		st := *v
+		st.PlacedCanaries = slices.Clone(v.PlacedCanaries)
 		c.TaskGroups[k] = &st
 	}
 	return &c
+}
+
+// promote is `nomad deployment promote`: the canaries of the named groups (or all, with All) are promoted when
+// each group has as many healthy canaries as it wants, else Nomad's refusal, a plain RPC error (500):
+// "Task group %q has %d/%d healthy allocations". A deployment that is not running cannot be promoted
+// ("can't promote terminal deployment"), nor one without canaries ("no canaries to promote").
+func (s *Server) promote(id string, body []byte) (any, *httpError) {
+	var req api.DeploymentPromoteRequest
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil, errf(http.StatusBadRequest, "Failed to decode request body: %v", err)
+	}
+	if req.DeploymentID != id {
+		return nil, errf(http.StatusBadRequest, "Deployment ID does not match")
+	}
+	var dep *deployment
+	for _, d := range s.deps {
+		if d.d.ID == id {
+			dep = d
+		}
+	}
+	if dep == nil {
+		return nil, errf(http.StatusNotFound, "deployment not found")
+	}
+	if dep.d.Status != api.DeploymentStatusRunning {
+		return nil, errf(http.StatusInternalServerError, "can't promote terminal deployment")
+	}
+	groups := map[string]*api.DeploymentState{}
+	for name, st := range dep.d.TaskGroups {
+		if (req.All || slices.Contains(req.Groups, name)) && st.DesiredCanaries > 0 {
+			groups[name] = st
+		}
+	}
+	if len(groups) == 0 {
+		return nil, errf(http.StatusInternalServerError, "no canaries to promote")
+	}
+	var refusals []string
+	for name, st := range groups {
+		healthy := 0
+		for _, a := range s.allocs {
+			if a.dep == dep && a.canary && live(a) && !undecided(a) && *a.stub.DeploymentStatus.Healthy {
+				healthy++
+			}
+		}
+		if healthy < st.DesiredCanaries {
+			refusals = append(refusals, fmt.Sprintf("Task group %q has %d/%d healthy allocations", name, healthy, st.DesiredCanaries))
+		}
+	}
+	if len(refusals) > 0 {
+		sort.Strings(refusals)
+		return nil, errf(http.StatusInternalServerError, "%s", multiError(refusals))
+	}
+	s.bump()
+	for _, st := range groups {
+		st.Promoted = true
+	}
+	dep.d.StatusDescription, dep.d.ModifyIndex = descRunning, s.index
+	return api.DeploymentUpdateResponse{EvalID: s.nextID(), EvalCreateIndex: s.index, DeploymentModifyIndex: s.index}, nil
 }
 
 // scale is `nomad job scale`: a new job version with the group's count changed (an in-place update), refused
@@ -894,25 +1024,24 @@ func (s *Server) advance() {
 		switch {
 		case a.stub.ClientStatus == api.AllocClientStatusPending && a.out.err != "":
 			a.stub.ClientStatus, a.stub.ClientDescription = api.AllocClientStatusFailed, a.out.err
-			if a.dep != nil {
-				a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(false), ModifyIndex: s.index + 1}
-				a.dep.d.TaskGroups[a.stub.TaskGroup].UnhealthyAllocs++
-			}
+			s.judge(a, false)
 			a.stub.ModifyIndex, changed = s.index+1, true
 		case a.stub.ClientStatus == api.AllocClientStatusPending && a.age >= s.opts.StartSteps:
 			a.stub.ClientStatus, a.stub.ClientDescription, a.age = api.AllocClientStatusRunning, "Tasks are running", 0
 			a.stub.ModifyIndex, changed = s.index+1, true
 		case a.stub.ClientStatus == api.AllocClientStatusRunning && s.failImgs[a.image()]:
 			a.stub.ClientStatus, a.stub.ClientDescription = api.AllocClientStatusFailed, "Failed tasks"
-			if a.dep != nil {
-				a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(false), ModifyIndex: s.index + 1}
-				a.dep.d.TaskGroups[a.stub.TaskGroup].UnhealthyAllocs++
-			}
+			s.judge(a, false)
 			a.stub.ModifyIndex, changed = s.index+1, true
-		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && a.stub.DeploymentStatus == nil &&
+		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && undecided(a) && s.sickImgs[a.image()]:
+			// Its checks never pass: unhealthy once the healthy deadline has passed; it keeps running.
+			if a.age >= s.opts.DeadlineSteps {
+				s.judge(a, false)
+				a.stub.ModifyIndex, changed = s.index+1, true
+			}
+		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && undecided(a) &&
 			a.age >= s.opts.HealthySteps:
-			a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(true), ModifyIndex: s.index + 1}
-			a.dep.d.TaskGroups[a.stub.TaskGroup].HealthyAllocs++
+			s.judge(a, true)
 			a.stub.ModifyIndex, changed = s.index+1, true
 		}
 	}
@@ -931,6 +1060,26 @@ func (s *Server) advance() {
 	}
 }
 
+// undecided: the allocation's deployment has not judged its health yet.
+func undecided(a *alloc) bool {
+	return a.stub.DeploymentStatus == nil || a.stub.DeploymentStatus.Healthy == nil
+}
+
+// judge records a deployment's verdict on an allocation it placed (s.mu held); outside a deployment it does
+// nothing. The canary flag stays.
+func (s *Server) judge(a *alloc, healthy bool) {
+	if a.dep == nil {
+		return
+	}
+	a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Healthy: new(healthy), Canary: a.canary, ModifyIndex: s.index + 1}
+	st := a.dep.d.TaskGroups[a.stub.TaskGroup]
+	if healthy {
+		st.HealthyAllocs++
+	} else {
+		st.UnhealthyAllocs++
+	}
+}
+
 // image is the docker image the allocation's job version runs.
 func (a *alloc) image() string { return a.img }
 
@@ -944,41 +1093,125 @@ func (s *Server) activeDeployment(j *job) *deployment {
 	return nil
 }
 
+// deploymentFailed: the latest deployment of the job's current version failed. Nomad's reconciler then makes no
+// destructive update and places no canary (it only replaces allocations that are missing), so whatever the
+// failed deployment did not replace keeps running.
+func (s *Server) deploymentFailed(j *job) bool {
+	var latest *deployment
+	for _, d := range s.deps {
+		if d.d.Namespace == *j.spec.Namespace && d.d.JobID == *j.spec.ID && d.d.JobCreateIndex == *j.spec.CreateIndex {
+			latest = d
+		}
+	}
+	return latest != nil && latest.d.JobVersion == *j.spec.Version && latest.d.Status == api.DeploymentStatusFailed
+}
+
 // schedule reconciles one job's allocations with its current version (s.mu held); it reports a change.
+//
+// With canaries (the deployment's DesiredCanaries > 0, from update.canary when allocations are to be replaced),
+// the old allocations are left alone while the canaries are placed and judged; when every canary is healthy and
+// the update block says auto_promote, the deployment is promoted (Nomad's deployment watcher does it), and from
+// the next step on the canaries count as the group's allocations: the old ones beyond the count are stopped and
+// any left are replaced one at a time. A deployment with an unhealthy allocation fails: its canaries that were
+// not promoted are stopped, and with auto_revert the job is registered again at its last stable version.
 func (s *Server) schedule(j *job) bool {
 	sp := j.spec
 	if *sp.Stop {
 		return false
 	}
 	nsp, id, version, want := *sp.Namespace, *sp.ID, *sp.Version, count(sp)
+	tg := *sp.TaskGroups[0].Name
 	dep := s.activeDeployment(j)
 	next := s.index + 1
 	changed := false
-	// A failed deployment: fail it, and revert to the last stable version when asked.
-	if dep != nil && dep.d.TaskGroups[*sp.TaskGroups[0].Name].UnhealthyAllocs > 0 {
-		dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusFailed, "Failed due to unhealthy allocations", next
-		if dep.d.TaskGroups[*sp.TaskGroups[0].Name].AutoRevert && j.hasStbl {
+	stop := func(a *alloc, why string) {
+		a.stub.DesiredStatus, a.stub.DesiredDescription, a.stub.ClientStatus = api.AllocDesiredStatusStop, why, api.AllocClientStatusComplete
+		a.stub.ModifyIndex, changed = next, true
+	}
+	var st *api.DeploymentState
+	if dep != nil {
+		st = dep.d.TaskGroups[tg]
+	}
+	// A failed deployment: fail it, stop its canaries, and revert to the last stable version when asked.
+	if dep != nil && st.UnhealthyAllocs > 0 {
+		dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusFailed, descUnhealthyAllocs, next
+		for _, a := range s.jobLive(nsp, id) {
+			if a.dep == dep && a.canary && !st.Promoted {
+				stop(a, "alloc not needed due to job update")
+			}
+		}
+		if st.AutoRevert && j.hasStbl {
 			dep.d.StatusDescription += " - rolling back to job version " + strconv.FormatUint(j.stable, 10)
 			s.register(specCopy(j.versions[j.stable]))
 		}
 		return true
 	}
-	liveAllocs := s.jobLive(nsp, id)
-	var cur, old []*alloc
+	canaryPhase := dep != nil && st.DesiredCanaries > 0 && !st.Promoted
+	var cur, old, canaries []*alloc
 	inFlight := 0
-	for _, a := range liveAllocs {
-		if a.stub.JobVersion == version {
+	for _, a := range s.jobLive(nsp, id) {
+		switch {
+		case a.stub.JobVersion != version:
+			old = append(old, a)
+		case canaryPhase && a.canary && a.dep == dep:
+			canaries = append(canaries, a)
+		default:
 			cur = append(cur, a)
-			if a.dep != nil && a.dep == dep && (a.stub.DeploymentStatus == nil || a.stub.DeploymentStatus.Healthy == nil) {
+			if a.dep != nil && a.dep == dep && undecided(a) {
 				inFlight++
 			}
-		} else {
-			old = append(old, a)
 		}
 	}
-	stop := func(a *alloc, why string) {
-		a.stub.DesiredStatus, a.stub.DesiredDescription, a.stub.ClientStatus = api.AllocDesiredStatusStop, why, api.AllocClientStatusComplete
-		a.stub.ModifyIndex, changed = next, true
+	used := map[int]bool{}
+	for _, a := range append(append([]*alloc(nil), cur...), old...) {
+		used[allocIndex(a)] = true
+	}
+	if canaryPhase {
+		healthy := 0
+		for _, a := range canaries {
+			if !undecided(a) && *a.stub.DeploymentStatus.Healthy {
+				healthy++
+			}
+		}
+		if healthy >= st.DesiredCanaries && deref(groupUpdate(sp).AutoPromote) {
+			st.Promoted, dep.d.StatusDescription, dep.d.ModifyIndex = true, descRunning, next
+			return true
+		}
+		// Canaries take the names of the allocations they are to replace, old ones first.
+		names := make([]int, 0, want)
+		for _, a := range old {
+			names = append(names, allocIndex(a))
+		}
+		sort.Ints(names)
+		for i := 0; len(names) < st.DesiredCanaries; i++ {
+			if !used[i] {
+				names = append(names, i)
+			}
+		}
+		taken := map[int]bool{}
+		for _, a := range canaries {
+			taken[allocIndex(a)] = true
+		}
+		for _, i := range names {
+			if len(canaries) >= st.DesiredCanaries {
+				break
+			}
+			if taken[i] {
+				continue
+			}
+			taken[i] = true
+			canaries = append(canaries, s.place(j, i, dep, true))
+			changed = true
+		}
+		// The old allocations stay as they are until the canaries are promoted; missing ones are replaced.
+		for i := 0; len(cur)+len(old) < want; i++ {
+			if !used[i] {
+				used[i] = true
+				cur = append(cur, s.place(j, i, dep, false))
+				changed = true
+			}
+		}
+		return changed
 	}
 	// Scale down: stop the surplus, old versions first, then the highest indexes.
 	for len(cur)+len(old) > want {
@@ -991,15 +1224,11 @@ func (s *Server) schedule(j *job) bool {
 		stop(cur[len(cur)-1], "alloc not needed due to job update")
 		cur = cur[:len(cur)-1]
 	}
-	used := map[int]bool{}
-	for _, a := range append(append([]*alloc(nil), cur...), old...) {
-		used[allocIndex(a)] = true
-	}
-	// Destructive update: one at a time, the next once the previous is healthy.
-	if len(old) > 0 && inFlight == 0 {
+	// Destructive update: one at a time, the next once the previous is healthy; none after a failed deployment.
+	if len(old) > 0 && inFlight == 0 && !s.deploymentFailed(j) {
 		a := old[0]
 		stop(a, "alloc is being updated due to job update")
-		s.place(j, allocIndex(a), dep)
+		s.place(j, allocIndex(a), dep, false)
 		return true
 	}
 	// Missing allocations (new job, scale-up, reschedule of failed or stopped ones): all at once.
@@ -1008,7 +1237,7 @@ func (s *Server) schedule(j *job) bool {
 			continue
 		}
 		used[i] = true
-		s.place(j, i, dep)
+		s.place(j, i, dep, false)
 		cur = append(cur, nil)
 		changed = true
 	}
@@ -1020,7 +1249,7 @@ func (s *Server) schedule(j *job) bool {
 			}
 		}
 		if running == want && len(cur) == want && allHealthyOrOutside(cur, dep) {
-			dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusSuccessful, "Deployment completed successfully", next
+			dep.d.Status, dep.d.StatusDescription, dep.d.ModifyIndex = api.DeploymentStatusSuccessful, descSuccessful, next
 			j.stable, j.hasStbl = version, true
 			sp.Stable = new(true)
 			changed = true
@@ -1038,7 +1267,7 @@ func allHealthyOrOutside(cur []*alloc, dep *deployment) bool {
 		if a == nil {
 			return false
 		}
-		if a.dep == dep && (a.stub.DeploymentStatus == nil || a.stub.DeploymentStatus.Healthy == nil || !*a.stub.DeploymentStatus.Healthy) {
+		if a.dep == dep && (undecided(a) || !*a.stub.DeploymentStatus.Healthy) {
 			return false
 		}
 	}
@@ -1055,8 +1284,8 @@ func allocIndex(a *alloc) int {
 	return i
 }
 
-// place starts a pending allocation of the job's current version (s.mu held).
-func (s *Server) place(j *job, i int, dep *deployment) {
+// place starts a pending allocation of the job's current version (s.mu held), one of dep's canaries when canary.
+func (s *Server) place(j *job, i int, dep *deployment, canary bool) *alloc {
 	sp := j.spec
 	tg := *sp.TaskGroups[0].Name
 	a := &alloc{dep: dep, stub: &api.AllocationListStub{
@@ -1071,10 +1300,16 @@ func (s *Server) place(j *job, i int, dep *deployment) {
 	a.out = s.render(sp)
 	a.res = s.allocate(sp.TaskGroups[0])
 	if dep != nil {
-		a.stub.DeploymentStatus = nil
-		dep.d.TaskGroups[tg].PlacedAllocs++
+		st := dep.d.TaskGroups[tg]
+		st.PlacedAllocs++
+		if canary {
+			a.canary = true
+			a.stub.DeploymentStatus = &api.AllocDeploymentStatus{Canary: true, ModifyIndex: a.stub.ModifyIndex}
+			st.PlacedCanaries = append(st.PlacedCanaries, a.stub.ID)
+		}
 	}
 	s.allocs = append(s.allocs, a)
+	return a
 }
 
 // allocate gives a placed allocation its group's ports on the node (s.mu held): static ones as asked, dynamic

@@ -3,6 +3,7 @@ package nomademu_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -209,4 +210,193 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func canaryJob(id, image string, count int, autoPromote bool) *api.Job {
+	j := testJob(id, image, count)
+	j.Update.Canary, j.Update.AutoPromote = new(count), new(autoPromote)
+	return j
+}
+
+// serving counts the job's allocations that run and that no deployment holds back: healthy, or not judged by a
+// deployment (a canary counts once healthy), and the running canaries.
+func serving(t *testing.T, jobs *api.Jobs, id string) (n int, canaries int) {
+	t.Helper()
+	allocs, _, err := jobs.Allocations(id, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range allocs {
+		if a.DesiredStatus != api.AllocDesiredStatusRun || a.ClientStatus != api.AllocClientStatusRunning {
+			continue
+		}
+		ds := a.DeploymentStatus
+		if ds != nil && ds.Canary {
+			canaries++
+		}
+		if ds == nil || ds.Healthy != nil && *ds.Healthy {
+			n++
+		}
+	}
+	return n, canaries
+}
+
+// TestCanaryRollout: with canary = count and auto_promote, a destructive update places count canaries beside the
+// old allocations, promotes them once all are healthy, and only then stops the old ones; count allocations serve
+// at every step, one replica included. A change of count alone places no canary.
+func TestCanaryRollout(t *testing.T) {
+	for _, count := range []int{1, 2} {
+		s := nomademu.New(nomademu.Options{Manual: true})
+		defer s.Close()
+		jobs := client(t, s).Jobs()
+		if _, _, err := jobs.Register(canaryJob("web", "img:1", count, true), nil); err != nil {
+			t.Fatal(err)
+		}
+		s.Step(10)
+		first := s.LiveAllocs("", "web")
+		if _, _, err := jobs.Register(canaryJob("web", "img:2", count, true), nil); err != nil {
+			t.Fatal(err)
+		}
+		sawCanaries := false
+		for step := range 30 {
+			s.Step(1)
+			n, canaries := serving(t, jobs, "web")
+			if n < count {
+				t.Fatalf("count %d, step %d: %d allocations serving, want %d at every step", count, step, n, count)
+			}
+			sawCanaries = sawCanaries || canaries == count && len(s.LiveAllocs("", "web")) == 2*count
+		}
+		if !sawCanaries {
+			t.Fatalf("count %d: never saw %d canaries beside the old allocations", count, count)
+		}
+		after := s.LiveAllocs("", "web")
+		for _, id := range first {
+			if contains(after, id) {
+				t.Fatalf("count %d: old allocation %s survived: %v", count, id, after)
+			}
+		}
+		dep, _, err := jobs.LatestDeployment("web", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := dep.TaskGroups["app"]
+		if dep.Status != api.DeploymentStatusSuccessful || !st.Promoted || st.DesiredCanaries != count ||
+			len(st.PlacedCanaries) != count || st.HealthyAllocs != count || len(after) != count {
+			t.Fatalf("count %d: deployment %s %q %+v, live %v; want successful, promoted, %d canaries", count, dep.Status,
+				dep.StatusDescription, st, after, count)
+		}
+		// Scale up: the count (and the canaries with it) change, the tasks do not: in place, no canary.
+		if _, _, err := jobs.Register(canaryJob("web", "img:2", count+1, true), nil); err != nil {
+			t.Fatal(err)
+		}
+		s.Step(10)
+		if now := s.LiveAllocs("", "web"); len(now) != count+1 || !contains(now, after[0]) {
+			t.Fatalf("count %d: scale-up: %v, then %v; want the allocations kept and one more", count, after, now)
+		}
+		dep, _, _ = jobs.LatestDeployment("web", nil)
+		if dep.Status != api.DeploymentStatusSuccessful || dep.TaskGroups["app"].DesiredCanaries != 0 {
+			t.Fatalf("count %d: scale-up deployment %s %+v; want successful without canaries", count, dep.Status, dep.TaskGroups["app"])
+		}
+	}
+}
+
+// TestCanaryNeverHealthy: canaries whose checks never pass are judged unhealthy at the healthy deadline; the
+// deployment fails, the canaries are stopped, the old allocations never were, and auto_revert registers the last
+// stable version again, which they move to in place.
+func TestCanaryNeverHealthy(t *testing.T) {
+	s := nomademu.New(nomademu.Options{Manual: true, DeadlineSteps: 5})
+	defer s.Close()
+	jobs := client(t, s).Jobs()
+	if _, _, err := jobs.Register(canaryJob("web", "img:1", 1, true), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Step(10)
+	first := s.LiveAllocs("", "web")
+	s.FailChecks("img:sick")
+	if _, _, err := jobs.Register(canaryJob("web", "img:sick", 1, true), nil); err != nil {
+		t.Fatal(err)
+	}
+	for step := range 20 {
+		s.Step(1)
+		if n, _ := serving(t, jobs, "web"); n < 1 {
+			t.Fatalf("step %d: nothing serving", step)
+		}
+	}
+	deps, _, err := jobs.Deployments("web", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var failed *api.Deployment
+	for _, d := range deps {
+		if d.JobVersion == 1 {
+			failed = d
+		}
+	}
+	if failed == nil || failed.Status != api.DeploymentStatusFailed || failed.TaskGroups["app"].UnhealthyAllocs != 1 ||
+		failed.StatusDescription != "Failed due to unhealthy allocations - rolling back to job version 0" {
+		t.Fatalf("deployment of version 1: %+v; want failed with one unhealthy canary, rolling back", failed)
+	}
+	if now := s.LiveAllocs("", "web"); len(now) != 1 || now[0] != first[0] {
+		t.Fatalf("live allocations %v, want the old one %v alone", now, first)
+	}
+	allocs, _, _ := jobs.Allocations("web", false, nil)
+	for _, a := range allocs {
+		switch {
+		case a.ID == first[0] && a.JobVersion != 2:
+			t.Fatalf("the old allocation is at version %d, want 2 (the revert, in place)", a.JobVersion)
+		case a.ID != first[0] && (a.DesiredStatus != api.AllocDesiredStatusStop || a.DeploymentStatus == nil ||
+			!a.DeploymentStatus.Canary || a.DeploymentStatus.Healthy == nil || *a.DeploymentStatus.Healthy):
+			t.Fatalf("canary %s: desired %s, deployment status %+v; want an unhealthy canary, stopped", a.Name,
+				a.DesiredStatus, a.DeploymentStatus)
+		}
+	}
+	job, _, _ := jobs.Info("web", nil)
+	if *job.Version != 2 || job.TaskGroups[0].Tasks[0].Config["image"] != "img:1" {
+		t.Fatalf("job version %d image %v; want the revert to img:1 as version 2", *job.Version, job.TaskGroups[0].Tasks[0].Config["image"])
+	}
+}
+
+// TestPromote: without auto_promote the deployment waits for `nomad deployment promote`, which Nomad refuses
+// until the canaries are healthy; the old allocation runs until then.
+func TestPromote(t *testing.T) {
+	s := nomademu.New(nomademu.Options{Manual: true})
+	defer s.Close()
+	c := client(t, s)
+	jobs := c.Jobs()
+	if _, _, err := jobs.Register(canaryJob("web", "img:1", 1, false), nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Step(10)
+	first := s.LiveAllocs("", "web")
+	if _, _, err := jobs.Register(canaryJob("web", "img:2", 1, false), nil); err != nil {
+		t.Fatal(err)
+	}
+	dep, _, err := jobs.LatestDeployment("web", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dep.StatusDescription != "Deployment is running but requires manual promotion" {
+		t.Fatalf("deployment %q, want one requiring promotion", dep.StatusDescription)
+	}
+	s.Step(1) // the canary is placed, pending
+	if _, _, err := c.Deployments().PromoteAll(dep.ID, nil); statusCode(err) != 500 || !strings.Contains(err.Error(), `Task group "app" has 0/1 healthy allocations`) {
+		t.Fatalf("promote before the canary is healthy: %v, want Nomad's refusal", err)
+	}
+	s.Step(20)
+	if now := s.LiveAllocs("", "web"); len(now) != 2 || !contains(now, first[0]) {
+		t.Fatalf("unpromoted: live %v, want the old allocation and the canary", now)
+	}
+	if _, _, err := c.Deployments().PromoteAll(dep.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	s.Step(5)
+	if now := s.LiveAllocs("", "web"); len(now) != 1 || contains(now, first[0]) {
+		t.Fatalf("promoted: live %v, want the canary alone", now)
+	}
+	if dep, _, _ = jobs.LatestDeployment("web", nil); dep.Status != api.DeploymentStatusSuccessful {
+		t.Fatalf("deployment %s after the promotion, want successful", dep.Status)
+	}
+	if _, _, err := c.Deployments().PromoteAll(dep.ID, nil); statusCode(err) != 500 || !strings.Contains(err.Error(), "can't promote terminal deployment") {
+		t.Fatalf("promote of a successful deployment: %v, want Nomad's refusal", err)
+	}
 }

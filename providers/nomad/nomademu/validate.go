@@ -162,6 +162,9 @@ func validateUpdate(u *api.UpdateStrategy) []string {
 	if n := deref(u.Canary); n < 0 {
 		add("Canary count can not be less than zero: %d < 0", n)
 	}
+	if deref(u.Canary) == 0 && deref(u.AutoPromote) {
+		add("Auto Promote requires a Canary count greater than zero")
+	}
 	minHealthy, healthy, progress := deref(u.MinHealthyTime), deref(u.HealthyDeadline), deref(u.ProgressDeadline)
 	if minHealthy < 0 {
 		add("Minimum healthy time may not be less than zero: %v", minHealthy)
