@@ -30,12 +30,18 @@ func TestDistribution(t *testing.T) {
 		if !slices.Equal(img.Config.Entrypoint, []string{"/web", "--json"}) || !slices.Equal(img.Config.Cmd, []string{"serve"}) || img.Digest != digest {
 			t.Errorf("%s: %+v, want entrypoint [/web --json], cmd [serve], digest %s", mt, img, digest)
 		}
+		if got, err := cl.Digest(ctx, d.Host()+"/"+name+":1"); err != nil || got != digest {
+			t.Errorf("%s: Digest = %s, %v; want %s", mt, got, err, digest)
+		}
 		if _, err := cl.Config(ctx, d.Host()+"/"+name+"@"+digest); err != nil {
 			t.Errorf("%s by digest: %v", mt, err)
 		}
 	}
 	if _, err := cl.Config(ctx, d.Host()+"/berth/web-docker:2"); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("missing tag: %v, want ErrNotFound", err)
+	}
+	if _, err := cl.Digest(ctx, d.Host()+"/berth/web-docker:2"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("Digest of a missing tag: %v, want ErrNotFound", err)
 	}
 	anon := &registry.Client{}
 	if _, err := anon.Config(ctx, d.Host()+"/berth/web-docker:1"); !errors.Is(err, registry.ErrUnauthorized) {

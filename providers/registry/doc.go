@@ -3,6 +3,8 @@
 // net/http: providers whose runtime replaces the image's entrypoint when given arguments (Azure Container
 // Instances has one command list) read the entrypoint here and pass entrypoint + args.
 //
+// Client.Digest resolves a tag to the digest of what it names (HEAD of the manifest), for a plan to pin.
+//
 // What it speaks: GET /v2/<name>/manifests/<reference> with the OCI and Docker v2 media types (an image index or
 // manifest list is resolved to the manifest of the Client's platform, linux/amd64 by default), then GET
 // /v2/<name>/blobs/<digest> for the config blob. Every manifest fetched by digest and the config blob are checked

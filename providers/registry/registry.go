@@ -325,6 +325,34 @@ func (c *Client) Config(ctx context.Context, ref string) (Image, error) {
 	return img, nil
 }
 
+// Digest is the digest of what ref names (an index, for a multi-platform image), for a plan to pin: the
+// registry's Docker-Content-Digest answer to a HEAD of the manifest, or the sha256 of the manifest itself when the
+// registry gives none. A reference by digest is checked to exist and given back.
+func (c *Client) Digest(ctx context.Context, ref string) (string, error) {
+	r, err := ParseReference(ref)
+	if err != nil {
+		return "", err
+	}
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	head, err := c.fetch(ctx, r, "manifest", http.MethodHead, "/manifests/"+r.ref(), accept, 0)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case r.Digest != "":
+		return r.Digest, nil
+	case digestRE.MatchString(head.digest):
+		return head.digest, nil
+	}
+	_, digest, err := c.manifest(ctx, r, r.ref())
+	return digest, err
+}
+
 type descriptor struct {
 	MediaType string `json:"mediaType"`
 	Digest    string `json:"digest"`
@@ -422,6 +450,11 @@ func (c *Client) manifest(ctx context.Context, r Reference, ref string) (manifes
 
 // get runs GET /v2/<repository><path> with the registry's authentication and reads at most limit bytes.
 func (c *Client) get(ctx context.Context, r Reference, op, path, acceptType string, limit int64) (payload, error) {
+	return c.fetch(ctx, r, op, http.MethodGet, path, acceptType, limit)
+}
+
+// fetch runs method (GET, or HEAD: no body is read) on /v2/<repository><path>.
+func (c *Client) fetch(ctx context.Context, r Reference, op, method, path, acceptType string, limit int64) (payload, error) {
 	host := r.apiHost()
 	u := c.scheme(host) + "://" + host + "/v2/" + r.Repository + path
 	scope := "repository:" + r.Repository + ":pull"
@@ -430,7 +463,7 @@ func (c *Client) get(ctx context.Context, r Reference, op, path, acceptType stri
 	}
 	auth := c.cached(host, scope)
 	for attempt := 0; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		req, err := http.NewRequestWithContext(ctx, method, u, nil)
 		if err != nil {
 			return fail(0, err)
 		}
@@ -453,6 +486,9 @@ func (c *Client) get(ctx context.Context, r Reference, op, path, acceptType stri
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
 			return payload{}, c.statusError(op, r, resp)
+		}
+		if method == http.MethodHead {
+			return payload{contentType: resp.Header.Get("Content-Type"), digest: resp.Header.Get("Docker-Content-Digest")}, nil
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
 		if err != nil {

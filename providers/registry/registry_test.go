@@ -65,6 +65,9 @@ func TestConfigBearerChallenge(t *testing.T) {
 			if c.img.Index && img.Index != digest || !c.img.Index && img.Digest != digest {
 				t.Errorf("digest %s index %s, want %s", img.Digest, img.Index, digest)
 			}
+			if got, err := cl.Digest(ctx, ref); err != nil || got != digest {
+				t.Errorf("Digest = %s, %v; want %s", got, err, digest)
+			}
 			// By digest, the same; the token of the first call is reused.
 			tokens := reg.Requests("GET /token")
 			again, err := cl.Config(ctx, strings.TrimSuffix(ref, ":1")+"@"+digest)
@@ -128,6 +131,9 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("Config(%q): %v, want %v with code %q", c.ref, err, c.kind, c.code)
 		}
 	}
+	if _, err := cl.Digest(ctx, reg.Host()+"/berth/web:2"); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("Digest of a missing tag: %v, want ErrNotFound", err)
+	}
 	// A 503 is transient; the next try works.
 	reg.FailNext(1)
 	if _, err := cl.Config(ctx, ref); err == nil || registry.Permanent(err) || !strings.Contains(err.Error(), "503") {
@@ -152,5 +158,25 @@ func TestConfigErrors(t *testing.T) {
 	cancel()
 	if _, err := cl.Config(cctx, ref); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: %v", err)
+	}
+}
+
+// TestDigestTagMoved: a tag pushed again names a new digest; the old digest still reads the old configuration.
+func TestDigestTagMoved(t *testing.T) {
+	reg := registrytest.New(registrytest.Options{})
+	t.Cleanup(reg.Close)
+	ctx := context.Background()
+	cl := &registry.Client{}
+	ref, first := reg.Push("berth/web", "1", registrytest.Image{Entrypoint: []string{"/v1"}})
+	if got, err := cl.Digest(ctx, ref); err != nil || got != first {
+		t.Fatalf("Digest = %s, %v; want %s", got, err, first)
+	}
+	_, second := reg.Push("berth/web", "1", registrytest.Image{Entrypoint: []string{"/v2"}})
+	if got, err := cl.Digest(ctx, ref); err != nil || got != second || got == first {
+		t.Fatalf("after the tag moved: Digest = %s, %v; want %s", got, err, second)
+	}
+	img, err := cl.Config(ctx, reg.Host()+"/berth/web@"+first)
+	if err != nil || !slices.Equal(img.Config.Entrypoint, []string{"/v1"}) {
+		t.Fatalf("the old digest: %+v, %v", img, err)
 	}
 }
