@@ -26,6 +26,12 @@ ensure_sshd() {
 }
 
 # ensure_docker makes sure a Docker engine answers, starting one when the machine has none running.
+# ensure_registry installs the CNCF distribution server (Debian's docker-registry); tests start their own on
+# loopback, never the system service.
+ensure_registry() {
+  command -v docker-registry >/dev/null 2>&1 || apt_install docker-registry
+}
+
 ensure_docker() {
   if docker info >/dev/null 2>&1; then return 0; fi
   command -v dockerd >/dev/null 2>&1 || apt_install docker.io

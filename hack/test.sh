@@ -11,8 +11,9 @@ ensure_git
 ensure_sshd
 ensure_docker
 ensure_swarm
+ensure_registry
 
-export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SSHD=1 BERTH_REQUIRE_GPG=1 BERTH_REQUIRE_SWARM=1
+export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SSHD=1 BERTH_REQUIRE_GPG=1 BERTH_REQUIRE_SWARM=1 BERTH_REQUIRE_REGISTRY=1
 # A real kube-apiserver and etcd, built from Go modules once and cached by version (minutes cold, seconds after).
 if [ -x hack/kube.sh ]; then
   KUBE_BIN_DIR=$(hack/kube.sh)
