@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"slices"
 	"strings"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/filters"
@@ -39,11 +41,20 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := p.negotiate(ctx); err != nil {
 		return err
 	}
+	p.begin(k)
+	defer p.end(k)
+	var ms []hostMapping // the public ports berth's proxies serve (PublishHost)
+	if p.Publish == PublishHost {
+		ms = publicMappings(d.Workload)
+		if err := p.claimPorts(k, ms); err != nil {
+			return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+		}
+	}
 	netID, err := p.ensureNetwork(ctx, d.Owner)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
-	spec, err := serviceSpec(d, netID, p.UpdateMonitor)
+	spec, err := publishSpec(d, netID, p.UpdateMonitor, p.Publish)
 	if err != nil {
 		return providers.Permanent(err)
 	}
@@ -69,9 +80,10 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
-	if err := p.wait(ctx, id, d); err != nil {
+	if err := p.wait(ctx, k, id, d, ms); err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
+	p.releasePorts(k, ms) // ports no longer public, or all of them after a switch to the routing mesh
 	// The old values' objects go once every task runs the new ones (the service's previous spec, kept for a
 	// rollback, may still hold one: the engine then refuses, and the next Apply or Delete tries again).
 	if err := p.removeSecrets(ctx, k, referencedSecrets(spec), log); err != nil {
@@ -121,7 +133,8 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 		}
 		var next swarm.ServiceSpec
 		rollout := svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash
-		drifted := !rollout && (liveHash(readBack(svc)) != liveHash(normalize(d.Workload)) || !attached(svc.Spec, netID, NetworkName(d.Owner)))
+		drifted := !rollout && (liveHash(readBack(svc)) != liveHash(normalize(d.Workload)) ||
+			!attached(svc.Spec, netID, NetworkName(d.Owner)) || publishingOf(svc.Spec) != publishingOf(spec))
 		switch {
 		case rollout || drifted:
 			// The whole spec, whatever was changed by hand (the hash label stays when someone edits a field); service
@@ -210,8 +223,19 @@ func (p *Provider) tasks(ctx context.Context, serviceID string) ([]swarm.Task, e
 	return ts, err
 }
 
-// wait polls the service and its tasks every PollInterval until progress says done or fails.
-func (p *Provider) wait(ctx context.Context, id string, d providers.Desired) error {
+// wait polls the service and its tasks every PollInterval until progress says done or fails. An HTTP or TCP check
+// is probed by berth on every running task of the spec (swarm cannot see it): a task failing it Retries times in a
+// row fails the wait, and a rollout is then rolled back to the service's previous spec, as swarm does on a failed
+// update.
+//
+// With ms (PublishHost), every poll also sets the proxies' backends to the running tasks of older specs and those
+// of d that are ready, so traffic moves to new tasks as they pass their check.
+func (p *Provider) wait(ctx context.Context, k wkey, id string, d providers.Desired, ms []hostMapping) error {
+	nodeAddr := p.nodeAddrs(ctx)
+	var chk *checker
+	if probed(d.Workload.Health) {
+		chk = newChecker(d.Workload.Health, nodeAddr, time.Now)
+	}
 	for {
 		svc, found, err := p.inspect(ctx, id)
 		if err != nil {
@@ -224,13 +248,94 @@ func (p *Provider) wait(ctx context.Context, id string, d providers.Desired) err
 		if err != nil {
 			return err
 		}
-		done, err := progress(svc, ts, d, p.FailedTasks)
+		var health map[string]probeResult
+		if chk != nil {
+			health = probeTasks(ctx, chk, ts, d.SpecHash)
+		}
+		if len(ms) > 0 {
+			p.route(k, ms, ts, func(t swarm.Task) bool {
+				return taskHash(t) != d.SpecHash || chk == nil || health[t.ID].State == "healthy"
+			}, nodeAddr)
+		}
+		done, err := progress(svc, ts, d, p.FailedTasks, health)
+		var uh *unhealthyError
+		if errors.As(err, &uh) {
+			return p.rollback(ctx, svc, d, err)
+		}
 		if err != nil || done {
 			return err
 		}
 		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 			return fmt.Errorf("waiting for %d ready tasks of spec %s: %w", d.Workload.Replicas, d.SpecHash, err)
 		}
+	}
+}
+
+// probeTasks checks the running tasks of hash (each at most once per interval) and returns their health by task ID.
+func probeTasks(ctx context.Context, chk *checker, ts []swarm.Task, hash string) map[string]probeResult {
+	health := map[string]probeResult{}
+	for _, t := range ts {
+		if liveDesired(t) && t.Status.State == swarm.TaskStateRunning && (hash == "" || taskHash(t) == hash) {
+			health[t.ID] = chk.check(ctx, t)
+		}
+	}
+	return health
+}
+
+// unhealthyError is a task of the applied spec failing the HTTP or TCP check berth probes.
+type unhealthyError struct {
+	task, kind string
+	err        string
+}
+
+func (e *unhealthyError) Error() string {
+	return fmt.Sprintf("task %s fails its %s health check: %s", e.task, e.kind, e.err)
+}
+
+// rollback undoes a rollout whose new tasks fail berth's probes, when the service has a previous spec of another
+// hash (swarm's own rollback of `docker service rollback`), and returns cause, saying so.
+func (p *Provider) rollback(ctx context.Context, svc swarm.Service, d providers.Desired, cause error) error {
+	prev := svc.PreviousSpec
+	if prev == nil || prev.Labels[providers.LabelSpecHash] == "" || prev.Labels[providers.LabelSpecHash] == d.SpecHash {
+		return cause
+	}
+	err := p.call(ctx, "roll back service "+svc.Spec.Name, func(ctx context.Context) error {
+		_, err := p.cli.ServiceUpdate(ctx, svc.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{Rollback: "previous"})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%w; rolling back to spec %s: %w", cause, prev.Labels[providers.LabelSpecHash], err)
+	}
+	p.log.WarnContext(ctx, "rollout failed its health check, rolled back", "service", svc.Spec.Name,
+		"hash", d.SpecHash, "previous", prev.Labels[providers.LabelSpecHash], "err", cause)
+	return fmt.Errorf("%w: rolled back to spec %s", cause, prev.Labels[providers.LabelSpecHash])
+}
+
+// nodeAddrs maps a node ID to the address its host-mode published ports answer at, inspecting each node once: its
+// Status.Addr, or the manager's host (nodeAddress) when that is a wildcard or a loopback address of a remote
+// engine. "" when the node cannot be read.
+func (p *Provider) nodeAddrs(ctx context.Context) func(string) string {
+	cache := map[string]string{}
+	fallback := nodeAddress(p.cli.DaemonHost())
+	return func(id string) string {
+		if a, ok := cache[id]; ok {
+			return a
+		}
+		var n swarm.Node
+		err := p.call(ctx, "inspect node", func(ctx context.Context) error {
+			var err error
+			n, _, err = p.cli.NodeInspectWithRaw(ctx, id)
+			return err
+		})
+		if err != nil {
+			return ""
+		}
+		a := n.Status.Addr
+		if ip := net.ParseIP(a); ip == nil || ip.IsUnspecified() || (ip.IsLoopback() && fallback != "127.0.0.1") {
+			a = fallback
+		}
+		cache[id] = a
+		return a
 	}
 }
 
@@ -262,9 +367,10 @@ func taskCurrent(svc swarm.Service, t swarm.Task) bool {
 
 // progress decides from one reading whether the rollout of d is done: the service says d.SpecHash, no update is
 // under way, and exactly Replicas tasks are meant to run, all of d.SpecHash and of the current template, and
-// running (swarm holds a task with a health check in "starting" until it is healthy). A rolled-back or paused update, or failedLimit failed tasks
-// of the spec with none running, is an error.
-func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLimit int) (bool, error) {
+// running (swarm holds a task with a health check in "starting" until it is healthy) and, for an HTTP or TCP check,
+// "healthy" in health (by task ID, from berth's probes). A rolled-back or paused update, failedLimit failed tasks
+// of the spec with none running, or a running task "unhealthy" in health (an *unhealthyError) is an error.
+func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLimit int, health map[string]probeResult) (bool, error) {
 	us := svc.UpdateStatus
 	if h := svc.Spec.Labels[providers.LabelSpecHash]; h != d.SpecHash {
 		if us != nil && strings.HasPrefix(string(us.State), "rollback") {
@@ -290,7 +396,12 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 		if liveDesired(t) {
 			live++
 			if ours && t.Status.State == swarm.TaskStateRunning {
-				ready++
+				switch {
+				case !probed(d.Workload.Health) || health[t.ID].State == "healthy":
+					ready++
+				case health[t.ID].State == "unhealthy":
+					return false, &unhealthyError{task: t.ID, kind: d.Workload.Health.Kind(), err: health[t.ID].Err}
+				}
 			}
 		}
 		if ours && (t.Status.State == swarm.TaskStateFailed || t.Status.State == swarm.TaskStateRejected) {

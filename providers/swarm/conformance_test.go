@@ -103,7 +103,8 @@ func routingMesh() bool {
 
 // TestConformance runs the shared provider suite on the local engine in swarm mode: drift by removing or stopping
 // a task's container through the API (swarm replaces the task), look-alikes as unlabelled services, faults as 503
-// answers of the transport, and public ports probed on 127.0.0.1 when the routing mesh works here (IPVS).
+// answers of the transport, and public ports probed on 127.0.0.1 (through the routing mesh when this kernel has
+// IPVS, else through berth's proxies of host-mode publishing, which the provider then chooses).
 func TestConformance(t *testing.T) {
 	base := swarmClient(t)
 	testImages(t, base)
@@ -125,8 +126,10 @@ func TestConformance(t *testing.T) {
 		}
 		return ports[name]
 	}
+	// Public ports answer on 127.0.0.1 through the routing mesh where the kernel has IPVS, else (the provider
+	// detects it) through berth's proxies in host mode.
 	var probe func(ctx context.Context, w schema.Workload) (string, error)
-	if routingMesh() {
+	if routingMesh() || newTestProvider(t, cli, target, owner.Instance).Publish == berthswarm.PublishHost {
 		httpc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 		probe = func(ctx context.Context, w schema.Workload) (string, error) {
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(w.Ports[0].HostPort)+"/", nil)
@@ -139,10 +142,13 @@ func TestConformance(t *testing.T) {
 			}
 			defer resp.Body.Close()
 			body, err := io.ReadAll(resp.Body)
+			if err == nil && resp.StatusCode != http.StatusOK {
+				err = fmt.Errorf("status %s", resp.Status)
+			}
 			return string(body), err
 		}
 	} else {
-		t.Log("no IPVS in this kernel: the ingress routing mesh cannot work, the suite runs without Probe")
+		t.Log("no IPVS in this kernel and the provider publishes through the routing mesh: the suite runs without Probe")
 	}
 
 	conformance.Run(t, conformance.Harness{
@@ -159,6 +165,9 @@ func TestConformance(t *testing.T) {
 			w.Replicas = 1
 			w.Resources = schema.Resources{}
 			w.Ports[0].HostPort = publicPort(name)
+			// The quickstart's own check: HTTP, which berth probes on each task (the image has no shell nor curl).
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+				Interval: schema.Duration(300 * time.Millisecond), Timeout: schema.Duration(2 * time.Second), Retries: 3}
 			return w
 		},
 		Probe: probe,
@@ -214,7 +223,10 @@ func tamperHooks(cli *client.Client, owner providers.Owner) map[string]func(cont
 					TargetPort: 9090, PublishedPort: port, PublishMode: swarm.PortConfigPublishModeIngress})
 			})
 		},
-		conformance.TamperHealth: edit(func(s *swarm.ServiceSpec) { s.TaskTemplate.ContainerSpec.Healthcheck.Retries = 9 }),
+		conformance.TamperHealth: edit(func(s *swarm.ServiceSpec) {
+			// The HTTP check berth probes lives in its service label (`docker service update --label-add`).
+			s.Labels[berthswarm.LabelHealth] = strings.Replace(s.Labels[berthswarm.LabelHealth], `"retries":3`, `"retries":9`, 1)
+		}),
 		conformance.TamperResources: edit(func(s *swarm.ServiceSpec) {
 			s.TaskTemplate.Resources = &swarm.ResourceRequirements{Limits: &swarm.Limit{MemoryBytes: 1 << 30}}
 		}),
@@ -275,6 +287,7 @@ func newTestProvider(t *testing.T, cli *client.Client, target, instance string) 
 	p.PollInterval = 100 * time.Millisecond
 	p.RetryBase, p.RetryMax = 10*time.Millisecond, 200*time.Millisecond
 	p.UpdateMonitor = 500 * time.Millisecond
+	p.PublicAddress = "127.0.0.1"
 	t.Cleanup(func() { p.Close() })
 	return p
 }

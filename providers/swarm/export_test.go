@@ -23,3 +23,17 @@ var (
 	Endpoints     = endpoints
 	NodeAddress   = nodeAddress
 )
+
+// ProbeResult is the health berth probed of one task.
+type ProbeResult = probeResult
+
+var (
+	NewChecker = newChecker
+	CheckTask  = (*checker).check
+)
+
+var (
+	PublishSpecFor = publishSpec
+	DetectPublish  = detectPublish
+	HostEndpoints  = hostEndpoints
+)

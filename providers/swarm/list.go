@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -49,8 +50,18 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if err != nil {
 			return nil, err
 		}
-		o := observe(svc, ts, target)
+		var health map[string]probeResult
+		if h := labelHealth(svc.Spec.Labels); h != nil {
+			// One probe per running task: a List is a look, not a wait (a failure reads unhealthy at once).
+			chk := newChecker(h, p.nodeAddrs(ctx), time.Now)
+			chk.p.retries = 1
+			health = probeTasks(ctx, chk, ts, "")
+		}
+		o := observe(svc, ts, target, health)
 		o.Endpoints = endpoints(svc, nodeAddress(p.cli.DaemonHost()))
+		if publishingOf(svc.Spec) == PublishHost {
+			o.Endpoints = hostEndpoints(svc, ts, p.publicHost())
+		}
 		if !attached(svc.Spec, netID, NetworkName(owner)) {
 			o.Missing = append(o.Missing, "network "+NetworkName(owner))
 		}
@@ -75,8 +86,9 @@ func (p *Provider) services(ctx context.Context, match map[string]string) ([]swa
 	return svcs, err
 }
 
-// observe builds the observation of one service from its tasks.
-func observe(svc swarm.Service, ts []swarm.Task, target string) providers.Observed {
+// observe builds the observation of one service from its tasks and, for an HTTP or TCP check, the health berth
+// probed of its running tasks (by task ID; nil without such a check).
+func observe(svc swarm.Service, ts []swarm.Task, target string, health map[string]probeResult) providers.Observed {
 	o := providers.Observed{
 		Workload: svc.Spec.Labels[providers.LabelWorkload],
 		Target:   target,
@@ -100,6 +112,12 @@ func observe(svc swarm.Service, ts []swarm.Task, target string) providers.Observ
 	votes := map[string]int{}
 	for _, t := range live {
 		r := replica(svc.Spec.Name, t)
+		if health != nil && r.Running {
+			r.Health = health[t.ID].State
+			if r.Health == "" {
+				r.Health = "starting"
+			}
+		}
 		votes[r.SpecHash]++
 		o.Replicas = append(o.Replicas, r)
 	}
@@ -120,7 +138,8 @@ func majority(votes map[string]int, service string) string {
 	return best
 }
 
-// replica describes one task. A task with a health check is "starting" until healthy, then "running".
+// replica describes one task. A task with a command health check is "starting" until healthy, then "running"
+// (an HTTP or TCP check is berth's: observe sets that health).
 func replica(service string, t swarm.Task) providers.Replica {
 	r := providers.Replica{
 		ID:       t.ID,
@@ -155,6 +174,8 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	}
 	k := wkey{owner.Instance, owner.Environment, target, workload}
 	log := p.log.With("env", owner.Environment, "workload", workload)
+	p.begin(k)
+	defer p.end(k)
 	svcs, err := p.services(ctx, k.labels())
 	if err != nil {
 		return err
@@ -171,6 +192,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 		}
 		log.InfoContext(ctx, "service removed", "service", svc.Spec.Name)
 	}
+	p.releasePorts(k, nil)
 	if err := p.waitContainersGone(ctx, k); err != nil {
 		return fmt.Errorf("workload %s: %w", workload, err)
 	}

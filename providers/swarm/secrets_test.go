@@ -128,7 +128,7 @@ func TestSecretsReadBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := swarm.Service{ID: "s1", Spec: spec}
-	o := berthswarm.Observe(svc, nil, "swarm-prod")
+	o := berthswarm.Observe(svc, nil, "swarm-prod", nil)
 	if b, _ := json.Marshal(o); bytes.Contains(b, []byte(testSecretValue)) || bytes.Contains(b, []byte(testFileValue)) {
 		t.Fatalf("the observation holds a value: %s", b)
 	}

@@ -118,8 +118,16 @@ func publishedPort(p schema.Port) int {
 	return p.Port
 }
 
-// serviceSpec maps a desired workload to its service spec. network is the environment network (ID or name).
+// serviceSpec maps a desired workload to its service spec with public ports published in ingress mode (see
+// publishSpec). network is the environment network (ID or name).
 func serviceSpec(d providers.Desired, network string, monitor time.Duration) (swarm.ServiceSpec, error) {
+	return publishSpec(d, network, monitor, PublishIngress)
+}
+
+// publishSpec maps a desired workload to its service spec, its public ports published as publish says:
+// PublishIngress at HostPort through the routing mesh, PublishHost in host mode at ports the engine picks (with
+// LabelPublicPorts naming the host ports berth's proxy serves).
+func publishSpec(d providers.Desired, network string, monitor time.Duration, publish string) (swarm.ServiceSpec, error) {
 	w := d.Workload
 	k := keyOf(d)
 	labels := k.labels()
@@ -147,6 +155,13 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 		Env:             env,
 		StopGracePeriod: &grace,
 		Secrets:         secretRefs(d, "0", "0"),
+	}
+	if probed(w.Health) {
+		l, err := healthLabel(w.Health)
+		if err != nil {
+			return swarm.ServiceSpec{}, err
+		}
+		svcLabels[LabelHealth] = l
 	}
 	if h := w.Health; h != nil && h.Kind() == "command" {
 		cs.Healthcheck = &container.HealthConfig{
@@ -183,31 +198,81 @@ func serviceSpec(d providers.Desired, network string, monitor time.Duration) (sw
 		},
 		EndpointSpec: &swarm.EndpointSpec{Mode: swarm.ResolutionModeVIP},
 	}
-	for _, p := range w.Ports {
-		if !p.Public {
-			continue // reachable on the environment network under the workload's name
+	if publish == PublishHost {
+		ms := publicMappings(w)
+		if len(ms) > 0 {
+			svcLabels[LabelPublicPorts] = formatPublicPorts(ms)
 		}
-		proto := swarm.PortConfigProtocolTCP
-		if p.Protocol == "udp" {
-			proto = swarm.PortConfigProtocolUDP
+		for _, m := range ms {
+			spec.EndpointSpec.Ports = append(spec.EndpointSpec.Ports, swarm.PortConfig{
+				Name: portName(w, m), Protocol: swarm.PortConfigProtocol(m.Protocol), TargetPort: uint32(m.Port),
+				PublishMode: swarm.PortConfigPublishModeHost,
+			})
 		}
-		spec.EndpointSpec.Ports = append(spec.EndpointSpec.Ports, swarm.PortConfig{
-			Name: p.Name, Protocol: proto, TargetPort: uint32(p.Port), PublishedPort: uint32(publishedPort(p)),
-			PublishMode: swarm.PortConfigPublishModeIngress,
+	} else {
+		for _, p := range w.Ports {
+			if !p.Public {
+				continue // reachable on the environment network under the workload's name
+			}
+			proto := swarm.PortConfigProtocolTCP
+			if p.Protocol == "udp" {
+				proto = swarm.PortConfigProtocolUDP
+			}
+			spec.EndpointSpec.Ports = append(spec.EndpointSpec.Ports, swarm.PortConfig{
+				Name: p.Name, Protocol: proto, TargetPort: uint32(p.Port), PublishedPort: uint32(publishedPort(p)),
+				PublishMode: swarm.PortConfigPublishModeIngress,
+			})
+		}
+		sort.SliceStable(spec.EndpointSpec.Ports, func(i, j int) bool {
+			return spec.EndpointSpec.Ports[i].PublishedPort < spec.EndpointSpec.Ports[j].PublishedPort
 		})
 	}
-	sort.SliceStable(spec.EndpointSpec.Ports, func(i, j int) bool {
-		return spec.EndpointSpec.Ports[i].PublishedPort < spec.EndpointSpec.Ports[j].PublishedPort
-	})
+	if probed(w.Health) && !hostPublished(spec, checkPort(w.Health)) {
+		// berth probes each task on its own node, at a port the engine publishes in host mode: the routing mesh
+		// would pick any task, and needs IPVS.
+		spec.EndpointSpec.Ports = append(spec.EndpointSpec.Ports, swarm.PortConfig{Name: healthPortName,
+			Protocol: swarm.PortConfigProtocolTCP, TargetPort: uint32(checkPort(w.Health)),
+			PublishMode: swarm.PortConfigPublishModeHost})
+	}
 	return spec, nil
+}
+
+// portName is the name of the public port of m in w.
+func portName(w schema.Workload, m hostMapping) string {
+	for _, p := range w.Ports {
+		if p.Public && p.Port == m.Port && publishedPort(p) == m.HostPort && protocolOf(p) == m.Protocol {
+			return p.Name
+		}
+	}
+	return ""
+}
+
+// hostPublished tells whether spec publishes the TCP container port in host mode already.
+func hostPublished(spec swarm.ServiceSpec, port int) bool {
+	for _, pc := range spec.EndpointSpec.Ports {
+		if pc.PublishMode == swarm.PortConfigPublishModeHost && int(pc.TargetPort) == port && pc.Protocol == swarm.PortConfigProtocolTCP {
+			return true
+		}
+	}
+	return false
+}
+
+// publishingOf says how a service publishes its public ports: PublishHost when it has LabelPublicPorts, else
+// PublishIngress.
+func publishingOf(s swarm.ServiceSpec) string {
+	if s.Labels[LabelPublicPorts] != "" {
+		return PublishHost
+	}
+	return PublishIngress
 }
 
 // readBack is the workload as the service's own spec says it, in Normalize form: the container spec's image (a
 // digest swarm pinned after a tag left out, see image), command, args and env (without the variables LabelSecrets
 // names: those read back as SecretEnv names), the files of its secret references that LabelSecrets names (by
-// secret name), its command health check, the
+// secret name), its command health check (else the HTTP or TCP check of LabelHealth, which berth probes), the
 // task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port
-// published in host mode is not berth's kind of public port and reads as an internal one) and the replica count.
+// published in host mode is not berth's kind of public port and reads as an internal one, except the health port
+// berth publishes for its probes, which is left out) and the replica count.
 func readBack(svc swarm.Service) schema.Workload {
 	s := svc.Spec
 	w := schema.Workload{Name: s.Labels[providers.LabelWorkload], Replicas: replicasOf(s)}
@@ -257,14 +322,32 @@ func readBack(svc swarm.Service) schema.Workload {
 			w.Health = hc
 		}
 	}
+	if w.Health == nil {
+		w.Health = labelHealth(s.Labels)
+	}
 	if r := s.TaskTemplate.Resources; r != nil && r.Limits != nil {
 		w.Resources = schema.Resources{CPUMillis: r.Limits.NanoCPUs / 1_000_000, MemoryBytes: r.Limits.MemoryBytes}
 	}
 	if e := s.EndpointSpec; e != nil {
+		hostPorts := parsePublicPorts(s.Labels[LabelPublicPorts])
 		for _, pc := range e.Ports {
+			if pc.Name == healthPortName && pc.PublishMode == swarm.PortConfigPublishModeHost {
+				continue // berth's own way to the checked port, not a port of the workload
+			}
 			port := schema.Port{Name: pc.Name, Port: int(pc.TargetPort), Protocol: string(pc.Protocol)}
-			if pc.PublishMode == "" || pc.PublishMode == swarm.PortConfigPublishModeIngress {
+			switch {
+			case pc.PublishMode == "" || pc.PublishMode == swarm.PortConfigPublishModeIngress:
 				port.Public, port.HostPort = true, int(pc.PublishedPort)
+			case pc.PublishedPort == 0:
+				// Host mode at a port of the engine's choosing: public where LabelPublicPorts says berth's proxy
+				// serves it (each entry once).
+				i := slices.IndexFunc(hostPorts, func(m hostMapping) bool {
+					return m.Port == port.Port && m.Protocol == port.Protocol
+				})
+				if i >= 0 {
+					port.Public, port.HostPort = true, hostPorts[i].HostPort
+					hostPorts = slices.Delete(hostPorts, i, i+1)
+				}
 			}
 			w.Ports = append(w.Ports, port)
 		}

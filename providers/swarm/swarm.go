@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"math/rand/v2"
 	"net"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -38,6 +40,8 @@ const (
 	RestartDelay = time.Second
 	// StopGrace is how long a task has to exit after SIGTERM before it is killed.
 	StopGrace = 10 * time.Second
+	// SyncInterval is the period of the background sync of PublishHost's proxies (±10% jitter).
+	SyncInterval = time.Second
 )
 
 func init() { providers.Register(Type, New) }
@@ -55,106 +59,145 @@ type Provider struct {
 	UpdateMonitor time.Duration
 	// FailedTasks is how many failed tasks of the applied spec, with none ready, end Apply with an error.
 	FailedTasks int
+	// Publish is how public ports are published, PublishIngress or PublishHost: settings.publish, else detected
+	// (detectPublish: host mode when the engine is on this machine and its kernel has no IPVS for the routing mesh).
+	Publish string
+	// PublicAddress is where the proxies of PublishHost listen: settings.publicAddress, else DefaultPublicAddress.
+	PublicAddress string
 
 	cli        *client.Client
 	ownsClient bool
 	target     string
 	log        *slog.Logger
 
+	instance   string // the background sync serves only this instance's services (all when empty)
+	background bool
+
 	negMu      sync.Mutex
 	negotiated bool
 	netMu      sync.Mutex // serialises the creation and removal of environment networks
+
+	pxMu     sync.Mutex
+	proxies  map[int]*served // by host port: PublishHost's public ports
+	inflight map[wkey]int    // workloads with an Apply or Delete in flight
+	closed   bool
+	stop     context.CancelFunc // of the background sync
+	synced   chan struct{}      // closed when the background sync ended
 }
 
 // New builds the provider for target t from its settings (host: the manager's engine, DOCKER_HOST syntax; the
-// environment's default when absent). It is the registered factory.
+// environment's default when absent; publish and publicAddress, see Provider). It is the registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
-	host, err := parseSettings(t)
+	s, err := parseSettings(t)
 	if err != nil {
 		return nil, err
 	}
 	copts := []client.Opt{client.FromEnv, client.WithAPIVersionNegotiation()}
-	if host != "" {
-		copts = append(copts, client.WithHost(host))
+	if s.host != "" {
+		copts = append(copts, client.WithHost(s.host))
 	}
 	cli, err := client.NewClientWithOpts(copts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: target %q: docker client: %w", t.Pos, t.Name, err)
 	}
-	p := newProvider(cli, t, opts)
+	p := newProvider(cli, t, s, opts)
 	p.ownsClient = true
 	return p, nil
 }
 
 // NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored.
 func NewWithClient(cli *client.Client, t schema.Target, opts providers.Options) (*Provider, error) {
-	if _, err := parseSettings(t); err != nil {
+	s, err := parseSettings(t)
+	if err != nil {
 		return nil, err
 	}
-	return newProvider(cli, t, opts), nil
+	return newProvider(cli, t, s, opts), nil
 }
 
-func newProvider(cli *client.Client, t schema.Target, opts providers.Options) *Provider {
+func newProvider(cli *client.Client, t schema.Target, s settings, opts providers.Options) *Provider {
 	log := opts.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	publish := s.publish
+	if publish == "" {
+		publish = detectPublish(cli.DaemonHost(), osRoot)
+	}
+	publicAddress := s.publicAddress
+	if publicAddress == "" {
+		publicAddress = DefaultPublicAddress
+	}
 	return &Provider{
 		PollInterval: DefaultPollInterval, RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax,
 		RetryAttempts: DefaultRetryAttempts, UpdateMonitor: DefaultUpdateMonitor, FailedTasks: DefaultFailedTasks,
+		Publish: publish, PublicAddress: publicAddress,
 		cli: cli, target: t.Name, log: log.With("provider", Type, "target", t.Name),
+		instance: opts.Instance, background: opts.Background,
+		proxies: map[int]*served{}, inflight: map[wkey]int{},
 	}
 }
 
-// parseSettings checks the #SwarmTarget settings and returns the host ("" for the environment's default).
-func parseSettings(t schema.Target) (string, error) {
-	keys := make([]string, 0, len(t.Settings))
-	for k := range t.Settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var host string
-	for _, k := range keys {
+// settings are a #SwarmTarget's settings, decoded once.
+type settings struct {
+	host          string // "" for the environment's default
+	publish       string // "" to detect
+	publicAddress string // "" for DefaultPublicAddress
+}
+
+// parseSettings checks and decodes the #SwarmTarget settings.
+func parseSettings(t schema.Target) (settings, error) {
+	var s settings
+	for _, k := range slices.Sorted(maps.Keys(t.Settings)) {
 		v := t.Settings[k]
 		switch k {
-		case "host":
-			s, ok := v.(string)
-			if !ok || s == "" {
-				return "", fmt.Errorf("%s: target %q: settings.host: want a non-empty string, got %T", t.Pos, t.Name, v)
-			}
-			if _, err := client.ParseHostURL(s); err != nil {
-				return "", fmt.Errorf("%s: target %q: settings.host: %w", t.Pos, t.Name, err)
-			}
-			host = s
 		case "type":
+			continue
+		case "host", "publish", "publicAddress":
 		default:
-			return "", fmt.Errorf("%s: target %q: settings.%s: unknown setting (known: host)", t.Pos, t.Name, k)
+			return settings{}, fmt.Errorf("%s: target %q: settings.%s: unknown setting (known: host, publicAddress, publish)",
+				t.Pos, t.Name, k)
+		}
+		str, ok := v.(string)
+		if !ok || str == "" {
+			return settings{}, fmt.Errorf("%s: target %q: settings.%s: want a non-empty string, got %T", t.Pos, t.Name, k, v)
+		}
+		switch k {
+		case "host":
+			if _, err := client.ParseHostURL(str); err != nil {
+				return settings{}, fmt.Errorf("%s: target %q: settings.host: %w", t.Pos, t.Name, err)
+			}
+			s.host = str
+		case "publish":
+			if str != PublishIngress && str != PublishHost {
+				return settings{}, fmt.Errorf("%s: target %q: settings.publish: %q: want %q or %q", t.Pos, t.Name, str,
+					PublishIngress, PublishHost)
+			}
+			s.publish = str
+		case "publicAddress":
+			if net.ParseIP(str) == nil {
+				return settings{}, fmt.Errorf("%s: target %q: settings.publicAddress: %q is not an IP address", t.Pos, t.Name, str)
+			}
+			s.publicAddress = str
 		}
 	}
-	return host, nil
+	return s, nil
 }
 
 // Type is "swarm".
 func (p *Provider) Type() string { return Type }
 
-// Capabilities of a swarm: command health checks (run inside the container), public TCP and UDP ports through the
-// ingress routing mesh, CPU and memory limits, SOPS secrets as swarm secret files and environment values.
+// Capabilities of a swarm: command health checks (run inside the container), HTTP and TCP health checks (probed by
+// berth on each task's node), public TCP ports (and UDP ones through the ingress routing mesh, not in host mode),
+// CPU and memory limits, SOPS secrets as swarm secret files and environment values.
 func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{SharedHostPorts: true, HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
+	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true,
+		PublicPorts: true, UDP: p.Publish != PublishHost, CPULimit: true, MemoryLimit: true,
 		SecretKinds: []string{schema.SecretSOPS}, SecretFiles: true}
 }
 
-// Validate reports what swarm cannot honour beyond Capabilities: HTTP and TCP health checks (swarm only runs a
-// command inside the container, and scratch images have no curl) and two public ports on one published port.
+// Validate reports what swarm cannot honour beyond Capabilities: two public ports on one published port.
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
-	switch k := w.Health.Kind(); k {
-	case "http", "tcp":
-		out = append(out, providers.Problem{Field: "health." + k,
-			Message: "swarm: health checks run a command inside the container (no native " + strings.ToUpper(k) +
-				` probe); use health.command in exec form, e.g. ["/app", "healthcheck"]; without it a task counts as ` +
-				"healthy once running"})
-	}
 	type pp struct {
 		port  int
 		proto string
@@ -175,12 +218,54 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	return out
 }
 
-// Close releases the client when New made it.
+// Close stops the background sync and the public-port proxies, and releases the client when New made it. Services
+// keep running; a new Provider serves their ports again.
 func (p *Provider) Close() error {
+	p.pxMu.Lock()
+	p.closed = true
+	stop, synced := p.stop, p.synced
+	proxies := p.proxies
+	p.proxies = map[int]*served{}
+	p.pxMu.Unlock()
+	if stop != nil {
+		stop()
+		<-synced
+	}
+	for _, s := range proxies {
+		s.px.Close()
+	}
 	if p.ownsClient {
 		return p.cli.Close()
 	}
 	return nil
+}
+
+// startSync starts the background sync of PublishHost's proxies (Options.Background), once.
+func (p *Provider) startSync() {
+	p.pxMu.Lock()
+	defer p.pxMu.Unlock()
+	if !p.background || p.Publish != PublishHost || p.stop != nil || p.closed {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stop, p.synced = cancel, make(chan struct{})
+	go func() {
+		defer close(p.synced)
+		t := time.NewTimer(0)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := p.syncPorts(ctx); err != nil && ctx.Err() == nil {
+				p.log.WarnContext(ctx, "sync of public ports", "err", err)
+			}
+			jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(SyncInterval))
+			t.Reset(SyncInterval + jitter)
+		}
+	}()
 }
 
 // negotiate settles the API version once, before any other call: the client reads the negotiated version without
@@ -202,6 +287,7 @@ func (p *Provider) negotiate(ctx context.Context) error {
 		return fmt.Errorf("swarm manager of target %q: %w", p.target, err)
 	}
 	p.negotiated = true
+	p.startSync()
 	return nil
 }
 

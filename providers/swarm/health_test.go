@@ -1,0 +1,227 @@
+package swarm_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/berth-dev/berth/providers"
+	berthswarm "github.com/berth-dev/berth/providers/swarm"
+	"github.com/berth-dev/berth/schema"
+)
+
+// httpChecked is the reference workload with the quickstart's HTTP health check instead of a command one.
+func httpChecked() schema.Workload {
+	w := referenceWorkload("web")
+	w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+		Interval: schema.Duration(time.Second), Timeout: schema.Duration(time.Second), Retries: 2}
+	return w
+}
+
+// TestHTTPHealthSpec: an HTTP check is no engine Healthcheck (a scratch image has nothing to run it with) but
+// LabelHealth, which berth probes, at a port published in host mode for it; the service reads back as desired.
+func TestHTTPHealthSpec(t *testing.T) {
+	for _, h := range []*schema.HealthCheck{
+		httpChecked().Health,
+		{TCP: &schema.TCPCheck{Port: 9090}, StartPeriod: schema.Duration(3 * time.Second)},
+	} {
+		t.Run(h.Kind(), func(t *testing.T) {
+			w := referenceWorkload("web")
+			w.Health = h
+			d := desiredOf(w)
+			spec, err := berthswarm.ServiceSpecFor(d, "n", time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs := spec.TaskTemplate.ContainerSpec; cs.Healthcheck != nil {
+				t.Errorf("engine health check %+v, want none", cs.Healthcheck)
+			}
+			if spec.Labels[berthswarm.LabelHealth] == "" {
+				t.Errorf("no %s label: %v", berthswarm.LabelHealth, spec.Labels)
+			}
+			var hp []swarm.PortConfig
+			for _, pc := range spec.EndpointSpec.Ports {
+				if pc.PublishMode == swarm.PortConfigPublishModeHost {
+					hp = append(hp, pc)
+				}
+			}
+			port := 8080
+			if h.TCP != nil {
+				port = 9090
+			}
+			if len(hp) != 1 || int(hp[0].TargetPort) != port || hp[0].PublishedPort != 0 || hp[0].Protocol != "tcp" {
+				t.Errorf("host-mode ports %+v, want one for %d/tcp at a port the engine picks", hp, port)
+			}
+			got := berthswarm.ReadBack(swarm.Service{Spec: spec})
+			if want := (&berthswarm.Provider{}).Normalize(w); providers.SpecHash(got) != providers.SpecHash(want) {
+				t.Errorf("read back %+v (health %+v), want %+v (health %+v)", got, got.Health, want, want.Health)
+			}
+			// The label removed by hand reads as no check: drift.
+			delete(spec.Labels, berthswarm.LabelHealth)
+			if got := berthswarm.ReadBack(swarm.Service{Spec: spec}); got.Health != nil {
+				t.Errorf("without the label the check reads %+v", got.Health)
+			}
+		})
+	}
+}
+
+// TestProgressProbed: with an HTTP check a running task is ready only once berth's probe passed; one that fails
+// it Retries times is an error.
+func TestProgressProbed(t *testing.T) {
+	d := desiredOf(httpChecked())
+	h := d.SpecHash
+	svc := swarm.Service{Spec: swarm.ServiceSpec{Annotations: swarm.Annotations{Name: "berth-berth-prod-web",
+		Labels: map[string]string{providers.LabelSpecHash: h}}}}
+	run := swarm.TaskStateRunning
+	ts := []swarm.Task{task("a", 1, h, run, run), task("b", 2, h, run, run)}
+	healthy := berthswarm.ProbeResult{State: "healthy"}
+	for _, c := range []struct {
+		name   string
+		health map[string]berthswarm.ProbeResult
+		done   bool
+		err    bool
+	}{
+		{"not probed yet", nil, false, false},
+		{"one starting", map[string]berthswarm.ProbeResult{"a": healthy, "b": {State: "starting"}}, false, false},
+		{"both healthy", map[string]berthswarm.ProbeResult{"a": healthy, "b": healthy}, true, false},
+		{"one unhealthy", map[string]berthswarm.ProbeResult{"a": healthy, "b": {State: "unhealthy", Err: "GET /healthz: 500"}}, false, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			done, err := berthswarm.Progress(svc, ts, d, berthswarm.DefaultFailedTasks, c.health)
+			if done != c.done || (err != nil) != c.err {
+				t.Errorf("done %t, err %v; want done %t, an error %t", done, err, c.done, c.err)
+			}
+		})
+	}
+}
+
+// TestChecker probes a task's host-mode published health port, once per interval, healthy after a pass and
+// unhealthy after Retries failures in a row (not before).
+func TestChecker(t *testing.T) {
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.URL.Path != "/healthz" {
+			w.WriteHeader(http.StatusNotFound)
+			return
+		}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	_, ps, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	port, _ := strconv.Atoi(ps)
+
+	now := time.Unix(1000, 0)
+	clock := func() time.Time { return now }
+	w := httpChecked()
+	chk := berthswarm.NewChecker(w.Health, func(node string) string {
+		if node != "node1" {
+			t.Errorf("node %q", node)
+		}
+		return "127.0.0.1"
+	}, clock)
+	tk := task("a", 1, "h", swarm.TaskStateRunning, swarm.TaskStateRunning)
+	tk.NodeID = "node1"
+	ctx := context.Background()
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "starting" || r.Err == "" {
+		t.Errorf("before the port is published: %+v, want starting with an error", r)
+	}
+	now = now.Add(time.Second)
+	tk.Status.PortStatus.Ports = []swarm.PortConfig{{Protocol: "tcp", TargetPort: 8080, PublishedPort: uint32(port),
+		PublishMode: swarm.PortConfigPublishModeHost}}
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "healthy" {
+		t.Errorf("serving: %+v", r)
+	}
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "healthy" || hits.Load() != 1 {
+		t.Errorf("within the interval: %+v after %d probes, want healthy after 1", r, hits.Load())
+	}
+	status.Store(http.StatusInternalServerError)
+	now = now.Add(time.Second)
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "healthy" || r.Err == "" {
+		t.Errorf("one failure of 2: %+v, want still healthy with the error", r)
+	}
+	now = now.Add(time.Second)
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "unhealthy" {
+		t.Errorf("two failures: %+v", r)
+	}
+	status.Store(http.StatusNoContent)
+	now = now.Add(time.Second)
+	if r := berthswarm.CheckTask(chk, ctx, tk); r.State != "healthy" {
+		t.Errorf("serving again: %+v", r)
+	}
+
+	// A TCP check of a closed port fails.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	tcp := berthswarm.NewChecker(&schema.HealthCheck{TCP: &schema.TCPCheck{Port: 9090}, Retries: 1},
+		func(string) string { return "127.0.0.1" }, clock)
+	tk.Status.PortStatus.Ports = []swarm.PortConfig{{Protocol: "tcp", TargetPort: 9090, PublishedPort: uint32(dead),
+		PublishMode: swarm.PortConfigPublishModeHost}}
+	if r := berthswarm.CheckTask(tcp, ctx, tk); r.State != "unhealthy" || r.Err == "" {
+		t.Errorf("tcp to a closed port: %+v", r)
+	}
+}
+
+// TestHealthFailureRollsBack: a rollout whose new task fails the HTTP check berth probes fails Apply, and the
+// service is rolled back to the spec before it, whose task runs again.
+func TestHealthFailureRollsBack(t *testing.T) {
+	base := swarmClient(t)
+	testImages(t, base)
+	var b [4]byte
+	rand.Read(b[:])
+	owner := providers.Owner{Instance: "hf" + hex.EncodeToString(b[:]), Environment: "dev"}
+	target := "swarm-" + owner.Instance
+	t.Cleanup(func() { sweep(t, base, owner.Instance) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testWait)
+	defer cancel()
+	p := newTestProvider(t, base, target, owner.Instance)
+
+	w := httpChecked()
+	w.Image, w.Replicas, w.Resources = testImage, 1, schema.Resources{}
+	w.Health.Interval = schema.Duration(200 * time.Millisecond)
+	w.Ports = w.Ports[:1]
+	w.Ports[0].HostPort = freeTCPPort(t)
+	good := providers.Desired{Owner: owner, Target: target, Workload: w, SpecHash: providers.SpecHash(w)}
+	if err := p.Apply(ctx, good); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	bad := w
+	bad.Env = map[string]string{"GREETING": "broken", "PORT": "8080"}
+	h := *w.Health
+	h.HTTP = &schema.HTTPCheck{Path: "/no-such-path", Port: 8080}
+	bad.Health = &h
+	err := p.Apply(ctx, providers.Desired{Owner: owner, Target: target, Workload: bad, SpecHash: providers.SpecHash(bad)})
+	if err == nil || !strings.Contains(err.Error(), "fails its http health check") || !strings.Contains(err.Error(), "rolled back") {
+		t.Fatalf("Apply of a failing check: %v", err)
+	}
+	waitCond(t, ctx, "the rolled-back spec to run and pass its check", func() (bool, error) {
+		obs, err := p.List(ctx, owner, target)
+		if err != nil || len(obs) != 1 {
+			return false, err
+		}
+		o := obs[0]
+		ready := 0
+		for _, r := range o.Replicas {
+			if r.SpecHash == good.SpecHash && r.Ready() {
+				ready++
+			}
+		}
+		return o.SpecHash == good.SpecHash && ready == 1 && providers.SpecHash(o.Spec) == providers.SpecHash((&berthswarm.Provider{}).Normalize(w)), nil
+	})
+}
