@@ -1,48 +1,48 @@
 // Package swarm is berth's provider for Docker Swarm (target type "swarm"): each workload is one replicated service
 // berth-<instance>-<env>-<workload>, created and updated through a manager's engine API.
 //
-// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash. Image (used as given: no registry query, so
-// a node-local image works), command, args, env, CPU and memory limits, a command health check (exec form), an
-// HTTP or TCP health check probed by berth (below), restart
-// policy any, one overlay network per (instance, environment) berth-<instance>-<env> with the workload name as
-// alias, public ports published as Provider.Publish says (below; internal ports are reached over the network),
-// UpdateConfig {parallelism 1, start-first, rollback on failure, Monitor}, RollbackConfig start-first.
+// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash. Image (used as
+// given: no registry query, so a node-local image works), command, args, env, CPU and memory limits, a command health
+// check (exec form), an HTTP or TCP health check probed by berth (below), restart policy any, one overlay network per
+// (instance, environment) berth-<instance>-<env> with the workload name as alias, public ports published as
+// Provider.Publish says (below; internal ports are reached over the network), UpdateConfig {parallelism 1, start-first,
+// rollback on failure, Monitor}, RollbackConfig start-first.
 //
-// Public ports: PublishIngress publishes each at HostPort on every node through swarm's routing mesh, which needs
-// IPVS in the nodes' kernels; PublishHost publishes each task's port in host mode at a port the engine picks on its
-// node, and berth serves HostPort itself from a TCP proxy in its process (providers/docker/proxy, at
-// settings.publicAddress, default 0.0.0.0) that forwards to the tasks that run and pass their HTTP or TCP check, at
-// node address:published port; the service label LabelPublicPorts ("hostPort:port/protocol,...") names what it
-// serves. settings.publish chooses; without it New detects: host mode when the engine is on this machine (a local socket or a loopback address) and this
-// kernel has no IPVS (not loaded, built in nor a module of the running release), else ingress (an engine elsewhere
-// is assumed to have it); Provider.Publish can be set before the first call. A service published the other way is updated
-// (a start-first rollout). In host mode: Apply claims the proxies' ports before anything changes and, while it
-// waits, moves the backends to new tasks as they get ready (older tasks keep serving until swarm stops them);
+// Public ports: PublishIngress publishes each at HostPort on every node through swarm's routing mesh, which needs IPVS
+// in the nodes' kernels; PublishHost publishes each task's port in host mode at a port the engine picks on its node,
+// and berth serves HostPort itself from a TCP proxy in its process (providers/docker/proxy, at settings.publicAddress,
+// default 0.0.0.0) that forwards to the tasks that run and pass their HTTP or TCP check, at node address:published
+// port; the service label LabelPublicPorts ("hostPort:port/protocol,...") names what it serves. settings.publish
+// chooses; without it New detects: host mode when the engine is on this machine (a local socket or a loopback address)
+// and this kernel has no IPVS (not loaded, built in nor a module of the running release), else ingress (an engine
+// elsewhere is assumed to have it); Provider.Publish can be set before the first call. A service published the other
+// way is updated (a start-first rollout). In host mode: Apply claims the proxies' ports before anything changes and,
+// while it waits, moves the backends to new tasks as they get ready (older tasks keep serving until swarm stops them);
 // Delete closes them; with providers.Options.Background a sync every SyncInterval serves the ports of every host-mode
 // service of the instance and target from what runs (after a restart of berth, or when swarm replaced a task), and
 // closes the proxies of services gone. The ports answer only while a berth process holding the target runs (the
-// controller), as with the Docker provider; UDP public ports need the routing mesh (Capabilities.UDP is false in
-// host mode).
+// controller), as with the Docker provider; UDP public ports need the routing mesh (Capabilities.UDP is false in host
+// mode).
 //
 // HTTP and TCP health checks are probed by berth itself, as the Docker provider does, not by the engine: an engine
 // HEALTHCHECK runs a program inside the container, and an image FROM scratch has no shell, curl or nc to run (berth
 // cannot add one either: swarm's configs hold at most 1000 KB, too little for a static prober built with Go, a bind
-// mount needs the program on every node, and the engine's API has no image mounts before 28). The check is the service label LabelHealth (JSON, as the workload gives it), and its port
-// is also published in host mode at a port the engine picks on each task's node (PortConfig "berth-health"), so
-// berth reaches each task, not whichever one the routing mesh picks, without IPVS. Apply probes every running task
-// of the applied spec at its node's address (Status.Addr) each interval and counts a task ready once a probe
-// passed; a task failing Retries probes in a row fails Apply, and a rollout is then rolled back to the service's
-// previous spec (ServiceUpdate with rollback "previous", as `docker service rollback`). List probes each running task
-// once: Replica.Health "healthy" or "unhealthy" ("starting" within the start period). Swarm itself does not see
-// the check: its start-first update stops an old task once the new task's container runs, not once berth's probe
-// passes, so the window between a container's start and its first answer is not covered; berth must reach every
-// node's address.
+// mount needs the program on every node, and the engine's API has no image mounts before 28). The check is the service
+// label LabelHealth (JSON, as the workload gives it), and its port is also published in host mode at a port the engine
+// picks on each task's node (PortConfig "berth-health"), so berth reaches each task, not whichever one the routing mesh
+// picks, without IPVS. Apply probes every running task of the applied spec at its node's address (Status.Addr) each
+// interval and counts a task ready once a probe passed; a task failing Retries probes in a row fails Apply, and a
+// rollout is then rolled back to the service's previous spec (ServiceUpdate with rollback "previous", as `docker
+// service rollback`). List probes each running task once: Replica.Health "healthy" or "unhealthy" ("starting" within
+// the start period). Swarm itself does not see the check: its start-first update stops an old task once the new task's
+// container runs, not once berth's probe passes, so the window between a container's start and its first answer is not
+// covered; berth must reach every node's address.
 //
-// Read-back: List reads each workload from its service's own spec (ServiceInspect/ServiceList), never from a copy
-// berth stored: TaskTemplate.ContainerSpec Image, Command, Args, Env and Healthcheck (else LabelHealth),
-// TaskTemplate.Resources.Limits (NanoCPUs, MemoryBytes), EndpointSpec.Ports (an ingress port is public at its PublishedPort; one switched to
-// host mode by hand is not berth's kind of public port and reads as internal; berth's "berth-health" port is left
-// out) and Mode.Replicated.Replicas.
+// Read-back: List reads each workload from its service's own spec (ServiceInspect/ServiceList), never from a copy berth
+// stored: TaskTemplate.ContainerSpec Image, Command, Args, Env and Healthcheck (else LabelHealth),
+// TaskTemplate.Resources.Limits (NanoCPUs, MemoryBytes), EndpointSpec.Ports (an ingress port is public at its
+// PublishedPort; a host-mode port that LabelPublicPorts names is public at the host port named there, one switched to
+// host mode by hand reads as internal; berth's "berth-health" port is left out) and Mode.Replicated.Replicas.
 // Image: `docker service create/update` with a registry at hand pins a digest after the tag ("app:1@sha256:..."),
 // which is left out on both sides, so a workload reads back as the image berth asked for; a reference by digest
 // alone is kept whole. Normalize leaves internal ports out of the desired side (the service spec holds none:

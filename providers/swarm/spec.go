@@ -270,9 +270,10 @@ func publishingOf(s swarm.ServiceSpec) string {
 // digest swarm pinned after a tag left out, see image), command, args and env (without the variables LabelSecrets
 // names: those read back as SecretEnv names), the files of its secret references that LabelSecrets names (by
 // secret name), its command health check (else the HTTP or TCP check of LabelHealth, which berth probes), the
-// task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port
-// published in host mode is not berth's kind of public port and reads as an internal one, except the health port
-// berth publishes for its probes, which is left out) and the replica count.
+// task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port published
+// in host mode at an engine-chosen port is public at the host port LabelPublicPorts names for it, else internal, as
+// is one published in host mode by hand; the health port berth publishes for its probes is left out) and the
+// replica count.
 func readBack(svc swarm.Service) schema.Workload {
 	s := svc.Spec
 	w := schema.Workload{Name: s.Labels[providers.LabelWorkload], Replicas: replicasOf(s)}
