@@ -191,20 +191,25 @@ func RenderComment(marker string, st Status, limit int) string {
 		}
 		det.WriteString("```\n</details>\n")
 	}
-	out := sum.String()
-	const note = "\n_The details are cut to fit the forge's comment size; `berth previews` shows all of them._\n"
-	if limit <= 0 || len(out)+det.Len() <= limit {
-		return out + det.String()
+	return fit(sum.String(), det.String(),
+		"\n_The details are cut to fit the forge's comment size; `berth previews` shows all of them._\n", limit)
+}
+
+// fit is summary and details within limit bytes (0: no limit): the summary always, the details cut with note, a
+// code block left open by the cut closed.
+func fit(summary, details, note string, limit int) string {
+	if limit <= 0 || len(summary)+len(details) <= limit {
+		return summary + details
 	}
-	room := limit - len(out) - len(note) - len("```\n")
+	room := limit - len(summary) - len(note) - len("\n```")
 	if room <= 0 {
-		return cut(out, limit)
+		return cut(summary, limit)
 	}
-	d := cut(det.String(), room)
+	d := cut(details, room)
 	if strings.Count(d, "```")%2 == 1 {
 		d += "\n```"
 	}
-	return out + d + note
+	return summary + d + note
 }
 
 // codeInline shows a short text in an inline code span without letting it out.

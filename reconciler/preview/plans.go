@@ -156,20 +156,8 @@ func RenderPlan(marker string, ps PlanStatus, limit int) string {
 		}
 		det.WriteString("```\n")
 	}
-	out := sum.String()
-	const note = "\n_The plan is cut to fit the forge's comment size; `berth plan --pr N` prints all of it._\n"
-	if limit <= 0 || len(out)+det.Len() <= limit {
-		return out + det.String()
-	}
-	room := limit - len(out) - len(note) - len("```\n")
-	if room <= 0 {
-		return cut(out, limit)
-	}
-	d := cut(det.String(), room)
-	if strings.Count(d, "```")%2 == 1 {
-		d += "\n```"
-	}
-	return out + d + note
+	return fit(sum.String(), det.String(),
+		"\n_The plan is cut to fit the forge's comment size; `berth plan --pr N` prints all of it._\n", limit)
 }
 
 // publishPlan upserts a plan comment when it changed.
