@@ -409,7 +409,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, k wkey, preview int) (stri
 		}
 		cctx, cancel = callCtx(ctx)
 		labels := map[string]string{providers.LabelInstance: k.Instance, providers.LabelEnvironment: k.Environment}
-		maps.Copy(labels, previewLabels(providers.Owner{Preview: preview}, nil))
+		maps.Copy(labels, providers.PreviewLabels(providers.Owner{Preview: preview}, nil))
 		_, err = p.cli.NetworkCreate(cctx, name, network.CreateOptions{Driver: "bridge", Labels: labels})
 		cancel()
 		if err == nil {

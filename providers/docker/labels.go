@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -144,7 +143,7 @@ func containerLabels(k wkey, d providers.Desired, index int, want schema.Workloa
 	if pp := publicPorts(d.Workload); len(pp) > 0 {
 		l[LabelPublicPorts] = formatPublicPorts(pp)
 	}
-	maps.Copy(l, previewLabels(d.Owner, d.Preview))
+	maps.Copy(l, providers.PreviewLabels(d.Owner, d.Preview))
 	if h := withDefaults(d.Workload.Health); h != nil && h.Kind() != "command" {
 		b, err := json.Marshal(h)
 		if err != nil {
@@ -162,41 +161,4 @@ func replicaIndex(labels map[string]string) int {
 		return -1
 	}
 	return i
-}
-
-// headPattern is a commit ID as a forge gives it (SHA-1, or SHA-256 for a repository in that object format).
-var headPattern = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
-
-// previewLabels are the preview labels of an object of owner: LabelPreview (the pull-request number) in a preview
-// environment, and LabelHead when pv names a well-formed head commit (nothing else of a pull request goes in a
-// label). Other environments get none.
-func previewLabels(owner providers.Owner, pv *schema.Preview) map[string]string {
-	if owner.Preview <= 0 {
-		return nil
-	}
-	l := map[string]string{providers.LabelPreview: strconv.Itoa(owner.Preview)}
-	if pv != nil && headPattern.MatchString(pv.Head) {
-		l[providers.LabelHead] = pv.Head
-	}
-	return l
-}
-
-// previewOf reads the pull-request number of an environment's objects: LabelPreview when it is a canonical
-// positive decimal that names this very environment (schema.PreviewName), else 0. A base environment labelled
-// as a preview by hand is never taken for one, so nothing collects it as a closed pull request's leftover.
-func previewOf(env string, labels map[string]string) int {
-	v := labels[providers.LabelPreview]
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 || strconv.Itoa(n) != v || schema.PreviewName(n) != env {
-		return 0
-	}
-	return n
-}
-
-// headOf reads LabelHead, "" when absent or not a commit ID.
-func headOf(labels map[string]string) string {
-	if h := labels[providers.LabelHead]; headPattern.MatchString(h) {
-		return h
-	}
-	return ""
 }

@@ -190,10 +190,10 @@ func environments(sums []container.Summary) []providers.EnvironmentRef {
 			r = &providers.EnvironmentRef{Name: env}
 			by[env] = r
 		}
-		if n := previewOf(env, s.Labels); n != 0 {
+		if n := providers.PreviewOf(env, s.Labels); n != 0 {
 			r.Preview = n
 		}
-		if h := headOf(s.Labels); h != "" {
+		if h := providers.HeadOf(s.Labels); h != "" {
 			r.Head = h
 		}
 	}

@@ -34,14 +34,14 @@ func TestPreviewLabels(t *testing.T) {
 	if l[providers.LabelPreview] != "42" || l[providers.LabelHead] != testHead {
 		t.Fatalf("preview labels %v", l)
 	}
-	if previewOf("pr-42", l) != 42 || headOf(l) != testHead {
-		t.Fatalf("read back as %d %q", previewOf("pr-42", l), headOf(l))
+	if providers.PreviewOf("pr-42", l) != 42 || providers.HeadOf(l) != testHead {
+		t.Fatalf("read back as %d %q", providers.PreviewOf("pr-42", l), providers.HeadOf(l))
 	}
 	d.Preview.Head = "main; rm -rf /"
-	if l := previewLabels(pr, d.Preview); l[providers.LabelHead] != "" || l[providers.LabelPreview] != "42" {
+	if l := providers.PreviewLabels(pr, d.Preview); l[providers.LabelHead] != "" || l[providers.LabelPreview] != "42" {
 		t.Fatalf("a malformed head is labelled: %v", l)
 	}
-	if l := previewLabels(providers.Owner{Instance: "i", Environment: "staging"}, d.Preview); l != nil {
+	if l := providers.PreviewLabels(providers.Owner{Instance: "i", Environment: "staging"}, d.Preview); l != nil {
 		t.Fatalf("a base environment gets preview labels %v", l)
 	}
 	for _, c := range []struct {
@@ -51,8 +51,8 @@ func TestPreviewLabels(t *testing.T) {
 		{"pr-7", "7", 7}, {"pr-7", "07", 0}, {"pr-7", "+7", 0}, {"pr-7", "-7", 0}, {"pr-7", "x", 0}, {"pr-7", "", 0},
 		{"staging", "7", 0}, {"pr-8", "7", 0}, {"pr-2147483647", "2147483647", 2147483647},
 	} {
-		if got := previewOf(c.env, map[string]string{providers.LabelPreview: c.label}); got != c.want {
-			t.Errorf("previewOf(%q, %q) = %d, want %d", c.env, c.label, got, c.want)
+		if got := providers.PreviewOf(c.env, map[string]string{providers.LabelPreview: c.label}); got != c.want {
+			t.Errorf("providers.PreviewOf(%q, %q) = %d, want %d", c.env, c.label, got, c.want)
 		}
 	}
 }

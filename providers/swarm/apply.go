@@ -439,7 +439,7 @@ func (p *Provider) ensureNetwork(ctx context.Context, o providers.Owner) (string
 		err = p.call(ctx, "create network "+name, func(ctx context.Context) error {
 			var err error
 			labels := map[string]string{providers.LabelInstance: o.Instance, providers.LabelEnvironment: o.Environment}
-			maps.Copy(labels, previewLabels(o, nil))
+			maps.Copy(labels, providers.PreviewLabels(o, nil))
 			resp, err = p.cli.NetworkCreate(ctx, name, network.CreateOptions{Driver: "overlay", Scope: "swarm", Labels: labels})
 			if cerrdefs.IsConflict(err) {
 				return nil // made meanwhile: find it again

@@ -1,5 +1,7 @@
 package swarm
 
+import "github.com/berth-dev/berth/providers"
+
 // Internals the external tests check directly.
 var (
 	ServiceSpecFor     = serviceSpec
@@ -17,8 +19,8 @@ var (
 )
 
 var (
-	PreviewLabels = previewLabels
-	PreviewOf     = previewOf
+	PreviewLabels = providers.PreviewLabels
+	PreviewOf     = providers.PreviewOf
 	Environments  = environments
 	Endpoints     = endpoints
 	NodeAddress   = nodeAddress

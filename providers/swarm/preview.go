@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net"
 	"net/url"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -14,37 +13,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berth-dev/berth/providers"
-	"github.com/berth-dev/berth/schema"
 )
-
-// headPattern is a commit ID as a forge gives it (SHA-1, or SHA-256 for a repository in that object format).
-var headPattern = regexp.MustCompile(`^(?:[0-9a-f]{40}|[0-9a-f]{64})$`)
-
-// previewLabels are the preview labels of an object of owner: LabelPreview (the pull-request number) in a preview
-// environment, and LabelHead when pv names a well-formed head commit (nothing else of a pull request goes in a
-// label). Other environments get none.
-func previewLabels(owner providers.Owner, pv *schema.Preview) map[string]string {
-	if owner.Preview <= 0 {
-		return nil
-	}
-	l := map[string]string{providers.LabelPreview: strconv.Itoa(owner.Preview)}
-	if pv != nil && headPattern.MatchString(pv.Head) {
-		l[providers.LabelHead] = pv.Head
-	}
-	return l
-}
-
-// previewOf reads the pull-request number of an environment's objects: LabelPreview when it is a canonical
-// positive decimal that names this very environment (schema.PreviewName), else 0. A base environment labelled
-// as a preview by hand is never taken for one, so nothing collects it as a closed pull request's leftover.
-func previewOf(env string, labels map[string]string) int {
-	v := labels[providers.LabelPreview]
-	n, err := strconv.Atoi(v)
-	if err != nil || n <= 0 || strconv.Itoa(n) != v || schema.PreviewName(n) != env {
-		return 0
-	}
-	return n
-}
 
 // Environments implements providers.EnvironmentLister: one ServiceList filtered on the instance and target labels,
 // read from the services' labels alone (see environments).
@@ -79,10 +48,10 @@ func environments(svcs []swarm.Service) []providers.EnvironmentRef {
 			r = &providers.EnvironmentRef{Name: env}
 			by[env] = r
 		}
-		if n := previewOf(env, l); n != 0 {
+		if n := providers.PreviewOf(env, l); n != 0 {
 			r.Preview = n
 		}
-		if h := l[providers.LabelHead]; headPattern.MatchString(h) {
+		if h := l[providers.LabelHead]; providers.HeadOf(l) != "" {
 			r.Head = h
 		}
 	}

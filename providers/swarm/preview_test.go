@@ -53,7 +53,7 @@ func TestPreviewServiceSpec(t *testing.T) {
 		{"staging", "7", 0}, {"pr-8", "7", 0}, {"pr-2147483647", "2147483647", 2147483647},
 	} {
 		if got := berthswarm.PreviewOf(c.env, map[string]string{providers.LabelPreview: c.label}); got != c.want {
-			t.Errorf("previewOf(%q, %q) = %d, want %d", c.env, c.label, got, c.want)
+			t.Errorf("providers.PreviewOf(%q, %q) = %d, want %d", c.env, c.label, got, c.want)
 		}
 	}
 }

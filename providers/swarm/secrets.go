@@ -81,7 +81,7 @@ func secretObjectSpec(d providers.Desired, n string) swarm.SecretSpec {
 	labels := keyOf(d).labels()
 	labels[LabelSecret] = n
 	labels[LabelSecretFingerprint] = s.Fingerprint
-	maps.Copy(labels, previewLabels(d.Owner, nil))
+	maps.Copy(labels, providers.PreviewLabels(d.Owner, nil))
 	return swarm.SecretSpec{
 		Annotations: swarm.Annotations{Name: SecretObjectName(d.Owner, d.Workload.Name, n, s.Fingerprint), Labels: labels},
 		Data:        s.Value,

@@ -132,7 +132,7 @@ func publishSpec(d providers.Desired, network string, monitor time.Duration, pub
 	k := keyOf(d)
 	labels := k.labels()
 	labels[providers.LabelSpecHash] = d.SpecHash
-	maps.Copy(labels, previewLabels(d.Owner, d.Preview))
+	maps.Copy(labels, providers.PreviewLabels(d.Owner, d.Preview))
 	svcLabels := maps.Clone(labels)
 	if s := providers.FormatSecretsRecord(w, d.Secrets); s != "" {
 		svcLabels[LabelSecrets] = s
