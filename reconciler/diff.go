@@ -410,7 +410,13 @@ func checkCapabilities(w schema.Workload, env schema.Environment, target string,
 		add("replicas", fmt.Sprintf("%d replicas asked, at most %d supported", w.Replicas, caps.MaxReplicas))
 	}
 	if v != nil {
-		for _, vp := range v.Validate(w) {
+		// The provider's own problem about a field says more than the generic one (why, and what to write
+		// instead): it replaces it.
+		vps := v.Validate(w)
+		ps = slices.DeleteFunc(ps, func(p Problem) bool {
+			return slices.ContainsFunc(vps, func(vp providers.Problem) bool { return vp.Field == p.Field })
+		})
+		for _, vp := range vps {
 			add(vp.Field, vp.Message)
 		}
 	}

@@ -140,10 +140,15 @@ func TestPlanProblems(t *testing.T) {
 	ps := map[string]*fake.Provider{"local": fake.New()}
 	ps["local"].SetCapabilities(providers.Capabilities{HealthHTTP: true, MaxReplicas: 2})
 	ps["local"].SetValidator(func(w schema.Workload) []providers.Problem {
+		var out []providers.Problem
 		if strings.HasSuffix(w.Image, ":latest") {
-			return []providers.Problem{{Field: "image", Message: "latest is not allowed here"}}
+			out = append(out, providers.Problem{Field: "image", Message: "latest is not allowed here"})
 		}
-		return nil
+		if len(w.Ports) > 0 && w.Ports[0].Protocol == "udp" {
+			// A provider's own word on a field replaces the generic one.
+			out = append(out, providers.Problem{Field: "ports[0].protocol", Message: "UDP needs host networking here"})
+		}
+		return out
 	})
 	w := wl("web", "local", "app:latest", 3)
 	w.Health = &schema.HealthCheck{Command: []string{"/app", "healthcheck"}}
@@ -162,9 +167,9 @@ func TestPlanProblems(t *testing.T) {
 	want := []string{
 		"prod.cue:3:2: workload web: health.command: target local: command health checks are not supported",
 		"prod.cue:3:2: workload web: ports[0].public: target local: public ports are not supported",
-		"prod.cue:3:2: workload web: ports[0].protocol: target local: UDP ports are not supported",
 		"prod.cue:5:13: workload web: replicas: target local: 3 replicas asked, at most 2 supported",
 		"prod.cue:3:2: workload web: image: target local: latest is not allowed here",
+		"prod.cue:3:2: workload web: ports[0].protocol: target local: UDP needs host networking here",
 		"workload api: provider: target nowhere: no target of that name is declared",
 	}
 	// Problems come in workload order of the environment as given.
