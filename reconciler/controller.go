@@ -325,7 +325,7 @@ func (c *Controller) pass(ctx context.Context) {
 	}
 	if c.cfgErr != nil {
 		c.opts.Metrics.error("", "load")
-		held := &heldBack{rev: rev, phase: PhaseFailed, errors: errorInfos(c.cfgErr)}
+		held := &heldBack{rev: rev, phase: PhaseFailed, errors: ErrorInfos(c.cfgErr)}
 		c.update(func(s *Status) {
 			s.Revision, s.FetchedAt = rev, now
 			s.LastError = "load " + rev + ": " + c.cfgErr.Error()
@@ -426,8 +426,8 @@ func (c *Controller) branchEnvs(cfg *schema.Config) []string {
 	return envs
 }
 
-// stepLines renders the plan's steps as people read them.
-func stepLines(p *Plan) []string {
+// StepLines renders the plan's steps as people read them.
+func StepLines(p *Plan) []string {
 	var lines []string
 	for _, st := range p.Steps {
 		lines = append(lines, st.String())
@@ -507,7 +507,7 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, cfg *sc
 			es.Errors = append(append([]ErrorInfo(nil), held.errors...), es.Errors...)
 			result = strings.ToLower(held.phase)
 			if held.plan != nil {
-				es.Findings, es.Plan, es.Steps = held.plan.Findings, held.plan.Summary(), stepLines(held.plan)
+				es.Findings, es.Plan, es.Steps = held.plan.Findings, held.plan.Summary(), StepLines(held.plan)
 			}
 		}
 		c.setEnv(es)
@@ -523,20 +523,20 @@ func (c *Controller) reconcileEnv(ctx context.Context, log *slog.Logger, cfg *sc
 		set(es)
 		return
 	}
-	es.Findings, es.Plan, es.Steps = plan.Findings, plan.Summary(), stepLines(plan)
+	es.Findings, es.Plan, es.Steps = plan.Findings, plan.Summary(), StepLines(plan)
 	c.recordPlan(log, plan, start)
 	desired := cfg.Environments[env].Workloads
 	if plan.Blocked() && held == nil {
 		if a, ok := c.applied[env]; ok && a.rev != rev {
 			log.Warn("plan blocked; keeping the last applied revision running", "applied", a.rev, "reason", plan.BlockedReason())
 			c.reconcileEnv(ctx, c.log.With("revision", a.rev, "env", env), a.cfg, env, a.rev,
-				&heldBack{rev: rev, phase: PhaseBlocked, errors: blockErrors(plan), plan: plan})
+				&heldBack{rev: rev, phase: PhaseBlocked, errors: BlockErrors(plan), plan: plan})
 			return
 		}
 	}
 	if plan.Blocked() {
 		log.Warn("plan blocked", "reason", plan.BlockedReason())
-		es.Phase, es.Errors, result = PhaseBlocked, blockErrors(plan), "blocked"
+		es.Phase, es.Errors, result = PhaseBlocked, BlockErrors(plan), "blocked"
 		es.Workloads = c.workloadStatus(env, desired, plan, nil, start)
 		set(es)
 		return
@@ -669,7 +669,9 @@ func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Pl
 	return ws
 }
 
-func blockErrors(p *Plan) []ErrorInfo {
+// BlockErrors are why p is blocked, each at its place in the user's files: the prune refusal, the capability
+// problems and the policy denials.
+func BlockErrors(p *Plan) []ErrorInfo {
 	var out []ErrorInfo
 	if p.Refused != "" {
 		out = append(out, ErrorInfo{Message: p.Refused})
@@ -703,8 +705,8 @@ func workloadPath(workload, field string) string {
 	return "workloads." + workload + "." + field
 }
 
-// errorInfos splits a load error into positioned entries.
-func errorInfos(err error) []ErrorInfo {
+// ErrorInfos splits a load error into positioned entries.
+func ErrorInfos(err error) []ErrorInfo {
 	var es schema.Errors
 	if errors.As(err, &es) {
 		out := make([]ErrorInfo, 0, len(es))

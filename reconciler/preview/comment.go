@@ -94,7 +94,7 @@ func statusLine(st Status) string {
 	default:
 		s = st.State + ": " + st.Reason
 	}
-	return cut(s, 140)
+	return cut(redact.String(s), 140)
 }
 
 // cut shortens s to at most n bytes on a rune boundary, with an ellipsis.

@@ -102,8 +102,8 @@ type Options struct {
 	Ports PortRange
 	// HostKey keys the random part of host names (stable across restarts when it is); random when nil.
 	HostKey []byte
-	// DeployStatus, when set, is called with the plan comment of every open pull request against an ordinary
-	// environment of the base (see PlanComments); PlanComments enables them.
+	// PlanComments keeps a plan comment on every open pull request against a branch that ordinary environments
+	// of the base follow (see planComments).
 	PlanComments bool
 }
 
@@ -191,7 +191,6 @@ type Controller struct {
 	wg      sync.WaitGroup
 	posted  map[string]string // comment key (number/marker) → body last posted
 	plans   map[string]PlanStatus
-	idle    func() // tests: called each time the loop is about to wait
 	workers atomic.Int64
 }
 
@@ -340,9 +339,6 @@ func (c *Controller) Run(ctx context.Context) error {
 			wait = c.wakeAt.Sub(now) // a rate limit asked for longer
 		}
 		t := c.opts.Clock.NewTimer(wait)
-		if c.idle != nil {
-			c.idle()
-		}
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -925,11 +921,11 @@ func (c *Controller) previewEnv(ctx context.Context, n int, j *job) (*schema.Env
 	}
 	head, err := c.opts.LoadContext(ctx, filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
 	if err != nil {
-		return nil, errorInfos(err), nil
+		return nil, reconciler.ErrorInfos(err), nil
 	}
 	ws, errs := c.opts.CheckHead(j.cfg, head, p)
 	if len(errs) > 0 {
-		return nil, errorInfos(errs), nil
+		return nil, reconciler.ErrorInfos(errs), nil
 	}
 	baseEnv := j.cfg.Environments[p.From]
 	env := &schema.Environment{Name: schema.PreviewName(n), Branch: baseEnv.Branch,
@@ -1128,8 +1124,8 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 	}
 	if plan.Blocked() {
 		c.setStatus(ctx, n, func(s *Status) {
-			s.State, s.Reason, s.Errors = StateFailed, "plan blocked", planErrors(plan)
-			s.Plan, s.Steps = plan.Summary(), stepLines(plan)
+			s.State, s.Reason, s.Errors = StateFailed, "plan blocked", reconciler.BlockErrors(plan)
+			s.Plan, s.Steps = plan.Summary(), reconciler.StepLines(plan)
 		})
 		return
 	}
@@ -1139,7 +1135,7 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 		c.mu.Unlock()
 		c.setStatus(ctx, n, func(s *Status) {
 			s.State, s.Reason, s.Errors = StateApplying, "", nil
-			s.Plan, s.Steps = plan.Summary(), stepLines(plan)
+			s.Plan, s.Steps = plan.Summary(), reconciler.StepLines(plan)
 		})
 		res, err := c.opts.Engine.Apply(ctx, cfg, plan)
 		if ctx.Err() != nil {
@@ -1179,7 +1175,7 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 	c.route(n, env, plan, cfg)
 	c.setStatus(ctx, n, func(s *Status) {
 		s.Workloads, s.URLs, s.Errors, s.Deployed = ws, urls, nil, j.change.HeadSHA
-		s.Plan, s.Steps = plan.Summary(), stepLines(plan)
+		s.Plan, s.Steps = plan.Summary(), reconciler.StepLines(plan)
 		if ready {
 			s.State, s.Reason = StateReady, ""
 		} else {
@@ -1318,46 +1314,4 @@ func (c *Controller) gcGone(now time.Time) {
 			delete(c.prs, n)
 		}
 	}
-}
-
-func stepLines(p *reconciler.Plan) []string {
-	var out []string
-	for _, s := range p.Steps {
-		out = append(out, s.String())
-	}
-	return out
-}
-
-func planErrors(p *reconciler.Plan) []reconciler.ErrorInfo {
-	var out []reconciler.ErrorInfo
-	if p.Refused != "" {
-		out = append(out, reconciler.ErrorInfo{Message: p.Refused})
-	}
-	for _, pr := range p.Problems {
-		out = append(out, reconciler.ErrorInfo{File: pr.Pos.File, Line: pr.Pos.Line, Column: pr.Pos.Column,
-			Path: "workloads." + pr.Workload + "." + pr.Field, Message: "target " + pr.Target + ": " + pr.Message})
-	}
-	for _, f := range p.Findings {
-		if f.Severity == "deny" {
-			out = append(out, reconciler.ErrorInfo{File: f.Pos.File, Line: f.Pos.Line, Column: f.Pos.Column,
-				Path: "workloads." + f.Workload + "." + f.Field, Message: "policy " + f.Rule + ": " + f.Message})
-		}
-	}
-	return out
-}
-
-func errorInfos(err error) []reconciler.ErrorInfo {
-	var es schema.Errors
-	if errors.As(err, &es) {
-		out := make([]reconciler.ErrorInfo, 0, len(es))
-		for _, e := range es {
-			out = append(out, reconciler.ErrorInfo{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Path: e.Path, Message: e.Message})
-		}
-		return out
-	}
-	var e *schema.Error
-	if errors.As(err, &e) {
-		return []reconciler.ErrorInfo{{File: e.Pos.File, Line: e.Pos.Line, Column: e.Pos.Column, Path: e.Path, Message: e.Message}}
-	}
-	return []reconciler.ErrorInfo{{Message: err.Error()}}
 }

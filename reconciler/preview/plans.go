@@ -87,7 +87,7 @@ func (c *Controller) planFor(ctx context.Context, base *schema.Config, rev strin
 	}
 	head, err := c.opts.LoadContext(ctx, filepath.Join(snap.Dir, filepath.FromSlash(c.opts.Path)))
 	if err != nil {
-		for _, e := range errorInfos(err) {
+		for _, e := range reconciler.ErrorInfos(err) {
 			ps.Errors = append(ps.Errors, errorLine(e))
 		}
 		ps.Summary = "the head does not load"
@@ -106,11 +106,11 @@ func (c *Controller) planFor(ctx context.Context, base *schema.Config, rev strin
 	if err != nil {
 		return fail("plan: %v", err)
 	}
-	ps.Summary, ps.Steps = plan.Summary(), stepLines(plan)
+	ps.Summary = plan.Summary()
 	var b strings.Builder
 	_ = plan.Write(&b)
 	ps.Steps = strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
-	for _, e := range planErrors(plan) {
+	for _, e := range reconciler.BlockErrors(plan) {
 		ps.Errors = append(ps.Errors, errorLine(e))
 	}
 	return done(ps)
@@ -227,8 +227,8 @@ func (c *Controller) DryRun(ctx context.Context, n int) (string, error) {
 			if err != nil {
 				return "", err
 			}
-			st.Plan, st.Steps = plan.Summary(), stepLines(plan)
-			st.Errors = planErrors(plan)
+			st.Plan, st.Steps = plan.Summary(), reconciler.StepLines(plan)
+			st.Errors = reconciler.BlockErrors(plan)
 			if plan.Blocked() {
 				st.State, st.Reason = StateFailed, "plan blocked"
 			}
