@@ -198,6 +198,13 @@ func startController(t testing.TB, instance, repo, dataDir string, extra ...stri
 // stops it.
 func startOwnedController(t, owner testing.TB, instance, repo, dataDir string, extra ...string) *controller {
 	t.Helper()
+	return startControllerEnv(t, owner, instance, repo, dataDir, nil, extra...)
+}
+
+// startControllerEnv is startOwnedController with env added to the controller's hermetic environment (an emulated
+// cloud's test credentials and endpoints).
+func startControllerEnv(t, owner testing.TB, instance, repo, dataDir string, env []string, extra ...string) *controller {
+	t.Helper()
 	port := freePort(t)
 	c := &controller{t: t, api: "http://127.0.0.1:" + port, dataDir: dataDir, logs: &syncBuffer{},
 		exited: make(chan struct{}), instance: instance}
@@ -207,7 +214,7 @@ func startOwnedController(t, owner testing.TB, instance, repo, dataDir string, e
 	}
 	args = append(args, extra...)
 	c.cmd = exec.Command(binary(t), args...)
-	c.cmd.Env = hermeticEnv(t)
+	c.cmd.Env = append(hermeticEnv(t), env...)
 	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
 	if err := c.cmd.Start(); err != nil {
 		t.Fatal(err)

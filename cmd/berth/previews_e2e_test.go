@@ -178,37 +178,7 @@ previews: {listen: "127.0.0.1:%d", domain: "localhost", ports: {from: %d, to: %d
 // credentials).
 func startPreviewController(t testing.TB, instance, config, dataDir string, env []string) *controller {
 	t.Helper()
-	port := freePort(t)
-	c := &controller{t: t, api: "http://127.0.0.1:" + port, dataDir: dataDir, logs: &syncBuffer{},
-		exited: make(chan struct{}), instance: instance}
-	c.cmd = exec.Command(binary(t), "serve", "--listen", "127.0.0.1:"+port, "--data-dir", dataDir, "--instance", instance,
-		"--log-level", "debug", "--config", config)
-	c.cmd.Env = append(hermeticEnv(t), env...)
-	c.cmd.Stdout, c.cmd.Stderr = c.logs, c.logs
-	if err := c.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { c.cmd.Wait(); close(c.exited) }()
-	t.Cleanup(func() {
-		c.stop()
-		if t.Failed() {
-			t.Logf("controller %s log:\n%s", instance, c.logs.String())
-		}
-	})
-	waitFor(t, 60*time.Second, "controller answers /healthz", func() (bool, string) {
-		select {
-		case <-c.exited:
-			t.Fatalf("controller exited early:\n%s", c.logs.String())
-		default:
-		}
-		resp, err := http.Get(c.api + "/healthz")
-		if err != nil {
-			return false, err.Error()
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, resp.Status
-	})
-	return c
+	return startControllerEnv(t, t, instance, "", dataDir, env, "--config", config)
 }
 
 // headCommit commits spec on a side branch made from main's tip, points refs/pull/n/head at it, and returns its SHA.
