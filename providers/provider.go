@@ -54,6 +54,28 @@ type Desired struct {
 	// label objects with (LabelHead) and the host names its public ports are served at, where the runtime routes
 	// by host name (Capabilities.HostRoutes: a Kubernetes Ingress rule per host).
 	Preview *schema.Preview `json:"preview,omitempty"`
+	// ImageAuth is the credential for pulling Workload.Image, from the repository's `registries:` section, for
+	// providers whose runtime pulls with what berth gives it (Capabilities.PullsImages); nil for an anonymous
+	// pull or an image the runtime already has. Never serialised or logged.
+	ImageAuth *RegistryAuth `json:"-"`
+}
+
+// RegistryAuth is a registry credential as a provider receives it. Format and LogValue never show the password.
+type RegistryAuth struct {
+	// Server is the registry host ("127.0.0.1:5000", "ghcr.io").
+	Server   string
+	Username string
+	Password []byte
+}
+
+// Format prints a RegistryAuth as its server and user name, whatever the verb.
+func (a RegistryAuth) Format(f fmt.State, _ rune) {
+	fmt.Fprintf(f, "registry-auth(%s %s)", a.Server, a.Username)
+}
+
+// LogValue keeps the password out of structured logs.
+func (a RegistryAuth) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("server", a.Server), slog.String("username", a.Username))
 }
 
 // Secret is one secret a workload uses, as its provider receives it.
@@ -208,6 +230,13 @@ type Capabilities struct {
 	// each replica has its own address (ECS tasks, ACI groups, Compute Engine instances, Kubernetes Services) a
 	// preview keeps its ports as declared.
 	SharedHostPorts bool `json:"sharedHostPorts,omitempty"`
+	// How says, per feature (the Feature* keys), how the runtime honours it; the portability matrix of
+	// docs/providers.md is made from it and from what the runtimes received. A feature without a key is not
+	// honoured.
+	How map[string]string `json:"how,omitempty"`
+	// PullsImages tells whether the runtime pulls Workload.Image itself with Desired.ImageAuth (Docker, Swarm);
+	// elsewhere the runtime pulls with credentials of its own and ImageAuth is not given.
+	PullsImages bool `json:"pullsImages,omitempty"`
 }
 
 // Provider is one runtime adapter. Implementations must be safe for concurrent use on different workloads; the
