@@ -24,6 +24,13 @@ if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; then
 fi
 
 mkdir -p "$bin" "$src"
+# One build at a time: concurrent callers (parallel test runs) wait here, then find the binaries built.
+exec 9>"$root/lock"
+flock 9
+if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; then
+  echo "$bin"
+  exit 0
+fi
 # The scratch module must not inherit a workspace or vendor mode of the caller.
 export GOWORK=off GOFLAGS=-mod=mod
 
