@@ -69,6 +69,12 @@ type Harness struct {
 	// the way the provider delivers secrets of this kind (schema.Secret kinds; "" is "sops", a value berth
 	// decrypted), then rotated. The case needs Probe to see the value served. Nil skips it.
 	Secrets *SecretsCase
+	// Unhealthy returns a copy of w whose health check the runtime will find failing (a path the app answers 404
+	// on, a port nothing listens on, an emulator told so); nil skips the healthhold case.
+	Unhealthy func(w schema.Workload) schema.Workload
+	// HoldFor is how long the healthhold case lets the Apply of the failing version run before cancelling it
+	// (default 15 s).
+	HoldFor time.Duration
 	// Timeout bounds each wait (default 2 min).
 	Timeout time.Duration
 }
