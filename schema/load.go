@@ -129,7 +129,7 @@ func (l *loader) load(files []*ast.File) *Config {
 		return nil
 	}
 
-	var targets, envs, wls, secs, previews cue.Value
+	var targets, envs, wls, secs, previews, regs cue.Value
 	it, _ := root.Fields()
 	for it.Next() {
 		switch it.Selector().String() {
@@ -143,8 +143,10 @@ func (l *loader) load(files []*ast.File) *Config {
 			secs = it.Value()
 		case topPreviews:
 			previews = it.Value()
+		case topRegistries:
+			regs = it.Value()
 		default:
-			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads, secrets or previews)")
+			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads, secrets, previews or registries)")
 		}
 	}
 
@@ -173,6 +175,8 @@ func (l *loader) load(files []*ast.File) *Config {
 		}
 	}
 	cfg.Previews = l.previews(previews, cfg, envFields, first)
+	cfg.Registries = l.registries(regs, first)
+	l.checkRegistrySecrets(cfg)
 	return cfg
 }
 

@@ -331,6 +331,28 @@ func CheckPreviewHead(base, head *Config, p *PreviewPolicy) ([]Workload, Errors)
 		}
 	}
 
+	// Registries decide which credentials go where, and which images are pinned.
+	for _, h := range sortedUnion(base.Registries, head.Registries) {
+		br, inBase := base.Registries[h]
+		hr, inHead := head.Registries[h]
+		var what string
+		switch {
+		case !inHead:
+			what = "removes"
+		case !inBase:
+			what = "adds"
+		default:
+			bc, hc := br, hr
+			bc.Pos, hc.Pos = nil, nil
+			if reflect.DeepEqual(bc, hc) {
+				continue
+			}
+			what = "changes"
+		}
+		errs.add(headFirst(hr.Pos[""], br.Pos[""]), topRegistries+"."+strconv.Quote(h),
+			"the pull request %s registry %s: previews use the base branch's registries; a pull request cannot change them", what, h)
+	}
+
 	// The previews section is the policy itself.
 	checkPreviewsSection(&errs, base.Previews, head.Previews)
 

@@ -38,6 +38,7 @@ type defs struct {
 	workload    cue.Value
 	secret      cue.Value
 	previews    cue.Value // #Previews
+	registry    cue.Value // #Registry
 	serve       cue.Value
 	// targetTypes is each target type's own closed definition, chosen by the target's type field so that a
 	// mistake is reported against that type's fields rather than as "no alternative matches".
@@ -77,6 +78,7 @@ func compileDefs(ctx *cue.Context) defs {
 		workload:    v.LookupPath(cue.ParsePath("#Workload")),
 		secret:      v.LookupPath(cue.ParsePath("#Secret")),
 		previews:    v.LookupPath(cue.ParsePath("#Previews")),
+		registry:    v.LookupPath(cue.ParsePath("#Registry")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
 		targetTypes: map[string]cue.Value{
 			"docker":     v.LookupPath(cue.ParsePath("#DockerTarget")),

@@ -14,6 +14,9 @@ type Config struct {
 	Environments map[string]Environment `json:"environments"`
 	// Previews is the `previews:` section (nil when absent).
 	Previews *Previews `json:"previews,omitempty"`
+	// Registries is the `registries:` section by host (nil when absent): the registries whose image tags are
+	// pinned to digests at plan time.
+	Registries map[string]Registry `json:"registries,omitempty"`
 	// Root is the repository tree the configuration was loaded from (SOPS files are read from it); nil when
 	// unknown. Whoever loads a configuration sets it.
 	Root fs.FS `json:"-"`
