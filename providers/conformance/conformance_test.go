@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +24,33 @@ type broken struct {
 	*fake.Provider
 	mode   string
 	copies *sync.Map // workload name → the schema.Workload last applied ("stored-copy")
+	gaps   *sync.Map // workload name → a channel closed once a List missed the workload ("break-before-make")
 }
 
 func (b broken) Apply(ctx context.Context, d providers.Desired) error {
 	if b.mode == "fresh-ids" { // replaces every replica on every Apply
 		if err := b.Provider.Delete(ctx, d.Owner, d.Target, d.Workload.Name); err != nil {
 			return err
+		}
+	}
+	if b.mode == "break-before-make" { // a rollout removes the old replicas, then (once a List saw the gap) starts new ones
+		obs, err := b.Provider.List(ctx, d.Owner, d.Target)
+		if err != nil {
+			return err
+		}
+		for _, o := range obs {
+			if o.Workload == d.Workload.Name && o.SpecHash != d.SpecHash {
+				if err := b.Provider.Delete(ctx, d.Owner, d.Target, d.Workload.Name); err != nil {
+					return err
+				}
+				seen := make(chan struct{})
+				b.gaps.Store(d.Workload.Name, seen)
+				select {
+				case <-seen:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
 		}
 	}
 	if b.mode == "stored-copy" {
@@ -46,8 +68,24 @@ func (b broken) Delete(ctx context.Context, owner providers.Owner, target, workl
 
 func (b broken) List(ctx context.Context, owner providers.Owner, target string) ([]providers.Observed, error) {
 	obs, err := b.Provider.List(ctx, owner, target)
+	if b.mode == "break-before-make" && err == nil {
+		b.gaps.Range(func(name, seen any) bool {
+			if !slices.ContainsFunc(obs, func(o providers.Observed) bool { return o.Workload == name }) {
+				if _, mine := b.gaps.LoadAndDelete(name); mine { // another List may have closed it already
+					close(seen.(chan struct{}))
+				}
+			}
+			return true
+		})
+	}
 	for i := range obs {
 		switch b.mode {
+		case "no-endpoints":
+			obs[i].Endpoints = nil
+		case "ignores-health": // reports the replicas healthy whatever their check says
+			for j := range obs[i].Replicas {
+				obs[i].Replicas[j].Health = "healthy"
+			}
 		case "no-env-readback":
 			obs[i].Spec.Env = nil
 		case "stored-copy": // reads back what it was asked, not what runs: hand edits are invisible
@@ -64,6 +102,7 @@ func (b broken) List(ctx context.Context, owner providers.Owner, target string) 
 }
 
 func harness(p providers.Provider, f *fake.Provider, timeout time.Duration) conformance.Harness {
+	f.SetHealth(func(w schema.Workload) bool { return w.Health == nil || w.Health.HTTP.Path != "/nonexistent" })
 	edit := func(e func(*schema.Workload)) func(context.Context, *testing.T, string) {
 		return func(_ context.Context, t *testing.T, workload string) {
 			if err := f.Edit(workload, e); err != nil {
@@ -79,7 +118,12 @@ func harness(p providers.Provider, f *fake.Provider, timeout time.Duration) conf
 		Workload: func(name string) schema.Workload {
 			return schema.Workload{Name: name, Image: "app:1", Args: []string{"serve"},
 				Env: map[string]string{"GREETING": "hello"}, Replicas: 1,
+				Ports:  []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}},
 				Health: &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}}}
+		},
+		Unhealthy: func(w schema.Workload) schema.Workload {
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/nonexistent", Port: 8080}}
+			return w
 		},
 		Tamper: map[string]func(context.Context, *testing.T, string){
 			conformance.TamperImage: edit(func(w *schema.Workload) { w.Image = "app:hand" }),
@@ -97,7 +141,8 @@ func TestBrokenProvider(t *testing.T) {
 	}
 	// Every wait on a broken provider runs out: keep it short (a case timing out spuriously only adds failures).
 	f := fake.New()
-	conformance.Run(t, harness(broken{Provider: f, mode: mode, copies: &sync.Map{}}, f, 500*time.Millisecond))
+	b := broken{Provider: f, mode: mode, copies: &sync.Map{}, gaps: &sync.Map{}}
+	conformance.Run(t, harness(b, f, 500*time.Millisecond))
 }
 
 // TestSuiteCatchesBrokenProviders shows the suite fails where it should: each bug fails the named cases.
@@ -106,11 +151,14 @@ func TestSuiteCatchesBrokenProviders(t *testing.T) {
 		t.Skip("in the child process")
 	}
 	for mode, cases := range map[string][]string{
-		"fresh-ids":        {"reapply", "scale"},
-		"env-blind-delete": {"ownership"},
-		"no-env-readback":  {"status", "create", "fielddrift"},
-		"stored-copy":      {"fielddrift"},
-		"extra-replica":    {"create", "reapply", "rollout", "scale", "crash", "ownership", "status"},
+		"fresh-ids":         {"reapply", "scale"},
+		"env-blind-delete":  {"ownership"},
+		"no-env-readback":   {"status", "create", "fielddrift"},
+		"stored-copy":       {"fielddrift"},
+		"extra-replica":     {"create", "reapply", "rollout", "scale", "crash", "ownership", "status"},
+		"no-endpoints":      {"endpoint"},
+		"break-before-make": {"mbb1", "healthhold"},
+		"ignores-health":    {"healthhold"},
 	} {
 		t.Run(mode, func(t *testing.T) {
 			cmd := exec.Command(os.Args[0], "-test.run=^TestBrokenProvider$", "-test.v")

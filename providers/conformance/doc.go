@@ -8,6 +8,13 @@
 //	reapply          Apply twice: the second is a no-op (same replica IDs)
 //	rollout          change image and env: new hash everywhere, old replicas gone, Probe answers the new spec
 //	scale            1 → 3 → 1: replicas kept on scale-up keep their IDs; scale-down replaces nothing
+//	endpoint         Observed.Endpoints has one host:port address per public port (a well-formed URL if any), none
+//	                 for another port, the same after a second Apply; Probe answers
+//	healthhold       2 ready replicas, then Apply of Unhealthy(a new version), cancelled after HoldFor: it never
+//	                 succeeds, never makes a new replica ready, and at every look (List and Probe, during and
+//	                 after) the old version keeps all its ready replicas and answers; applying it again converges
+//	mbb1             1 replica rolled to a new version while List and Probe are watched: at every look a replica
+//	                 is ready and Probe answers (old or new greeting); afterwards one replica of the new version
 //	drift            Drift removes / stops a replica by hand; Apply restores N ready, untouched ones keep their IDs
 //	fielddrift       through the planner and the engine: each Tamper hook edits one managed field (or deletes a
 //	                 side object) through the runtime's own API; the plan shows it at that field, one apply of

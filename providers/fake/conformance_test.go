@@ -15,6 +15,9 @@ import (
 // "new provider instance" (a restart of berth) is the same *fake.Provider.
 func TestConformance(t *testing.T) {
 	p := fake.New()
+	p.SetHealth(func(w schema.Workload) bool {
+		return w.Health == nil || w.Health.HTTP == nil || w.Health.HTTP.Path != unhealthyPath
+	})
 	conformance.Run(t, conformance.Harness{
 		New:     func(*testing.T) providers.Provider { return p },
 		Target:  "local",
@@ -94,11 +97,23 @@ func TestConformance(t *testing.T) {
 			}
 			return "", err
 		},
+		// The fake's app, like the quickstart app, answers 404 on any path but its health path.
+		Unhealthy: func(w schema.Workload) schema.Workload {
+			h := *w.Health
+			http := *h.HTTP
+			http.Path = unhealthyPath
+			h.HTTP = &http
+			w.Health = &h
+			return w
+		},
 		Secrets: &conformance.SecretsCase{},
 		Faults:  func(n int) { p.FailNext("", n, false) },
 		Timeout: 30 * time.Second,
 	})
 }
+
+// unhealthyPath is the health check path the fake's health checking fails (SetHealth).
+const unhealthyPath = "/nonexistent"
 
 // edit is a Tamper hook editing the fake's live spec.
 func edit(p *fake.Provider, f func(*schema.Workload)) func(context.Context, *testing.T, string) {

@@ -20,6 +20,9 @@ const Type = "fake"
 // ErrInjected is the error of an injected failure (wrapped with providers.ErrPermanent when permanent).
 var ErrInjected = errors.New("injected failure")
 
+// ErrUnhealthy is the error of an Apply whose new replicas fail their health check (see SetHealth).
+var ErrUnhealthy = errors.New("the new replicas fail their health check")
+
 // Call is one recorded provider call.
 type Call struct {
 	Op          string `json:"op"` // "list", "apply", "delete"
@@ -55,6 +58,7 @@ type Provider struct {
 	fail      map[string]*failure
 	holds     map[string]chan struct{}
 	validate  func(schema.Workload) []providers.Problem
+	healthy   func(schema.Workload) bool
 	inFlight  int
 	maxFlight int
 	keyBusy   map[key]bool
@@ -96,6 +100,17 @@ func (p *Provider) Capabilities() providers.Capabilities {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.caps
+}
+
+// SetHealth installs the fake's health checking: healthy tells whether the replicas of a workload pass their
+// health check (nil, the default: every replica does). An Apply of a workload that does not is make-before-break
+// held, as a runtime's rollout waiting on health is: the new replicas start beside the old ones, stay "unhealthy",
+// and Apply fails with ErrUnhealthy; the old replicas and their spec stay as they were and keep serving. The next
+// Apply drops the unhealthy replicas.
+func (p *Provider) SetHealth(healthy func(schema.Workload) bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.healthy = healthy
 }
 
 // Validate implements providers.Validator when a validator was set.
@@ -189,8 +204,15 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		p.calls = append(p.calls, call)
 		return err
 	}
-	p.calls = append(p.calls, call)
 	w := d.Workload
+	if p.healthy != nil && !p.healthy(w) {
+		err := fmt.Errorf("fake: apply %s (hash %s): %w; the old ones keep serving", k.workload, d.SpecHash, ErrUnhealthy)
+		call.Err = err.Error()
+		p.calls = append(p.calls, call)
+		p.startUnhealthy(k, d)
+		return err
+	}
+	p.calls = append(p.calls, call)
 	o := &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: providers.Normalize(w)}
 	for n, sec := range d.Secrets {
 		if o.SecretFingerprints == nil {
@@ -248,6 +270,28 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		delete(p.previews, k)
 	}
 	return nil
+}
+
+// startUnhealthy adds d's replicas, failing their health check, beside the replicas of other hashes that run.
+func (p *Provider) startUnhealthy(k key, d providers.Desired) {
+	w := d.Workload
+	o := p.state[k]
+	if o == nil {
+		o = &providers.Observed{Workload: w.Name, Target: d.Target, SpecHash: d.SpecHash, Spec: providers.Normalize(w)}
+	}
+	kept := o.Replicas[:0:0]
+	for _, r := range o.Replicas {
+		if r.SpecHash != d.SpecHash {
+			kept = append(kept, r)
+		}
+	}
+	for i := range w.Replicas {
+		p.seq++
+		kept = append(kept, providers.Replica{ID: fmt.Sprintf("c%06d", p.seq), Name: fmt.Sprintf("%s-%s-%s-%d", k.env, w.Name, d.SpecHash, i),
+			SpecHash: d.SpecHash, State: "running", Running: true, Health: "unhealthy"})
+	}
+	o.Replicas = kept
+	p.state[k] = o
 }
 
 // Environments implements providers.EnvironmentLister: the environments with workloads of instance on target.

@@ -83,3 +83,38 @@ func TestRegister(t *testing.T) {
 		t.Error("registry instance differs from Lookup")
 	}
 }
+
+func TestFakeUnhealthyRolloutKeepsTheOldReplicas(t *testing.T) {
+	ctx := context.Background()
+	p := New()
+	p.SetHealth(func(w schema.Workload) bool { return w.Image != "app:sick" })
+	owner := providers.Owner{Instance: "berth", Environment: "prod"}
+	desired := func(image string) providers.Desired {
+		w := schema.Workload{Name: "web", Image: image, Replicas: 2, Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}}}
+		return providers.Desired{Owner: owner, Target: "local", Workload: w, SpecHash: providers.SpecHash(w)}
+	}
+	v1, v2 := desired("app:1"), desired("app:sick")
+	if err := p.Apply(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := p.List(ctx, owner, "local")
+	if err := p.Apply(ctx, v2); !errors.Is(err, ErrUnhealthy) {
+		t.Fatalf("Apply of a failing version = %v, want ErrUnhealthy", err)
+	}
+	obs, _ := p.List(ctx, owner, "local")
+	if len(obs) != 1 || obs[0].SpecHash != v1.SpecHash || obs[0].Spec.Image != "app:1" || len(obs[0].Replicas) != 4 {
+		t.Fatalf("after the failing apply: %+v", obs)
+	}
+	for _, r := range obs[0].Replicas {
+		if want := r.SpecHash == v1.SpecHash; r.Ready() != want {
+			t.Errorf("replica %s of %s: ready %t, want %t", r.Name, r.SpecHash, r.Ready(), want)
+		}
+	}
+	if err := p.Apply(ctx, v1); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := p.List(ctx, owner, "local")
+	if len(after[0].Replicas) != 2 || after[0].Replicas[0].ID != before[0].Replicas[0].ID || after[0].Replicas[1].ID != before[0].Replicas[1].ID {
+		t.Fatalf("applying the old version again: %+v, want the replicas of %+v", after[0].Replicas, before[0].Replicas)
+	}
+}
