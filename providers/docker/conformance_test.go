@@ -171,6 +171,7 @@ func TestConformance(t *testing.T) {
 				return err == nil && ci.State != nil && ci.State.Running
 			}
 		},
+		Unhealthy: unhealthy,
 		Tamper:    tamperHooks(cli, owner),
 		Unmanaged: unmanaged(cli, owner),
 		Secrets:   &conformance.SecretsCase{Leaks: leaks(cli, owner)},
@@ -412,4 +413,14 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// unhealthy points w's HTTP check at a path the quickstart app answers 404 on.
+func unhealthy(w schema.Workload) schema.Workload {
+	h := *w.Health
+	check := *h.HTTP
+	check.Path = "/nonexistent"
+	h.HTTP = &check
+	w.Health = &h
+	return w
 }
