@@ -633,7 +633,10 @@ func (c *Controller) recordPlan(log *slog.Logger, p *Plan, now time.Time) {
 func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Plan, done map[string]bool, now time.Time) []WorkloadStatus {
 	var ws []WorkloadStatus
 	for _, w := range desired {
-		h := providers.SpecHash(w)
+		h, ok := p.DesiredHash(w.Name)
+		if !ok {
+			h = providers.SpecHash(w)
+		}
 		st := WorkloadStatus{Name: w.Name, Target: w.Provider, SpecHash: h, DesiredReplicas: w.Replicas}
 		if done[w.Name] {
 			st.ReadyReplicas = w.Replicas

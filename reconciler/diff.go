@@ -24,8 +24,13 @@ type planInput struct {
 	normalize map[string]func(schema.Workload) schema.Workload
 	// secrets are the resolved secrets of each desired workload that uses any, by workload; secretErrs the
 	// workloads whose secrets could not be resolved (their step fails, nothing of theirs is touched).
-	secrets        map[string]map[string]providers.Secret
-	secretErrs     map[string]error
+	secrets    map[string]map[string]providers.Secret
+	secretErrs map[string]error
+	// images are the pinned images of the desired workloads whose registry is declared (desired already runs
+	// them); imageErrs the workloads whose image could not be pinned (their step fails, nothing of theirs is
+	// touched).
+	images         map[string]PinnedImage
+	imageErrs      map[string]error
 	maxDeleteShare float64
 	allowPruneAll  bool
 }
@@ -43,7 +48,7 @@ func (in planInput) readBack(target string, w schema.Workload) schema.Workload {
 // workload name, then deletes by workload and target.
 func computePlan(in planInput) *Plan {
 	p := &Plan{Environment: in.env, Revision: in.revision, Problems: in.problems, Steps: []Step{},
-		observed: map[string][]providers.Observed{}}
+		observed: map[string][]providers.Observed{}, hashes: map[string]string{}}
 	for _, o := range in.observed {
 		p.observed[o.Workload] = append(p.observed[o.Workload], o)
 	}
@@ -56,6 +61,12 @@ func computePlan(in planInput) *Plan {
 	var deletes []Step
 	for _, w := range desired {
 		wanted[w.Name] = true
+		if err := in.imageErrs[w.Name]; err != nil {
+			// Nothing of the workload is touched; the plan's problem says why, at the image.
+			p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
+				Reason: "image cannot be resolved", Error: err.Error()})
+			continue
+		}
 		if err := in.secretErrs[w.Name]; err != nil {
 			// Nothing of the workload is touched; the step fails and says why.
 			p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
@@ -63,6 +74,11 @@ func computePlan(in planInput) *Plan {
 			continue
 		}
 		hash := providers.DesiredHash(w, in.secrets[w.Name])
+		p.hashes[w.Name] = hash
+		if pi, ok := in.images[w.Name]; ok {
+			p.Images = append(p.Images, pi)
+		}
+		first := len(p.Steps)
 		var here *providers.Observed
 		var elsewhere []providers.Observed
 		for i, o := range p.observed[w.Name] {
@@ -116,6 +132,11 @@ func computePlan(in planInput) *Plan {
 			if len(ds) > 0 {
 				p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,
 					Reason: "drift: " + strings.Join(ds, ", "), SpecHash: hash, Changes: ch})
+			}
+		}
+		if pi, ok := in.images[w.Name]; ok {
+			for i := first; i < len(p.Steps); i++ {
+				p.Steps[i].Image = pi.Pinned
 			}
 		}
 		for _, o := range elsewhere {

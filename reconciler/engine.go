@@ -69,6 +69,14 @@ type Options struct {
 	// Secrets resolves the secrets workloads use; without one, a workload using a SOPS secret fails its step
 	// (references to stores are still passed on).
 	Secrets SecretResolver
+	// Registry builds the ImageResolver that pins the images of the configuration's declared registries
+	// (`registries:`), given their access with the passwords resolved; it is called again only when that access
+	// changes. NewRegistryClient when nil. Images of registries not declared are never looked up.
+	Registry func(access map[string]RegistryAccess) ImageResolver
+	// RegistryAttempts bounds the tries of a transient registry failure (DefaultRegistryAttempts when 0);
+	// RegistryBackoff is the first wait between them (DefaultRegistryBackoff when 0), doubling.
+	RegistryAttempts int
+	RegistryBackoff  time.Duration
 }
 
 // Engine plans and applies environments. It is safe for concurrent use; two operations on the same
@@ -82,6 +90,7 @@ type Engine struct {
 	locks map[string]chan struct{}
 	// fallback resolves secrets when Options.Secrets is nil: references only, no identities.
 	fallback *Secrets
+	registryCache
 }
 
 type cachedProvider struct {
@@ -124,6 +133,18 @@ func NewEngine(opts Options) (*Engine, error) {
 	}
 	if opts.Evaluate == nil {
 		opts.Evaluate = policies.Evaluate
+	}
+	if opts.Registry == nil {
+		opts.Registry = NewRegistryClient
+	}
+	if opts.RegistryAttempts == 0 {
+		opts.RegistryAttempts = DefaultRegistryAttempts
+	}
+	if opts.RegistryBackoff == 0 {
+		opts.RegistryBackoff = DefaultRegistryBackoff
+	}
+	if opts.RegistryAttempts < 0 || opts.RegistryBackoff < 0 {
+		return nil, fmt.Errorf("reconciler: RegistryAttempts %d or RegistryBackoff %v is negative", opts.RegistryAttempts, opts.RegistryBackoff)
 	}
 	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, locks: map[string]chan struct{}{},
 		fallback: &Secrets{}}, nil
@@ -222,6 +243,13 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		}
 		observed = append(observed, os...)
 	}
+	// The images of declared registries are pinned to digests: what is checked, hashed, diffed and applied.
+	pinned, err := e.pin(ctx, cfg, ev)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", env, err)
+	}
+	problems = append(problems, pinned.problems...)
+	ev = pinned.apply(ev)
 	for _, w := range ev.Workloads {
 		p, ok := usable[w.Provider]
 		if !ok {
@@ -236,7 +264,8 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 	}
 	secrets, secretErrs := e.resolveAll(ctx, cfg, ev)
 	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
-		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
+		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, imageErrs: pinned.failed,
+		images: pinned.images, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
 	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
 	return plan, nil
 }
@@ -322,7 +351,17 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	if !ok {
 		return nil, fmt.Errorf("environment %q: %w", p.Environment, ErrUnknownEnvironment)
 	}
-	secrets := map[string]map[string]providers.Secret{}
+	// Every pinned tag is resolved again: a tag that moved since the plan is a plan of another image.
+	stepped := ev
+	stepped.Workloads = slices.DeleteFunc(slices.Clone(ev.Workloads), func(w schema.Workload) bool {
+		return !slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Workload == w.Name && s.Action != ActionDelete && s.Error == "" })
+	})
+	pinned, err := e.pin(ctx, cfg, stepped)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", p.Environment, err)
+	}
+	ev = pinned.apply(ev)
+	inputs := map[string]*stepInput{}
 	for _, s := range p.Steps {
 		if s.Action == ActionDelete || s.Error != "" {
 			continue
@@ -331,13 +370,20 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 		if !ok || w.Provider != s.Target {
 			return nil, fmt.Errorf("environment %s: workload %s: %w", p.Environment, s.Workload, ErrStalePlan)
 		}
+		if err := pinned.failed[w.Name]; err != nil {
+			return nil, fmt.Errorf("environment %s: workload %s: image %s: %w: %w", p.Environment, s.Workload, w.Image, ErrStalePlan, err)
+		}
+		if s.Image != "" && s.Image != w.Image {
+			return nil, fmt.Errorf("environment %s: workload %s: %w: the plan pinned %s, the registry now names %s", p.Environment,
+				s.Workload, ErrStalePlan, s.Image, w.Image)
+		}
 		ss, err := e.resolve(ctx, cfg, ev, w)
 		if err != nil || providers.DesiredHash(w, ss) != s.SpecHash {
 			// A secret that no longer resolves, or resolves to another value, is a configuration the plan
 			// was not made from.
 			return nil, fmt.Errorf("environment %s: workload %s: %w", p.Environment, s.Workload, ErrStalePlan)
 		}
-		secrets[s.Workload] = ss
+		inputs[s.Workload] = &stepInput{workload: w, secrets: ss, auth: pinned.auth(w.Image)}
 	}
 	res := &ApplyResult{Environment: p.Environment, Revision: p.Revision, Started: e.opts.Clock.Now(),
 		Steps: make([]StepResult, len(p.Steps))}
@@ -352,7 +398,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	run := func(i int) {
 		s := p.Steps[i]
 		start := e.opts.Clock.Now()
-		err := e.step(ctx, cfg, ev, s, secrets[s.Workload])
+		err := e.step(ctx, cfg, ev, s, inputs[s.Workload])
 		r := StepResult{Step: s, OK: err == nil, Duration: e.opts.Clock.Now().Sub(start), Err: err}
 		if err != nil {
 			r.Error = err.Error()
@@ -389,8 +435,16 @@ func (e *Engine) parallel(idx []int, f func(int)) {
 	wg.Wait()
 }
 
-// step carries out one step under its key lock and timeout.
-func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environment, s Step, secrets map[string]providers.Secret) error {
+// stepInput is what a create, update or migrate step gives its provider: the workload as planned (its image
+// pinned), its secrets and the credential of its image's registry.
+type stepInput struct {
+	workload schema.Workload
+	secrets  map[string]providers.Secret
+	auth     *providers.RegistryAuth
+}
+
+// step carries out one step under its key lock and timeout; in is nil for a delete.
+func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environment, s Step, in *stepInput) error {
 	log := e.log.With("env", ev.Name, "workload", s.Workload, "provider", s.Target)
 	if s.Error != "" {
 		return providers.Permanent(errors.New(s.Error))
@@ -416,13 +470,19 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 	owner := e.owner(ev)
 	switch s.Action {
 	case ActionCreate, ActionUpdate, ActionMigrate:
-		w, _ := ev.Workload(s.Workload)
+		if in == nil {
+			return providers.Permanent(fmt.Errorf("%s of workload %s: nothing was prepared for it", s.Action, s.Workload))
+		}
 		p, err := prov(s.Target)
 		if err != nil {
 			return err
 		}
-		if err := p.Apply(ctx, providers.Desired{Owner: owner, Target: s.Target, Workload: w, SpecHash: s.SpecHash,
-			Secrets: secrets, Preview: ev.Preview}); err != nil {
+		d := providers.Desired{Owner: owner, Target: s.Target, Workload: in.workload, SpecHash: s.SpecHash,
+			Secrets: in.secrets, Preview: ev.Preview}
+		if p.Capabilities().PullsImages {
+			d.ImageAuth = in.auth
+		}
+		if err := p.Apply(ctx, d); err != nil {
 			log.Warn("step failed", "action", s.Action, "err", err)
 			return err
 		}

@@ -33,9 +33,14 @@ type Plan struct {
 	Refused string `json:"refused,omitempty"`
 	// Kept lists values in managed fields that the runtime keeps and the apply leaves (see providers.Kept).
 	Kept []KeptValue `json:"kept,omitempty"`
+	// Images lists the desired workloads whose image the plan pinned to a digest (their registry is declared),
+	// by workload: what every provider is given, hashed and read back.
+	Images []PinnedImage `json:"images,omitempty"`
 
 	// observed is what the providers reported while planning, by workload (for status); not part of the value.
 	observed map[string][]providers.Observed
+	// hashes are the desired workloads' hashes (DesiredHash of the pinned workload, with its secrets).
+	hashes map[string]string
 }
 
 // Step is one operation on one workload.
@@ -44,10 +49,13 @@ type Step struct {
 	Workload string `json:"workload"`
 	Target   string `json:"target"`
 	// FromTarget is the target a migration leaves.
-	FromTarget string   `json:"fromTarget,omitempty"`
-	Reason     string   `json:"reason,omitempty"`
-	SpecHash   string   `json:"specHash,omitempty"`
-	Changes    []Change `json:"changes,omitempty"`
+	FromTarget string `json:"fromTarget,omitempty"`
+	Reason     string `json:"reason,omitempty"`
+	SpecHash   string `json:"specHash,omitempty"`
+	// Image is the pinned image the step applies (host/name:tag@sha256:...), when the plan pinned it; Apply
+	// refuses the plan as stale when the tag names another digest by then.
+	Image   string   `json:"image,omitempty"`
+	Changes []Change `json:"changes,omitempty"`
 	// Error, when set, is why the step cannot be carried out (a secret that cannot be resolved): the apply fails
 	// it without touching the workload.
 	Error string `json:"error,omitempty"`
@@ -184,6 +192,12 @@ func (p *Plan) Write(w io.Writer) error {
 			fmt.Fprintf(&b, "      error: %s\n", s.Error)
 		}
 	}
+	if len(p.Images) > 0 {
+		b.WriteString("Images:\n")
+		for _, im := range p.Images {
+			fmt.Fprintf(&b, "  %s\n", im)
+		}
+	}
 	if len(p.Kept) > 0 {
 		b.WriteString("Kept (set outside berth; the apply leaves them):\n")
 		for _, k := range p.Kept {
@@ -221,6 +235,13 @@ func (p *Plan) Write(w io.Writer) error {
 // that report on what runs: its replicas and its public endpoints.
 func (p *Plan) Observed(workload string) []providers.Observed {
 	return p.observed[workload]
+}
+
+// DesiredHash is the hash the plan wants workload's objects to carry (of its pinned image, spec and secrets), and
+// whether the plan has one for it.
+func (p *Plan) DesiredHash(workload string) (string, bool) {
+	h, ok := p.hashes[workload]
+	return h, ok
 }
 
 // ObservedWorkloads names the workloads the targets reported for the environment, sorted.

@@ -11,10 +11,14 @@ type Clock struct {
 	mu     sync.Mutex
 	now    time.Time
 	timers []*Timer
+	added  chan struct{}
 }
 
 // New returns a clock set to start.
-func New(start time.Time) *Clock { return &Clock{now: start} }
+func New(start time.Time) *Clock { return &Clock{now: start, added: make(chan struct{}, 1)} }
+
+// Added is signalled (a buffer of one) when a timer is made, for tests that wait for the code under test to wait.
+func (c *Clock) Added() <-chan struct{} { return c.added }
 
 // Now returns the clock's time.
 func (c *Clock) Now() time.Time {
@@ -38,6 +42,10 @@ func (c *Clock) NewTimer(d time.Duration) *Timer {
 	defer c.mu.Unlock()
 	t := &Timer{c: c, when: c.now.Add(d), ch: make(chan time.Time), stopped: make(chan struct{})}
 	c.timers = append(c.timers, t)
+	select {
+	case c.added <- struct{}{}:
+	default:
+	}
 	return t
 }
 
