@@ -234,15 +234,36 @@ func (p *Provider) Type() string { return "azure" }
 
 // Capabilities: HTTP and command probes, public TCP/UDP ports, CPU and memory; secrets from SOPS files and Azure
 // Key Vault, as secure environment values and as files (secret volumes). ACI probes are exec or httpGet only: a TCP
-// check is a problem on health.tcp (see Validate).
-func (p *Provider) Capabilities() providers.Capabilities {
+// check is a problem on health.tcp (see Validate). The offline description (offline.go) gives the same.
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities(p.dnsPx) }
+
+// capabilities is what ACI honours for a target whose settings.dnsLabelPrefix is dnsPx ("" when unset: the
+// address is then the group's IP).
+func capabilities(dnsPx string) providers.Capabilities {
+	address := "the first running group's public IP : port (ACI has no load balancer)"
+	if dnsPx != "" {
+		address = "the first running group's DNS name label FQDN (" + dnsPx + "-…) : port (ACI has no load balancer)"
+	}
 	return providers.Capabilities{HealthHTTP: true, HealthCommand: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
-		SecretKinds: []string{schema.SecretSOPS, schema.SecretAzure}, SecretFiles: true}
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretAzure}, SecretFiles: true,
+		How: map[string]string{
+			providers.FeaturePublicPort:    "container group public IP address (the container port itself: hostPort = port)",
+			providers.FeatureAddress:       address,
+			providers.FeatureHealthHTTP:    "ACI readiness and liveness probes (httpGet)",
+			providers.FeatureHealthCommand: "ACI readiness and liveness probes (exec)",
+			providers.FeatureCPU:           "container CPU request in cores (10m steps, at most 4 cores)",
+			providers.FeatureMemory:        "container memoryInGB request (0.1 GB steps, at most 16 GB)",
+			providers.FeatureArgs:          "one command list, command + args; args without command: the image's entrypoint, read from its registry config, + args",
+			providers.FeatureRollout:       "make-before-break, one replica at a time: the new container group runs before the old one is deleted",
+		}}
 }
 
 // Validate reports what ACI cannot honour beyond Capabilities.
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validate(w) }
+
+// validate is Validate: it needs no provider, so the offline description runs it too.
+func validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	add := func(field, format string, args ...any) {
 		out = append(out, providers.Problem{Field: field, Message: fmt.Sprintf(format, args...)})

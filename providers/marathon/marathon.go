@@ -150,16 +150,33 @@ func (p *Provider) Type() string { return Type }
 
 // Capabilities of Marathon with the Docker containerizer on bridge networking: every health check kind, host ports
 // for public ports, UDP, CPU shares and memory limits; SOPS secrets as environment values only (Marathon's own
-// secrets and secret volumes need the secret store of DC/OS Enterprise, which berth does not use).
-func (p *Provider) Capabilities() providers.Capabilities {
+// secrets and secret volumes need the secret store of DC/OS Enterprise, which berth does not use). The offline
+// description (offline.go) gives the same.
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities() }
+
+func capabilities() providers.Capabilities {
 	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true,
-		UDP: true, CPULimit: true, MemoryLimit: true, SecretKinds: []string{schema.SecretSOPS}}
+		UDP: true, CPULimit: true, MemoryLimit: true, SecretKinds: []string{schema.SecretSOPS},
+		How: map[string]string{
+			providers.FeaturePublicPort:    "host port of a BRIDGE port mapping, on the agent",
+			providers.FeatureAddress:       "a running task's agent host : the mapped host port",
+			providers.FeatureHealthHTTP:    "Marathon health check (HTTP, by portIndex)",
+			providers.FeatureHealthTCP:     "Marathon health check (TCP, by portIndex)",
+			providers.FeatureHealthCommand: "Marathon COMMAND health check, through /bin/sh -c (the image needs a shell)",
+			providers.FeatureCPU:           "app cpus (CPU shares: millis / 1000)",
+			providers.FeatureMemory:        "app mem in MiB",
+			providers.FeatureArgs:          "app args; a command as docker's entrypoint parameter",
+			providers.FeatureRollout:       "upgradeStrategy minimumHealthCapacity 1, maximumOverCapacity 1: new tasks healthy before the old are killed",
+		}}
 }
 
 // Validate reports what Marathon cannot honour: a health check on a port the workload does not declare (Marathon
 // checks a mapped port by its index). Limits that depend on the cluster (a COMMAND check needs a shell in the
 // image, a fixed host port needs one agent per replica) are documented, not reported.
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validate(w) }
+
+// validate is Validate: it needs no provider, so the offline description runs it too.
+func validate(w schema.Workload) []providers.Problem {
 	if port := healthPort(w.Health); port != 0 && portIndex(w, port) < 0 {
 		return []providers.Problem{{Field: "health." + w.Health.Kind() + ".port",
 			Message: fmt.Sprintf("Marathon checks a declared port by its index; port %d is not in ports", port)}}

@@ -177,17 +177,33 @@ func parseSettings(t schema.Target) (settings, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of a Nomad cluster with the docker driver: HTTP and TCP checks (Nomad's own service checks),
-// command checks (script checks, which need the Consul integration: see Validate), static host ports, UDP, CPU
-// (MHz) and memory; secrets from SOPS (through a Nomad variable berth writes), from Nomad variables and from Vault,
-// as environment variables or as files under /secrets/ or /local/ (templates).
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
+// static host ports, UDP, CPU (MHz) and memory; secrets from SOPS (through a Nomad variable berth writes), from
+// Nomad variables and from Vault, as environment variables or as files under /secrets/ or /local/ (templates).
+// Command checks are not honoured: they could only be Consul script checks, which need the Consul integration,
+// and Validate says so on health.command. The offline description (offline.go) gives the same.
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities() }
+
+func capabilities() providers.Capabilities {
+	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, PublicPorts: true, UDP: true,
 		CPULimit: true, MemoryLimit: true,
-		SecretKinds: []string{schema.SecretSOPS, schema.SecretNomad, schema.SecretVault}, SecretFiles: true}
+		SecretKinds: []string{schema.SecretSOPS, schema.SecretNomad, schema.SecretVault}, SecretFiles: true,
+		How: map[string]string{
+			providers.FeaturePublicPort: "static host port of the group network, on the node",
+			providers.FeatureAddress:    "a running allocation's host network address : the static port",
+			providers.FeatureHealthHTTP: "Nomad service check (http), Nomad's own service provider",
+			providers.FeatureHealthTCP:  "Nomad service check (tcp), Nomad's own service provider",
+			providers.FeatureCPU:        "task cpu in MHz (1m = 1 MHz)",
+			providers.FeatureMemory:     "task memory in MB (at least 10)",
+			providers.FeatureArgs:       "docker driver config.entrypoint (command) and config.args",
+			providers.FeatureRollout:    "canaries = count with auto_promote: the new allocations healthy before the old stop; auto_revert on failure",
+		}}
 }
 
 // Validate reports what a Nomad cluster may not honour as asked.
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validate(w) }
+
+// validate is Validate: it needs no provider, so the offline description runs it too.
+func validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	if w.Health.Kind() == "command" {
 		out = append(out, providers.Problem{Field: "health.command",
