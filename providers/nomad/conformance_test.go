@@ -34,6 +34,7 @@ func TestConformance(t *testing.T) {
 		return fmt.Sprintf("berth-%s-%s-%s", owner.Instance, owner.Environment, workload)
 	}
 	ports := &hostPorts{}
+	emu.FailCheckPath(unhealthyPath)
 	conformance.Run(t, conformance.Harness{
 		New:     func(t *testing.T) providers.Provider { return newProvider(t, emu, tgt) },
 		Target:  tgt,
@@ -113,6 +114,7 @@ func TestConformance(t *testing.T) {
 				return leaks(t, emu, name(workload), value)
 			},
 		},
+		Unhealthy: unhealthy,
 		Faults: func(n int) { // one of each kind, the rest lost compare-and-sets
 			emu.Fail(1, nomademu.ServerError)
 			emu.Fail(1, nomademu.RateLimited)
@@ -271,4 +273,17 @@ func TestConformanceReference(t *testing.T) {
 		},
 		Timeout: 60 * time.Second,
 	})
+}
+
+// unhealthyPath is a path the emulated app answers 404 on (FailCheckPath), as the quickstart app does.
+const unhealthyPath = "/nonexistent"
+
+// unhealthy points w's HTTP check at unhealthyPath.
+func unhealthy(w schema.Workload) schema.Workload {
+	h := *w.Health
+	check := *h.HTTP
+	check.Path = unhealthyPath
+	h.HTTP = &check
+	w.Health = &h
+	return w
 }

@@ -76,6 +76,10 @@
 //     missing allocations are placed), as Nomad's reconciler does.
 //   - Health: FailImage makes an image's allocations fail after they start; FailChecks makes them run with checks
 //     that never pass, judged unhealthy by their deployment after DeadlineSteps steps (the healthy deadline).
+//     FailCheckPath(path) is the app's side of an http check: the app answers 404 on path (as the quickstart app
+//     does on any path but /healthz), so an allocation placed with an http service check of that path runs with
+//     checks that never pass, judged as for FailChecks when its update block's health_check is "checks" (the
+//     default); with "task_states" checks do not count, as in Nomad.
 //   - EnforceIndex as Nomad checks it, against the job's JobModifyIndex, answered with HTTP 500 and Nomad's
 //     message ("Enforcing job modify index N: job exists with conflicting job modify index: M").
 //   - Failed allocations are rescheduled (a replacement is placed outside any deployment, as Nomad does after a
@@ -103,7 +107,7 @@
 // Simplified: one region, one node (so a canary's static port never collides with the old allocation's, where a
 // real one-node cluster cannot place it), no evaluations to read, no progress deadline (a deployment that cannot
 // place waits for ever), no Consul; service checks are not run (a
-// deployment's allocations turn healthy after HealthySteps); the X-Nomad-Index is global, not per table; plan
+// deployment's allocations turn healthy after HealthySteps, unless FailChecks or FailCheckPath says otherwise); the X-Nomad-Index is global, not per table; plan
 // diffs are field-level at job level only; a deregister without purge keeps the job as stopped (dead).
 //
 // Where the official definition is silent or is not the server's: Nomad validates a driver's config on the

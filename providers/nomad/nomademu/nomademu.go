@@ -103,6 +103,7 @@ type Server struct {
 	varConflict int // variable check-and-set writes still to lose to another writer
 	failImgs    map[string]bool
 	sickImgs    map[string]bool // FailChecks: running, never healthy
+	sickPaths   map[string]bool // FailCheckPath: the app answers 404 there
 	requests    []Request
 	vars        *varStore                    // variables.go
 	vault       map[string]map[string]string // render.go: Vault KV data by path
@@ -123,8 +124,11 @@ type alloc struct {
 	// canary: placed as one of dep's canaries (its DeploymentStatus says so from the start, as Nomad's does).
 	canary bool
 	img    string
-	out    rendered                // what its templates gave the task when it was placed
-	res    *api.AllocatedResources // the ports it was given, answered with ?resources=true
+	// sick: its checks never pass (FailChecks of its image, or an http check of a FailCheckPath path judged by a
+	// health_check = "checks" deployment), fixed when placed.
+	sick bool
+	out  rendered                // what its templates gave the task when it was placed
+	res  *api.AllocatedResources // the ports it was given, answered with ?resources=true
 }
 
 type deployment struct {
@@ -148,7 +152,7 @@ func New(opts Options) *Server {
 	if opts.NodeAddress == "" {
 		opts.NodeAddress = DefaultNodeAddress
 	}
-	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}, sickImgs: map[string]bool{}}
+	s := &Server{opts: opts, index: 1, jobs: map[string]*job{}, failImgs: map[string]bool{}, sickImgs: map[string]bool{}, sickPaths: map[string]bool{}}
 	s.cond = sync.NewCond(&s.mu)
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -198,6 +202,38 @@ func (s *Server) FailChecks(image string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.sickImgs[image] = true
+}
+
+// FailCheckPath makes the app of every allocation placed from now on answer its http checks of path with 404, as
+// the quickstart app does for any path but its health path: an allocation of a group with such a check runs, and
+// when its update block judges health by checks (health_check = "checks", Nomad's default) its deployment never
+// counts it healthy and marks it unhealthy at the healthy deadline, as for FailChecks. With health_check =
+// "task_states" the checks do not count, as in Nomad.
+func (s *Server) FailCheckPath(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sickPaths[path] = true
+}
+
+// failsChecks tells whether an allocation of sp's first group has an http check on a FailCheckPath path that its
+// deployments judge (s.mu held).
+func (s *Server) failsChecks(sp *api.Job) bool {
+	g := sp.TaskGroups[0]
+	if u := g.Update; u != nil && u.HealthCheck != nil && *u.HealthCheck != "checks" {
+		return false
+	}
+	services := slices.Clone(g.Services)
+	for _, t := range g.Tasks {
+		services = append(services, t.Services...)
+	}
+	for _, svc := range services {
+		for _, c := range svc.Checks {
+			if c.Type == "http" && s.sickPaths[c.Path] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Step advances the scheduler n steps.
@@ -1033,7 +1069,7 @@ func (s *Server) advance() {
 			a.stub.ClientStatus, a.stub.ClientDescription = api.AllocClientStatusFailed, "Failed tasks"
 			s.judge(a, false)
 			a.stub.ModifyIndex, changed = s.index+1, true
-		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && undecided(a) && s.sickImgs[a.image()]:
+		case a.stub.ClientStatus == api.AllocClientStatusRunning && a.dep != nil && undecided(a) && (a.sick || s.sickImgs[a.image()]):
 			// Its checks never pass: unhealthy once the healthy deadline has passed; it keeps running.
 			if a.age >= s.opts.DeadlineSteps {
 				s.judge(a, false)
@@ -1297,6 +1333,7 @@ func (s *Server) place(j *job, i int, dep *deployment, canary bool) *alloc {
 	if len(sp.TaskGroups[0].Tasks) > 0 {
 		a.img, _ = sp.TaskGroups[0].Tasks[0].Config["image"].(string)
 	}
+	a.sick = s.sickImgs[a.img] || s.failsChecks(sp)
 	a.out = s.render(sp)
 	a.res = s.allocate(sp.TaskGroups[0])
 	if dep != nil {

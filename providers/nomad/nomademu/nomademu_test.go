@@ -400,3 +400,61 @@ func TestPromote(t *testing.T) {
 		t.Fatalf("promote of a successful deployment: %v, want Nomad's refusal", err)
 	}
 }
+
+// checkedJob is canaryJob with an http check of path on a nomad service, its deployments judging health by mode
+// ("checks" or "task_states").
+func checkedJob(id, path, mode string) *api.Job {
+	j := canaryJob(id, "img:1", 1, true)
+	j.Update.HealthCheck = new(mode)
+	g := j.TaskGroups[0]
+	g.Networks = []*api.NetworkResource{{DynamicPorts: []api.Port{{Label: "http", To: 8080}}}}
+	g.Services = []*api.Service{{Name: "web", PortLabel: "http", Provider: "nomad", Checks: []api.ServiceCheck{{
+		Name: "alive", Type: "http", Path: path, PortLabel: "http", Interval: time.Second, Timeout: time.Second}}}}
+	return j
+}
+
+// TestFailCheckPath: an http check of a failing path fails the canary deployment and keeps the old allocation,
+// when the deployment judges checks; with task_states the checks do not count.
+func TestFailCheckPath(t *testing.T) {
+	for mode, want := range map[string]string{"checks": api.DeploymentStatusFailed, "task_states": api.DeploymentStatusSuccessful} {
+		t.Run(mode, func(t *testing.T) {
+			s := nomademu.New(nomademu.Options{Manual: true, DeadlineSteps: 5})
+			defer s.Close()
+			s.FailCheckPath("/nonexistent")
+			jobs := client(t, s).Jobs()
+			if _, _, err := jobs.Register(checkedJob("web", "/healthz", mode), nil); err != nil {
+				t.Fatal(err)
+			}
+			s.Step(10)
+			first := s.LiveAllocs("", "web")
+			if dep, _, _ := jobs.LatestDeployment("web", nil); dep.Status != api.DeploymentStatusSuccessful {
+				t.Fatalf("first deployment %s, want successful", dep.Status)
+			}
+			if _, _, err := jobs.Register(checkedJob("web", "/nonexistent", mode), nil); err != nil {
+				t.Fatal(err)
+			}
+			for step := range 20 {
+				s.Step(1)
+				if n, _ := serving(t, jobs, "web"); n < 1 {
+					t.Fatalf("step %d: nothing serving", step)
+				}
+			}
+			deps, _, err := jobs.Deployments("web", false, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var second *api.Deployment
+			for _, d := range deps {
+				if d.JobVersion == 1 {
+					second = d
+				}
+			}
+			if second == nil || second.Status != want {
+				t.Fatalf("deployment of the failing check: %+v, want %s", second, want)
+			}
+			if now := s.LiveAllocs("", "web"); want == api.DeploymentStatusFailed && (len(now) != 1 || now[0] != first[0]) {
+				t.Fatalf("live allocations %v, want the old one %v alone", now, first)
+			}
+		})
+	}
+}
