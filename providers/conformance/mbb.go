@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -308,12 +309,12 @@ func (w *watcher) report() {
 	if len(w.problems) == 0 {
 		return
 	}
-	shown := w.problems[:min(len(w.problems), maxLookProblems)]
-	more := ""
-	if n := len(w.problems) - len(shown); n > 0 {
-		more = fmt.Sprintf("\n(and %d more)", n)
+	shown := w.problems
+	if n := len(shown); n > maxLookProblems { // the first ones and the last
+		shown = append(slices.Clip(shown[:maxLookProblems-2]), fmt.Sprintf("(%d more)", n-maxLookProblems))
+		shown = append(shown, w.problems[n-2:]...)
 	}
-	w.t.Errorf("%d of %d looks at %s went wrong:\n%s%s", len(w.problems), w.looks, w.w.Name, strings.Join(shown, "\n"), more)
+	w.t.Errorf("%d of %d looks at %s went wrong:\n%s", len(w.problems), w.looks, w.w.Name, strings.Join(shown, "\n"))
 }
 
 func containsAny(s string, subs []string) bool {
