@@ -37,7 +37,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := p.claimPorts(k, pub); err != nil {
 		return err
 	}
-	img, err := p.ensureImage(ctx, d.Workload.Image)
+	img, err := p.ensureImage(ctx, log, d.Workload.Image, d.ImageAuth)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}

@@ -66,8 +66,23 @@
 // health there, and the proxy forwards there. Container addresses are never used. Command health checks run as the
 // engine's exec-form Healthcheck.
 //
-// Non-goals: pulling from registries (one bounded pull is tried for a missing image), volumes, UDP public ports,
-// multi-host engines, restart policies (berth repairs drift itself; containers run with restart "no").
+// Images (Capabilities.PullsImages): an image not in the engine's store (for a reference pinned by digest,
+// "name:tag@sha256:...", that digest; another image under the tag does not count) is pulled before anything else
+// of the Apply changes, with Desired.ImageAuth as the X-Registry-Auth of the pull (base64url JSON of username,
+// password and serveraddress; anonymous when nil; a credential for another registry than the image's is refused).
+// Each attempt is bounded by PullTimeout and ctx, its progress drained; a failure that may pass (registry
+// unreachable, rate limited, a dropped stream) is retried with backoff within PullAttempts; not found,
+// unauthorized, an invalid reference or an unknown registry host is a Permanent error naming the image, and the
+// replicas running stay as they are. The container is created with the reference as given, so Config.Image, and
+// Observed.Spec.Image, read back exactly as berth wrote them, digest included. The engine treats registries on
+// 127.0.0.0/8 as insecure (plain HTTP) by default; others need TLS or the engine's insecure-registries setting.
+// The password is never logged nor in an error; the engine keeps no credential after the pull.
+//
+// Offline (providers.RegisterOffline): the settings are parsed and the Capabilities and Validate are the
+// Provider's own (capabilities, validator), which depend on no setting.
+//
+// Non-goals: volumes, UDP public ports, multi-host engines, restart policies (berth repairs drift itself;
+// containers run with restart "no").
 //
 // Caller's duties: never run two Apply or Delete calls for the same workload at once (different workloads may run
 // concurrently); Close the provider when done (it stops the proxies and the background sync; containers keep
@@ -76,7 +91,7 @@
 // Apply, in a sketch:
 //
 //	claim the public ports (start their proxies)     // a taken port fails here, before anything changes
-//	make sure the image and the network exist
+//	make sure the image (pulled with ImageAuth when missing) and the network exist
 //	for each surplus replica, highest index first:   drain, stop (SIGTERM, grace), remove
 //	for each index i < replicas:
 //		keep the container of the new spec if its live fields read as desired, it runs and gets ready

@@ -14,7 +14,6 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
-	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
 	"github.com/docker/docker/client"
 
@@ -29,8 +28,13 @@ const (
 	DefaultPublicAddress = "0.0.0.0"
 	// CallTimeout bounds every engine call that has no longer bound of its own.
 	CallTimeout = 30 * time.Second
-	// PullTimeout bounds the one pull attempt made for an image that is not present locally.
-	PullTimeout = 20 * time.Second
+	// PullTimeout bounds each attempt to pull an image that is not in the engine's store.
+	PullTimeout = 5 * time.Minute
+	// PullAttempts bounds the attempts of a pull whose failure may pass (see pull); PullRetryBase and PullRetryMax
+	// shape the backoff between them.
+	PullAttempts  = 4
+	PullRetryBase = 500 * time.Millisecond
+	PullRetryMax  = 5 * time.Second
 	// StopGrace is how long a replica has to exit after SIGTERM before it is killed.
 	StopGrace = 10 * time.Second
 	// DrainSettle is how long a removed backend is left alone after the proxy handed it its last connection, so
@@ -45,6 +49,16 @@ var ErrClosed = errors.New("docker provider closed")
 
 func init() {
 	providers.Register("docker", New)
+	providers.RegisterOffline("docker", Offline)
+}
+
+// Offline is what a docker target honours, from its settings alone (no engine is reached): the Capabilities and
+// the Validate of a Provider built for it. It is the registered providers.Offline.
+func Offline(t schema.Target) (providers.Capabilities, providers.Validator, error) {
+	if _, err := parseSettings(t); err != nil {
+		return providers.Capabilities{}, nil, err
+	}
+	return capabilities(), validator{}, nil
 }
 
 // Provider runs workloads as containers of one Docker engine. Build it with New or NewWithClient.
@@ -181,8 +195,12 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 func (p *Provider) Type() string { return "docker" }
 
 // Capabilities: HTTP, TCP and command health checks, public TCP ports, CPU and memory limits; SOPS secrets as
-// environment values and files (a store reference cannot be resolved by the engine).
-func (p *Provider) Capabilities() providers.Capabilities {
+// environment values and files (a store reference cannot be resolved by the engine); images pulled with
+// Desired.ImageAuth.
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities() }
+
+// capabilities are every docker target's: none depends on the settings or the engine.
+func capabilities() providers.Capabilities {
 	return providers.Capabilities{SharedHostPorts: true,
 		SecretKinds:   []string{schema.SecretSOPS},
 		SecretFiles:   true,
@@ -193,12 +211,31 @@ func (p *Provider) Capabilities() providers.Capabilities {
 		UDP:           true, // internal UDP ports work; public ones do not (see Validate)
 		CPULimit:      true,
 		MemoryLimit:   true,
+		PullsImages:   true,
+		How: map[string]string{
+			providers.FeaturePublicPort:    "berth's TCP proxy on the host port",
+			providers.FeatureAddress:       "publicAddress:hostPort (a wildcard publicAddress reads as 127.0.0.1)",
+			providers.FeatureHealthHTTP:    "berth probes each container at its port published on 127.0.0.1",
+			providers.FeatureHealthTCP:     "berth connects to each container at its port published on 127.0.0.1",
+			providers.FeatureHealthCommand: "the engine's exec-form HEALTHCHECK in the container",
+			providers.FeatureCPU:           "HostConfig.NanoCPUs (a hard limit)",
+			providers.FeatureMemory:        "HostConfig.Memory (a hard limit)",
+			providers.FeatureArgs:          "the container's Entrypoint and Cmd (args alone keep the image's entrypoint)",
+			providers.FeatureRollout:       "make-before-break: new container ready, proxy switched, old drained",
+		},
 	}
 }
 
-// Validate reports what this provider cannot honour beyond Capabilities: public UDP ports (the proxy is TCP only),
-// two public ports on the same host port, and a container port listed twice.
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+// Validate reports what this provider cannot honour beyond Capabilities (see validator.Validate).
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validator{}.Validate(w) }
+
+// validator is the docker checks of a workload beyond Capabilities, the same for every target: plan time (the
+// Provider) and `berth validate` (Offline) share it.
+type validator struct{}
+
+// Validate reports public UDP ports (the proxy is TCP only), two public ports on the same host port, and a
+// container port listed twice.
+func (validator) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	seen := map[int]int{}
 	listed := map[string]int{}
@@ -349,9 +386,10 @@ func (p *Provider) listContainers(ctx context.Context, match map[string]string, 
 	return out, nil
 }
 
-// ensureImage makes sure the image is present, trying one bounded pull, and returns its defaults; a missing image
-// is a permanent error.
-func (p *Provider) ensureImage(ctx context.Context, ref string) (imageDefaults, error) {
+// ensureImage makes sure the image ref is in the engine's store, pulling it with auth (see pull) when it is not, and
+// returns its defaults. A reference pinned by digest ("name:tag@sha256:...") is looked up by that digest: another
+// image under the tag does not count. A pull that cannot succeed is a permanent error naming ref.
+func (p *Provider) ensureImage(ctx context.Context, log *slog.Logger, ref string, auth *providers.RegistryAuth) (imageDefaults, error) {
 	if err := p.negotiate(ctx); err != nil {
 		return imageDefaults{}, err
 	}
@@ -364,17 +402,16 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (imageDefaults, 
 	if !cerrdefs.IsNotFound(err) {
 		return imageDefaults{}, fmt.Errorf("inspect image %q: %w", ref, err)
 	}
-	pctx, cancel := context.WithTimeout(ctx, PullTimeout)
-	defer cancel()
-	rc, err := p.cli.ImagePull(pctx, ref, image.PullOptions{})
-	if err == nil {
-		err = drainPull(rc)
-	}
+	enc, err := encodeAuth(ref, auth)
 	if err != nil {
-		if ctx.Err() != nil {
-			return imageDefaults{}, ctx.Err()
+		return imageDefaults{}, providers.Permanent(err)
+	}
+	log.InfoContext(ctx, "pulling image", "image", ref, "authenticated", auth != nil)
+	if err := p.pull(ctx, log, ref, enc); err != nil {
+		if errors.Is(err, providers.ErrPermanent) {
+			return imageDefaults{}, fmt.Errorf("image %q is not in the engine's store and cannot be pulled: %w", ref, err)
 		}
-		return imageDefaults{}, providers.Permanent(fmt.Errorf("image %q is not present locally and pulling it failed: %w", ref, err))
+		return imageDefaults{}, fmt.Errorf("image %q is not in the engine's store: %w", ref, err)
 	}
 	cctx, cancel = callCtx(ctx)
 	img, err = p.cli.ImageInspect(cctx, ref)
@@ -382,6 +419,7 @@ func (p *Provider) ensureImage(ctx context.Context, ref string) (imageDefaults, 
 	if err != nil {
 		return imageDefaults{}, fmt.Errorf("inspect image %q after pulling it: %w", ref, err)
 	}
+	log.InfoContext(ctx, "image pulled", "image", ref, "id", img.ID)
 	return p.remember(ref, img), nil
 }
 
