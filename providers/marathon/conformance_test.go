@@ -38,6 +38,7 @@ func TestConformance(t *testing.T) {
 	}
 	faults := 0
 	ports := &hostPorts{}
+	emu.FailHealthPath(unhealthyPath)
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider {
 			return newProvider(t, emu, tgt, map[string]any{"tokenEnv": "BERTH_TEST_DCOS_TOKEN"})
@@ -112,6 +113,7 @@ func TestConformance(t *testing.T) {
 				return leaks(t, emu, id(workload), value)
 			},
 		},
+		Unhealthy: unhealthy,
 		Faults: func(n int) {
 			kinds := []string{marathonemu.ServerError, marathonemu.Unavailable, marathonemu.Reset}
 			emu.Fail(n, kinds[faults%len(kinds)])
@@ -261,5 +263,18 @@ func (h *hostPorts) workload(name string) schema.Workload {
 	}
 	w := referenceWorkload(name)
 	w.Ports[0].HostPort = port
+	return w
+}
+
+// unhealthyPath is a path the emulated app answers 404 on (FailHealthPath), as the quickstart app does.
+const unhealthyPath = "/nonexistent"
+
+// unhealthy points w's HTTP check at unhealthyPath.
+func unhealthy(w schema.Workload) schema.Workload {
+	h := *w.Health
+	check := *h.HTTP
+	check.Path = unhealthyPath
+	h.HTTP = &check
+	w.Health = &h
 	return w
 }

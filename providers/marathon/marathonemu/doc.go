@@ -21,6 +21,13 @@
 //   - A deleted app disappears at once; its tasks are killed by a stop deployment that stays listed until they
 //     are gone.
 //   - Marathon relaunches tasks that die (KillTask), without a deployment; KillTask with scale lowers instances.
+//   - Health: a task passes its health checks once running (after StepsPerState more steps), except that
+//     FailHealthPath(path) makes the app answer 404 on path, as the quickstart app does on any path but its
+//     health path: a task launched with an HTTP, HTTPS, MESOS_HTTP or MESOS_HTTPS check of that path (Marathon's
+//     default path is "/") runs but never passes it (healthCheckResults alive false, counted in tasksUnhealthy),
+//     so a restart deployment never counts it towards minimumHealthCapacity: the old tasks keep running and the
+//     deployment never completes, until a forced change or a rollback replaces it. Marathon would also kill such
+//     a task after maxConsecutiveFailures and launch another; the emulator keeps it running unhealthy.
 //   - Validation as Marathon's API definition (the RAML types of docs/rest-api) and validators say, answered as
 //     Marathon answers: 422 {"message": "Object is not valid", "details": [{"path", "errors"}]}. Checked: the app
 //     id (path segments of [a-z0-9-.]), instances >= 0 and whole, cpus >= 0.001, mem >= 0, a non-empty cmd and not

@@ -73,6 +73,7 @@ type Server struct {
 	apps        map[string]*app
 	stopping    map[string][]*task // tasks of deleted apps, by app id
 	deployments []*deployment
+	sickPaths   map[string]bool // FailHealthPath
 }
 
 type app struct {
@@ -81,6 +82,7 @@ type app struct {
 	prev      map[string]any // the definition before the last change, for rollbacks
 	instances int
 	checks    int
+	paths     []string // the paths of its HTTP-kind health checks
 	image     string
 	hostPorts []int // per port mapping: the fixed host port asked for, 0 for one the agent picks
 	minHealth float64
@@ -94,6 +96,7 @@ type app struct {
 type task struct {
 	id, version       string
 	running, healthy  bool
+	sick              bool // its app answers 404 on the path of one of its HTTP health checks (FailHealthPath)
 	wait              int
 	stagedAt, started string
 	ports             []int
@@ -115,7 +118,7 @@ func New(opts Options) *Server {
 	if opts.SlowSteps <= 0 {
 		opts.SlowSteps = DefaultSlowSteps
 	}
-	s := &Server{opts: opts, apps: map[string]*app{}, stopping: map[string][]*task{}}
+	s := &Server{opts: opts, apps: map[string]*app{}, stopping: map[string][]*task{}, sickPaths: map[string]bool{}}
 	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -137,6 +140,16 @@ func (s *Server) Fail(n int, kind string) {
 	for range n {
 		s.faults = append(s.faults, kind)
 	}
+}
+
+// FailHealthPath makes the app of every task launched from now on answer path with 404, as the quickstart app
+// does for any path but its health path: a task of an app with an HTTP (HTTPS, MESOS_HTTP, MESOS_HTTPS) health
+// check of that path runs but never passes it. Its healthCheckResults say alive false, the app counts it in
+// tasksUnhealthy, and a deployment waiting on it (minimumHealthCapacity) keeps the old tasks and never completes.
+func (s *Server) FailHealthPath(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sickPaths[path] = true
 }
 
 // Step advances the simulation n steps.
@@ -591,7 +604,12 @@ func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged b
 	configChanged = fresh || !reflect.DeepEqual(without(a.def), without(def))
 	a.prev, a.def = a.def, def
 	a.instances = int(*d.Instances)
-	a.checks = len(d.Checks)
+	a.checks, a.paths = len(d.Checks), nil
+	for _, hc := range d.Checks {
+		if p := cmpStr(hc.Protocol, "HTTP"); p == "HTTP" || p == "HTTPS" || p == "MESOS_HTTP" || p == "MESOS_HTTPS" {
+			a.paths = append(a.paths, cmpStr(hc.Path, "/"))
+		}
+	}
 	a.image, a.hostPorts = "", nil
 	if d.Container != nil && d.Container.Docker != nil {
 		a.image = d.Container.Docker.Image
@@ -868,7 +886,7 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 	for k, v := range a.def {
 		out[k] = v
 	}
-	var staged, running, healthy int
+	var staged, running, healthy, unhealthy int
 	var tasks []any
 	for _, t := range a.tasks {
 		state := "TASK_STAGING"
@@ -886,12 +904,19 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 		if t.running {
 			to["startedAt"] = t.started
 		}
-		if a.checks > 0 && t.running && t.healthy {
+		if a.checks > 0 && t.running && (t.healthy || t.sick) {
 			var rs []any
 			for range a.checks {
-				rs = append(rs, map[string]any{"alive": true, "consecutiveFailures": 0, "taskId": t.id})
+				r := map[string]any{"alive": true, "consecutiveFailures": 0, "taskId": t.id}
+				if t.sick {
+					r["alive"], r["consecutiveFailures"] = false, 1
+				}
+				rs = append(rs, r)
 			}
 			to["healthCheckResults"] = rs
+			if t.sick {
+				unhealthy++
+			}
 		}
 		tasks = append(tasks, to)
 	}
@@ -902,7 +927,7 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 	out["version"] = a.version
 	out["versionInfo"] = map[string]any{"lastConfigChangeAt": a.config, "lastScalingAt": a.scaled}
 	out["tasksStaged"], out["tasksRunning"], out["tasksHealthy"] = staged, running, healthy
-	out["tasksUnhealthy"] = 0
+	out["tasksUnhealthy"] = unhealthy
 	out["deployments"] = deps
 	if withTasks {
 		if tasks == nil {
@@ -917,6 +942,9 @@ func (s *Server) newTask(a *app) *task {
 	now := s.version()
 	t := &task{id: strings.ReplaceAll(strings.Trim(a.id, "/"), "/", "_") + "." + s.uuid(), version: a.config,
 		wait: s.opts.StepsPerState, stagedAt: now, env: map[string]string{}}
+	for _, p := range a.paths {
+		t.sick = t.sick || s.sickPaths[p]
+	}
 	if env, ok := a.def["env"].(map[string]any); ok {
 		for k, v := range env {
 			if str, ok := v.(string); ok {
@@ -994,7 +1022,7 @@ func (s *Server) advanceApp(a *app) {
 			if a.checks == 0 {
 				t.wait = 0
 			}
-		case a.checks > 0 && !t.healthy:
+		case a.checks > 0 && !t.healthy && !t.sick:
 			t.healthy = true
 		}
 	}

@@ -56,6 +56,9 @@ func counts(t *testing.T, c client, id string) (cur, old int, deployments int) {
 	for _, tk := range app["tasks"].([]any) {
 		tm := tk.(map[string]any)
 		ready := tm["state"] == "TASK_RUNNING" && tm["healthCheckResults"] != nil
+		for _, r := range asList(tm["healthCheckResults"]) {
+			ready = ready && r.(map[string]any)["alive"] == true
+		}
 		switch {
 		case !ready:
 		case tm["version"] == cfg:
@@ -223,5 +226,43 @@ func TestTaskEnv(t *testing.T) {
 	}
 	if _, ok := s.TaskEnv("/a", "nope"); ok {
 		t.Fatal("an unknown task has an env")
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
+}
+
+// TestFailHealthPath: new tasks whose HTTP check asks a failing path never pass it; the restart keeps every old
+// task and never completes, and the app reports them unhealthy.
+func TestFailHealthPath(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true, StepsPerState: 2})
+	defer s.Close()
+	s.FailHealthPath("/nonexistent")
+	c := client{t, s.URL()}
+	const id = "/berth/i/dev/web"
+	if code, out := c.do("PUT", "/v2/apps"+id, def("app:1", 2)); code != 201 {
+		t.Fatalf("create: %d %v", code, out)
+	}
+	s.Step(20)
+	if cur, _, deps := counts(t, c, id); cur != 2 || deps != 0 {
+		t.Fatalf("after the create: %d ready, %d deployments", cur, deps)
+	}
+	sick := def("app:2", 2)
+	sick["healthChecks"] = []any{map[string]any{"protocol": "HTTP", "path": "/nonexistent", "portIndex": 0}}
+	if code, out := c.do("PUT", "/v2/apps"+id, sick); code != 200 {
+		t.Fatalf("update: %d %v", code, out)
+	}
+	for step := range 30 {
+		s.Step(1)
+		if cur, old, deps := counts(t, c, id); cur != 0 || old != 2 || deps != 1 {
+			t.Fatalf("step %d: %d ready new tasks, %d ready old, %d deployments; want 0, 2, 1", step, cur, old, deps)
+		}
+	}
+	_, out := c.do("GET", "/v2/apps"+id+"?embed=apps.tasks", nil)
+	app := out["app"].(map[string]any)
+	if app["tasksUnhealthy"] != 2.0 || app["tasksHealthy"] != 2.0 {
+		t.Fatalf("tasksHealthy %v, tasksUnhealthy %v; want 2 and 2", app["tasksHealthy"], app["tasksUnhealthy"])
 	}
 }
