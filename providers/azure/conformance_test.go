@@ -42,15 +42,16 @@ func TestConformance(t *testing.T) {
 	kv := keyvaultemu.New(keyvaultemu.Options{})
 	t.Cleanup(kv.Close)
 	cli := sdkClient(t, emu)
+	emu.FailProbePath(unhealthyPath)
 	kinds := []aciemu.Kind{aciemu.Throttle, aciemu.Conflict, aciemu.ServerError, aciemu.Failed, aciemu.Unavailable, aciemu.Slow}
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider { return newProviderKV(t, emu, kv) },
-		// The reference app answers GREETING: the emulator runs no container, so the probe reads what each running
+		// The reference app answers GREETING: the emulator runs no container, so the probe reads what each ready
 		// group's container receives (a secure value included).
 		Probe: func(_ context.Context, w schema.Workload) (string, error) {
 			var out []string
 			for _, g := range emu.Groups() {
-				if g.Tags[azure.TagInstance] != owner.Instance || g.Tags[azure.TagWorkload] != w.Name || g.State != "Running" {
+				if g.Tags[azure.TagInstance] != owner.Instance || g.Tags[azure.TagWorkload] != w.Name || !g.Ready {
 					continue
 				}
 				stored, _ := emu.Stored(testSub, testRG, g.Name)
@@ -61,7 +62,7 @@ func TestConformance(t *testing.T) {
 				}
 			}
 			if len(out) == 0 {
-				return "", errors.New("no running group of " + w.Name)
+				return "", errors.New("no ready group of " + w.Name)
 			}
 			return strings.Join(out, "\n"), nil
 		},
@@ -165,6 +166,7 @@ func TestConformance(t *testing.T) {
 				return v != nil && *v == "4711", nil
 			}
 		},
+		Unhealthy: unhealthy,
 		Faults: func(n int) {
 			for i := range n {
 				emu.Fail(1, kinds[i%len(kinds)])
@@ -262,4 +264,17 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// unhealthyPath is a path the emulated app answers 404 on (FailProbePath), as the quickstart app does.
+const unhealthyPath = "/nonexistent"
+
+// unhealthy points w's HTTP check at unhealthyPath.
+func unhealthy(w schema.Workload) schema.Workload {
+	h := *w.Health
+	check := *h.HTTP
+	check.Path = unhealthyPath
+	h.HTTP = &check
+	w.Health = &h
+	return w
 }

@@ -80,6 +80,9 @@ type GroupInfo struct {
 	Tags                              map[string]string
 	ProvisioningState                 string
 	State                             string // instanceView.state
+	// Ready: Running, and no container fails its readiness or liveness probe (FailProbePath): what a client of
+	// the group's address would reach.
+	Ready bool
 }
 
 // Server is the emulator. Build it with New; Close it when done.
@@ -96,6 +99,7 @@ type Server struct {
 	opF     []Kind
 	reqs    []Request
 	ipCount int
+	sick    map[string]bool // FailProbePath
 }
 
 type group struct {
@@ -190,7 +194,7 @@ func (s *Server) Groups() []GroupInfo {
 			}
 		}
 		out = append(out, GroupInfo{Subscription: g.sub, ResourceGroup: g.rg, Name: g.name, Tags: tags,
-			ProvisioningState: g.state, State: s.instanceState(g)})
+			ProvisioningState: g.state, State: s.instanceState(g), Ready: s.instanceState(g) == "Running" && s.probesPass(g)})
 	}
 	slices.SortFunc(out, func(a, b GroupInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
@@ -313,6 +317,46 @@ func (s *Server) startOp(k, kind string) *operation {
 	}
 	s.ops[op.id] = op
 	return op
+}
+
+// FailProbePath makes the app of every container answer path with 404, as the quickstart app does on any path but
+// its health path. A running container whose readiness probe is an httpGet of path is never ready (its events
+// say "Readiness probe failed: HTTP probe failed with statuscode: 404"); one whose liveness probe is such a probe
+// is killed and restarted by it, again and again: currentState Waiting ("CrashLoopBackOff: Back-off restarting
+// failed container"), previousState Terminated (exit code 137), restartCount counting the steps since it would
+// have run, and the liveness failures in its events. The group's instanceView.state stays Running, as the
+// service reports a group whose containers restart.
+func (s *Server) FailProbePath(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sick == nil {
+		s.sick = map[string]bool{}
+	}
+	s.sick[path] = true
+}
+
+// failing says which probes of c fail (FailProbePath).
+func (s *Server) failing(c *armcontainerinstance.Container) (readiness, liveness bool) {
+	if c == nil || c.Properties == nil {
+		return false, false
+	}
+	fails := func(p *armcontainerinstance.ContainerProbe) bool {
+		return p != nil && p.HTTPGet != nil && s.sick[deref(p.HTTPGet.Path)]
+	}
+	return fails(c.Properties.ReadinessProbe), fails(c.Properties.LivenessProbe)
+}
+
+// probesPass tells whether no container of g fails a probe.
+func (s *Server) probesPass(g *group) bool {
+	if g.spec.Properties == nil {
+		return true
+	}
+	for _, c := range g.spec.Properties.Containers {
+		if r, l := s.failing(c); r || l {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *Server) instanceState(g *group) string {
@@ -723,7 +767,20 @@ func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
 			cs.StartTime = &t
 		}
 		zero := int32(0)
-		c.Properties.InstanceView = &armcontainerinstance.ContainerPropertiesInstanceView{CurrentState: cs, RestartCount: &zero}
+		view := &armcontainerinstance.ContainerPropertiesInstanceView{CurrentState: cs, RestartCount: &zero}
+		if readiness, liveness := s.failing(c); state == "Running" && (readiness || liveness) {
+			view.Events = s.probeEvents(g, readiness, liveness)
+			if liveness {
+				restarts := int32(s.tick - g.runningAt + 1)
+				waiting, detail, exit := "Waiting", "CrashLoopBackOff: Back-off restarting failed container", int32(137)
+				terminated, killed := "Terminated", "Killed"
+				view.RestartCount = &restarts
+				view.CurrentState = &armcontainerinstance.ContainerState{State: &waiting, DetailStatus: &detail}
+				view.PreviousState = &armcontainerinstance.ContainerState{State: &terminated, DetailStatus: &killed,
+					ExitCode: &exit, StartTime: cs.StartTime}
+			}
+		}
+		c.Properties.InstanceView = view
 	}
 	if ip := out.Properties.IPAddress; ip != nil {
 		addr := g.ip
@@ -732,6 +789,26 @@ func (s *Server) render(g *group) armcontainerinstance.ContainerGroup {
 			fqdn := *ip.DNSNameLabel + "." + strings.ToLower(deref(out.Location)) + ".azurecontainer.io"
 			ip.Fqdn = &fqdn
 		}
+	}
+	return out
+}
+
+// probeEvents are the events of a running container whose probes fail, counted once per step since it runs.
+func (s *Server) probeEvents(g *group, readiness, liveness bool) []*armcontainerinstance.Event {
+	n := int32(s.tick - g.runningAt + 1)
+	first, last := g.started, epoch.Add(time.Duration(s.tick)*time.Second)
+	var out []*armcontainerinstance.Event
+	add := func(kind string) {
+		name, typ := "Unhealthy", "Warning"
+		msg := kind + " probe failed: HTTP probe failed with statuscode: 404"
+		out = append(out, &armcontainerinstance.Event{Count: &n, FirstTimestamp: &first, LastTimestamp: &last,
+			Message: &msg, Name: &name, Type: &typ})
+	}
+	if readiness {
+		add("Readiness")
+	}
+	if liveness {
+		add("Liveness")
 	}
 	return out
 }

@@ -120,3 +120,56 @@ func TestEmulator(t *testing.T) {
 		t.Fatalf("delete of a missing group: %d, want 204", resp.StatusCode)
 	}
 }
+
+// probed is body with readiness and liveness probes, an httpGet of path.
+func probed(path string) string {
+	probe := `{"httpGet":{"path":"` + path + `","port":8080,"scheme":"http"},"periodSeconds":1,"failureThreshold":3}`
+	return `{"location":"westeurope","properties":{"osType":"Linux","containers":[{"name":"c","properties":{"image":"img",` +
+		`"ports":[{"port":8080}],"resources":{"requests":{"cpu":0.5,"memoryInGB":1}},` +
+		`"readinessProbe":` + probe + `,"livenessProbe":` + probe + `}}]}}`
+}
+
+// TestFailProbePath: a container probed on a failing path crash-loops under its liveness probe; the group stays
+// Running, not Ready; one probed elsewhere runs and is Ready.
+func TestFailProbePath(t *testing.T) {
+	s := aciemu.New(aciemu.Options{OperationTicks: 1, StartTicks: 1})
+	defer s.Close()
+	s.FailProbePath("/nonexistent")
+	q := "?api-version=" + aciemu.APIVersion
+	for _, name := range []string{"good", "sick"} {
+		path := map[string]string{"good": "/healthz", "sick": "/nonexistent"}[name]
+		if resp, v := do(t, s, "PUT", group+name+q, probed(path), true); resp.StatusCode != 201 {
+			t.Fatalf("create %s: %d %v", name, resp.StatusCode, v)
+		}
+	}
+	view := func(name string) (state string, c map[string]any) {
+		_, v := do(t, s, "GET", group+name+q, "", true)
+		props := v["properties"].(map[string]any)
+		state = props["instanceView"].(map[string]any)["state"].(string)
+		cp := props["containers"].([]any)[0].(map[string]any)["properties"].(map[string]any)
+		return state, cp["instanceView"].(map[string]any)
+	}
+	for range 10 {
+		if st, _ := view("sick"); st == "Running" {
+			break
+		}
+	}
+	state, c := view("sick")
+	cur := c["currentState"].(map[string]any)
+	if state != "Running" || cur["state"] != "Waiting" || !strings.HasPrefix(cur["detailStatus"].(string), "CrashLoopBackOff") ||
+		c["restartCount"].(float64) < 1 || c["previousState"].(map[string]any)["state"] != "Terminated" {
+		t.Fatalf("sick group: state %s, container view %v", state, c)
+	}
+	events, _ := json.Marshal(c["events"])
+	if !strings.Contains(string(events), "Readiness probe failed") || !strings.Contains(string(events), "Liveness probe failed") {
+		t.Fatalf("sick container's events: %s", events)
+	}
+	if state, c := view("good"); state != "Running" || c["currentState"].(map[string]any)["state"] != "Running" || c["events"] != nil {
+		t.Fatalf("good group: state %s, container view %v", state, c)
+	}
+	for _, g := range s.Groups() {
+		if g.State != "Running" || g.Ready != (g.Name == "good") {
+			t.Errorf("group %s: state %s, ready %t", g.Name, g.State, g.Ready)
+		}
+	}
+}
