@@ -177,6 +177,7 @@ func TestConformance(t *testing.T) {
 		LookAlike: func(ctx context.Context, t *testing.T, workload string) func() bool {
 			return lookAlike(ctx, t, base, berthswarm.ServiceName(owner, workload)+"-lookalike")
 		},
+		Unhealthy: unhealthy,
 		Tamper:    tamperHooks(base, owner),
 		Unmanaged: unmanagedLabel(base, owner),
 		Faults:    inject,
@@ -454,4 +455,14 @@ func freeTCPPort(t *testing.T) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// unhealthy points w's HTTP check at a path the quickstart app answers 404 on.
+func unhealthy(w schema.Workload) schema.Workload {
+	h := *w.Health
+	check := *h.HTTP
+	check.Path = "/nonexistent"
+	h.HTTP = &check
+	w.Health = &h
+	return w
 }
