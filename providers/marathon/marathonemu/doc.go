@@ -3,7 +3,9 @@
 // behind DC/OS admin router.
 //
 // Endpoints: PUT /v2/apps/{id} (create or replace, with ?force and ?partialUpdate), GET /v2/apps/{id}
-// (?embed=apps.tasks|app.tasks), GET /v2/apps (?label=<selector>, ?embed=apps.tasks), DELETE /v2/apps/{id}
+// (?embed=apps.tasks|app.tasks), GET /v2/apps/{id}/versions (newest first) and /v2/apps/{id}/versions/{version}
+// (the definition the app had at that version, the "version" a task carries), GET /v2/apps (?label=<selector>,
+// ?embed=apps.tasks), DELETE /v2/apps/{id}
 // (?force), DELETE /v2/apps/{id}/tasks/{taskId} (?scale), GET /v2/deployments, DELETE /v2/deployments/{id}
 // (?force).
 //

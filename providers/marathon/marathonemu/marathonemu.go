@@ -88,8 +88,9 @@ type app struct {
 	minHealth float64
 	maxOver   float64
 	version   string
-	config    string // versionInfo.lastConfigChangeAt
-	scaled    string // versionInfo.lastScalingAt
+	versions  map[string]map[string]any // every definition it had, by version (GET /v2/apps/{id}/versions/{v})
+	config    string                    // versionInfo.lastConfigChangeAt
+	scaled    string                    // versionInfo.lastScalingAt
 	tasks     []*task
 }
 
@@ -351,6 +352,11 @@ func (s *Server) dispatch(r *http.Request, body []byte) (any, *apiError) {
 		}
 		switch r.Method {
 		case http.MethodGet:
+			if i := strings.LastIndex(id, "/versions"); i > 0 {
+				if out, ok := s.versionsOf(id[:i], strings.TrimPrefix(id[i+len("/versions"):], "/")); ok {
+					return out, nil
+				}
+			}
 			a := s.apps[id]
 			if a == nil {
 				return nil, errMsg(http.StatusNotFound, "App '%s' does not exist", id)
@@ -363,6 +369,23 @@ func (s *Server) dispatch(r *http.Request, body []byte) (any, *apiError) {
 		}
 	}
 	return nil, errMsg(http.StatusNotFound, "no endpoint %s %s", r.Method, p)
+}
+
+// versionsOf answers GET /v2/apps/{id}/versions ({"versions": [...]}, newest first) and
+// /v2/apps/{id}/versions/{version} (the definition at that version); ok is false when id is no app (the path is
+// then an app id of its own) or the version is unknown.
+func (s *Server) versionsOf(id, version string) (any, bool) {
+	a := s.apps[id]
+	if a == nil {
+		return nil, false
+	}
+	if version == "" {
+		vs := slices.Collect(maps.Keys(a.versions))
+		sort.Sort(sort.Reverse(sort.StringSlice(vs)))
+		return map[string]any{"versions": vs}, true
+	}
+	def, ok := a.versions[version]
+	return def, ok
 }
 
 func cmpStr(s, def string) string {
@@ -635,6 +658,14 @@ func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged b
 		a.config = a.version
 	}
 	a.scaled = a.version
+	if a.versions == nil {
+		a.versions = map[string]map[string]any{}
+	}
+	var kept map[string]any
+	b, _ := json.Marshal(a.def)
+	_ = json.Unmarshal(b, &kept)
+	kept["version"] = a.version
+	a.versions[a.version] = kept
 	return configChanged
 }
 

@@ -266,3 +266,27 @@ func TestFailHealthPath(t *testing.T) {
 		t.Fatalf("tasksHealthy %v, tasksUnhealthy %v; want 2 and 2", app["tasksHealthy"], app["tasksUnhealthy"])
 	}
 }
+
+// TestAppVersions: every definition an app had is answered by its version, the one a task of it carries.
+func TestAppVersions(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true, StepsPerState: 1})
+	defer s.Close()
+	c := client{t, s.URL()}
+	const id = "/berth/i/dev/web"
+	c.do("PUT", "/v2/apps"+id, def("app:1", 1))
+	s.Step(5)
+	_, out := c.do("GET", "/v2/apps"+id+"?embed=apps.tasks", nil)
+	first := out["app"].(map[string]any)["tasks"].([]any)[0].(map[string]any)["version"].(string)
+	c.do("PUT", "/v2/apps"+id, def("app:2", 1))
+	code, out := c.do("GET", "/v2/apps"+id+"/versions/"+first, nil)
+	if code != 200 || out["version"] != first || out["container"].(map[string]any)["docker"].(map[string]any)["image"] != "app:1" {
+		t.Fatalf("GET the first version: %d %v", code, out)
+	}
+	code, out = c.do("GET", "/v2/apps"+id+"/versions", nil)
+	if vs, _ := out["versions"].([]any); code != 200 || len(vs) != 2 || vs[1] != first {
+		t.Fatalf("GET versions: %d %v", code, out)
+	}
+	if code, _ := c.do("GET", "/v2/apps"+id+"/versions/2001-01-01T00:00:00.000Z", nil); code != 404 {
+		t.Fatalf("GET an unknown version: %d, want 404", code)
+	}
+}
