@@ -17,6 +17,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/docker/registryauth"
 )
 
 // maxSequenceRetries bounds the re-reads after a stale service Version.
@@ -35,6 +36,13 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return providers.Permanent(fmt.Errorf("workload %s: replicas %d: want 0 or more", d.Workload.Name, d.Workload.Replicas))
 	}
 	if err := checkSecrets(d); err != nil {
+		return providers.Permanent(fmt.Errorf("workload %s: %w", d.Workload.Name, err))
+	}
+	if probs := p.Validate(d.Workload); len(probs) > 0 {
+		return providers.Permanent(fmt.Errorf("workload %s: %s: %s", d.Workload.Name, probs[0].Field, probs[0].Message))
+	}
+	auth, err := registryauth.Encode(d.Workload.Image, d.ImageAuth)
+	if err != nil {
 		return providers.Permanent(fmt.Errorf("workload %s: %w", d.Workload.Name, err))
 	}
 	log := p.log.With("env", k.Environment, "workload", k.Workload)
@@ -76,7 +84,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
 	setSecretIDs(&spec, ids)
-	id, err := p.converge(ctx, k, spec, netID, d, log)
+	id, err := p.converge(ctx, k, spec, netID, d, auth, log)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
@@ -96,18 +104,38 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 // converge makes the service say spec: creates it, updates it with the current Version (re-reading after a
 // sequence conflict) when its hash label, its live fields or its network differ, scales it when only the count
 // differs, or leaves it when it already says it. It returns the service ID.
+//
+// auth is the X-Registry-Auth of Desired.ImageAuth ("" for none). With one, the image is first looked up in its
+// registry through the manager (checkPull: a wrong credential or an unknown image fails here, before the service
+// changes), and the service is created or updated with it and QueryRegistry: the manager pins the tag's digest
+// (and the image's platforms) unless the reference has one, and keeps the credential with the service for the
+// nodes' pulls (`docker service create --with-registry-auth`). Without one, an update of the spec sends an empty
+// credential, which replaces the one the manager holds (it would keep it otherwise). A scaling-only update sends
+// none: the manager keeps the credential it has, for the tasks it adds.
 func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec, netID string, d providers.Desired,
-	log *slog.Logger) (string, error) {
+	auth string, log *slog.Logger) (string, error) {
+	checked := false
+	check := func() error {
+		if auth == "" || checked {
+			return nil
+		}
+		checked = true
+		return p.checkPull(ctx, spec.TaskTemplate.ContainerSpec.Image, auth)
+	}
 	for range maxSequenceRetries {
 		svc, found, err := p.inspect(ctx, spec.Name)
 		if err != nil {
 			return "", err
 		}
 		if !found {
+			if err := check(); err != nil {
+				return "", err
+			}
 			var resp swarm.ServiceCreateResponse
 			conflict := false
 			err := p.call(ctx, "create service "+spec.Name, func(ctx context.Context) error {
-				r, err := p.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{QueryRegistry: false})
+				r, err := p.cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{EncodedRegistryAuth: auth,
+					QueryRegistry: auth != ""})
 				if cerrdefs.IsConflict(err) {
 					conflict = true // made meanwhile (by a retried call of ours, or someone else): read it again
 					return nil
@@ -132,6 +160,7 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 				"environment %q target %q: not adopted", spec.Name, k.Instance, k.Environment, k.Target))
 		}
 		var next swarm.ServiceSpec
+		opts := swarm.ServiceUpdateOptions{}
 		rollout := svc.Spec.Labels[providers.LabelSpecHash] != d.SpecHash
 		drifted := !rollout && (liveHash(readBack(svc)) != liveHash(normalize(d.Workload)) ||
 			!attached(svc.Spec, netID, NetworkName(d.Owner)) || publishingOf(svc.Spec) != publishingOf(spec))
@@ -155,6 +184,15 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 			if drifted {
 				log.InfoContext(ctx, "service changed by hand, updating it", "service", spec.Name)
 			}
+			if err := check(); err != nil {
+				return "", err
+			}
+			opts = swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth, QueryRegistry: auth != ""}
+			if auth == "" {
+				// The manager keeps the credential of the spec before when given none: an empty one replaces it,
+				// so that the nodes pull as berth says, anonymously.
+				opts.EncodedRegistryAuth = anonymousAuth
+			}
 		case replicasOf(svc.Spec) != d.Workload.Replicas:
 			next = svc.Spec // scaling only: the task template is left exactly as the engine stored it
 			n := uint64(d.Workload.Replicas)
@@ -164,7 +202,10 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 		}
 		stale := false
 		err = p.call(ctx, "update service "+spec.Name, func(ctx context.Context) error {
-			_, err := p.cli.ServiceUpdate(ctx, svc.ID, svc.Version, next, swarm.ServiceUpdateOptions{QueryRegistry: false})
+			resp, err := p.cli.ServiceUpdate(ctx, svc.ID, svc.Version, next, opts)
+			for _, w := range resp.Warnings {
+				log.DebugContext(ctx, "service update warning", "service", spec.Name, "warning", w)
+			}
 			if isSequenceConflict(err) {
 				stale = true
 				return nil
@@ -183,6 +224,42 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 		return svc.ID, nil
 	}
 	return "", fmt.Errorf("service %s: version conflicts persist after %d re-reads", spec.Name, maxSequenceRetries)
+}
+
+// anonymousAuth is the X-Registry-Auth of no credential: base64url of "{}".
+const anonymousAuth = "e30="
+
+// checkPull looks image up in its registry through the manager's engine with the credential auth (the
+// registry's answer to the manager is what the nodes will get): unauthorized, or an image the registry does not
+// have, is a permanent error naming the image. Errors never show the credential.
+func (p *Provider) checkPull(ctx context.Context, image, auth string) error {
+	err := p.call(ctx, "look up image "+image+" in its registry", func(ctx context.Context) error {
+		_, err := p.cli.DistributionInspect(ctx, image, auth)
+		if err != nil && pullRefused(err) {
+			return providers.Permanent(err)
+		}
+		return err
+	})
+	if err != nil && errors.Is(err, providers.ErrPermanent) {
+		return fmt.Errorf("image %q cannot be pulled with the credential given: %w", image, err)
+	}
+	return err
+}
+
+// pullRefused tells a registry's refusal (unauthorized, denied, unknown), which the engine passes on as a server
+// error whose message alone says so.
+func pullRefused(err error) bool {
+	if cerrdefs.IsNotFound(err) || cerrdefs.IsUnauthorized(err) || cerrdefs.IsPermissionDenied(err) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	for _, s := range []string{"unauthorized", "authentication required", "denied", "manifest unknown", "not found",
+		"no such host"} {
+		if strings.Contains(msg, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // attached tells whether a service's tasks join the environment network, by its ID netID ("" when the network is
@@ -374,8 +451,12 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 	us := svc.UpdateStatus
 	if h := svc.Spec.Labels[providers.LabelSpecHash]; h != d.SpecHash {
 		if us != nil && strings.HasPrefix(string(us.State), "rollback") {
-			return false, fmt.Errorf("the rollout of spec %s failed: swarm rolls the service back to spec %s (%s): %s",
+			err := fmt.Errorf("the rollout of spec %s failed: swarm rolls the service back to spec %s (%s): %s",
 				d.SpecHash, h, us.State, us.Message)
+			if last := lastTaskError(ts, d.SpecHash); last != "" {
+				err = fmt.Errorf("%w; a task of spec %s failed with: %s", err, d.SpecHash, last)
+			}
+			return false, err
 		}
 		return false, fmt.Errorf("service %s now says spec %s, not %s: changed by someone else meanwhile",
 			svc.Spec.Name, h, d.SpecHash)
@@ -422,6 +503,19 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 		return false, err
 	}
 	return false, nil
+}
+
+// lastTaskError is the error of the newest failed or rejected task of spec hash ("" for none): a pull that failed
+// says "No such image: <image>".
+func lastTaskError(ts []swarm.Task, hash string) string {
+	var last swarm.Task
+	for _, t := range ts {
+		if taskHash(t) == hash && t.Status.Err != "" && (t.Status.State == swarm.TaskStateFailed ||
+			t.Status.State == swarm.TaskStateRejected) && !t.Status.Timestamp.Before(last.Status.Timestamp) {
+			last = t
+		}
+	}
+	return last.Status.Err
 }
 
 // ensureNetwork returns the ID of the environment's overlay network, creating it when missing (with LabelPreview in

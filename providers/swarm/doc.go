@@ -1,8 +1,8 @@
 // Package swarm is berth's provider for Docker Swarm (target type "swarm"): each workload is one replicated service
 // berth-<instance>-<env>-<workload>, created and updated through a manager's engine API.
 //
-// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash. Image (used as
-// given: no registry query, so a node-local image works), command, args, env, CPU and memory limits, a command health
+// Mapping: the service and its containers carry the providers.Label* ownership labels and the spec hash. Image (see
+// Images below), command, args, env, CPU and memory limits, a command health
 // check (exec form), an HTTP or TCP health check probed by berth (below), restart policy any, one overlay network per
 // (instance, environment) berth-<instance>-<env> with the workload name as alias, public ports published as
 // Provider.Publish says (below; internal ports are reached over the network), UpdateConfig {parallelism 1, start-first,
@@ -21,8 +21,21 @@
 // Delete closes them; with providers.Options.Background a sync every SyncInterval serves the ports of every host-mode
 // service of the instance and target from what runs (after a restart of berth, or when swarm replaced a task), and
 // closes the proxies of services gone. The ports answer only while a berth process holding the target runs (the
-// controller), as with the Docker provider; UDP public ports need the routing mesh (Capabilities.UDP is false in host
-// mode).
+// controller), as with the Docker provider; UDP public ports need the routing mesh (Validate reports one in host
+// mode; internal UDP ports work either way).
+//
+// Images (Capabilities.PullsImages): the nodes pull. Without Desired.ImageAuth the image is used as given, with no
+// registry query, so a node-local image works; an update of the spec then sends an empty credential, which
+// replaces one the manager held. With it, Apply first looks the image up in its registry through the manager
+// (DistributionInspect with the credential): unauthorized or unknown is a permanent error naming the image,
+// before the service changes. The service is then created or updated with the credential as X-Registry-Auth and
+// QueryRegistry, as `docker service create --with-registry-auth` does: the manager keeps the credential with the
+// service's spec (in its raft store, encrypted at rest; no API returns it) for the nodes' pulls, and pins a tag
+// to the digest it names ("app:1@sha256:..."), unless the reference is pinned already (berth's plans pin it). A
+// scaling-only update sends no credential: the manager keeps its own. A credential for another registry than the
+// image's is refused. A pull that fails on a node makes the task fail; a rollout is then rolled back by swarm and
+// Apply's error quotes the task's error ("No such image: ..."). The password is never logged nor in an error.
+// A credential rotated while the spec stays the same reaches the manager with the next change of the spec.
 //
 // HTTP and TCP health checks are probed by berth itself, as the Docker provider does, not by the engine: an engine
 // HEALTHCHECK runs a program inside the container, and an image FROM scratch has no shell, curl or nc to run (berth
@@ -43,9 +56,11 @@
 // TaskTemplate.Resources.Limits (NanoCPUs, MemoryBytes), EndpointSpec.Ports (an ingress port is public at its
 // PublishedPort; a host-mode port that LabelPublicPorts names is public at the host port named there, one switched to
 // host mode by hand reads as internal; berth's "berth-health" port is left out) and Mode.Replicated.Replicas.
-// Image: `docker service create/update` with a registry at hand pins a digest after the tag ("app:1@sha256:..."),
-// which is left out on both sides, so a workload reads back as the image berth asked for; a reference by digest
-// alone is kept whole. Normalize leaves internal ports out of the desired side (the service spec holds none:
+// Image: the engine's client respells a reference in its familiar form with a tag ("docker.io/library/app" reads
+// "app:latest") and QueryRegistry pins a tag to its digest; the service label LabelImage holds the reference as
+// berth wrote it, and the live image reads back as that when it names the same image, or that tag pinned where
+// berth gave none (imageOf); any other image (changed by hand, another digest) reads back as the service has it,
+// and shows as drift. A reference berth pinned reads back whole, digest included. Normalize leaves internal ports out of the desired side (the service spec holds none:
 // they are reached over the network at any port). The environment network is berth's one side object: a service
 // not attached to it (detached by hand, or the network removed) has "network berth-<instance>-<env>-overlay" in
 // Observed.Missing, one NetworkList per List pass. Apply compares the live fields and the attachment with the
@@ -86,8 +101,12 @@
 // new spec, removes the workload's objects the spec no longer references (one the engine still refuses to remove
 // is retried by the next Apply or Delete). Delete removes the workload's objects after its service.
 //
-// Non-goals: configs,
-// store references for secrets, placement constraints, global services, registry credentials, node management.
+// Offline (providers.RegisterOffline): the settings are parsed; the Capabilities are the Provider's (they depend on
+// settings.publish only, in Capabilities.How's words), and so is Validate with settings.publish: without it, a
+// Provider detects the mode when built, and a public UDP port in host mode is found at plan time only.
+//
+// Non-goals: configs, store references for secrets, placement constraints, global services, docker's config.json
+// and credential helpers, node management.
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); the engine addressed is a swarm manager;
 // the image is reachable by every node that may run a task; berth reaches every node's address (probes, host-mode
@@ -98,7 +117,7 @@
 //	net := the owned overlay network of the environment, or NetworkCreate
 //	for each file secret: the secret object of its value, or SecretCreate
 //	svc := ServiceInspect(name)           // someone else's service with our name is a permanent error
-//	switch {
+//	switch {                              // with ImageAuth: DistributionInspect first, then its X-Registry-Auth
 //	case svc == nil:                      ServiceCreate(spec)
 //	case svc hash != d.SpecHash,
 //	     live fields or network differ:   ServiceUpdate(svc.Version, spec)     // a start-first rolling update

@@ -8,6 +8,10 @@ var (
 	Progress           = progress
 	Observe            = observe
 	ReadBack           = readBack
+	ImageOf            = imageOf
+	PullRefused        = pullRefused
+	AnonymousAuth      = anonymousAuth
+	LastTaskError      = lastTaskError
 	Classify           = classify
 	IsSequenceConflict = isSequenceConflict
 )

@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/registry"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -134,6 +135,7 @@ func publishSpec(d providers.Desired, network string, monitor time.Duration, pub
 	labels[providers.LabelSpecHash] = d.SpecHash
 	maps.Copy(labels, providers.PreviewLabels(d.Owner, d.Preview))
 	svcLabels := maps.Clone(labels)
+	svcLabels[LabelImage] = w.Image
 	if s := providers.FormatSecretsRecord(w, d.Secrets); s != "" {
 		svcLabels[LabelSecrets] = s
 	}
@@ -266,8 +268,8 @@ func publishingOf(s swarm.ServiceSpec) string {
 	return PublishIngress
 }
 
-// readBack is the workload as the service's own spec says it, in Normalize form: the container spec's image (a
-// digest swarm pinned after a tag left out, see image), command, args and env (without the variables LabelSecrets
+// readBack is the workload as the service's own spec says it, in Normalize form: the container spec's image (as
+// berth wrote it when the engine only respelled or pinned it, see imageOf), command, args and env (without the variables LabelSecrets
 // names: those read back as SecretEnv names), the files of its secret references that LabelSecrets names (by
 // secret name), its command health check (else the HTTP or TCP check of LabelHealth, which berth probes), the
 // task limits, the published ports (EndpointSpec: an ingress port is public at its PublishedPort; a port published
@@ -282,7 +284,7 @@ func readBack(svc swarm.Service) schema.Workload {
 	}
 	sl := providers.ParseSecretsRecord(s.Labels[LabelSecrets])
 	if cs := s.TaskTemplate.ContainerSpec; cs != nil {
-		w.Image = image(cs.Image)
+		w.Image = imageOf(cs.Image, s.Labels[LabelImage])
 		w.Command = slices.Clone(cs.Command)
 		w.Args = slices.Clone(cs.Args)
 		for _, kv := range cs.Env {
@@ -358,19 +360,34 @@ func readBack(svc swarm.Service) schema.Workload {
 	return w
 }
 
-// image is a service's image as berth asked for it: `docker service create/update` with a registry at hand pins
-// the digest after the tag ("app:1@sha256:..."), and that digest is left out. A reference by digest alone
-// ("app@sha256:...") is kept whole.
-func image(ref string) string {
-	name, digest, ok := strings.Cut(ref, "@")
-	if !ok || digest == "" {
-		return ref
+// LabelImage is the image reference as berth wrote it in the service's container spec. The engine's client
+// rewrites a reference in its familiar form with a tag ("docker.io/library/app" becomes "app:latest"), and a
+// service made with QueryRegistry has the digest of the tag appended ("app:1@sha256:..."): the label tells those
+// rewritings of berth's own reference from an image changed by hand (see imageOf).
+const LabelImage = "berth.dev/image"
+
+// imageOf is a service's image as read back: wrote (LabelImage) when the live reference names the same image, or
+// wrote's tag pinned to a digest where wrote has none (swarm's own pin); else the live reference as it is, a
+// digest included. The live field decides; the label only says which spelling berth used.
+func imageOf(live, wrote string) string {
+	if wrote == "" || live == wrote {
+		return live
 	}
-	last := name[strings.LastIndex(name, "/")+1:]
-	if strings.Contains(last, ":") {
-		return name
+	l, err := registry.ParseReference(live)
+	if err != nil {
+		return live
 	}
-	return ref
+	w, err := registry.ParseReference(wrote)
+	if err != nil {
+		return live
+	}
+	if w.Digest == "" {
+		l.Digest = "" // the manager pinned the tag berth gave
+	}
+	if l == w {
+		return wrote
+	}
+	return live
 }
 
 // sortPorts orders ports as the service publishes them: by published port, then container port and protocol.
@@ -387,15 +404,14 @@ func sortPorts(ps []schema.Port) {
 }
 
 // Normalize is the form in which a service reads a workload back: internal ports left out (they are reached over
-// the environment network at any port, and the service spec holds none), public ports in publishing order, and
-// the image as image gives it.
+// the environment network at any port, and the service spec holds none) and public ports in publishing order.
+// The image reads back as written (see imageOf).
 func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 	return normalize(w)
 }
 
 func normalize(w schema.Workload) schema.Workload {
 	w = providers.Normalize(w)
-	w.Image = image(w.Image)
 	var ps []schema.Port
 	for _, port := range w.Ports {
 		if port.Public {

@@ -44,7 +44,22 @@ const (
 	SyncInterval = time.Second
 )
 
-func init() { providers.Register(Type, New) }
+func init() {
+	providers.Register(Type, New)
+	providers.RegisterOffline(Type, Offline)
+}
+
+// Offline is what a swarm target honours, from its settings alone (no manager is reached): the Capabilities and
+// the Validate of a Provider built for it. Without settings.publish, a Provider detects the publishing mode when
+// built (detectPublish); Offline cannot, so its Validate gives the routing mesh's answer and plan time checks what
+// host-mode publishing adds (a public UDP port). It is the registered providers.Offline.
+func Offline(t schema.Target) (providers.Capabilities, providers.Validator, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return providers.Capabilities{}, nil, err
+	}
+	return capabilities(s), validator{publish: s.publish}, nil
+}
 
 // Provider runs workloads as replicated services of one Docker swarm, through a manager's engine API. Build it with
 // New or NewWithClient. The exported tunables may be changed before the first call, never after.
@@ -68,6 +83,7 @@ type Provider struct {
 	cli        *client.Client
 	ownsClient bool
 	target     string
+	settings   settings
 	log        *slog.Logger
 
 	instance   string // the background sync serves only this instance's services (all when empty)
@@ -131,7 +147,7 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		PollInterval: DefaultPollInterval, RetryBase: DefaultRetryBase, RetryMax: DefaultRetryMax,
 		RetryAttempts: DefaultRetryAttempts, UpdateMonitor: DefaultUpdateMonitor, FailedTasks: DefaultFailedTasks,
 		Publish: publish, PublicAddress: publicAddress,
-		cli: cli, target: t.Name, log: log.With("provider", Type, "target", t.Name),
+		cli: cli, target: t.Name, settings: s, log: log.With("provider", Type, "target", t.Name),
 		instance: opts.Instance, background: opts.Background,
 		proxies: map[int]*served{}, inflight: map[wkey]int{},
 	}
@@ -187,16 +203,56 @@ func parseSettings(t schema.Target) (settings, error) {
 func (p *Provider) Type() string { return Type }
 
 // Capabilities of a swarm: command health checks (run inside the container), HTTP and TCP health checks (probed by
-// berth on each task's node), public TCP ports (and UDP ones through the ingress routing mesh, not in host mode),
-// CPU and memory limits, SOPS secrets as swarm secret files and environment values.
-func (p *Provider) Capabilities() providers.Capabilities {
+// berth on each task's node), public TCP ports (and UDP ones through the ingress routing mesh, not in host mode:
+// see Validate), CPU and memory limits, SOPS secrets as swarm secret files and environment values, images pulled
+// by the nodes with Desired.ImageAuth. They depend on the settings only (see Offline).
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities(p.settings) }
+
+// capabilities are a swarm target's with settings s. How says where public ports are published: through the
+// routing mesh, or in host mode behind berth's proxies, as settings.publish says, else chosen when the provider is
+// built.
+func capabilities(s settings) providers.Capabilities {
+	public, address := "the routing mesh (ingress) at the published port on every node",
+		"the manager's host and the published port"
+	switch s.publish {
+	case PublishHost:
+		public, address = "host-mode publishing behind berth's TCP proxy on the public port",
+			"publicAddress:hostPort of berth's proxy (a wildcard reads as 127.0.0.1)"
+	case "":
+		public = "the routing mesh where the nodes have IPVS, else host-mode publishing behind berth's TCP proxy " +
+			"(chosen automatically)"
+		address = "the manager's host and the published port (routing mesh), or publicAddress:hostPort of berth's proxy"
+	}
 	return providers.Capabilities{SharedHostPorts: true, HealthHTTP: true, HealthTCP: true, HealthCommand: true,
-		PublicPorts: true, UDP: p.Publish != PublishHost, CPULimit: true, MemoryLimit: true,
-		SecretKinds: []string{schema.SecretSOPS}, SecretFiles: true}
+		PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
+		SecretKinds: []string{schema.SecretSOPS}, SecretFiles: true, PullsImages: true,
+		How: map[string]string{
+			providers.FeaturePublicPort:    public,
+			providers.FeatureAddress:       address,
+			providers.FeatureHealthHTTP:    "berth probes each task at the checked port, published in host mode on its node",
+			providers.FeatureHealthTCP:     "berth connects to each task at the checked port, published in host mode on its node",
+			providers.FeatureHealthCommand: "the service's exec-form Healthcheck, run by the engine in each task",
+			providers.FeatureCPU:           "the task template's resource limit (NanoCPUs)",
+			providers.FeatureMemory:        "the task template's resource limit (MemoryBytes)",
+			providers.FeatureArgs:          "the container spec's Command and Args (args alone keep the image's entrypoint)",
+			providers.FeatureRollout:       "start-first rolling update, one task at a time, rolled back when it fails",
+		},
+	}
 }
 
-// Validate reports what swarm cannot honour beyond Capabilities: two public ports on one published port.
+// Validate reports what swarm cannot honour beyond Capabilities, with the publishing mode the provider uses (see
+// validator.Validate).
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	return validator{publish: p.Publish}.Validate(w)
+}
+
+// validator is the swarm checks of a workload beyond Capabilities, shared by plan time (the Provider, with the
+// publishing mode it uses) and `berth validate` (Offline, with settings.publish: "" when unset).
+type validator struct{ publish string }
+
+// Validate reports two public ports on one published port, and, with host-mode publishing, a public UDP port
+// (berth's proxy is TCP only).
+func (v validator) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	type pp struct {
 		port  int
@@ -205,6 +261,12 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 	seen := map[pp]int{}
 	for i, port := range w.Ports {
 		if !port.Public {
+			continue
+		}
+		if v.publish == PublishHost && protocolOf(port) == "udp" {
+			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].protocol", i),
+				Message: "swarm: public UDP ports need the routing mesh (publish: ingress, IPVS on the nodes); with " +
+					"host-mode publishing berth's proxy is TCP only"})
 			continue
 		}
 		k := pp{publishedPort(port), port.Protocol}
@@ -296,6 +358,8 @@ func classify(err error) providers.Class {
 	switch {
 	case err == nil:
 		return providers.Final
+	case errors.Is(err, providers.ErrPermanent):
+		return providers.Invalid // the call said so itself
 	case cerrdefs.IsNotFound(err):
 		return providers.Final
 	case isSequenceConflict(err):

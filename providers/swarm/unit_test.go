@@ -3,6 +3,7 @@ package swarm_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -102,10 +103,10 @@ func TestServiceSpecMapping(t *testing.T) {
 		t.Errorf("published ports %+v (the internal port 9090 must not be published)", ports)
 	}
 
-	// Read back: from the service's own fields, a digest pinned after the tag left out, the internal port not
-	// there (Normalize leaves it out of the desired side too).
+	// Read back: from the service's own fields, a digest the manager pinned after the tag left out, the internal
+	// port not there (Normalize leaves it out of the desired side too).
 	svc := swarm.Service{Spec: spec}
-	svc.Spec.TaskTemplate.ContainerSpec.Image = w.Image + "@sha256:0123"
+	svc.Spec.TaskTemplate.ContainerSpec.Image = w.Image + "@sha256:" + strings.Repeat("0", 64)
 	got := berthswarm.ReadBack(svc)
 	p := newUnitProvider(t)
 	if got.Name != "web" || got.Replicas != 2 || providers.SpecHash(got) != providers.SpecHash(p.Normalize(w)) {
@@ -118,10 +119,9 @@ func TestServiceSpecMapping(t *testing.T) {
 		t.Errorf("hand edits not read back: %+v", got)
 	}
 	for in, want := range map[string]string{
-		"app:1@sha256:0123":                "app:1",
+		"app:1@sha256:0123":                "app:1@sha256:0123",
 		"app@sha256:0123":                  "app@sha256:0123",
-		"reg.example:5000/app@sha256:0123": "reg.example:5000/app@sha256:0123",
-		"reg.example:5000/app:2@sha256:01": "reg.example:5000/app:2",
+		"reg.example:5000/app:2@sha256:01": "reg.example:5000/app:2@sha256:01",
 		"app:1":                            "app:1",
 	} {
 		if got := p.Normalize(schema.Workload{Image: in}).Image; got != want {
@@ -130,8 +130,33 @@ func TestServiceSpecMapping(t *testing.T) {
 	}
 }
 
+// TestImageReadBack: the engine's respellings of the reference berth wrote, and the manager's pin of its tag, read
+// back as berth wrote it; any other image reads back as the service has it.
+func TestImageReadBack(t *testing.T) {
+	d1 := "@sha256:" + strings.Repeat("1", 64)
+	d2 := "@sha256:" + strings.Repeat("2", 64)
+	for _, c := range []struct{ live, wrote, want string }{
+		{"reg.example:5000/app:1", "reg.example:5000/app:1", "reg.example:5000/app:1"},
+		{"reg.example:5000/app:1" + d1, "reg.example:5000/app:1", "reg.example:5000/app:1"},           // swarm's pin
+		{"reg.example:5000/app:1" + d1, "reg.example:5000/app:1" + d1, "reg.example:5000/app:1" + d1}, // berth's pin
+		{"reg.example:5000/app:1" + d2, "reg.example:5000/app:1" + d1, "reg.example:5000/app:1" + d2}, // changed
+		{"app:latest", "docker.io/library/app", "docker.io/library/app"},                              // familiar form
+		{"nginx:1" + d1, "docker.io/library/nginx:1" + d1, "docker.io/library/nginx:1" + d1},
+		{"app:2", "app:1", "app:2"},
+		{"app:2" + d1, "app:1", "app:2" + d1},
+		{"other/app:1", "app:1", "other/app:1"},
+		{"app:1" + d1, "", "app:1" + d1}, // made before LabelImage: as it is
+		{"Not A Ref", "app:1", "Not A Ref"},
+	} {
+		if got := berthswarm.ImageOf(c.live, c.wrote); got != c.want {
+			t.Errorf("image %q written as %q reads back %q, want %q", c.live, c.wrote, got, c.want)
+		}
+	}
+}
+
 func TestValidate(t *testing.T) {
 	p := newUnitProvider(t)
+	p.Publish = berthswarm.PublishIngress
 	for _, c := range []struct {
 		name   string
 		edit   func(*schema.Workload)
@@ -161,6 +186,19 @@ func TestValidate(t *testing.T) {
 				t.Errorf("problems at %v, want %v", got, c.fields)
 			}
 		})
+	}
+}
+
+// TestValidateHostMode: host-mode publishing serves public ports through berth's TCP proxy, so a public UDP port is
+// a problem there (an internal one is not).
+func TestValidateHostMode(t *testing.T) {
+	p := newUnitProvider(t)
+	p.Publish = berthswarm.PublishHost
+	w := referenceWorkload("web")
+	w.Ports = append(w.Ports, schema.Port{Port: 53, Protocol: "udp", Public: true}, schema.Port{Port: 54, Protocol: "udp"})
+	probs := p.Validate(w)
+	if len(probs) != 1 || probs[0].Field != "ports[2].protocol" || !strings.Contains(probs[0].Message, "TCP only") {
+		t.Fatalf("problems %+v, want one at ports[2].protocol", probs)
 	}
 }
 
@@ -345,5 +383,53 @@ func TestObserve(t *testing.T) {
 	}
 	if o := berthswarm.Observe(svc, tasks[1:3], "t", nil); o.SpecHash != d.SpecHash {
 		t.Errorf("tie: SpecHash %q", o.SpecHash)
+	}
+}
+
+// TestPullRefused: the registry refusals the engine passes on as server errors are permanent for checkPull; what may
+// pass is not.
+func TestPullRefused(t *testing.T) {
+	daemon := func(msg string) error { return errors.New("Error response from daemon: " + msg) }
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{daemon(`Get "http://127.0.0.1:5000/v2/a/manifests/v1": unauthorized: bad credentials`), true},
+		{daemon("errors:\ndenied: requested access to the resource is denied"), true},
+		{daemon("manifest unknown: manifest unknown"), true},
+		{cerrdefs.ErrNotFound.WithMessage("no such image"), true},
+		{daemon(`Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused`), false},
+		{cerrdefs.ErrUnavailable.WithMessage("manager busy"), false},
+	} {
+		if got := berthswarm.PullRefused(c.err); got != c.want {
+			t.Errorf("pullRefused(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+	if got := berthswarm.Classify(providers.Permanent(cerrdefs.ErrInternal.WithMessage("unauthorized"))); got != providers.Invalid {
+		t.Errorf("a permanent server error classifies as %v, want Invalid (no retry)", got)
+	}
+	raw, err := base64.URLEncoding.DecodeString(berthswarm.AnonymousAuth)
+	if err != nil || string(raw) != "{}" {
+		t.Fatalf("anonymous credential %q decodes to %q, %v; want {}", berthswarm.AnonymousAuth, raw, err)
+	}
+}
+
+// TestLastTaskError: the newest failed task of the spec says why a rollout failed.
+func TestLastTaskError(t *testing.T) {
+	task := func(hash string, state swarm.TaskState, msg string, at int64) swarm.Task {
+		return swarm.Task{Spec: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Labels: map[string]string{providers.LabelSpecHash: hash}}},
+			Status: swarm.TaskStatus{State: state, Err: msg, Timestamp: time.Unix(at, 0)}}
+	}
+	ts := []swarm.Task{
+		task("new", swarm.TaskStateFailed, "No such image: a:1", 10),
+		task("new", swarm.TaskStateRejected, "No such image: a:2", 20),
+		task("old", swarm.TaskStateFailed, "exit 1", 30),
+		task("new", swarm.TaskStateRunning, "", 40),
+	}
+	if got := berthswarm.LastTaskError(ts, "new"); got != "No such image: a:2" {
+		t.Fatalf("lastTaskError = %q", got)
+	}
+	if got := berthswarm.LastTaskError(ts, "none"); got != "" {
+		t.Fatalf("lastTaskError of no task = %q", got)
 	}
 }
