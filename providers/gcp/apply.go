@@ -49,6 +49,10 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return err
 	}
+	ip, err := p.ensureSides(ctx, log, d)
+	if err != nil {
+		return err
+	}
 	tmpl, err := p.ensureTemplate(ctx, d, vals)
 	if err != nil {
 		return err
@@ -57,10 +61,16 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err := p.ensureGroup(ctx, log, d, link); err != nil {
 		return err
 	}
+	if err := p.ensureLoadBalancer(ctx, log, d, ip); err != nil {
+		return err
+	}
 	if err := p.waitReady(ctx, d, tmpl); err != nil {
 		return err
 	}
 	p.pruneTemplates(ctx, log, d, tmpl)
+	if err := p.deleteSides(ctx, d, p.wanted(d)); err != nil { // what the spec no longer needs; the next Apply tries again
+		log.Warn("gcp: deleting side objects the workload no longer needs", "err", err)
+	}
 	return nil
 }
 
@@ -100,7 +110,7 @@ func (p *Provider) ensureTemplate(ctx context.Context, d providers.Desired, vals
 		// The id covers what the template holds beyond the spec (the target's settings), so a template made again
 		// with other settings is a new request.
 		req := &computepb.InsertInstanceTemplateRequest{Project: p.project, InstanceTemplateResource: want,
-			RequestId: proto.String(requestID(d, "insert-template", name, p.machineType, p.network(), p.subnetwork(), salt))}
+			RequestId: proto.String(requestID(d, "insert-template", name, p.machineTypeOf(d.Workload), p.network(), p.subnetwork(), salt))}
 		var op *compute.Operation
 		err := p.call(ctx, "insert instance template "+name, func(ctx context.Context) (err error) {
 			op, err = p.templates.Insert(ctx, req, noRetry)
@@ -186,11 +196,12 @@ func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d provider
 		case !p.ownsGroup(g, d.Owner, d.Target, d.Workload.Name):
 			return providers.Permanent(fmt.Errorf("gcp: instance group manager %s exists and is not berth's for %s", name, d.Workload.Name))
 		case len(g.GetVersions()) > 1 || templateOf(currentVersion(g)) != templateOf(link) ||
-			g.GetDescription() != want.GetDescription() || !samePolicy(g.GetUpdatePolicy(), want.GetUpdatePolicy()):
+			g.GetDescription() != want.GetDescription() || !samePolicy(g.GetUpdatePolicy(), want.GetUpdatePolicy()) ||
+			len(want.GetAutoHealingPolicies()) > 0 && !sameAutohealing(g.GetAutoHealingPolicies(), want.GetAutoHealingPolicies()):
 			what = "patch instance group manager " + name
 			req := &computepb.PatchRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,
 				InstanceGroupManagerResource: &computepb.InstanceGroupManager{Versions: want.Versions, UpdatePolicy: want.UpdatePolicy,
-					Description: want.Description, Fingerprint: g.Fingerprint},
+					Description: want.Description, Fingerprint: g.Fingerprint, AutoHealingPolicies: want.AutoHealingPolicies},
 				RequestId: proto.String(requestID(d, "patch-group", link, g.GetFingerprint()))}
 			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Patch(ctx, req, noRetry) }
 			log.Info("gcp: rolling out", "group", name, "from", templateOf(currentVersion(g)), "to", templateOf(link))
@@ -250,7 +261,7 @@ func (p *Provider) waitReady(ctx context.Context, d providers.Desired, tmpl stri
 		if err != nil {
 			return err
 		}
-		if last = notReady(g, mis, tmpl, d.Workload.Replicas); last == "" {
+		if last = notReady(g, mis, tmpl, d.Workload.Replicas, len(p.autohealing(d)) > 0); last == "" {
 			return nil
 		}
 		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
@@ -260,7 +271,7 @@ func (p *Provider) waitReady(ctx context.Context, d providers.Desired, tmpl stri
 }
 
 // notReady says why the group is not converged ("" when it is).
-func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstance, tmpl string, n int) string {
+func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstance, tmpl string, n int, healthChecked bool) string {
 	if len(mis) != n {
 		return fmt.Sprintf("%d instances, want %d", len(mis), n)
 	}
@@ -270,6 +281,8 @@ func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstanc
 			return fmt.Sprintf("instance %s runs template %s", mi.GetName(), templateOf(mi.GetVersion().GetInstanceTemplate()))
 		case mi.GetInstanceStatus() != "RUNNING" || mi.GetCurrentAction() != "NONE":
 			return fmt.Sprintf("instance %s is %s/%s", mi.GetName(), mi.GetInstanceStatus(), mi.GetCurrentAction())
+		case healthChecked && instanceHealth(mi, true) != "healthy":
+			return fmt.Sprintf("instance %s is %s by its health check", mi.GetName(), instanceHealth(mi, true))
 		}
 	}
 	if !g.GetStatus().GetIsStable() {
@@ -321,7 +334,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		return nil, err
 	}
 	var out []providers.Observed
-	addrs := &addresses{p: p, owner: owner}
+	addrs := &sides{p: p, owner: owner}
 	for i, g := range mine {
 		o, err := p.observe(ctx, owner, g, marks[i], ts, addrs)
 		if err != nil {
@@ -387,124 +400,6 @@ func (p *Provider) Environments(ctx context.Context, instance, target string) ([
 	return out, nil
 }
 
-// addresses are the addresses of owner's instances by name, read once per List pass and only when a group has a
-// public port: one aggregated list of the project's instances filtered by the instance and environment labels.
-type addresses struct {
-	p      *Provider
-	owner  providers.Owner
-	loaded bool
-	byName map[string]string
-}
-
-func (a *addresses) of(ctx context.Context, instance string) (string, error) {
-	if !a.loaded {
-		m, err := a.p.instanceAddresses(ctx, a.owner)
-		if err != nil {
-			return "", err
-		}
-		a.byName, a.loaded = m, true
-	}
-	return a.byName[instance], nil
-}
-
-// instanceAddresses lists owner's instances in the region's zones: each one's external address (the natIP of an
-// access config), else its internal one (networkIP); an instance with neither is left out.
-func (p *Provider) instanceAddresses(ctx context.Context, owner providers.Owner) (map[string]string, error) {
-	filter := fmt.Sprintf(`(labels.%s = "%s") (labels.%s = "%s")`, LabelKey(providers.LabelInstance), LabelValue(owner.Instance),
-		LabelKey(providers.LabelEnvironment), LabelValue(owner.Environment))
-	out := map[string]string{}
-	err := p.call(ctx, "list instances", func(ctx context.Context) error {
-		clear(out)
-		it := p.instances.AggregatedList(ctx, &computepb.AggregatedListInstancesRequest{Project: p.project, Filter: proto.String(filter)}, noRetry)
-		for {
-			pair, err := it.Next()
-			if errors.Is(err, iterator.Done) {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
-			if !strings.HasPrefix(pair.Key, "zones/"+p.region+"-") {
-				continue
-			}
-			for _, in := range pair.Value.GetInstances() {
-				if a := instanceAddress(in); a != "" {
-					out[in.GetName()] = a
-				}
-			}
-		}
-	})
-	return out, err
-}
-
-// instanceAddress is an instance's external address, else its internal one ("" when it has none yet).
-func instanceAddress(in *computepb.Instance) string {
-	for _, nic := range in.GetNetworkInterfaces() {
-		for _, ac := range nic.GetAccessConfigs() {
-			if ac.GetNatIP() != "" {
-				return ac.GetNatIP()
-			}
-		}
-	}
-	for _, nic := range in.GetNetworkInterfaces() {
-		if nic.GetNetworkIP() != "" {
-			return nic.GetNetworkIP()
-		}
-	}
-	return ""
-}
-
-// endpoints are where o's public ports answer: for each, the address of the first running instance (of the
-// observed spec first, by name) that has one, with the port (Container-Optimized OS runs the container on the host
-// network, so the host port is the port). A port is left out while no running instance has an address.
-func endpoints(ctx context.Context, o providers.Observed, addrs *addresses) ([]providers.Endpoint, error) {
-	var public []schema.Port
-	for _, pt := range o.Spec.Ports {
-		if pt.Public {
-			public = append(public, pt)
-		}
-	}
-	if len(public) == 0 {
-		return nil, nil
-	}
-	rs := slices.Clone(o.Replicas)
-	slices.SortStableFunc(rs, func(a, b providers.Replica) int {
-		if (a.SpecHash == o.SpecHash) != (b.SpecHash == o.SpecHash) {
-			if a.SpecHash == o.SpecHash {
-				return -1
-			}
-			return 1
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	addr := ""
-	for _, r := range rs {
-		if !r.Running {
-			continue
-		}
-		a, err := addrs.of(ctx, r.Name)
-		if err != nil {
-			return nil, err
-		}
-		if a != "" {
-			addr = a
-			break
-		}
-	}
-	if addr == "" {
-		return nil, nil
-	}
-	var out []providers.Endpoint
-	for _, pt := range public {
-		hp := pt.HostPort
-		if hp == 0 {
-			hp = pt.Port
-		}
-		out = append(out, providers.Endpoint{Port: pt.Port, Address: net.JoinHostPort(addr, strconv.Itoa(hp))})
-	}
-	return out, nil
-}
-
 // listTemplates lists the templates whose names start with prefix, by selfLink.
 func (p *Provider) listTemplates(ctx context.Context, prefix string) (map[string]*computepb.InstanceTemplate, error) {
 	out := map[string]*computepb.InstanceTemplate{}
@@ -564,7 +459,7 @@ func (p *Provider) template(ctx context.Context, ts map[string]*computepb.Instan
 // really uses) and the group itself, the replicas from its managed instances. A replica's spec hash is the
 // spec-hash label of its template when that template holds the target's settings, else empty (a template berth
 // would not run). Missing is the spec's template when the group no longer runs it and it is gone.
-func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker, ts map[string]*computepb.InstanceTemplate, addrs *addresses) (providers.Observed, error) {
+func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *computepb.InstanceGroupManager, m marker, ts map[string]*computepb.InstanceTemplate, addrs *sides) (providers.Observed, error) {
 	o := providers.Observed{Workload: m.Workload, Target: m.Target}
 	cur, err := p.template(ctx, ts, groupPrefix(owner), currentVersion(g))
 	if err != nil {
@@ -621,7 +516,7 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 			return o, err
 		}
 		hash := ""
-		if t != nil && p.settingsDiff(t) == "" {
+		if t != nil && p.settingsDiff(t, p.machineType) == "" {
 			hash = specLabel(t)
 		}
 		state := strings.ToLower(mi.GetInstanceStatus())
@@ -629,7 +524,8 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 			state = strings.ToLower(a)
 		}
 		r := providers.Replica{ID: strconv.FormatUint(mi.GetId(), 10), Name: mi.GetName(), SpecHash: hash, State: state,
-			Running: mi.GetInstanceStatus() == "RUNNING" && (mi.GetCurrentAction() == "NONE" || mi.GetCurrentAction() == "")}
+			Running: mi.GetInstanceStatus() == "RUNNING" && (mi.GetCurrentAction() == "NONE" || mi.GetCurrentAction() == ""),
+			Health:  instanceHealth(mi, len(g.GetAutoHealingPolicies()) > 0)}
 		if r.Name == "" {
 			r.Name = templateOf(mi.GetInstance())
 		}
@@ -642,7 +538,7 @@ func (p *Provider) observe(ctx context.Context, owner providers.Owner, g *comput
 			o.SpecHash = h
 		}
 	}
-	if o.Endpoints, err = endpoints(ctx, o, addrs); err != nil {
+	if err := addrs.readSides(ctx, g, &o, cur != nil && public(cur)); err != nil {
 		return o, err
 	}
 	return o, nil
@@ -654,6 +550,11 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	name := GroupName(owner, workload)
 	g, err := p.getGroup(ctx, name)
 	if err != nil {
+		return err
+	}
+	// The load balancer first: a backend service holds the group's instance group.
+	lbOnly := func(kind, _ string) bool { return kind != "forwarding rule" && kind != "backend service" }
+	if err := p.deleteSides(ctx, d, lbOnly); err != nil {
 		return err
 	}
 	if g != nil && p.ownsGroup(g, owner, target, workload) {
@@ -687,7 +588,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			return err
 		}
 	}
-	return nil
+	return p.deleteSides(ctx, d, nil)
 }
 
 func containsTemplate(ts []*computepb.InstanceTemplate, name string) bool {

@@ -3,8 +3,10 @@ package gcp_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -55,19 +57,30 @@ func newProvider(t *testing.T, target schema.Target) *gcp.Provider {
 	return p
 }
 
-// referenceWorkload is the suite's HTTP service as Compute Engine can run it: no health check, no resources and no
-// public port (Validate refuses them: readiness is the VM running, the machine type is the limit, there is no stable
-// address), one internal port.
+// referenceWorkload is the quickstart's web workload, unchanged: one public port 8080, an HTTP health check of
+// GET /healthz on 8080, 250m CPU and 64 MiB (an e2-micro), args ["serve"], 2 replicas.
 func referenceWorkload(name string) schema.Workload {
 	return schema.Workload{
-		Name:     name,
-		Provider: "gce",
-		Image:    "europe-docker.pkg.dev/berth/app:1",
-		Args:     []string{"serve"},
-		Env:      map[string]string{"GREETING": "hello", "PORT": "8080"},
-		Ports:    []schema.Port{{Port: 8080, Protocol: "tcp"}},
-		Replicas: 2,
+		Name:      name,
+		Provider:  "gce",
+		Image:     "europe-docker.pkg.dev/berth/app:1",
+		Args:      []string{"serve"},
+		Env:       map[string]string{"GREETING": "hello", "PORT": "8080"},
+		Ports:     []schema.Port{{Port: 8080, Protocol: "tcp", Public: true}},
+		Health:    &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}, Interval: schema.Duration(5 * time.Second), Timeout: schema.Duration(2 * time.Second), Retries: 3},
+		Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 64 << 20},
+		Replicas:  2,
 	}
+}
+
+// unhealthyEnv marks a version whose app fails its health check: the emulator's health hook (failUnhealthy) finds
+// it in the instance's container declaration, as a real app of a broken version would answer 500 on /healthz.
+const unhealthyEnv = "BERTH_TEST_UNHEALTHY"
+
+// failUnhealthy is the emulator's health hook: a probe of an instance whose template's container declaration sets
+// unhealthyEnv fails.
+func failUnhealthy(pr computeemu.HealthProbe) bool {
+	return !strings.Contains(declaration(pr.Template), unhealthyEnv)
 }
 
 func TestConformance(t *testing.T) {
@@ -75,7 +88,14 @@ func TestConformance(t *testing.T) {
 	sm, target := withSecretManager(t, emu, target)
 	owner := providers.Owner{Instance: "cf1", Environment: "dev"}
 	hand := byHand(t, emu, owner, option.WithAuthCredentialsFile(option.ServiceAccount, target.Settings["credentialsFile"].(string)))
+	emu.SetHealth(failUnhealthy)
 	conformance.Run(t, conformance.Harness{
+		Unhealthy: func(w schema.Workload) schema.Workload {
+			w.Env = maps.Clone(w.Env)
+			w.Env[unhealthyEnv] = "1"
+			return w
+		},
+		HoldFor: 3 * time.Second,
 		// A Secret Manager secret, each value a new version referenced by its number.
 		Secrets: &conformance.SecretsCase{
 			Source: func(_ context.Context, t *testing.T, name, value string) (schema.Secret, []byte) {
@@ -99,9 +119,10 @@ func TestConformance(t *testing.T) {
 				return ""
 			},
 		},
-		// What the reference app answers: GREETING of the container declaration the group's template holds.
+		// What the load balancer serves: GREETING of the container declaration of an instance the backend
+		// service finds healthy, behind the workload's forwarding rule.
 		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
-			tp, err := hand.current(ctx, w.Name)
+			tp, err := hand.served(ctx, w.Name)
 			if err != nil {
 				return "", err
 			}
@@ -157,6 +178,12 @@ func TestConformance(t *testing.T) {
 			conformance.TamperPorts:                        hand.namedPorts(&computepb.NamedPort{Name: proto.String("tcp-9090"), Port: proto.Int32(9090)}),
 			conformance.TamperReplicas:                     hand.resize(3),
 			conformance.TamperObject + "instance template": hand.deleteTemplate,
+			conformance.TamperHealth:                       hand.healthPath("/by-hand"),
+			conformance.TamperResources: func(ctx context.Context, t *testing.T, workload string) {
+				hand.copyTemplate(ctx, t, workload, func(pr *computepb.InstanceProperties) { pr.MachineType = proto.String("e2-standard-2") })
+			},
+			conformance.TamperObject + "forwarding rule": hand.deleteRule,
+			conformance.TamperObject + "backend service": hand.deleteBackend,
 		},
 		Unmanaged: hand.unmanaged,
 		Faults:    func(n int) { emu.Fail(n, computeemu.FaultThrottle) },
@@ -172,6 +199,9 @@ type hand struct {
 	templates *compute.InstanceTemplatesClient
 	groups    *compute.RegionInstanceGroupManagersClient
 	igs       *compute.RegionInstanceGroupsClient
+	hcs       *compute.HealthChecksClient
+	backends  *compute.RegionBackendServicesClient
+	rules     *compute.ForwardingRulesClient
 	n         int
 }
 
@@ -187,10 +217,24 @@ func byHand(t *testing.T, emu *computeemu.Server, owner providers.Owner, opts ..
 			h.igs, err = compute.NewRegionInstanceGroupsRESTClient(ctx, opts...)
 		}
 	}
+	if err == nil {
+		if h.hcs, err = compute.NewHealthChecksRESTClient(ctx, opts...); err == nil {
+			if h.backends, err = compute.NewRegionBackendServicesRESTClient(ctx, opts...); err == nil {
+				h.rules, err = compute.NewForwardingRulesRESTClient(ctx, opts...)
+			}
+		}
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { h.templates.Close(); h.groups.Close(); h.igs.Close() })
+	t.Cleanup(func() {
+		h.templates.Close()
+		h.groups.Close()
+		h.igs.Close()
+		h.hcs.Close()
+		h.backends.Close()
+		h.rules.Close()
+	})
 	return h
 }
 
@@ -306,4 +350,62 @@ func (h *hand) unmanaged(ctx context.Context, t *testing.T, workload string) fun
 			InstanceGroupManager: gcp.GroupName(h.owner, workload)})
 		return err == nil && g.GetListManagedInstancesResults() == "PAGINATED", err
 	}
+}
+
+// served is the template of an instance the workload's load balancer sends traffic to: its forwarding rule exists,
+// and its backend service finds the instance healthy (the first by name).
+func (h *hand) served(ctx context.Context, workload string) (*computepb.InstanceTemplate, error) {
+	name := gcp.GroupName(h.owner, workload) + "-tcp"
+	if _, err := h.rules.Get(ctx, &computepb.GetForwardingRuleRequest{Project: h.project, Region: h.region, ForwardingRule: name}); err != nil {
+		return nil, err
+	}
+	group := gcp.GroupName(h.owner, workload)
+	health, err := h.backends.GetHealth(ctx, &computepb.GetHealthRegionBackendServiceRequest{Project: h.project, Region: h.region, BackendService: name,
+		ResourceGroupReferenceResource: &computepb.ResourceGroupReference{Group: proto.String(fmt.Sprintf("projects/%s/regions/%s/instanceGroups/%s", h.project, h.region, group))}})
+	if err != nil {
+		return nil, err
+	}
+	var healthy []string
+	for _, st := range health.GetHealthStatus() {
+		if st.GetHealthState() == "HEALTHY" {
+			healthy = append(healthy, st.GetInstance()[strings.LastIndex(st.GetInstance(), "/")+1:])
+		}
+	}
+	if len(healthy) == 0 {
+		return nil, fmt.Errorf("backend service %s has no healthy instance", name)
+	}
+	sort.Strings(healthy)
+	it := h.groups.ListManagedInstances(ctx, &computepb.ListManagedInstancesRegionInstanceGroupManagersRequest{Project: h.project, Region: h.region, InstanceGroupManager: group})
+	for {
+		mi, err := it.Next()
+		if err != nil {
+			return nil, fmt.Errorf("instance %s of %s: %w", healthy[0], group, err)
+		}
+		if mi.GetName() == healthy[0] {
+			ref := mi.GetVersion().GetInstanceTemplate()
+			return h.templates.Get(ctx, &computepb.GetInstanceTemplateRequest{Project: h.project, InstanceTemplate: ref[strings.LastIndex(ref, "/")+1:]})
+		}
+	}
+}
+
+// healthPath changes the request path of the workload's health check (gcloud compute health-checks update http).
+func (h *hand) healthPath(path string) func(context.Context, *testing.T, string) {
+	return func(ctx context.Context, t *testing.T, workload string) {
+		op, err := h.hcs.Patch(ctx, &computepb.PatchHealthCheckRequest{Project: h.project, HealthCheck: gcp.GroupName(h.owner, workload),
+			HealthCheckResource: &computepb.HealthCheck{Type: proto.String("HTTP"), HttpHealthCheck: &computepb.HTTPHealthCheck{Port: proto.Int32(8080), RequestPath: proto.String(path)}}})
+		wait(ctx, t, op, err)
+	}
+}
+
+// deleteRule deletes the workload's forwarding rule (gcloud compute forwarding-rules delete).
+func (h *hand) deleteRule(ctx context.Context, t *testing.T, workload string) {
+	op, err := h.rules.Delete(ctx, &computepb.DeleteForwardingRuleRequest{Project: h.project, Region: h.region, ForwardingRule: gcp.GroupName(h.owner, workload) + "-tcp"})
+	wait(ctx, t, op, err)
+}
+
+// deleteBackend deletes the workload's backend service, the way GCE allows: its forwarding rule first.
+func (h *hand) deleteBackend(ctx context.Context, t *testing.T, workload string) {
+	h.deleteRule(ctx, t, workload)
+	op, err := h.backends.Delete(ctx, &computepb.DeleteRegionBackendServiceRequest{Project: h.project, Region: h.region, BackendService: gcp.GroupName(h.owner, workload) + "-tcp"})
+	wait(ctx, t, op, err)
 }

@@ -23,7 +23,20 @@ import (
 // Type is the target type served.
 const Type = "gcp"
 
-func init() { providers.Register(Type, New) }
+func init() {
+	providers.Register(Type, New)
+	providers.RegisterOffline(Type, Offline)
+}
+
+// Offline implements providers.Offline: what a gcp target honours, from its settings alone (no credentials, no
+// metadata server, no environment). The provider built for the target reports the same.
+func Offline(t schema.Target) (providers.Capabilities, providers.Validator, error) {
+	s, err := ParseSettings(t)
+	if err != nil {
+		return providers.Capabilities{}, nil, err
+	}
+	return capabilities(s), validator{s}, nil
+}
 
 // Provider runs workloads on Compute Engine: an instance template per spec and a regional managed instance group
 // per workload. The tuning fields may be changed before the first call only.
@@ -44,6 +57,7 @@ type Provider struct {
 	subnetwork  func() string
 	machineType string
 	log         *slog.Logger
+	settings    Settings
 	// who names the identity the credentials are of ("" when unknown), for errors.
 	who string
 
@@ -56,6 +70,12 @@ type Provider struct {
 	globalOps    *compute.GlobalOperationsClient
 	// secrets reads gcp secret references (Secret Manager, REST), with the provider's own credentials.
 	secrets *secretmanager.Client
+	// the load balancer's side: health checks, firewall rules, addresses, backend services, forwarding rules
+	healthChecks *compute.HealthChecksClient
+	firewallsC   *compute.FirewallsClient
+	addressesC   *compute.AddressesClient
+	backends     *compute.RegionBackendServicesClient
+	rules        *compute.ForwardingRulesClient
 
 	mu sync.Mutex
 	// zones are the zones new groups spread over: the target's zones setting, else the region's zones as the
@@ -131,9 +151,6 @@ func ParseSettings(t schema.Target) (Settings, error) {
 		}
 		s.Zones = zs
 	}
-	if s.MachineType == "" {
-		s.MachineType = "e2-small"
-	}
 	return s, nil
 }
 
@@ -195,7 +212,7 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 	p := &Provider{
 		PollInterval: 2 * time.Second, RetryBase: time.Second, RetryMax: 30 * time.Second, RetryAttempts: 8,
 		RolloutTimeout: 20 * time.Minute,
-		target:         t.Name, project: s.Project, region: s.Region, machineType: s.MachineType,
+		target:         t.Name, project: s.Project, region: s.Region, machineType: s.MachineType, settings: s,
 		log: opts.Logger, zones: s.Zones, seen: map[string]*computepb.InstanceTemplate{}, who: who,
 	}
 	if p.log == nil {
@@ -233,6 +250,17 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 			}
 		}
 	}
+	if err == nil {
+		if p.healthChecks, err = compute.NewHealthChecksRESTClient(ctx, copts...); err == nil {
+			if p.firewallsC, err = compute.NewFirewallsRESTClient(ctx, copts...); err == nil {
+				if p.addressesC, err = compute.NewAddressesRESTClient(ctx, copts...); err == nil {
+					if p.backends, err = compute.NewRegionBackendServicesRESTClient(ctx, copts...); err == nil {
+						p.rules, err = compute.NewForwardingRulesRESTClient(ctx, copts...)
+					}
+				}
+			}
+		}
+	}
 	if err != nil {
 		p.Close()
 		return nil, fmt.Errorf("target %q: compute clients: %w", t.Name, err)
@@ -261,46 +289,97 @@ func credentialsType(path string) (option.CredentialsType, error) {
 // Type implements providers.Provider.
 func (p *Provider) Type() string { return Type }
 
-// Capabilities: Container-Optimized OS runs the container on the host network with no health check and no
-// resource limits; public ports get an ephemeral external IP per instance but no stable address. Secrets from SOPS
-// files and Secret Manager, as environment values of the container declaration; no secret files (the declaration
-// has no way to write one).
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{UDP: true, MaxReplicas: 1000,
-		SecretKinds: []string{schema.SecretSOPS, schema.SecretGCP}, SecretFiles: false}
+// Capabilities implements providers.Provider (see capabilities).
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities(p.settings) }
+
+// capabilities: HTTP and TCP health checks (Compute Engine health checks, for autohealing and the load balancer),
+// public ports behind a regional external passthrough Network Load Balancer at a reserved address, CPU and memory
+// as the machine type. Secrets from SOPS files and Secret Manager, as environment values of the container
+// declaration; no secret files (the declaration has no way to write one).
+func capabilities(s Settings) providers.Capabilities {
+	rule := machineRule(s.MachineType)
+	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
+		MaxReplicas: maxReplicas, SecretKinds: []string{schema.SecretSOPS, schema.SecretGCP}, SecretFiles: false,
+		How: map[string]string{
+			providers.FeaturePublicPort: "regional external passthrough Network Load Balancer: a forwarding rule per protocol to a regional " +
+				"backend service of the group, a firewall rule from 0.0.0.0/0 for the public ports",
+			providers.FeatureAddress: "a reserved regional external IP address, the forwarding rules' (kept while the workload exists)",
+			providers.FeatureHealthHTTP: "Compute Engine HTTP health check: the group's autohealing policy (initial delay = startPeriod) and " +
+				"the backend service; ready = the instance's health state HEALTHY",
+			providers.FeatureHealthTCP: "Compute Engine TCP health check: the group's autohealing policy (initial delay = startPeriod) and " +
+				"the backend service; ready = the instance's health state HEALTHY",
+			providers.FeatureCPU:    rule,
+			providers.FeatureMemory: rule,
+			providers.FeatureArgs:   "Container-Optimized OS container declaration: command replaces the entrypoint, args the image's cmd",
+			providers.FeatureRollout: "managed instance group proactive update, maxSurge = its zone count, maxUnavailable 0: new instances " +
+				"are RUNNING (and HEALTHY, with a health check) before old ones go",
+		}}
 }
 
-// machine types whose size is known: vCPU in thousandths, memory in MiB.
-var machineTypes = map[string]struct{ cpu, mem int64 }{
-	"e2-micro": {2000, 1024}, "e2-small": {2000, 2048}, "e2-medium": {2000, 4096},
-	"e2-standard-2": {2000, 8192}, "e2-standard-4": {4000, 16384}, "e2-standard-8": {8000, 32768},
-	"n1-standard-1": {1000, 3840}, "n1-standard-2": {2000, 7680}, "n2-standard-2": {2000, 8192},
-}
+// maxReplicas is the most instances a regional managed instance group holds.
+const maxReplicas = 1000
 
-// Validate implements providers.Validator: what GCE with Container-Optimized OS cannot honour.
+// Health check bounds of Compute Engine (checkIntervalSec, timeoutSec, unhealthyThreshold, the autohealing
+// policy's initialDelaySec).
+const (
+	maxIntervalSec     = 300
+	maxUnhealthy       = 10
+	maxInitialDelaySec = 3600
+)
+
+// Validate implements providers.Validator (see validate).
 func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+	return validator{p.settings}.Validate(w)
+}
+
+// validator checks workloads against a target's settings: the provider's Validate and Offline's share it.
+type validator struct{ s Settings }
+
+// Validate: what Compute Engine with Container-Optimized OS cannot honour, by field.
+func (v validator) Validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
-	if w.Health != nil {
-		out = append(out, providers.Problem{Field: "health." + w.Health.Kind(), Message: "gcp: Container-Optimized OS has no container health check and berth does not create GCE health checks; readiness is the VM running"})
+	add := func(field, msg string) { out = append(out, providers.Problem{Field: field, Message: msg}) }
+	if h := w.Health; h != nil {
+		switch h.Kind() {
+		case "command":
+			add("health.command", "gcp: Compute Engine health checks are probes sent to the instance over the network (HTTP, TCP); "+
+				"Container-Optimized OS runs no command inside the container for them. Use health.http or health.tcp on a port the container serves")
+		}
+		if sec := time.Duration(h.Interval).Seconds(); time.Duration(h.Interval) > 0 && (sec < 1 || sec > maxIntervalSec) {
+			add("health.interval", fmt.Sprintf("gcp: a health check's interval (checkIntervalSec) is 1 to %d s", maxIntervalSec))
+		}
+		if time.Duration(h.Timeout) > 0 && time.Duration(h.Interval) > 0 && time.Duration(h.Timeout) > time.Duration(h.Interval) {
+			add("health.timeout", "gcp: a health check's timeout may not exceed its interval")
+		}
+		if h.Retries > maxUnhealthy {
+			add("health.retries", fmt.Sprintf("gcp: a health check's unhealthy threshold (retries) is at most %d", maxUnhealthy))
+		}
+		if time.Duration(h.StartPeriod) > maxInitialDelaySec*time.Second {
+			add("health.startPeriod", fmt.Sprintf("gcp: the autohealing policy's initial delay (startPeriod) is at most %d s", maxInitialDelaySec))
+		}
+	}
+	tcpPublic := false
+	for _, pt := range w.Ports {
+		if pt.Public && !strings.EqualFold(pt.Protocol, "udp") {
+			tcpPublic = true
+		}
 	}
 	for i, pt := range w.Ports {
-		if pt.Public {
-			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].public", i), Message: "gcp: no stable public address (needs a load balancer and a firewall rule, not created); each instance gets an ephemeral external IP"})
-		}
 		if pt.HostPort != 0 && pt.HostPort != pt.Port {
-			out = append(out, providers.Problem{Field: fmt.Sprintf("ports[%d].hostPort", i), Message: "gcp: containers use the host network: hostPort must equal port"})
+			add(fmt.Sprintf("ports[%d].hostPort", i), "gcp: containers use the host network: hostPort must equal port")
+		}
+		if pt.Public && strings.EqualFold(pt.Protocol, "udp") && !tcpPublic && (w.Health == nil || w.Health.Kind() == "command") {
+			add(fmt.Sprintf("ports[%d].public", i), "gcp: a load balancer's backend service needs a health check and Compute Engine "+
+				"cannot probe UDP: declare health.http or health.tcp on a TCP port the container serves")
+			tcpPublic = true // once
 		}
 	}
-	if mt, ok := machineTypes[p.machineType]; ok {
-		if w.Resources.CPUMillis > mt.cpu {
-			out = append(out, providers.Problem{Field: "resources.cpu", Message: fmt.Sprintf("gcp: %dm CPU exceeds machine type %s (%dm)", w.Resources.CPUMillis, p.machineType, mt.cpu)})
-		}
-		if w.Resources.MemoryBytes > mt.mem<<20 {
-			out = append(out, providers.Problem{Field: "resources.memory", Message: fmt.Sprintf("gcp: %d MiB exceeds machine type %s (%d MiB)", w.Resources.MemoryBytes>>20, p.machineType, mt.mem)})
-		}
+	_, probs := machineTypeFor(v.s.MachineType, w)
+	for _, pr := range probs {
+		add(pr.field, pr.message)
 	}
-	if w.Replicas > 1000 {
-		out = append(out, providers.Problem{Field: "replicas", Message: "gcp: a regional managed instance group holds at most 1000 instances"})
+	if w.Replicas > maxReplicas {
+		add("replicas", fmt.Sprintf("gcp: a regional managed instance group holds at most %d instances", maxReplicas))
 	}
 	return out
 }
@@ -308,7 +387,8 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 // Close implements providers.Closer.
 func (p *Provider) Close() error {
 	var errs []error
-	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.instances, p.regionOps, p.globalOps, p.secrets} {
+	for _, c := range []interface{ Close() error }{p.templates, p.groups, p.regionGroups, p.regions, p.instances, p.regionOps, p.globalOps, p.secrets,
+		p.healthChecks, p.firewallsC, p.addressesC, p.backends, p.rules} {
 		if c != nil && !isNilClient(c) {
 			errs = append(errs, c.Close())
 		}
@@ -333,6 +413,16 @@ func isNilClient(c interface{ Close() error }) bool {
 	case *compute.InstancesClient:
 		return v == nil
 	case *secretmanager.Client:
+		return v == nil
+	case *compute.HealthChecksClient:
+		return v == nil
+	case *compute.FirewallsClient:
+		return v == nil
+	case *compute.AddressesClient:
+		return v == nil
+	case *compute.RegionBackendServicesClient:
+		return v == nil
+	case *compute.ForwardingRulesClient:
 		return v == nil
 	}
 	return false

@@ -51,7 +51,7 @@ func listed(t *testing.T, p *gcp.Provider, o providers.Owner) []providers.Observ
 
 // TestPreview: a preview beside its base carries its number and head on its template's labels (so its instances)
 // and in its group's description; the base's objects are written as before; each List sees only its own
-// environment; Endpoints are the instances' external addresses with the port; Environments is one list call.
+// environment; Endpoints are each workload's reserved address with the port; Environments is one list call.
 func TestPreview(t *testing.T) {
 	emu := computeemu.New(computeemu.Options{AllowAnonymous: true})
 	t.Cleanup(emu.Close)
@@ -93,7 +93,7 @@ func TestPreview(t *testing.T) {
 		t.Errorf("base template labels %v", l)
 	}
 
-	addr := regexp.MustCompile(`^34\.76\.\d+\.\d+:8080$`)
+	addr := regexp.MustCompile(`^34\.140\.\d+\.\d+:8080$`) // the emulator's reserved regional addresses
 	var seen []string
 	for _, o := range []providers.Owner{owner, pr} {
 		obs := listed(t, p, o)

@@ -195,14 +195,16 @@ func TestTransientFaultsRetried(t *testing.T) {
 			if kind == computeemu.FaultSlow {
 				return
 			}
+			// The first read (of the health check) failed four times and was retried: five identical requests.
+			reqs := emu.Requests()
 			failed := 0
-			for _, r := range emu.Requests()[:4] {
-				if r.Method == http.MethodGet && strings.Contains(r.Path, "/instanceTemplates/") {
+			for _, r := range reqs[:5] {
+				if r.Method == http.MethodGet && r.Path == reqs[0].Path && strings.Contains(r.Path, "/healthChecks/") {
 					failed++
 				}
 			}
-			if failed != 4 {
-				t.Errorf("the first 4 requests were not retries of the template read: %s", normalise(emu.Requests()[:4]))
+			if failed != 5 {
+				t.Errorf("the first 4 requests were not retries of the health check read: %s", normalise(reqs[:5]))
 			}
 		})
 	}
@@ -236,7 +238,7 @@ func TestPermanentErrors(t *testing.T) {
 	}
 	inserts := 0
 	for _, r := range emu.Requests() {
-		if r.Method == http.MethodPost {
+		if r.Method == http.MethodPost && strings.HasSuffix(r.Path, "/instanceTemplates") {
 			inserts++
 		}
 	}

@@ -147,6 +147,9 @@ func liveSpec(name string, g *computepb.InstanceGroupManager, t *computepb.Insta
 	if t != nil {
 		c, _ := containerOf(t)
 		w.Image, w.Command, w.Args = c.Image, strs(c.Command), strs(c.Args)
+		if m, ok := machineSizeOf(templateOf(t.GetProperties().GetMachineType())); ok {
+			w.Resources = m.resources()
+		}
 		for _, e := range c.Env {
 			if w.Env == nil {
 				w.Env = map[string]string{}
@@ -182,18 +185,22 @@ func liveSpec(name string, g *computepb.InstanceGroupManager, t *computepb.Insta
 }
 
 // Normalize implements providers.Normalizer: the form in which Compute Engine reads a workload back. Port names
-// are not stored (named ports are "<protocol>-<port>"); an external address is per instance, so when one port is
-// public every port is; health checks and resources are not mapped (Validate refuses them) and read back unset.
+// are not stored (named ports are "<protocol>-<port>"); resources are the size of the machine type chosen for them
+// (machineTypeFor); the health check is in whole seconds with Compute Engine's defaults filled in (interval and
+// timeout 5 s, the timeout at most the interval, retries 2).
 func (p *Provider) Normalize(w schema.Workload) schema.Workload {
-	w.Health = nil
+	orig := w
+	w.Health = normalHealth(w)
 	w.Resources = schema.Resources{}
-	pub := slices.ContainsFunc(w.Ports, func(pt schema.Port) bool { return pt.Public })
+	if m, ok := machineSizeOf(p.machineTypeOf(orig)); ok {
+		w.Resources = m.resources()
+	}
 	if len(w.Ports) > 0 {
 		ps := make([]schema.Port, len(w.Ports))
 		for i, pt := range w.Ports {
 			pt.Name = ""
-			if pub {
-				pt.Public, pt.HostPort = true, pt.Port
+			if pt.Public {
+				pt.HostPort = pt.Port
 			}
 			ps[i] = pt
 		}
@@ -242,7 +249,7 @@ func (p *Provider) instanceTemplate(d providers.Desired, vals map[string]resolve
 		Name:        proto.String(name),
 		Description: proto.String(m.String()),
 		Properties: &computepb.InstanceProperties{
-			MachineType: proto.String(p.machineType),
+			MachineType: proto.String(p.machineTypeOf(d.Workload)),
 			Labels:      labels(d),
 			Tags:        &computepb.Tags{Items: []string{GroupName(d.Owner, d.Workload.Name)}},
 			Disks: []*computepb.AttachedDisk{{
@@ -267,13 +274,23 @@ func (p *Provider) templateNames(owner providers.Owner, workload, specHash strin
 	return []string{TemplateName(owner, workload, specHash), TemplateName(owner, workload, hex.EncodeToString(sum[:])[:12])}
 }
 
+// machineTypeOf is the machine type of w's instances: the target's machineType, else chosen from w's resources
+// (machineTypeFor; a workload no E2 type fits, refused by Validate, gets the default).
+func (p *Provider) machineTypeOf(w schema.Workload) string {
+	if mt, _ := machineTypeFor(p.machineType, w); mt != "" {
+		return mt
+	}
+	return defaultMachineType
+}
+
 // settingsDiff names the first template field berth sets from the target's settings that t has otherwise ("" when
-// none): the machine type, the boot image, the network and subnetwork.
-func (p *Provider) settingsDiff(t *computepb.InstanceTemplate) string {
+// none): the machine type (mt; "" to skip it: List, where the spec is not known, checks only the target's setting),
+// the boot image, the network and subnetwork.
+func (p *Provider) settingsDiff(t *computepb.InstanceTemplate, mt string) string {
 	pr := t.GetProperties()
 	switch {
-	case templateOf(pr.GetMachineType()) != p.machineType:
-		return fmt.Sprintf("machine type %s, the target's is %s", templateOf(pr.GetMachineType()), p.machineType)
+	case mt != "" && templateOf(pr.GetMachineType()) != mt:
+		return fmt.Sprintf("machine type %s, the spec's is %s", templateOf(pr.GetMachineType()), mt)
 	case len(pr.GetDisks()) == 0 || pr.GetDisks()[0].GetInitializeParams().GetSourceImage() != cosImage:
 		return "boot disk image"
 	case len(pr.GetNetworkInterfaces()) != 1:
@@ -300,7 +317,7 @@ func sameRef(live, want string) bool {
 // templateDiff names the first managed field in which live differs from want ("" when none): the target's
 // settings, the container (image, command, args, env), the external address, the spec-hash label.
 func (p *Provider) templateDiff(live, want *computepb.InstanceTemplate) string {
-	if s := p.settingsDiff(live); s != "" {
+	if s := p.settingsDiff(live, templateOf(want.GetProperties().GetMachineType())); s != "" {
 		return s
 	}
 	lc, ok1 := containerOf(live)
@@ -347,13 +364,14 @@ func (p *Provider) groupManager(d providers.Desired, templateLink string, zones 
 		dp.Zones = append(dp.Zones, &computepb.DistributionPolicyZoneConfiguration{Zone: proto.String("zones/" + z)})
 	}
 	return &computepb.InstanceGroupManager{
-		Name:               proto.String(name),
-		Description:        proto.String(m.String()),
-		BaseInstanceName:   proto.String(name),
-		TargetSize:         proto.Int32(int32(d.Workload.Replicas)),
-		Versions:           []*computepb.InstanceGroupManagerVersion{{Name: proto.String(d.SpecHash), InstanceTemplate: proto.String(templateLink)}},
-		DistributionPolicy: dp,
-		UpdatePolicy:       updatePolicy(len(zones)),
+		Name:                proto.String(name),
+		Description:         proto.String(m.String()),
+		BaseInstanceName:    proto.String(name),
+		TargetSize:          proto.Int32(int32(d.Workload.Replicas)),
+		Versions:            []*computepb.InstanceGroupManagerVersion{{Name: proto.String(d.SpecHash), InstanceTemplate: proto.String(templateLink)}},
+		DistributionPolicy:  dp,
+		UpdatePolicy:        updatePolicy(len(zones)),
+		AutoHealingPolicies: p.autohealing(d),
 	}
 }
 

@@ -1,13 +1,13 @@
 package gcp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"cloud.google.com/go/auth"
 	"cloud.google.com/go/compute/apiv1/computepb"
@@ -131,7 +131,8 @@ func TestContainerDeclaration(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	p := &Provider{machineType: "e2-small"}
+	p := &Provider{settings: Settings{MachineType: "e2-small"}}
+	auto := &Provider{}
 	base := schema.Workload{Name: "w", Image: "i", Replicas: 1, Ports: []schema.Port{{Port: 53, Protocol: "udp"}}}
 	for _, c := range []struct {
 		name   string
@@ -139,20 +140,38 @@ func TestValidate(t *testing.T) {
 		fields []string
 	}{
 		{"plain", func(*schema.Workload) {}, nil},
-		{"http health", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }, []string{"health.http"}},
+		{"http health", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }, nil},
 		{"command health", func(w *schema.Workload) { w.Health = &schema.HealthCheck{Command: []string{"true"}} }, []string{"health.command"}},
+		{"health bounds", func(w *schema.Workload) {
+			w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}, Interval: schema.Duration(10 * time.Minute),
+				Timeout: schema.Duration(11 * time.Minute), Retries: 11, StartPeriod: schema.Duration(2 * time.Hour)}
+		}, []string{"health.interval", "health.timeout", "health.retries", "health.startPeriod"}},
 		{"public port", func(w *schema.Workload) {
 			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}}
+		}, nil},
+		{"public udp without a health check", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 53, Protocol: "udp", Public: true}}
 		}, []string{"ports[0].public"}},
+		{"public udp with a tcp check", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 53, Protocol: "udp", Public: true}}
+			w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 8053}}
+		}, nil},
 		{"host port remap", func(w *schema.Workload) { w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", HostPort: 8080}} }, []string{"ports[0].hostPort"}},
 		{"fits", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20} }, nil},
 		{"too big", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30} }, []string{"resources.cpu", "resources.memory"}},
 		{"too many", func(w *schema.Workload) { w.Replicas = 1001 }, []string{"replicas"}},
+		{"auto: big", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 4000, MemoryBytes: 4 << 30} }, nil},
+		{"auto: no E2 fits", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 4000, MemoryBytes: 200 << 30} }, []string{"resources.memory"}},
+		{"auto: too many vCPU", func(w *schema.Workload) { w.Resources = schema.Resources{CPUMillis: 64000} }, []string{"resources.cpu"}},
 	} {
 		w := base
 		c.mod(&w)
 		var got []string
-		for _, pr := range p.Validate(w) {
+		v := p
+		if strings.HasPrefix(c.name, "auto") {
+			v = auto
+		}
+		for _, pr := range v.Validate(w) {
 			got = append(got, pr.Field)
 			if pr.Message == "" {
 				t.Errorf("%s: problem %s without a message", c.name, pr.Field)
@@ -211,7 +230,7 @@ func TestParseSettings(t *testing.T) {
 		return schema.Target{Name: "gce", Type: "gcp", Settings: s, Pos: schema.Pos{File: "berth.cue", Line: 3, Column: 2}}
 	}
 	s, err := ParseSettings(tg(map[string]any{"project": "p", "region": "r"}))
-	if err != nil || s.MachineType != "e2-small" {
+	if err != nil || s.MachineType != "" {
 		t.Fatalf("defaults: %+v, %v", s, err)
 	}
 	for _, c := range []struct {
@@ -312,11 +331,17 @@ func TestNormalize(t *testing.T) {
 	w := p.Normalize(schema.Workload{Name: "w", Resources: schema.Resources{CPUMillis: 250},
 		Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}},
 		Ports:  []schema.Port{{Name: "http", Port: 80, Protocol: "tcp", Public: true}, {Port: 53, Protocol: "udp"}}})
-	if w.Health != nil || w.Resources != (schema.Resources{}) {
-		t.Errorf("health and resources are not read back: %+v", w)
+	if h := w.Health; h == nil || h.TCP.Port != 80 || h.Interval != schema.Duration(5*time.Second) || h.Timeout != schema.Duration(5*time.Second) || h.Retries != 2 {
+		t.Errorf("health in Compute Engine's form: %+v", w.Health)
 	}
-	if w.Ports[0] != (schema.Port{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}) || w.Ports[1] != (schema.Port{Port: 53, Protocol: "udp", Public: true, HostPort: 53}) {
-		t.Errorf("ports %+v: names dropped, every port public when one is", w.Ports)
+	if w.Resources != (schema.Resources{CPUMillis: 250, MemoryBytes: 1 << 30}) {
+		t.Errorf("resources are e2-micro's: %+v", w.Resources)
+	}
+	if w.Ports[0] != (schema.Port{Port: 80, Protocol: "tcp", Public: true, HostPort: 80}) || w.Ports[1] != (schema.Port{Port: 53, Protocol: "udp"}) {
+		t.Errorf("ports %+v: names dropped, public ones with their host port", w.Ports)
+	}
+	if w := (&Provider{machineType: "n2-standard-4"}).Normalize(schema.Workload{}); w.Resources != (schema.Resources{CPUMillis: 4000, MemoryBytes: 16 << 30}) {
+		t.Errorf("resources of the target's machine type: %+v", w.Resources)
 	}
 }
 
@@ -382,33 +407,91 @@ func TestPreviewLabelsAndMarker(t *testing.T) {
 	}
 }
 
-// TestEndpoints: one endpoint per public port, from the first running instance (of the observed spec first) that
-// has an address; none while no running instance has one.
-func TestEndpoints(t *testing.T) {
-	o := providers.Observed{SpecHash: "new", Spec: schema.Workload{Ports: []schema.Port{
-		{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080}, {Port: 53, Protocol: "udp", Public: true, HostPort: 53}}},
-		Replicas: []providers.Replica{
-			{Name: "a-old", SpecHash: "old", Running: true},
-			{Name: "b-new", SpecHash: "new", Running: false},
-			{Name: "c-new", SpecHash: "new", Running: true},
-		}}
-	a := &addresses{loaded: true, byName: map[string]string{"a-old": "34.0.0.1", "b-new": "34.0.0.2", "c-new": "10.132.0.3"}}
-	got, err := endpoints(context.Background(), o, a)
-	want := []providers.Endpoint{{Port: 8080, Address: "10.132.0.3:8080"}, {Port: 53, Address: "10.132.0.3:53"}}
-	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Errorf("endpoints = %+v, %v; want %+v", got, err, want)
+// TestPickMachineType: the smallest E2 type that fits, by the documented rule.
+func TestPickMachineType(t *testing.T) {
+	const mi = 1 << 20
+	for _, c := range []struct {
+		cpu, mem int64
+		want     string
+	}{
+		{0, 0, "e2-small"},
+		{250, 64 * mi, "e2-micro"}, // the quickstart web workload
+		{250, 1024 * mi, "e2-micro"},
+		{251, 64 * mi, "e2-small"},
+		{100, 1025 * mi, "e2-small"},
+		{1000, 4096 * mi, "e2-medium"},
+		{1001, 0, "e2-custom-2-1024"},
+		{2000, 2048 * mi, "e2-highcpu-2"},
+		{2000, 8192 * mi, "e2-standard-2"},
+		{2000, 3 << 30, "e2-custom-2-3072"},
+		{1500, 3000 * mi, "e2-custom-2-3072"}, // 256 MiB steps
+		{3000, 0, "e2-custom-4-2048"},         // even vCPU, 0.5 GiB per vCPU at least
+		{500, 20 << 30, "e2-custom-4-20480"},  // 8 GiB per vCPU at most: more vCPU
+		{4000, 32 << 30, "e2-highmem-4"},
+		{32000, 128 << 30, "e2-standard-32"},
+		{16000, 128 << 30, "e2-highmem-16"},
+	} {
+		got, err := pickMachineType(schema.Resources{CPUMillis: c.cpu, MemoryBytes: c.mem})
+		if err != nil || got != c.want {
+			t.Errorf("%dm %d MiB: %q, %v; want %s", c.cpu, c.mem/mi, got, err, c.want)
+		}
+		if err == nil {
+			s, ok := machineSizeOf(got)
+			if !ok || s.cpu < c.cpu || s.mem<<20 < c.mem {
+				t.Errorf("%s (%v, %t) does not hold %dm %d MiB", got, s, ok, c.cpu, c.mem/mi)
+			}
+		}
 	}
-	a.byName = map[string]string{"b-new": "34.0.0.2"}
-	if got, _ := endpoints(context.Background(), o, a); len(got) != 0 {
-		t.Errorf("endpoints without a running instance's address: %+v", got)
+	for _, r := range []schema.Resources{{CPUMillis: 33000}, {MemoryBytes: 129 << 30}} {
+		if mt, err := pickMachineType(r); err == nil {
+			t.Errorf("%+v: %s, want an error", r, mt)
+		}
 	}
-	in := &computepb.Instance{NetworkInterfaces: []*computepb.NetworkInterface{{NetworkIP: proto.String("10.132.0.9"),
-		AccessConfigs: []*computepb.AccessConfig{{Name: proto.String("external-nat")}}}}}
-	if got := instanceAddress(in); got != "10.132.0.9" {
-		t.Errorf("no external address yet: %q, want the internal one", got)
+}
+
+// TestMachineTypeSetting: a machineType setting wins and must hold the resources; a type of unknown size is not
+// checked.
+func TestMachineTypeSetting(t *testing.T) {
+	w := schema.Workload{Resources: schema.Resources{CPUMillis: 2000, MemoryBytes: 3 << 30}}
+	if mt, probs := machineTypeFor("e2-standard-2", w); mt != "e2-standard-2" || len(probs) != 0 {
+		t.Errorf("fits: %s %v", mt, probs)
 	}
-	in.NetworkInterfaces[0].AccessConfigs[0].NatIP = proto.String("34.76.0.9")
-	if got := instanceAddress(in); got != "34.76.0.9" {
-		t.Errorf("instanceAddress = %q, want the external one", got)
+	mt, probs := machineTypeFor("e2-micro", w)
+	if mt != "e2-micro" || len(probs) != 2 || probs[0].field != "resources.cpu" || probs[1].field != "resources.memory" ||
+		!strings.Contains(probs[0].message, "e2-micro") || !strings.Contains(probs[1].message, "e2-micro") {
+		t.Errorf("too small: %s %+v", mt, probs)
+	}
+	if _, probs := machineTypeFor("n2-custom-4-6144", w); len(probs) != 0 {
+		t.Errorf("custom type that fits: %+v", probs)
+	}
+	if _, probs := machineTypeFor("custom-1-1024", w); len(probs) != 2 {
+		t.Errorf("custom type too small: %+v", probs)
+	}
+	if _, probs := machineTypeFor("a3-megagpu-8g", w); len(probs) != 0 {
+		t.Errorf("unknown type: %+v", probs)
+	}
+}
+
+// TestHealthMapping: a workload health check as a Compute Engine health check, and back in Normalize's form.
+func TestHealthMapping(t *testing.T) {
+	w := schema.Workload{Health: &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+		Interval: schema.Duration(2500 * time.Millisecond), Timeout: schema.Duration(10 * time.Second), Retries: 3,
+		StartPeriod: schema.Duration(30 * time.Second)}}
+	hc := healthCheck(w, "hc", "desc")
+	if hc.GetType() != "HTTP" || hc.GetHttpHealthCheck().GetRequestPath() != "/healthz" || hc.GetHttpHealthCheck().GetPort() != 8080 ||
+		hc.GetCheckIntervalSec() != 3 || hc.GetTimeoutSec() != 3 || hc.GetUnhealthyThreshold() != 3 {
+		t.Errorf("health check: %v", hc)
+	}
+	n := normalHealth(w)
+	if n.HTTP.Path != "/healthz" || n.Interval != schema.Duration(3*time.Second) || n.Timeout != schema.Duration(3*time.Second) ||
+		n.Retries != 3 || n.StartPeriod != schema.Duration(30*time.Second) {
+		t.Errorf("normal form: %+v", n)
+	}
+	tcp := healthCheck(schema.Workload{Health: &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 5432}}}, "hc", "")
+	if tcp.GetType() != "TCP" || tcp.GetTcpHealthCheck().GetPort() != 5432 || tcp.GetCheckIntervalSec() != 5 || tcp.GetUnhealthyThreshold() != 2 {
+		t.Errorf("tcp: %v", tcp)
+	}
+	if healthCheck(schema.Workload{Health: &schema.HealthCheck{Command: []string{"true"}}}, "hc", "") != nil {
+		t.Error("a command check maps to a health check")
 	}
 }

@@ -64,6 +64,9 @@ type Options struct {
 	OnStep func(group string, running, target int)
 	// AllowAnonymous serves requests without an access token (default: a token from /token is required).
 	AllowAnonymous bool
+	// HealSteps is how many steps an instance of a group with an autohealing policy stays UNHEALTHY before the
+	// group recreates it (default 3).
+	HealSteps int
 }
 
 // Request is one API call as received, for goldens.
@@ -92,6 +95,10 @@ type Server struct {
 	keys      map[string]*rsa.PublicKey // service-account email → public key
 	tokens    map[string]bool
 	ips       int // addresses handed out
+	// lb holds the load-balancing resources by collection ("healthChecks", "backendServices", ...) and name.
+	lb     map[string]map[string]proto.Message
+	health func(HealthProbe) bool
+	quota  map[string]int
 }
 
 type template struct {
@@ -109,6 +116,10 @@ type instance struct {
 	// zone, addresses, network, labels and machine type, fixed when it is made (placeInstance)
 	zone, networkIP, natIP, network, machineType string
 	labels                                       map[string]string
+	// health is the autohealing health state ("" without a policy, UNKNOWN, HEALTHY, UNHEALTHY); up counts the
+	// steps it has run, sick those it has been unhealthy, healed how often autohealing recreated it.
+	health           string
+	up, sick, healed int
 }
 
 type group struct {
@@ -156,6 +167,9 @@ func New(opts Options) *Server {
 	if opts.DeleteSteps <= 0 {
 		opts.DeleteSteps = 1
 	}
+	if opts.HealSteps <= 0 {
+		opts.HealSteps = 3
+	}
 	s := &Server{
 		opts:      opts,
 		templates: map[string]*template{},
@@ -165,6 +179,8 @@ func New(opts Options) *Server {
 		keys:      map[string]*rsa.PublicKey{},
 		tokens:    map[string]bool{},
 		nextID:    4200000000000000000,
+		lb:        map[string]map[string]proto.Message{},
+		quota:     map[string]int{},
 	}
 	s.hs = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
@@ -452,6 +468,17 @@ func permissionOf(method, path string) string {
 		return "compute.projects.get"
 	}
 	coll, name, verb := m[3], m[4], m[5]
+	switch coll {
+	case "backendServices":
+		coll = "regionBackendServices"
+		if verb == "getHealth" {
+			return "compute.regionBackendServices.get"
+		}
+	case "healthChecks":
+		if method == http.MethodPatch {
+			return "compute.healthChecks.update"
+		}
+	}
 	switch {
 	case verb != "":
 		return "compute." + coll + "." + verb
@@ -604,6 +631,9 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 		}
 		return s.managedInstances(g), nil
 	}
+	if m, e, ok := s.lbRoute(method, coll, name, verb, global, q, body, mutate); ok {
+		return m, e
+	}
 	return nil, errorf(404, "notFound", "The requested URL %s was not found on this server.", path)
 }
 
@@ -748,8 +778,8 @@ func (s *Server) insertTemplate(tp *computepb.InstanceTemplate) (func() *apiErro
 		return nil, errorf(409, "alreadyExists", "The resource 'projects/%s/global/instanceTemplates/%s' already exists", s.opts.Project, tp.GetName())
 	case tp.GetProperties() == nil:
 		return nil, errorf(400, "required", "Required field 'resource.properties' not specified")
-	case !machine.MatchString(tp.GetProperties().GetMachineType()):
-		return nil, errorf(400, "invalid", "Invalid value for field 'resource.properties.machineType': '%s'. Machine type with name '%s' does not exist.", tp.GetProperties().GetMachineType(), tp.GetProperties().GetMachineType())
+	case checkMachineType(tp.GetProperties().GetMachineType()) != "":
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.properties.machineType': '%s'. %s", tp.GetProperties().GetMachineType(), checkMachineType(tp.GetProperties().GetMachineType()))
 	}
 	if e := checkTemplateProperties(tp.GetProperties()); e != nil {
 		return nil, e
@@ -847,7 +877,7 @@ func (s *Server) checkGroupSpec(g *computepb.InstanceGroupManager) *apiError {
 	if e := s.checkPolicies(g); e != nil {
 		return e
 	}
-	return nil
+	return s.checkAutoHealing(g)
 }
 
 func (s *Server) insertGroup(g *computepb.InstanceGroupManager) (func() *apiError, *apiError) {
@@ -932,6 +962,9 @@ func (s *Server) patchGroup(name string, patch *computepb.InstanceGroupManager) 
 	if patch.TargetSize != nil {
 		merged.TargetSize = patch.TargetSize
 	}
+	if patch.AutoHealingPolicies != nil {
+		merged.AutoHealingPolicies = patch.AutoHealingPolicies
+	}
 	if patch.ListManagedInstancesResults != nil {
 		merged.ListManagedInstancesResults = patch.ListManagedInstancesResults
 	}
@@ -971,6 +1004,14 @@ func (s *Server) patchGroup(name string, patch *computepb.InstanceGroupManager) 
 func (s *Server) deleteGroup(name string) (func() *apiError, *apiError) {
 	if s.groups[name] == nil {
 		return nil, notFound(s.groupLink(name))
+	}
+	for _, n := range sortedNames(s.lb["backendServices"]) {
+		for _, b := range s.lb["backendServices"][n].(*computepb.BackendService).GetBackends() {
+			if _, gn := refName(b.GetGroup()); gn == name {
+				return nil, errorf(400, "resourceInUseByAnotherResource", "The instance_group resource 'projects/%s/regions/%s/instanceGroups/%s' is already being used by 'projects/%s/regions/%s/backendServices/%s'",
+					s.opts.Project, s.opts.Region, name, s.opts.Project, s.opts.Region, n)
+			}
+		}
 	}
 	return func() *apiError { delete(s.groups, name); return nil }, nil
 }
@@ -1036,15 +1077,20 @@ func (s *Server) managedInstances(g *group) *computepb.RegionInstanceGroupManage
 	out := &computepb.RegionInstanceGroupManagersListInstancesResponse{}
 	ins := append([]*instance(nil), g.instances...)
 	sort.Slice(ins, func(a, b int) bool { return ins[a].name < ins[b].name })
+	hc := s.autohealCheck(g)
 	for _, in := range ins {
-		out.ManagedInstances = append(out.ManagedInstances, &computepb.ManagedInstance{
+		mi := &computepb.ManagedInstance{
 			Id:             proto.Uint64(in.id),
 			Name:           proto.String(in.name),
 			Instance:       proto.String(s.zoneLink(in.zone) + "/instances/" + in.name),
 			InstanceStatus: proto.String(in.status),
 			CurrentAction:  proto.String(in.action),
 			Version:        &computepb.ManagedInstanceVersion{InstanceTemplate: proto.String(s.templateLink(in.template))},
-		})
+		}
+		if hc != nil && in.health != "" {
+			mi.InstanceHealth = []*computepb.ManagedInstanceInstanceHealth{{HealthCheck: hc.SelfLink, DetailedHealthState: proto.String(in.health)}}
+		}
+		out.ManagedInstances = append(out.ManagedInstances, mi)
 	}
 	return out
 }
@@ -1099,6 +1145,7 @@ func (s *Server) step() {
 	sort.Strings(names)
 	for _, n := range names {
 		g := s.groups[n]
+		s.stepHealth(g)
 		s.stepGroup(g)
 		if s.opts.OnStep != nil {
 			running := 0
@@ -1150,7 +1197,7 @@ func (s *Server) stepGroup(g *group) {
 		if in.template != cur {
 			old = append(old, in)
 		}
-		if in.status == "RUNNING" && in.action == "NONE" {
+		if s.ready(g, in) {
 			ready++
 		}
 	}
@@ -1183,7 +1230,7 @@ func (s *Server) stepGroup(g *group) {
 		sort.SliceStable(old, func(a, b int) bool { return rank(old[a], cur) < rank(old[b], cur) })
 		victim := old[0]
 		after := ready
-		if victim.status == "RUNNING" && victim.action == "NONE" {
+		if s.ready(g, victim) {
 			after--
 		}
 		if after >= target-unavailable {
