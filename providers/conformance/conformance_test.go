@@ -2,11 +2,13 @@ package conformance_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,8 +25,9 @@ const envBroken = "BERTH_CONFORMANCE_BROKEN"
 type broken struct {
 	*fake.Provider
 	mode   string
-	copies *sync.Map // workload name → the schema.Workload last applied ("stored-copy")
-	gaps   *sync.Map // workload name → a channel closed once a List missed the workload ("break-before-make")
+	copies *sync.Map     // workload name → the schema.Workload last applied ("stored-copy")
+	gaps   *sync.Map     // workload name → a channel closed once a List missed the workload ("break-before-make")
+	lists  *atomic.Int64 // Lists so far ("moving-endpoint")
 }
 
 func (b broken) Apply(ctx context.Context, d providers.Desired) error {
@@ -82,6 +85,11 @@ func (b broken) List(ctx context.Context, owner providers.Owner, target string) 
 		switch b.mode {
 		case "no-endpoints":
 			obs[i].Endpoints = nil
+		case "moving-endpoint": // a new address at every look, as a provider reporting a task's ephemeral port would
+			n := b.lists.Add(1)
+			for j := range obs[i].Endpoints {
+				obs[i].Endpoints[j].Address = fmt.Sprintf("127.0.0.1:%d", 20000+n%10000)
+			}
 		case "ignores-health": // reports the replicas healthy whatever their check says
 			for j := range obs[i].Replicas {
 				obs[i].Replicas[j].Health = "healthy"
@@ -141,7 +149,7 @@ func TestBrokenProvider(t *testing.T) {
 	}
 	// Every wait on a broken provider runs out: keep it short (a case timing out spuriously only adds failures).
 	f := fake.New()
-	b := broken{Provider: f, mode: mode, copies: &sync.Map{}, gaps: &sync.Map{}}
+	b := broken{Provider: f, mode: mode, copies: &sync.Map{}, gaps: &sync.Map{}, lists: &atomic.Int64{}}
 	conformance.Run(t, harness(b, f, 500*time.Millisecond))
 }
 
@@ -157,6 +165,7 @@ func TestSuiteCatchesBrokenProviders(t *testing.T) {
 		"stored-copy":       {"fielddrift"},
 		"extra-replica":     {"create", "reapply", "rollout", "scale", "crash", "ownership", "status"},
 		"no-endpoints":      {"endpoint"},
+		"moving-endpoint":   {"endpoint"},
 		"break-before-make": {"mbb1", "healthhold"},
 		"ignores-health":    {"healthhold"},
 	} {
