@@ -135,7 +135,7 @@ func NewEngine(opts Options) (*Engine, error) {
 		opts.Evaluate = policies.Evaluate
 	}
 	if opts.Registry == nil {
-		opts.Registry = NewRegistryClient
+		opts.Registry = func(access map[string]RegistryAccess) ImageResolver { return NewRegistryClient(access) }
 	}
 	if opts.RegistryAttempts == 0 {
 		opts.RegistryAttempts = DefaultRegistryAttempts

@@ -58,9 +58,9 @@ func (a RegistryAccess) LogValue() slog.Value {
 	return slog.GroupValue(slog.String("host", a.Host), slog.String("username", a.Username), slog.Bool("insecure", a.Insecure))
 }
 
-// NewRegistryClient is the default Options.Registry: a *registry.Client that sends each declared registry its
-// credentials and speaks plain HTTP to loopback and insecure hosts.
-func NewRegistryClient(access map[string]RegistryAccess) ImageResolver {
+// NewRegistryClient is the client of the default Options.Registry: a *registry.Client that sends each declared
+// registry its credentials and speaks plain HTTP to loopback and insecure hosts. Callers may set its HTTP client.
+func NewRegistryClient(access map[string]RegistryAccess) *registry.Client {
 	return &registry.Client{
 		Credentials: func(host string) (string, string) {
 			a := access[host]
@@ -156,6 +156,9 @@ func (e *Engine) pin(ctx context.Context, cfg *schema.Config, ev schema.Environm
 			continue
 		}
 		ps.access[h] = a
+	}
+	if len(hosts) == 0 {
+		return ps, nil
 	}
 	res := e.resolver(ps.access)
 
@@ -279,8 +282,8 @@ func (e *Engine) registryAccess(ctx context.Context, cfg *schema.Config, ev sche
 		return a, fmt.Errorf("%s: registry %s: password secret %s is a reference berth does not read; declare it with sops",
 			r.Position("password.secret"), r.Host, r.Password)
 	}
+	// Already masked as a decrypted value; basic authentication's "user:password" in base64 too.
 	redact.RegisterBasic(r.Username, string(s.Value))
-	redact.Register(string(s.Value))
 	a.Password = s.Value
 	return a, nil
 }

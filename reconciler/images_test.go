@@ -18,6 +18,7 @@ import (
 	"github.com/berth-dev/berth/providers/registry/registrytest"
 	"github.com/berth-dev/berth/reconciler/internal/fakeclock"
 	"github.com/berth-dev/berth/schema"
+	"github.com/berth-dev/berth/schema/redact"
 	"github.com/berth-dev/berth/schema/secrets"
 	"github.com/berth-dev/berth/schema/secrets/sopstest"
 )
@@ -241,6 +242,29 @@ func TestPinnedImage(t *testing.T) {
 	}
 	w.noPassword(p)
 	w.noPassword(again)
+	if redact.String("pw "+regPassword) != "pw "+redact.Mask {
+		t.Error("the registry password is not registered for redaction")
+	}
+}
+
+// TestNewRegistryClient: each declared host gets its own credentials; plain HTTP goes to loopback and insecure
+// hosts only.
+func TestNewRegistryClient(t *testing.T) {
+	c := NewRegistryClient(map[string]RegistryAccess{
+		"reg.example:5000": {Host: "reg.example:5000", Insecure: true},
+		"ghcr.io":          {Host: "ghcr.io", Username: "me", Password: []byte("pw-of-ghcr")},
+	})
+	for host, want := range map[string]bool{"reg.example:5000": true, "ghcr.io": false, "127.0.0.1:5000": true, "other.example": false} {
+		if got := c.PlainHTTP(host); got != want {
+			t.Errorf("PlainHTTP(%s) = %v, want %v", host, got, want)
+		}
+	}
+	if u, p := c.Credentials("ghcr.io"); u != "me" || p != "pw-of-ghcr" {
+		t.Errorf("Credentials(ghcr.io) = %s, %s", u, p)
+	}
+	if u, p := c.Credentials("reg.example:5000"); u != "" || p != "" {
+		t.Errorf("Credentials(reg.example:5000) = %s, %s; want anonymous", u, p)
+	}
 }
 
 // TestPinnedTagMoved: a tag moved between plan and apply makes the apply refuse the plan as stale, touching

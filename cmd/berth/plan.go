@@ -65,6 +65,7 @@ func (f *engineFlags) engine(g *globals, store *reconciler.Store, metrics *recon
 	}
 	return reconciler.NewEngine(reconciler.Options{
 		Secrets:        sec,
+		Registry:       registryResolver,
 		Background:     background,
 		Instance:       g.instance,
 		Logger:         g.logger(),
