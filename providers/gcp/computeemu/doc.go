@@ -23,6 +23,24 @@
 //	                                              its template's labels and network, an internal address
 //	                                              (10.132.x.y) and, when the template has an access config, an
 //	                                              external one (34.76.x.y) shown once it is RUNNING
+//	global/healthChecks[/{name}]                  GET (list, filter), POST, PATCH (a JSON merge of the top-level
+//	                                              fields), DELETE: HTTP and TCP checks (port, requestPath,
+//	                                              interval 1-300, timeout at most the interval, thresholds 1-10;
+//	                                              defaults 5/5/2/2 filled in)
+//	global/firewalls[/{name}]                     GET (list, filter), POST, PATCH, DELETE (allowed protocols, CIDR
+//	                                              source ranges; direction INGRESS, priority 1000, the default
+//	                                              network filled in)
+//	regions/{region}/backendServices[/{name}]     GET (list, filter), POST, PATCH, DELETE; EXTERNAL with TCP, UDP
+//	                                              or UNSPECIFIED, exactly one existing health check, backends that
+//	                                              are groups of the region with CONNECTION balancing
+//	.../backendServices/{name}/getHealth          POST: each RUNNING instance of the group, HEALTHY or UNHEALTHY
+//	                                              by the health hook (SetHealth)
+//	regions/{region}/forwardingRules[/{name}]     GET (list, filter), POST, DELETE: the protocol matching the
+//	                                              backend service's, at most 5 ports, one of ports, portRange
+//	                                              and allPorts, an IPAddress reserved in the region (else an
+//	                                              ephemeral one); labels
+//	regions/{region}/addresses[/{name}]           GET (list, filter), POST, DELETE: an external IP (34.140.x.y)
+//	                                              handed out, status RESERVED or IN_USE with its users; labels
 //	regions/{region}/instanceGroups/{name}        GET (named ports, their fingerprint)
 //	.../instanceGroups/{name}/setNamedPorts       POST (fingerprint checked when given); the group manager's
 //	                                              output-only namedPorts show them
@@ -33,7 +51,16 @@
 // Options.OpSteps steps and only then take effect; a group converges to its target size over steps (instances go
 // PROVISIONING → RUNNING after Options.BootSteps, are deleted in Options.DeleteSteps), a version change is rolled out
 // PROACTIVE with maxSurge/maxUnavailable (surge first, one old instance removed once the surplus is RUNNING), and
-// stopped or deleted instances are repaired. A just-inserted template or group is missing from the first List that
+// stopped or deleted instances are repaired. A group with an autohealing policy (its health check must exist,
+// initialDelaySec 0-3600, at most one policy) probes each RUNNING instance once a step through the health hook
+// (SetHealth; every probe passes without one): UNKNOWN for its first step, then HEALTHY or UNHEALTHY, shown as
+// listManagedInstances' instanceHealth[].detailedHealthState; one UNHEALTHY for more than Options.HealSteps steps
+// is recreated (autohealing; the initial delay is not modelled in steps). In a rollout such a group counts an
+// instance as available only when HEALTHY, so new instances that never pass hold every old one in place.
+// Deleting a health check a backend service or an autohealing policy uses, a backend service a forwarding rule
+// uses, an address a forwarding rule uses, or a group whose instance group is a backend is 400
+// resourceInUseByAnotherResource. SetQuota caps a collection: an insert beyond it fails its operation with
+// QUOTA_EXCEEDED (403, "Quota 'STATIC_ADDRESSES' exceeded. Limit: N.0 in region R."). A just-inserted template or group is missing from the first List that
 // would show it (eventual consistency). requestId is honoured: the same id and request return the same operation,
 // the same id with another request is a 400. Faults (Fail) answer the next n API calls with throttling (429 or 403
 // rateLimitExceeded), server errors (503 backendError), conflicts (409), a denied permission (403 forbidden,
@@ -43,7 +70,9 @@
 // Validation as GCE answers it (400 with error.errors[].reason "invalid" or "required", unless noted), checked
 // against the Compute v1 discovery document for the calls berth makes:
 //   - names, label keys and values, network tags (RFC 1035), metadata keys ([a-zA-Z0-9-_]{1,128}, 512 KB in all),
-//     known machine types, a boot disk first with a source image, at least one network interface (required), enum
+//     known machine types (predefined ones, and custom types "[e2-|n1-|n2-|n2d-]custom-<vCPU>-<MiB>[-ext]" by
+//     GCE's rules: memory in 256 MiB steps, E2 2-32 even vCPU with 0.5-8 GiB each and at most 128 GiB, N1 1 or
+//     even vCPU with 0.9-6.5 GiB each unless -ext, ...), a boot disk first with a source image, at least one network interface (required), enum
 //     values of disks[].type and accessConfigs[].type, unknown JSON fields (parseError);
 //   - regional groups: distributionPolicy.zones must be zones of the region (Options.Zones, default
 //     "<region>-b", "-c", "-d", as europe-west1's are) without duplicates; a group without zones spreads over all of
@@ -70,7 +99,8 @@
 // redistribution is not modelled.
 //
 // Simplified: instances of a regional group are not placed in zones (the zone count only drives validation), no
-// health checks or autohealing policy, no firewall or networks (network names are not checked), list filters are
+// traffic is carried (a load balancer is its resources and getHealth), firewall rules are not enforced, networks
+// are not checked, PATCH of load-balancing resources replaces whole top-level fields, list filters are
 // Compute's syntax in part (a bare "field eq|ne regexp", "field = value", "field != value", "field:value" or
 // "field:*", or parenthesised terms joined by nothing, AND or OR, read left to right, on the resource's JSON field
 // paths such as labels.<key>; anything else is 400 invalid), paging is ignored (one page), instances deleted out of band are recreated under a new name, the JSON merge of
