@@ -503,3 +503,23 @@ func TestPinAgainstDistribution(t *testing.T) {
 		t.Fatal("nothing applied")
 	}
 }
+
+// TestPinByDigest: a reference by digest is checked to exist and kept as written; tag and digest together keep
+// both.
+func TestPinByDigest(t *testing.T) {
+	w := newPinWorld(t, nil)
+	ref, digest := w.reg.Push("app", "v1", registrytest.Image{OCI: true})
+	byDigest := w.reg.Host() + "/app@" + digest
+	for _, image := range []string{byDigest, ref + "@" + digest} {
+		p, err := w.plan(w.config(image))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Problems) > 0 || len(p.Images) != 1 || p.Images[0].Pinned != image || p.Images[0].Digest != digest {
+			t.Errorf("%s: images %+v, problems %v", image, p.Images, p.Problems)
+		}
+	}
+	if n := w.reg.Requests("HEAD /v2/app/manifests/" + digest); n < 2 {
+		t.Errorf("the digest was checked %d times, want each plan to check it", n)
+	}
+}
