@@ -56,23 +56,36 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return err
 	}
+	lbs, _, err := p.ensureLoadBalancing(ctx, k, d.Workload)
+	if err != nil {
+		return err
+	}
+	grace := gracePeriod(d.Workload, lbs)
 	replicas := int32(d.Workload.Replicas)
 	var replaced string
+	var oldLBs []types.LoadBalancer
+	if svc != nil {
+		oldLBs = svc.LoadBalancers
+	}
+	lbChanged := svc != nil && (!sameLoadBalancers(svc.LoadBalancers, lbs) ||
+		(grace != nil && aws.ToInt32(svc.HealthCheckGracePeriodSeconds) != *grace))
 	switch {
 	case svc == nil:
 		log.InfoContext(ctx, "creating ecs service", "service", name, "taskDefinition", tdArn)
 		in := &ecs.CreateServiceInput{
-			Cluster:                 aws.String(p.set.cluster),
-			ServiceName:             aws.String(name),
-			TaskDefinition:          aws.String(tdArn),
-			DesiredCount:            aws.Int32(replicas),
-			LaunchType:              types.LaunchTypeFargate,
-			NetworkConfiguration:    p.networkConfiguration(),
-			DeploymentConfiguration: deploymentConfiguration(),
-			PropagateTags:           types.PropagateTagsTaskDefinition,
-			EnableECSManagedTags:    true,
-			Tags:                    append(ownerTags(k), ptags...),
-			ClientToken:             aws.String(clientToken(k, d.SpecHash, d.Workload.Replicas, ptags)),
+			Cluster:                       aws.String(p.set.cluster),
+			ServiceName:                   aws.String(name),
+			TaskDefinition:                aws.String(tdArn),
+			DesiredCount:                  aws.Int32(replicas),
+			LaunchType:                    types.LaunchTypeFargate,
+			NetworkConfiguration:          p.networkConfiguration(),
+			DeploymentConfiguration:       deploymentConfiguration(),
+			PropagateTags:                 types.PropagateTagsTaskDefinition,
+			EnableECSManagedTags:          true,
+			Tags:                          append(ownerTags(k), ptags...),
+			ClientToken:                   aws.String(clientToken(k, d.SpecHash, d.Workload.Replicas, ptags, lbs...)),
+			LoadBalancers:                 lbs,
+			HealthCheckGracePeriodSeconds: grace,
 		}
 		if err := p.call(ctx, "CreateService", func(ctx context.Context) error {
 			_, err := p.client.CreateService(ctx, in)
@@ -80,7 +93,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		}); err != nil {
 			return fmt.Errorf("workload %s: %w", k.Workload, err)
 		}
-	case aws.ToString(svc.TaskDefinition) != tdArn || svc.DesiredCount != replicas:
+	case aws.ToString(svc.TaskDefinition) != tdArn || svc.DesiredCount != replicas || lbChanged:
 		if aws.ToString(svc.TaskDefinition) != tdArn {
 			replaced = aws.ToString(svc.TaskDefinition)
 		}
@@ -91,6 +104,13 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			TaskDefinition: aws.String(tdArn),
 			DesiredCount:   aws.Int32(replicas),
 		}
+		if lbChanged {
+			in.LoadBalancers = lbs
+			if in.LoadBalancers == nil {
+				in.LoadBalancers = []types.LoadBalancer{} // none: ECS removes them
+			}
+			in.HealthCheckGracePeriodSeconds = grace
+		}
 		if err := p.call(ctx, "UpdateService", func(ctx context.Context) error {
 			_, err := p.client.UpdateService(ctx, in)
 			return err
@@ -98,11 +118,16 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			return fmt.Errorf("workload %s: %w", k.Workload, err)
 		}
 	}
-	if err := p.waitConverged(ctx, name, tdArn, replicas); err != nil {
+	if err := p.waitConverged(ctx, name, tdArn, replicas, lbs); err != nil {
 		return fmt.Errorf("workload %s: %w", k.Workload, err)
 	}
 	if replaced != "" || svc == nil {
 		p.deregisterStale(ctx, k, name, tdArn)
+	}
+	if lbChanged && len(oldLBs) > 0 {
+		if err := p.pruneLoadBalancing(ctx, k, d.Workload, oldLBs, lbs); err != nil {
+			log.WarnContext(ctx, "removing load balancing the workload no longer uses", "error", err)
+		}
 	}
 	return nil
 }
@@ -271,9 +296,9 @@ func (p *Provider) remember(arn string, info tdInfo) {
 // waitConverged polls until the service's only deployment is the primary one on tdArn, COMPLETED, running
 // replicas tasks, and exactly replicas ready tasks of tdArn are listed. A failed rollout (circuit breaker) is a
 // permanent error naming why the tasks stopped.
-func (p *Provider) waitConverged(ctx context.Context, name, tdArn string, replicas int32) error {
+func (p *Provider) waitConverged(ctx context.Context, name, tdArn string, replicas int32, lbs []types.LoadBalancer) error {
 	for {
-		why, err := p.convergedWhy(ctx, name, tdArn, replicas)
+		why, err := p.convergedWhy(ctx, name, tdArn, replicas, lbs)
 		if err != nil || why == "" {
 			return err
 		}
@@ -283,7 +308,7 @@ func (p *Provider) waitConverged(ctx context.Context, name, tdArn string, replic
 	}
 }
 
-func (p *Provider) convergedWhy(ctx context.Context, name, tdArn string, replicas int32) (string, error) {
+func (p *Provider) convergedWhy(ctx context.Context, name, tdArn string, replicas int32, lbs []types.LoadBalancer) (string, error) {
 	svc, err := p.describeService(ctx, name)
 	if err != nil {
 		return "", err
@@ -316,16 +341,27 @@ func (p *Provider) convergedWhy(ctx context.Context, name, tdArn string, replica
 	if err != nil {
 		return "", err
 	}
+	var health map[string]map[string]string
+	if len(lbs) > 0 {
+		var gone []string
+		if health, gone, err = p.targetHealth(ctx, lbs); err != nil {
+			return "", err
+		}
+		if len(gone) > 0 {
+			return "", fmt.Errorf("ecs service %s: target group %s is gone", name, targetGroupName(gone[0]))
+		}
+	}
 	ready := 0
 	for _, t := range tasks {
 		info, ok := p.cached(aws.ToString(t.TaskDefinitionArn))
 		if aws.ToString(t.TaskDefinitionArn) == tdArn && aws.ToString(t.LastStatus) == "RUNNING" &&
-			(!ok || !info.hasHealth || t.HealthStatus == types.HealthStatusHealthy) {
+			(!ok || !info.hasHealth || t.HealthStatus == types.HealthStatusHealthy) &&
+			(len(lbs) == 0 || taskTargetState(t, lbs, health) == "healthy") {
 			ready++
 		}
 	}
 	if len(tasks) != int(replicas) || ready != int(replicas) {
-		return fmt.Sprintf("%d tasks listed, %d ready on the spec, want %d", len(tasks), ready, replicas), nil
+		return fmt.Sprintf("%d tasks listed, %d ready on the spec (healthy in the target groups too), want %d", len(tasks), ready, replicas), nil
 	}
 	return "", nil
 }
@@ -397,8 +433,14 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	if err != nil {
 		return err
 	}
-	var running []tdInfo // the service's revision, even if deregistered by hand: its secrets go too
+	var running []tdInfo    // the service's revision, even if deregistered by hand: its secrets go too
+	var tgArns []string     // the service's target groups, removed once it is gone
+	lbCleanup := svc == nil // a Delete resumed after the service went: its load balancing may be left
 	if svc != nil && k.owns(tagMap(svc.Tags)) {
+		for _, lb := range svc.LoadBalancers {
+			tgArns = append(tgArns, aws.ToString(lb.TargetGroupArn))
+		}
+		lbCleanup = len(svc.LoadBalancers) > 0
 		if _, info, _, ok, err := p.describeTaskDefinition(ctx, aws.ToString(svc.TaskDefinition), false); err == nil && ok && info.owned == k {
 			running = append(running, info)
 		}
@@ -426,6 +468,11 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			if err := providers.Sleep(ctx, p.PollInterval); err != nil {
 				return fmt.Errorf("workload %s: waiting for service %s to drain: %w", workload, name, err)
 			}
+		}
+	}
+	if lbCleanup {
+		if err := p.deleteLoadBalancing(ctx, k, tgArns); err != nil {
+			return fmt.Errorf("workload %s: %w", workload, err)
 		}
 	}
 	return p.deregisterFamily(ctx, k, name, running...)

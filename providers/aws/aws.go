@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/smithy-go"
 
@@ -36,7 +37,10 @@ const (
 	CallTimeout = 30 * time.Second
 )
 
-func init() { providers.Register(Type, New) }
+func init() {
+	providers.Register(Type, New)
+	providers.RegisterOffline(Type, Offline)
+}
 
 // Provider runs workloads as ECS services on Fargate in one cluster. Build it with New or NewWithClient. The
 // exported tunables may be changed before the first call, never after.
@@ -51,6 +55,7 @@ type Provider struct {
 	client *ecs.Client
 	sm     *secretsmanager.Client // nil with NewWithClient until WithSecretsManager
 	ec2    *ec2.Client            // nil with NewWithClient until WithEC2
+	elb    *elb.Client            // nil with NewWithClient until WithELBv2
 	creds  *credentials           // nil with NewWithClient
 	target string
 	set    settings
@@ -58,11 +63,14 @@ type Provider struct {
 
 	mu  sync.Mutex
 	tds map[string]tdInfo // task definition ARN → what it says (revisions are immutable)
+	vpc string            // the subnets' VPC, once read
 }
 
 type settings struct {
 	region, cluster, profile, endpoint string
 	secretsEndpoint, ec2Endpoint       string
+	elbv2Endpoint, loadBalancer, vpcID string
+	internal                           bool // berth's load balancers are internal, not internet-facing
 	subnets, securityGroups            []string
 	assignPublicIP                     bool
 	executionRoleArn, taskRoleArn      string
@@ -72,7 +80,9 @@ type settings struct {
 // credentials files with settings.profile, web identity, container and instance roles), the ECS endpoint of the
 // region or settings.endpoint, the Secrets Manager endpoint of the region or settings.secretsEndpoint (the SDK's
 // AWS_ENDPOINT_URL_SECRETS_MANAGER when unset), the EC2 endpoint of the region or settings.ec2Endpoint (the SDK's
-// AWS_ENDPOINT_URL_EC2 when unset) for the tasks' public IPs. It is the registered factory.
+// AWS_ENDPOINT_URL_EC2 when unset) for the subnets' VPC, the ELBv2 endpoint of the
+// region or settings.elbv2Endpoint (AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2 when unset) for public ports and
+// HTTP/TCP health checks. It is the registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
@@ -110,6 +120,12 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		}
 		o.Retryer = aws.NopRetryer{}
 	})
+	p.elb = elb.NewFromConfig(cfg, func(o *elb.Options) {
+		if s.elbv2Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.elbv2Endpoint)
+		}
+		o.Retryer = aws.NopRetryer{}
+	})
 	return p, nil
 }
 
@@ -132,11 +148,18 @@ func (p *Provider) WithSecretsManager(c *secretsmanager.Client) *Provider {
 	return p
 }
 
-// WithEC2 gives the provider the EC2 client it reads the tasks' public IPs with (DescribeNetworkInterfaces, for
-// the endpoints of a target with assignPublicIp; see NewWithClient; retries off as there), before the first
-// call. It returns p.
+// WithEC2 gives the provider the EC2 client it reads the subnets' VPC with (DescribeSubnets, for the target
+// groups of public ports when the target has no vpcId; see NewWithClient; retries off as there), before the
+// first call. It returns p.
 func (p *Provider) WithEC2(c *ec2.Client) *Provider {
 	p.ec2 = c
+	return p
+}
+
+// WithELBv2 gives the provider the Elastic Load Balancing v2 client it serves public ports and HTTP/TCP health
+// checks with (see NewWithClient; retries off as there), before the first call. It returns p.
+func (p *Provider) WithELBv2(c *elb.Client) *Provider {
+	p.elb = c
 	return p
 }
 
@@ -167,7 +190,8 @@ func parseSettings(t schema.Target) (settings, error) {
 	for _, k := range keys {
 		v := t.Settings[k]
 		switch k {
-		case "region", "cluster", "profile", "endpoint", "secretsEndpoint", "ec2Endpoint", "executionRoleArn", "taskRoleArn":
+		case "region", "cluster", "profile", "endpoint", "secretsEndpoint", "ec2Endpoint", "elbv2Endpoint", "executionRoleArn",
+			"taskRoleArn", "loadBalancer", "vpcId":
 			str, ok := v.(string)
 			if !ok || str == "" {
 				return s, bad(k, fmt.Sprintf("want a non-empty string, got %T", v))
@@ -179,7 +203,7 @@ func parseSettings(t schema.Target) (settings, error) {
 				s.cluster = str
 			case "profile":
 				s.profile = str
-			case "endpoint", "secretsEndpoint", "ec2Endpoint":
+			case "endpoint", "secretsEndpoint", "ec2Endpoint", "elbv2Endpoint":
 				if !strings.HasPrefix(str, "http://") && !strings.HasPrefix(str, "https://") {
 					return s, bad(k, "want an http:// or https:// URL")
 				}
@@ -188,9 +212,21 @@ func parseSettings(t schema.Target) (settings, error) {
 					s.endpoint = str
 				case "secretsEndpoint":
 					s.secretsEndpoint = str
+				case "elbv2Endpoint":
+					s.elbv2Endpoint = str
 				default:
 					s.ec2Endpoint = str
 				}
+			case "loadBalancer":
+				if !strings.HasPrefix(str, "arn:") && (len(str) > maxELBNameLen || elbSafe(str, maxELBNameLen) != str) {
+					return s, bad(k, "want a load balancer's ARN or name (at most 32 letters, digits and hyphens)")
+				}
+				s.loadBalancer = str
+			case "vpcId":
+				if !strings.HasPrefix(str, "vpc-") {
+					return s, bad(k, "want a VPC id (vpc-...)")
+				}
+				s.vpcID = str
 			case "executionRoleArn":
 				s.executionRoleArn = str
 			case "taskRoleArn":
@@ -209,12 +245,16 @@ func parseSettings(t schema.Target) (settings, error) {
 			} else {
 				s.securityGroups = list
 			}
-		case "assignPublicIp":
+		case "assignPublicIp", "internalLoadBalancer":
 			b, ok := v.(bool)
 			if !ok {
 				return s, bad(k, fmt.Sprintf("want a bool, got %T", v))
 			}
-			s.assignPublicIP = b
+			if k == "assignPublicIp" {
+				s.assignPublicIP = b
+			} else {
+				s.internal = b
+			}
 		case "type":
 		default:
 			return s, bad(k, "unknown setting")
@@ -252,29 +292,63 @@ func stringList(v any) ([]string, error) {
 // Type is "aws".
 func (p *Provider) Type() string { return Type }
 
-// Capabilities of ECS on Fargate without a load balancer: command health checks only (ECS runs them inside the
-// container), public ports at each task's own address (Observed.Endpoints: a task's public IP with
-// assignPublicIp, else its private IPv4 address, and the container port; no host port is shared, so none is
-// chosen), UDP and TCP ports, CPU and memory from the Fargate
-// table. Secrets: AWS
-// references (Secrets Manager and SSM ARNs, resolved by ECS at task start) and SOPS values (kept in a Secrets
-// Manager secret of berth's), as environment variables only: ECS has no secret files.
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{HealthCommand: true, PublicPorts: true, UDP: true, CPULimit: true, MemoryLimit: true,
-		SecretKinds: []string{schema.SecretAWS, schema.SecretSOPS}}
+// Capabilities of ECS on Fargate with Elastic Load Balancing v2 (capabilities of the target's settings).
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities(p.set) }
+
+// capabilities: public ports through an ELBv2 network load balancer (berth's own per workload, or listeners on
+// the target's loadBalancer) and target groups of ip targets, HTTP and TCP health checks as the target groups'
+// health checks, command checks run by ECS inside the container, UDP and TCP ports, CPU and memory from the Fargate
+// table. Secrets: AWS references (Secrets Manager and SSM ARNs, resolved by ECS at task start) and SOPS values
+// (kept in a Secrets Manager secret of berth's), as environment variables only: ECS has no secret files.
+func capabilities(s settings) providers.Capabilities {
+	lb := "a network load balancer per workload, made by berth"
+	if s.loadBalancer != "" {
+		lb = "network load balancer " + s.loadBalancer
+	}
+	return providers.Capabilities{HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
+		CPULimit: true, MemoryLimit: true, SecretKinds: []string{schema.SecretAWS, schema.SecretSOPS},
+		How: map[string]string{
+			providers.FeaturePublicPort:    "ELBv2 listener → target group (ip targets) on " + lb,
+			providers.FeatureAddress:       "the load balancer's DNS name and the listener's port",
+			providers.FeatureHealthHTTP:    "ELBv2 target group HTTP health check (2xx/3xx; interval ≥ 5 s, timeout ≥ 2 s, retries ≥ 2)",
+			providers.FeatureHealthTCP:     "ELBv2 target group TCP health check (interval ≥ 5 s, timeout ≥ 2 s, retries ≥ 2)",
+			providers.FeatureHealthCommand: "ECS container health check (exec form, run inside the container)",
+			providers.FeatureCPU:           "Fargate task size: the smallest CPU units that hold it",
+			providers.FeatureMemory:        "Fargate task size: the smallest memory valid for that CPU",
+			providers.FeatureArgs:          "container entryPoint (command) and command (args)",
+			providers.FeatureRollout:       "ECS rolling deployment, minimumHealthyPercent 100 / maximumPercent 200, circuit breaker with rollback, new tasks healthy in the target groups first",
+		}}
 }
 
-// Validate reports what ECS on Fargate cannot honour, so that the plan refuses it instead of sending it: HTTP and
-// TCP health checks, one container port for both TCP
-// and UDP (ECS allows a container port in one port mapping only), CPU/memory beyond the Fargate table, health
-// timings out of ECS's bounds (interval 5–300 s, timeout 2–60 s, retries 1–10, startPeriod 0–300 s).
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+// Offline is the provider's description from the target's settings alone (providers.RegisterOffline): the same
+// Capabilities and Validate as a provider built for the target, with no SDK configuration or credentials.
+func Offline(t schema.Target) (providers.Capabilities, providers.Validator, error) {
+	s, err := parseSettings(t)
+	if err != nil {
+		return providers.Capabilities{}, nil, err
+	}
+	return capabilities(s), validator{s}, nil
+}
+
+type validator struct{ s settings }
+
+func (v validator) Validate(w schema.Workload) []providers.Problem { return validate(v.s, w) }
+
+// Validate reports what ECS on Fargate with ELBv2 cannot honour (validate).
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validate(p.set, w) }
+
+// validate reports what ECS on Fargate with ELBv2 cannot honour, so that the plan refuses it instead of sending
+// it: an HTTP or TCP check of a port that is not a public TCP port (a target group checks only behind a listener)
+// or with values above ELBv2's maxima (interval 300 s, timeout 120 s, retries 10; values under its minima are
+// raised to them: 5 s, 2 s, 2) or a timeout longer than the interval; a UDP public port without such a check (ELBv2
+// checks UDP targets over TCP or HTTP); one container port for both TCP and UDP (ECS allows a container port in
+// one port mapping only); CPU/memory beyond the Fargate table; command check timings out of ECS's bounds
+// (interval 5–300 s, timeout 2–60 s, retries 1–10, startPeriod 0–300 s).
+func validate(_ settings, w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	switch w.Health.Kind() {
 	case "http", "tcp":
-		out = append(out, providers.Problem{Field: "health." + w.Health.Kind(),
-			Message: "ECS container health checks run a command inside the container; use health.command " +
-				`(exec form, e.g. ["/app", "healthcheck"]): without it the task counts as healthy once running`})
+		out = append(out, healthProblems(w)...)
 	case "command":
 		h := w.Health
 		secs := func(d schema.Duration) int { return int((d.D() + time.Second - 1) / time.Second) } // as sent
@@ -293,6 +367,9 @@ func (p *Provider) Validate(w schema.Workload) []providers.Problem {
 					Message: fmt.Sprintf("ECS container health checks accept %d to %d %s here; %d asked", c.lo, c.hi, c.unit, c.v)})
 			}
 		}
+		out = append(out, healthProblems(w)...)
+	default:
+		out = append(out, healthProblems(w)...)
 	}
 	out = append(out, duplicatePorts(w.Ports)...)
 	_, _, problems := fargateSize(w.Resources)
@@ -316,7 +393,9 @@ func classify(err error) providers.Class {
 		switch ae.ErrorCode() {
 		case "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
 			"ServerException", "ServiceUnavailable", "InternalFailure", "UpdateInProgressException",
-			"ConflictException", "ResourceInUseException":
+			"ConflictException", "ResourceInUseException",
+			// ELBv2: a target group a listener or service is still letting go, a request still in flight.
+			"ResourceInUse", "PriorRequestNotComplete":
 			return providers.Transient
 		case "ClientException", "InvalidParameterException", "PlatformUnknownException",
 			// A quota (revisions of a family, services of a cluster, tags) is not lifted by waiting.
@@ -325,7 +404,12 @@ func classify(err error) providers.Class {
 			"ClusterNotFoundException", "MissingAuthenticationTokenException", "UnrecognizedClientException",
 			"InvalidSignatureException", "SerializationException", "ExpiredTokenException", "AccessDenied",
 			// Secrets Manager: a KMS key that cannot encrypt or decrypt, a value or name it refuses.
-			"DecryptionFailure", "EncryptionFailure", "MalformedPolicyDocumentException", "PreconditionNotMetException":
+			"DecryptionFailure", "EncryptionFailure", "MalformedPolicyDocumentException", "PreconditionNotMetException",
+			// ELBv2: a request it refuses, a quota, names or protocols that do not fit, identities it does not know.
+			"ValidationError", "DuplicateLoadBalancerName", "DuplicateTargetGroupName", "DuplicateListener",
+			"TooManyLoadBalancers", "TooManyTargetGroups", "TooManyListeners", "TooManyTags", "TooManyTargets",
+			"InvalidConfigurationRequest", "IncompatibleProtocols", "InvalidSubnet", "InvalidSecurityGroup", "SubnetNotFound",
+			"TargetGroupAssociationLimit", "InvalidTarget", "InvalidClientTokenId", "InvalidScheme":
 			return providers.Invalid
 		}
 	}
@@ -389,6 +473,7 @@ func (p *Provider) callEC2(ctx context.Context, op string, f func(ctx context.Co
 
 var _ providers.Provider = (*Provider)(nil)
 var _ providers.Validator = (*Provider)(nil)
+var _ providers.Validator = validator{}
 var _ providers.Normalizer = (*Provider)(nil)
 var _ providers.Closer = (*Provider)(nil)
 var _ providers.EnvironmentLister = (*Provider)(nil)

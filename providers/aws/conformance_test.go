@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/berth-dev/berth/providers"
@@ -75,13 +76,15 @@ func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx
 	secrets.Leaks = func(ctx context.Context, t *testing.T, workload, value string) string {
 		return leaks(ctx, t, emu, store, owner, workload, value)
 	}
+	emu.SetTargetHealth(targetHealth)
 	faults := 0
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider { return newProviderWithStore(t, emu, store, tgt) },
 		Probe: func(ctx context.Context, w schema.Workload) (string, error) {
-			envs := emu.TaskEnvironment(testCluster, name(w.Name))
+			// What the load balancer routes to: the tasks its target groups find healthy.
+			envs := emu.ServingEnvironment(testCluster, name(w.Name))
 			if len(envs) == 0 {
-				return "", fmt.Errorf("no running task of %s", name(w.Name))
+				return "", fmt.Errorf("no healthy task of %s behind its load balancer", name(w.Name))
 			}
 			var greetings []string
 			for _, env := range envs {
@@ -94,15 +97,20 @@ func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx
 		Owner:   owner,
 		Image:   "registry.example/berth-app:1",
 		ImageV2: "registry.example/berth-app:2",
-		// The reference workload with its port public: on awsvpc each task answers at an address of its own, so
-		// every name (a preview's copy too) gets the same container port and no host port is shared.
+		// The quickstart's web workload: its port public through a network load balancer of its own and its HTTP
+		// check run by the target group (so every name, a preview's copy too, gets the same container port).
 		Workload: func(n string) schema.Workload {
-			w := referenceWorkload(n)
+			w := quickstartWorkload(n)
 			w.Image = "registry.example/berth-app:1"
 			w.Replicas = 1
-			w.Ports[0].Public = true
 			return w
 		},
+		// A version the load balancer finds unhealthy: the emulator is told that this image fails /healthz.
+		Unhealthy: func(w schema.Workload) schema.Workload {
+			w.Image = unhealthyImage
+			return w
+		},
+		HoldFor: 3 * time.Second,
 		Drift: func(ctx context.Context, t *testing.T, workload string, i int, kind string) {
 			live := emu.LiveTasks(testCluster, name(workload))
 			if len(live) == 0 {
@@ -150,9 +158,11 @@ func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx
 				c.PortMappings[0].ContainerPort = aws.Int32(9090)
 				c.PortMappings[0].HostPort = aws.Int32(9090)
 			}),
-			conformance.TamperHealth: editContainer(emu, name, func(c *types.ContainerDefinition) {
-				c.HealthCheck.Retries = aws.Int32(9)
-			}),
+			conformance.TamperHealth: func(ctx context.Context, t *testing.T, workload string) {
+				modifyTargetGroups(ctx, t, emu, owner, tgt, workload, func(in *elb.ModifyTargetGroupInput) {
+					in.HealthCheckIntervalSeconds = aws.Int32(30)
+				})
+			},
 			conformance.TamperResources: func(ctx context.Context, t *testing.T, workload string) {
 				reviseTaskDefinition(ctx, t, emu, name(workload), func(in *ecs.RegisterTaskDefinitionInput) {
 					in.Memory = aws.String("1024")
@@ -160,6 +170,22 @@ func runConformance(t *testing.T, source func(store *secretsemu.Server) func(ctx
 			},
 			conformance.TamperReplicas:                   scaleByHand(emu, name),
 			conformance.TamperObject + "task definition": deregisterCurrent(emu, name),
+			conformance.TamperObject + "target group": func(ctx context.Context, t *testing.T, workload string) {
+				for _, n := range emu.TargetGroupNames() {
+					if strings.HasPrefix(n, "b-"+workload[:min(len(workload), 10)]) && emu.DeleteTargetGroupByHand(n) {
+						return
+					}
+				}
+				t.Fatalf("no target group of %s among %v", workload, emu.TargetGroupNames())
+			},
+			conformance.TamperObject + "listener": func(ctx context.Context, t *testing.T, workload string) {
+				for _, n := range emu.LoadBalancerNames() {
+					if strings.HasPrefix(n, "b-"+workload[:min(len(workload), 10)]) && emu.DeleteListenerByHand(n, 8080) {
+						return
+					}
+				}
+				t.Fatalf("no listener of %s on port 8080 among %v", workload, emu.LoadBalancerNames())
+			},
 		},
 		Unmanaged: foreignTag(emu, name),
 		Faults: func(n int) {

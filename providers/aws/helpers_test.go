@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -39,6 +40,8 @@ func hermetic(t testing.TB) {
 	// EC2 (the tasks' public IPs) has no target setting: a provider a test builds reaches EC2 at its emulator
 	// (newProvider) or at a closed loopback port, never AWS.
 	t.Setenv("AWS_ENDPOINT_URL_EC2", "http://127.0.0.1:1")
+	// ELBv2 likewise: a target names its emulator in elbv2Endpoint (target), else this closed port.
+	t.Setenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", "http://127.0.0.1:1")
 }
 
 func emulator(t testing.TB) *ecsemu.Server {
@@ -49,7 +52,7 @@ func emulator(t testing.TB) *ecsemu.Server {
 
 func target(name, endpoint string) schema.Target {
 	return schema.Target{Name: name, Type: "aws", Settings: map[string]any{
-		"type": "aws", "region": "eu-west-1", "cluster": testCluster, "endpoint": endpoint,
+		"type": "aws", "region": "eu-west-1", "cluster": testCluster, "endpoint": endpoint, "elbv2Endpoint": endpoint,
 		"subnets": []any{"subnet-0a1b2c3d"}, "securityGroups": []any{"sg-0a1b2c3d"}, "assignPublicIp": true,
 		"executionRoleArn": "arn:aws:iam::123456789012:role/ecsTaskExecutionRole",
 	}}
@@ -87,6 +90,72 @@ func referenceWorkload(name string) schema.Workload {
 			Timeout:  schema.Duration(2 * time.Second),
 			Retries:  3,
 		},
+	}
+}
+
+// quickstartWorkload is the quickstart's web workload (examples/quickstart/berth.cue) as it is: one public port
+// 8080, an HTTP check of GET /healthz on it every 2 s (ELBv2 checks every 5 s at the fastest), 250m CPU, 64 MiB,
+// args ["serve"], 2 replicas.
+func quickstartWorkload(name string) schema.Workload {
+	return schema.Workload{
+		Name:      name,
+		Image:     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/berth-app:1",
+		Args:      []string{"serve"},
+		Env:       map[string]string{"GREETING": "hello"},
+		Ports:     []schema.Port{{Port: 8080, Protocol: "tcp", Public: true}},
+		Replicas:  2,
+		Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 64 << 20},
+		Health: &schema.HealthCheck{
+			HTTP:     &schema.HTTPCheck{Path: "/healthz", Port: 8080},
+			Interval: schema.Duration(2 * time.Second),
+			Timeout:  schema.Duration(time.Second),
+			Retries:  3,
+		},
+	}
+}
+
+// unhealthyImage is an image whose /healthz fails in the emulator (targetHealth).
+const unhealthyImage = "registry.example/berth-app:unhealthy"
+
+// targetHealth is the emulated load balancer's view of a target: healthy when a task runs at the address, checked
+// on the port its target group names, and its image is not unhealthyImage.
+func targetHealth(p ecsemu.HealthProbe) bool {
+	return p.Image != "" && p.Image != unhealthyImage
+}
+
+// modifyTargetGroups edits, out of band, the health check of each target group of a workload (as an operator
+// in the console would).
+func modifyTargetGroups(ctx context.Context, t *testing.T, emu *ecsemu.Server, owner providers.Owner, target, workload string,
+	edit func(*elb.ModifyTargetGroupInput)) {
+	t.Helper()
+	c := elbClient(ctx, t, emu)
+	out, err := c.DescribeTargetGroups(ctx, &elb.DescribeTargetGroupsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tg := range out.TargetGroups {
+		tags, err := c.DescribeTags(ctx, &elb.DescribeTagsInput{ResourceArns: []string{aws.ToString(tg.TargetGroupArn)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]string{}
+		for _, tag := range tags.TagDescriptions[0].Tags {
+			m[aws.ToString(tag.Key)] = aws.ToString(tag.Value)
+		}
+		if m[providers.LabelWorkload] != workload || m[providers.LabelEnvironment] != owner.Environment ||
+			m[providers.LabelInstance] != owner.Instance || m[providers.LabelTarget] != target {
+			continue
+		}
+		in := &elb.ModifyTargetGroupInput{TargetGroupArn: tg.TargetGroupArn}
+		edit(in)
+		if _, err := c.ModifyTargetGroup(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no target group of %s", workload)
 	}
 }
 

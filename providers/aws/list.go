@@ -3,19 +3,15 @@ package aws
 import (
 	"context"
 	"net"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-dev/berth/providers"
-	"github.com/berth-dev/berth/schema"
 )
 
 // List finds owner's workloads on target: ListServices of the cluster (ECS cannot filter by tag), DescribeServices
@@ -148,89 +144,6 @@ func (p *Provider) Environments(ctx context.Context, instance, target string) ([
 	return out, nil
 }
 
-// endpoints are where the public ports of spec answer: at addr of a running task (its interface's address, see
-// addresses) and the container port. The task is the first by ARN among the ready ones with an address, else
-// among the running ones; a port is left out while no such task has an address.
-func endpoints(spec schema.Workload, tasks []types.Task, ready func(types.Task) bool, addr func(types.Task) string) []providers.Endpoint {
-	var public []int
-	for _, pt := range spec.Ports {
-		if pt.Public {
-			public = append(public, pt.Port)
-		}
-	}
-	if len(public) == 0 {
-		return nil
-	}
-	ip := ""
-	for _, wantReady := range []bool{true, false} {
-		best := ""
-		for _, t := range tasks {
-			a := addr(t)
-			if a == "" || aws.ToString(t.LastStatus) != "RUNNING" || wantReady && !ready(t) {
-				continue
-			}
-			if id := aws.ToString(t.TaskArn); best == "" || id < best {
-				best, ip = id, a
-			}
-		}
-		if ip != "" {
-			break
-		}
-	}
-	if ip == "" {
-		return nil
-	}
-	out := make([]providers.Endpoint, 0, len(public))
-	for _, port := range public {
-		out = append(out, providers.Endpoint{Port: port, Address: net.JoinHostPort(ip, strconv.Itoa(port))})
-	}
-	return out
-}
-
-// addresses returns where clients reach each running task of a workload with public ports: the private IPv4
-// address of its ElasticNetworkInterface attachment (ECS's answer) when the target assigns no public IP; with
-// assignPublicIp the public IP of that interface, which only EC2 tells (one DescribeNetworkInterfaces of the
-// running tasks' interfaces). EC2 failing (a missing ec2:DescribeNetworkInterfaces permission, an interface gone
-// between the two answers, an outage) leaves the public addresses unknown for this pass, logged, and List goes
-// on: the endpoints are left out, never guessed.
-func (p *Provider) addresses(ctx context.Context, k wkey, tasks []types.Task) func(types.Task) string {
-	if !p.set.assignPublicIP {
-		return taskAddress
-	}
-	var ids []string
-	for _, t := range tasks {
-		if id := taskDetail(t, "networkInterfaceId"); id != "" && aws.ToString(t.LastStatus) == "RUNNING" {
-			ids = append(ids, id)
-		}
-	}
-	public := map[string]string{}
-	if p.ec2 != nil && len(ids) > 0 {
-		var out *ec2.DescribeNetworkInterfacesOutput
-		err := p.callEC2(ctx, "DescribeNetworkInterfaces", func(ctx context.Context) error {
-			var err error
-			out, err = p.ec2.DescribeNetworkInterfaces(ctx, &ec2.DescribeNetworkInterfacesInput{
-				NetworkInterfaceIds: ids[:min(len(ids), maxENIIDs)], IncludeManagedResources: aws.Bool(true)})
-			return err
-		})
-		if err != nil {
-			p.log.WarnContext(ctx, "reading the tasks' public IPs (ec2:DescribeNetworkInterfaces); endpoints left out",
-				"env", k.Environment, "workload", k.Workload, "error", err)
-		} else {
-			for _, ni := range out.NetworkInterfaces {
-				if a := ni.Association; a != nil {
-					if ip := net.ParseIP(aws.ToString(a.PublicIp)); ip != nil && ip.To4() != nil {
-						public[aws.ToString(ni.NetworkInterfaceId)] = ip.String()
-					}
-				}
-			}
-		}
-	}
-	return func(t types.Task) string { return public[taskDetail(t, "networkInterfaceId")] }
-}
-
-// maxENIIDs bounds the interfaces of one DescribeNetworkInterfaces (EC2's limit of listed values).
-const maxENIIDs = 1000
-
 // taskDetail is one detail of a task's ElasticNetworkInterface attachment ("" when absent).
 func taskDetail(t types.Task, name string) string {
 	for _, a := range t.Attachments {
@@ -268,6 +181,19 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 	if err != nil {
 		return o, "", err
 	}
+	// Load balancing: the target groups' view of each task, the endpoints, the health check, what is missing.
+	var st *lbState
+	var health map[string]map[string]string
+	lbs := svc.LoadBalancers
+	if p.elb != nil && (len(lbs) > 0 || len(elbPorts(primary.spec)) > 0) {
+		if st, err = p.observeLB(ctx, k, svc, primary.spec); err != nil {
+			return o, "", err
+		}
+		if health, _, err = p.targetHealth(ctx, lbs); err != nil {
+			return o, "", err
+		}
+		o.Missing = append(o.Missing, st.missing...)
+	}
 	votes := map[string]int{}
 	ready := map[string]bool{} // task ARN → ready
 	for _, t := range tasks {
@@ -292,6 +218,12 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 				r.Health = "starting"
 			}
 		}
+		if len(lbs) > 0 && r.Health != "unhealthy" && r.Health != "starting" {
+			r.Health = "starting"
+			if r.Running {
+				r.Health = taskTargetState(t, lbs, health) // ready only once every target group finds it healthy
+			}
+		}
 		votes[info.hash]++
 		ready[arn] = r.Ready()
 		o.Replicas = append(o.Replicas, r)
@@ -313,9 +245,11 @@ func (p *Provider) observe(ctx context.Context, k wkey, svc types.Service) (prov
 	o.SecretFingerprints = primary.fingerprints
 	o.Spec.Name = k.Workload
 	o.Spec.Replicas = int(svc.DesiredCount)
-	if slices.ContainsFunc(o.Spec.Ports, func(pt schema.Port) bool { return pt.Public }) {
-		o.Endpoints = endpoints(o.Spec, tasks, func(t types.Task) bool { return ready[aws.ToString(t.TaskArn)] },
-			p.addresses(ctx, k, tasks))
+	if st != nil {
+		o.Endpoints = st.endpointsOf(o.Spec)
+		if h := st.health(aws.ToInt32(svc.HealthCheckGracePeriodSeconds)); h != nil && o.Spec.Health == nil {
+			o.Spec.Health = h
+		}
 	}
 	family := resourceName(k)
 	if primary.family != family {

@@ -77,10 +77,13 @@ func familyPrefix(o providers.Owner) string {
 //
 // The preview's tags are part of the request, so they are part of the token (ECS refuses a token repeated with
 // another request); a workload outside previews keeps the token it always had.
-func clientToken(k wkey, hash string, replicas int, preview []types.Tag) string {
+func clientToken(k wkey, hash string, replicas int, preview []types.Tag, lbs ...types.LoadBalancer) string {
 	parts := []string{"create-service", k.Instance, k.Environment, k.Target, k.Workload, hash, strconv.Itoa(replicas)}
 	for _, t := range preview {
 		parts = append(parts, aws.ToString(t.Key)+"="+aws.ToString(t.Value))
+	}
+	for _, lb := range lbs { // a target group made again has another ARN: another request
+		parts = append(parts, "lb="+aws.ToString(lb.TargetGroupArn)+":"+strconv.Itoa(int(aws.ToInt32(lb.ContainerPort))))
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\x00")))
 	return "berth-" + hex.EncodeToString(sum[:])[:30]
@@ -217,8 +220,8 @@ const (
 
 func clamp(v, lo, hi int) int { return max(lo, min(hi, v)) }
 
-// healthCheck maps a command check to the ECS exec form; HTTP and TCP checks have no ECS equivalent without a
-// shell in the image and a load balancer (Validate reports them) and map to none.
+// healthCheck maps a command check to the ECS exec form; HTTP and TCP checks are the target groups' (healthOf)
+// and map to none here.
 func healthCheck(h *schema.HealthCheck) *types.HealthCheck {
 	if h.Kind() != "command" {
 		return nil
@@ -513,8 +516,9 @@ func portNames(ports []schema.Port) []string {
 // Normalize is the form in which ECS reads a workload back: a public port on its own container port (awsvpc: each
 // task has an address of its own, so there is no host port to choose and none is shared; a HostPort asked for,
 // such as one a preview is given, reads back as the port), ports without names ECS cannot store (its pattern; a
-// name taken by an earlier port), the task size of the Fargate table, HTTP and TCP health checks dropped (ECS runs
-// only commands), durations in whole seconds within ECS's bounds, as Apply sends them.
+// name taken by an earlier port), the task size of the Fargate table, a command check's durations in whole
+// seconds within ECS's bounds, an HTTP or TCP check as its target groups hold it (whole seconds within ELBv2's
+// bounds, retries at least 2, startPeriod the service's grace period), as Apply sends them.
 func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 	if len(w.Ports) > 0 {
 		ps := make([]schema.Port, len(w.Ports))
@@ -532,6 +536,8 @@ func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 		w.Resources = schema.Resources{CPUMillis: unitsToMillis(cpu), MemoryBytes: int64(mem) << 20}
 	}
 	switch hc := healthCheck(w.Health); {
+	case w.Health.Kind() == "http" || w.Health.Kind() == "tcp":
+		w.Health = healthOf(w.Health).check(int32(secsUp(w.Health.StartPeriod)))
 	case hc == nil:
 		w.Health = nil
 	default:
@@ -547,9 +553,12 @@ func (p *Provider) Normalize(w schema.Workload) schema.Workload {
 }
 
 // sameTask tells whether the live spec of a revision runs what want asks, in every field a task definition holds
-// (replicas are the service's).
+// (replicas are the service's, HTTP and TCP checks the target groups').
 func (p *Provider) sameTask(live, want schema.Workload) bool {
 	want = p.Normalize(providers.Normalize(want))
+	if k := want.Health.Kind(); k == "http" || k == "tcp" {
+		want.Health = nil // the target groups hold it, not the task definition
+	}
 	want.Name, want.Provider, want.Replicas = "", "", 0
 	live.Name, live.Provider, live.Replicas = "", "", 0
 	return reflect.DeepEqual(providers.Normalize(live), want)

@@ -1,13 +1,9 @@
 package aws
 
 import (
-	"fmt"
 	"reflect"
 	"strings"
 	"testing"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -71,52 +67,6 @@ func TestPreviewTagValues(t *testing.T) {
 		if got := previewNumber(v); got != want {
 			t.Errorf("previewNumber(%q) = %d, want %d", v, got, want)
 		}
-	}
-}
-
-func eniTask(id, status, ip string) types.Task {
-	t := types.Task{TaskArn: aws.String("arn:aws:ecs:eu-west-1:123456789012:task/c/" + id), LastStatus: aws.String(status)}
-	if ip != "" {
-		t.Attachments = []types.Attachment{{Type: aws.String("ElasticNetworkInterface"), Status: aws.String("ATTACHED"),
-			Details: []types.KeyValuePair{{Name: aws.String("subnetId"), Value: aws.String("subnet-1")},
-				{Name: aws.String("privateIPv4Address"), Value: aws.String(ip)}}}}
-	}
-	return t
-}
-
-// endpoints picks the first ready running task with an address, else the first running one; a public port waits
-// for an address; internal ports have none.
-func TestEndpointsFromTasks(t *testing.T) {
-	spec := schema.Workload{Ports: []schema.Port{{Port: 8080, Protocol: "tcp", Public: true, HostPort: 8080},
-		{Port: 9090, Protocol: "tcp"}}}
-	readyIDs := map[string]bool{}
-	ready := func(t types.Task) bool { return readyIDs[aws.ToString(t.TaskArn)] }
-	for _, c := range []struct {
-		name  string
-		tasks []types.Task
-		ready []int
-		want  string
-	}{
-		{"no tasks", nil, nil, "[]"},
-		{"provisioning: no address yet", []types.Task{eniTask("a", "PROVISIONING", "")}, nil, "[]"},
-		{"pending with an address", []types.Task{eniTask("a", "PENDING", "10.0.0.4")}, nil, "[]"},
-		{"running, not ready", []types.Task{eniTask("b", "RUNNING", "10.0.0.5"), eniTask("a", "RUNNING", "10.0.0.4")}, nil,
-			"[{8080 10.0.0.4:8080 }]"},
-		{"the ready one first", []types.Task{eniTask("a", "RUNNING", "10.0.0.4"), eniTask("b", "RUNNING", "10.0.0.5")}, []int{1},
-			"[{8080 10.0.0.5:8080 }]"},
-		{"a malformed address", []types.Task{eniTask("a", "RUNNING", "not-an-ip")}, nil, "[]"},
-	} {
-		clear(readyIDs)
-		for _, i := range c.ready {
-			readyIDs[aws.ToString(c.tasks[i].TaskArn)] = true
-		}
-		got := endpoints(spec, c.tasks, ready, taskAddress)
-		if s := fmt.Sprint(got); s != c.want && !(c.want == "[]" && got == nil) {
-			t.Errorf("%s: endpoints %s, want %s", c.name, s, c.want)
-		}
-	}
-	if got := endpoints(schema.Workload{Ports: []schema.Port{{Port: 80}}}, []types.Task{eniTask("a", "RUNNING", "10.0.0.4")}, ready, taskAddress); got != nil {
-		t.Errorf("an internal port's endpoints: %v", got)
 	}
 }
 

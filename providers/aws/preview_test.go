@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -179,89 +178,6 @@ func TestPreviewHeadNotACommit(t *testing.T) {
 	_, tags := serviceTags(ctx, t, emu, "berth-berth-pr-7-web")
 	if _, ok := tags[providers.LabelHead]; ok || tags[providers.LabelPreview] != "7" {
 		t.Errorf("tags %v: want the preview number and no head", tags)
-	}
-}
-
-// Each public port has an endpoint at the address of a running task's network interface and the container port
-// (the host port asked for has no meaning on awsvpc): its public IP, read from EC2, when the target assigns one,
-// its private address (ECS's answer, no EC2 call) when it does not; an internal port has none. EC2 refusing
-// leaves the endpoints out and List working.
-func TestEndpoints(t *testing.T) {
-	hermetic(t)
-	for _, public := range []bool{true, false} {
-		t.Run(fmt.Sprintf("assignPublicIp=%t", public), func(t *testing.T) {
-			emu := emulator(t)
-			t.Setenv("AWS_ENDPOINT_URL_EC2", emu.URL())
-			tg := target("aws-test", emu.URL())
-			tg.Settings["assignPublicIp"] = public
-			pr, err := providers.New(tg, providers.Options{Instance: "test"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := pr.(*berthaws.Provider)
-			p.PollInterval, p.RetryBase, p.RetryMax = 2*time.Millisecond, time.Millisecond, 5*time.Millisecond
-			ctx := testCtx(t)
-			d := previewDesired(42, headV1)
-			d.Workload.Ports = append(d.Workload.Ports, schema.Port{Name: "admin", Port: 9090, Protocol: "tcp"},
-				schema.Port{Name: "dns", Port: 53, Protocol: "udp", Public: true})
-			d.Workload.Replicas = 2
-			d.SpecHash = providers.SpecHash(d.Workload)
-			if err := p.Apply(ctx, d); err != nil {
-				t.Fatal(err)
-			}
-			emu.ResetRequests()
-			obs := listed(ctx, t, p, d.Owner)
-			if len(obs) != 1 {
-				t.Fatalf("List: %+v", obs)
-			}
-			live := emu.LiveTasks(testCluster, "berth-berth-pr-42-web")
-			if len(live) != 2 {
-				t.Fatalf("live tasks %v", live)
-			}
-			ip := emu.TaskAddress(testCluster, min(live[0], live[1]))
-			if public {
-				ip = emu.TaskPublicIP(testCluster, min(live[0], live[1]))
-			}
-			if ip == "" {
-				t.Fatal("the emulator gave the task no address")
-			}
-			want := []providers.Endpoint{{Port: 8080, Address: ip + ":8080"}, {Port: 53, Address: ip + ":53"}}
-			if fmt.Sprint(obs[0].Endpoints) != fmt.Sprint(want) {
-				t.Errorf("endpoints %+v, want %+v", obs[0].Endpoints, want)
-			}
-			if n := count(emu, ecsemu.EC2Op+"DescribeNetworkInterfaces"); n != map[bool]int{true: 1, false: 0}[public] {
-				t.Errorf("%d DescribeNetworkInterfaces for one List", n)
-			}
-			for i, pt := range obs[0].Spec.Ports {
-				if pt.Public != (pt.Port != 9090) || pt.Public && pt.HostPort != pt.Port {
-					t.Errorf("ports[%d] reads back %+v", i, pt)
-				}
-			}
-			// The plan sees no change: the host port asked for reads back, through Normalize, as the port.
-			if n := p.Normalize(providers.Normalize(d.Workload)).Ports[0]; !n.Public || n.HostPort != 8080 {
-				t.Errorf("Normalize %+v", n)
-			}
-			if public {
-				emu.FailOp(ecsemu.EC2Op+"DescribeNetworkInterfaces", 1, ecsemu.Denied)
-				obs, err := p.List(ctx, d.Owner, "aws-test")
-				if err != nil || len(obs) != 1 || obs[0].Endpoints != nil {
-					t.Errorf("with EC2 denied: %+v %v, want the workload without endpoints", obs, err)
-				}
-			}
-
-			// No public port, no endpoint, no EC2 call.
-			b := desired("internal")
-			if err := p.Apply(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			emu.ResetRequests()
-			if obs := listed(ctx, t, p, b.Owner); len(obs) != 1 || obs[0].Endpoints != nil {
-				t.Errorf("an internal workload's endpoints: %+v", obs)
-			}
-			if n := count(emu, ecsemu.EC2Op+"DescribeNetworkInterfaces"); n != 0 {
-				t.Errorf("listing an internal workload asked EC2 %d times", n)
-			}
-		})
 	}
 }
 

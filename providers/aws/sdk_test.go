@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
+	elb "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 
 	"github.com/berth-dev/berth/providers/aws/ecsemu"
 )
@@ -25,4 +26,17 @@ func stopTask(ctx context.Context, t *testing.T, emu *ecsemu.Server, arn string)
 	_, err := sdkClient(ctx, t, emu).StopTask(ctx, &ecs.StopTaskInput{
 		Cluster: aws.String(testCluster), Task: aws.String(arn), Reason: aws.String("drift by hand")})
 	return err
+}
+
+// elbClient is a plain ELBv2 client on the emulator, for out-of-band calls of tests (an operator's console edit).
+func elbClient(ctx context.Context, t *testing.T, emu *ecsemu.Server) *elb.Client {
+	t.Helper()
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRegion("eu-west-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return elb.NewFromConfig(cfg, func(o *elb.Options) {
+		o.BaseEndpoint = aws.String(emu.URL())
+		o.Retryer = aws.NopRetryer{}
+	})
 }

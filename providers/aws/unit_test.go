@@ -88,7 +88,7 @@ func TestFargateSize(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	p := &Provider{}
-	base := schema.Workload{Name: "w", Image: "i", Replicas: 1}
+	base := schema.Workload{Name: "w", Image: "i", Replicas: 1, Resources: schema.Resources{CPUMillis: 250, MemoryBytes: 512 << 20}}
 	cmd := &schema.HealthCheck{Command: []string{"/app", "healthcheck"}, Interval: schema.Duration(10 * time.Second),
 		Timeout: schema.Duration(2 * time.Second), Retries: 3}
 	for _, c := range []struct {
@@ -98,11 +98,38 @@ func TestValidate(t *testing.T) {
 	}{
 		{"plain", func(*schema.Workload) {}, nil},
 		{"command check", func(w *schema.Workload) { w.Health = cmd }, nil},
-		{"http check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}} }, []string{"health.http"}},
-		{"tcp check", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp"}},
+		{"http check of an internal port", func(w *schema.Workload) {
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 80}}
+		}, []string{"health.http.port"}},
+		{"tcp check of no port", func(w *schema.Workload) { w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}} }, []string{"health.tcp.port"}},
+		{"http check of a public port, faster than ELBv2 (raised to its minima)", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 8080, Protocol: "tcp", Public: true}}
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/healthz", Port: 8080}, Interval: schema.Duration(2 * time.Second),
+				Timeout: schema.Duration(time.Second), Retries: 1}
+		}, nil},
+		{"tcp check beyond ELBv2's maxima", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 8080, Protocol: "tcp", Public: true}}
+			w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 8080}, Interval: schema.Duration(301 * time.Second),
+				Timeout: schema.Duration(121 * time.Second), Retries: 11}
+		}, []string{"health.interval", "health.timeout", "health.retries"}},
+		{"timeout longer than the interval", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 8080, Protocol: "tcp", Public: true}}
+			w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 8080}, Interval: schema.Duration(10 * time.Second),
+				Timeout: schema.Duration(20 * time.Second), Retries: 3}
+		}, []string{"health.timeout"}},
+		{"http check of a public udp port", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 53, Protocol: "udp", Public: true}}
+			w.Health = &schema.HealthCheck{HTTP: &schema.HTTPCheck{Path: "/", Port: 53}, Interval: schema.Duration(10 * time.Second),
+				Timeout: schema.Duration(5 * time.Second), Retries: 3}
+		}, []string{"health.http.port"}},
 		{"fast interval", func(w *schema.Workload) { h := *cmd; h.Interval = schema.Duration(time.Second); w.Health = &h }, []string{"health.interval"}},
-		{"public port", func(w *schema.Workload) {
+		{"public udp port without a check ELBv2 can make", func(w *schema.Workload) {
 			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp"}, {Port: 53, Protocol: "udp", Public: true, HostPort: 20053}}
+		}, []string{"ports[1].protocol"}},
+		{"public udp port with a tcp check", func(w *schema.Workload) {
+			w.Ports = []schema.Port{{Port: 80, Protocol: "tcp", Public: true}, {Port: 53, Protocol: "udp", Public: true, HostPort: 20053}}
+			w.Health = &schema.HealthCheck{TCP: &schema.TCPCheck{Port: 80}, Interval: schema.Duration(10 * time.Second),
+				Timeout: schema.Duration(5 * time.Second), Retries: 3}
 		}, nil},
 		{"too big", func(w *schema.Workload) { w.Resources.CPUMillis = 32000 }, []string{"resources.cpu"}},
 		{"timeout over 60 s", func(w *schema.Workload) { h := *cmd; h.Timeout = schema.Duration(61 * time.Second); w.Health = &h }, []string{"health.timeout"}},

@@ -57,8 +57,36 @@
 //   - Tags: at most 50 per request, keys of 1–128 and values of 0–256 letters, digits, spaces and _ . : / = + - @,
 //     no key twice, no aws: prefix (InvalidParameterException), at RegisterTaskDefinition, CreateService and
 //     TagResource; TagResource adds or overwrites keys and keeps a resource at 50.
+//   - Elastic Load Balancing v2 (the Query protocol: a form-encoded POST / with Action and Version=2015-12-01, XML
+//     answers in the 2015-12-01 namespace with a RequestId, XML errors with Type, Code and Message): the same
+//     server, told from EC2 by the Version. CreateLoadBalancer (network only; idempotent for the same settings,
+//     DuplicateLoadBalancerName otherwise), DescribeLoadBalancers (by Names or LoadBalancerArns, PageSize and
+//     Marker), DeleteLoadBalancer (its listeners go with it), CreateTargetGroup (idempotent likewise,
+//     DuplicateTargetGroupName), DescribeTargetGroups (Names, TargetGroupArns or LoadBalancerArn, paged),
+//     ModifyTargetGroup, DeleteTargetGroup (ResourceInUse while a listener forwards to it or an ECS service names
+//     it), CreateListener (one forward action; DuplicateListener for a taken port, IncompatibleProtocols,
+//     TargetGroupAssociationLimit), DescribeListeners, DeleteListener, RegisterTargets, DeregisterTargets,
+//     DescribeTargetHealth, AddTags, RemoveTags, DescribeTags (at most 20 ARNs). Names: 1–32 letters, digits and
+//     hyphens, no hyphen first or last, no internal- prefix; health checks: interval 5–300 s, timeout 2–120 s
+//     and not longer than the interval, thresholds 2–10, a path only with HTTP(S) (ValidationError otherwise);
+//     tags as ECS's, at most 50. TargetGroupNotFound, LoadBalancerNotFound, ListenerNotFound for unknown objects.
+//     Requests are recorded as elbv2:<Action> and take the faults of Fail and FailOp(ELBv2Op+action): Throttling
+//     (400), ServiceUnavailable (503), InternalFailure (500), AccessDenied, InvalidClientTokenId.
+//   - ECS with ELBv2: CreateService and UpdateService take loadBalancers (each target group must exist, be of
+//     target type ip and have a load balancer through a listener; the container and port must be in the task
+//     definition) and healthCheckGracePeriodSeconds (only with load balancers), echoed by DescribeServices. A
+//     RUNNING task of such a service is registered in each group at its address and container port; a task that
+//     stops is deregistered and its target drains for Options.DrainSteps steps. At every step each group with a
+//     listener checks its targets (SetTargetHealth decides; by default a target is healthy when a running task
+//     has its address), initial → healthy after HealthyThresholdCount good checks, unhealthy after
+//     UnhealthyThresholdCount bad ones; a group without a listener reports its targets unused. A task is ready
+//     for its deployment only when every group finds it healthy; ECS stops a task a group finds unhealthy
+//     ("Task failed ELB health checks in (target-group …)"), which counts toward the circuit breaker. EC2's
+//     DescribeSubnets tells the VPC of any subnet (Options.VpcID).
 //   - Out-of-band hooks: KillTask (a task dies), CreateLookAlike (an unowned service), ServiceRunning,
-//     TaskEnvironment, TaskAddress, TaskPublicIP, Requests.
+//     TaskEnvironment, TaskAddress, TaskPublicIP, Requests; for ELBv2 SetTargetHealth, TargetStates,
+//     TargetGroupHealth, LoadBalancerDNS, LoadBalancerNames, TargetGroupNames, DeleteTargetGroupByHand,
+//     DeleteListenerByHand.
 //
 // Where the model is silent: it names the ranges and rules above only in doc comments and says neither which
 // exception an invalid value gets nor its text. The emulator answers ClientException for invalid task definition
@@ -71,7 +99,8 @@
 // FARGATE.") and the emulator's own wording otherwise (enum values, port names, list sizes). Whether ECS also
 // requires a health check's timeout to be shorter than its interval is not documented; the emulator does not.
 //
-// Simplified: one account and region; no container instances, capacity providers, load balancers, service
-// discovery, task sets or EC2 launch type; stopped tasks and INACTIVE services stay visible until Close; SigV4 signatures are required but not
+// Simplified: one account and region; no container instances, capacity providers, application load balancers,
+// listener rules, service discovery, task sets or EC2 launch type; a task does not wait for its targets to drain
+// before it stops, and the grace period is stored, not timed (time is steps); stopped tasks and INACTIVE services stay visible until Close; SigV4 signatures are required but not
 // verified.
 package ecsemu

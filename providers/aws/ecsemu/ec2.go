@@ -66,6 +66,8 @@ func (s *Server) serveEC2(w http.ResponseWriter, r *http.Request, body []byte) {
 		e = ec2Fault(kind, action, s.opts.Account)
 	case action == "DescribeNetworkInterfaces":
 		out, e = s.describeNetworkInterfaces(form, reqID)
+	case action == "DescribeSubnets":
+		out, e = s.describeSubnets(form, reqID)
 	default:
 		e = &ec2Error{400, "InvalidAction", fmt.Sprintf("The action %s is not valid for this web service.", action)}
 	}
@@ -207,4 +209,44 @@ func (s *Server) TaskPublicIP(clusterName, taskRef string) string {
 		}
 	}
 	return ""
+}
+
+type describeSubnetsResponse struct {
+	XMLName   xml.Name    `xml:"DescribeSubnetsResponse"`
+	Xmlns     string      `xml:"xmlns,attr"`
+	RequestID string      `xml:"requestId"`
+	Subnets   []subnetOut `xml:"subnetSet>item"`
+}
+
+type subnetOut struct {
+	ID    string `xml:"subnetId"`
+	VpcID string `xml:"vpcId"`
+	State string `xml:"state"`
+	AZ    string `xml:"availabilityZone"`
+	CIDR  string `xml:"cidrBlock"`
+}
+
+// describeSubnets answers DescribeSubnets for the subnets named by SubnetId.N (every subnet exists, in the VPC
+// of Options.VpcID; filters are refused, not ignored), so that a caller can find the VPC of its subnets.
+func (s *Server) describeSubnets(form url.Values, reqID string) (any, *ec2Error) {
+	var ids []string
+	for k, v := range form {
+		switch {
+		case strings.HasPrefix(k, "SubnetId."):
+			ids = append(ids, v[0])
+		case k == "Action" || k == "Version" || k == "DryRun":
+		default:
+			return nil, &ec2Error{400, "InvalidParameterCombination", "The emulator serves DescribeSubnets by SubnetId only, not " + k}
+		}
+	}
+	sort.Strings(ids)
+	out := describeSubnetsResponse{Xmlns: "http://ec2.amazonaws.com/doc/" + ec2Version + "/", RequestID: reqID}
+	for i, id := range slices.Compact(ids) {
+		if !strings.HasPrefix(id, "subnet-") {
+			return nil, &ec2Error{400, "InvalidSubnetID.NotFound", fmt.Sprintf("The subnet ID '%s' does not exist", id)}
+		}
+		out.Subnets = append(out.Subnets, subnetOut{ID: id, VpcID: s.vpc(), State: "available",
+			AZ: fmt.Sprintf("%s%c", s.opts.Region, 'a'+i%3), CIDR: fmt.Sprintf("10.0.%d.0/24", i)})
+	}
+	return out, nil
 }

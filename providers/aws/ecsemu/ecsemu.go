@@ -10,6 +10,7 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"sort"
@@ -69,7 +70,14 @@ type Options struct {
 	// TaskEnvironment shows only the plain environment. It is called with the emulator's lock held: it must not
 	// call this emulator.
 	ResolveSecret func(valueFrom string) (string, error)
+	// DrainSteps is how many steps a deregistered ELBv2 target stays draining (its deregistration delay; default 1).
+	DrainSteps int
+	// VpcID is the VPC of every subnet (EC2's DescribeSubnets, ELBv2's answers; default DefaultVpcID).
+	VpcID string
 }
+
+// DefaultVpcID is the VPC of every subnet unless Options.VpcID says another.
+const DefaultVpcID = "vpc-0e5c0e5c0e5c0e5c0"
 
 // Request is one call received, for goldens and assertions.
 type Request struct {
@@ -92,6 +100,7 @@ type Server struct {
 	clusters map[string]*cluster
 	taskDefs map[string][]*taskDef // by family; index = revision-1
 	enis     int                   // network interfaces made, for their private addresses
+	elb      elbState              // the ELBv2 side (elbv2.go)
 }
 
 type fault struct {
@@ -123,6 +132,8 @@ type service struct {
 	depConf            depConf
 	tags               []Tag
 	deployments        []*deployment // [0] is PRIMARY
+	loadBalancers      []ServiceLoadBalancer
+	gracePeriod        *int
 	listed             bool
 	created            time.Time
 }
@@ -171,6 +182,7 @@ type taskDef struct {
 }
 
 type containerDef struct {
+	ports       []int           // container ports of its port mappings
 	Name        string          `json:"name"`
 	Image       string          `json:"image"`
 	HealthCheck json.RawMessage `json:"healthCheck,omitempty"`
@@ -208,7 +220,8 @@ func New(opts Options) *Server {
 		fixed := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 		opts.Now = func() time.Time { return fixed }
 	}
-	s := &Server{opts: opts, missing: map[string]bool{}, clusters: map[string]*cluster{}, taskDefs: map[string][]*taskDef{}}
+	s := &Server{opts: opts, missing: map[string]bool{}, clusters: map[string]*cluster{}, taskDefs: map[string][]*taskDef{},
+		elb: newELBState()}
 	for _, c := range opts.Clusters {
 		s.clusters[c] = newCluster(c)
 	}
@@ -360,6 +373,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	target := r.Header.Get("X-Amz-Target")
 	if target == "" && r.Method == http.MethodPost && r.URL.Path == "/" &&
 		strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
+		if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Version") == ELBv2Version {
+			s.serveELBv2(w, r, form) // the ELBv2 Query protocol: an elasticloadbalancingv2 client given this endpoint
+			return
+		}
 		s.serveEC2(w, r, body) // the EC2 Query protocol: an EC2 client given this endpoint
 		return
 	}
@@ -726,6 +743,7 @@ func checkContainer(cj json.RawMessage, networkMode string) (containerDef, map[s
 			return c, nil, invalidParam("Container port %d is used in more than one port mapping for container %s", port, c.Name)
 		}
 		seen[port] = true
+		c.ports = append(c.ports, port)
 		host := 0
 		if pm.HostPort != nil {
 			host = *pm.HostPort
@@ -1000,7 +1018,9 @@ type createServiceIn struct {
 	DeploymentController    *struct {
 		Type string `json:"type"`
 	} `json:"deploymentController"`
-	Tags []Tag `json:"tags"`
+	Tags                          []Tag                 `json:"tags"`
+	LoadBalancers                 []ServiceLoadBalancer `json:"loadBalancers"`
+	HealthCheckGracePeriodSeconds *int                  `json:"healthCheckGracePeriodSeconds"`
 }
 
 // subnetOf is the first subnet of a service's awsvpc configuration ("" for none).
@@ -1165,11 +1185,18 @@ func (s *Server) createService(body []byte) (any, *apiError) {
 			return nil, invalidParam("subnets can not be empty.")
 		}
 	}
+	if err := s.checkLoadBalancers(in.LoadBalancers, td); err != nil {
+		return nil, err
+	}
+	if g := in.HealthCheckGracePeriodSeconds; g != nil && (*g < 0 || *g > 2147483647 || len(in.LoadBalancers) == 0) {
+		return nil, invalidParam("Health check grace period is only valid for services configured to use load balancers.")
+	}
 	desired := 0
 	if in.DesiredCount != nil {
 		desired = *in.DesiredCount
 	}
 	svc := s.newService(c, in.ServiceName, td.arn, desired, in.DeploymentConfiguration, in.NetworkConfiguration, in.Tags, in.PropagateTags)
+	svc.loadBalancers, svc.gracePeriod = in.LoadBalancers, in.HealthCheckGracePeriodSeconds
 	if in.ClientToken != "" {
 		c.tokens[in.ClientToken] = token{service: svc.name, hash: reqHash}
 	}
@@ -1210,6 +1237,9 @@ func (s *Server) updateService(body []byte) (any, *apiError) {
 		ForceNewDeployment      bool            `json:"forceNewDeployment"`
 		NetworkConfiguration    json.RawMessage `json:"networkConfiguration"`
 		DeploymentConfiguration *depConf        `json:"deploymentConfiguration"`
+		// ECS takes a new loadBalancers list on an update of a rolling deployment (an empty list removes them).
+		LoadBalancers                 *[]ServiceLoadBalancer `json:"loadBalancers"`
+		HealthCheckGracePeriodSeconds *int                   `json:"healthCheckGracePeriodSeconds"`
 	}
 	if err := decode(body, &in); err != nil {
 		return nil, err
@@ -1243,6 +1273,30 @@ func (s *Server) updateService(body []byte) (any, *apiError) {
 			return nil, err
 		}
 	}
+	lbChanged := false
+	if in.LoadBalancers != nil {
+		check := td
+		if check == nil {
+			check = s.taskDef(svc.taskDef)
+		}
+		if err := s.checkLoadBalancers(*in.LoadBalancers, check); err != nil {
+			return nil, err
+		}
+		lbChanged = !slices.Equal(*in.LoadBalancers, svc.loadBalancers)
+	}
+	lbs := svc.loadBalancers
+	if in.LoadBalancers != nil {
+		lbs = *in.LoadBalancers
+	}
+	if g := in.HealthCheckGracePeriodSeconds; g != nil && (*g < 0 || len(lbs) == 0) {
+		return nil, invalidParam("Health check grace period is only valid for services configured to use load balancers.")
+	}
+	if in.LoadBalancers != nil {
+		svc.loadBalancers = *in.LoadBalancers
+	}
+	if in.HealthCheckGracePeriodSeconds != nil {
+		svc.gracePeriod = in.HealthCheckGracePeriodSeconds
+	}
 	if in.DesiredCount != nil {
 		svc.desired = *in.DesiredCount
 		svc.deployments[0].desired = svc.desired
@@ -1257,7 +1311,7 @@ func (s *Server) updateService(body []byte) (any, *apiError) {
 	if td != nil {
 		newTD = td.arn
 	}
-	if newTD != svc.taskDef || in.ForceNewDeployment {
+	if newTD != svc.taskDef || in.ForceNewDeployment || lbChanged {
 		svc.taskDef = newTD
 		for _, d := range svc.deployments {
 			d.desired = 0 // older deployments scale in as the new one comes up
@@ -1401,6 +1455,12 @@ func (s *Server) serviceOut(svc *service, withTags bool) map[string]any {
 	}
 	if svc.propagateTags != "" {
 		out["propagateTags"] = svc.propagateTags
+	}
+	if len(svc.loadBalancers) > 0 {
+		out["loadBalancers"] = svc.loadBalancers
+	}
+	if svc.gracePeriod != nil {
+		out["healthCheckGracePeriodSeconds"] = *svc.gracePeriod
 	}
 	if len(svc.netConf) > 0 {
 		out["networkConfiguration"] = svc.netConf
@@ -1680,6 +1740,7 @@ func (s *Server) advance() {
 			s.schedule(c, c.services[name])
 		}
 	}
+	s.syncTargets()
 }
 
 func (s *Server) advanceTasks(c *cluster) {
@@ -1786,7 +1847,14 @@ func (s *Server) ready(t *task) bool {
 		return false
 	}
 	td := s.taskDef(t.taskDef)
-	return len(td.containers[0].HealthCheck) == 0 || t.health == "HEALTHY"
+	if len(td.containers[0].HealthCheck) > 0 && t.health != "HEALTHY" {
+		return false
+	}
+	if svc := s.clusters[t.cluster].services[t.service]; svc != nil && len(svc.loadBalancers) > 0 {
+		ok, _ := s.targetsHealthy(svc, t)
+		return ok
+	}
+	return true
 }
 
 func (s *Server) schedule(c *cluster, svc *service) {
@@ -1817,6 +1885,23 @@ func (s *Server) schedule(c *cluster, svc *service) {
 			svc.status = "INACTIVE"
 		}
 		return
+	}
+	// A task a target group finds unhealthy is stopped and replaced, as ECS does, and counts as a failed task
+	// of its deployment (the circuit breaker's count).
+	for _, ts := range byDep {
+		for _, t := range ts {
+			if t.lastStatus != "RUNNING" || len(svc.loadBalancers) == 0 {
+				continue
+			}
+			if _, bad := s.targetsHealthy(svc, t); bad != "" {
+				t.desiredStatus, t.wait = "STOPPED", s.opts.StepsPerState-1
+				t.stoppedReason = "Task failed ELB health checks in (target-group " + bad + ")"
+				s.failTask(c, t)
+			}
+		}
+	}
+	for id, ts := range byDep {
+		byDep[id] = slices.DeleteFunc(ts, func(t *task) bool { return t.desiredStatus != "RUNNING" })
 	}
 	primary := svc.deployments[0]
 	threshold := max(3, min(200, (primary.desired+1)/2))
