@@ -11,6 +11,14 @@
 //     (environment, workload) and a timeout per step. Engine.Destroy removes a whole environment on purpose.
 //   - Controller.Run is the level-based loop below; Status, Ready and Trigger serve the CLI and the web page.
 //
+// Images of the registries a configuration declares (`registries:`) are pinned while planning: each tag is
+// resolved to the digest it names (Options.Registry, a registry.Client by default, with the registry's password
+// read from its SOPS secret), and the workload runs host/name:tag@sha256:... — that reference is hashed, shown
+// (Plan.Images, Step.Image), given to the providers (with Desired.ImageAuth where the runtime pulls itself) and
+// read back. Apply resolves the tags again and refuses a plan whose tag moved (ErrStalePlan). A missing image or
+// refused credentials is a problem at the workload's image; a registry that keeps failing fails the pass. Images of
+// other registries are used as written, and their registries never contacted.
+//
 // Non-goals: the reconciler keeps no truth of its own. What runs is read back from the providers on every pass
 // (ownership labels); the store (package store) only keeps history, and losing it loses nothing that runs.
 //
