@@ -123,17 +123,8 @@ func newProvider(client k8s.Interface, t schema.Target, s settings, opts provide
 // Type implements providers.Provider.
 func (p *Provider) Type() string { return Type }
 
-// Capabilities implements providers.Provider: a Deployment honours every health check kind, limits and UDP;
-// public ports are a LoadBalancer Service, and a preview's hosts an Ingress; secrets are SOPS values (in a Secret berth owns) or existing Secrets,
-// as env vars or files.
-func (p *Provider) Capabilities() providers.Capabilities {
-	return providers.Capabilities{
-		HealthHTTP: true, HealthTCP: true, HealthCommand: true, PublicPorts: true, UDP: true,
-		CPULimit: true, MemoryLimit: true,
-		SecretKinds: []string{schema.SecretSOPS, schema.SecretKubernetes}, SecretFiles: true,
-		HostRoutes: true,
-	}
-}
+// Capabilities implements providers.Provider: what Offline reports for the target (capabilities).
+func (p *Provider) Capabilities() providers.Capabilities { return capabilities() }
 
 // parseSettings checks the values of the #KubernetesTarget settings (the loader already checked the keys).
 func parseSettings(t schema.Target) (settings, error) {

@@ -347,8 +347,11 @@ func dnsLabel(s string) string {
 	return ""
 }
 
-// Validate implements providers.Validator: what a Deployment and its Services cannot take.
-func (p *Provider) Validate(w schema.Workload) []providers.Problem {
+// Validate implements providers.Validator: validate, which Offline's Validator runs too.
+func (p *Provider) Validate(w schema.Workload) []providers.Problem { return validate(w) }
+
+// validate says what a Deployment and its Services cannot take; it needs no cluster and no setting.
+func validate(w schema.Workload) []providers.Problem {
 	var out []providers.Problem
 	if msg := dnsLabel(w.Name); msg != "" {
 		out = append(out, providers.Problem{Field: "name", Message: "a Kubernetes object name must be a DNS label: " + msg})
