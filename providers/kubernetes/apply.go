@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -33,10 +32,26 @@ import (
 // from d (a hand edit, whatever the spec-hash label says), first removing with a guarded JSON patch what the apply
 // cannot (see stripDeployment), then waits until the Deployment's status shows d.Workload.Replicas updated,
 // ready and available replicas of the new generation. A rollout past its progress deadline is a permanent error.
+//
+// When berth makes the namespace (a preview's, berth-<env>) and it is deleted under the Apply (Delete of the
+// environment's last workload, by this provider or another), the Apply waits until it is gone, creates it again
+// and starts over, at most maxNamespaceRestarts times.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
+	ns := p.namespace(d.Owner)
+	log := p.log.With("env", d.Owner.Environment, "workload", d.Workload.Name, "revision", d.SpecHash)
+	for restarts := 0; ; restarts++ {
+		err := p.apply(ctx, d, ns, log)
+		if err == nil || !errors.Is(err, errNamespaceGoing) || !p.makesNamespace(d.Owner) || restarts >= maxNamespaceRestarts {
+			return err
+		}
+		p.forget(ns)
+		log.Info("the namespace went during the apply; applying again once it is created again", "namespace", ns, "error", err)
+	}
+}
+
+func (p *Provider) apply(ctx context.Context, d providers.Desired, ns string, log *slog.Logger) error {
 	w := d.Workload
-	ns, name := p.namespace(d.Owner), p.objectName(d.Owner, w.Name)
-	log := p.log.With("env", d.Owner.Environment, "workload", w.Name, "revision", d.SpecHash)
+	name := p.objectName(d.Owner, w.Name)
 	if msg := dnsLabel(w.Name); msg != "" {
 		return providers.Permanent(fmt.Errorf("workload %q: name: %s", w.Name, msg))
 	}
@@ -48,7 +63,8 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	if ing.want, err = ingress(d, ns, name, p.set.ingressClass); err != nil {
 		return providers.Permanent(fmt.Errorf("workload %q: %w", w.Name, err))
 	}
-	if err := p.ensureNamespace(ctx, ns, d.Owner); err != nil {
+	nsOwned, err := p.ensureNamespace(ctx, ns, d.Owner, log)
+	if err != nil {
 		return err
 	}
 
@@ -121,11 +137,16 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		if cur != nil {
 			log.Info("deployment differs from the desired spec; applying", "namespace", ns, "generation", cur.Generation, "drift", drifted)
 		}
-		_, err = call(ctx, p, "apply deployment "+ns+"/"+name, func(ctx context.Context) (*appsv1.Deployment, error) {
+		got, err := call(ctx, p, "apply deployment "+ns+"/"+name, func(ctx context.Context) (*appsv1.Deployment, error) {
 			return p.client.AppsV1().Deployments(ns).Apply(ctx, want, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		})
 		if err != nil {
 			return err
+		}
+		if cur == nil && nsOwned {
+			if err := p.markCreated(ctx, ns, got); err != nil {
+				return err
+			}
 		}
 	}
 	for _, s := range svcs {
@@ -252,81 +273,6 @@ func jsonEqual(a, b any) bool {
 	return errA == nil && errB == nil && string(x) == string(y)
 }
 
-// ensureNamespace makes sure of owner's namespace: a preview's is berth's own (see ensurePreviewNamespace);
-// berth's per-environment namespace is created (labelled) once per provider; a namespace the target names is the
-// operator's and is never created.
-func (p *Provider) ensureNamespace(ctx context.Context, ns string, owner providers.Owner) error {
-	if owner.Preview != 0 {
-		return p.ensurePreviewNamespace(ctx, ns, owner)
-	}
-	if p.set.namespace != "" {
-		return nil
-	}
-	p.mu.Lock()
-	done := p.namespaces[ns]
-	p.mu.Unlock()
-	if done {
-		return nil
-	}
-	ac := coreac.Namespace(ns).WithLabels(map[string]string{LabelManagedBy: "berth", providers.LabelEnvironment: owner.Environment})
-	_, err := call(ctx, p, "apply namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
-		return p.client.CoreV1().Namespaces().Apply(ctx, ac, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
-	})
-	if err != nil {
-		return err
-	}
-	p.mu.Lock()
-	p.namespaces[ns] = true
-	p.mu.Unlock()
-	return nil
-}
-
-// namespaceLabels are the labels of a preview's namespace: the instance, the environment and the preview number,
-// which DeleteEnvironment and Environments go by.
-func namespaceLabels(owner providers.Owner) map[string]string {
-	return map[string]string{
-		LabelManagedBy: "berth", providers.LabelInstance: owner.Instance, providers.LabelEnvironment: owner.Environment,
-		providers.LabelPreview: strconv.Itoa(owner.Preview),
-	}
-}
-
-// namespaceOwned tells whether a namespace's labels say it is owner's preview namespace.
-func namespaceOwned(l map[string]string, owner providers.Owner) bool {
-	return l[providers.LabelInstance] == owner.Instance && l[providers.LabelEnvironment] == owner.Environment &&
-		l[providers.LabelPreview] == strconv.Itoa(owner.Preview)
-}
-
-// ensurePreviewNamespace creates a preview's namespace when it is missing, labelled as namespaceLabels says, and
-// checks it on every Apply (it is read, never cached: DeleteEnvironment, of this provider or another, may have
-// removed it). A namespace of that name without owner's labels is never adopted (ErrNotOwned, naming it); one
-// being deleted is waited out (a transient error: the next pass creates it again once it is gone).
-func (p *Provider) ensurePreviewNamespace(ctx context.Context, ns string, owner providers.Owner) error {
-	for attempt := 1; ; attempt++ {
-		cur, err := call(ctx, p, "get namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
-			return p.client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		})
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			return err
-		case !namespaceOwned(cur.Labels, owner):
-			return providers.Permanent(fmt.Errorf("namespace %s of preview %s: %w", ns, owner.Environment, ErrNotOwned))
-		case cur.DeletionTimestamp != nil:
-			return fmt.Errorf("namespace %s of preview %s is being deleted; applying once it is gone", ns, owner.Environment)
-		default:
-			return nil
-		}
-		obj := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns, Labels: namespaceLabels(owner)}}
-		_, err = call(ctx, p, "create namespace "+ns, func(ctx context.Context) (*corev1.Namespace, error) {
-			return p.client.CoreV1().Namespaces().Create(ctx, obj, metav1.CreateOptions{FieldManager: FieldManager})
-		})
-		if !apierrors.IsAlreadyExists(err) || attempt >= 3 {
-			return err
-		}
-		// Created meanwhile (another call, or a retry whose first try went through): check it.
-	}
-}
-
 func (p *Provider) getDeployment(ctx context.Context, ns, name string) (*appsv1.Deployment, error) {
 	dep, err := call(ctx, p, "get deployment "+ns+"/"+name, func(ctx context.Context) (*appsv1.Deployment, error) {
 		return p.client.AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
@@ -345,6 +291,9 @@ func (p *Provider) waitRollout(ctx context.Context, ns, name string, log *slog.L
 			return err
 		}
 		if dep == nil {
+			if p.namespaceGoing(ctx, ns) {
+				return fmt.Errorf("deployment %s/%s disappeared during the rollout: %w", ns, name, errNamespaceGoing)
+			}
 			return fmt.Errorf("deployment %s/%s disappeared during the rollout", ns, name)
 		}
 		done, why, err := RolloutState(dep)
@@ -556,7 +505,8 @@ func replica(pod corev1.Pod, hasHealth bool) providers.Replica {
 
 // Delete implements providers.Provider: removes the workload's Deployment and Services when they carry owner's
 // labels (background propagation: the garbage collector removes ReplicaSets and pods), then waits until the
-// Deployment is gone. Objects of that name without owner's labels are left alone.
+// Deployment is gone, then removes berth's Secret. Objects of that name without owner's labels are left alone.
+// Last, the namespace goes when berth created it for owner and nothing else is left in it (collectNamespace).
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
 	ns, name := p.namespace(owner), p.objectName(owner, workload)
 	var ing *networkingv1.Ingress
@@ -614,10 +564,15 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	}
 	// The Secret berth owns goes last: until the Deployment is gone, its pods may still start from it.
 	sec := &ownedSecretState{name: name + SecretSuffix}
-	if sec.cur, err = p.secretMeta(ctx, ns, sec.name); err != nil || sec.cur == nil || !owned(sec.cur.Labels, owner, workload) {
+	if sec.cur, err = p.secretMeta(ctx, ns, sec.name); err != nil {
 		return err
 	}
-	return p.deleteSecret(ctx, ns, sec)
+	if sec.cur != nil && owned(sec.cur.Labels, owner, workload) {
+		if err := p.deleteSecret(ctx, ns, sec); err != nil {
+			return err
+		}
+	}
+	return p.collectNamespace(ctx, owner, ns, p.log.With("env", owner.Environment, "workload", workload))
 }
 
 // deleteObject deletes one object with a UID precondition (never a replacement someone made meanwhile); gone
@@ -648,6 +603,9 @@ func call[T any](ctx context.Context, p *Provider, what string, f func(context.C
 		}
 		if ctx.Err() != nil {
 			return zero, fmt.Errorf("%s: %w", what, ctx.Err())
+		}
+		if namespaceRefused(err) { // not retried here: Apply waits for the namespace to go and starts over
+			return zero, fmt.Errorf("%s: %w: %w", what, errNamespaceGoing, err)
 		}
 		if apierrors.IsNotFound(err) {
 			return zero, fmt.Errorf("%s: %w", what, err) // the caller decides what absence means

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,7 +32,8 @@ import (
 // kubectl edit, patch, set and scale do (client-go with their field managers) and each Service deleted; the
 // unmanaged change is an annotation and a grace period; the foreign value is an env entry another manager adds
 // (kept, and said so, without takeOwnership); look-alikes are unlabelled Deployments; faults are 503 and 429
-// answers injected in the provider's transport.
+// answers injected in the provider's transport; the unhealthy version has its readiness probe on
+// kubetest.UnreadyPath; the namespace's load balancers get the address 127.0.0.1 (kubetest.RunLoadBalancers).
 func TestConformance(t *testing.T) {
 	c := cluster(t)
 	owner := providers.Owner{Instance: "cf" + randomID(t), Environment: "dev"}
@@ -39,6 +41,23 @@ func TestConformance(t *testing.T) {
 	ns := "berth-" + owner.Environment
 	faults := &faultInjector{}
 	cfg := withFaults(c.Config, faults)
+	// A load balancer implementation gives the public Services of the namespace an address: at once after each
+	// apply of one (so that the address is there when Apply returns), and on any later change.
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper {
+		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+			resp, err := rt.RoundTrip(req)
+			if err == nil && resp.StatusCode < 300 && req.Method == http.MethodPatch &&
+				strings.Contains(req.URL.Path, "/services/") && strings.HasSuffix(req.URL.Path, kubernetes.PublicSuffix) {
+				if err := kubetest.AssignLoadBalancers(req.Context(), c.Client, ns, "127.0.0.1"); err != nil {
+					t.Logf("load balancer address: %v", err) // RunLoadBalancers sets it a moment later
+				}
+			}
+			return resp, err
+		})
+	})
+	lbCtx, stopLB := context.WithCancel(context.Background())
+	lbStopped := kubetest.RunLoadBalancers(lbCtx, c.Client, ns, "127.0.0.1")
+	t.Cleanup(func() { stopLB(); <-lbStopped })
 	conformance.Run(t, conformance.Harness{
 		New: func(t *testing.T) providers.Provider {
 			cs, err := k8s.NewForConfig(cfg)
@@ -111,7 +130,18 @@ func TestConformance(t *testing.T) {
 		Foreign:   foreignEnv(c.Client, ns),
 		Faults:    faults.Fail,
 		Secrets:   &conformance.SecretsCase{Leaks: leaks(c.Client, ns)},
-		Timeout:   60 * time.Second,
+		// The simulated kubelet finds a readiness probe on kubetest.UnreadyPath failing: the new pod runs, never
+		// Ready, and the old one stays (maxUnavailable 0).
+		Unhealthy: func(w schema.Workload) schema.Workload {
+			h := *w.Health
+			check := *h.HTTP
+			check.Path = kubetest.UnreadyPath
+			h.HTTP = &check
+			w.Health = &h
+			return w
+		},
+		HoldFor: 3 * time.Second,
+		Timeout: 60 * time.Second,
 	})
 }
 
@@ -144,6 +174,11 @@ func TestConformanceExistingSecret(t *testing.T) {
 		Timeout: 60 * time.Second,
 	})
 }
+
+// roundTripFunc is a function as an http.RoundTripper.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
 
 // writeSecret creates or updates (as kubectl apply would, with its own field manager) the Secret ns/name
 // holding data, creating the namespace if need be; the Secret is deleted at t's cleanup.

@@ -1,14 +1,15 @@
 // Package kubernetes is berth's provider for Kubernetes clusters (target type "kubernetes"): each workload is a
 // Deployment and, when it has ports, a ClusterIP Service (every port) and a LoadBalancer Service <name>-public (the
 // public ports at their host ports), all written with server-side apply (apply configurations, field manager
-// "berth", force) in the namespace berth-<environment> (created, labelled) or the one the target names (then
-// objects are named <environment>-<workload>, shortened with a hash past 56 characters).
+// "berth", force) in the namespace berth-<environment> (created when missing, labelled, and deleted with the
+// environment's last workload: see Namespaces) or the one the target names (then objects are named
+// <environment>-<workload>, shortened with a hash past 56 characters).
 //
 // Previews (Owner.Preview = N, environment pr-<N>) live in a namespace of their own, PreviewNamespace(<the
 // target's namespace, else "berth">, N) = "<base>-pr-<N>" (cut to 63 characters with a hash when longer), whose
 // objects are named after the workload alone. Apply creates it when missing, labelled berth.dev/instance,
 // berth.dev/environment and berth.dev/preview, reads it on every call (never cached), and never adopts one of that
-// name without those labels (ErrNotOwned, naming it); one being deleted fails Apply until it is gone. List of a
+// name without those labels (ErrNotOwned, naming it); one being deleted is waited out, then created again. List of a
 // preview whose namespace is gone or being deleted is empty. DeleteEnvironment (providers.EnvironmentDeleter)
 // deletes the namespace when its labels say it is owner's (UID precondition); the cluster's namespace controller
 // removes what is left in it. Every object of a preview carries berth.dev/preview=<N>; the Deployment, Services,
@@ -18,12 +19,31 @@
 // (Prefix), to the ClusterIP Service at the container port, ingressClassName from the target setting ingressClass
 // (the cluster's default class without it); the Deployment's annotation berth.dev/ingress names it, so that one
 // gone is Observed.Missing ("Ingress web"), and Apply re-applies it when missing or when berth's fields differ.
-// Observed.Endpoints: per public port, Address from the LoadBalancer Service's status (its first ingress IP or
-// hostname, at the Service's port; left out until the load balancer has one) and URL http://<host>/ from the live
-// Ingress rule routing the port; a port with neither is left out. Environments (providers.EnvironmentLister)
+// Observed.Endpoints (what `berth status` shows): per public port, Address from the LoadBalancer Service's status
+// (its first status.loadBalancer.ingress IP or hostname, at the Service's port = the host port; left out until
+// the cluster's load balancer implementation, a cloud controller or MetalLB, has set one) and, for a preview, URL
+// http://<host>/ from the live Ingress rule routing the port; a port with neither is left out. The target's
+// ingressClass is for previews' hosts only: an environment's public ports are served by their LoadBalancer
+// Service and have no Ingress, so their Endpoint is the load balancer's address alone. Environments (providers.EnvironmentLister)
 // costs two calls by label selector on berth.dev/instance: the namespaces (this target's preview namespaces, even
 // empty ones; those being deleted, and every Deployment in them, are gone) and the Deployments of every namespace
 // (on the target), each environment once with its preview number and the head of the Deployment applied last.
+//
+// Namespaces: berth-<env> and a preview's namespace are created by Apply when missing, labelled
+// app.kubernetes.io/managed-by=berth, berth.dev/instance and berth.dev/environment (and berth.dev/preview); an
+// existing one without those labels is used as it is (a preview's is refused) and never labelled. Delete of a
+// workload then deletes the namespace (UID and resourceVersion preconditions) only when its labels say berth
+// created it for this instance and environment and it holds nothing else: no Deployment, StatefulSet, DaemonSet,
+// Job, CronJob, Pod (but the going pods of owner's deleted workloads), Service, ConfigMap (but
+// kube-root-ca.crt), Secret (but the default ServiceAccount's token), ServiceAccount (but default),
+// PersistentVolumeClaim, Role, RoleBinding or (in a preview's) Ingress, berth's of other workloads, targets and
+// instances included. A namespace the target names is never created or deleted; neither is one berth-<env> of an older
+// berth (no instance label). Race safety: after creating a Deployment in a namespace berth created, Apply writes
+// the namespace's annotation berth.dev/created, changing its resourceVersion, so that a Delete that found it empty
+// before is refused by the precondition; an Apply whose namespace is deleted under it (a write refused with
+// NamespaceTerminating or the namespace's NotFound, the annotation's answer showing it being deleted, the
+// Deployment gone during the rollout) waits until it is gone, creates it again and starts over. A Delete whose
+// look inside is denied by RBAC leaves the namespace and succeeds, with a warning.
 //
 // Mapping: one container "app" (image, command, args, env sorted by name, container ports, CPU and memory as equal
 // requests and limits), health checks as readiness and liveness probes (HTTP → httpGet, TCP → tcpSocket, command →
@@ -81,27 +101,30 @@
 // rest only if the cluster's EncryptionConfiguration says so) and readable by whoever may get Secrets in the
 // namespace, and by its pods.
 //
-// Non-goals: an Ingress for workloads other than previews' (and TLS on it), HPA, PodDisruptionBudgets, secrets of cloud stores (a Kubernetes cluster reaches them
-// through the External Secrets Operator or the Secrets Store CSI driver, whose Secrets berth references by
-// name), deleting namespaces other than previews', running without a deployment controller (tests simulate one: package kubetest).
+// Non-goals: an Ingress for workloads other than previews' (and TLS on it), HPA, PodDisruptionBudgets, secrets
+// of cloud stores (a Kubernetes cluster reaches them through the External Secrets Operator or the Secrets Store
+// CSI driver, whose Secrets berth references by name), deleting a namespace berth did not create or one holding
+// anything else, running without a deployment controller (tests simulate one: package kubetest).
 //
 // Caller's duties: one call per workload at a time (the reconciler's rule); credentials allowed by the RBAC Role in
-// docs/providers.md (Kubernetes provider, Permissions), and for previews get, list, create and delete on
-// namespaces and get, list, create, patch and delete on ingresses (networking.k8s.io); a LoadBalancer
+// docs/providers.md (Kubernetes provider, Permissions): get, create, patch and delete on namespaces (berth's own),
+// list on the kinds collectNamespace looks at, and for previews list on namespaces and get, list, create, patch
+// and delete on ingresses (networking.k8s.io); a LoadBalancer
 // implementation in the cluster for public ports to get an address, an Ingress controller (and DNS for the preview
 // hosts) for preview hosts to be served.
 //
 // Main loop of Apply, in a sketch:
 //
-//	ensure namespace berth-<env> (server-side apply, once per provider); a preview's: get, create when missing,
-//	    ErrNotOwned when not labelled as owner's
+//	ensure namespace berth-<env> (get, create when missing; once per provider) or a preview's (every call;
+//	    ErrNotOwned when not labelled as owner's); one being deleted: wait until it is gone, create it
 //	get the metadata of each existing Secret referenced (missing → error, nothing written)
 //	get Deployment, both Services and the metadata of Secret <name>-secrets: someone else's object of our name
 //	    → permanent ErrNotOwned
 //	apply Secret <name>-secrets when the workload has SOPS values
 //	strip: JSON patch guarded by the resourceVersion (a test op) removing what a forced apply cannot (see above);
 //	    refused because the object moved → read it again and recompute
-//	if live(objects) != Normalize(desired) or ExtractDeployment(cur, "berth") != desired { apply Deployment }
+//	if live(objects) != Normalize(desired) or ExtractDeployment(cur, "berth") != desired { apply Deployment;
+//	    created in a namespace berth created → annotate the namespace (berth.dev/created) }
 //	apply Services missing, differing or drifted (with takeOwnership, their foreign ports removed first); delete
 //	    an owned one no longer wanted; the same for a preview's Ingress
 //	poll the Deployment every PollInterval until RolloutState: observedGeneration ≥ generation, updated = ready =
@@ -113,7 +136,8 @@
 // its Ingresses), and, only when a workload has secrets, the metadata of berth's Secrets (one
 // call) and of each existing Secret referenced (one call each): each Deployment read back as above, each pod not
 // terminating a replica (ID = UID, running = phase Running, healthy = condition Ready). Delete removes the owned
-// Ingress, Services and Deployment with a UID precondition and background propagation, then berth's Secret.
+// Ingress, Services and Deployment with a UID precondition and background propagation, then berth's Secret, then
+// the namespace if it is berth's and empty (see Namespaces). A namespace deleted under an Apply starts it over.
 //
 // Every call goes through one retry layer: conflicts, 429, 5xx, timeouts and transport failures are retried with
 // capped exponential backoff and jitter (honouring Retry-After); invalid, forbidden and unauthorized requests come

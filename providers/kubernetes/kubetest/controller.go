@@ -30,6 +30,9 @@ const (
 	// LabelTemplateHash is the pod label naming the pod template a pod was made from (as the real controller's
 	// pod-template-hash).
 	LabelTemplateHash = "pod-template-hash"
+	// UnreadyPath, as the path of a container's httpGet readiness probe, makes the simulated kubelet find the probe
+	// failing: the pod runs and is never Ready (an app answering 404 there).
+	UnreadyPath = "/kubetest/unready"
 )
 
 // resync paces the controller's full passes besides watch events.
@@ -37,8 +40,9 @@ const resync = time.Second
 
 // RunDeploymentController plays the deployment and ReplicaSet controllers (and the garbage collector for pods) for
 // every namespace not labelled LabelManual: after each change of a Deployment it creates the pods of the current
-// template (Running and Ready at once, as though every probe passed), deletes those of older templates and the
-// extra ones (newest first), deletes pods whose Deployment is gone, and writes a completed rollout status. It also
+// template (Running at once, and Ready as though every probe passed, unless the readiness probe is an httpGet of
+// UnreadyPath), deletes the extra ones (newest first) and, once the current ones are all Ready, those of older
+// templates (make before break), deletes pods whose Deployment is gone, and writes the rollout's status. It also
 // plays the namespace controller (for every namespace, manual ones too): a namespace being deleted has its
 // Deployments, pods, Services, Secrets, ConfigMaps and Ingresses deleted, then its finalizer "kubernetes" removed,
 // so that it goes. It runs until ctx ends; the returned channel is closed when it has stopped.
@@ -208,12 +212,19 @@ func reconcile(ctx context.Context, client kubernetes.Interface, d *appsv1.Deplo
 			continue
 		}
 		if p.Labels[LabelTemplateHash] == hash {
+			if p.Status.Phase == "" { // created by a pass whose status write failed
+				started, err := startPod(ctx, client, &p)
+				if err != nil {
+					return err
+				}
+				p = *started
+			}
 			cur = append(cur, p)
 		} else {
 			old = append(old, p)
 		}
 	}
-	// Make before break: the new pods first, then the old ones go.
+	// Make before break (maxUnavailable 0): the new pods first; the old ones go once the new ones are ready.
 	for len(cur) < want {
 		p, err := createPod(ctx, client, d, hash)
 		if err != nil {
@@ -228,23 +239,46 @@ func reconcile(ctx context.Context, client kubernetes.Interface, d *appsv1.Deplo
 		}
 		return cur[i].Name < cur[j].Name
 	})
-	for _, p := range append(old, cur[want:]...) {
+	extra := cur[want:]
+	cur = cur[:want]
+	ready := 0
+	for _, p := range cur {
+		if podReady(p) {
+			ready++
+		}
+	}
+	gone := extra
+	if ready == want {
+		gone, old = append(gone, old...), nil
+	}
+	for _, p := range gone {
 		if err := deletePod(ctx, client, &p); err != nil {
 			return err
 		}
 	}
+	oldReady := 0
+	for _, p := range old {
+		if podReady(p) {
+			oldReady++
+		}
+	}
 	st := appsv1.DeploymentStatus{
 		ObservedGeneration: d.Generation,
-		Replicas:           int32(want), UpdatedReplicas: int32(want), ReadyReplicas: int32(want),
-		AvailableReplicas: int32(want),
+		Replicas:           int32(want + len(old)), UpdatedReplicas: int32(want), ReadyReplicas: int32(ready + oldReady),
+		AvailableReplicas: int32(ready + oldReady),
 	}
 	now := metav1.Now()
-	st.Conditions = []appsv1.DeploymentCondition{
-		{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
-			Message: "Deployment has minimum availability.", LastUpdateTime: now, LastTransitionTime: now},
-		{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable",
-			Message: fmt.Sprintf("ReplicaSet %q has successfully progressed.", d.Name+"-"+hash), LastUpdateTime: now, LastTransitionTime: now},
+	avail := appsv1.DeploymentCondition{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue, Reason: "MinimumReplicasAvailable",
+		Message: "Deployment has minimum availability.", LastUpdateTime: now, LastTransitionTime: now}
+	if ready+oldReady < want {
+		avail.Status, avail.Reason, avail.Message = corev1.ConditionFalse, "MinimumReplicasUnavailable", "Deployment does not have minimum availability."
 	}
+	prog := appsv1.DeploymentCondition{Type: appsv1.DeploymentProgressing, Status: corev1.ConditionTrue, Reason: "NewReplicaSetAvailable",
+		Message: fmt.Sprintf("ReplicaSet %q has successfully progressed.", d.Name+"-"+hash), LastUpdateTime: now, LastTransitionTime: now}
+	if ready < want || len(old) > 0 {
+		prog.Reason, prog.Message = "ReplicaSetUpdated", fmt.Sprintf("ReplicaSet %q is progressing.", d.Name+"-"+hash)
+	}
+	st.Conditions = []appsv1.DeploymentCondition{avail, prog}
 	if sameStatus(d.Status, st) {
 		return nil
 	}
@@ -268,7 +302,29 @@ func sameStatus(a, b appsv1.DeploymentStatus) bool {
 	return string(x) == string(y)
 }
 
-// createPod creates a pod of d's template, owned by d, and marks it Running and Ready.
+// podReady tells whether a pod's Ready condition holds.
+func podReady(p corev1.Pod) bool {
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// unready tells whether the simulated kubelet finds a readiness probe of the pod failing: an httpGet probe on
+// UnreadyPath.
+func unready(spec corev1.PodSpec) bool {
+	for _, c := range spec.Containers {
+		if pr := c.ReadinessProbe; pr != nil && pr.HTTPGet != nil && pr.HTTPGet.Path == UnreadyPath {
+			return true
+		}
+	}
+	return false
+}
+
+// createPod creates a pod of d's template, owned by d, and marks it Running and, unless a readiness probe
+// fails (unready), Ready.
 func createPod(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployment, hash string) (*corev1.Pod, error) {
 	l := maps.Clone(d.Spec.Template.Labels)
 	if l == nil {
@@ -289,27 +345,39 @@ func createPod(ctx context.Context, client kubernetes.Interface, d *appsv1.Deplo
 	if err != nil {
 		return nil, fmt.Errorf("creating a pod of %s/%s: %w", d.Namespace, d.Name, err)
 	}
+	return startPod(ctx, client, p)
+}
+
+// startPod writes the status of a pod the simulated kubelet started: Running and, unless a readiness probe fails
+// (unready), Ready.
+func startPod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod) (*corev1.Pod, error) {
+	yes := true
+	p = p.DeepCopy()
 	now := metav1.Now()
+	ok, isReady := corev1.ConditionTrue, !unready(p.Spec)
+	if !isReady {
+		ok = corev1.ConditionFalse
+	}
 	p.Status = corev1.PodStatus{
 		Phase: corev1.PodRunning, StartTime: &now, PodIP: "127.0.0.1",
 		Conditions: []corev1.PodCondition{
 			{Type: corev1.PodScheduled, Status: corev1.ConditionTrue, LastTransitionTime: now},
 			{Type: corev1.PodInitialized, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.ContainersReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
-			{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: now},
+			{Type: corev1.ContainersReady, Status: ok, LastTransitionTime: now},
+			{Type: corev1.PodReady, Status: ok, LastTransitionTime: now},
 		},
 	}
 	for _, c := range p.Spec.Containers {
 		p.Status.ContainerStatuses = append(p.Status.ContainerStatuses, corev1.ContainerStatus{
-			Name: c.Name, Image: c.Image, Ready: true, Started: &yes,
+			Name: c.Name, Image: c.Image, Ready: isReady, Started: &yes,
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}},
 		})
 	}
-	p, err = client.CoreV1().Pods(d.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+	got, err := client.CoreV1().Pods(p.Namespace).UpdateStatus(ctx, p, metav1.UpdateOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("marking pod %s/%s running: %w", d.Namespace, p.Name, err)
+		return nil, fmt.Errorf("marking pod %s/%s running: %w", p.Namespace, p.Name, err)
 	}
-	return p, nil
+	return got, nil
 }
 
 func deletePod(ctx context.Context, client kubernetes.Interface, p *corev1.Pod) error {

@@ -6,7 +6,9 @@
 //
 // Caller's duties: call Start from tests (it skips when the binaries are missing unless BERTH_REQUIRE_KUBE is set,
 // then it fails), stop the shared cluster from TestMain (os.Exit(kubetest.Main(m))), and run
-// RunDeploymentController, or call SimulateRollout/StallRollout in namespaces labelled LabelManual.
+// RunDeploymentController, or call SimulateRollout/StallRollout in namespaces labelled LabelManual; run
+// RunLoadBalancers for a namespace whose LoadBalancer Services should get an address (a cloud's service
+// controller; elsewhere they stay pending).
 //
 // Main loop of the simulated controller, in a sketch:
 //
@@ -15,8 +17,10 @@
 //	        delete its Deployments, pods, Services, Secrets, ConfigMaps and Ingresses
 //	        none left → remove the finalizer "kubernetes" (namespaces/finalize): the apiserver removes it
 //	    for each Deployment outside manual namespaces:
-//	        create pods of the current template (Running, Ready) up to spec.replicas
-//	        delete pods of older templates, then the newest extra ones
+//	        create pods of the current template up to spec.replicas: Running, and Ready unless the readiness
+//	            probe is an httpGet of UnreadyPath (the kubelet finds it failing)
+//	        delete the newest extra pods; once every current pod is Ready (maxUnavailable 0), those of older
+//	            templates
 //	        write status: observedGeneration, replicas counts, Available and Progressing conditions
 //	    delete pods whose Deployment is gone (the garbage collector)
 //
