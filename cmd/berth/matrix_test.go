@@ -21,6 +21,7 @@ import (
 	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	elbv2 "github.com/aws/aws-sdk-go-v2/service/elasticloadbalancingv2"
 	"github.com/docker/docker/api/types/filters"
@@ -456,6 +457,10 @@ func TestPortabilityMatrix(t *testing.T) {
 		e.kubeconfig = l.kube.Kubeconfig
 	}
 	l.clouds = startClouds(t)
+	// ELBv2 and EC2 (the public port's load balancer, the tasks' addresses) are the ECS emulator's too: no call
+	// may leave loopback, whatever settings the aws target gains.
+	t.Setenv("AWS_ENDPOINT_URL_ELASTIC_LOAD_BALANCING_V2", l.clouds.ecs.URL())
+	t.Setenv("AWS_ENDPOINT_URL_EC2", l.clouds.ecs.URL())
 	t.Setenv(matrixTokenEnv, matrixToken)
 	for _, v := range []string{"NOMAD_ADDR", "NOMAD_REGION", "NOMAD_NAMESPACE", "NOMAD_TOKEN"} {
 		t.Setenv(v, "")
@@ -982,7 +987,8 @@ func (l *matrixLab) marathonRecord(ctx context.Context) (received, error) {
 }
 
 func (l *matrixLab) awsConfig() aws.Config {
-	return aws.Config{Region: "eu-west-1", Credentials: aws.AnonymousCredentials{}, BaseEndpoint: aws.String(l.clouds.ecs.URL())}
+	return aws.Config{Region: "eu-west-1", BaseEndpoint: aws.String(l.clouds.ecs.URL()),
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "")}
 }
 
 func (l *matrixLab) ecsRecord(ctx context.Context) (received, error) {
@@ -1108,22 +1114,26 @@ func (l *matrixLab) gceRecord(ctx context.Context) (received, error) {
 			_ = json.Unmarshal([]byte(m[1]), &rec.args)
 		}
 	}
-	// Health checks and the public port: the health checks and forwarding rules the provider made for the group.
-	hcs, err := compute.NewRegionHealthChecksRESTClient(ctx, l.gceOptions()...)
-	if err == nil {
-		defer hcs.Close()
-		hit := hcs.List(ctx, &computepb.ListRegionHealthChecksRequest{Project: l.clouds.gce.Project(), Region: l.clouds.gce.Region()})
-		for {
-			hc, err := hit.Next()
-			if err != nil {
-				break
-			}
-			if !strings.HasPrefix(hc.GetName(), prefix) {
-				continue
-			}
-			if h := hc.GetHttpHealthCheck(); h != nil && h.GetRequestPath() == "/healthz" && h.GetPort() == matrixPort {
-				rec.http = "health check " + hc.GetName() + " HTTP /healthz"
-			}
+	// Health checks and the public port: the (global) health checks and the forwarding rules made for the group.
+	hcs, err := compute.NewHealthChecksRESTClient(ctx, l.gceOptions()...)
+	if err != nil {
+		return rec, err
+	}
+	defer hcs.Close()
+	hit := hcs.List(ctx, &computepb.ListHealthChecksRequest{Project: l.clouds.gce.Project()})
+	for {
+		hc, err := hit.Next()
+		if err == iterator.Done {
+			break
+		}
+		if err != nil {
+			return rec, err
+		}
+		if !strings.HasPrefix(hc.GetName(), prefix) {
+			continue
+		}
+		if h := hc.GetHttpHealthCheck(); h != nil && h.GetRequestPath() == "/healthz" && h.GetPort() == matrixPort {
+			rec.http = "health check " + hc.GetName() + " HTTP /healthz"
 		}
 	}
 	frs, err := compute.NewForwardingRulesRESTClient(ctx, l.gceOptions()...)
