@@ -352,10 +352,12 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 		return nil, fmt.Errorf("environment %q: %w", p.Environment, ErrUnknownEnvironment)
 	}
 	// Every pinned tag is resolved again: a tag that moved since the plan is a plan of another image.
+	applies := map[string]bool{}
+	for _, s := range p.Steps {
+		applies[s.Workload] = applies[s.Workload] || (s.Action != ActionDelete && s.Error == "")
+	}
 	stepped := ev
-	stepped.Workloads = slices.DeleteFunc(slices.Clone(ev.Workloads), func(w schema.Workload) bool {
-		return !slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Workload == w.Name && s.Action != ActionDelete && s.Error == "" })
-	})
+	stepped.Workloads = slices.DeleteFunc(slices.Clone(ev.Workloads), func(w schema.Workload) bool { return !applies[w.Name] })
 	pinned, err := e.pin(ctx, cfg, stepped)
 	if err != nil {
 		return nil, fmt.Errorf("environment %s: %w", p.Environment, err)
