@@ -147,6 +147,8 @@ type WorkloadStatus struct {
 	Drift []string `json:"drift,omitempty"`
 	// Kept lists values in managed fields that the runtime keeps and berth leaves (see providers.Kept).
 	Kept []providers.Kept `json:"kept,omitempty"`
+	// Endpoints are where the workload's public ports answer, as the provider last observed them.
+	Endpoints []providers.Endpoint `json:"endpoints,omitempty"`
 }
 
 // ErrorInfo is an error with the place in the user's files it is about, when known.
@@ -665,6 +667,11 @@ func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Pl
 		for _, k := range p.Kept {
 			if k.Workload == w.Name && k.Target == w.Provider {
 				st.Kept = append(st.Kept, providers.Kept{Path: k.Path, Reason: k.Reason})
+			}
+		}
+		for _, o := range p.observed[w.Name] {
+			if o.Target == w.Provider {
+				st.Endpoints = append(st.Endpoints, o.Endpoints...)
 			}
 		}
 		ws = append(ws, st)

@@ -132,6 +132,9 @@ func writeSource(w io.Writer, st *reconciler.Status) {
 				for _, k := range wl.Kept {
 					fmt.Fprintf(w, "      kept %s: %s\n", k.Path, k.Reason)
 				}
+				for _, e := range wl.Endpoints {
+					fmt.Fprintf(w, "      port %d: %s\n", e.Port, strings.TrimSpace(e.Address+" "+e.URL))
+				}
 			}
 		}
 		if env.Plan != "" {
