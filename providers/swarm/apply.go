@@ -25,7 +25,8 @@ const maxSequenceRetries = 8
 
 // Apply creates or updates the workload's service and waits until Replicas tasks of d.SpecHash run (and pass their
 // health check). A changed spec is a rolling start-first update (swarm starts each new task before it stops an old
-// one, and rolls back on failure); a changed replica count only scales; missing tasks are swarm's to replace.
+// one, and rolls back on failure), for an HTTP or TCP check only once a canary of the new spec passed it (see
+// canary.go); a changed replica count only scales; missing tasks are swarm's to replace.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	k := keyOf(d)
 	name := ServiceName(d.Owner, d.Workload.Name)
@@ -84,6 +85,9 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
 	}
 	setSecretIDs(&spec, ids)
+	if err := p.removeCanaries(ctx, k, log); err != nil {
+		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
+	}
 	id, err := p.converge(ctx, k, spec, netID, d, auth, log)
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", d.Workload.Name, err)
@@ -114,7 +118,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 // none: the manager keeps the credential it has, for the tasks it adds.
 func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec, netID string, d providers.Desired,
 	auth string, log *slog.Logger) (string, error) {
-	checked := false
+	checked, canaried := false, false
 	check := func() error {
 		if auth == "" || checked {
 			return nil
@@ -186,6 +190,14 @@ func (p *Provider) converge(ctx context.Context, k wkey, spec swarm.ServiceSpec,
 			}
 			if err := check(); err != nil {
 				return "", err
+			}
+			if rollout && !canaried && needsCanary(d) {
+				// The new spec's check is berth's, which swarm's update would not wait for: proved first.
+				if err := p.canary(ctx, k, spec, d, auth, svc.Spec.Labels[providers.LabelSpecHash], log); err != nil {
+					return "", err
+				}
+				canaried = true
+				continue // the canary took a while: the service's Version is read again
 			}
 			opts = swarm.ServiceUpdateOptions{EncodedRegistryAuth: auth, QueryRegistry: auth != ""}
 			if auth == "" {
@@ -361,12 +373,17 @@ func probeTasks(ctx context.Context, chk *checker, ts []swarm.Task, hash string)
 
 // unhealthyError is a task of the applied spec failing the HTTP or TCP check berth probes.
 type unhealthyError struct {
-	task, kind string
-	err        string
+	task, kind, check string
+	addr              string // where the task was probed
+	err               string
 }
 
 func (e *unhealthyError) Error() string {
-	return fmt.Sprintf("task %s fails its %s health check: %s", e.task, e.kind, e.err)
+	at := ""
+	if e.addr != "" {
+		at = " at " + e.addr
+	}
+	return fmt.Sprintf("task %s%s fails its %s health check (%s): %s", e.task, at, e.kind, e.check, e.err)
 }
 
 // rollback undoes a rollout whose new tasks fail berth's probes, when the service has a previous spec of another
@@ -481,7 +498,8 @@ func progress(svc swarm.Service, ts []swarm.Task, d providers.Desired, failedLim
 				case !probed(d.Workload.Health) || health[t.ID].State == "healthy":
 					ready++
 				case health[t.ID].State == "unhealthy":
-					return false, &unhealthyError{task: t.ID, kind: d.Workload.Health.Kind(), err: health[t.ID].Err}
+					return false, &unhealthyError{task: t.ID, kind: d.Workload.Health.Kind(),
+						check: describeCheck(d.Workload.Health), addr: health[t.ID].Addr, err: health[t.ID].Err}
 				}
 			}
 		}

@@ -46,10 +46,27 @@
 // picks, without IPVS. Apply probes every running task of the applied spec at its node's address (Status.Addr) each
 // interval and counts a task ready once a probe passed; a task failing Retries probes in a row fails Apply, and a
 // rollout is then rolled back to the service's previous spec (ServiceUpdate with rollback "previous", as `docker
-// service rollback`). List probes each running task once: Replica.Health "healthy" or "unhealthy" ("starting" within
-// the start period). Swarm itself does not see the check: its start-first update stops an old task once the new task's
-// container runs, not once berth's probe passes, so the window between a container's start and its first answer is not
-// covered; berth must reach every node's address.
+// service rollback`). List probes each running task once, with the check of the spec it runs (the service's
+// previous spec's for a task of that hash, during a rollout or a rollback; else the service's): Replica.Health
+// "healthy" or "unhealthy" ("starting" within the start period); a task of a spec without such a check is not probed.
+//
+// Canaries: swarm itself does not see berth's check, and its start-first update stops an old task once the new task's
+// container runs, not once berth's probe passes; a version whose check fails would replace the old one. So a rollout
+// (a new spec hash) of a running service with an HTTP or TCP check and replicas first runs the new spec as a canary:
+// a one-task service CanaryName ("<service>-canary"), labelled LabelCanary with the ownership labels and the hash,
+// the same task template (image, env, secrets, limits), on the same networks without the workload's alias (the
+// workload's name never resolves to it), none of the public ports, only the checked port in host mode for berth's
+// probe. Once its task passes the check the canary is removed and the service updated (start-first, as above); when
+// its task fails the check (Retries probes in a row), keeps failing (FailedTasks), or is not healthy when Apply's
+// context ends, the canary is removed, the service is not touched (its tasks keep running and serving), and Apply
+// fails with a *CanaryError naming the check, the address probed and the answer. A canary left behind (berth stopped
+// mid-Apply) is removed by the next Apply or Delete of the workload, and List, the background sync and Environments
+// never count one. A create needs no canary (there is no old version to keep), nor do a scaling, a repair of a
+// field changed by hand (the hash was proved), or a command check: the engine runs it, and swarm counts a task
+// running, and stops an old one, only once the engine's HEALTHCHECK says healthy (a task that turns unhealthy
+// fails, and swarm rolls the update back). The canary costs a rollout the time its task takes to start and pass
+// one probe. The window between a new task's start and its first answer is still not covered (an app that starts
+// listening late is briefly not served); berth must reach every node's address.
 //
 // Read-back: List reads each workload from its service's own spec (ServiceInspect/ServiceList), never from a copy berth
 // stored: TaskTemplate.ContainerSpec Image, Command, Args, Env and Healthcheck (else LabelHealth),
@@ -116,11 +133,13 @@
 //
 //	net := the owned overlay network of the environment, or NetworkCreate
 //	for each file secret: the secret object of its value, or SecretCreate
+//	ServiceRemove the workload's leftover canaries
 //	svc := ServiceInspect(name)           // someone else's service with our name is a permanent error
 //	switch {                              // with ImageAuth: DistributionInspect first, then its X-Registry-Auth
 //	case svc == nil:                      ServiceCreate(spec)
 //	case svc hash != d.SpecHash,
-//	     live fields or network differ:   ServiceUpdate(svc.Version, spec)     // a start-first rolling update
+//	     live fields or network differ:   (new hash, HTTP/TCP check: the canary first, see Canaries)
+//	                                      ServiceUpdate(svc.Version, spec)     // a start-first rolling update
 //	case svc replicas != d.Replicas:      ServiceUpdate(svc.Version, svc.Spec with the new count)
 //	}                                     // a stale Version ("out of sequence") is re-read and retried
 //	poll ServiceInspect + TaskList every PollInterval until no update runs and exactly Replicas tasks are meant

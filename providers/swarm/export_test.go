@@ -1,6 +1,10 @@
 package swarm
 
-import "github.com/berth-dev/berth/providers"
+import (
+	"github.com/docker/docker/api/types/swarm"
+
+	"github.com/berth-dev/berth/providers"
+)
 
 // Internals the external tests check directly.
 var (
@@ -43,3 +47,10 @@ var (
 	DetectPublish  = detectPublish
 	HostEndpoints  = hostEndpoints
 )
+
+// CanarySpecFor is the canary of spec, the service spec of d.
+func CanarySpecFor(spec swarm.ServiceSpec, d providers.Desired) swarm.ServiceSpec {
+	return canarySpec(spec, keyOf(d), CanaryName(d.Owner, d.Workload.Name))
+}
+
+var ProbeEach = probeEach

@@ -12,6 +12,7 @@ import (
 
 	"github.com/docker/docker/api/types/swarm"
 
+	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -144,6 +145,7 @@ type taskHealth struct {
 	healthy bool
 	fails   int // consecutive failures
 	err     error
+	addr    string // where the last probe went
 }
 
 // checker probes the running tasks of one service, each at most once per interval, and remembers the outcomes.
@@ -160,9 +162,10 @@ func newChecker(h *schema.HealthCheck, nodeAddr func(string) string, now func() 
 }
 
 // probeResult is the health of one running task: State "healthy", "unhealthy" (Retries failures in a row) or
-// "starting" (no probe passed yet, and too few failed past the start period); Err the last probe's failure.
+// "starting" (no probe passed yet, and too few failed past the start period); Err the last probe's failure; Addr
+// where the task was probed ("" before its health port is published).
 type probeResult struct {
-	State, Err string
+	State, Err, Addr string
 }
 
 // check returns the health of a running task, probing it when its interval has passed since the last probe.
@@ -176,6 +179,7 @@ func (c *checker) check(ctx context.Context, t swarm.Task) probeResult {
 	if th.last.IsZero() || now.Sub(th.last) >= c.p.interval {
 		th.last = now
 		addr := taskAddr(t, c.port, c.nodeAddr)
+		th.addr = addr
 		err := errors.New("health port not published yet")
 		if addr != "" {
 			err = c.p.probe(ctx, addr)
@@ -193,7 +197,7 @@ func (c *checker) check(ctx context.Context, t swarm.Task) probeResult {
 			}
 		}
 	}
-	var r probeResult
+	r := probeResult{Addr: th.addr}
 	if th.err != nil {
 		r.Err = th.err.Error()
 	}
@@ -206,4 +210,54 @@ func (c *checker) check(ctx context.Context, t swarm.Task) probeResult {
 		r.State = "starting"
 	}
 	return r
+}
+
+// describeCheck says what an HTTP or TCP check probes: "GET /healthz on port 8080", "a connection to port 5432".
+func describeCheck(h *schema.HealthCheck) string {
+	switch {
+	case h == nil:
+		return "no check"
+	case h.HTTP != nil:
+		return fmt.Sprintf("GET %s on port %d", h.HTTP.Path, h.HTTP.Port)
+	case h.TCP != nil:
+		return fmt.Sprintf("a connection to port %d", h.TCP.Port)
+	}
+	return "command " + fmt.Sprint(h.Command)
+}
+
+// checkLabelOf is the LabelHealth of the spec task t runs: the service's previous spec's when t runs that (a
+// rollout or a rollback under way: old tasks keep their own check), else the service's own.
+func checkLabelOf(svc swarm.Service, t swarm.Task) string {
+	h := taskHash(t)
+	if prev := svc.PreviousSpec; prev != nil && h != "" && h != svc.Spec.Labels[providers.LabelSpecHash] &&
+		prev.Labels[providers.LabelSpecHash] == h {
+		return prev.Labels[LabelHealth]
+	}
+	return svc.Spec.Labels[LabelHealth]
+}
+
+// probeEach probes each running task of svc once with the HTTP or TCP check of the spec it runs (checkLabelOf), a
+// single failure reading unhealthy (a look, not a wait), and returns their health by task ID; tasks whose spec
+// has no such check are absent.
+func probeEach(ctx context.Context, svc swarm.Service, ts []swarm.Task, nodeAddr func(string) string) map[string]probeResult {
+	chks := map[string]*checker{} // by LabelHealth
+	health := map[string]probeResult{}
+	for _, t := range ts {
+		if !liveDesired(t) || t.Status.State != swarm.TaskStateRunning {
+			continue
+		}
+		l := checkLabelOf(svc, t)
+		chk, seen := chks[l]
+		if !seen {
+			if h := labelHealth(map[string]string{LabelHealth: l}); h != nil {
+				chk = newChecker(h, nodeAddr, time.Now)
+				chk.p.retries = 1
+			}
+			chks[l] = chk
+		}
+		if chk != nil {
+			health[t.ID] = chk.check(ctx, t)
+		}
+	}
+	return health
 }

@@ -4,15 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berth-dev/berth/providers"
@@ -178,9 +181,11 @@ func TestChecker(t *testing.T) {
 	}
 }
 
-// TestHealthFailureRollsBack: a rollout whose new task fails the HTTP check berth probes fails Apply, and the
-// service is rolled back to the spec before it, whose task runs again.
-func TestHealthFailureRollsBack(t *testing.T) {
+// TestHealthFailureHolds: a rollout whose new spec fails the HTTP check berth probes fails Apply in its canary,
+// naming the check and where it failed, and leaves the service as it was (same spec, same tasks, no update); the
+// canary is gone. A canary left behind (berth stopped mid-Apply) is never a replica in List and goes with the next
+// Apply; a rollout to a healthy spec then passes its canary and converges.
+func TestHealthFailureHolds(t *testing.T) {
 	base := swarmClient(t)
 	testImages(t, base)
 	var b [4]byte
@@ -201,27 +206,84 @@ func TestHealthFailureRollsBack(t *testing.T) {
 	if err := p.Apply(ctx, good); err != nil {
 		t.Fatalf("Apply: %v", err)
 	}
+	name := berthswarm.ServiceName(owner, w.Name)
+	before, _, err := base.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taskIDs := func() []string {
+		ts, err := base.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", name),
+			filters.Arg("desired-state", "running"))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, tk := range ts {
+			ids = append(ids, tk.ID)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	tasksBefore := taskIDs()
+
+	// A leftover canary of an Apply that never finished: not a replica, not a workload of its own.
+	leftover := berthswarm.CanarySpecFor(before.Spec, good)
+	if _, err := base.ServiceCreate(ctx, leftover, swarm.ServiceCreateOptions{}); err != nil {
+		t.Fatalf("create a leftover canary: %v", err)
+	}
+	waitCond(t, ctx, "the leftover canary's task to run", func() (bool, error) {
+		ts, err := base.TaskList(ctx, swarm.TaskListOptions{Filters: filters.NewArgs(filters.Arg("service", leftover.Name))})
+		return err == nil && len(ts) > 0 && ts[0].Status.State == swarm.TaskStateRunning, err
+	})
+	obs, err := p.List(ctx, owner, target)
+	if err != nil || len(obs) != 1 || len(obs[0].Replicas) != 1 {
+		t.Fatalf("List with a leftover canary: %+v, %v; want the one workload with its one replica", obs, err)
+	}
+
 	bad := w
 	bad.Env = map[string]string{"GREETING": "broken", "PORT": "8080"}
 	h := *w.Health
 	h.HTTP = &schema.HTTPCheck{Path: "/no-such-path", Port: 8080}
 	bad.Health = &h
-	err := p.Apply(ctx, providers.Desired{Owner: owner, Target: target, Workload: bad, SpecHash: providers.SpecHash(bad)})
-	if err == nil || !strings.Contains(err.Error(), "fails its http health check") || !strings.Contains(err.Error(), "rolled back") {
-		t.Fatalf("Apply of a failing check: %v", err)
+	badHash := providers.SpecHash(bad)
+	err = p.Apply(ctx, providers.Desired{Owner: owner, Target: target, Workload: bad, SpecHash: badHash})
+	var ce *berthswarm.CanaryError
+	if !errors.As(err, &ce) || ce.Hash != badHash || ce.Kept != good.SpecHash ||
+		!strings.Contains(err.Error(), "fails its http health check (GET /no-such-path on port 8080)") ||
+		!strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), " at 127.0.0.1:") {
+		t.Fatalf("Apply of a failing check: %v; want a CanaryError naming the check, the address and the answer", err)
 	}
-	waitCond(t, ctx, "the rolled-back spec to run and pass its check", func() (bool, error) {
-		obs, err := p.List(ctx, owner, target)
-		if err != nil || len(obs) != 1 {
-			return false, err
-		}
-		o := obs[0]
-		ready := 0
-		for _, r := range o.Replicas {
-			if r.SpecHash == good.SpecHash && r.Ready() {
-				ready++
-			}
-		}
-		return o.SpecHash == good.SpecHash && ready == 1 && providers.SpecHash(o.Spec) == providers.SpecHash((&berthswarm.Provider{}).Normalize(w)), nil
-	})
+	after, _, err := base.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Version.Index != before.Version.Index || after.Spec.Labels[providers.LabelSpecHash] != good.SpecHash {
+		t.Errorf("the service changed: version %d → %d, hash %s", before.Version.Index, after.Version.Index,
+			after.Spec.Labels[providers.LabelSpecHash])
+	}
+	if got := taskIDs(); !slices.Equal(got, tasksBefore) {
+		t.Errorf("tasks %v, want the same %v", got, tasksBefore)
+	}
+	canaries, err := base.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", providers.LabelInstance+"="+owner.Instance), filters.Arg("label", berthswarm.LabelCanary))})
+	if err != nil || len(canaries) != 0 {
+		t.Errorf("canaries after the failed Apply: %d, %v; want none (the leftover and its own removed)", len(canaries), err)
+	}
+
+	// A healthy new spec passes its canary and rolls.
+	v2 := w
+	v2.Env = map[string]string{"GREETING": "two", "PORT": "8080"}
+	d2 := providers.Desired{Owner: owner, Target: target, Workload: v2, SpecHash: providers.SpecHash(v2)}
+	if err := p.Apply(ctx, d2); err != nil {
+		t.Fatalf("Apply of a healthy spec: %v", err)
+	}
+	obs, err = p.List(ctx, owner, target)
+	if err != nil || len(obs) != 1 || obs[0].SpecHash != d2.SpecHash || len(obs[0].Replicas) != 1 || !obs[0].Replicas[0].Ready() {
+		t.Fatalf("List after the rollout: %+v, %v", obs, err)
+	}
+	canaries, err = base.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", providers.LabelInstance+"="+owner.Instance), filters.Arg("label", berthswarm.LabelCanary))})
+	if err != nil || len(canaries) != 0 {
+		t.Errorf("canaries after the rollout: %d, %v", len(canaries), err)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/docker/api/types/container"
@@ -40,7 +39,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	}
 	for _, svc := range svcs {
 		k := wkey{owner.Instance, owner.Environment, target, svc.Spec.Labels[providers.LabelWorkload]}
-		if k.Workload == "" || !k.owns(svc.Spec.Labels) {
+		if k.Workload == "" || !k.owns(svc.Spec.Labels) || isCanary(svc.Spec.Labels) {
 			continue
 		}
 		ts, err := p.tasks(ctx, svc.ID)
@@ -50,14 +49,8 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if err != nil {
 			return nil, err
 		}
-		var health map[string]probeResult
-		if h := labelHealth(svc.Spec.Labels); h != nil {
-			// One probe per running task: a List is a look, not a wait (a failure reads unhealthy at once).
-			chk := newChecker(h, p.nodeAddrs(ctx), time.Now)
-			chk.p.retries = 1
-			health = probeTasks(ctx, chk, ts, "")
-		}
-		o := observe(svc, ts, target, health)
+		// One probe per running task, with the check of the spec it runs: a List is a look, not a wait.
+		o := observe(svc, ts, target, probeEach(ctx, svc, ts, p.nodeAddrs(ctx)))
 		o.Endpoints = endpoints(svc, nodeAddress(p.cli.DaemonHost()))
 		if publishingOf(svc.Spec) == PublishHost {
 			o.Endpoints = hostEndpoints(svc, ts, p.publicHost())
@@ -86,8 +79,8 @@ func (p *Provider) services(ctx context.Context, match map[string]string) ([]swa
 	return svcs, err
 }
 
-// observe builds the observation of one service from its tasks and, for an HTTP or TCP check, the health berth
-// probed of its running tasks (by task ID; nil without such a check).
+// observe builds the observation of one service from its tasks and the health berth probed of its running tasks
+// that have an HTTP or TCP check (by task ID; a task absent has none).
 func observe(svc swarm.Service, ts []swarm.Task, target string, health map[string]probeResult) providers.Observed {
 	o := providers.Observed{
 		Workload: svc.Spec.Labels[providers.LabelWorkload],
@@ -112,8 +105,8 @@ func observe(svc swarm.Service, ts []swarm.Task, target string, health map[strin
 	votes := map[string]int{}
 	for _, t := range live {
 		r := replica(svc.Spec.Name, t)
-		if health != nil && r.Running {
-			r.Health = health[t.ID].State
+		if pr, checked := health[t.ID]; checked && r.Running {
+			r.Health = pr.State
 			if r.Health == "" {
 				r.Health = "starting"
 			}

@@ -40,7 +40,7 @@ func environments(svcs []swarm.Service) []providers.EnvironmentRef {
 	for _, s := range svcs {
 		l := s.Spec.Labels
 		env := l[providers.LabelEnvironment]
-		if env == "" {
+		if env == "" || isCanary(l) {
 			continue
 		}
 		r := by[env]

@@ -110,9 +110,12 @@ func TestEnvironments(t *testing.T) {
 		s.UpdatedAt = at.Add(time.Duration(minute) * time.Minute)
 		return s
 	}
+	// A canary (left by a crashed Apply) is no environment's service.
+	canary := svc(6, "canary-only", "", "")
+	canary.Spec.Labels[berthswarm.LabelCanary] = "berth-berth-canary-only-web"
 	got := berthswarm.Environments([]swarm.Service{
 		svc(3, "pr-42", "42", testHead), svc(1, "pr-42", "42", oldHead), svc(2, "staging", "", ""),
-		svc(4, "pr-5", "5", "not-a-head"), svc(5, "dev", "9", ""), {},
+		svc(4, "pr-5", "5", "not-a-head"), svc(5, "dev", "9", ""), {}, canary,
 	})
 	want := []providers.EnvironmentRef{{Name: "dev"}, {Name: "pr-42", Preview: 42, Head: testHead},
 		{Name: "pr-5", Preview: 5}, {Name: "staging"}}

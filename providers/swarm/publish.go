@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -282,7 +281,7 @@ func (p *Provider) syncPorts(ctx context.Context) error {
 		l := svc.Spec.Labels
 		k := wkey{l[providers.LabelInstance], l[providers.LabelEnvironment], l[providers.LabelTarget], l[providers.LabelWorkload]}
 		ms := parsePublicPorts(l[LabelPublicPorts])
-		if k.Workload == "" || len(ms) == 0 || p.busy(k) {
+		if k.Workload == "" || len(ms) == 0 || isCanary(l) || p.busy(k) {
 			seen[k] = true
 			continue
 		}
@@ -295,14 +294,11 @@ func (p *Provider) syncPorts(ctx context.Context) error {
 		if err != nil {
 			continue
 		}
-		ready := func(swarm.Task) bool { return true }
-		if h := labelHealth(l); h != nil {
-			chk := newChecker(h, nodeAddr, time.Now)
-			chk.p.retries = 1
-			health := probeTasks(ctx, chk, ts, "")
-			ready = func(t swarm.Task) bool { return health[t.ID].State == "healthy" }
-		}
-		p.route(k, ms, ts, ready, nodeAddr)
+		health := probeEach(ctx, svc, ts, nodeAddr)
+		p.route(k, ms, ts, func(t swarm.Task) bool {
+			pr, checked := health[t.ID]
+			return !checked || pr.State == "healthy"
+		}, nodeAddr)
 	}
 	p.pxMu.Lock()
 	var gone []wkey

@@ -235,7 +235,9 @@ func capabilities(s settings) providers.Capabilities {
 			providers.FeatureCPU:           "the task template's resource limit (NanoCPUs)",
 			providers.FeatureMemory:        "the task template's resource limit (MemoryBytes)",
 			providers.FeatureArgs:          "the container spec's Command and Args (args alone keep the image's entrypoint)",
-			providers.FeatureRollout:       "start-first rolling update, one task at a time, rolled back when it fails",
+			providers.FeatureRollout: "start-first rolling update, one task at a time, rolled back when it fails; " +
+				"an HTTP or TCP check is first passed by a one-task canary of the new spec (a failing one leaves the " +
+				"service untouched)",
 		},
 	}
 }
