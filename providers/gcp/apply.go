@@ -205,6 +205,13 @@ func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d provider
 				RequestId: proto.String(requestID(d, "patch-group", link, g.GetFingerprint()))}
 			do = func(ctx context.Context) (*compute.Operation, error) { return p.groups.Patch(ctx, req, noRetry) }
 			log.Info("gcp: rolling out", "group", name, "from", templateOf(currentVersion(g)), "to", templateOf(link))
+		case len(want.GetAutoHealingPolicies()) == 0 && len(g.GetAutoHealingPolicies()) > 0:
+			log.Info("gcp: removing the autohealing policy", "group", name)
+			err := p.clearAutohealing(ctx, d, g)
+			if err != nil && !isCode(err, 412) {
+				return err
+			}
+			continue
 		case g.GetTargetSize() != int32(d.Workload.Replicas):
 			what = "resize instance group manager " + name
 			req := &computepb.ResizeRegionInstanceGroupManagerRequest{Project: p.project, Region: p.region, InstanceGroupManager: name,

@@ -2,6 +2,7 @@ package gcp_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
+	"google.golang.org/api/iterator"
 	"google.golang.org/api/option"
 	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/yaml"
@@ -375,17 +377,24 @@ func (h *hand) served(ctx context.Context, workload string) (*computepb.Instance
 		return nil, fmt.Errorf("backend service %s has no healthy instance", name)
 	}
 	sort.Strings(healthy)
+	templates := map[string]string{}
 	it := h.groups.ListManagedInstances(ctx, &computepb.ListManagedInstancesRegionInstanceGroupManagersRequest{Project: h.project, Region: h.region, InstanceGroupManager: group})
 	for {
 		mi, err := it.Next()
-		if err != nil {
-			return nil, fmt.Errorf("instance %s of %s: %w", healthy[0], group, err)
+		if errors.Is(err, iterator.Done) {
+			break
 		}
-		if mi.GetName() == healthy[0] {
-			ref := mi.GetVersion().GetInstanceTemplate()
+		if err != nil {
+			return nil, err
+		}
+		templates[mi.GetName()] = mi.GetVersion().GetInstanceTemplate()
+	}
+	for _, in := range healthy { // the first healthy instance still in the group
+		if ref := templates[in]; ref != "" {
 			return h.templates.Get(ctx, &computepb.GetInstanceTemplateRequest{Project: h.project, InstanceTemplate: ref[strings.LastIndex(ref, "/")+1:]})
 		}
 	}
+	return nil, fmt.Errorf("the healthy instances %v of %s are gone", healthy, group)
 }
 
 // healthPath changes the request path of the workload's health check (gcloud compute health-checks update http).

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 	secretmanager "cloud.google.com/go/secretmanager/apiv1"
 	"google.golang.org/api/option"
+	htransport "google.golang.org/api/transport/http"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -76,6 +78,10 @@ type Provider struct {
 	addressesC   *compute.AddressesClient
 	backends     *compute.RegionBackendServicesClient
 	rules        *compute.ForwardingRulesClient
+	// raw is an authenticated HTTP client on the Compute API (rawEndpoint), for the one call the SDK cannot make
+	// (clearAutohealing).
+	raw         *http.Client
+	rawEndpoint string
 
 	mu sync.Mutex
 	// zones are the zones new groups spread over: the target's zones setting, else the region's zones as the
@@ -255,7 +261,16 @@ func NewWithClientOptions(t schema.Target, opts providers.Options, extra ...opti
 			if p.firewallsC, err = compute.NewFirewallsRESTClient(ctx, copts...); err == nil {
 				if p.addressesC, err = compute.NewAddressesRESTClient(ctx, copts...); err == nil {
 					if p.backends, err = compute.NewRegionBackendServicesRESTClient(ctx, copts...); err == nil {
-						p.rules, err = compute.NewForwardingRulesRESTClient(ctx, copts...)
+						if p.rules, err = compute.NewForwardingRulesRESTClient(ctx, copts...); err == nil {
+							p.raw, p.rawEndpoint, err = htransport.NewClient(ctx, append([]option.ClientOption{
+								option.WithScopes(compute.DefaultAuthScopes()...)}, copts...)...)
+							if p.rawEndpoint == "" || s.Endpoint != "" {
+								p.rawEndpoint = s.Endpoint
+							}
+							if p.rawEndpoint == "" {
+								p.rawEndpoint = "https://compute.googleapis.com"
+							}
+						}
 					}
 				}
 			}

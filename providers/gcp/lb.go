@@ -1,14 +1,19 @@
 package gcp
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net"
+	"net/http"
+	"net/url"
 	"slices"
 	"sort"
 	"strconv"
@@ -17,7 +22,9 @@ import (
 
 	compute "cloud.google.com/go/compute/apiv1"
 	"cloud.google.com/go/compute/apiv1/computepb"
+	"google.golang.org/api/googleapi"
 	"google.golang.org/api/iterator"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/berth-dev/berth/providers"
@@ -369,11 +376,10 @@ func (p *Provider) ensureHealthCheck(ctx context.Context, log *slog.Logger, d pr
 			return nil
 		default:
 			log.Info("gcp: updating health check", "healthCheck", name)
-			patch := proto.Clone(want).(*computepb.HealthCheck)
-			patch.Name = nil
-			salt, err = p.mutation(ctx, "patch health check "+name, true, func(ctx context.Context) (*compute.Operation, error) {
-				return p.healthChecks.Patch(ctx, &computepb.PatchHealthCheckRequest{Project: p.project, HealthCheck: name, HealthCheckResource: patch,
-					RequestId: proto.String(requestID(d, "patch-health-check", name, want.String(), strconv.FormatUint(live.GetId(), 10), salt))}, noRetry)
+			// An update (PUT) replaces the check whole: a PATCH from HTTP to TCP would keep the old httpHealthCheck.
+			salt, err = p.mutation(ctx, "update health check "+name, true, func(ctx context.Context) (*compute.Operation, error) {
+				return p.healthChecks.Update(ctx, &computepb.UpdateHealthCheckRequest{Project: p.project, HealthCheck: name, HealthCheckResource: want,
+					RequestId: proto.String(requestID(d, "update-health-check", name, want.String(), strconv.FormatUint(live.GetId(), 10), salt))}, noRetry)
 			})
 		}
 		if err != nil && !isReason(err, "alreadyExists") && !isCode(err, 412) {
@@ -854,4 +860,39 @@ func instanceHealth(mi *computepb.ManagedInstance, autohealing bool) string {
 		}
 	}
 	return "starting"
+}
+
+// clearAutohealing removes the group's autohealing policy (the workload no longer declares a health check): a
+// JSON merge PATCH of autoHealingPolicies: [], sent over the provider's own authenticated HTTP client because the
+// SDK's PATCH leaves an empty list out of the body.
+func (p *Provider) clearAutohealing(ctx context.Context, d providers.Desired, g *computepb.InstanceGroupManager) error {
+	name := g.GetName()
+	u := fmt.Sprintf("%s/compute/v1/projects/%s/regions/%s/instanceGroupManagers/%s?requestId=%s", strings.TrimSuffix(p.rawEndpoint, "/"),
+		url.PathEscape(p.project), url.PathEscape(p.region), url.PathEscape(name), requestID(d, "clear-autohealing", g.GetFingerprint()))
+	body, _ := json.Marshal(map[string]any{"autoHealingPolicies": []any{}, "fingerprint": g.GetFingerprint()})
+	op := &computepb.Operation{}
+	err := p.call(ctx, "clear the autohealing policy of "+name, func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPatch, u, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := p.raw.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if err := googleapi.CheckResponse(resp); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err != nil {
+			return err
+		}
+		return protojson.UnmarshalOptions{DiscardUnknown: true}.Unmarshal(b, op)
+	})
+	if err != nil {
+		return err
+	}
+	return p.waitOp(ctx, op, false)
 }

@@ -327,3 +327,33 @@ func TestQuotaExceeded(t *testing.T) {
 		t.Errorf("groups made despite the quota: %v", g)
 	}
 }
+
+// TestHealthRemoved: a workload that drops its health check loses the group's autohealing policy (a PATCH of
+// autoHealingPolicies: [], which the SDK cannot send) and reads back without one; its public port keeps a TCP check
+// for the load balancer alone.
+func TestHealthRemoved(t *testing.T) {
+	emu := computeemu.New(computeemu.Options{AllowAnonymous: true})
+	t.Cleanup(emu.Close)
+	p := anonymous(t, emu)
+	w := referenceWorkload("web")
+	if err := p.Apply(ctx(t), desired(w)); err != nil {
+		t.Fatal(err)
+	}
+	w.Health = nil
+	if err := p.Apply(ctx(t), desired(w)); err != nil {
+		t.Fatal(err)
+	}
+	var g struct{ AutoHealingPolicies []any }
+	get(t, emu, "regions/"+emu.Region()+"/instanceGroupManagers/"+gcp.GroupName(owner, "web"), &g)
+	if len(g.AutoHealingPolicies) != 0 {
+		t.Errorf("autohealing left: %+v", g.AutoHealingPolicies)
+	}
+	hc := resource[*computepb.HealthCheck](t, emu, "healthChecks", gcp.GroupName(owner, "web"))
+	if hc.GetType() != "TCP" || hc.GetTcpHealthCheck().GetPort() != 8080 {
+		t.Errorf("the load balancer's health check: %v", hc)
+	}
+	o := observed(t, p, func(providers.Observed) bool { return true })
+	if o.Spec.Health != nil || len(o.Missing) != 0 || len(o.Endpoints) != 1 || o.Replicas[0].Health != "" {
+		t.Errorf("after removing the health check: %+v", o)
+	}
+}

@@ -145,6 +145,13 @@ func (s *Server) lbRoute(method, coll, name, verb string, global bool, q map[str
 		}
 		r, e := mutate("patch", link, func() (func() *apiError, *apiError) { return s.lbPatch(coll, name, patch) })
 		return r, e, true
+	case verb == "" && method == http.MethodPut && coll == "healthChecks":
+		m := k.new()
+		if e := decode(body, m); e != nil {
+			return nil, e, true
+		}
+		r, e := mutate("update", link, func() (func() *apiError, *apiError) { return s.lbUpdate(coll, name, m) })
+		return r, e, true
 	case verb == "" && method == http.MethodDelete:
 		r, e := mutate("delete", link, func() (func() *apiError, *apiError) { return s.lbDelete(coll, name) })
 		return r, e, true
@@ -519,6 +526,34 @@ func (s *Server) lbPatch(coll, name string, patch proto.Message) (func() *apiErr
 	}, nil
 }
 
+// lbUpdate replaces a resource whole (PUT), keeping what GCE sets itself (id, selfLink, creationTimestamp).
+func (s *Server) lbUpdate(coll, name string, m proto.Message) (func() *apiError, *apiError) {
+	cur := s.lb[coll][name]
+	if cur == nil {
+		return nil, notFound(s.lbLink(coll, name))
+	}
+	if n := nameOf(m); n != name {
+		return nil, errorf(400, "invalid", "Invalid value for field 'resource.name': '%s'. The name cannot be changed.", n)
+	}
+	if e := s.lbCheck(coll, m); e != nil {
+		return nil, e
+	}
+	return func() *apiError {
+		old := s.lb[coll][name]
+		if old == nil {
+			return notFound(s.lbLink(coll, name))
+		}
+		s.finishLB(coll, m)
+		or, mr := old.ProtoReflect(), m.ProtoReflect()
+		for _, f := range []protoreflect.Name{"id", "creation_timestamp"} {
+			fd := mr.Descriptor().Fields().ByName(f)
+			mr.Set(fd, or.Get(fd))
+		}
+		s.lb[coll][name] = m
+		return nil
+	}, nil
+}
+
 // lbDelete refuses to delete what another resource uses, as GCE does.
 func (s *Server) lbDelete(coll, name string) (func() *apiError, *apiError) {
 	m := s.lb[coll][name]
@@ -603,7 +638,7 @@ func (s *Server) backendHealth(name, groupRef string) (proto.Message, *apiError)
 	ins := append([]*instance(nil), g.instances...)
 	sort.Slice(ins, func(a, b int) bool { return ins[a].name < ins[b].name })
 	for _, in := range ins {
-		if in.status != "RUNNING" {
+		if in.status != "RUNNING" || in.action == "DELETING" { // a deleting instance is drained from the backend
 			continue
 		}
 		state := "UNHEALTHY"

@@ -475,7 +475,7 @@ func permissionOf(method, path string) string {
 			return "compute.regionBackendServices.get"
 		}
 	case "healthChecks":
-		if method == http.MethodPatch {
+		if method == http.MethodPatch || method == http.MethodPut {
 			return "compute.healthChecks.update"
 		}
 	}
@@ -572,6 +572,10 @@ func (s *Server) route(method, path, reqID string, q map[string][]string, body [
 		patch := &computepb.InstanceGroupManager{}
 		if e := decode(body, patch); e != nil {
 			return nil, e
+		}
+		var raw map[string]json.RawMessage
+		if json.Unmarshal(body, &raw) == nil && raw["autoHealingPolicies"] != nil && patch.AutoHealingPolicies == nil {
+			patch.AutoHealingPolicies = []*computepb.InstanceGroupManagerAutoHealingPolicy{} // [] given: clear them
 		}
 		return mutate("patch", s.groupLink(name), func() (func() *apiError, *apiError) { return s.patchGroup(name, patch) })
 	case !global && coll == "instanceGroupManagers" && name != "" && verb == "" && method == http.MethodDelete:
