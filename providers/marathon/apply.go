@@ -18,8 +18,16 @@ var ErrNotOwned = errors.New("app exists but is not owned by berth")
 
 // Apply converges the workload's app to d: PUT when it is missing or differs (Marathon's own deployment starts
 // the new tasks before it kills the old ones), then waits until d.Workload.Replicas tasks of the new version are
-// ready and the deployment is done. A deployment already running for the app is waited for (or, with the force
-// setting, overridden).
+// ready and the deployment is done.
+//
+// A deployment already running for the app rolls it to a definition that is not d (else the app would be up to
+// date and Apply would only wait). When that definition is a spec berth wrote and no longer wants (its spec hash
+// label is not d's), Apply overrides the deployment with force=true, Marathon's documented way to replace a
+// running deployment: such a rollout may never finish (its new tasks never pass their health check, so
+// minimumHealthCapacity keeps the old ones and the deployment waits forever), and waiting for it only delays d.
+// Marathon cancels it and deploys d from the tasks running now, so the old, healthy tasks keep serving until d's
+// are healthy. A deployment of someone else's change to berth's current spec (a hand edit, a scale) is waited for,
+// unless the force setting is on: then every PUT carries force=true.
 func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	id, err := appID(p.set.group, d.Owner, d.Workload.Name)
 	if err != nil {
@@ -32,6 +40,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 	log := p.log.With("env", d.Owner.Environment, "workload", d.Workload.Name)
 	ctx, cancel := context.WithTimeout(ctx, p.ApplyTimeout)
 	defer cancel()
+	force := p.set.force
 	for {
 		cur, err := p.getApp(ctx, id)
 		if err != nil {
@@ -48,7 +57,7 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 			body = keepUnmanaged(want, cur)
 		}
 		q := url.Values{"partialUpdate": {"false"}}
-		if p.set.force {
+		if force {
 			q.Set("force", "true")
 		}
 		var res struct {
@@ -56,6 +65,14 @@ func (p *Provider) Apply(ctx context.Context, d providers.Desired) error {
 		}
 		err = p.call(ctx, http.MethodPut, appPath(id), q, body, &res)
 		var ae *APIError
+		if errors.As(err, &ae) && ae.Locked() && !force && cur != nil && cur.Labels[providers.LabelSpecHash] != d.SpecHash {
+			// A rollout of a spec berth no longer wants: read the app again (the deployment may have ended
+			// meanwhile), then override what still runs.
+			log.InfoContext(ctx, "app locked by the rollout of a superseded spec, overriding it", "app", id,
+				"deployments", ae.Deployments, "superseded", cur.Labels[providers.LabelSpecHash])
+			force = true
+			continue
+		}
 		if errors.As(err, &ae) && ae.Locked() {
 			log.InfoContext(ctx, "app locked by a deployment, waiting", "app", id, "deployments", ae.Deployments)
 			if err := p.waitDeployments(ctx, ae.Deployments); err != nil {
@@ -100,8 +117,9 @@ func (p *Provider) waitReady(ctx context.Context, id, hash string) error {
 	return fmt.Errorf("apply %s: not ready: %s: %w", id, why, ctx.Err())
 }
 
-// Delete removes the workload's app when owner owns it, then waits for the stop deployment. An app with that id
-// that is not owner's is a permanent ErrNotOwned; a missing one is not an error.
+// Delete removes the workload's app when owner owns it, then waits for the stop deployment. A deployment locking
+// the app (a rollout that may never finish) is overridden with force=true: whatever it deploys is about to be
+// stopped. An app with that id that is not owner's is a permanent ErrNotOwned; a missing one is not an error.
 func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, workload string) error {
 	id, err := appID(p.set.group, owner, workload)
 	if err != nil {
@@ -109,6 +127,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.ApplyTimeout)
 	defer cancel()
+	force := p.set.force
 	for {
 		cur, err := p.getApp(ctx, id)
 		if err != nil {
@@ -121,7 +140,7 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 			return providers.Permanent(fmt.Errorf("delete %s: %w", id, ErrNotOwned))
 		}
 		q := url.Values{}
-		if p.set.force {
+		if force {
 			q.Set("force", "true")
 		}
 		var res struct {
@@ -132,6 +151,11 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 		switch {
 		case errors.As(err, &ae) && ae.NotFound():
 			return nil
+		case errors.As(err, &ae) && ae.Locked() && !force:
+			p.log.InfoContext(ctx, "app locked by a deployment, overriding it to delete the app", "env", owner.Environment,
+				"workload", workload, "app", id, "deployments", ae.Deployments)
+			force = true
+			continue
 		case errors.As(err, &ae) && ae.Locked():
 			if err := p.waitDeployments(ctx, ae.Deployments); err != nil {
 				return fmt.Errorf("delete %s: %w", id, err)
@@ -172,7 +196,11 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		if id, err := appID(p.set.group, owner, l[providers.LabelWorkload]); err != nil || id != a.ID {
 			continue // labels copied onto another app: not the one berth manages
 		}
-		obs = append(obs, observe(a, target))
+		older, err := p.olderHashes(ctx, a)
+		if err != nil {
+			return nil, fmt.Errorf("list apps: %w", err)
+		}
+		obs = append(obs, observe(a, target, older))
 	}
 	sort.Slice(obs, func(i, j int) bool { return obs[i].Workload < obs[j].Workload })
 	return obs, nil

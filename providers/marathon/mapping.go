@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/schema"
@@ -256,7 +257,8 @@ func cmp(s, def string) string {
 	return s
 }
 
-// configVersion is the app version its current tasks must run.
+// configVersion is the app version its current tasks must run: the last change of its configuration (a scale
+// alone makes a new version, not a new configuration).
 func configVersion(a *app) string {
 	if a.VersionInfo != nil && a.VersionInfo.LastConfigChangeAt != "" {
 		return a.VersionInfo.LastConfigChangeAt
@@ -264,8 +266,23 @@ func configVersion(a *app) string {
 	return a.Version
 }
 
-// observe turns an app read back into what berth observes: its live spec (see live) and its tasks.
-func observe(a *app, target string) providers.Observed {
+// current tells whether task t runs the configuration cfg. A task carries the app version it was launched at:
+// cfg itself, or a later version of the same configuration (a task launched after a scale); an earlier version
+// is an earlier configuration. Versions are Marathon's ISO 8601 timestamps; two that do not parse compare as
+// strings for equality only.
+func current(t task, cfg string) bool {
+	if t.Version == cfg {
+		return true
+	}
+	tv, err1 := time.Parse(time.RFC3339Nano, t.Version)
+	cv, err2 := time.Parse(time.RFC3339Nano, cfg)
+	return err1 == nil && err2 == nil && !tv.Before(cv)
+}
+
+// observe turns an app read back into what berth observes: its live spec (see live) and its tasks. A task of the
+// current configuration carries the app's spec hash; one of an earlier version (mid-rollout, the old tasks still
+// serving) the hash older gives for its version ("" when older does not know it).
+func observe(a *app, target string, older map[string]string) providers.Observed {
 	hash := a.Labels[providers.LabelSpecHash]
 	o := providers.Observed{Workload: a.Labels[providers.LabelWorkload], Target: target, SpecHash: hash}
 	o.Spec = live(a, o.Workload, target)
@@ -276,8 +293,8 @@ func observe(a *app, target string) providers.Observed {
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i].ID < tasks[j].ID })
 	for _, t := range tasks {
 		r := providers.Replica{ID: t.ID, Name: t.ID, State: strings.ToLower(strings.TrimPrefix(t.State, "TASK_")),
-			Running: t.State == "TASK_RUNNING"}
-		if t.Version == cfg {
+			Running: t.State == "TASK_RUNNING", SpecHash: older[t.Version]}
+		if current(t, cfg) {
 			r.SpecHash = hash
 		}
 		if len(a.HealthChecks) > 0 {
@@ -286,6 +303,19 @@ func observe(a *app, target string) providers.Observed {
 		o.Replicas = append(o.Replicas, r)
 	}
 	return o
+}
+
+// olderVersions are the versions a's tasks of earlier configurations run, each once, sorted.
+func olderVersions(a *app) []string {
+	cfg := configVersion(a)
+	var vs []string
+	for _, t := range a.Tasks {
+		if !current(t, cfg) && t.Version != "" && !slices.Contains(vs, t.Version) {
+			vs = append(vs, t.Version)
+		}
+	}
+	sort.Strings(vs)
+	return vs
 }
 
 // taskHealth is "healthy" when every health check result is alive, "unhealthy" when one is not, "starting" before
@@ -311,7 +341,7 @@ func readyWhy(a *app) string {
 	cfg := configVersion(a)
 	ready, stale := 0, 0
 	for _, t := range a.Tasks {
-		if t.Version != cfg {
+		if !current(t, cfg) {
 			stale++
 			continue
 		}
@@ -346,7 +376,7 @@ func endpoints(a *app) []providers.Endpoint {
 		}
 	}
 	sort.SliceStable(running, func(i, j int) bool {
-		if ci, cj := running[i].Version == cfg, running[j].Version == cfg; ci != cj {
+		if ci, cj := current(running[i], cfg), current(running[j], cfg); ci != cj {
 			return ci
 		}
 		return running[i].ID < running[j].ID

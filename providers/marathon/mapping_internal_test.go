@@ -44,28 +44,39 @@ func TestAppFor(t *testing.T) {
 }
 
 func TestObserve(t *testing.T) {
+	const v0, v1, v2, v2scaled = "2025-01-01T00:00:00.001Z", "2025-01-01T00:00:00.010Z", "2025-01-01T00:00:00.020Z", "2025-01-01T00:00:01.500Z"
 	a := &app{ID: "/berth/i/dev/web", Instances: 3, Args: []string{"serve"}, Labels: map[string]string{
 		providers.LabelWorkload: "web", providers.LabelSpecHash: "h2", "berth.dev/spec": `{"name":"web","image":"old"}`},
 		Container:    &container{Docker: docker{Image: "img:2"}},
 		Env:          map[string]any{"A": "1", "S": map[string]any{"secret": "s"}},
 		HealthChecks: []healthCheck{{Protocol: "HTTP"}},
-		VersionInfo:  &versionInfo{LastConfigChangeAt: "v2"},
+		VersionInfo:  &versionInfo{LastConfigChangeAt: v2},
 		Tasks: []task{
-			{ID: "t1", State: "TASK_RUNNING", Version: "v1", HealthCheckResults: []healthCheckResult{{Alive: true}}},
-			{ID: "t2", State: "TASK_RUNNING", Version: "v2"},
-			{ID: "t3", State: "TASK_STAGING", Version: "v2"},
-			{ID: "t4", State: "TASK_RUNNING", Version: "v2", HealthCheckResults: []healthCheckResult{{Alive: false}}},
+			{ID: "t1", State: "TASK_RUNNING", Version: v1, HealthCheckResults: []healthCheckResult{{Alive: true}}},
+			{ID: "t2", State: "TASK_RUNNING", Version: v2},
+			{ID: "t3", State: "TASK_STAGING", Version: v2},
+			{ID: "t4", State: "TASK_RUNNING", Version: v2, HealthCheckResults: []healthCheckResult{{Alive: false}}},
+			{ID: "t5", State: "TASK_RUNNING", Version: v2scaled}, // launched after a scale: the same configuration
+			{ID: "t6", State: "TASK_RUNNING", Version: v0},       // a version Marathon no longer has
 		}}
-	o := observe(a, "m")
+	if got := olderVersions(a); len(got) != 2 || got[0] != v0 || got[1] != v1 {
+		t.Fatalf("olderVersions = %q, want [%s %s]", got, v0, v1)
+	}
+	o := observe(a, "m", map[string]string{v1: "h1"})
 	if o.Spec.Image != "img:2" || o.Spec.Replicas != 3 || o.Spec.Env["A"] != "1" || o.Spec.Env["S"] != "(secret s)" ||
 		len(o.Spec.Args) != 1 || o.Spec.Args[0] != "serve" {
 		t.Fatalf("spec: %+v", o.Spec)
 	}
 	want := []providers.Replica{
-		{ID: "t1", Name: "t1", State: "running", Running: true, Health: "healthy"},
+		{ID: "t1", Name: "t1", SpecHash: "h1", State: "running", Running: true, Health: "healthy"},
 		{ID: "t2", Name: "t2", SpecHash: "h2", State: "running", Running: true, Health: "starting"},
 		{ID: "t3", Name: "t3", SpecHash: "h2", State: "staging", Health: "starting"},
 		{ID: "t4", Name: "t4", SpecHash: "h2", State: "running", Running: true, Health: "unhealthy"},
+		{ID: "t5", Name: "t5", SpecHash: "h2", State: "running", Running: true, Health: "starting"},
+		{ID: "t6", Name: "t6", State: "running", Running: true, Health: "starting"},
+	}
+	if len(o.Replicas) != len(want) {
+		t.Fatalf("%d replicas, want %d: %+v", len(o.Replicas), len(want), o.Replicas)
 	}
 	for i, r := range o.Replicas {
 		if r != want[i] {
