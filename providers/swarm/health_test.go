@@ -287,3 +287,92 @@ func TestHealthFailureHolds(t *testing.T) {
 		t.Errorf("canaries after the rollout: %d, %v", len(canaries), err)
 	}
 }
+
+// TestCommandHealthHolds: a command check needs no canary, because swarm runs it itself: during a rollout to a
+// spec whose command check fails, the new task is never running-and-healthy, swarm keeps the old tasks (start-first
+// stops an old one only once the new one is healthy) and rolls the update back, and Apply fails. At every look
+// while Apply runs, both old replicas are ready and no new one is.
+func TestCommandHealthHolds(t *testing.T) {
+	base := swarmClient(t)
+	testImages(t, base)
+	var b [4]byte
+	rand.Read(b[:])
+	owner := providers.Owner{Instance: "hc" + hex.EncodeToString(b[:]), Environment: "dev"}
+	target := "swarm-" + owner.Instance
+	t.Cleanup(func() { sweep(t, base, owner.Instance) })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*testWait)
+	defer cancel()
+	p := newTestProvider(t, base, target, owner.Instance)
+
+	w := referenceWorkload("web") // the command check /app healthcheck
+	w.Image, w.Replicas, w.Resources = testImage, 2, schema.Resources{}
+	w.Ports = w.Ports[:1]
+	w.Ports[0].HostPort = freeTCPPort(t)
+	good := providers.Desired{Owner: owner, Target: target, Workload: w, SpecHash: providers.SpecHash(w)}
+	if err := p.Apply(ctx, good); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+	bad := w
+	bad.Env = map[string]string{"GREETING": "broken", "PORT": "8080"}
+	h := *w.Health
+	h.Command = []string{"/app", "no-such-mode"} // exits 1
+	bad.Health = &h
+	badHash := providers.SpecHash(bad)
+
+	done := make(chan error, 1)
+	go func() {
+		done <- p.Apply(ctx, providers.Desired{Owner: owner, Target: target, Workload: bad, SpecHash: badHash})
+	}()
+	looks, newSeen := 0, false
+	var problems []string
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+watch:
+	for {
+		obs, lerr := p.List(ctx, owner, target)
+		looks++
+		switch {
+		case lerr != nil:
+			problems = append(problems, "List: "+lerr.Error())
+		case len(obs) != 1:
+			problems = append(problems, "not one workload listed")
+		default:
+			ready := 0
+			for _, r := range obs[0].Replicas {
+				switch {
+				case r.SpecHash == good.SpecHash && r.Ready():
+					ready++
+				case r.SpecHash == badHash:
+					newSeen = true
+					if r.Ready() {
+						problems = append(problems, "a replica of the failing spec is ready: "+r.ID)
+					}
+				}
+			}
+			if ready < 2 {
+				problems = append(problems, "old replicas ready: "+strconv.Itoa(ready))
+			}
+		}
+		select {
+		case err = <-done:
+			break watch
+		case <-tick.C:
+		}
+	}
+	if err == nil || !strings.Contains(err.Error(), "roll") {
+		t.Errorf("Apply of a failing command check: %v; want swarm's rollback", err)
+	}
+	if len(problems) > 0 {
+		t.Errorf("%d of %d looks went wrong, first: %s", len(problems), looks, problems[0])
+	}
+	t.Logf("%d looks, a task of the failing spec seen: %t; Apply: %v", looks, newSeen, err)
+	canaries, lerr := base.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", providers.LabelInstance+"="+owner.Instance), filters.Arg("label", berthswarm.LabelCanary))})
+	if lerr != nil || len(canaries) != 0 {
+		t.Errorf("canaries: %d, %v; a command check needs none", len(canaries), lerr)
+	}
+	if err := p.Apply(ctx, good); err != nil {
+		t.Fatalf("Apply of the old spec again: %v", err)
+	}
+}
