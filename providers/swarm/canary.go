@@ -135,15 +135,26 @@ func (p *Provider) canary(ctx context.Context, k wkey, spec swarm.ServiceSpec, d
 	one.Workload.Replicas = 1
 	chk := newChecker(d.Workload.Health, p.nodeAddrs(ctx), time.Now)
 	last := ""
+	late := func(err error) error { // ctx ended before the canary passed
+		cause := fmt.Errorf("its task did not pass its %s health check (%s) in time: %w", d.Workload.Health.Kind(),
+			describeCheck(d.Workload.Health), err)
+		if last != "" {
+			cause = fmt.Errorf("%w; last probe: %s", cause, last)
+		}
+		return &CanaryError{Hash: d.SpecHash, Kept: old, Service: spec.Name, Cause: cause}
+	}
 	for {
 		svc, found, err := p.inspect(ctx, id)
-		if err != nil {
-			return err
+		if err == nil && !found {
+			err = fmt.Errorf("canary service %s of spec %s was removed while it was awaited", name, d.SpecHash)
 		}
-		if !found {
-			return fmt.Errorf("canary service %s of spec %s was removed while it was awaited", name, d.SpecHash)
+		var ts []swarm.Task
+		if err == nil {
+			ts, err = p.tasks(ctx, id)
 		}
-		ts, err := p.tasks(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			return late(ctx.Err())
+		}
 		if err != nil {
 			return err
 		}
@@ -162,12 +173,7 @@ func (p *Provider) canary(ctx context.Context, k wkey, spec swarm.ServiceSpec, d
 			return nil
 		}
 		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
-			cause := fmt.Errorf("its task did not pass its %s health check (%s) in time: %w", d.Workload.Health.Kind(),
-				describeCheck(d.Workload.Health), err)
-			if last != "" {
-				cause = fmt.Errorf("%w; last probe: %s", cause, last)
-			}
-			return &CanaryError{Hash: d.SpecHash, Kept: old, Service: spec.Name, Cause: cause}
+			return late(err)
 		}
 	}
 }

@@ -270,6 +270,28 @@ func TestHealthFailureHolds(t *testing.T) {
 		t.Errorf("canaries after the failed Apply: %d, %v; want none (the leftover and its own removed)", len(canaries), err)
 	}
 
+	// A canary still in its start period when Apply's context ends: Apply fails saying so, the canary is removed
+	// all the same, the service is untouched.
+	slow := bad
+	sh := *bad.Health
+	sh.StartPeriod = schema.Duration(time.Hour)
+	slow.Health = &sh
+	short, stop := context.WithTimeout(ctx, 3*time.Second)
+	err = p.Apply(short, providers.Desired{Owner: owner, Target: target, Workload: slow, SpecHash: providers.SpecHash(slow)})
+	stop()
+	if !errors.As(err, &ce) || !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "last probe") {
+		t.Errorf("Apply whose context ends before the canary is healthy: %v", err)
+	}
+	canaries, err = base.ServiceList(ctx, swarm.ServiceListOptions{Filters: filters.NewArgs(
+		filters.Arg("label", providers.LabelInstance+"="+owner.Instance), filters.Arg("label", berthswarm.LabelCanary))})
+	if err != nil || len(canaries) != 0 {
+		t.Errorf("canaries after an Apply cut short: %d, %v; want none", len(canaries), err)
+	}
+	if after, _, err := base.ServiceInspectWithRaw(ctx, name, swarm.ServiceInspectOptions{}); err != nil ||
+		after.Version.Index != before.Version.Index {
+		t.Errorf("the service changed after an Apply cut short: %v", err)
+	}
+
 	// A healthy new spec passes its canary and rolls.
 	v2 := w
 	v2.Env = map[string]string{"GREETING": "two", "PORT": "8080"}
