@@ -165,6 +165,23 @@ const fixNoCredentials = "export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (an
 // explain turns a permanent error of a call into one that says what went wrong with the credentials or
 // permissions and how to fix it, quoting the SDK's or ECS's own words (bounded, redacted). Other errors come back
 // as they are. The result keeps err's identity.
+// elbActions are the Elastic Load Balancing v2 actions berth uses for public ports and HTTP/TCP checks.
+const elbActions = "elasticloadbalancing:DescribeLoadBalancers, CreateLoadBalancer, DeleteLoadBalancer, " +
+	"DescribeTargetGroups, CreateTargetGroup, ModifyTargetGroup, DeleteTargetGroup, DescribeListeners, CreateListener, " +
+	"DeleteListener, DescribeTargetHealth, DescribeTags, AddTags (and iam:CreateServiceLinkedRole for " +
+	"elasticloadbalancing.amazonaws.com on the account's first load balancer)"
+
+// explainELB is explain for an ELBv2 call: a denied access names the ELBv2 actions berth needs.
+func (p *Provider) explainELB(err error) error {
+	var ae smithy.APIError
+	if errors.As(err, &ae) && (ae.ErrorCode() == "AccessDenied" || ae.ErrorCode() == "AccessDeniedException") {
+		quote := strings.TrimRight(redact.Body([]byte(err.Error()), quoteMax), ".")
+		return &explained{err: err, msg: fmt.Sprintf("aws target %q: access denied: %s. To fix: allow the IAM identity "+
+			"%s, or use a profile or role that has them", p.target, quote, elbActions)}
+	}
+	return p.explain(err)
+}
+
 func (p *Provider) explain(err error) error {
 	if err == nil {
 		return nil
@@ -194,8 +211,8 @@ func (p *Provider) explain(err error) error {
 			"identity ECS names%s the ECS actions berth uses (ecs:ListServices, DescribeServices, CreateService, "+
 			"UpdateService, DeleteService, RegisterTaskDefinition, DescribeTaskDefinition, DeregisterTaskDefinition, "+
 			"ListTaskDefinitions, ListTaskDefinitionFamilies, ListTasks, DescribeTasks, TagResource, "+
-			"ListTagsForResource; iam:PassRole on the task roles; ec2:DescribeNetworkInterfaces for the public IPs of "+
-			"public ports with assignPublicIp) on cluster %q, or use a profile or role that has "+
+			"ListTagsForResource; iam:PassRole on the task roles; ec2:DescribeSubnets for the subnets' VPC when the "+
+			"target has no vpcId; "+elbActions+" for public ports) on cluster %q, or use a profile or role that has "+
 			"them", p.target, quote(), from, p.set.cluster)}
 	case refusedCredentials[code]:
 		return &explained{err: err, msg: fmt.Sprintf("aws target %q: ECS refused the credentials%s: %s. To fix: "+

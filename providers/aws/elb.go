@@ -259,11 +259,19 @@ func (st *lbState) health(startPeriod int32) *schema.HealthCheck {
 	return nil
 }
 
-// callELB is call for an ELBv2 operation: the same timeout, retries and classification.
+// callELB is call for an ELBv2 operation: the same timeout, retries and classification, and a denied access
+// explained with the ELBv2 permissions berth needs.
 func (p *Provider) callELB(ctx context.Context, op string, f func(ctx context.Context) error) error {
 	r := providers.Retry{Base: p.RetryBase, Max: p.RetryMax, Attempts: p.RetryAttempts, Timeout: CallTimeout,
 		Classify: classify, Logger: p.log}
-	return r.Do(ctx, "elasticloadbalancing "+op, f)
+	err := r.Do(ctx, "elasticloadbalancing "+op, f)
+	if !errors.Is(err, providers.ErrPermanent) {
+		return err
+	}
+	if e := p.explainELB(err); e != err {
+		return providers.Permanent(e)
+	}
+	return err
 }
 
 func elbTags(k wkey, extra ...elbtypes.Tag) []elbtypes.Tag {

@@ -328,8 +328,8 @@ func TestELBv2FaultsConverge(t *testing.T) {
 	// A denial is permanent at once, with the action named.
 	emu.FailOp(ecsemu.ELBv2Op+"DescribeLoadBalancers", 1, ecsemu.Denied)
 	err := p.Apply(ctx, d)
-	if err == nil || !errors.Is(err, providers.ErrPermanent) && !strings.Contains(err.Error(), "AccessDenied") {
-		t.Errorf("denied: %v", err)
+	if err == nil || !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "elasticloadbalancing:DescribeLoadBalancers, CreateLoadBalancer") {
+		t.Errorf("denied: %v, want a permanent error naming the ELBv2 permissions", err)
 	}
 }
 

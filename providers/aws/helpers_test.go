@@ -61,7 +61,7 @@ func target(name, endpoint string) schema.Target {
 // newProvider builds the provider through the registered factory, as the controller does, with test pacing.
 func newProvider(t testing.TB, s *ecsemu.Server, targetName string) *berthaws.Provider {
 	t.Helper()
-	t.Setenv("AWS_ENDPOINT_URL_EC2", s.URL()) // the emulator answers EC2's DescribeNetworkInterfaces too
+	t.Setenv("AWS_ENDPOINT_URL_EC2", s.URL()) // the emulator answers EC2 (DescribeSubnets) too
 	pr, err := providers.New(target(targetName, s.URL()), providers.Options{Instance: "test"})
 	if err != nil {
 		t.Fatal(err)
