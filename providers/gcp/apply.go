@@ -279,6 +279,13 @@ func (p *Provider) waitReady(ctx context.Context, d providers.Desired, tmpl stri
 
 // notReady says why the group is not converged ("" when it is).
 func notReady(g *computepb.InstanceGroupManager, mis []*computepb.ManagedInstance, tmpl string, n int, healthChecked bool) string {
+	if healthChecked { // a rollout held by new instances failing their health check says so first
+		for _, mi := range mis {
+			if templateOf(mi.GetVersion().GetInstanceTemplate()) == tmpl && instanceHealth(mi, true) == "unhealthy" {
+				return fmt.Sprintf("new instance %s fails its health check (the old instances stay until the new ones pass)", mi.GetName())
+			}
+		}
+	}
 	if len(mis) != n {
 		return fmt.Sprintf("%d instances, want %d", len(mis), n)
 	}

@@ -245,7 +245,7 @@ func TestUnhealthyNeverReady(t *testing.T) {
 	c, cancel := context.WithTimeout(ctx(t), 2*time.Second)
 	defer cancel()
 	err := p.Apply(c, desired(w))
-	if err == nil || !strings.Contains(err.Error(), "by its health check") {
+	if err == nil || !strings.Contains(err.Error(), "health check") {
 		t.Fatalf("Apply = %v, want it to wait on the health check", err)
 	}
 	o := observed(t, p, func(o providers.Observed) bool { return len(o.Replicas) == 2 })
