@@ -48,14 +48,23 @@
 //	app := GET /v2/apps/{id}?embed=apps.tasks       // ours, or nil; someone else's → permanent ErrNotOwned
 //	if app == nil || berth's labels differ || live(app) differs from the desired workload as read back {
 //	    PUT /v2/apps/{id}?partialUpdate=false[&force=true]   // unmanaged fields and labels of others carried over
-//	    409 "App is locked by one or more deployments" → poll GET /v2/deployments until those are gone, repeat
+//	    409 "App is locked by one or more deployments":
+//	        the app's spec hash label is not d's (a rollout berth superseded, maybe one that never finishes)
+//	            → read the app again, PUT with force=true (Marathon cancels that deployment, deploys d)
+//	        else (someone's edit or scale of the spec berth wants) → poll GET /v2/deployments until they are
+//	            gone, repeat (with the force setting every PUT carries force=true)
 //	}
 //	poll GET /v2/apps/{id}?embed=apps.tasks every PollInterval until no deployment and `instances` tasks run
 //	    the current configuration version, healthy (or running without checks); ApplyTimeout bounds the wait
 //
-// Delete checks ownership, DELETE /v2/apps/{id} (same 409 handling) and waits for the stop deployment. List is
+// Delete checks ownership, DELETE /v2/apps/{id} (a 409 is overridden with force=true: whatever the deployment rolls
+// to is about to be stopped) and waits for the stop deployment. List is
 // GET /v2/apps?label=berth.dev\/instance==<instance>&embed=apps.tasks, then a filter on environment, target and
-// the expected id. Endpoints: one per public port (a mapping with a host port), the host of a running task and
+// the expected id. Replicas are the app's tasks; a task of the current configuration (its version, the app
+// version it was launched at, is versionInfo.lastConfigChangeAt or a later scale of it) carries the app's spec
+// hash, a task of an earlier version (mid-rollout the old tasks still serve) the spec hash label of that version,
+// read with GET /v2/apps/{id}/versions/{version} and cached per provider (versions are immutable; "" for one
+// Marathon no longer keeps). Endpoints: one per public port (a mapping with a host port), the host of a running task and
 // its port at the mapping's index in the task's ports (a wildcard host reads as 127.0.0.1). Environments
 // (providers.EnvironmentLister) is one GET /v2/apps?label=berth.dev\/instance==<instance>,berth.dev\/target==<target>
 // without tasks, each environment once with its preview number and newest head. Every call goes through one retry layer: 5xx, 429, timeouts and dropped connections are retried

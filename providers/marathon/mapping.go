@@ -266,17 +266,23 @@ func configVersion(a *app) string {
 	return a.Version
 }
 
-// current tells whether task t runs the configuration cfg. A task carries the app version it was launched at:
-// cfg itself, or a later version of the same configuration (a task launched after a scale); an earlier version
-// is an earlier configuration. Versions are Marathon's ISO 8601 timestamps; two that do not parse compare as
-// strings for equality only.
-func current(t task, cfg string) bool {
+// current tells whether task t runs a's configuration. A task carries the app version it was launched at: the
+// last configuration change (configVersion) or a later version of the same configuration (a task launched after
+// a scale), never one past the app's own version (a task of a version rolled back from is not current). Versions
+// are Marathon's ISO 8601 timestamps; ones that do not parse count as current only when equal to the
+// configuration's.
+func current(t task, a *app) bool {
+	cfg := configVersion(a)
 	if t.Version == cfg {
 		return true
 	}
 	tv, err1 := time.Parse(time.RFC3339Nano, t.Version)
 	cv, err2 := time.Parse(time.RFC3339Nano, cfg)
-	return err1 == nil && err2 == nil && !tv.Before(cv)
+	if err1 != nil || err2 != nil || tv.Before(cv) {
+		return false
+	}
+	av, err := time.Parse(time.RFC3339Nano, a.Version)
+	return err != nil || !tv.After(av)
 }
 
 // observe turns an app read back into what berth observes: its live spec (see live) and its tasks. A task of the
@@ -288,13 +294,12 @@ func observe(a *app, target string, older map[string]string) providers.Observed 
 	o.Spec = live(a, o.Workload, target)
 	o.SecretFingerprints = pairs(a.Labels[LabelSecrets])
 	o.Endpoints = endpoints(a)
-	cfg := configVersion(a)
 	tasks := slices.Clone(a.Tasks)
 	sort.Slice(tasks, func(i, j int) bool { return tasks[i].ID < tasks[j].ID })
 	for _, t := range tasks {
 		r := providers.Replica{ID: t.ID, Name: t.ID, State: strings.ToLower(strings.TrimPrefix(t.State, "TASK_")),
 			Running: t.State == "TASK_RUNNING", SpecHash: older[t.Version]}
-		if current(t, cfg) {
+		if current(t, a) {
 			r.SpecHash = hash
 		}
 		if len(a.HealthChecks) > 0 {
@@ -305,12 +310,11 @@ func observe(a *app, target string, older map[string]string) providers.Observed 
 	return o
 }
 
-// olderVersions are the versions a's tasks of earlier configurations run, each once, sorted.
+// olderVersions are the versions a's tasks not of its current configuration run, each once, sorted.
 func olderVersions(a *app) []string {
-	cfg := configVersion(a)
 	var vs []string
 	for _, t := range a.Tasks {
-		if !current(t, cfg) && t.Version != "" && !slices.Contains(vs, t.Version) {
+		if !current(t, a) && t.Version != "" && !slices.Contains(vs, t.Version) {
 			vs = append(vs, t.Version)
 		}
 	}
@@ -341,7 +345,7 @@ func readyWhy(a *app) string {
 	cfg := configVersion(a)
 	ready, stale := 0, 0
 	for _, t := range a.Tasks {
-		if !current(t, cfg) {
+		if !current(t, a) {
 			stale++
 			continue
 		}
@@ -368,7 +372,6 @@ func endpoints(a *app) []providers.Endpoint {
 			pms = c.PortMappings
 		}
 	}
-	cfg := configVersion(a)
 	var running []task
 	for _, t := range a.Tasks {
 		if t.State == "TASK_RUNNING" && t.Host != "" {
@@ -376,7 +379,7 @@ func endpoints(a *app) []providers.Endpoint {
 		}
 	}
 	sort.SliceStable(running, func(i, j int) bool {
-		if ci, cj := current(running[i], cfg), current(running[j], cfg); ci != cj {
+		if ci, cj := current(running[i], a), current(running[j], a); ci != cj {
 			return ci
 		}
 		return running[i].ID < running[j].ID

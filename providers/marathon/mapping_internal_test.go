@@ -45,12 +45,14 @@ func TestAppFor(t *testing.T) {
 
 func TestObserve(t *testing.T) {
 	const v0, v1, v2, v2scaled = "2025-01-01T00:00:00.001Z", "2025-01-01T00:00:00.010Z", "2025-01-01T00:00:00.020Z", "2025-01-01T00:00:01.500Z"
+	const v3 = "2025-01-01T00:00:02Z" // a version rolled back from: past the app's own
 	a := &app{ID: "/berth/i/dev/web", Instances: 3, Args: []string{"serve"}, Labels: map[string]string{
 		providers.LabelWorkload: "web", providers.LabelSpecHash: "h2", "berth.dev/spec": `{"name":"web","image":"old"}`},
 		Container:    &container{Docker: docker{Image: "img:2"}},
 		Env:          map[string]any{"A": "1", "S": map[string]any{"secret": "s"}},
 		HealthChecks: []healthCheck{{Protocol: "HTTP"}},
-		VersionInfo:  &versionInfo{LastConfigChangeAt: v2},
+		Version:      v2scaled,
+		VersionInfo:  &versionInfo{LastConfigChangeAt: v2, LastScalingAt: v2scaled},
 		Tasks: []task{
 			{ID: "t1", State: "TASK_RUNNING", Version: v1, HealthCheckResults: []healthCheckResult{{Alive: true}}},
 			{ID: "t2", State: "TASK_RUNNING", Version: v2},
@@ -58,11 +60,12 @@ func TestObserve(t *testing.T) {
 			{ID: "t4", State: "TASK_RUNNING", Version: v2, HealthCheckResults: []healthCheckResult{{Alive: false}}},
 			{ID: "t5", State: "TASK_RUNNING", Version: v2scaled}, // launched after a scale: the same configuration
 			{ID: "t6", State: "TASK_RUNNING", Version: v0},       // a version Marathon no longer has
+			{ID: "t7", State: "TASK_RUNNING", Version: v3},
 		}}
-	if got := olderVersions(a); len(got) != 2 || got[0] != v0 || got[1] != v1 {
-		t.Fatalf("olderVersions = %q, want [%s %s]", got, v0, v1)
+	if got := olderVersions(a); len(got) != 3 || got[0] != v0 || got[1] != v1 || got[2] != v3 {
+		t.Fatalf("olderVersions = %q, want [%s %s %s]", got, v0, v1, v3)
 	}
-	o := observe(a, "m", map[string]string{v1: "h1"})
+	o := observe(a, "m", map[string]string{v1: "h1", v3: "h3"})
 	if o.Spec.Image != "img:2" || o.Spec.Replicas != 3 || o.Spec.Env["A"] != "1" || o.Spec.Env["S"] != "(secret s)" ||
 		len(o.Spec.Args) != 1 || o.Spec.Args[0] != "serve" {
 		t.Fatalf("spec: %+v", o.Spec)
@@ -74,6 +77,7 @@ func TestObserve(t *testing.T) {
 		{ID: "t4", Name: "t4", SpecHash: "h2", State: "running", Running: true, Health: "unhealthy"},
 		{ID: "t5", Name: "t5", SpecHash: "h2", State: "running", Running: true, Health: "starting"},
 		{ID: "t6", Name: "t6", State: "running", Running: true, Health: "starting"},
+		{ID: "t7", Name: "t7", SpecHash: "h3", State: "running", Running: true, Health: "starting"},
 	}
 	if len(o.Replicas) != len(want) {
 		t.Fatalf("%d replicas, want %d: %+v", len(o.Replicas), len(want), o.Replicas)

@@ -20,6 +20,11 @@
 //     or more deployments. ...", "deployments": [{"id": ...}]}) unless force=true, which cancels the running
 //     deployment. DELETE /v2/deployments/{id} rolls back (restores the previous definition) or, with force=true,
 //     just forgets the deployment.
+//   - Versions: every change of an app (a scale too) is a new app version (GET /v2/apps/{id}/versions/{version}
+//     answers each definition); versionInfo.lastConfigChangeAt moves only when more than instances changed. A
+//     task carries the version it was launched at (Marathon's runSpecVersion): the configuration's, or a later
+//     one of the same configuration when it was launched after a scale; tasks of an earlier configuration are
+//     the ones a restart replaces.
 //   - A deleted app disappears at once; its tasks are killed by a stop deployment that stays listed until they
 //     are gone.
 //   - Marathon relaunches tasks that die (KillTask), without a deployment; KillTask with scale lowers instances.

@@ -658,6 +658,12 @@ func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged b
 		a.config = a.version
 	}
 	a.scaled = a.version
+	s.keepVersion(a)
+	return configChanged
+}
+
+// keepVersion records a's definition as its current version (GET /v2/apps/{id}/versions/{version}).
+func (s *Server) keepVersion(a *app) {
 	if a.versions == nil {
 		a.versions = map[string]map[string]any{}
 	}
@@ -666,7 +672,6 @@ func (s *Server) setDef(a *app, def map[string]any, fresh bool) (configChanged b
 	_ = json.Unmarshal(b, &kept)
 	kept["version"] = a.version
 	a.versions[a.version] = kept
-	return configChanged
 }
 
 // locks returns the deployments touching app id.
@@ -971,7 +976,7 @@ func (s *Server) appOut(a *app, withTasks bool) map[string]any {
 
 func (s *Server) newTask(a *app) *task {
 	now := s.version()
-	t := &task{id: strings.ReplaceAll(strings.Trim(a.id, "/"), "/", "_") + "." + s.uuid(), version: a.config,
+	t := &task{id: strings.ReplaceAll(strings.Trim(a.id, "/"), "/", "_") + "." + s.uuid(), version: a.version,
 		wait: s.opts.StepsPerState, stagedAt: now, env: map[string]string{}}
 	for _, p := range a.paths {
 		t.sick = t.sick || s.sickPaths[p]
@@ -1010,6 +1015,7 @@ func (s *Server) killTask(a *app, id string, scale bool) bool {
 		a.def["instances"] = float64(a.instances)
 		a.version = s.version()
 		a.scaled = a.version
+		s.keepVersion(a)
 	}
 	return true
 }
@@ -1059,7 +1065,7 @@ func (s *Server) advanceApp(a *app) {
 	}
 	var cur, old []*task
 	for _, t := range a.tasks {
-		if t.version == a.config {
+		if a.current(t) {
 			cur = append(cur, t)
 		} else {
 			old = append(old, t)
@@ -1095,13 +1101,18 @@ func (s *Server) advanceApp(a *app) {
 	}
 }
 
+// current tells whether t runs a's configuration: a task carries the app version it was launched at (Marathon's
+// runSpecVersion), the last configuration change or a later version of the same configuration (a scale); the
+// synthetic versions have one fixed width, so they compare as strings.
+func (a *app) current(t *task) bool { return t.version >= a.config }
+
 // converged tells whether a runs exactly its instances, all ready on the current version.
 func (s *Server) converged(a *app) bool {
 	if len(a.tasks) != a.instances {
 		return false
 	}
 	for _, t := range a.tasks {
-		if t.version != a.config || !s.ready(a, t) {
+		if !a.current(t) || !s.ready(a, t) {
 			return false
 		}
 	}

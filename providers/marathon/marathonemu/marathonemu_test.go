@@ -61,7 +61,7 @@ func counts(t *testing.T, c client, id string) (cur, old int, deployments int) {
 		}
 		switch {
 		case !ready:
-		case tm["version"] == cfg:
+		case tm["version"].(string) >= cfg.(string): // launched at the configuration or at a later scale of it
 			cur++
 		default:
 			old++
@@ -288,5 +288,44 @@ func TestAppVersions(t *testing.T) {
 	}
 	if code, _ := c.do("GET", "/v2/apps"+id+"/versions/2001-01-01T00:00:00.000Z", nil); code != 404 {
 		t.Fatalf("GET an unknown version: %d, want 404", code)
+	}
+}
+
+// TestScaleVersions: a scale makes a new app version of the same configuration; a task launched after it carries
+// that version (Marathon's runSpecVersion), is no task to replace, and its version is answered like any other.
+func TestScaleVersions(t *testing.T) {
+	s := marathonemu.New(marathonemu.Options{Manual: true, StepsPerState: 1})
+	defer s.Close()
+	c := client{t, s.URL()}
+	const id = "/berth/i/dev/web"
+	c.do("PUT", "/v2/apps"+id, def("app:1", 1))
+	s.Step(5)
+	if code, out := c.do("PUT", "/v2/apps"+id, map[string]any{"instances": 2}); code != 200 {
+		t.Fatalf("scale: %d %v", code, out)
+	}
+	s.Step(5)
+	_, out := c.do("GET", "/v2/apps"+id+"?embed=apps.tasks", nil)
+	app := out["app"].(map[string]any)
+	vi := app["versionInfo"].(map[string]any)
+	tasks := app["tasks"].([]any)
+	if len(tasks) != 2 || vi["lastScalingAt"] == vi["lastConfigChangeAt"] || len(app["deployments"].([]any)) != 0 {
+		t.Fatalf("after the scale: %v", app)
+	}
+	first, second := tasks[0].(map[string]any), tasks[1].(map[string]any)
+	if first["version"] != vi["lastConfigChangeAt"] || second["version"] != vi["lastScalingAt"] {
+		t.Fatalf("task versions %v and %v, want %v (launch) and %v (scale)", first["version"], second["version"],
+			vi["lastConfigChangeAt"], vi["lastScalingAt"])
+	}
+	if cur, old, _ := counts(t, c, id); cur != 2 || old != 0 {
+		t.Fatalf("%d current and %d old ready tasks, want 2 and 0", cur, old)
+	}
+	// A task killed with scale lowers instances: another version, also answered.
+	if code, out := c.do("DELETE", "/v2/apps"+id+"/tasks/"+second["id"].(string)+"?scale=true", nil); code != 200 {
+		t.Fatalf("kill with scale: %d %v", code, out)
+	}
+	_, out = c.do("GET", "/v2/apps"+id, nil)
+	v := out["app"].(map[string]any)["version"].(string)
+	if code, out := c.do("GET", "/v2/apps"+id+"/versions/"+v, nil); code != 200 || out["instances"] != 1.0 {
+		t.Fatalf("GET version %s after the kill with scale: %d %v", v, code, out)
 	}
 }
