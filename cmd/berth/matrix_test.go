@@ -33,6 +33,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	k8s "k8s.io/client-go/kubernetes"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
+
 	"github.com/berth-dev/berth/providers"
 	berthdocker "github.com/berth-dev/berth/providers/docker"
 	"github.com/berth-dev/berth/providers/gcp"
@@ -88,7 +90,7 @@ type matrixEndpoints struct {
 
 // matrixRepo is the repository: the targets of types (matrixOrder's, but those this machine lacks), the environment
 // and the quickstart's web workload on provider. Between runs only the provider line changes.
-func matrixRepo(e matrixEndpoints, provider string, types []string) string {
+func matrixRepo(e matrixEndpoints, provider string, types []string, health string) string {
 	decl := map[string]string{
 		"docker":     `{type: "docker", publicAddress: "127.0.0.1"}`,
 		"swarm":      `{type: "swarm", publish: "host", publicAddress: "127.0.0.1"}`,
@@ -119,17 +121,30 @@ workloads: web: {
 	replicas: 2
 	env: GREETING: "hello from berth"
 	ports: [{name: "http", port: 8080, public: true, hostPort: 8080}]
-	health: {http: {path: "/healthz", port: 8080}, interval: "2s", timeout: "1s", retries: 3}
+	health: {%s, retries: 3}
 	resources: {cpu: "250m", memory: "64Mi"}
 }
-`, exampleImage, provider)
+`, exampleImage, provider, matrixHealth[health])
 	return b.String()
 }
 
+// matrixHealth is the health check of web by kind: the quickstart's HTTP check, and the variants of the TCP and
+// command columns.
+var matrixHealth = map[string]string{
+	"http": `http: {path: "/healthz", port: 8080}, interval: "2s", timeout: "1s"`,
+	"tcp":  `tcp: {port: 8080}, interval: "2s", timeout: "1s"`,
+	// ECS container health checks take 5 s intervals and 2 s timeouts at least.
+	"command": `command: ["/app", "healthcheck"], interval: "5s", timeout: "2s"`,
+}
+
 // loadMatrixRepo writes the repository for provider into dir and loads it with the schema loader.
-func loadMatrixRepo(t *testing.T, dir string, e matrixEndpoints, provider string, types []string) (*schema.Config, schema.Workload) {
+func loadMatrixRepo(t *testing.T, dir string, e matrixEndpoints, provider string, types []string, health ...string) (*schema.Config, schema.Workload) {
 	t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, "berth.cue"), []byte(matrixRepo(e, provider, types)), 0o644); err != nil {
+	kind := "http"
+	if len(health) > 0 {
+		kind = health[0]
+	}
+	if err := os.WriteFile(filepath.Join(dir, "berth.cue"), []byte(matrixRepo(e, provider, types, kind)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg, err := schema.Load(dir)
@@ -354,8 +369,9 @@ type received struct {
 	found bool
 	// publicPort names what publishes container port 8080 ("" for nothing).
 	publicPort string
-	// http describes the HTTP health check on /healthz at 8080 ("" for none).
-	http string
+	// http describes the HTTP health check on /healthz at 8080 ("" for none); tcp the TCP check of 8080, command
+	// the command check running the app's healthcheck.
+	http, tcp, command string
 	// cpuMillis and memBytes are the CPU and memory the runtime reserves or limits the workload to (0 for none).
 	cpuMillis, memBytes int64
 	// args are the arguments the container runs with (after the entrypoint).
@@ -517,6 +533,11 @@ func TestPortabilityMatrix(t *testing.T) {
 			for _, v := range visited {
 				l.gone(t, v)
 			}
+			// The TCP and command columns: web with that check instead, rolled on the same target.
+			for _, kind := range []string{"tcp", "command"} {
+				vcfg, vweb := loadMatrixRepo(t, dir, e, typ, order, kind)
+				l.variant(t, engine, vcfg, vweb, typ, kind, fmt.Sprintf("matrix-%d-%s", i, kind), claims[typ])
+			}
 		}) {
 			failed = append(failed, typ)
 		}
@@ -638,6 +659,73 @@ func (l *matrixLab) run(t *testing.T, engine *reconciler.Engine, cfg *schema.Con
 	return ready
 }
 
+// variant applies web with a health check of kind (tcp, command) on typ when How claims the kind, and checks that
+// it gets ready and that the runtime received the check; when How does not, that the plan refuses it, saying why.
+func (l *matrixLab) variant(t *testing.T, engine *reconciler.Engine, cfg *schema.Config, web schema.Workload, typ, kind, rev string, how map[string]string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+	defer cancel()
+	feature := "health." + kind
+	plan, err := engine.Plan(ctx, cfg, matrixEnv, rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if how[feature] == "" {
+		if !slices.ContainsFunc(plan.Problems, func(p reconciler.Problem) bool { return p.Field == feature }) {
+			t.Errorf("How does not describe %s, yet the plan of web with it has no problem at %s: %v", feature, feature, plan.Problems)
+		}
+		return
+	}
+	for _, p := range plan.Problems {
+		t.Errorf("%s: plan problem: %s", kind, p)
+	}
+	if plan.Blocked() {
+		t.Fatalf("%s: the plan is blocked: %s", kind, plan.BlockedReason())
+	}
+	hash := ""
+	for _, s := range plan.Steps {
+		if s.Workload == "web" && s.Target == typ {
+			hash = s.SpecHash
+		}
+	}
+	if hash == "" {
+		t.Fatalf("%s: no step rolls web on %s: %+v", kind, typ, plan.Steps)
+	}
+	if res, err := engine.Apply(ctx, cfg, plan); err != nil {
+		var b strings.Builder
+		if res != nil {
+			res.Write(&b)
+		}
+		t.Fatalf("%s: apply: %v\n%s", kind, err, b.String())
+	}
+	waitFor(t, 60*time.Second, "web with a "+kind+" check ready on "+typ, func() (bool, string) {
+		os, err := l.made[typ].List(ctx, l.owner, typ)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, o := range os {
+			if o.Workload == "web" {
+				n := 0
+				for _, r := range o.Replicas {
+					if r.Ready() && r.SpecHash == hash {
+						n++
+					}
+				}
+				return n == 2 && o.Spec.Health.Kind() == kind, fmt.Sprintf("%d ready of %+v, health %+v", n, o.Replicas, o.Spec.Health)
+			}
+		}
+		return false, "web not listed"
+	})
+	rec, err := l.record(ctx, typ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{"tcp": rec.tcp, "command": rec.command}[kind]
+	if got == "" {
+		t.Errorf("How claims %s (%q) but the runtime's record does not show it (%+v)", feature, how[feature], rec)
+	}
+	t.Logf("%s received %s: %s", typ, feature, got)
+}
+
 // checkAddress checks a reported address against the runtime: Docker and Swarm's answer with the greeting, the
 // Kubernetes one is the LoadBalancer's.
 func (l *matrixLab) checkAddress(t *testing.T, typ, addr string) {
@@ -744,13 +832,25 @@ func (l *matrixLab) record(ctx context.Context, typ string) (received, error) {
 	return received{}, fmt.Errorf("no record reader for %s", typ)
 }
 
-// httpCheckOf describes a health check as JSON (schema.HealthCheck) if it is an HTTP GET of /healthz on 8080.
-func httpCheckOf(label, where string) string {
+// healthLabelOf reads a health check written as JSON (schema.HealthCheck): where, as http when it is a GET of
+// /healthz on 8080, as tcp when it is a TCP check of 8080.
+func healthLabelOf(label, where string) (http, tcp string) {
 	var h schema.HealthCheck
-	if json.Unmarshal([]byte(label), &h) != nil || h.HTTP == nil || h.HTTP.Path != "/healthz" || h.HTTP.Port != matrixPort {
-		return ""
+	if json.Unmarshal([]byte(label), &h) != nil {
+		return "", ""
 	}
-	return where
+	if h.HTTP != nil && h.HTTP.Path == "/healthz" && h.HTTP.Port == matrixPort {
+		http = where
+	}
+	if h.TCP != nil && h.TCP.Port == matrixPort {
+		tcp = where
+	}
+	return http, tcp
+}
+
+// runsHealthcheck tells whether a command (or exec probe) runs the app's healthcheck mode.
+func runsHealthcheck(cmd []string) bool {
+	return slices.Contains(cmd, "healthcheck")
 }
 
 func (l *matrixLab) dockerRecord(ctx context.Context) (received, error) {
@@ -766,7 +866,10 @@ func (l *matrixLab) dockerRecord(ctx context.Context) (received, error) {
 		rec.found = true
 		rec.cpuMillis, rec.memBytes = in.HostConfig.NanoCPUs/1_000_000, in.HostConfig.Memory
 		rec.args = in.Config.Cmd
-		rec.http = httpCheckOf(in.Config.Labels[berthdocker.LabelHealth], "label "+berthdocker.LabelHealth)
+		rec.http, rec.tcp = healthLabelOf(in.Config.Labels[berthdocker.LabelHealth], "label "+berthdocker.LabelHealth)
+		if h := in.Config.Healthcheck; h != nil && runsHealthcheck(h.Test) {
+			rec.command = "Config.Healthcheck " + strings.Join(h.Test, " ")
+		}
 		for _, m := range strings.Split(in.Config.Labels[berthdocker.LabelPublicPorts], ",") {
 			if strings.HasSuffix(m, ":"+strconv.Itoa(matrixPort)) {
 				rec.publicPort = "label " + berthdocker.LabelPublicPorts + " " + m
@@ -803,7 +906,10 @@ func (l *matrixLab) swarmRecord(ctx context.Context) (received, error) {
 				rec.cpuMillis, rec.memBytes = r.Reservations.NanoCPUs/1_000_000, r.Reservations.MemoryBytes
 			}
 		}
-		rec.http = httpCheckOf(s.Spec.Labels[berthswarm.LabelHealth], "service label "+berthswarm.LabelHealth)
+		rec.http, rec.tcp = healthLabelOf(s.Spec.Labels[berthswarm.LabelHealth], "service label "+berthswarm.LabelHealth)
+		if cs != nil && cs.Healthcheck != nil && runsHealthcheck(cs.Healthcheck.Test) {
+			rec.command = "ContainerSpec.Healthcheck " + strings.Join(cs.Healthcheck.Test, " ")
+		}
 		if s.Spec.EndpointSpec != nil {
 			for _, p := range s.Spec.EndpointSpec.Ports {
 				if p.TargetPort == matrixPort {
@@ -841,6 +947,12 @@ func (l *matrixLab) kubeRecord(ctx context.Context) (received, error) {
 			if p != nil && p.HTTPGet != nil && p.HTTPGet.Path == "/healthz" &&
 				(p.HTTPGet.Port.IntValue() == matrixPort || p.HTTPGet.Port.String() == "http") {
 				rec.http = what + " httpGet /healthz"
+			}
+			if p != nil && p.TCPSocket != nil && p.TCPSocket.Port.IntValue() == matrixPort {
+				rec.tcp = what + " tcpSocket 8080"
+			}
+			if p != nil && p.Exec != nil && runsHealthcheck(p.Exec.Command) {
+				rec.command = what + " exec " + strings.Join(p.Exec.Command, " ")
 			}
 		}
 	}
@@ -906,8 +1018,13 @@ func (l *matrixLab) nomadRecord(ctx context.Context) (received, error) {
 			for _, svcs := range [][]*nomadapi.Service{g.Services, task.Services} {
 				for _, sv := range svcs {
 					for _, ch := range sv.Checks {
-						if ch.Type == "http" && ch.Path == "/healthz" {
+						switch {
+						case ch.Type == "http" && ch.Path == "/healthz":
 							rec.http = "service " + sv.Name + " check http /healthz"
+						case ch.Type == "tcp":
+							rec.tcp = "service " + sv.Name + " check tcp " + ch.PortLabel
+						case ch.Type == "script" && runsHealthcheck(append([]string{ch.Command}, ch.Args...)):
+							rec.command = "service " + sv.Name + " check script " + ch.Command
 						}
 					}
 				}
@@ -951,6 +1068,9 @@ func (l *matrixLab) marathonRecord(ctx context.Context) (received, error) {
 				Path      string `json:"path"`
 				PortIndex *int   `json:"portIndex"`
 				Port      int    `json:"port"`
+				Command   *struct {
+					Value string `json:"value"`
+				} `json:"command"`
 			} `json:"healthChecks"`
 			Container *struct {
 				PortMappings []struct {
@@ -980,10 +1100,13 @@ func (l *matrixLab) marathonRecord(ctx context.Context) (received, error) {
 		rec.args = a.Args
 		rec.cpuMillis, rec.memBytes = int64(a.Cpus*1000+0.5), int64(a.Mem)<<20
 		for _, h := range a.HealthChecks {
-			if strings.HasPrefix(h.Protocol, "HTTP") || strings.HasPrefix(h.Protocol, "MESOS_HTTP") {
-				if h.Path == "/healthz" {
-					rec.http = "healthChecks " + h.Protocol + " /healthz"
-				}
+			switch {
+			case (strings.HasPrefix(h.Protocol, "HTTP") || strings.HasPrefix(h.Protocol, "MESOS_HTTP")) && h.Path == "/healthz":
+				rec.http = "healthChecks " + h.Protocol + " /healthz"
+			case h.Protocol == "TCP" || h.Protocol == "MESOS_TCP":
+				rec.tcp = "healthChecks " + h.Protocol
+			case h.Protocol == "COMMAND" && h.Command != nil && strings.Contains(h.Command.Value, "healthcheck"):
+				rec.command = "healthChecks COMMAND " + h.Command.Value
 			}
 		}
 		if a.Container != nil {
@@ -1034,6 +1157,9 @@ func (l *matrixLab) ecsRecord(ctx context.Context) (received, error) {
 		if len(d.ContainerDefinitions) > 0 {
 			c := d.ContainerDefinitions[0]
 			rec.args = c.Command
+			if hc := c.HealthCheck; hc != nil && runsHealthcheck(hc.Command) {
+				rec.command = "container healthCheck " + strings.Join(hc.Command, " ")
+			}
 		}
 		lb := elbv2.NewFromConfig(cfg)
 		for _, b := range s.LoadBalancers {
@@ -1046,8 +1172,11 @@ func (l *matrixLab) ecsRecord(ctx context.Context) (received, error) {
 				return rec, fmt.Errorf("elbv2: %w", err)
 			}
 			for _, tg := range tgs.TargetGroups {
-				if string(tg.HealthCheckProtocol) == "HTTP" && aws.ToString(tg.HealthCheckPath) == "/healthz" {
+				switch {
+				case string(tg.HealthCheckProtocol) == "HTTP" && aws.ToString(tg.HealthCheckPath) == "/healthz":
 					rec.http = "target group health check HTTP /healthz"
+				case string(tg.HealthCheckProtocol) == "TCP":
+					rec.tcp = "target group health check TCP " + aws.ToString(tg.HealthCheckPort)
 				}
 			}
 		}
@@ -1150,6 +1279,9 @@ func (l *matrixLab) gceRecord(ctx context.Context) (received, error) {
 		if h := hc.GetHttpHealthCheck(); h != nil && h.GetRequestPath() == "/healthz" && h.GetPort() == matrixPort {
 			rec.http = "health check " + hc.GetName() + " HTTP /healthz"
 		}
+		if h := hc.GetTcpHealthCheck(); h != nil && h.GetPort() == matrixPort {
+			rec.tcp = "health check " + hc.GetName() + " TCP 8080"
+		}
 	}
 	frs, err := compute.NewForwardingRulesRESTClient(ctx, l.gceOptions()...)
 	if err == nil {
@@ -1209,17 +1341,23 @@ func (l *matrixLab) aciRecord(ctx context.Context) (received, error) {
 					rec.memBytes = int64(*r.Requests.MemoryInGB * (1 << 30))
 				}
 			}
-			for _, p := range []struct {
-				what string
-				ok   bool
-			}{
-				{"readinessProbe", c.Properties.ReadinessProbe != nil && c.Properties.ReadinessProbe.HTTPGet != nil &&
-					c.Properties.ReadinessProbe.HTTPGet.Path != nil && *c.Properties.ReadinessProbe.HTTPGet.Path == "/healthz"},
-				{"livenessProbe", c.Properties.LivenessProbe != nil && c.Properties.LivenessProbe.HTTPGet != nil &&
-					c.Properties.LivenessProbe.HTTPGet.Path != nil && *c.Properties.LivenessProbe.HTTPGet.Path == "/healthz"},
-			} {
-				if p.ok {
-					rec.http = p.what + " httpGet /healthz"
+			probes := map[string]*armcontainerinstance.ContainerProbe{"readinessProbe": c.Properties.ReadinessProbe,
+				"livenessProbe": c.Properties.LivenessProbe}
+			for what, p := range probes {
+				if p == nil {
+					continue
+				}
+				if p.HTTPGet != nil && p.HTTPGet.Path != nil && *p.HTTPGet.Path == "/healthz" {
+					rec.http = what + " httpGet /healthz"
+				}
+				if p.Exec != nil {
+					var cmd []string
+					for _, c := range p.Exec.Command {
+						cmd = append(cmd, *c)
+					}
+					if runsHealthcheck(cmd) {
+						rec.command = what + " exec " + strings.Join(cmd, " ")
+					}
 				}
 			}
 		}
