@@ -1111,7 +1111,8 @@ func (c *Controller) deploy(ctx context.Context, n int, j *job) {
 		})
 		return
 	}
-	cfg := &schema.Config{Targets: j.cfg.Targets, Environments: map[string]schema.Environment{env.Name: *env}, Root: j.cfg.Root}
+	cfg := &schema.Config{Targets: j.cfg.Targets, Environments: map[string]schema.Environment{env.Name: *env}, Root: j.cfg.Root,
+		Registries: j.cfg.Registries}
 	plan, err := c.opts.Engine.Plan(ctx, cfg, env.Name, j.change.HeadSHA)
 	if ctx.Err() != nil {
 		return

@@ -101,7 +101,8 @@ func (c *Controller) planFor(ctx context.Context, base *schema.Config, rev strin
 		ps.Errors = append(ps.Errors, "the pull request changes targets: this plan uses the base branch's targets; the merge applies the new ones")
 	}
 	// Secrets are read from the base branch's files: a pull request's own encrypted files are not decrypted.
-	cfg := &schema.Config{Targets: base.Targets, Environments: head.Environments, Previews: head.Previews, Root: base.Root}
+	cfg := &schema.Config{Targets: base.Targets, Environments: head.Environments, Previews: head.Previews, Root: base.Root,
+		Registries: base.Registries}
 	plan, err := c.opts.Engine.Plan(ctx, cfg, env, ch.HeadSHA)
 	if err != nil {
 		return fail("plan: %v", err)
@@ -222,7 +223,8 @@ func (c *Controller) DryRun(ctx context.Context, n int) (string, error) {
 				st.State, st.Reason, st.Errors = StateFailed, "the head cannot be previewed", errs
 				break
 			}
-			cfg := &schema.Config{Targets: base.Targets, Environments: map[string]schema.Environment{env.Name: *env}, Root: base.Root}
+			cfg := &schema.Config{Targets: base.Targets, Environments: map[string]schema.Environment{env.Name: *env}, Root: base.Root,
+				Registries: base.Registries}
 			plan, err := c.opts.Engine.Plan(ctx, cfg, env.Name, ch.HeadSHA)
 			if err != nil {
 				return "", err
