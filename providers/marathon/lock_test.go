@@ -3,6 +3,7 @@ package marathon_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -51,6 +52,15 @@ func requests(emu *marathonemu.Server, method, part string) []marathonemu.Reques
 	return out
 }
 
+// calls shows rs as "METHOD path → status" lines.
+func calls(rs []marathonemu.Request) string {
+	var b strings.Builder
+	for _, r := range rs {
+		fmt.Fprintf(&b, "\n%s %s → %d", r.Method, r.Path, r.Status)
+	}
+	return b.String()
+}
+
 // converged fails t unless List shows w's app with exactly its replicas, all ready on w's spec hash.
 func converged(t *testing.T, p *marathon.Provider, o providers.Owner, w schema.Workload) providers.Observed {
 	t.Helper()
@@ -96,10 +106,10 @@ func TestLockedBySupersededRollout(t *testing.T) {
 			puts := requests(emu, http.MethodPut, "")
 			switch {
 			case force && (len(puts) != 1 || puts[0].Status != 200 || !strings.Contains(puts[0].Path, "force=true")):
-				t.Fatalf("with force: PUTs %+v", puts)
+				t.Fatalf("with force: PUTs %s", calls(puts))
 			case !force && (len(puts) != 2 || puts[0].Status != 409 || strings.Contains(puts[0].Path, "force") ||
 				puts[1].Status != 200 || !strings.Contains(puts[1].Path, "force=true")):
-				t.Fatalf("without force: PUTs %+v", puts)
+				t.Fatalf("without force: PUTs %s", calls(puts))
 			}
 			if n := len(requests(emu, http.MethodGet, "/v2/deployments")); n != 0 {
 				t.Fatalf("%d GET /v2/deployments: the superseded rollout was waited for", n)
@@ -140,9 +150,9 @@ func TestLockedByHandEdit(t *testing.T) {
 			puts := requests(emu, http.MethodPut, "")
 			switch {
 			case force && (len(puts) != 1 || puts[0].Status != 200 || !strings.Contains(puts[0].Path, "force=true")):
-				t.Fatalf("with force: PUTs %+v", puts)
+				t.Fatalf("with force: PUTs %s", calls(puts))
 			case !force && (len(puts) != 2 || puts[0].Status != 409 || puts[1].Status != 200 || strings.Contains(puts[1].Path, "force")):
-				t.Fatalf("without force: PUTs %+v", puts)
+				t.Fatalf("without force: PUTs %s", calls(puts))
 			}
 			if waited := len(requests(emu, http.MethodGet, "/v2/deployments")) > 0; waited == force {
 				t.Fatalf("force %v: waited on GET /v2/deployments %v (deployment %s)", force, waited, running)
@@ -211,7 +221,7 @@ func TestStuckRollout(t *testing.T) {
 	}
 	dels := requests(emu, http.MethodDelete, "/v2/apps/")
 	if len(dels) != 2 || dels[0].Status != 409 || dels[1].Status != 200 || !strings.Contains(dels[1].Path, "force=true") {
-		t.Fatalf("DELETEs %+v", dels)
+		t.Fatalf("DELETEs %s", calls(dels))
 	}
 	if emu.AppExists("/berth/i1/dev/web") || len(emu.Deployments()) != 0 {
 		t.Fatalf("after Delete: app exists %v, deployments %v", emu.AppExists("/berth/i1/dev/web"), emu.Deployments())
