@@ -143,7 +143,7 @@ func (p *Provider) apply(ctx context.Context, d providers.Desired, ns string, lo
 		if err != nil {
 			return err
 		}
-		if cur == nil && nsOwned {
+		if cur == nil && nsOwned && d.Owner.Preview == 0 { // a preview's namespace goes with the preview only
 			if err := p.markCreated(ctx, ns, got); err != nil {
 				return err
 			}

@@ -31,14 +31,14 @@
 //
 // Namespaces: berth-<env> and a preview's namespace are created by Apply when missing, labelled
 // app.kubernetes.io/managed-by=berth, berth.dev/instance and berth.dev/environment (and berth.dev/preview); an
-// existing one without those labels is used as it is (a preview's is refused) and never labelled. Delete of a
-// workload then deletes the namespace (UID and resourceVersion preconditions) only when its labels say berth
-// created it for this instance and environment and it holds nothing else: no Deployment, StatefulSet, DaemonSet,
-// Job, CronJob, Pod (but the going pods of owner's deleted workloads), Service, ConfigMap (but
-// kube-root-ca.crt), Secret (but the default ServiceAccount's token), ServiceAccount (but default),
-// PersistentVolumeClaim, Role, RoleBinding or (in a preview's) Ingress, berth's of other workloads, targets and
-// instances included. A namespace the target names is never created or deleted; neither is one berth-<env> of an older
-// berth (no instance label). Race safety: after creating a Deployment in a namespace berth created, Apply writes
+// existing one without those labels is used as it is (a preview's is refused) and never labelled. A preview's
+// goes with the preview (DeleteEnvironment). Delete of a workload deletes berth-<env> (UID and resourceVersion
+// preconditions) only when its labels say berth created it for this instance and environment and it holds
+// nothing else: no Deployment, StatefulSet, DaemonSet, Job, CronJob, Pod (but the going pods of owner's deleted
+// workloads), Service, ConfigMap (but kube-root-ca.crt), Secret (but the default ServiceAccount's token),
+// ServiceAccount (but default), PersistentVolumeClaim, Role or RoleBinding, berth's of other workloads, targets
+// and instances included (Ingresses are not looked at). A namespace the target names is never created or
+// deleted; neither is a berth-<env> of an older berth (no instance label). Race safety: after creating a Deployment in a berth-<env> berth created, Apply writes
 // the namespace's annotation berth.dev/created, changing its resourceVersion, so that a Delete that found it empty
 // before is refused by the precondition; an Apply whose namespace is deleted under it (a write refused with
 // NamespaceTerminating or the namespace's NotFound, the annotation's answer showing it being deleted, the

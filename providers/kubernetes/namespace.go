@@ -177,8 +177,9 @@ func namespaceRefused(err error) bool {
 	return d != nil && d.Kind == "namespaces"
 }
 
-// collectNamespace deletes owner's namespace after Delete removed a workload, when all of this holds: berth made
-// it (makesNamespace) and its labels say it was created for owner (namespaceOwned); it is not already being
+// collectNamespace deletes owner's namespace after Delete removed a workload, when all of this holds: it is
+// berth-<env> (a preview's goes with the preview: DeleteEnvironment; until then Environments lists it, even
+// empty), its labels say berth created it for owner (namespaceOwned); it is not already being
 // deleted; and it holds nothing but what every namespace holds (the ConfigMap kube-root-ca.crt, the ServiceAccount
 // default and its token Secret) and pods of owner's workloads that are going (see namespaceHolds). The deletion is
 // conditioned on the UID and the resourceVersion the namespace had when it was found empty: an Apply that created
@@ -186,7 +187,7 @@ func namespaceRefused(err error) bool {
 // Denied by RBAC (a list or the delete), the namespace stays and a warning says what was refused: a workload's
 // deletion never fails for the namespace's sake.
 func (p *Provider) collectNamespace(ctx context.Context, owner providers.Owner, ns string, log *slog.Logger) error {
-	if !p.makesNamespace(owner) {
+	if owner.Preview != 0 || !p.makesNamespace(owner) {
 		return nil
 	}
 	err := p.collect(ctx, owner, ns, log)
@@ -243,9 +244,9 @@ func (p *Provider) collect(ctx context.Context, owner providers.Owner, ns string
 
 // namespaceHolds says what ns holds besides what every namespace holds ("" for nothing), from the metadata of
 // the kinds a person or a tool commonly puts in a namespace: Deployments, StatefulSets, DaemonSets, Jobs,
-// CronJobs, Pods, Services, ConfigMaps, Secrets, ServiceAccounts, PersistentVolumeClaims, Roles, RoleBindings
-// and, in a preview's namespace, Ingresses (one list each, in that order, until one holds something; berth asks
-// for no Ingress of an environment, whose RBAC Role need not allow them). Left out: the ConfigMap kube-root-ca.crt,
+// CronJobs, Pods, Services, ConfigMaps, Secrets, ServiceAccounts, PersistentVolumeClaims, Roles and
+// RoleBindings (one list each, in that order, until one holds something). Not Ingresses: berth asks for none
+// outside previews, so that an environment's RBAC Role need not allow them. Left out: the ConfigMap kube-root-ca.crt,
 // the ServiceAccount default and a token Secret of it, and pods labelled with owner's instance and environment
 // (those of a Deployment berth just deleted, which the garbage collector removes). Every Deployment, Service
 // and Secret counts, berth's of another workload, target or instance too.
@@ -273,10 +274,6 @@ func (p *Provider) namespaceHolds(ctx context.Context, ns string, owner provider
 		{"PersistentVolumeClaim", "persistentvolumeclaims", core, nil},
 		{"Role", "roles", p.client.RbacV1().RESTClient(), nil},
 		{"RoleBinding", "rolebindings", p.client.RbacV1().RESTClient(), nil},
-		{"Ingress", "ingresses", p.client.NetworkingV1().RESTClient(), nil},
-	}
-	if owner.Preview == 0 { // only previews have Ingresses of berth's, and RBAC rules on them
-		kinds = kinds[:len(kinds)-1]
 	}
 	for _, k := range kinds {
 		list, err := p.metaList(ctx, k.rc, ns, k.resource)

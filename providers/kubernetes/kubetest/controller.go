@@ -117,7 +117,7 @@ func watchLoop(ctx context.Context, notify func(), open func(context.Context) (w
 // pass reconciles every Deployment outside manual namespaces, collects orphaned pods and finalizes namespaces
 // being deleted.
 func pass(ctx context.Context, client kubernetes.Interface) error {
-	manual := map[string]bool{}
+	manual, known := map[string]bool{}, map[string]bool{}
 	nss, err := client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
@@ -125,6 +125,7 @@ func pass(ctx context.Context, client kubernetes.Interface) error {
 	var errs []error
 	for i := range nss.Items {
 		ns := &nss.Items[i]
+		known[ns.Name] = true
 		if ns.Labels[LabelManual] == "true" {
 			manual[ns.Name] = true
 		}
@@ -146,7 +147,8 @@ func pass(ctx context.Context, client kubernetes.Interface) error {
 	for i := range deps.Items {
 		d := &deps.Items[i]
 		live[string(d.UID)] = true
-		if manual[d.Namespace] || d.DeletionTimestamp != nil {
+		// A namespace made after the list above may be manual: the next pass looks at it.
+		if manual[d.Namespace] || !known[d.Namespace] || d.DeletionTimestamp != nil {
 			continue
 		}
 		if err := reconcile(ctx, client, d, pods.Items); err != nil {
@@ -155,7 +157,7 @@ func pass(ctx context.Context, client kubernetes.Interface) error {
 	}
 	for _, p := range pods.Items {
 		if ref := metav1.GetControllerOf(&p); ref != nil && ref.Kind == "Deployment" && !live[string(ref.UID)] &&
-			!manual[p.Namespace] && p.DeletionTimestamp == nil {
+			!manual[p.Namespace] && known[p.Namespace] && p.DeletionTimestamp == nil {
 			if err := deletePod(ctx, client, &p); err != nil {
 				errs = append(errs, err)
 			}
