@@ -311,7 +311,8 @@ func renderMatrix(rows []matrixRow) string {
 
 func markdownCell(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
-	return strings.ReplaceAll(s, "|", `\|`)
+	// "<name>" would read as an HTML tag.
+	return strings.NewReplacer("|", `\|`, "<", "&lt;").Replace(s)
 }
 
 // checkMatrixDoc compares table with the block of docs/providers.md, or rewrites the block with
