@@ -396,3 +396,50 @@ func (h *signalHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h *signalHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *signalHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestEnvironmentEndpoint: an environment's public port is reported once the load balancer implementation has
+// set the LoadBalancer Service's status (a hostname here), at the host port, and only then; the target's
+// ingressClass gives an environment no Ingress and no URL (it is for previews' hosts).
+func TestEnvironmentEndpoint(t *testing.T) {
+	c := cluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	f := newNSFixture(t, c, "ep")
+	p := newProvider(t, c.Client, schema.Target{Name: "k", Type: kubernetes.Type, Settings: map[string]any{"ingressClass": "nginx"}})
+	d := f.desired("web")
+	d.Workload.Ports[0].HostPort = 80
+	d.SpecHash = providers.SpecHash(d.Workload)
+	if err := p.Apply(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	list := func() []providers.Endpoint {
+		t.Helper()
+		obs, err := p.List(ctx, f.owner, "k")
+		if err != nil || len(obs) != 1 {
+			t.Fatalf("List = %+v, %v", obs, err)
+		}
+		return obs[0].Endpoints
+	}
+	if eps := list(); len(eps) != 0 {
+		t.Errorf("before the load balancer has an address: endpoints %+v", eps)
+	}
+	svc, err := c.Client.CoreV1().Services(f.ns).Get(ctx, "web"+kubernetes.PublicSuffix, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		t.Fatalf("public Service type %s", svc.Spec.Type)
+	}
+	svc.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{Hostname: "web-123.elb.example"}}
+	if _, err := c.Client.CoreV1().Services(f.ns).UpdateStatus(ctx, svc, metav1.UpdateOptions{FieldManager: "service-controller"}); err != nil {
+		t.Fatal(err)
+	}
+	want := providers.Endpoint{Port: 8080, Address: "web-123.elb.example:80"}
+	if eps := list(); len(eps) != 1 || eps[0] != want {
+		t.Errorf("with the load balancer's hostname: endpoints %+v, want %+v", eps, want)
+	}
+	if ings, err := c.Client.NetworkingV1().Ingresses(f.ns).List(ctx, metav1.ListOptions{}); err != nil || len(ings.Items) != 0 {
+		t.Errorf("an environment got Ingresses: %v, %v", ings, err)
+	}
+	f.delete(ctx, t, p, "web")
+}
