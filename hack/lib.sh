@@ -46,6 +46,14 @@ ensure_docker() {
   return 1
 }
 
+# on_exit adds a command to what runs when the calling script exits, keeping the ones added before (a plain
+# `trap ... EXIT` would replace them).
+berth_exit_cmds=()
+on_exit() {
+  berth_exit_cmds+=("$1")
+  trap 'for c in "${berth_exit_cmds[@]}"; do eval "$c"; done' EXIT
+}
+
 # ensure_swarm puts the engine in swarm mode (one manager on 127.0.0.1) for the swarm tests, when it is not in it
 # already, and leaves the swarm again when the calling script exits: the engine is left as found.
 ensure_swarm() {
@@ -54,5 +62,5 @@ ensure_swarm() {
   [ "$state" = "active" ] && return 0
   log "initialising swarm mode on 127.0.0.1 for the tests"
   docker swarm init --advertise-addr 127.0.0.1 --listen-addr 127.0.0.1:2377 >/dev/null
-  trap 'docker swarm leave --force >/dev/null 2>&1 || true' EXIT
+  on_exit 'docker swarm leave --force >/dev/null 2>&1 || true'
 }

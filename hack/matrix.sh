@@ -17,9 +17,7 @@ export BERTH_REQUIRE_DOCKER=1 BERTH_REQUIRE_SWARM=1
 KUBE_BIN_DIR=$(hack/kube.sh)
 export KUBE_BIN_DIR BERTH_REQUIRE_KUBE=1
 gitconfig=$(mktemp -t berth-gitconfig.XXXXXX)
-# Keep ensure_swarm's EXIT trap (it leaves a swarm it started) beside ours.
-swarm_trap=$(trap -p EXIT | sed "s/^trap -- '\(.*\)' EXIT$/\1/")
-trap "rm -f '$gitconfig'; ${swarm_trap:-true}" EXIT
+on_exit "rm -f '$gitconfig'"
 export GIT_CONFIG_GLOBAL="$gitconfig" GIT_CONFIG_NOSYSTEM=1
 
 if [ "${1:-}" = "-check" ]; then

@@ -27,7 +27,7 @@ fi
 # Hermetic: never read the developer's git configuration. An empty file of our own, not /dev/null: a program that
 # runs `git config --global` (Gitea does) would replace /dev/null with a plain file, as root.
 gitconfig=$(mktemp -t berth-gitconfig.XXXXXX)
-trap 'rm -f "$gitconfig"' EXIT
+on_exit 'rm -f "$gitconfig"'
 export GIT_CONFIG_GLOBAL="$gitconfig" GIT_CONFIG_NOSYSTEM=1
 
 go vet ./...
