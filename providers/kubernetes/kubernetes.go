@@ -63,7 +63,7 @@ type Provider struct {
 	log    *slog.Logger
 
 	mu         sync.Mutex
-	namespaces map[string]bool // namespaces this provider has already made sure of
+	namespaces map[string]bool // environments' namespaces made sure of: whether berth created them for their owner
 }
 
 type settings struct {
