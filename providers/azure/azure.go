@@ -253,7 +253,7 @@ func capabilities(dnsPx string) providers.Capabilities {
 			providers.FeatureHealthHTTP:    "ACI readiness and liveness probes (httpGet)",
 			providers.FeatureHealthCommand: "ACI readiness and liveness probes (exec)",
 			providers.FeatureCPU:           "container CPU request in cores (10m steps, at most 4 cores)",
-			providers.FeatureMemory:        "container memoryInGB request (0.1 GB steps, at most 16 GB)",
+			providers.FeatureMemory:        "container memoryInGB request, rounded up to 0.1 GB (at most 16 GB)",
 			providers.FeatureArgs:          "one command list, command + args; args without command: the image's entrypoint, read from its registry config, + args",
 			providers.FeatureRollout:       "make-before-break, one replica at a time: the new container group runs before the old one is deleted",
 		}}
@@ -295,8 +295,10 @@ func validate(w schema.Workload) []providers.Problem {
 	if c := w.Resources.CPUMillis; c < 0 || c > MaxCPUMillis || c%10 != 0 {
 		add("resources.cpu", "%dm CPU: Azure Container Instances takes 10m to %dm in steps of 10m", c, MaxCPUMillis)
 	}
-	if m := w.Resources.MemoryBytes; m < 0 || m > MaxMemoryBytes || (m*10)%gib != 0 {
-		add("resources.memory", "%d bytes: Azure Container Instances takes 0.1 to 16 GB in steps of 0.1 GB", m)
+	// Memory is rounded up to ACI's 0.1 GB step (as ECS rounds up to a Fargate size and Compute Engine to a machine
+	// type): a request is a floor, so more is honouring it.
+	if m := w.Resources.MemoryBytes; m < 0 || m > MaxMemoryBytes {
+		add("resources.memory", "%d bytes: Azure Container Instances takes 0.1 to 16 GB", m)
 	}
 	return out
 }

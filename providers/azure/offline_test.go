@@ -26,7 +26,7 @@ func TestOfflineMatchesProvider(t *testing.T) {
 		{"reference", referenceWorkload("web"), nil},
 		{"tcp check", bad(func(w *schema.Workload) { w.Health.HTTP, w.Health.TCP = nil, &schema.TCPCheck{Port: 8080} }), []string{"health.tcp"}},
 		{"internal port", bad(func(w *schema.Workload) { w.Ports[0].Public = false }), []string{"ports[0].public"}},
-		{"memory step", bad(func(w *schema.Workload) { w.Resources.MemoryBytes = 64 << 20 }), []string{"resources.memory"}},
+		{"memory too big", bad(func(w *schema.Workload) { w.Resources.MemoryBytes = 17 << 30 }), []string{"resources.memory"}},
 		{"args only, bad image", bad(func(w *schema.Workload) { w.Command, w.Image = nil, "Not An Image" }), []string{"image"}},
 	}
 	for _, settings := range []map[string]any{

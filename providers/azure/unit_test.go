@@ -107,7 +107,7 @@ func TestValidate(t *testing.T) {
 		{"host port", func(w *schema.Workload) { w.Ports[0].HostPort = 8080 }, []string{"ports[0].hostPort"}},
 		{"cpu too big", func(w *schema.Workload) { w.Resources.CPUMillis = 8000 }, []string{"resources.cpu"}},
 		{"cpu step", func(w *schema.Workload) { w.Resources.CPUMillis = 255 }, []string{"resources.cpu"}},
-		{"memory step", func(w *schema.Workload) { w.Resources.MemoryBytes = 100 << 20 }, []string{"resources.memory"}},
+		{"memory step is rounded up", func(w *schema.Workload) { w.Resources.MemoryBytes = 100 << 20 }, nil},
 		{"memory too big", func(w *schema.Workload) { w.Resources.MemoryBytes = 32 << 30 }, []string{"resources.memory"}},
 		{"env name", func(w *schema.Workload) { w.Env = map[string]string{"OK_1": "", "my.var": "", "1ST": ""} }, []string{"env.1ST", "env.my.var"}},
 	} {
