@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/berth-dev/berth/policies"
+	"github.com/berth-dev/berth/reconciler"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -113,36 +114,84 @@ func checkOutput(o string) error {
 	return nil
 }
 
+// validation is what `berth validate -o json` prints.
+type validation struct {
+	OK           bool                        `json:"ok"`
+	Environments int                         `json:"environments"`
+	Targets      int                         `json:"targets"`
+	Findings     []policies.Finding          `json:"findings"`
+	Problems     []reconciler.OfflineProblem `json:"problems"`
+}
+
 func newValidateCmd(g *globals) *cobra.Command {
 	var maxReplicas int
+	var output string
 	cmd := &cobra.Command{
 		Use:   "validate [PATH]",
-		Short: "Check a repository: CUE syntax, the schema, and the policies of every environment",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Check a repository: CUE syntax, the schema, the policies, and what each target's type can honour",
+		Long: `validate checks a repository from its files alone: CUE syntax and the schema, the policies of every
+environment, and every workload against what its target's type can honour (the checks a plan makes
+before it reaches anything). No provider is built, nothing is connected to and no credential is read;
+berth plan checks again against the runtimes themselves, which may know more.
+
+Problems are printed one per line, "file:line:col: workload W on target T: field F: message"; any
+problem or policy denial makes validate exit non-zero.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
 			cfg, _, done, err := snapshotConfig(cmd.Context(), g, pathArg(args))
 			if err != nil {
 				return err
 			}
 			defer done()
 			envs, _ := envNames(cfg, "")
+			res := validation{Environments: len(cfg.Environments), Targets: len(cfg.Targets),
+				Findings: []policies.Finding{}, Problems: reconciler.CheckOffline(cfg)}
 			denied := 0
 			for _, env := range envs {
 				for _, f := range policies.Evaluate(cfg, env, policies.Options{MaxReplicas: maxReplicas}) {
-					fmt.Fprintln(g.stderr, f)
+					res.Findings = append(res.Findings, f)
 					if f.Severity == policies.Deny {
 						denied++
 					}
 				}
 			}
-			if denied > 0 {
-				return fmt.Errorf("%d policy violation(s)", denied)
+			if res.Problems == nil {
+				res.Problems = []reconciler.OfflineProblem{}
 			}
-			fmt.Fprintf(g.stdout, "ok: %d environment(s), %d target(s)\n", len(cfg.Environments), len(cfg.Targets))
+			res.OK = denied == 0 && len(res.Problems) == 0
+			if output == "json" {
+				if err := writeJSON(g.stdout, res); err != nil {
+					return err
+				}
+			} else {
+				for _, f := range res.Findings {
+					fmt.Fprintln(g.stderr, f)
+				}
+				for _, p := range res.Problems {
+					fmt.Fprintln(g.stderr, p)
+				}
+			}
+			var why []string
+			if denied > 0 {
+				why = append(why, fmt.Sprintf("%d policy violation(s)", denied))
+			}
+			if n := len(res.Problems); n > 0 {
+				why = append(why, fmt.Sprintf("%d problem(s) the targets cannot honour", n))
+			}
+			if len(why) > 0 {
+				return errors.New(strings.Join(why, ", "))
+			}
+			if output == "text" {
+				fmt.Fprintf(g.stdout, "ok: %d environment(s), %d target(s)\n", len(cfg.Environments), len(cfg.Targets))
+			}
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&maxReplicas, "max-replicas", policies.DefaultMaxReplicas, "policy: the most replicas a workload may ask for")
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
 }
 
