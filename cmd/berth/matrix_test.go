@@ -36,6 +36,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/azure"
 	berthdocker "github.com/berth-dev/berth/providers/docker"
 	"github.com/berth-dev/berth/providers/gcp"
 	"github.com/berth-dev/berth/providers/kubernetes/kubetest"
@@ -43,6 +44,8 @@ import (
 	"github.com/berth-dev/berth/providers/marathon/marathonemu"
 	"github.com/berth-dev/berth/providers/nomad"
 	"github.com/berth-dev/berth/providers/nomad/nomademu"
+	"github.com/berth-dev/berth/providers/registry"
+	"github.com/berth-dev/berth/providers/registry/registrytest"
 	berthswarm "github.com/berth-dev/berth/providers/swarm"
 	"github.com/berth-dev/berth/reconciler"
 	"github.com/berth-dev/berth/schema"
@@ -412,6 +415,18 @@ type matrixLab struct {
 	kube     *kubetest.Cluster
 	// made are the providers the engine's factory built, by target name, for List.
 	made map[string]providers.Provider
+	// hub stands in for the registry of exampleImage (Docker Hub, by its reference): ACI reads the image's
+	// entrypoint from its registry (args without command), and no test may reach the real one.
+	hub *registrytest.Server
+}
+
+// toServer sends every request to one server, whatever host its URL names: the registry stand-in.
+type toServer struct{ host string }
+
+func (r toServer) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.URL.Scheme, req.URL.Host, req.Host = "http", r.host, r.host
+	return http.DefaultTransport.RoundTrip(req)
 }
 
 func (l *matrixLab) factory(t schema.Target, o providers.Options) (providers.Provider, error) {
@@ -427,6 +442,12 @@ func (l *matrixLab) factory(t schema.Target, o providers.Options) (providers.Pro
 		p, err = providers.New(t, o)
 		if mp, ok := p.(*marathon.Provider); ok {
 			mp.PollInterval, mp.RetryBase, mp.RetryMax = 2*time.Millisecond, time.Millisecond, 5*time.Millisecond
+		}
+	case "azure":
+		p, err = l.clouds.factory(t, o)
+		if ap, ok := p.(*azure.Provider); ok {
+			ap.Registry = &registry.Client{HTTP: &http.Client{Transport: toServer{l.hub.Host()}},
+				PlainHTTP: func(string) bool { return true }}
 		}
 	default:
 		p, err = l.clouds.factory(t, o)
@@ -445,7 +466,10 @@ func TestPortabilityMatrix(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the quickstart on every target type")
 	}
-	l := &matrixLab{t: t, eng: newEngine(t), made: map[string]providers.Provider{}}
+	l := &matrixLab{t: t, eng: newEngine(t), made: map[string]providers.Provider{}, hub: registrytest.New(registrytest.Options{})}
+	t.Cleanup(l.hub.Close)
+	// The example image as its registry describes it (docker image inspect: Entrypoint ["/app"]).
+	l.hub.Push(strings.TrimSuffix(exampleImage, ":v1"), "v1", registrytest.Image{Entrypoint: []string{"/app"}})
 	l.instance = fmt.Sprintf("mx%d", time.Now().UnixNano()%1_000_000_000)
 	l.owner = providers.Owner{Instance: l.instance, Environment: matrixEnv}
 	t.Cleanup(func() { l.eng.cleanup(l.instance) })
@@ -1311,7 +1335,7 @@ func groupPrefix(l *matrixLab) string {
 func (l *matrixLab) aciRecord(ctx context.Context) (received, error) {
 	var rec received
 	for _, g := range l.clouds.aci.Groups() {
-		if g.Tags[providers.LabelInstance] != l.instance || g.Tags[providers.LabelWorkload] != "web" {
+		if g.Tags[azure.TagInstance] != l.instance || g.Tags[azure.TagWorkload] != "web" {
 			continue
 		}
 		cg, ok := l.clouds.aci.Stored(g.Subscription, g.ResourceGroup, g.Name)
