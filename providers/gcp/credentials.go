@@ -143,8 +143,10 @@ func (p *Provider) explain(err error) error {
 			"fix: `gcloud services enable compute.googleapis.com --project %s`", p.target, quote(), p.project)}
 	case ge.Code == 403:
 		return &explained{err: err, msg: fmt.Sprintf("gcp target %q: permission denied to %s: %s. To fix: grant it "+
-			"roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on project %s (`gcloud projects "+
-			"add-iam-policy-binding %s --member=serviceAccount:EMAIL --role=roles/compute.instanceAdmin.v1`), or "+
+			"roles/compute.instanceAdmin.v1 and roles/iam.serviceAccountUser on project %s, plus "+
+			"roles/compute.loadBalancerAdmin and roles/compute.securityAdmin for health checks, load balancers and "+
+			"firewall rules (`gcloud projects add-iam-policy-binding %s --member=serviceAccount:EMAIL "+
+			"--role=roles/compute.instanceAdmin.v1`, and so for each role), or "+
 			"use credentials that have them", p.target, who, quote(), p.project, p.project)}
 	}
 	return err

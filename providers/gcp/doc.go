@@ -133,9 +133,9 @@
 //
 // Non-goals: command health checks, HTTPS/HTTP2/gRPC health checks, proxy load balancers and TLS, IPv6, zonal
 // groups, autoscaling. A health check's change applies to every instance at once (GCE health checks belong to the
-// group and the backend service, not to a version). Removing the health check from a workload leaves the group's
-// autohealing policy (the SDK's PATCH cannot send an empty list) and so the health check in use; berth logs that
-// and keeps both. Fields berth never sets (listManagedInstancesResults, distributionPolicy.targetShape, labels of
+// group and the backend service, not to a version). Removing the health check from a workload clears the group's
+// autohealing policy with a merge PATCH of its own (the SDK's PATCH cannot send an empty list), then deletes the
+// health check. Fields berth never sets (listManagedInstancesResults, distributionPolicy.targetShape, labels of
 // templates made by others) are left as they are.
 //
 // Cannot see: a template made by hand, deleted and made again under the same name while cached (names outside
