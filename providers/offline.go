@@ -2,6 +2,7 @@ package providers
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/berth-dev/berth/schema"
@@ -65,4 +66,35 @@ func OfflineFor(t schema.Target) (Capabilities, Validator, error) {
 		return Capabilities{}, nil, fmt.Errorf("target %q: unknown type %q (known: %v)", t.Name, t.Type, Types())
 	}
 	return f(t)
+}
+
+// HowProblems checks c.How against c's capability flags: every key is a feature key with a phrase, and the public
+// port, health checks, CPU and memory have a phrase exactly when c honours them. It returns what is wrong, none for
+// a consistent description (each provider's test calls it on its offline description).
+func HowProblems(c Capabilities) []string {
+	var out []string
+	for _, k := range sortedKeys(c.How) {
+		if v := c.How[k]; !slices.Contains(Features, k) || v == "" {
+			out = append(out, fmt.Sprintf("How[%q] = %q: not a feature key, or empty", k, v))
+		}
+	}
+	for _, f := range []struct {
+		key      string
+		honoured bool
+	}{{FeaturePublicPort, c.PublicPorts}, {FeatureHealthHTTP, c.HealthHTTP}, {FeatureHealthTCP, c.HealthTCP},
+		{FeatureHealthCommand, c.HealthCommand}, {FeatureCPU, c.CPULimit}, {FeatureMemory, c.MemoryLimit}} {
+		if (c.How[f.key] != "") != f.honoured {
+			out = append(out, fmt.Sprintf("How[%q] = %q, but the capability says %v", f.key, c.How[f.key], f.honoured))
+		}
+	}
+	return out
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }

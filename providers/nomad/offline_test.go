@@ -82,16 +82,7 @@ func TestOfflineMatchesProvider(t *testing.T) {
 // checkHow: a feature has a How exactly when the capabilities honour it.
 func checkHow(t *testing.T, c providers.Capabilities) {
 	t.Helper()
-	for k, v := range c.How {
-		if !slices.Contains(providers.Features, k) || v == "" {
-			t.Errorf("How[%q] = %q: not a feature key, or empty", k, v)
-		}
-	}
-	for k, honoured := range map[string]bool{providers.FeatureHealthHTTP: c.HealthHTTP, providers.FeatureHealthTCP: c.HealthTCP,
-		providers.FeatureHealthCommand: c.HealthCommand, providers.FeaturePublicPort: c.PublicPorts,
-		providers.FeatureCPU: c.CPULimit, providers.FeatureMemory: c.MemoryLimit} {
-		if (c.How[k] != "") != honoured {
-			t.Errorf("How[%q] = %q, but the capability says %v", k, c.How[k], honoured)
-		}
+	for _, p := range providers.HowProblems(c) {
+		t.Error(p)
 	}
 }
