@@ -256,25 +256,46 @@ func (p *Provider) ensureGroup(ctx context.Context, log *slog.Logger, d provider
 func (p *Provider) waitReady(ctx context.Context, d providers.Desired, tmpl string) error {
 	name := GroupName(d.Owner, d.Workload.Name)
 	last := "not read yet"
+	// failing is the last look's health-check failure, kept while autohealing recreates the instance, so that a
+	// wait ended then still says why the rollout holds.
+	failing := ""
+	why := func() string {
+		if failing != "" && failing != last {
+			return last + "; " + failing
+		}
+		return last
+	}
 	for {
 		g, err := p.getGroup(ctx, name)
 		if err != nil {
-			return err
+			return waitErr(ctx, name, why(), err)
 		}
 		if g == nil {
 			return fmt.Errorf("gcp: instance group manager %s disappeared during the rollout", name)
 		}
 		mis, err := p.managedInstances(ctx, name)
 		if err != nil {
-			return err
+			return waitErr(ctx, name, why(), err)
 		}
 		if last = notReady(g, mis, tmpl, d.Workload.Replicas, len(p.autohealing(d)) > 0); last == "" {
 			return nil
 		}
+		if strings.Contains(last, "fails its health check") {
+			failing = last
+		}
 		if err := providers.Sleep(ctx, p.PollInterval); err != nil {
-			return fmt.Errorf("gcp: waiting for %s: %s: %w", name, last, err)
+			return fmt.Errorf("gcp: waiting for %s: %s: %w", name, why(), err)
 		}
 	}
+}
+
+// waitErr is a failed read of waitReady: when the wait itself ended (ctx), it says why the group was not ready at the
+// last look, whichever call the end interrupted.
+func waitErr(ctx context.Context, name, why string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("gcp: waiting for %s: %s: %w", name, why, err)
+	}
+	return err
 }
 
 // notReady says why the group is not converged ("" when it is).

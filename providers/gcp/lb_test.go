@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -236,14 +237,40 @@ func TestNotBerths(t *testing.T) {
 func TestUnhealthyNeverReady(t *testing.T) {
 	emu := computeemu.New(computeemu.Options{AllowAnonymous: true, HealSteps: 2})
 	t.Cleanup(emu.Close)
+	var failed atomic.Int32
 	emu.SetHealth(func(pr computeemu.HealthProbe) bool {
-		return pr.Check.GetHttpHealthCheck().GetRequestPath() != "/broken"
+		ok := pr.Check.GetHttpHealthCheck().GetRequestPath() != "/broken"
+		if !ok {
+			failed.Add(1)
+		}
+		return ok
 	})
 	p := anonymous(t, emu)
 	w := referenceWorkload("web")
 	w.Health.HTTP.Path = "/broken"
-	c, cancel := context.WithTimeout(ctx(t), 2*time.Second)
+	// Apply waits while the new instances fail their check; it is stopped once berth has read them failing (two
+	// instance listings after the first failed probe), not after a fixed time.
+	c, cancel := context.WithCancel(ctx(t))
 	defer cancel()
+	listings := func() int {
+		n := 0
+		for _, r := range emu.Requests() {
+			if strings.HasSuffix(r.Path, "/listManagedInstances") {
+				n++
+			}
+		}
+		return n
+	}
+	go func() {
+		for failed.Load() == 0 && c.Err() == nil {
+			time.Sleep(5 * time.Millisecond) // polling the condition
+		}
+		seen := listings()
+		for listings() < seen+2 && c.Err() == nil {
+			time.Sleep(5 * time.Millisecond) // polling the condition
+		}
+		cancel()
+	}()
 	err := p.Apply(c, desired(w))
 	if err == nil || !strings.Contains(err.Error(), "health check") {
 		t.Fatalf("Apply = %v, want it to wait on the health check", err)
