@@ -328,42 +328,44 @@ func (p *Provider) findLoadBalancer(ctx context.Context, ref string) (*elbtypes.
 	if strings.HasPrefix(ref, "arn:") {
 		in = &elb.DescribeLoadBalancersInput{LoadBalancerArns: []string{ref}}
 	}
-	var out *elb.DescribeLoadBalancersOutput
-	err := p.callELB(ctx, "DescribeLoadBalancers", func(ctx context.Context) error {
-		var err error
-		out, err = p.elb.DescribeLoadBalancers(ctx, in)
-		return err
-	})
-	if isCode(err, "LoadBalancerNotFound") {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	for i := range out.LoadBalancers {
-		return &out.LoadBalancers[i], nil
-	}
-	return nil, nil
+	return describeFirst(ctx, p, "DescribeLoadBalancers", "LoadBalancerNotFound",
+		func(ctx context.Context) ([]elbtypes.LoadBalancer, error) {
+			out, err := p.elb.DescribeLoadBalancers(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			return out.LoadBalancers, nil
+		})
 }
 
-// findTargetGroup describes the target group named name; nil when there is none.
+// findTargetGroup describes the target group in names; nil when there is none.
 func (p *Provider) findTargetGroup(ctx context.Context, in *elb.DescribeTargetGroupsInput) (*elbtypes.TargetGroup, error) {
-	var out *elb.DescribeTargetGroupsOutput
-	err := p.callELB(ctx, "DescribeTargetGroups", func(ctx context.Context) error {
+	return describeFirst(ctx, p, "DescribeTargetGroups", "TargetGroupNotFound",
+		func(ctx context.Context) ([]elbtypes.TargetGroup, error) {
+			out, err := p.elb.DescribeTargetGroups(ctx, in)
+			if err != nil {
+				return nil, err
+			}
+			return out.TargetGroups, nil
+		})
+}
+
+// describeFirst runs one ELBv2 describe call (retried as every call) and gives its first result: nil when there is
+// none or ELBv2 answers notFound.
+func describeFirst[T any](ctx context.Context, p *Provider, op, notFound string, describe func(context.Context) ([]T, error)) (*T, error) {
+	var items []T
+	err := p.callELB(ctx, op, func(ctx context.Context) error {
 		var err error
-		out, err = p.elb.DescribeTargetGroups(ctx, in)
+		items, err = describe(ctx)
 		return err
 	})
-	if isCode(err, "TargetGroupNotFound") {
+	if isCode(err, notFound) {
 		return nil, nil
 	}
-	if err != nil {
+	if err != nil || len(items) == 0 {
 		return nil, err
 	}
-	for i := range out.TargetGroups {
-		return &out.TargetGroups[i], nil
-	}
-	return nil, nil
+	return &items[0], nil
 }
 
 // listenersOf lists a load balancer's listeners, every page.
