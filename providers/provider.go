@@ -157,6 +157,34 @@ type Endpoint struct {
 	// URL is set when the runtime serves the port under a host name of its own routing (an Ingress host):
 	// "http://pr-42-x1y2.preview.example/". Otherwise the URL is http://Address/.
 	URL string `json:"url,omitempty"`
+	// Watch is set when Address is served by a proxy inside the berth process (Docker, Swarm in host mode): it
+	// says how berth's edge (providers/endpoint/edge), a process of its own that outlives the controller, finds
+	// the replicas behind the port itself, so that it keeps forwarding to them while no controller runs.
+	Watch *Watch `json:"watch,omitempty"`
+}
+
+// Watch kinds.
+const (
+	// WatchContainers: the running containers carrying Labels on the Docker engine Engine, at the host port the
+	// engine published their container port Port on (127.0.0.1).
+	WatchContainers = "containers"
+	// WatchTasks: the running tasks of the swarm services carrying Labels on the swarm whose manager is Engine, at
+	// the host-mode port their container port Port is published on, on their node's address.
+	WatchTasks = "tasks"
+)
+
+// Watch is how an edge follows the replicas of one public port on a runtime by its ownership labels alone.
+type Watch struct {
+	Kind string `json:"kind"`
+	// Engine is the Docker engine's address (DOCKER_HOST syntax; "" for the environment's default).
+	Engine string `json:"engine,omitempty"`
+	// Labels select the workload's objects (LabelInstance, LabelEnvironment, LabelWorkload, LabelTarget).
+	Labels map[string]string `json:"labels"`
+	// Port is the container port.
+	Port int `json:"port"`
+	// HealthPath, when set, is the path of the workload's HTTP health check on Port: the edge forwards only to a
+	// replica answering it with 2xx or 3xx. Otherwise a replica counts once a TCP connection to it opens.
+	HealthPath string `json:"healthPath,omitempty"`
 }
 
 // EnvironmentLister is an optional interface: the environments that have objects of instance on target, found
@@ -265,11 +293,14 @@ type Normalizer interface {
 }
 
 // Normalize is the form every provider reads a workload back in, whatever its runtime: positions, the provider
-// name and empty-but-set collections dropped, protocols in lower case ("tcp" by default), and a public port's host
+// name, how it migrates, its ports' stable names and empty-but-set collections dropped, protocols in lower case ("tcp" by default), and a public port's host
 // port defaulted to its port. Providers build Observed.Spec in this form; the planner applies it to both sides.
 func Normalize(w schema.Workload) schema.Workload {
 	w.Pos = nil
 	w.Provider = ""
+	// How the workload moves and its stable names are berth's, not the runtime's: nothing reads them back.
+	w.Migration = schema.Migration{}
+	w.Stateful = false
 	if len(w.Command) == 0 {
 		w.Command = nil
 	}
@@ -291,6 +322,7 @@ func Normalize(w schema.Workload) schema.Workload {
 		ps := make([]schema.Port, len(w.Ports))
 		for i, p := range w.Ports {
 			p.Protocol = strings.ToLower(p.Protocol)
+			p.Endpoint = nil
 			if p.Protocol == "" {
 				p.Protocol = "tcp"
 			}

@@ -17,6 +17,9 @@ type Config struct {
 	// Registries is the `registries:` section by host (nil when absent): the registries whose image tags are
 	// pinned to digests at plan time.
 	Registries map[string]Registry `json:"registries,omitempty"`
+	// DNS is the `dns:` section: the routers that serve stable names (Port.Endpoint), by name, each a type
+	// ("route53", "clouddns", "azuredns", "edge") and its settings, in the shape of a target.
+	DNS map[string]Target `json:"dns,omitempty"`
 	// Root is the repository tree the configuration was loaded from (SOPS files are read from it); nil when
 	// unknown. Whoever loads a configuration sets it.
 	Root fs.FS `json:"-"`
@@ -95,6 +98,11 @@ type Workload struct {
 	Replicas  int             `json:"replicas"`
 	Resources Resources       `json:"resources"`
 	Health    *HealthCheck    `json:"health,omitempty"`
+	// Stateful says the workload keeps data its copies do not share (a database): berth never moves it to
+	// another target unless Migration.AllowUnsafe.
+	Stateful bool `json:"stateful,omitempty"`
+	// Migration configures moves between targets; the defaults when the workload gives none.
+	Migration Migration `json:"migration,omitzero"`
 	// Pos maps a field path relative to the workload ("image", "ports[0].port", "" for the workload itself) to the
 	// place in the user's files that set it, for error messages. Not part of the spec.
 	Pos map[string]Pos `json:"-"`
@@ -238,6 +246,36 @@ type Port struct {
 	Public   bool   `json:"public"`
 	// HostPort is the stable public port; defaults to Port for public ports, 0 for internal ones.
 	HostPort int `json:"hostPort,omitempty"`
+	// Endpoint gives a public port a stable name that follows the workload from target to target; nil for none.
+	Endpoint *Endpoint `json:"endpoint,omitempty"`
+}
+
+// Endpoint is a public port's stable name, served by one router of Config.DNS (a DNS zone, or berth's edge).
+type Endpoint struct {
+	// Name is the DNS name ("web.example.com") for a DNS router, or the host:port the edge listens at
+	// ("0.0.0.0:80") for an edge.
+	Name string `json:"name"`
+	// DNS names the router, a key of Config.DNS.
+	DNS string `json:"dns"`
+	// TTL of the records (DNS routers); a client may keep an answer this long, so a copy is deleted only this
+	// long (plus Drain) after it stopped being answered. Default 60s.
+	TTL Duration `json:"ttl"`
+	// Drain is how long open connections get to finish after a copy stopped being answered. Default 30s.
+	Drain Duration `json:"drain"`
+}
+
+// Migration is how a workload moves when its provider changes (or its stable name's copies must be merged):
+// the new copy is made and ready, its member added, the traffic shifted in Steps, each watched for Interval,
+// then the old member is drained and removed, and the old copy deleted.
+type Migration struct {
+	// Steps are the new copy's successive shares of the traffic, in percent, ascending, ending at 100. Default
+	// [10, 50, 100].
+	Steps []int `json:"steps"`
+	// Interval is how long each step is watched (the new copy's health) before the next; at least the largest
+	// TTL of the workload's endpoints is advised. Default 30s.
+	Interval Duration `json:"interval"`
+	// AllowUnsafe lets a workload without a health check, or a stateful one, move anyway.
+	AllowUnsafe bool `json:"allowUnsafe,omitempty"`
 }
 
 // Resources are per-replica requests/limits.
