@@ -31,7 +31,13 @@ const (
 	DefaultHealthTimeout  = Duration(3e9)
 	DefaultHealthRetries  = 3
 	DefaultHealthHTTPPath = "/"
+	// DefaultEndpointTTL and DefaultEndpointDrain are an endpoint's ttl and drain; DefaultMigrationInterval how
+	// long each migration step is watched.
+	DefaultEndpointTTL       = Duration(60e9)
+	DefaultEndpointDrain     = Duration(30e9)
+	DefaultMigrationInterval = Duration(30e9)
 	topTargets            = "targets"
+	topDNS                = "dns"
 	topEnvironments       = "environments"
 	topWorkloads          = "workloads"
 	nameRule              = "lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 40 characters"
@@ -129,7 +135,7 @@ func (l *loader) load(files []*ast.File) *Config {
 		return nil
 	}
 
-	var targets, envs, wls, secs, previews, regs cue.Value
+	var targets, envs, wls, secs, previews, regs, dnss cue.Value
 	it, _ := root.Fields()
 	for it.Next() {
 		switch it.Selector().String() {
@@ -145,15 +151,25 @@ func (l *loader) load(files []*ast.File) *Config {
 			previews = it.Value()
 		case topRegistries:
 			regs = it.Value()
+		case topDNS:
+			dnss = it.Value()
 		default:
-			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads, secrets, previews or registries)")
+			l.errs.add(posOf(it.Value(), first), it.Selector().String(), "field not allowed (want targets, environments, workloads, secrets, previews, registries or dns)")
 		}
 	}
 
 	cfg := &Config{Targets: map[string]Target{}, Environments: map[string]Environment{}}
 	for _, f := range l.fields(targets, topTargets, first) {
-		if t, ok := l.target(f.name, f.v); ok {
+		if t, ok := l.target(topTargets, l.defs.target, l.defs.targetTypes, f.name, f.v); ok {
 			cfg.Targets[f.name] = t
+		}
+	}
+	for _, f := range l.fields(dnss, topDNS, first) {
+		if t, ok := l.target(topDNS, l.defs.dns, l.defs.dnsTypes, f.name, f.v); ok {
+			if cfg.DNS == nil {
+				cfg.DNS = map[string]Target{}
+			}
+			cfg.DNS[f.name] = t
 		}
 	}
 	base := l.fields(wls, topWorkloads, first)
@@ -177,6 +193,7 @@ func (l *loader) load(files []*ast.File) *Config {
 	cfg.Previews = l.previews(previews, cfg, envFields, first)
 	cfg.Registries = l.registries(regs, first)
 	l.checkRegistrySecrets(cfg)
+	l.checkEndpoints(cfg, dnss.Exists())
 	return cfg
 }
 
@@ -212,31 +229,36 @@ func (l *loader) fields(v cue.Value, path string, at Pos) []field {
 	return out
 }
 
-func (l *loader) target(name string, raw cue.Value) (Target, bool) {
+// target reads one entry of a section of typed entries (targets, dns): its type's closed definition of types
+// checks it, so that a mistake is reported against that type's fields.
+func (l *loader) target(section string, def cue.Value, types map[string]cue.Value, name string, raw cue.Value) (Target, bool) {
 	at := posOf(raw, Pos{})
-	def := l.defs.target
-	known := slices.Sorted(maps.Keys(l.defs.targetTypes))
+	known := slices.Sorted(maps.Keys(types))
+	kind := "target"
+	if section == topDNS {
+		kind = "dns"
+	}
 	if tv := raw.LookupPath(cue.ParsePath("type")); !tv.Exists() {
-		l.errs.add(at, topTargets+"."+name+".type", "required field type is missing (one of: %s)", strings.Join(known, ", "))
+		l.errs.add(at, section+"."+name+".type", "required field type is missing (one of: %s)", strings.Join(known, ", "))
 		return Target{}, false
 	}
 	if typ, err := raw.LookupPath(cue.ParsePath("type")).String(); err == nil {
-		d, ok := l.defs.targetTypes[typ]
+		d, ok := types[typ]
 		if !ok {
-			l.errs.add(posOf(raw.LookupPath(cue.ParsePath("type")), at), topTargets+"."+name+".type",
-				"unknown target type %q (known: %s)", typ, strings.Join(known, ", "))
+			l.errs.add(posOf(raw.LookupPath(cue.ParsePath("type")), at), section+"."+name+".type",
+				"unknown %s type %q (known: %s)", kind, typ, strings.Join(known, ", "))
 			return Target{}, false
 		}
 		def = d
 	}
 	v := def.Unify(raw)
 	if err := v.Validate(cue.Concrete(true)); err != nil {
-		l.errs.addCUE(err, cueOpts{prefix: []string{topTargets, name}, stripDef: true, at: at})
+		l.errs.addCUE(err, cueOpts{prefix: []string{section, name}, stripDef: true, at: at})
 		return Target{}, false
 	}
 	var m map[string]any
 	if err := v.Decode(&m); err != nil {
-		l.errs.addCUE(err, cueOpts{prefix: []string{topTargets, name}, stripDef: true, at: at})
+		l.errs.addCUE(err, cueOpts{prefix: []string{section, name}, stripDef: true, at: at})
 		return Target{}, false
 	}
 	t := Target{Name: name, Pos: at}

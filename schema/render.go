@@ -22,6 +22,12 @@ type rawWorkload struct {
 	Files    map[string]File `json:"files"`
 	Ports    []rawPort       `json:"ports"`
 	Health   *rawHealth      `json:"health"`
+	Stateful bool            `json:"stateful"`
+	Migrate  *struct {
+		Steps       []int   `json:"steps"`
+		Interval    *string `json:"interval"`
+		AllowUnsafe bool    `json:"allowUnsafe"`
+	} `json:"migration"`
 }
 
 type rawPort struct {
@@ -30,6 +36,12 @@ type rawPort struct {
 	Protocol string `json:"protocol"`
 	Public   bool   `json:"public"`
 	HostPort int    `json:"hostPort"`
+	Endpoint *struct {
+		Name  string  `json:"name"`
+		DNS   string  `json:"dns"`
+		TTL   *string `json:"ttl"`
+		Drain *string `json:"drain"`
+	} `json:"endpoint"`
 }
 
 type rawHealth struct {
@@ -110,6 +122,27 @@ func (l *loader) render(name string, v cue.Value, pos map[string]Pos, path strin
 		case !p.Public && p.HostPort != 0:
 			fail(field+".hostPort", "hostPort is only allowed on a public port (add public: true)")
 		}
+		if e := rp.Endpoint; e != nil {
+			p.Endpoint = &Endpoint{Name: e.Name, DNS: e.DNS, TTL: DefaultEndpointTTL, Drain: DefaultEndpointDrain}
+			if !p.Public {
+				fail(field+".endpoint", "an endpoint is only allowed on a public port (add public: true)")
+			}
+			for _, d := range []struct {
+				field string
+				s     *string
+				dst   *Duration
+			}{{"ttl", e.TTL, &p.Endpoint.TTL}, {"drain", e.Drain, &p.Endpoint.Drain}} {
+				if d.s == nil {
+					continue
+				}
+				dur, err := parseDuration(*d.s)
+				if err != nil {
+					fail(field+".endpoint."+d.field, "%v", err)
+					continue
+				}
+				*d.dst = dur
+			}
+		}
 		if p.Name != "" {
 			if j, dup := names[p.Name]; dup {
 				fail(field+".name", "port name %q is already used by ports[%d]", p.Name, j)
@@ -167,6 +200,32 @@ func (l *loader) render(name string, v cue.Value, pos map[string]Pos, path strin
 		w.Health = hc
 	}
 
+	w.Stateful = raw.Stateful
+	if m := raw.Migrate; m != nil {
+		w.Migration = Migration{Steps: slices.Clone(DefaultMigrationSteps), Interval: DefaultMigrationInterval}
+		w.Migration.AllowUnsafe = m.AllowUnsafe
+		if m.Steps != nil {
+			w.Migration.Steps = m.Steps
+			for i, st := range m.Steps {
+				if i > 0 && st <= m.Steps[i-1] {
+					fail("migration.steps", "steps must ascend: %d comes after %d", st, m.Steps[i-1])
+					break
+				}
+			}
+			if last := m.Steps[len(m.Steps)-1]; last != 100 {
+				fail("migration.steps", "the last step must be 100 (the whole traffic), not %d", last)
+			}
+		}
+		if m.Interval != nil {
+			dur, err := parseDuration(*m.Interval)
+			if err != nil {
+				fail("migration.interval", "%v", err)
+			} else {
+				w.Migration.Interval = dur
+			}
+		}
+	}
+
 	if cpu := v.LookupPath(cue.ParsePath("resources.cpu")); cpu.Exists() {
 		n, err := parseCPU(quantityText(cpu))
 		if err != nil {
@@ -205,6 +264,13 @@ func (w *Workload) clone() Workload {
 	c.SecretEnv = maps.Clone(w.SecretEnv)
 	c.Files = maps.Clone(w.Files)
 	c.Ports = slices.Clone(w.Ports)
+	for i, p := range c.Ports {
+		if p.Endpoint != nil {
+			e := *p.Endpoint
+			c.Ports[i].Endpoint = &e
+		}
+	}
+	c.Migration.Steps = slices.Clone(w.Migration.Steps)
 	c.Pos = maps.Clone(w.Pos)
 	if w.Health != nil {
 		h := *w.Health

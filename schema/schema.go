@@ -43,6 +43,9 @@ type defs struct {
 	// targetTypes is each target type's own closed definition, chosen by the target's type field so that a
 	// mistake is reported against that type's fields rather than as "no alternative matches".
 	targetTypes map[string]cue.Value
+	// dns and dnsTypes are the same for the routers of the dns section.
+	dns      cue.Value
+	dnsTypes map[string]cue.Value
 }
 
 // schemaInstance parses the embedded schema into a build instance (for imports) of the given build context.
@@ -80,6 +83,13 @@ func compileDefs(ctx *cue.Context) defs {
 		previews:    v.LookupPath(cue.ParsePath("#Previews")),
 		registry:    v.LookupPath(cue.ParsePath("#Registry")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
+		dns: v.LookupPath(cue.ParsePath("#DNS")),
+		dnsTypes: map[string]cue.Value{
+			"route53":  v.LookupPath(cue.ParsePath("#Route53DNS")),
+			"clouddns": v.LookupPath(cue.ParsePath("#CloudDNS")),
+			"azuredns": v.LookupPath(cue.ParsePath("#AzureDNS")),
+			"edge":     v.LookupPath(cue.ParsePath("#EdgeDNS")),
+		},
 		targetTypes: map[string]cue.Value{
 			"docker":     v.LookupPath(cue.ParsePath("#DockerTarget")),
 			"aws":        v.LookupPath(cue.ParsePath("#AWSTarget")),

@@ -101,7 +101,8 @@ type Workload struct {
 	// Stateful says the workload keeps data its copies do not share (a database): berth never moves it to
 	// another target unless Migration.AllowUnsafe.
 	Stateful bool `json:"stateful,omitempty"`
-	// Migration configures moves between targets; the defaults when the workload gives none.
+	// Migration configures moves between targets: zero when the workload gives none (Moves fills in the
+	// defaults).
 	Migration Migration `json:"migration,omitzero"`
 	// Pos maps a field path relative to the workload ("image", "ports[0].port", "" for the workload itself) to the
 	// place in the user's files that set it, for error messages. Not part of the spec.

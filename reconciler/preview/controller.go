@@ -976,8 +976,16 @@ func headRef(kind string, n int) string {
 	return "refs/pull/" + strconv.Itoa(n) + "/head"
 }
 
-// capWorkload cuts w to the preview caps.
+// capWorkload cuts w to the preview caps. A preview never takes its base's stable names: its ports' endpoints
+// are dropped (it is served at host names of its own).
 func capWorkload(w schema.Workload, caps schema.PreviewCaps) schema.Workload {
+	if len(w.Endpoints()) > 0 {
+		ps := slices.Clone(w.Ports)
+		for i := range ps {
+			ps[i].Endpoint = nil
+		}
+		w.Ports = ps
+	}
 	max := caps.Replicas
 	if max <= 0 {
 		max = 1
