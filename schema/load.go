@@ -36,11 +36,11 @@ const (
 	DefaultEndpointTTL       = Duration(60e9)
 	DefaultEndpointDrain     = Duration(30e9)
 	DefaultMigrationInterval = Duration(30e9)
-	topTargets            = "targets"
-	topDNS                = "dns"
-	topEnvironments       = "environments"
-	topWorkloads          = "workloads"
-	nameRule              = "lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 40 characters"
+	topTargets               = "targets"
+	topDNS                   = "dns"
+	topEnvironments          = "environments"
+	topWorkloads             = "workloads"
+	nameRule                 = "lowercase letters, digits and '-', starting with a letter, not ending with '-', at most 40 characters"
 )
 
 // Load reads the .cue files at the root of dir (subdirectories are ignored), checks them against the schema and

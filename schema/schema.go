@@ -83,7 +83,7 @@ func compileDefs(ctx *cue.Context) defs {
 		previews:    v.LookupPath(cue.ParsePath("#Previews")),
 		registry:    v.LookupPath(cue.ParsePath("#Registry")),
 		serve:       v.LookupPath(cue.ParsePath("#ServeConfig")),
-		dns: v.LookupPath(cue.ParsePath("#DNS")),
+		dns:         v.LookupPath(cue.ParsePath("#DNS")),
 		dnsTypes: map[string]cue.Value{
 			"route53":  v.LookupPath(cue.ParsePath("#Route53DNS")),
 			"clouddns": v.LookupPath(cue.ParsePath("#CloudDNS")),
