@@ -1,0 +1,510 @@
+package azuredns_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/endpoint"
+	"github.com/berth-dev/berth/providers/endpoint/azuredns"
+	"github.com/berth-dev/berth/providers/endpoint/azuredns/azurednsemu"
+	"github.com/berth-dev/berth/providers/endpoint/dnstest"
+	"github.com/berth-dev/berth/providers/endpoint/routertest"
+	"github.com/berth-dev/berth/schema"
+)
+
+const (
+	testSub   = "00000000-0000-0000-0000-000000000001"
+	testRG    = "berth-dns"
+	testZone  = "example.com"
+	testToken = "emulator-token-do-not-print"
+	lbHost    = "lb-1234.elb.example.net"
+)
+
+var owner = endpoint.Owner{Instance: "berth", Environment: "prod", Workload: "web"}
+
+// staticToken is a fake credential: the emulator only checks that a bearer token is present.
+type staticToken struct{}
+
+func (staticToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{Token: testToken, ExpiresOn: time.Now().Add(time.Hour)}, nil
+}
+
+// env is one emulator, its DNS server and a router on them.
+type env struct {
+	emu       *azurednsemu.Emulator
+	dns       *dnstest.Server
+	router    *azuredns.Router
+	newRouter func(zone string) *azuredns.Router
+}
+
+func newEnv(t testing.TB) *env {
+	t.Helper()
+	emu := azurednsemu.New(testSub, testRG, testZone, azurednsemu.Options{RetryAfter: 2 * time.Millisecond})
+	srv := httptest.NewUnstartedServer(emu)
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // handshakes cut by Close at the end of a test
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	d, err := emu.ServeDNS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	build := func(zone string) *azuredns.Router {
+		target := schema.Target{Name: "public", Type: azuredns.Type, Settings: map[string]any{
+			"subscriptionId": testSub, "resourceGroup": testRG, "zone": zone, "endpoint": srv.URL}}
+		r, err := azuredns.NewWithCredential(target, endpoint.Options{Instance: "berth"}, staticToken{}, &arm.ClientOptions{
+			ClientOptions: policy.ClientOptions{Transport: srv.Client(),
+				Retry: policy.RetryOptions{MaxRetries: 2, RetryDelay: time.Millisecond, MaxRetryDelay: 5 * time.Millisecond}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.RetryBase, r.RetryMax, r.CallTimeout = time.Millisecond, 10*time.Millisecond, 10*time.Second
+		return r
+	}
+	return &env{emu: emu, dns: d, router: build(testZone), newRouter: build}
+}
+
+func ctx(t testing.TB) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// lookup is what n clients get for name: every address of each answer.
+func (e *env) lookup(t testing.TB, name string, n int) []string {
+	t.Helper()
+	var out []string
+	for i := 0; i < n; i++ {
+		ips, err := dnstest.Lookup(ctx(t), e.dns.Addr(), name)
+		if errors.Is(err, dnstest.ErrNXDomain) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One answer's addresses, each once: dnstest.Lookup lists an address twice when the answer holds the
+		// CNAME chain before it.
+		var one []string
+		for _, ip := range ips {
+			if !slices.Contains(one, ip) {
+				one = append(one, ip)
+			}
+		}
+		out = append(out, one...)
+	}
+	return out
+}
+
+func TestConformance(t *testing.T) {
+	var envs sync.Map // *testing.T → *env
+	of := func(t *testing.T) *env {
+		e, ok := envs.Load(t)
+		if !ok {
+			t.Fatal("no router built for this case")
+		}
+		return e.(*env)
+	}
+	routertest.Run(t, routertest.Harness{
+		New: func(t *testing.T) endpoint.Router {
+			e := newEnv(t)
+			envs.Store(t, e)
+			return e.router
+		},
+		Name: func(t *testing.T, i int) string { return fmt.Sprintf("web%d.%s", i, testZone) },
+		Addresses: func(t *testing.T, i int) []string {
+			return []string{fmt.Sprintf("192.0.2.%d", 10+i), fmt.Sprintf("192.0.2.%d", 110+i)}
+		},
+		HostName: lbHost,
+		Lookup:   func(t *testing.T, name string, n int) []string { return of(t).lookup(t, name, n) },
+		Foreign: func(t *testing.T, _ endpoint.Router, name string) {
+			rel := strings.TrimSuffix(name, "."+testZone)
+			if err := of(t).emu.Plant(azurednsemu.RecordSet{Name: rel, Type: "A", TTL: 300, A: []string{"198.51.100.7"}}); err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
+}
+
+func member(target string, w int, addrs ...string) endpoint.Member {
+	return endpoint.Member{Target: target, Addresses: addrs, Weight: w}
+}
+
+// TestRetriedFaults: throttling (with Retry-After) and 5xx on reads and writes are retried, and Set passes.
+func TestRetriedFaults(t *testing.T) {
+	e := newEnv(t)
+	e.emu.Fail(azurednsemu.OpGet, azurednsemu.Throttle, azurednsemu.ServerError)
+	e.emu.Fail(azurednsemu.OpPut, azurednsemu.Throttle, azurednsemu.Unavailable, azurednsemu.ServerError, azurednsemu.Throttle)
+	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 100, "192.0.2.1")}); err != nil {
+		t.Fatalf("Set through throttling and 5xx: %v", err)
+	}
+	if n := e.emu.Pending(azurednsemu.OpPut) + e.emu.Pending(azurednsemu.OpGet); n != 0 {
+		t.Fatalf("%d faults were never met", n)
+	}
+	if got := e.lookup(t, "web.example.com", 1); !slices.Equal(got, []string{"192.0.2.1"}) {
+		t.Fatalf("after Set, a client got %v", got)
+	}
+}
+
+// TestLastingFault: a fault that outlasts the attempts is an error that names the name and the call, never the
+// token, and is not permanent.
+func TestLastingFault(t *testing.T) {
+	e := newEnv(t)
+	faults := make([]azurednsemu.Fault, 100)
+	for i := range faults {
+		faults[i] = azurednsemu.ServerError
+	}
+	e.emu.Fail(azurednsemu.OpPut, faults...)
+	err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 100, "192.0.2.1")})
+	if err == nil {
+		t.Fatal("Set passed through 100 server errors")
+	}
+	msg := err.Error()
+	for _, want := range []string{"web.example.com", "HTTP 500", "InternalServerError"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q does not say %q", msg, want)
+		}
+	}
+	if strings.Contains(msg, testToken) || strings.Contains(msg, "Bearer") {
+		t.Errorf("error %q quotes the credential", msg)
+	}
+	if errors.Is(err, providers.ErrPermanent) {
+		t.Errorf("a lasting 5xx is permanent: %v", err)
+	}
+	var re *azcore.ResponseError
+	if !errors.As(err, &re) || re.StatusCode != 500 {
+		t.Errorf("error %v does not keep the SDK's response error", err)
+	}
+}
+
+// TestConcurrentWriter: a record set changed between berth's read and its write (412) is read again and the Set
+// passes with the new etag.
+func TestConcurrentWriter(t *testing.T) {
+	e := newEnv(t)
+	set := func(ms ...endpoint.Member) {
+		t.Helper()
+		if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(member("aws", 100, "192.0.2.1"))
+	e.emu.Fail(azurednsemu.OpPut, azurednsemu.Concurrent)
+	set(member("aws", 50, "192.0.2.1"), member("gcp", 50, "192.0.2.2"))
+	var puts []azurednsemu.Request
+	for _, r := range e.emu.Requests() {
+		if r.Op == azurednsemu.OpPut {
+			puts = append(puts, r)
+		}
+	}
+	if len(puts) != 3 || puts[0].IfNoneMatch != "*" || puts[1].IfMatch == "" || puts[2].IfMatch == puts[1].IfMatch {
+		t.Fatalf("PUTs %+v: want a create with If-None-Match *, then an If-Match that failed, then one with the new etag", puts)
+	}
+	got := e.lookup(t, "web.example.com", 1)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"192.0.2.1", "192.0.2.2"}) {
+		t.Fatalf("after the retried Set, a client got %v", got)
+	}
+}
+
+// TestLiveOnReturn: Azure DNS record set writes are synchronous; the first lookup after Set sees the change.
+func TestLiveOnReturn(t *testing.T) {
+	e := newEnv(t)
+	for i := 1; i <= 5; i++ {
+		ip := fmt.Sprintf("192.0.2.%d", i)
+		if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 100, ip)}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.lookup(t, "web.example.com", 1); !slices.Equal(got, []string{ip}) {
+			t.Fatalf("right after Set to %s, a client got %v", ip, got)
+		}
+	}
+}
+
+// TestOwnershipMetadata: the ownership text and the members are in every record set's metadata, weight-0
+// members included; another owner's record set is not berth's; Names lists the name once.
+func TestOwnershipMetadata(t *testing.T) {
+	e := newEnv(t)
+	ms := []endpoint.Member{member("aws", 100, "192.0.2.1"), member("gcp", 0, "192.0.2.2", "2001:db8::2")}
+	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); err != nil {
+		t.Fatal(err)
+	}
+	a, ok := e.emu.Get("web", "A")
+	if !ok {
+		t.Fatal("no A record set at web")
+	}
+	want := map[string]string{
+		azuredns.MetaOwner: endpoint.OwnerText(owner),
+		"berth_member0":    "w=100;t=aws;a=192.0.2.1",
+		"berth_member1":    "w=0;t=gcp;a=192.0.2.2,2001:db8::2",
+	}
+	if fmt.Sprint(a.Metadata) != fmt.Sprint(want) {
+		t.Fatalf("metadata %v, want %v", a.Metadata, want)
+	}
+	if !slices.Equal(a.A, []string{"192.0.2.1"}) {
+		t.Fatalf("A records %v: want only the member of weight > 0", a.A)
+	}
+	if _, ok := e.emu.Get("web", "AAAA"); ok {
+		t.Fatal("an AAAA record set for a weight-0 member's IPv6 address")
+	}
+	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
+	if err != nil || rec == nil || !slices.EqualFunc(rec.Members, ms, func(a, b endpoint.Member) bool {
+		return a.Target == b.Target && a.Weight == b.Weight && slices.Equal(a.Addresses, b.Addresses)
+	}) {
+		t.Fatalf("Get = %+v, %v; want %+v", rec, err, ms)
+	}
+	// A name of another owner, planted: not berth's for owner.
+	other := endpoint.Owner{Instance: "berth", Environment: "staging", Workload: "web"}
+	if err := e.emu.Plant(azurednsemu.RecordSet{Name: "api", Type: "A", TTL: 60, A: []string{"192.0.2.9"},
+		Metadata: map[string]string{azuredns.MetaOwner: endpoint.OwnerText(other)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.router.Get(ctx(t), owner, "api.example.com"); !errors.Is(err, endpoint.ErrNotOwned) ||
+		!strings.Contains(err.Error(), "berth/staging/web") {
+		t.Fatalf("Get of another owner's name: %v", err)
+	}
+	names, err := e.router.Names(ctx(t), "berth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 2 || names["web.example.com."] != owner || names["api.example.com."] != other {
+		t.Fatalf("Names = %v", names)
+	}
+	if names, err := e.router.Names(ctx(t), "elsewhere"); err != nil || len(names) != 0 {
+		t.Fatalf("Names of another instance = %v, %v", names, err)
+	}
+}
+
+// TestLongMember: a member with 20 IPv6 addresses needs more than one 256-character metadata value; it reads
+// back whole, and its addresses are one AAAA record set.
+func TestLongMember(t *testing.T) {
+	e := newEnv(t)
+	var addrs []string
+	for i := 0; i < azuredns.MaxRecords; i++ {
+		addrs = append(addrs, fmt.Sprintf("2001:db8:1234:5678:9abc:def0:1234:%x", 0x1000+i))
+	}
+	ms := []endpoint.Member{member("aws", 100, addrs...)}
+	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); err != nil {
+		t.Fatal(err)
+	}
+	aaaa, ok := e.emu.Get("web", "AAAA")
+	if !ok || len(aaaa.AAAA) != azuredns.MaxRecords {
+		t.Fatalf("AAAA record set %+v", aaaa)
+	}
+	if _, ok := aaaa.Metadata["berth_member0_1"]; !ok {
+		t.Fatalf("metadata %v: want the member cut in pieces", aaaa.Metadata)
+	}
+	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
+	if err != nil || len(rec.Members) != 1 || !slices.Equal(rec.Members[0].Addresses, addrs) {
+		t.Fatalf("Get = %+v, %v", rec, err)
+	}
+	ms[0].Addresses = append(ms[0].Addresses, "2001:db8::ffff")
+	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); !errors.Is(err, endpoint.ErrBadMember) ||
+		!errors.Is(err, providers.ErrPermanent) {
+		t.Fatalf("Set of 21 addresses: %v; want a permanent ErrBadMember", err)
+	}
+}
+
+// TestSwitch: A ↔ CNAME. The old type is deleted and the new one created right after (Azure refuses a CNAME
+// beside other records), the name's answers follow, and a tie between a host name and an IP member goes to the
+// later one through the per-member name.
+func TestSwitch(t *testing.T) {
+	e := newEnv(t)
+	const name = "web.example.com"
+	set := func(ms ...endpoint.Member) {
+		t.Helper()
+		if err := e.router.Set(ctx(t), owner, name, time.Minute, ms); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lb := member("aws", 100, lbHost)
+	ip := member("gcp", 0, "192.0.2.2")
+	set(with(ip, 100))
+	mark := len(e.emu.Changes())
+	set(lb, ip)
+	ch := e.emu.Changes()[mark:]
+	if len(ch) != 2 || ch[0].Op != "delete" || ch[0].Type != "A" || ch[1].Op != "create" || ch[1].Type != "CNAME" {
+		t.Fatalf("A → CNAME changes %s; want delete A, create CNAME", changes(ch))
+	}
+	if got := e.lookup(t, name, 3); !slices.Equal(got, []string{lbHost, lbHost, lbHost}) {
+		t.Fatalf("at 100/0 for the host name, clients got %v", got)
+	}
+	// A tie: the later member (an IP member) wins, through _berth.web.
+	mark = len(e.emu.Changes())
+	set(with(lb, 50), with(ip, 50))
+	ch = e.emu.Changes()[mark:]
+	if len(ch) != 2 || ch[0].Name != "_berth.web" || ch[0].Op != "create" || ch[1].Type != "CNAME" || ch[1].Set.CNAME != "_berth.web.example.com" {
+		t.Fatalf("tie changes %s; want the per-member A first, then the CNAME to it", changes(ch))
+	}
+	if got := e.lookup(t, name, 3); !slices.Equal(got, []string{"192.0.2.2", "192.0.2.2", "192.0.2.2"}) {
+		t.Fatalf("at a 50/50 tie, clients got %v; want the later member", got)
+	}
+	// Back to IPs only: the CNAME goes, the A comes right after, the per-member record set last.
+	mark = len(e.emu.Changes())
+	set(with(ip, 100))
+	ch = e.emu.Changes()[mark:]
+	if len(ch) != 3 || ch[0].Op != "delete" || ch[0].Type != "CNAME" || ch[1].Op != "create" || ch[1].Type != "A" ||
+		ch[1].Name != "web" || ch[2].Op != "delete" || ch[2].Name != "_berth.web" {
+		t.Fatalf("CNAME → A changes %s", changes(ch))
+	}
+	if err := e.router.Delete(ctx(t), owner, name); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.emu.RecordSets(); len(left) != 0 {
+		t.Fatalf("after Delete, the zone has %+v", left)
+	}
+}
+
+func with(m endpoint.Member, w int) endpoint.Member { m.Weight = w; return m }
+
+func changes(ch []azurednsemu.Change) string {
+	var s []string
+	for _, c := range ch {
+		s = append(s, c.Op+" "+c.Type+" "+c.Name)
+	}
+	return "[" + strings.Join(s, "; ") + "]"
+}
+
+// TestRequestBodies: the exact requests of a first Set and an update (golden, by hand).
+func TestRequestBodies(t *testing.T) {
+	e := newEnv(t)
+	ms := []endpoint.Member{member("aws", 30, "192.0.2.1"), member("gcp", 70, "192.0.2.2")}
+	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
+		t.Fatal(err)
+	}
+	var put *azurednsemu.Request
+	for _, r := range e.emu.Requests() {
+		if r.Op == azurednsemu.OpPut {
+			if put != nil {
+				t.Fatalf("two PUTs for one record set: %+v", e.emu.Requests())
+			}
+			put = &r
+		}
+	}
+	if put == nil {
+		t.Fatal("no PUT")
+	}
+	wantPath := "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Network/dnsZones/example.com/A/web"
+	if put.Path != wantPath || put.Query != "api-version=2018-05-01" || put.IfNoneMatch != "*" || put.IfMatch != "" {
+		t.Fatalf("PUT %s?%s If-Match %q If-None-Match %q", put.Path, put.Query, put.IfMatch, put.IfNoneMatch)
+	}
+	want := `{"properties":{"ARecords":[{"ipv4Address":"192.0.2.1"},{"ipv4Address":"192.0.2.2"}],"TTL":90,` +
+		`"metadata":{"berth_member0":"w=30;t=aws;a=192.0.2.1","berth_member1":"w=70;t=gcp;a=192.0.2.2",` +
+		`"berth_owner":"heritage=berth,berth.dev/instance=berth,berth.dev/environment=prod,berth.dev/workload=web"}}}`
+	if string(put.Body) != canonical(t, want) {
+		t.Fatalf("PUT body\n%s\nwant\n%s", put.Body, canonical(t, want))
+	}
+	// Gets of the six slots, then the PUT: nothing else.
+	if n := len(e.emu.Requests()); n != 7 {
+		t.Fatalf("%d requests for a first Set, want 6 GETs and 1 PUT", n)
+	}
+	// The same again: reads only.
+	e.emu.ResetRequests()
+	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.emu.Requests() {
+		if r.Method != "GET" {
+			t.Fatalf("setting what is served sent %s %s", r.Method, r.Path)
+		}
+	}
+	// An update: If-Match on the etag read.
+	e.emu.ResetRequests()
+	cur, _ := e.emu.Get("web", "A")
+	ms[0].Weight, ms[1].Weight = 0, 100
+	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range e.emu.Requests() {
+		if r.Op == azurednsemu.OpPut && (r.IfMatch != cur.Etag || r.IfNoneMatch != "" || !strings.Contains(string(r.Body), `"ARecords":[{"ipv4Address":"192.0.2.2"}]`)) {
+			t.Fatalf("update PUT If-Match %q (want %q) body %s", r.IfMatch, cur.Etag, r.Body)
+		}
+	}
+}
+
+func canonical(t *testing.T, s string) string {
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// TestSettings: required and unknown keys, bad values; New builds without reaching anything.
+func TestSettings(t *testing.T) {
+	base := func() map[string]any {
+		return map[string]any{"subscriptionId": testSub, "resourceGroup": testRG, "zone": "Example.COM."}
+	}
+	s, err := azuredns.ParseSettings(schema.Target{Name: "public", Settings: base()})
+	if err != nil || s.Zone != "example.com" || s.Credential != "default" {
+		t.Fatalf("ParseSettings = %+v, %v", s, err)
+	}
+	for _, c := range []struct {
+		change func(map[string]any)
+		want   string
+	}{
+		{func(m map[string]any) { m["zones"] = "x" }, "settings.zones: unknown setting"},
+		{func(m map[string]any) { delete(m, "zone") }, "settings.zone is required"},
+		{func(m map[string]any) { delete(m, "subscriptionId") }, "settings.subscriptionId is required"},
+		{func(m map[string]any) { m["credential"] = "password" }, "settings.credential"},
+		{func(m map[string]any) { m["endpoint"] = "ftp://x" }, "settings.endpoint"},
+		{func(m map[string]any) { m["zone"] = "not a zone" }, "settings.zone"},
+		{func(m map[string]any) { m["resourceGroup"] = 3 }, "settings.resourceGroup: want a non-empty string"},
+	} {
+		m := base()
+		c.change(m)
+		if _, err := azuredns.ParseSettings(schema.Target{Name: "public", Settings: m}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("settings %v: %v; want %q", m, err, c.want)
+		}
+	}
+	r, err := endpoint.New(schema.Target{Name: "public", Type: "azuredns", Settings: base()}, endpoint.Options{})
+	if err != nil || r.Type() != "azuredns" || r.Capabilities().Weighted || !r.Capabilities().HostNames {
+		t.Fatalf("endpoint.New = %v, %v", r, err)
+	}
+}
+
+// TestNames: outside the zone, the apex and berth's own per-member label are refused before anything is sent.
+func TestNames(t *testing.T) {
+	e := newEnv(t)
+	for _, name := range []string{"example.com", "web.example.org", "_berth.web.example.com", "bad name.example.com"} {
+		err := e.router.Set(ctx(t), owner, name, time.Minute, []endpoint.Member{member("aws", 1, "192.0.2.1")})
+		if err == nil || !errors.Is(err, providers.ErrPermanent) {
+			t.Errorf("Set %s: %v; want a permanent error", name, err)
+		}
+	}
+	if n := len(e.emu.Requests()); n != 0 {
+		t.Fatalf("%d requests sent for refused names", n)
+	}
+	// A host name that is not a DNS name, and a member mixing IPs with a host name.
+	for _, ms := range [][]endpoint.Member{{member("aws", 1, "lb_-.")}, {member("aws", 1, "192.0.2.1", "lb.example.net")}} {
+		if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); !errors.Is(err, endpoint.ErrBadMember) {
+			t.Errorf("Set %+v: %v; want ErrBadMember", ms, err)
+		}
+	}
+}
+
+// TestMissingZone: a zone that is not there is a permanent error that says how to fix it, never "the name is
+// free".
+func TestMissingZone(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRouter("other.example")
+	rec, err := r.Get(ctx(t), owner, "web.other.example")
+	if err == nil || !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "ParentResourceNotFound") ||
+		!strings.Contains(err.Error(), "settings.subscriptionId, resourceGroup and zone") {
+		t.Fatalf("Get in a missing zone = %+v, %v", rec, err)
+	}
+}
