@@ -508,3 +508,73 @@ func TestMissingZone(t *testing.T) {
 		t.Fatalf("Get in a missing zone = %+v, %v", rec, err)
 	}
 }
+
+// TestForeignBeside: a TXT at the name that berth did not write makes the name not owned; nothing is written.
+func TestForeignBeside(t *testing.T) {
+	e := newEnv(t)
+	if err := e.emu.Plant(azurednsemu.RecordSet{Name: "web", Type: "TXT", TTL: 60, TXT: [][]string{{"v=spf1 -all"}}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.emu.Changes())
+	err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 100, "192.0.2.1")})
+	if !errors.Is(err, endpoint.ErrNotOwned) || !strings.Contains(err.Error(), "TXT record set web") {
+		t.Fatalf("Set beside a foreign TXT: %v", err)
+	}
+	if err := e.router.Delete(ctx(t), owner, "web.example.com"); !errors.Is(err, endpoint.ErrNotOwned) {
+		t.Fatalf("Delete beside a foreign TXT: %v", err)
+	}
+	if n := len(e.emu.Changes()); n != before {
+		t.Fatalf("%d changes made to a name berth does not own", n-before)
+	}
+}
+
+// TestDeleteOrder: the per-member record set, the AAAA, then the record set that answers the name, last.
+func TestDeleteOrder(t *testing.T) {
+	for _, c := range []struct {
+		ms   []endpoint.Member
+		want []string
+	}{
+		{[]endpoint.Member{member("aws", 50, "192.0.2.1", "2001:db8::1")}, []string{"delete AAAA web", "delete A web"}},
+		{[]endpoint.Member{member("aws", 50, lbHost), member("gcp", 50, "192.0.2.2", "2001:db8::2")},
+			[]string{"delete AAAA _berth.web", "delete A _berth.web", "delete CNAME web"}},
+	} {
+		e := newEnv(t)
+		if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, c.ms); err != nil {
+			t.Fatal(err)
+		}
+		mark := len(e.emu.Changes())
+		if err := e.router.Delete(ctx(t), owner, "web.example.com"); err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, ch := range e.emu.Changes()[mark:] {
+			got = append(got, ch.Op+" "+ch.Type+" "+ch.Name)
+		}
+		if !slices.Equal(got, c.want) {
+			t.Errorf("Delete of %+v: %v, want %v", c.ms, got, c.want)
+		}
+	}
+}
+
+type noToken struct{}
+
+func (noToken) GetToken(context.Context, policy.TokenRequestOptions) (azcore.AccessToken, error) {
+	return azcore.AccessToken{}, errors.New("no credential source is configured")
+}
+
+// TestNoCredential: a credential that gets no token is a permanent error saying what to do, tried once.
+func TestNoCredential(t *testing.T) {
+	target := schema.Target{Name: "public", Type: azuredns.Type, Settings: map[string]any{
+		"subscriptionId": testSub, "resourceGroup": testRG, "zone": testZone, "endpoint": "https://127.0.0.1:1"}}
+	r, err := azuredns.NewWithCredential(target, endpoint.Options{}, noToken{}, &arm.ClientOptions{
+		ClientOptions: policy.ClientOptions{Retry: policy.RetryOptions{MaxRetries: -1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RetryBase, r.RetryMax = time.Millisecond, time.Millisecond
+	_, err = r.Get(ctx(t), owner, "web.example.com")
+	if err == nil || !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), "no usable Azure credentials") ||
+		!strings.Contains(err.Error(), "web.example.com") {
+		t.Fatalf("Get without a token: %v", err)
+	}
+}
