@@ -11,9 +11,20 @@ import (
 )
 
 // ServeDNS answers DNS queries for the zone on addr ("127.0.0.1:0" picks a port), from the changes that are done.
-// The caller closes the server.
+// The caller closes the server. With port 0 it tries a few ports: the UDP port picked may be taken for TCP.
 func (e *Emulator) ServeDNS(addr string) (*dnstest.Server, error) {
-	return dnstest.Serve(addr, e.Answer)
+	tries := 1
+	if strings.HasSuffix(addr, ":0") {
+		tries = 5
+	}
+	var err error
+	for range tries {
+		var s *dnstest.Server
+		if s, err = dnstest.Serve(addr, e.Answer); err == nil {
+			return s, nil
+		}
+	}
+	return nil, err
 }
 
 // Answer answers one question as the zone's authoritative servers would (see the package doc).
