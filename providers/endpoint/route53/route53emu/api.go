@@ -342,10 +342,11 @@ func checkValues(rs RecordSet) []string {
 			bad("InvalidRData (Value is not valid for the record type)", v)
 			continue
 		}
-		if t, ok := rr.(*dns.TXT); ok {
-			for _, s := range t.Txt {
+		if rs.Type == "TXT" || rs.Type == "SPF" {
+			for _, s := range txtStrings(v) {
 				if len(s) > MaxTXTString {
 					bad("CharacterStringTooLong (Value is too long)", v)
+					break
 				}
 			}
 		}
@@ -355,6 +356,40 @@ func checkValues(rs RecordSet) []string {
 	}
 	return msgs
 }
+
+// txtStrings splits a TXT value into its character strings (quoted, with \" and \\ escapes, or bare words);
+// \ddd escapes count as one character.
+func txtStrings(v string) []string {
+	var out []string
+	for i := 0; i < len(v); {
+		switch {
+		case v[i] == ' ':
+			i++
+		case v[i] == '"':
+			var b strings.Builder
+			for i++; i < len(v) && v[i] != '"'; i++ {
+				if v[i] == '\\' && i+3 < len(v) && isDigit(v[i+1]) && isDigit(v[i+2]) && isDigit(v[i+3]) {
+					i += 3
+				} else if v[i] == '\\' && i+1 < len(v) {
+					i++
+				}
+				b.WriteByte(v[i])
+			}
+			out = append(out, b.String())
+			i++
+		default:
+			j := strings.IndexByte(v[i:], ' ')
+			if j < 0 {
+				j = len(v) - i
+			}
+			out = append(out, v[i:i+j])
+			i += j
+		}
+	}
+	return out
+}
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func sameSet(a, b RecordSet) bool {
 	if a.TTL != b.TTL || (a.Weight == nil) != (b.Weight == nil) || (a.Weight != nil && *a.Weight != *b.Weight) {
