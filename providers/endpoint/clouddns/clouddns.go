@@ -196,8 +196,8 @@ func (r *Router) retry() providers.Retry {
 // errConflict is a change that lost a race with another writer of the zone: read again and retry.
 var errConflict = errors.New("the record sets changed meanwhile")
 
-// classify sorts Cloud DNS errors: throttling, 5xx and dropped connections are retried; a change that lost a race
-// is Final for the call (its caller reads again); other 4xx are Invalid.
+// classify sorts Cloud DNS errors: throttling, 5xx and dropped connections are retried; 409 and 412 (a change that
+// lost a race) are Final, for the caller to read again; other 4xx are Invalid.
 func classify(err error) providers.Class {
 	var ge *googleapi.Error
 	if errors.As(err, &ge) {
@@ -207,8 +207,6 @@ func classify(err error) providers.Class {
 		case ge.Code == 403 && (hasReason(ge, "rateLimitExceeded") || hasReason(ge, "userRateLimitExceeded")):
 			return providers.Transient
 		case ge.Code == 409 || ge.Code == 412:
-			return providers.Final
-		case ge.Code == 404 && hasReason(ge, "notFound") && strings.Contains(ge.Message, "entity.change.deletions"):
 			return providers.Final
 		}
 		return providers.Invalid
@@ -231,10 +229,21 @@ func classify(err error) providers.Class {
 	return providers.Final
 }
 
+// classifyChange is classify for changes.create, whose 404 (a deletion of a set that is gone: the zone was read
+// moments before) and 400 cnameResourceRecordSetConflict (a set berth did not read beside its CNAME) are lost
+// races too.
+func classifyChange(err error) providers.Class {
+	if conflict(err) {
+		return providers.Final
+	}
+	return classify(err)
+}
+
 // conflict tells whether a changes.create failed because the zone changed since it was read.
 func conflict(err error) bool {
 	var ge *googleapi.Error
-	return errors.As(err, &ge) && classify(err) == providers.Final
+	return errors.As(err, &ge) && (ge.Code == 409 || ge.Code == 412 || ge.Code == 404 ||
+		ge.Code == 400 && hasReason(ge, "cnameResourceRecordSetConflict"))
 }
 
 func hasReason(ge *googleapi.Error, reason string) bool {
@@ -306,7 +315,9 @@ func (r *Router) list(ctx context.Context, name, typ string) ([]*dnsv1.ResourceR
 // change makes c and waits until it is done. A lost race comes back wrapping errConflict.
 func (r *Router) change(ctx context.Context, name string, c *dnsv1.Change) error {
 	var got *dnsv1.Change
-	err := r.retry().Do(ctx, "changes.create", func(ctx context.Context) error {
+	retry := r.retry()
+	retry.Classify = classifyChange
+	err := retry.Do(ctx, "changes.create", func(ctx context.Context) error {
 		var err error
 		got, err = r.svc.Changes.Create(r.settings.Project, r.settings.Zone, c).Context(ctx).Do()
 		return err

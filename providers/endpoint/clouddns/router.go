@@ -32,7 +32,8 @@ func (r *Router) inZone(ctx context.Context, name string) (string, error) {
 
 // read reads what berth may have written for name: the sets at the name and the ownership set, then, when the
 // ownership is owner's (else ErrNotOwned, and nothing more is read), the per-member names of the weighted items
-// and of extra targets.
+// and of extra targets. A free name (no ownership, nothing at it) with records at one of those per-member names
+// is ErrNotOwned too: berth did not write them.
 func (r *Router) read(ctx context.Context, owner endpoint.Owner, name string, extra []string) (*state, error) {
 	at, err := r.list(ctx, name, "")
 	if err != nil {
@@ -69,6 +70,11 @@ func (r *Router) read(ctx context.Context, owner endpoint.Owner, name string, ex
 		}
 		if len(sets) > 0 {
 			st.members[t] = sets
+		}
+		if len(sets) > 0 && len(own) == 0 {
+			// The name is free, yet someone wrote at the per-member name berth would take.
+			return nil, fmt.Errorf("%s has %s records at %s and no ownership record %s: %w", name, sets[0].Type,
+				memberName(name, t), endpoint.OwnerRecordName(name), endpoint.ErrNotOwned)
 		}
 	}
 	return st, nil

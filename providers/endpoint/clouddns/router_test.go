@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -172,23 +173,32 @@ func TestLostResponse(t *testing.T) {
 }
 
 // TestRace: another writer puts a record at a per-member name between berth's read and its change: the change
-// fails (409 alreadyExists), berth reads again and replaces it.
+// fails (409 alreadyExists), berth reads again and, the name being berth's, replaces it.
 func TestRace(t *testing.T) {
-	var once sync.Once
 	var e *env
+	var race sync.Once
+	armed := make(chan struct{})
 	e = newEnv(t, clouddnsemu.Options{}, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.Method == http.MethodPost {
-				once.Do(func() {
-					if err := e.emu.Plant(&dnsv1.ResourceRecordSet{Name: "aws._berth." + name, Type: "A", Ttl: 5,
-						Rrdatas: []string{"203.0.113.9"}}); err != nil {
-						t.Error(err)
-					}
-				})
+			select {
+			case <-armed:
+				if r.Method == http.MethodPost {
+					race.Do(func() {
+						if err := e.emu.Plant(&dnsv1.ResourceRecordSet{Name: "aws._berth." + name, Type: "A", Ttl: 5,
+							Rrdatas: []string{"203.0.113.9"}}); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+			default:
 			}
 			h.ServeHTTP(w, r)
 		})
 	})
+	if err := e.r.Set(ctx(t), owner, name, time.Minute, members(0, 100)[:1]); err != nil {
+		t.Fatal(err)
+	}
+	close(armed)
 	if err := e.r.Set(ctx(t), owner, name, time.Minute, members(50, 50)); err != nil {
 		t.Fatalf("Set racing another writer: %v", err)
 	}
@@ -199,14 +209,29 @@ func TestRace(t *testing.T) {
 	if m, ok := rec.Member("aws"); !ok || !slices.Equal(m.Addresses, []string{lbHost}) {
 		t.Fatalf("aws reads back %+v", m)
 	}
-	var codes []int
+	var made []string
 	for _, c := range e.emu.Changes() {
-		if !c.Planted {
-			codes = append(codes, len(c.Deletions))
-		}
+		made = append(made, fmt.Sprintf("planted=%v +%d -%d", c.Planted, len(c.Additions), len(c.Deletions)))
 	}
-	if !slices.Equal(codes, []int{1}) {
-		t.Errorf("changes made (their deletions): %v; want one, deleting the planted set", codes)
+	// The first Set (name, gcp A and AAAA, ownership), the planted set, the second Set: the name's CNAME replaced,
+	// the planted A deleted, aws's CNAME added.
+	if want := []string{"planted=false +4 -0", "planted=true +1 -0", "planted=false +2 -2"}; !slices.Equal(made, want) {
+		t.Errorf("changes %v; want %v", made, want)
+	}
+}
+
+// TestForeignMemberName: a record at a per-member name of a free name is not berth's: ErrNotOwned, untouched.
+func TestForeignMemberName(t *testing.T) {
+	e := newEnv(t, clouddnsemu.Options{})
+	stray := &dnsv1.ResourceRecordSet{Name: "gcp._berth." + name, Type: "A", Ttl: 5, Rrdatas: []string{"203.0.113.9"}}
+	if err := e.emu.Plant(stray); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.r.Set(ctx(t), owner, name, time.Minute, members(0, 100)); !errors.Is(err, endpoint.ErrNotOwned) {
+		t.Fatalf("Set over a foreign per-member name: %v; want ErrNotOwned", err)
+	}
+	if n := len(e.emu.Changes()); n != 1 {
+		t.Errorf("%d changes; want only the planted one", n)
 	}
 }
 
