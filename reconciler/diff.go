@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/endpoint"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -33,6 +34,11 @@ type planInput struct {
 	imageErrs      map[string]error
 	maxDeleteShare float64
 	allowPruneAll  bool
+	// routes are what the stable names of each desired workload with endpoints serve now, by workload.
+	routes map[string][]route
+	// held says why a move of w to target must wait (it was aborted for this very spec), "" when it need not;
+	// nil for none.
+	held func(w schema.Workload, target, hash string) string
 }
 
 // readBack is the form in which target would read w back: the generic normalisation, then the target's own.
@@ -88,17 +94,44 @@ func computePlan(in planInput) *Plan {
 				elsewhere = append(elsewhere, o)
 			}
 		}
+		named := len(w.Endpoints()) > 0
 		switch {
-		case here == nil && len(elsewhere) > 0:
+		case (here == nil || named) && len(elsewhere) > 0:
+			// A move. With stable names every other copy leaves with it, once the names no longer send
+			// clients there; without, the first one migrates and the others are deleted.
 			from := elsewhere[0]
-			ch := append([]Change{{Path: "provider", Old: from.Target, New: w.Provider}},
-				diffSpec(providers.Normalize(from.Spec), in.readBack(w.Provider, w))...)
-			p.Steps = append(p.Steps, Step{Action: ActionMigrate, Workload: w.Name, Target: w.Provider,
-				FromTarget: from.Target, Reason: "target changed", SpecHash: hash, Changes: ch})
-			elsewhere = elsewhere[1:]
+			st := Step{Action: ActionMigrate, Workload: w.Name, Target: w.Provider, FromTarget: from.Target,
+				Reason: "target changed", SpecHash: hash}
+			if here != nil {
+				st.Reason = "migration in progress"
+				st.Changes = diffSpec(providers.Normalize(here.Spec), in.readBack(w.Provider, w))
+			} else {
+				st.Changes = append([]Change{{Path: "provider", Old: from.Target, New: w.Provider}},
+					diffSpec(providers.Normalize(from.Spec), in.readBack(w.Provider, w))...)
+			}
+			if named {
+				for _, o := range elsewhere {
+					st.Leaving = append(st.Leaving, o.Target)
+				}
+				elsewhere = nil
+			} else {
+				st.Leaving = []string{from.Target}
+				elsewhere = elsewhere[1:]
+			}
+			st.Phases, st.Expected = movePhases(w, w.Provider, st.Leaving, in.routes[w.Name])
+			if why := moveSafety(w); why != "" {
+				st.Error = "migration refused: " + why
+			} else if in.held != nil {
+				st.Error = in.held(w, w.Provider, hash)
+			}
+			p.Steps = append(p.Steps, st)
 		case here == nil:
-			p.Steps = append(p.Steps, Step{Action: ActionCreate, Workload: w.Name, Target: w.Provider,
-				Reason: "not running", SpecHash: hash})
+			st := Step{Action: ActionCreate, Workload: w.Name, Target: w.Provider, Reason: "not running", SpecHash: hash}
+			for _, rt := range in.routes[w.Name] {
+				st.Changes = append(st.Changes, Change{Path: "endpoint " + rt.Endpoint.Name, Old: describeRecord(rt.Record),
+					New: w.Provider + "=100"})
+			}
+			p.Steps = append(p.Steps, st)
 		default:
 			// The live fields are compared on every pass, not only when the hash labels differ: a hand edit keeps
 			// the labels berth wrote.
@@ -128,6 +161,17 @@ func computePlan(in planInput) *Plan {
 			}
 			if d := drift(*here, w.Replicas, hash); d != "" {
 				ds = append(ds, d)
+			}
+			// The stable names serve this copy alone, at the addresses it reports.
+			for _, rt := range in.routes[w.Name] {
+				want, ok := memberOf(*here, rt, endpoint.MaxWeight)
+				if !ok {
+					continue
+				}
+				if rt.Record == nil || len(rt.Record.Members) != 1 || !sameMember(rt.Record.Members[0], want) || rt.Record.TTL != rt.Endpoint.TTL.D() && !rt.Edge {
+					ch = append(ch, Change{Path: "endpoint " + rt.Endpoint.Name, Old: describeRecord(rt.Record), New: describeMember(want)})
+					ds = append(ds, "endpoint "+rt.Endpoint.Name+" serves "+describeRecord(rt.Record))
+				}
 			}
 			if len(ds) > 0 {
 				p.Steps = append(p.Steps, Step{Action: ActionUpdate, Workload: w.Name, Target: w.Provider,

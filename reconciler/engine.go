@@ -16,6 +16,7 @@ import (
 
 	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/endpoint"
 	"github.com/berth-dev/berth/reconciler/store"
 	"github.com/berth-dev/berth/schema"
 )
@@ -77,6 +78,8 @@ type Options struct {
 	// RegistryBackoff is the first wait between them (DefaultRegistryBackoff when 0), doubling.
 	RegistryAttempts int
 	RegistryBackoff  time.Duration
+	// Routers builds the router of a `dns:` entry (the stable names of public ports); endpoint.New when nil.
+	Routers func(t schema.Target, opts endpoint.Options) (endpoint.Router, error)
 }
 
 // Engine plans and applies environments. It is safe for concurrent use; two operations on the same
@@ -85,9 +88,10 @@ type Engine struct {
 	opts Options
 	log  *slog.Logger
 
-	mu    sync.Mutex
-	provs map[string]cachedProvider
-	locks map[string]chan struct{}
+	mu      sync.Mutex
+	provs   map[string]cachedProvider
+	routers map[string]cachedRouter
+	locks   map[string]chan struct{}
 	// fallback resolves secrets when Options.Secrets is nil: references only, no identities.
 	fallback *Secrets
 	registryCache
@@ -137,6 +141,9 @@ func NewEngine(opts Options) (*Engine, error) {
 	if opts.Registry == nil {
 		opts.Registry = func(access map[string]RegistryAccess) ImageResolver { return NewRegistryClient(access) }
 	}
+	if opts.Routers == nil {
+		opts.Routers = endpoint.New
+	}
 	if opts.RegistryAttempts == 0 {
 		opts.RegistryAttempts = DefaultRegistryAttempts
 	}
@@ -146,7 +153,8 @@ func NewEngine(opts Options) (*Engine, error) {
 	if opts.RegistryAttempts < 0 || opts.RegistryBackoff < 0 {
 		return nil, fmt.Errorf("reconciler: RegistryAttempts %d or RegistryBackoff %v is negative", opts.RegistryAttempts, opts.RegistryBackoff)
 	}
-	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, locks: map[string]chan struct{}{},
+	return &Engine{opts: opts, log: opts.Logger, provs: map[string]cachedProvider{}, routers: map[string]cachedRouter{},
+		locks:    map[string]chan struct{}{},
 		fallback: &Secrets{}}, nil
 }
 
@@ -262,10 +270,24 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		v, _ := p.(providers.Validator)
 		problems = append(problems, checkCapabilities(w, ev, w.Provider, p.Capabilities(), v)...)
 	}
+	// What every stable name serves now: a move continues from there, and a name berth does not own stops it.
+	routes := map[string][]route{}
+	for _, w := range ev.Workloads {
+		if len(w.Endpoints()) == 0 {
+			continue
+		}
+		rs, ps, err := e.routes(ctx, cfg, ev, w)
+		if err != nil {
+			return nil, fmt.Errorf("environment %s: %w", env, err)
+		}
+		routes[w.Name] = rs
+		problems = append(problems, ps...)
+	}
 	secrets, secretErrs := e.resolveAll(ctx, cfg, ev)
 	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
 		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, imageErrs: pinned.failed,
-		images: pinned.images, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll})
+		images: pinned.images, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll,
+		routes: routes, held: func(w schema.Workload, target, hash string) string { return e.heldMove(env, w, target, hash) }})
 	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
 	return plan, nil
 }
@@ -456,7 +478,11 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 		return err
 	}
 	defer unlock()
-	ctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+	timeout := e.opts.StepTimeout
+	if in != nil && (s.Action == ActionMigrate || len(in.workload.Endpoints()) > 0) {
+		timeout = moveTimeout(in.workload, e.opts.StepTimeout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	prov := func(name string) (providers.Provider, error) {
 		t, ok := cfg.Targets[name]
@@ -483,6 +509,29 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 			Secrets: in.secrets, Preview: ev.Preview}
 		if p.Capabilities().PullsImages {
 			d.ImageAuth = in.auth
+		}
+		if len(in.workload.Endpoints()) > 0 {
+			// The stable names follow the copy: a move shifts them step by step, an update keeps them on it.
+			rs, problems, err := e.routes(ctx, cfg, ev, in.workload)
+			if err != nil {
+				return err
+			}
+			if len(problems) > 0 {
+				return providers.Permanent(errors.New(problems[0].Message))
+			}
+			leaving := s.Leaving
+			if len(leaving) == 0 && s.FromTarget != "" {
+				leaving = []string{s.FromTarget}
+			}
+			m := &mover{e: e, owner: owner, eowner: e.endpointOwner(ev, s.Workload), w: in.workload, target: s.Target,
+				leaving: leaving, prov: prov, routes: rs,
+				rec: &moveRecorder{e: e, base: store.Migration{Environment: ev.Name, Workload: s.Workload, From: leaving,
+					To: s.Target, SpecHash: s.SpecHash}}}
+			if err := m.run(ctx, d); err != nil {
+				log.Warn("step failed", "action", s.Action, "err", err)
+				return err
+			}
+			return nil
 		}
 		if err := p.Apply(ctx, d); err != nil {
 			log.Warn("step failed", "action", s.Action, "err", err)
@@ -589,6 +638,32 @@ func (e *Engine) Destroy(ctx context.Context, cfg *schema.Config, env string) er
 	e.record(res)
 	if len(errs) > 0 {
 		return fmt.Errorf("environment %s: %w", env, errors.Join(errs...))
+	}
+	// The environment's stable names go with it (routers that can list what this instance owns).
+	for _, name := range slices.Sorted(maps.Keys(cfg.DNS)) {
+		r, err := e.router(cfg, name)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dns %s: %w", name, err))
+			continue
+		}
+		l, ok := r.(endpoint.Lister)
+		if !ok {
+			continue
+		}
+		sctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+		names, err := l.Names(sctx, e.opts.Instance)
+		for _, n := range slices.Sorted(maps.Keys(names)) {
+			if err != nil || names[n].Environment != env {
+				continue
+			}
+			if derr := r.Delete(sctx, names[n], n); derr != nil {
+				errs = append(errs, fmt.Errorf("dns %s: delete %s: %w", name, n, derr))
+			}
+		}
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dns %s: list names: %w", name, err))
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(deleters)) {
 		sctx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)

@@ -126,6 +126,8 @@ func loadText(dir string) (*schema.Config, error) {
 				switch {
 				case k == "image":
 					w.Image = v
+				case k == "unsafe":
+					w.Migration.AllowUnsafe = v == "true"
 				case k == "replicas":
 					n, err := strconv.Atoi(v)
 					if err != nil {

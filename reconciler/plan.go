@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/providers"
@@ -48,10 +49,17 @@ type Step struct {
 	Action   string `json:"action"`
 	Workload string `json:"workload"`
 	Target   string `json:"target"`
-	// FromTarget is the target a migration leaves.
+	// FromTarget is the target a migration leaves (the first of Leaving).
 	FromTarget string `json:"fromTarget,omitempty"`
-	Reason     string `json:"reason,omitempty"`
-	SpecHash   string `json:"specHash,omitempty"`
+	// Leaving are every target a migration leaves: the copies it deletes once the stable names no longer send
+	// clients to them.
+	Leaving []string `json:"leaving,omitempty"`
+	// Phases are what a migration still has to do, in order, and Expected how long they take at least beyond the
+	// time the runtimes and APIs take (the watches of the shift steps, the TTL and the drain).
+	Phases   []MovePhase   `json:"phases,omitempty"`
+	Expected time.Duration `json:"expected,omitempty"`
+	Reason   string        `json:"reason,omitempty"`
+	SpecHash string        `json:"specHash,omitempty"`
 	// Image is the pinned image the step applies (host/name:tag@sha256:...), when the plan pinned it; Apply
 	// refuses the plan as stale when the tag names another digest by then.
 	Image   string   `json:"image,omitempty"`
@@ -187,6 +195,12 @@ func (p *Plan) Write(w io.Writer) error {
 		fmt.Fprintf(&b, "  %s\n", s)
 		for _, c := range s.Changes {
 			fmt.Fprintf(&b, "      %s: %s → %s\n", c.Path, c.Old, c.New)
+		}
+		for i, ph := range s.Phases {
+			fmt.Fprintf(&b, "      %d. %s\n", i+1, ph.Detail)
+		}
+		if len(s.Phases) > 0 {
+			fmt.Fprintf(&b, "      expected: at least %s once %s is ready\n", s.Expected, s.Target)
 		}
 		if s.Error != "" {
 			fmt.Fprintf(&b, "      error: %s\n", s.Error)

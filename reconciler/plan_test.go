@@ -23,6 +23,9 @@ func TestPlan(t *testing.T) {
 	worker := wl("worker", "local", "app:1", 1)
 	db := wl("db", "local", "db:1", 1)
 	webRemote := wl("web", "remote", "app:1", 1)
+	webRemote.Migration.AllowUnsafe = true // no health check: the move must be allowed
+	webRemoteChecked := webRemote
+	webRemoteChecked.Migration.AllowUnsafe = false
 
 	type drift func(p map[string]*fake.Provider) error
 	tests := []struct {
@@ -34,6 +37,8 @@ func TestPlan(t *testing.T) {
 		want     []string // Step.String()
 		changes  []Change // of the first step
 		refused  string   // substring
+		// stepError is a substring of the first step's Error: the apply fails it and the test stops there.
+		stepError string
 	}{
 		{name: "create", desired: []schema.Workload{worker, web1},
 			want: []string{"+ create web on local (not running)", "+ create worker on local (not running)"}},
@@ -72,6 +77,8 @@ func TestPlan(t *testing.T) {
 		{name: "migrate", observed: []schema.Workload{web1, worker}, desired: []schema.Workload{webRemote, worker},
 			want:    []string{"> migrate web from local to remote (target changed)"},
 			changes: []Change{{"provider", "local", "remote"}}},
+		{name: "migrate refused without a health check", observed: []schema.Workload{web1}, desired: []schema.Workload{webRemoteChecked},
+			want: []string{"> migrate web from local to remote (target changed)"}, stepError: "migration refused: the workload has no health check"},
 		{name: "delete one of three", observed: []schema.Workload{db, web1, worker}, desired: []schema.Workload{web1, worker},
 			want: []string{"- delete db on local (no longer declared)"}},
 		{name: "prune all refused", observed: []schema.Workload{web1}, desired: nil,
@@ -118,6 +125,15 @@ func TestPlan(t *testing.T) {
 			}
 			if strings.Contains(p.String(), "s3cret") {
 				t.Errorf("plan shows a secret:\n%s", p)
+			}
+			if tc.stepError != "" {
+				if len(p.Steps) == 0 || !strings.Contains(p.Steps[0].Error, tc.stepError) {
+					t.Fatalf("first step's error: %+v, want containing %q", p.Steps, tc.stepError)
+				}
+				if _, err := e.Apply(context.Background(), config([]string{"local", "remote"}, tc.desired...), p); err == nil {
+					t.Fatal("Apply of a refused migration succeeded")
+				}
+				return
 			}
 			// Applying the plan converges: the next plan is empty.
 			if !p.Blocked() {

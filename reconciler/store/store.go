@@ -21,6 +21,7 @@ const (
 	kindPlans     = "plans"
 	kindApplies   = "applies"
 	kindEvents    = "events"
+	kindMoves     = "migrations"
 )
 
 // Options configure OpenWith.
@@ -85,6 +86,23 @@ type Event struct {
 	Message     string    `json:"message"`
 }
 
+// Migration is one transition of a workload's move from target to target (see reconciler's migrations): the
+// phase it entered, the new copy's share of the traffic then, and why (an abort's reason). The newest record of a
+// workload is where its move stands; the runtime and the routers hold the rest (copies, members, weights).
+type Migration struct {
+	Time        time.Time `json:"time"`
+	Environment string    `json:"environment"`
+	Workload    string    `json:"workload"`
+	// From are the targets the move leaves; To the one it goes to.
+	From     []string `json:"from"`
+	To       string   `json:"to"`
+	SpecHash string   `json:"specHash"`
+	Phase    string   `json:"phase"`
+	// Weight is the new copy's weight in percent after the transition.
+	Weight int    `json:"weight"`
+	Detail string `json:"detail,omitempty"`
+}
+
 // Open opens (creating when needed) the store at path with default options.
 func Open(path string) (*Store, error) { return OpenWith(path, Options{}) }
 
@@ -101,7 +119,7 @@ func OpenWith(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, k := range []string{kindRevisions, kindPlans, kindApplies, kindEvents} {
+		for _, k := range []string{kindRevisions, kindPlans, kindApplies, kindEvents, kindMoves} {
 			if _, err := tx.CreateBucketIfNotExists([]byte(k)); err != nil {
 				return err
 			}
@@ -222,4 +240,12 @@ func (s *Store) AppendEvent(e Event) error { return s.append(kindEvents, e.Envir
 // Events lists the events of env ("" for source-wide ones), newest first.
 func (s *Store) Events(env string, limit int) ([]Event, error) {
 	return list[Event](s, kindEvents, env, limit)
+}
+
+// AppendMigration records a transition of a move.
+func (s *Store) AppendMigration(m Migration) error { return s.append(kindMoves, m.Environment, m) }
+
+// Migrations lists the move transitions of env, newest first.
+func (s *Store) Migrations(env string, limit int) ([]Migration, error) {
+	return list[Migration](s, kindMoves, env, limit)
 }
