@@ -148,6 +148,12 @@ func NewRouter(t schema.Target, opts endpoint.Options, extra ...option.ClientOpt
 	copts = append(copts, extra...)
 	// Client construction does no API call; without a credentialsFile it finds application default credentials.
 	svc, err := dnsv1.NewService(context.Background(), copts...)
+	if err != nil && s.CredentialsFile == "" {
+		return nil, providers.Permanent(fmt.Errorf("dns %q: Cloud DNS client: %w. To fix: set the entry's "+
+			"credentialsFile to a service account key, or export GOOGLE_APPLICATION_CREDENTIALS=/path/to/key.json, or "+
+			"run `gcloud auth application-default login`, or run berth on Google Cloud with a service account "+
+			"attached (it needs roles/dns.admin on project %s)", t.Name, err, s.Project))
+	}
 	if err != nil {
 		return nil, providers.Permanent(fmt.Errorf("dns %q: Cloud DNS client: %w", t.Name, err))
 	}
@@ -246,6 +252,38 @@ func conflict(err error) bool {
 		ge.Code == 400 && hasReason(ge, "cnameResourceRecordSetConflict"))
 }
 
+// fail wraps the error of an operation on name, adding how to fix a denied permission or a disabled API. It
+// keeps err's identity.
+func (r *Router) fail(op, name string, err error) error {
+	if name != "" {
+		op += " " + name
+	}
+	err = fmt.Errorf("dns %q: %s: %w", r.name, op, err)
+	var ge *googleapi.Error
+	if !errors.As(err, &ge) || classify(ge) == providers.Transient {
+		return err
+	}
+	switch {
+	case ge.Code == 403 && (hasReason(ge, "accessNotConfigured") || hasReason(ge, "SERVICE_DISABLED")):
+		return &explained{err: err, fix: "enable the Cloud DNS API: `gcloud services enable dns.googleapis.com --project " +
+			r.settings.Project + "`"}
+	case ge.Code == 403:
+		return &explained{err: err, fix: "grant the identity berth runs as roles/dns.admin on project " + r.settings.Project +
+			" (it uses dns.managedZones.get, dns.resourceRecordSets.list, dns.changes.create, dns.changes.get, " +
+			"dns.changes.list)"}
+	}
+	return err
+}
+
+// explained is an error with how to fix it; it unwraps to the error it explains.
+type explained struct {
+	err error
+	fix string
+}
+
+func (e *explained) Error() string { return e.err.Error() + ". To fix: " + e.fix }
+func (e *explained) Unwrap() error { return e.err }
+
 func hasReason(ge *googleapi.Error, reason string) bool {
 	for _, e := range ge.Errors {
 		if e.Reason == reason {
@@ -269,6 +307,12 @@ func (r *Router) zoneName(ctx context.Context) (string, error) {
 			z, err = r.svc.ManagedZones.Get(r.settings.Project, r.settings.Zone).Context(ctx).Do()
 			return err
 		})
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Code == 404 {
+		return "", &explained{err: err, fix: fmt.Sprintf("check the entry's project (%s) and zone (%s): zone is the "+
+			"managed zone's name (`gcloud dns managed-zones list --project %s`), not its DNS name",
+			r.settings.Project, r.settings.Zone, r.settings.Project)}
+	}
 	if err != nil {
 		return "", err
 	}

@@ -84,15 +84,15 @@ func (r *Router) read(ctx context.Context, owner endpoint.Owner, name string, ex
 func (r *Router) Get(ctx context.Context, owner endpoint.Owner, name string) (*endpoint.Record, error) {
 	n, err := r.inZone(ctx, name)
 	if err != nil {
-		return nil, fmt.Errorf("dns %q: get %s: %w", r.name, name, err)
+		return nil, r.fail("get", name, err)
 	}
 	st, err := r.read(ctx, owner, n, nil)
 	if err != nil {
-		return nil, fmt.Errorf("dns %q: get %s: %w", r.name, n, err)
+		return nil, r.fail("get", n, err)
 	}
 	rec, err := st.record(n)
 	if err != nil {
-		return nil, fmt.Errorf("dns %q: get %s: %w", r.name, n, err)
+		return nil, r.fail("get", n, err)
 	}
 	return rec, nil
 }
@@ -101,22 +101,22 @@ func (r *Router) Get(ctx context.Context, owner endpoint.Owner, name string) (*e
 // added anew), and Set returns once Cloud DNS says the change is done.
 func (r *Router) Set(ctx context.Context, owner endpoint.Owner, name string, ttl time.Duration, members []endpoint.Member) error {
 	if err := endpoint.CheckMembers(members, true); err != nil {
-		return fmt.Errorf("dns %q: set %s: %w", r.name, name, err)
+		return r.fail("set", name, err)
 	}
 	n, err := r.inZone(ctx, name)
 	if err != nil {
-		return fmt.Errorf("dns %q: set %s: %w", r.name, name, err)
+		return r.fail("set", name, err)
 	}
 	want, err := desired(owner, n, ttl, members)
 	if err != nil {
-		return fmt.Errorf("dns %q: set %s: %w", r.name, n, err)
+		return r.fail("set", n, err)
 	}
 	targets := make([]string, 0, len(members))
 	for _, m := range members {
 		targets = append(targets, m.Target)
 	}
 	if err := r.converge(ctx, owner, n, targets, want); err != nil {
-		return fmt.Errorf("dns %q: set %s: %w", r.name, n, err)
+		return r.fail("set", n, err)
 	}
 	return nil
 }
@@ -126,10 +126,10 @@ func (r *Router) Set(ctx context.Context, owner endpoint.Owner, name string, ttl
 func (r *Router) Delete(ctx context.Context, owner endpoint.Owner, name string) error {
 	n, err := r.inZone(ctx, name)
 	if err != nil {
-		return fmt.Errorf("dns %q: delete %s: %w", r.name, name, err)
+		return r.fail("delete", name, err)
 	}
 	if err := r.converge(ctx, owner, n, nil, &state{}); err != nil {
-		return fmt.Errorf("dns %q: delete %s: %w", r.name, n, err)
+		return r.fail("delete", n, err)
 	}
 	return nil
 }
@@ -182,7 +182,7 @@ func (r *Router) settle(ctx context.Context) error {
 func (r *Router) Names(ctx context.Context, instance string) (map[string]endpoint.Owner, error) {
 	sets, err := r.list(ctx, "", "")
 	if err != nil {
-		return nil, fmt.Errorf("dns %q: names: %w", r.name, err)
+		return nil, r.fail("names", "", err)
 	}
 	prefix := endpoint.OwnerRecordName("x")
 	prefix = prefix[:len(prefix)-len("x.")]

@@ -151,8 +151,28 @@ func TestLastingFault(t *testing.T) {
 	e.emu.Fail(clouddnsemu.OpListRRSets, clouddnsemu.Fault{Status: 403, Reason: "forbidden",
 		Message: "Forbidden: dns.resourceRecordSets.list"})
 	err = e.r.Set(ctx(t), owner, name, time.Minute, members(30, 70))
-	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), name) {
-		t.Fatalf("Set when the API says forbidden: %v; want a permanent error naming %s", err, name)
+	if !errors.Is(err, providers.ErrPermanent) || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "roles/dns.admin") {
+		t.Fatalf("Set when the API says forbidden: %v; want a permanent error naming %s and the role", err, name)
+	}
+}
+
+// TestWrongZone: a zone setting that names no managed zone (say, its DNS name) is permanent and says so.
+func TestWrongZone(t *testing.T) {
+	e := newEnv(t, clouddnsemu.Options{})
+	key := filepath.Join(t.TempDir(), "key.json")
+	if err := os.WriteFile(key, []byte(e.key), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := clouddns.NewRouter(schema.Target{Name: "gcp-main", Type: clouddns.Type, Settings: map[string]any{
+		"project": project, "zone": "example.com", "credentialsFile": key, "endpoint": e.api.URL}}, endpoint.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.Get(ctx(t), owner, name)
+	var ge *googleapi.Error
+	if !errors.Is(err, providers.ErrPermanent) || !errors.As(err, &ge) || ge.Code != 404 ||
+		!strings.Contains(err.Error(), "not its DNS name") {
+		t.Fatalf("Get with a wrong zone: %v", err)
 	}
 }
 
