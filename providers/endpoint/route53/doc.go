@@ -19,7 +19,9 @@
 // them alike. Because every member is a weighted CNAME, moving a member from IPs to a host name, or adding a host
 // name beside IPs, never changes the type at N (Route 53 allows no CNAME beside other types, and no mix of types
 // in one weighted group). Get reads the layout back to the same Members; a record set at N that is not a
-// weighted CNAME is not berth's (ErrNotOwned), as are records at N or below _berth.N without the ownership TXT.
+// weighted CNAME is not berth's (ErrNotOwned), as are records at N or below _berth.N without the ownership TXT;
+// with berth's ownership TXT, every record set below _berth.N is berth's, and a Set removes what it does not want
+// there.
 //
 // Calls: GetHostedZone once (the zone's name, so that names outside the zone and the apex are refused before a
 // request); ListResourceRecordSets from N (Route 53 lists names with their labels reversed, so N, its ownership

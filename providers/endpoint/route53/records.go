@@ -349,9 +349,15 @@ func (r *Router) apply(ctx context.Context, owner endpoint.Owner, name, verb str
 	err = r.change(ctx, "berth: "+verb+" "+name+" for "+owner.String(), changes)
 	var icb *types.InvalidChangeBatch
 	if errors.As(err, &icb) {
+		// The name changed under berth (a record someone made between the read and the batch), or an earlier try
+		// of this very batch went through and its answer was lost: read again to tell.
 		if again, rerr := r.read(ctx, name); rerr == nil {
 			if _, oerr := again.owned(owner, name); oerr != nil {
 				return oerr
+			}
+			if len(diff(again.sets(), want)) == 0 {
+				r.log.DebugContext(ctx, "an earlier try of the change batch was applied", "name", name, "verb", verb)
+				return nil
 			}
 		}
 		return fail(fmt.Errorf("%w: %s", err, strings.Join(icb.Messages, "; ")))

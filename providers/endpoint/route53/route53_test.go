@@ -217,6 +217,15 @@ func TestFaults(t *testing.T) {
 		t.Errorf("error %q shows a credential", err)
 	}
 
+	// A change applied whose answer was lost: the retried CREATE finds its own records, and Set passes.
+	e.emu.Fail(route53emu.OpChange, route53emu.Fault{Status: 500, Code: "InternalFailure", Message: "lost", Applied: true})
+	if err := r.Set(ctx(t), owner, name(1), time.Minute, []endpoint.Member{m}); err != nil {
+		t.Errorf("Set whose first batch was applied but answered 500: %v", err)
+	}
+	if rec, err := r.Get(ctx(t), owner, name(1)); err != nil || rec == nil || len(rec.Members) != 1 {
+		t.Errorf("after the lost answer, Get = %+v, %v", rec, err)
+	}
+
 	// An invalid request is permanent, at once.
 	e.emu.Fail(route53emu.OpChange, route53emu.Fault{Status: 400, Code: "InvalidInput", Message: "Invalid request"})
 	calls := e.emu.Calls(route53emu.OpChange)

@@ -81,6 +81,9 @@ type Fault struct {
 	Status  int
 	Code    string
 	Message string
+	// Applied serves the request first, then answers with the fault: an answer lost after Route 53 acted on the
+	// request (a change applied, yet the client sees a 5xx and tries again).
+	Applied bool
 }
 
 // Throttling is Route 53's answer to too many requests: 400 Throttling "Rate exceeded".
@@ -377,9 +380,14 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if f, ok := e.takeFault(op); ok {
+	f, faulted := e.takeFault(op)
+	if faulted && !f.Applied {
 		writeError(w, reqID, f)
 		return
+	}
+	if faulted {
+		defer writeError(w, reqID, f)
+		w = &discard{header: http.Header{}}
 	}
 	if op != OpGetChange && id != e.zoneID {
 		writeError(w, reqID, Fault{Status: 404, Code: "NoSuchHostedZone", Message: "No hosted zone found with ID: " + id})
@@ -416,3 +424,10 @@ func checkAuth(r *http.Request) (Fault, bool) {
 	}
 	return Fault{}, true
 }
+
+// discard is a ResponseWriter that drops the answer (Fault.Applied).
+type discard struct{ header http.Header }
+
+func (d *discard) Header() http.Header         { return d.header }
+func (d *discard) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discard) WriteHeader(int)             {}
