@@ -31,7 +31,9 @@
 // backoff and jitter, bounded by ctx and ChangeTimeout. Setting what is served sends no change. Throttling,
 // PriorRequestNotComplete and 5xx answers are retried with backoff and jitter (RetryAttempts tries); invalid
 // requests (InvalidChangeBatch, InvalidInput, NoSuchHostedZone, refused credentials) are providers.Permanent. A
-// batch refused because the name changed under berth is read again: ErrNotOwned when it is no longer berth's.
+// batch refused because the name changed under berth is read again: ErrNotOwned when it is no longer berth's,
+// success when the records are already what the batch wanted (an earlier try went through and its answer was
+// lost; Set then returns without having seen that change INSYNC).
 //
 // IAM: route53:GetHostedZone, route53:ListResourceRecordSets, route53:ChangeResourceRecordSets (on the hosted
 // zone) and route53:GetChange (on change/*).

@@ -364,6 +364,8 @@ func TestSettings(t *testing.T) {
 	for _, m := range []endpoint.Member{
 		{Target: "Not_A_Label", Addresses: ip(0), Weight: 1},
 		{Target: "aws", Addresses: []string{"192.0.2.1", "lb.example.net"}, Weight: 1},
+		{Target: "aws", Watch: &providers.Watch{Kind: "docker"}, Weight: 1},
+		{Target: "aws", Addresses: []string{"-bad-.example.net"}, Weight: 1},
 	} {
 		err := r.Set(ctx(t), owner, name(1), time.Minute, []endpoint.Member{m})
 		if !errors.Is(err, endpoint.ErrBadMember) || !errors.Is(err, providers.ErrPermanent) {

@@ -26,7 +26,8 @@
 // dnstest.Pick on a seeded source (all weights 0: uniformly); a CNAME answered alone (the client asks for its
 // target next, as through a recursive resolver; Route 53 itself would add an in-zone chain).
 //
-// Tests drive it with Fail (a queue of faults per operation: Throttling, PriorRequestNotComplete, 5xx), Plant
+// Tests drive it with Fail (a queue of faults per operation: Throttling, PriorRequestNotComplete, 5xx; with
+// Fault.Applied, the request is served and its answer replaced by the fault, as when an answer is lost), Plant
 // (record sets berth did not write, INSYNC at once), SetPending, and read it with Changes (every change applied,
 // with its time) and RecordSets.
 //
