@@ -262,4 +262,3 @@ func engineHost(daemonHost string) string {
 	}
 	return host
 }
-
