@@ -149,6 +149,11 @@ type WorkloadStatus struct {
 	Kept []providers.Kept `json:"kept,omitempty"`
 	// Endpoints are where the workload's public ports answer, as the provider last observed them.
 	Endpoints []providers.Endpoint `json:"endpoints,omitempty"`
+	// Names are what the workload's stable names serve, as the last plan read them.
+	Names []StableName `json:"names,omitempty"`
+	// Migration is the last transition of the workload's move while one is in flight, or of one that was shifted
+	// back (phase "aborted", with why); nil otherwise.
+	Migration *store.Migration `json:"migration,omitempty"`
 }
 
 // ErrorInfo is an error with the place in the user's files it is about, when known.
@@ -673,6 +678,10 @@ func (c *Controller) workloadStatus(env string, desired []schema.Workload, p *Pl
 			if o.Target == w.Provider {
 				st.Endpoints = append(st.Endpoints, o.Endpoints...)
 			}
+		}
+		st.Names = p.Names(w.Name)
+		if m := c.opts.Engine.lastMove(env, w.Name); m != nil && m.Phase != MoveDone {
+			st.Migration = m
 		}
 		ws = append(ws, st)
 	}

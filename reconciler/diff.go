@@ -54,7 +54,7 @@ func (in planInput) readBack(target string, w schema.Workload) schema.Workload {
 // workload name, then deletes by workload and target.
 func computePlan(in planInput) *Plan {
 	p := &Plan{Environment: in.env, Revision: in.revision, Problems: in.problems, Steps: []Step{},
-		observed: map[string][]providers.Observed{}, hashes: map[string]string{}}
+		observed: map[string][]providers.Observed{}, hashes: map[string]string{}, routes: in.routes}
 	for _, o := range in.observed {
 		p.observed[o.Workload] = append(p.observed[o.Workload], o)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/berth-dev/berth/policies"
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/endpoint"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -42,6 +43,28 @@ type Plan struct {
 	observed map[string][]providers.Observed
 	// hashes are the desired workloads' hashes (DesiredHash of the pinned workload, with its secrets).
 	hashes map[string]string
+	// routes are what the desired workloads' stable names served while planning, by workload.
+	routes map[string][]route
+}
+
+// StableName is what one stable name of a workload serves.
+type StableName struct {
+	Name    string            `json:"name"`
+	DNS     string            `json:"dns"`
+	Members []endpoint.Member `json:"members,omitempty"`
+}
+
+// Names are what workload's stable names served while the plan was made, in port order.
+func (p *Plan) Names(workload string) []StableName {
+	var out []StableName
+	for _, rt := range p.routes[workload] {
+		n := StableName{Name: rt.Endpoint.Name, DNS: rt.Endpoint.DNS}
+		if rt.Record != nil {
+			n.Members = rt.Record.Members
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // Step is one operation on one workload.

@@ -115,7 +115,7 @@ func Lookup(ctx context.Context, server, name string) ([]string, error) {
 		next := ""
 		cur := qname
 		// The answer may hold the chain itself: follow it in order.
-		for changed := true; changed; {
+		for changed := true; changed && len(ips) == 0; {
 			changed = false
 			for _, rr := range r.Answer {
 				if !strings.EqualFold(rr.Header().Name, cur) {
