@@ -578,3 +578,24 @@ func TestNoCredential(t *testing.T) {
 		t.Fatalf("Get without a token: %v", err)
 	}
 }
+
+// TestConflictsOutlast: a name that another writer keeps changing is given up after ConflictRetries re-reads,
+// with an error that says so.
+func TestConflictsOutlast(t *testing.T) {
+	e := newEnv(t)
+	set := func() error {
+		return e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 100, "192.0.2.1")})
+	}
+	if err := set(); err != nil {
+		t.Fatal(err)
+	}
+	e.router.ConflictRetries = 2
+	e.emu.Fail(azurednsemu.OpPut, azurednsemu.Concurrent, azurednsemu.Concurrent, azurednsemu.Concurrent, azurednsemu.Concurrent)
+	if err := e.router.Set(ctx(t), owner, "web.example.com", 2*time.Minute, []endpoint.Member{member("aws", 100, "192.0.2.1")}); err == nil ||
+		!strings.Contains(err.Error(), "changed since it was read") || !strings.Contains(err.Error(), "PreconditionFailed") {
+		t.Fatalf("Set against a writer that never stops: %v", err)
+	}
+	if n := e.emu.Pending(azurednsemu.OpPut); n != 1 {
+		t.Fatalf("%d concurrent faults left, want 1 (three tries)", n)
+	}
+}

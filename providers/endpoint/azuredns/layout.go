@@ -99,7 +99,7 @@ func ipSets(rel string, members []endpoint.Member, meta map[string]string) ([]wa
 			ip := net.ParseIP(a)
 			s := ip.String()
 			switch {
-			case ip.To4() != nil && !strings.Contains(a, ":"):
+			case ip.To4() != nil: // IPv4, or IPv4-mapped IPv6: an A record either way
 				if !slices.Contains(v4, s) {
 					v4 = append(v4, s)
 				}

@@ -16,8 +16,17 @@ const maxChase = 8
 // the records of a record set, in an order that rotates from one query to the next; a CNAME, followed inside the
 // zone; no data for a name that has record sets (or names below it) but none of the type asked; NXDOMAIN for a
 // name of the zone that has nothing; REFUSED outside the zone. Close the server when done.
+//
+// With port 0, a port whose TCP side is taken (dnstest.Serve picks the UDP port first) is given up for another,
+// a few times.
 func (e *Emulator) ServeDNS(addr string) (*dnstest.Server, error) {
-	return dnstest.Serve(addr, e.answer)
+	s, err := dnstest.Serve(addr, e.answer)
+	if _, port, _ := net.SplitHostPort(addr); port == "0" {
+		for try := 0; err != nil && try < 8; try++ {
+			s, err = dnstest.Serve(addr, e.answer)
+		}
+	}
+	return s, err
 }
 
 func (e *Emulator) answer(q dns.Question) ([]dns.RR, int) {
