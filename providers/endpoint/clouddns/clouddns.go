@@ -293,12 +293,13 @@ func hasReason(ge *googleapi.Error, reason string) bool {
 	return false
 }
 
-// zoneName returns the zone's DNS name, reading it once.
+// zoneName returns the zone's DNS name, read at first use (calls that start together may each read it).
 func (r *Router) zoneName(ctx context.Context) (string, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.dnsName != "" {
-		return r.dnsName, nil
+	name := r.dnsName
+	r.mu.Unlock()
+	if name != "" {
+		return name, nil
 	}
 	var z *dnsv1.ManagedZone
 	err := r.retry().Do(ctx, "managedZones.get "+r.settings.Project+"/"+r.settings.Zone,
@@ -316,6 +317,8 @@ func (r *Router) zoneName(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	r.dnsName = endpoint.Fqdn(z.DnsName)
 	return r.dnsName, nil
 }

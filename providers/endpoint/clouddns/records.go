@@ -2,6 +2,7 @@ package clouddns
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"slices"
 	"sort"
@@ -97,7 +98,7 @@ func (s *state) record(name string) (*endpoint.Record, error) {
 				return nil, fmt.Errorf("%s: weighted item %d points at %s, not a per-member name <target>%s%s", name, i,
 					it.Rrdatas[0], memberLabel, name)
 			}
-			m := endpoint.Member{Target: t, Weight: int(it.Weight + 0.5)}
+			m := endpoint.Member{Target: t, Weight: weightOf(it.Weight)}
 			for _, ms := range s.members[t] {
 				switch ms.Type {
 				case "A", "AAAA":
@@ -113,6 +114,17 @@ func (s *state) record(name string) (*endpoint.Record, error) {
 		}
 	}
 	return rec, nil
+}
+
+// weightOf is an item's weight as a member's: rounded, within 0..MaxWeight (a weight set by hand may be above).
+func weightOf(w float64) int {
+	switch {
+	case !(w > 0): // NaN too
+		return 0
+	case w >= endpoint.MaxWeight:
+		return endpoint.MaxWeight
+	}
+	return int(math.Round(w))
 }
 
 // desired is what name serves for owner and members: the weighted CNAME at name, each member's per-member name,

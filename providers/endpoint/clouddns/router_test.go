@@ -257,7 +257,7 @@ func TestForeignMemberName(t *testing.T) {
 
 // TestOwnership: the TXT record and what it guards; Names lists the instance's names.
 func TestOwnership(t *testing.T) {
-	e := newEnv(t, clouddnsemu.Options{})
+	e := newEnv(t, clouddnsemu.Options{PageSize: 2}) // every list is paged
 	if err := e.r.Set(ctx(t), owner, name, time.Minute, members(0, 100)); err != nil {
 		t.Fatal(err)
 	}
@@ -290,6 +290,9 @@ func TestOwnership(t *testing.T) {
 	}
 	if len(names) != 2 || names[name] != owner || names["api.example.com."] != staging {
 		t.Fatalf("Names = %v", names)
+	}
+	if !slices.ContainsFunc(e.emu.Requests(), func(r clouddnsemu.Request) bool { return strings.Contains(r.Query, "pageToken=") }) {
+		t.Error("no list asked for a second page")
 	}
 	if _, err := e.r.Get(ctx(t), owner, "y.example.com"); !errors.Is(err, endpoint.ErrNotOwned) {
 		t.Errorf("Get of a name whose ownership record is not berth's: %v", err)
