@@ -237,6 +237,13 @@ func slots(rel string) []slot {
 		{rel, armdns.RecordTypeTXT}, {m, armdns.RecordTypeA}, {m, armdns.RecordTypeAAAA}}
 }
 
+// deleteOrder is the order record sets of a name are deleted in: the per-member ones, the TXT and the AAAA, then
+// the ones that answer the name, the A (which carries the ownership when the name is IPs) last.
+func deleteOrder(rel string) []slot {
+	ss := slots(rel)
+	return []slot{ss[5], ss[4], ss[3], ss[1], ss[2], ss[0]}
+}
+
 // state is what a name holds now, by slot.
 type state map[slot]*armdns.RecordSet
 
@@ -359,7 +366,7 @@ func (r *Router) Set(ctx context.Context, owner endpoint.Owner, name string, ttl
 	if err != nil {
 		return fmt.Errorf("azuredns: set %s: %w", name, err)
 	}
-	return r.converge(ctx, "set", owner, name, rel, func(st state) error { return r.apply(ctx, st, wants, secs) })
+	return r.converge(ctx, "set", owner, name, rel, func(st state) error { return r.apply(ctx, rel, st, wants, secs) })
 }
 
 // Delete removes every record set berth wrote for name: the per-member ones, then the AAAA, then the record set
@@ -370,9 +377,7 @@ func (r *Router) Delete(ctx context.Context, owner endpoint.Owner, name string) 
 		return err
 	}
 	return r.converge(ctx, "delete", owner, name, rel, func(st state) error {
-		ss := slots(rel)
-		order := []slot{ss[5], ss[4], ss[3], ss[1], ss[2], ss[0]}
-		for _, sl := range order {
+		for _, sl := range deleteOrder(rel) {
 			if rs := st[sl]; rs != nil {
 				if err := r.remove(ctx, sl, rs); err != nil {
 					return err
@@ -410,7 +415,7 @@ func (r *Router) converge(ctx context.Context, op string, owner endpoint.Owner, 
 // may point at them), then the name's: for a CNAME, what is beside it goes first (Azure refuses a CNAME beside
 // other records) and the CNAME right after; for A/AAAA, the CNAME goes first and the A and AAAA right after.
 // Record sets no longer wanted go last.
-func (r *Router) apply(ctx context.Context, st state, wants []want, ttl int64) error {
+func (r *Router) apply(ctx context.Context, rel string, st state, wants []want, ttl int64) error {
 	wanted := map[slot]bool{}
 	for _, w := range wants {
 		wanted[w.slot] = true
@@ -440,8 +445,8 @@ func (r *Router) apply(ctx context.Context, st state, wants []want, ttl int64) e
 		}
 	}
 	// What is left: record sets berth wrote that the new layout does not have.
-	for sl, rs := range st {
-		if !wanted[sl] && !gone[sl] {
+	for _, sl := range deleteOrder(rel) {
+		if rs := st[sl]; rs != nil && !wanted[sl] && !gone[sl] {
 			if err := r.remove(ctx, sl, rs); err != nil {
 				return err
 			}
@@ -648,7 +653,7 @@ func (r *Router) explain(err error) error {
 			"(`az role assignment create --assignee <id> --role \"DNS Zone Contributor\" --scope "+
 			"/subscriptions/%s/resourceGroups/%s/providers/Microsoft.Network/dnsZones/%s`)", err, r.s.Zone, r.s.SubscriptionID,
 			r.s.ResourceGroup, r.s.Zone)}
-	case re.StatusCode == http.StatusNotFound:
+	case re.StatusCode == http.StatusNotFound && !isNotFound(err):
 		return &explained{err: err, msg: fmt.Sprintf("%v. To fix: check settings.subscriptionId, resourceGroup and zone of dns %q "+
 			"(the zone must exist: berth manages record sets, not zones)", err, r.entry)}
 	}
