@@ -283,11 +283,21 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		routes[w.Name] = rs
 		problems = append(problems, ps...)
 	}
+	releases, err := e.releases(ctx, cfg, ev)
+	if err != nil {
+		return nil, fmt.Errorf("environment %s: %w", env, err)
+	}
 	secrets, secretErrs := e.resolveAll(ctx, cfg, ev)
 	plan := computePlan(planInput{env: env, revision: revision, desired: ev.Workloads, observed: observed,
 		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, imageErrs: pinned.failed,
 		images: pinned.images, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll,
 		routes: routes, held: func(w schema.Workload, target, hash string) string { return e.heldMove(env, w, target, hash) }})
+	// Names go before the copies they served are deleted.
+	at := slices.IndexFunc(plan.Steps, func(s Step) bool { return s.Action == ActionDelete })
+	if at < 0 {
+		at = len(plan.Steps)
+	}
+	plan.Steps = slices.Insert(plan.Steps, at, releases...)
 	plan.Findings = e.opts.Evaluate(cfg, env, e.opts.Policy)
 	return plan, nil
 }
@@ -376,7 +386,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	// Every pinned tag is resolved again: a tag that moved since the plan is a plan of another image.
 	applies := map[string]bool{}
 	for _, s := range p.Steps {
-		applies[s.Workload] = applies[s.Workload] || (s.Action != ActionDelete && s.Error == "")
+		applies[s.Workload] = applies[s.Workload] || (s.Action != ActionDelete && s.Action != ActionRelease && s.Error == "")
 	}
 	stepped := ev
 	stepped.Workloads = slices.DeleteFunc(slices.Clone(ev.Workloads), func(w schema.Workload) bool { return !applies[w.Name] })
@@ -387,7 +397,7 @@ func (e *Engine) Apply(ctx context.Context, cfg *schema.Config, p *Plan) (*Apply
 	ev = pinned.apply(ev)
 	inputs := map[string]*stepInput{}
 	for _, s := range p.Steps {
-		if s.Action == ActionDelete || s.Error != "" {
+		if s.Action == ActionDelete || s.Action == ActionRelease || s.Error != "" {
 			continue
 		}
 		w, ok := ev.Workload(s.Workload)
@@ -546,6 +556,15 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 				log.Warn("step failed", "action", s.Action, "err", err)
 				return fmt.Errorf("delete from %s after migrating: %w", s.FromTarget, err)
 			}
+		}
+	case ActionRelease:
+		r, err := e.router(cfg, s.Target)
+		if err != nil {
+			return err
+		}
+		if err := r.Delete(ctx, e.endpointOwner(ev, s.Workload), s.Name); err != nil {
+			log.Warn("step failed", "action", s.Action, "err", err)
+			return fmt.Errorf("dns %s: delete %s: %w", s.Target, s.Name, err)
 		}
 	case ActionDelete:
 		p, err := prov(s.Target)

@@ -792,3 +792,41 @@ func sameMember(a, b endpoint.Member) bool {
 	slices.Sort(y)
 	return slices.Equal(x, y)
 }
+
+// releases are the steps deleting the stable names of env that this instance owns on the routers of cfg (those
+// that can list them) and that no public port of env declares any more.
+func (e *Engine) releases(ctx context.Context, cfg *schema.Config, ev schema.Environment) ([]Step, error) {
+	declared := map[string]bool{}
+	for _, w := range ev.Workloads {
+		for _, p := range w.Endpoints() {
+			declared[p.Endpoint.DNS+"\x00"+w.Name+"\x00"+canonicalName(p.Endpoint.Name)] = true
+		}
+	}
+	var steps []Step
+	for _, dn := range mapKeys(cfg.DNS) {
+		r, err := e.router(cfg, dn)
+		if err != nil {
+			continue // the plan's problems say so where a port uses it
+		}
+		l, ok := r.(endpoint.Lister)
+		if !ok {
+			continue
+		}
+		names, err := l.Names(ctx, e.opts.Instance)
+		if err != nil {
+			return nil, fmt.Errorf("dns %s: list names: %w", dn, err)
+		}
+		for _, n := range mapKeys(names) {
+			o := names[n]
+			if o.Environment != ev.Name || declared[dn+"\x00"+o.Workload+"\x00"+canonicalName(n)] {
+				continue
+			}
+			steps = append(steps, Step{Action: ActionRelease, Workload: o.Workload, Target: dn, Name: n,
+				Reason: "no longer declared"})
+		}
+	}
+	return steps, nil
+}
+
+// canonicalName is the form names compare in: lower case, without a trailing dot.
+func canonicalName(n string) string { return strings.TrimSuffix(strings.ToLower(n), ".") }

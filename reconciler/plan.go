@@ -21,6 +21,9 @@ const (
 	ActionUpdate  = "update"
 	ActionDelete  = "delete"
 	ActionMigrate = "migrate"
+	// ActionRelease deletes a stable name no public port declares any more (Step.Name on the dns router
+	// Step.Target), with every record berth wrote for it.
+	ActionRelease = "release"
 )
 
 // Plan is what an apply of one environment at one revision carries out, step by step. Plans are values: they
@@ -81,6 +84,8 @@ type Step struct {
 	// time the runtimes and APIs take (the watches of the shift steps, the TTL and the drain).
 	Phases   []MovePhase   `json:"phases,omitempty"`
 	Expected time.Duration `json:"expected,omitempty"`
+	// Name is the stable name a release deletes.
+	Name string `json:"name,omitempty"`
 	Reason   string        `json:"reason,omitempty"`
 	SpecHash string        `json:"specHash,omitempty"`
 	// Image is the pinned image the step applies (host/name:tag@sha256:...), when the plan pinned it; Apply
@@ -190,6 +195,8 @@ func (s Step) String() string {
 		fmt.Fprintf(&b, "> migrate %s from %s to %s", s.Workload, s.FromTarget, s.Target)
 	case ActionDelete:
 		fmt.Fprintf(&b, "- delete %s on %s", s.Workload, s.Target)
+	case ActionRelease:
+		fmt.Fprintf(&b, "- release %s of %s on dns %s", s.Name, s.Workload, s.Target)
 	default:
 		fmt.Fprintf(&b, "? %s %s on %s", s.Action, s.Workload, s.Target)
 	}
