@@ -32,14 +32,26 @@ type Server struct {
 
 // Serve starts a server on addr ("127.0.0.1:0" picks a port; UDP and TCP share it) answering with answer.
 func Serve(addr string, answer Answer) (*Server, error) {
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("dnstest: listen udp %s: %w", addr, err)
-	}
-	ln, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	var pc net.PacketConn
+	var ln net.Listener
+	var err error
+	// A port picked for UDP may be taken for TCP: pick again, a few times.
+	for try := 0; try < 10; try++ {
+		pc, err = net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("dnstest: listen udp %s: %w", addr, err)
+		}
+		ln, err = net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			break
+		}
 		pc.Close()
-		return nil, fmt.Errorf("dnstest: listen tcp %s: %w", pc.LocalAddr(), err)
+		if _, port, _ := net.SplitHostPort(addr); port != "0" {
+			break
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dnstest: listen tcp beside udp on %s: %w", addr, err)
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
 		m := new(dns.Msg)
