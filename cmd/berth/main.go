@@ -197,6 +197,7 @@ changes against what runs, and applies them through provider adapters (docker to
 		newValidateCmd(g), newRenderCmd(g), newSchemaCmd(g),
 		newPlanCmd(g), newApplyCmd(g), newDestroyCmd(g),
 		newServeCmd(g), newStatusCmd(g), newPreviewsCmd(g),
+		newEdgeCmd(g),
 	)
 	for _, c := range root.Commands() {
 		switch c.Name() {

@@ -121,13 +121,15 @@ func ParseAdmin(s string) (network, address string, err error) {
 }
 
 // checkName tells whether name can be a route's listen address: host:port with a port in 1..65535.
-func checkName(name string) error {
-	_, port, err := net.SplitHostPort(name)
+func checkName(name string) error { return checkHostPort("name", name) }
+
+func checkHostPort(what, s string) error {
+	_, port, err := net.SplitHostPort(s)
 	if err != nil {
-		return fmt.Errorf("name %q is not host:port: %w", name, err)
+		return fmt.Errorf("%s %q is not host:port", what, s)
 	}
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("name %q: port %q is not in 1..65535", name, port)
+		return fmt.Errorf("%s %q: port %q is not in 1..65535", what, s, port)
 	}
 	return nil
 }

@@ -99,7 +99,9 @@ func Serve(ctx context.Context, opts Options) error {
 	s.log.InfoContext(ctx, "edge serving", "admin", s.AdminAddr(), "state", opts.State, "routes", s.count())
 	<-ctx.Done()
 	s.log.Info("edge stopping", "grace", s.opts.ShutdownGrace)
-	return s.Close()
+	err = s.Close()
+	s.log.Info("edge stopped")
+	return err
 }
 
 // Start starts an edge: it reads the state file and opens every route's listener again, then serves the admin API.
@@ -476,8 +478,8 @@ func checkEdgeMembers(ms []endpoint.Member) error {
 	}
 	for _, m := range ms {
 		for _, a := range m.Addresses {
-			if err := checkName(a); err != nil {
-				return providers.Permanent(fmt.Errorf("%w: member %s: address %v", endpoint.ErrBadMember, m.Target, err))
+			if err := checkHostPort("address", a); err != nil {
+				return providers.Permanent(fmt.Errorf("%w: member %s: %v", endpoint.ErrBadMember, m.Target, err))
 			}
 		}
 		if w := m.Watch; w != nil {
