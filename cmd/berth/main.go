@@ -20,14 +20,18 @@ import (
 	"github.com/berth-dev/berth/schema"
 	"github.com/berth-dev/berth/schema/redact"
 
-	_ "github.com/berth-dev/berth/providers/aws"        // the aws target type
-	_ "github.com/berth-dev/berth/providers/azure"      // the azure target type
-	_ "github.com/berth-dev/berth/providers/docker"     // the docker target type
-	_ "github.com/berth-dev/berth/providers/gcp"        // the gcp target type
-	_ "github.com/berth-dev/berth/providers/kubernetes" // the kubernetes target type
-	_ "github.com/berth-dev/berth/providers/marathon"   // the marathon target type
-	_ "github.com/berth-dev/berth/providers/nomad"      // the nomad target type
-	_ "github.com/berth-dev/berth/providers/swarm"      // the swarm target type
+	_ "github.com/berth-dev/berth/providers/aws"               // the aws target type
+	_ "github.com/berth-dev/berth/providers/azure"             // the azure target type
+	_ "github.com/berth-dev/berth/providers/docker"            // the docker target type
+	_ "github.com/berth-dev/berth/providers/endpoint/azuredns" // the azuredns router of stable names
+	_ "github.com/berth-dev/berth/providers/endpoint/clouddns" // the clouddns router
+	_ "github.com/berth-dev/berth/providers/endpoint/edge"     // the edge router (berth edge)
+	_ "github.com/berth-dev/berth/providers/endpoint/route53"  // the route53 router
+	_ "github.com/berth-dev/berth/providers/gcp"               // the gcp target type
+	_ "github.com/berth-dev/berth/providers/kubernetes"        // the kubernetes target type
+	_ "github.com/berth-dev/berth/providers/marathon"          // the marathon target type
+	_ "github.com/berth-dev/berth/providers/nomad"             // the nomad target type
+	_ "github.com/berth-dev/berth/providers/swarm"             // the swarm target type
 )
 
 // exitError carries a specific exit status (plan --detailed-exitcode uses 2 for "changes").

@@ -135,6 +135,26 @@ func writeSource(w io.Writer, st *reconciler.Status) {
 				for _, e := range wl.Endpoints {
 					fmt.Fprintf(w, "      port %d: %s\n", e.Port, strings.TrimSpace(e.Address+" "+e.URL))
 				}
+				for _, n := range wl.Names {
+					var ms []string
+					for _, m := range n.Members {
+						ms = append(ms, fmt.Sprintf("%s %d%%", m.Target, m.Weight))
+					}
+					if len(ms) == 0 {
+						ms = []string{"nothing yet"}
+					}
+					fmt.Fprintf(w, "      name %s (dns %s): %s\n", n.Name, n.DNS, strings.Join(ms, ", "))
+				}
+				if m := wl.Migration; m != nil {
+					line := fmt.Sprintf("moving from %s to %s: %s, %d%% on %s since %s", strings.Join(m.From, ", "), m.To,
+						m.Phase, m.Weight, m.To, m.Time.Format(time.RFC3339))
+					if m.Phase == reconciler.MoveAborted {
+						line = fmt.Sprintf("move to %s aborted at %s: %s", m.To, m.Time.Format(time.RFC3339), m.Detail)
+					} else if m.Detail != "" {
+						line += " (" + m.Detail + ")"
+					}
+					fmt.Fprintf(w, "      %s\n", line)
+				}
 			}
 		}
 		if env.Plan != "" {
