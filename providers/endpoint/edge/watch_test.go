@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/swarm"
 	"github.com/docker/docker/client"
 	"github.com/docker/go-connections/nat"
 
@@ -131,4 +132,79 @@ func TestWatchFailing(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "watch kind") {
 		t.Fatalf("a watch of kind pods: %v", err)
 	}
+}
+
+// TestWatchTasksSwarm: the same against the real engine in swarm mode (`. hack/lib.sh; ensure_swarm`): a
+// labelled service publishing its port in host mode is served through the edge, and its replacement task after a
+// forced update.
+func TestWatchTasksSwarm(t *testing.T) {
+	cli := dockertest.Client(t)
+	ctx := tctx(t)
+	info, err := cli.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Swarm.ControlAvailable {
+		t.Skipf("the engine is not a swarm manager (state %q): run `. hack/lib.sh; ensure_swarm` first", info.Swarm.LocalNodeState)
+	}
+	if err := dockertest.BuildImage(ctx, cli, watchAppPkg, watchImage); err != nil {
+		t.Fatal(err)
+	}
+	labels := map[string]string{watchLabel: strconv.FormatInt(time.Now().UnixNano(), 36)}
+	replicas := uint64(1)
+	spec := swarm.ServiceSpec{
+		Annotations: swarm.Annotations{Name: "berth-edge-test-" + labels[watchLabel], Labels: labels},
+		TaskTemplate: swarm.TaskSpec{ContainerSpec: &swarm.ContainerSpec{Image: watchImage, Args: []string{"serve"}},
+			RestartPolicy: &swarm.RestartPolicy{Condition: swarm.RestartPolicyConditionNone}},
+		Mode:         swarm.ServiceMode{Replicated: &swarm.ReplicatedService{Replicas: &replicas}},
+		UpdateConfig: &swarm.UpdateConfig{Order: swarm.UpdateOrderStartFirst},
+		EndpointSpec: &swarm.EndpointSpec{Ports: []swarm.PortConfig{{Protocol: swarm.PortConfigProtocolTCP, TargetPort: 8080, PublishMode: swarm.PortConfigPublishModeHost}}},
+	}
+	created, err := cli.ServiceCreate(ctx, spec, swarm.ServiceCreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cli.ServiceRemove(ctx, created.ID)
+	})
+
+	s := startEdge(t, "", func(o *Options) { o.Docker = DockerClient })
+	r := routerOf(t, s)
+	name := freeName(t)
+	w := &providers.Watch{Kind: providers.WatchTasks, Labels: labels, Port: 8080, HealthPath: "/healthz"}
+	if err := r.Set(ctx, testOwner, name, 0, []endpoint.Member{{Target: "swarm", Watch: w, Weight: 100}}); err != nil {
+		t.Fatal(err)
+	}
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
+	answer := func() string {
+		resp, err := hc.Get("http://" + name + "/")
+		if err != nil {
+			return "error: " + err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return strings.TrimSpace(string(b))
+	}
+	var first string
+	eventually(t, "the edge to forward to the service's task", func() bool {
+		first = answer()
+		return strings.HasPrefix(first, "hello from ")
+	})
+	svc, _, err := cli.ServiceInspectWithRaw(ctx, created.ID, swarm.ServiceInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.TaskTemplate.ForceUpdate++
+	if _, err := cli.ServiceUpdate(ctx, created.ID, svc.Version, svc.Spec, swarm.ServiceUpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var second string
+	eventually(t, "the edge to forward to the replacement task", func() bool {
+		second = answer()
+		return strings.HasPrefix(second, "hello from ") && second != first
+	})
+	st, _ := r.Status(ctx, name)
+	t.Logf("%s answered %q, then %q after a forced update; resolved now %+v", name, first, second, st.Members[0].Resolved)
 }
