@@ -34,8 +34,9 @@ probes; members with a watch follow their Docker containers or swarm tasks by la
 is kept in --state, written atomically on every change and read at start, so a restarted edge serves again before
 any controller comes back, and a killed controller changes nothing that is served.
 
-Point a dns entry of type "edge" at --admin: settings: {admin: "unix:///run/berth/edge.sock"}. The admin API
-has no authentication: it listens on a unix socket (mode 0600) or a loopback TCP address only.
+Point a dns entry of type "edge" at --admin, dns: edge: {type: "edge", admin: "unix:///run/berth/edge.sock"},
+and give endpoints the host:port to listen at: endpoint: {name: "0.0.0.0:80", dns: "edge"}. The admin API has no
+authentication: it listens on a unix socket (mode 0600) or a loopback TCP address only.
 
 On SIGINT or SIGTERM the listeners close, open connections get --shutdown-grace to finish, and the table stays.`,
 		Args: cobra.NoArgs,

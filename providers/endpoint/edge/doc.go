@@ -58,8 +58,8 @@
 //
 // # Router client
 //
-// The "edge" router type (a `dns:` entry with settings {admin: "unix:///run/berth/edge.sock"}) is a Router,
-// Drainer and Lister over that API. Set returns once the edge applied and persisted the table. Connection refused
+// The "edge" router type (a `dns:` entry {type: "edge", admin: "unix:///run/berth/edge.sock"}; Settings) is a
+// Router, Drainer and Lister over that API. Set returns once the edge applied and persisted the table. Connection refused
 // (the edge restarting), a missing socket and 5xx answers are retried with backoff and jitter, bounded by ctx;
 // 409 not_owned is endpoint.ErrNotOwned, 400 is a Permanent endpoint.ErrBadMember (or bad request).
 //

@@ -23,6 +23,7 @@ type route struct {
 	ln        net.Listener // nil while the address could not be opened
 	listenErr error
 	conns     map[net.Conn]struct{} // clients' and members' connections
+	killed    bool                  // closeConns ran: connections still dialing give up
 	// wg counts the accept loop and the connections being handled.
 	wg sync.WaitGroup
 }
@@ -74,6 +75,7 @@ func (r *route) stopListening() {
 
 // closeConns closes every open connection of r. Server.mu is held.
 func (r *route) closeConns() {
+	r.killed = true
 	for c := range r.conns {
 		c.Close()
 	}
@@ -271,7 +273,7 @@ func (s *Server) handle(r *route, client net.Conn) {
 			continue
 		}
 		s.mu.Lock()
-		if _, open := r.conns[client]; !open {
+		if r.killed {
 			s.mu.Unlock()
 			bc.Close()
 			return
