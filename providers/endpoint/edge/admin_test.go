@@ -159,3 +159,32 @@ func TestClientRetries(t *testing.T) {
 		t.Fatalf("after the Set: %v", got)
 	}
 }
+
+// TestReopenAtStart: a route whose address is taken when the edge starts stays in the table, says why, and is
+// served once the address is free.
+func TestReopenAtStart(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "edge.json")
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, b := held.Addr().String(), echoBackend(t)
+	if err := writeState(state, []storedRoute{{Name: name, Owner: testOwner,
+		Members: []endpoint.Member{{Target: "docker", Addresses: []string{b}, Weight: 100}}}}); err != nil {
+		t.Fatal(err)
+	}
+	s := startEdge(t, state, nil)
+	r := routerOf(t, s)
+	st, err := r.Status(tctx(t), name)
+	if err != nil || st == nil || st.Listening || st.ListenError == "" {
+		t.Fatalf("a route on a held address: %+v, %v; want it kept, not listening, with the error", st, err)
+	}
+	held.Close()
+	eventually(t, "the route listening again", func() bool {
+		st, err := r.Status(tctx(t), name)
+		return err == nil && st.Listening
+	})
+	if got := lookup(t, name, 2); len(got) != 2 || got[0] != b {
+		t.Fatalf("once reopened: %v", got)
+	}
+}
