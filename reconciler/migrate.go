@@ -45,6 +45,15 @@ type route struct {
 	router endpoint.Router
 }
 
+// cacheTTL is how long clients may keep an answer of the route's name: its TTL for DNS, nothing for the edge
+// (clients connect to its address, there is no answer to keep).
+func (rt route) cacheTTL() time.Duration {
+	if rt.Edge {
+		return 0
+	}
+	return rt.Endpoint.TTL.D()
+}
+
 // MovePhase is one phase of a planned move, as `berth plan` shows it.
 type MovePhase struct {
 	Name   string `json:"name"`
@@ -191,7 +200,7 @@ func movePhases(w schema.Workload, target string, leaving []string, routes []rou
 				}
 			}
 		}
-		ttl = max(ttl, rt.Endpoint.TTL.D())
+		ttl = max(ttl, rt.cacheTTL())
 		drain = max(drain, rt.Endpoint.Drain.D())
 	}
 	on := strings.Join(names, ", ")
@@ -647,7 +656,7 @@ func (m *mover) weight() int {
 func (m *mover) drain(ctx context.Context, since time.Time, leaving []string) error {
 	var ttl, drain time.Duration
 	for _, rt := range m.routes {
-		ttl = max(ttl, rt.Endpoint.TTL.D())
+		ttl = max(ttl, rt.cacheTTL())
 		drain = max(drain, rt.Endpoint.Drain.D())
 	}
 	if left := since.Add(ttl).Sub(m.e.opts.Clock.Now()); left > 0 {
@@ -717,7 +726,7 @@ func (m *mover) abort(ctx context.Context, copies map[string]providers.Observed,
 	}
 	var ttl, drain time.Duration
 	for _, rt := range m.routes {
-		ttl = max(ttl, rt.Endpoint.TTL.D())
+		ttl = max(ttl, rt.cacheTTL())
 		drain = max(drain, rt.Endpoint.Drain.D())
 	}
 	if err := m.e.sleep(ctx, since.Add(ttl+drain).Sub(m.e.opts.Clock.Now())); err != nil {
