@@ -85,9 +85,9 @@ type Step struct {
 	Phases   []MovePhase   `json:"phases,omitempty"`
 	Expected time.Duration `json:"expected,omitempty"`
 	// Name is the stable name a release deletes.
-	Name string `json:"name,omitempty"`
-	Reason   string        `json:"reason,omitempty"`
-	SpecHash string        `json:"specHash,omitempty"`
+	Name     string `json:"name,omitempty"`
+	Reason   string `json:"reason,omitempty"`
+	SpecHash string `json:"specHash,omitempty"`
 	// Image is the pinned image the step applies (host/name:tag@sha256:...), when the plan pinned it; Apply
 	// refuses the plan as stale when the tag names another digest by then.
 	Image   string   `json:"image,omitempty"`
