@@ -336,6 +336,8 @@ func (m *mover) observe(ctx context.Context, target string) (providers.Observed,
 	if err != nil {
 		return providers.Observed{}, err
 	}
+	ctx, cancel := context.WithTimeout(ctx, m.e.opts.StepTimeout)
+	defer cancel()
 	wait := 100 * time.Millisecond
 	for {
 		os, err := p.List(ctx, m.owner, target)
