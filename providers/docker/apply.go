@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
@@ -432,7 +433,7 @@ func (p *Provider) claimPorts(k wkey, pub []publicMapping) error {
 		addr := net.JoinHostPort(p.publicAddress, strconv.Itoa(m.HostPort))
 		px, err := proxy.Listen(addr, p.log.With("env", k.Environment, "workload", k.Workload))
 		if err != nil {
-			return fmt.Errorf("workload %s: public port %s is not available: %w", k.Workload, addr, err)
+			return fmt.Errorf("workload %s: public port %s is not available%s: %w", k.Workload, addr, takenHint(err), err)
 		}
 		p.listeners[m.HostPort] = &listener{owner: k, p: px}
 	}
@@ -538,4 +539,15 @@ func (p *Provider) Delete(ctx context.Context, owner providers.Owner, target, wo
 	p.releasePorts(k, nil)
 	p.removeNetworkIfUnused(ctx, owner.Instance, owner.Environment)
 	return nil
+}
+
+// takenHint says, for a public port whose address is in use, what may hold it and what to set: on one host, the
+// proxies of two berth targets (a Docker and a Swarm target running one workload during a migration) can share a
+// host port only at two distinct publicAddress values, neither a wildcard.
+func takenHint(err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	return " (in use by another process, or by the proxy of another berth target on this host: give each target " +
+		"a publicAddress of its own, not a wildcard)"
 }

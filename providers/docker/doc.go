@@ -19,7 +19,23 @@
 //
 // Endpoints: one per public port, at the proxy's address (publicAddress and the public host port; a wildcard
 // publicAddress reads as 127.0.0.1), once a running replica is served on it (its LabelPublicPorts names the
-// mapping and the engine published the container port on 127.0.0.1).
+// mapping and the engine published the container port on 127.0.0.1). Each has a Watch (providers.WatchContainers)
+// by which berth's edge follows the replicas itself, with no berth controller running: Engine is the host setting
+// ("" for the environment's default; the client's address for NewWithClient), Labels the workload's four
+// ownership labels (instance, environment, target, workload: every container of this workload on this target,
+// whatever its spec hash, and no other), Port the container port, which the engine publishes on 127.0.0.1 of each
+// container at a port of its choosing (NetworkSettings.Ports, read as the proxy sync reads it), and HealthPath the
+// path of the workload's HTTP check when it checks that port, else "". A watch finds the replicas an Apply is
+// starting and draining too: the edge checks each itself (the engine's port forwarder accepts a TCP connection
+// for a running container even when nothing listens in it). Equal watches are one pointer, so an unchanged
+// Endpoint compares equal (==) from one List to the next; callers must not modify one.
+//
+// A Swarm target on the same engine may run the same workload at once (a migration from one to the other): its
+// tasks' containers carry the same instance, environment and workload labels but their own target, so neither
+// List, the sync, a Watch nor the clean-up of the environment network counts them. The two targets' proxies can
+// serve one host port only at two distinct publicAddress values, neither a wildcard (127.0.0.1 and the host's
+// address, say): an Apply whose address is taken fails before anything changes, naming the address and the
+// setting.
 //
 // Read-back: List reads each workload from its containers' own fields (ContainerInspect, and ImageInspect of the
 // container's image, once per image ID): image is Config.Image, the reference the container was created with;

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -44,6 +45,9 @@ const (
 	SyncInterval = time.Second
 )
 
+// labelSwarmService is the label the engine puts on the container of a swarm task: the service's ID.
+const labelSwarmService = "com.docker.swarm.service.id"
+
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("docker provider closed")
 
@@ -68,6 +72,7 @@ type Provider struct {
 	target        string
 	instance      string // when set, the background sync only serves this instance's containers
 	publicAddress string
+	engine        string // the engine as Endpoint.Watch names it: the host setting ("" for the default), or the client's
 	log           *slog.Logger
 
 	netCreate sync.Mutex   // serialises network creation
@@ -75,6 +80,9 @@ type Provider struct {
 
 	negMu      sync.Mutex
 	negotiated bool
+
+	watchMu sync.Mutex
+	watches map[string]*providers.Watch // by encoding: one pointer per distinct Watch (see intern)
 
 	imgMu  sync.Mutex
 	images map[string]imageDefaults // by image ID
@@ -118,16 +126,23 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 		return nil, err
 	}
 	p.ownsClient = true
+	p.engine = s.host
 	return p, nil
 }
 
-// NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored.
+// NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored:
+// the engine is the client's, and Endpoint.Watch names it by the client's address (DaemonHost).
 func NewWithClient(cli *client.Client, t schema.Target, opts providers.Options) (*Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
 		return nil, err
 	}
-	return newProvider(cli, t, s, opts)
+	p, err := newProvider(cli, t, s, opts)
+	if err != nil {
+		return nil, err
+	}
+	p.engine = cli.DaemonHost()
+	return p, nil
 }
 
 type settings struct {
@@ -179,6 +194,7 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		gen:           map[wkey]uint64{},
 		fails:         map[string]int{},
 		images:        map[string]imageDefaults{},
+		watches:       map[string]*providers.Watch{},
 		refs:          map[string]string{},
 		stopSync:      cancel,
 		syncDone:      make(chan struct{}),
@@ -461,12 +477,16 @@ func (p *Provider) ensureNetwork(ctx context.Context, k wkey, preview int) (stri
 	return "", fmt.Errorf("create network %s: name conflict persists", name)
 }
 
-// removeNetworkIfUnused removes the (instance, environment) network once no owned container of it is left.
+// removeNetworkIfUnused removes the (instance, environment) network once no owned container of it is left. The
+// containers of swarm tasks of that environment (a Swarm target on the same engine: a migration running both
+// copies) carry the same labels but are on the Swarm provider's overlay network, not this one: they do not count.
 func (p *Provider) removeNetworkIfUnused(ctx context.Context, instance, env string) {
 	p.netUse.Lock()
 	defer p.netUse.Unlock()
 	cs, err := p.listContainers(ctx, map[string]string{providers.LabelInstance: instance, providers.LabelEnvironment: env}, true)
-	if err != nil || len(cs) > 0 {
+	if err != nil || slices.ContainsFunc(cs, func(c container.InspectResponse) bool {
+		return c.Config.Labels[labelSwarmService] == ""
+	}) {
 		return
 	}
 	name := networkName(instance, env)

@@ -155,14 +155,14 @@ func TestPreviewBesideBase(t *testing.T) {
 		t.Fatal(err)
 	}
 	o := onlyWorkload(t, prObs)
-	if want := []providers.Endpoint{{Port: 8080, Address: "127.0.0.1:" + strconv.Itoa(prPort)}}; !slices.Equal(o.Endpoints, want) {
+	if want := []providers.Endpoint{{Port: 8080, Address: "127.0.0.1:" + strconv.Itoa(prPort)}}; !slices.Equal(addresses(o.Endpoints), want) {
 		t.Fatalf("preview endpoints %+v, want %+v", o.Endpoints, want)
 	}
 	base := onlyWorkload(t, e.list())
 	if slices.ContainsFunc(base.Replicas, func(r providers.Replica) bool { return r.ID == o.Replicas[0].ID }) {
 		t.Fatalf("the base lists the preview's replica: %+v", base.Replicas)
 	}
-	if want := []providers.Endpoint{{Port: 8080, Address: "127.0.0.1:" + strconv.Itoa(basePort)}}; !slices.Equal(base.Endpoints, want) {
+	if want := []providers.Endpoint{{Port: 8080, Address: "127.0.0.1:" + strconv.Itoa(basePort)}}; !slices.Equal(addresses(base.Endpoints), want) {
 		t.Fatalf("base endpoints %+v, want %+v", base.Endpoints, want)
 	}
 	refs, err := e.p.Environments(ctx, e.owner.Instance, e.target)
