@@ -101,6 +101,20 @@
 // 127.0.0.1 for a local socket (the routing mesh answers on every node); in host mode, each port of
 // LabelPublicPorts at PublicAddress (a wildcard reads 127.0.0.1) and its HostPort, once a task runs.
 //
+// Watch: a host-mode endpoint has one (providers.WatchTasks), by which berth's edge follows the tasks itself, with
+// no berth controller running: Engine is the manager's host setting ("" for the environment's default; the
+// client's address for NewWithClient), Labels the four ownership labels of the workload's service (instance,
+// environment, target, workload), Port the container port, which each running task publishes in host mode at a
+// port the engine picks on its node (Status.PortStatus, at the node's Status.Addr; berth uses the manager's host
+// where that is a wildcard, or a loopback address while the manager is remote), and HealthPath the path of the
+// workload's HTTP check when it checks that port, else "". An ingress endpoint has none: the routing mesh serves
+// it outside berth's process. Equal watches are one pointer, so an unchanged Endpoint compares equal (==) from one
+// List to the next; callers must not modify one. A rollout's canary carries the same four labels (and LabelCanary)
+// and publishes its checked port in host mode, so when the check is on the public port an edge must skip services
+// labelled LabelCanary, as List does. A Docker target on the same engine may run the same workload at once (a
+// migration): the two targets' proxies can serve one host port only at two distinct publicAddress values, neither
+// a wildcard; an Apply whose address is taken fails before anything changes, naming the address and the setting.
+//
 // Secrets (Capabilities.SecretKinds ["sops"], SecretFiles true): swarm resolves no store reference, so only values
 // berth decrypted are delivered. A file secret is a swarm secret object per value, named
 // berth-<instance>-<env>-<workload>-<secret>-<fingerprint> (SecretObjectName; cut to swarm's 64 characters with a

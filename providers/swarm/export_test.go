@@ -54,3 +54,13 @@ func CanarySpecFor(spec swarm.ServiceSpec, d providers.Desired) swarm.ServiceSpe
 }
 
 var ProbeEach = probeEach
+
+// EndpointsOf are the endpoints p's List reports for the service svc with its tasks ts.
+func EndpointsOf(p *Provider, svc swarm.Service, ts []swarm.Task) []providers.Endpoint {
+	l := svc.Spec.Labels
+	k := wkey{l[providers.LabelInstance], l[providers.LabelEnvironment], l[providers.LabelTarget], l[providers.LabelWorkload]}
+	return p.endpointsOf(svc, ts, k)
+}
+
+// Engine is how p's Endpoint.Watch names the manager.
+func Engine(p *Provider) string { return p.engine }

@@ -51,10 +51,7 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 		}
 		// One probe per running task, with the check of the spec it runs: a List is a look, not a wait.
 		o := observe(svc, ts, target, probeEach(ctx, svc, ts, p.nodeAddrs(ctx)))
-		o.Endpoints = endpoints(svc, nodeAddress(p.cli.DaemonHost()))
-		if publishingOf(svc.Spec) == PublishHost {
-			o.Endpoints = hostEndpoints(svc, ts, p.publicHost())
-		}
+		o.Endpoints = p.endpointsOf(svc, ts, k)
 		if !attached(svc.Spec, netID, NetworkName(owner)) {
 			o.Missing = append(o.Missing, "network "+NetworkName(owner))
 		}
@@ -62,6 +59,20 @@ func (p *Provider) List(ctx context.Context, owner providers.Owner, target strin
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Workload < out[j].Workload })
 	return out, nil
+}
+
+// endpointsOf are the endpoints of k's service svc with its tasks ts: in ingress mode the ports swarm published
+// (see endpoints), with no Watch; in host mode those of berth's proxies (see hostEndpoints), each with the Watch by
+// which berth's edge follows the tasks itself (see watchOf).
+func (p *Provider) endpointsOf(svc swarm.Service, ts []swarm.Task, k wkey) []providers.Endpoint {
+	if publishingOf(svc.Spec) != PublishHost {
+		return endpoints(svc, nodeAddress(p.cli.DaemonHost()))
+	}
+	eps := hostEndpoints(svc, ts, p.publicHost())
+	for i := range eps {
+		eps[i].Watch = p.intern(watchOf(p.engine, k, labelHealth(svc.Spec.Labels), eps[i].Port))
+	}
+	return eps
 }
 
 // services lists the services carrying every label of match.

@@ -3,6 +3,8 @@ package swarm
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -11,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/docker/docker/api/types/swarm"
 
@@ -176,11 +179,22 @@ func (p *Provider) claimPorts(k wkey, ms []hostMapping) error {
 		addr := net.JoinHostPort(p.PublicAddress, strconv.Itoa(m.HostPort))
 		px, err := proxy.Listen(addr, p.log.With("env", k.Environment, "workload", k.Workload))
 		if err != nil {
-			return fmt.Errorf("public port %s is not available: %w", addr, err)
+			return fmt.Errorf("public port %s is not available%s: %w", addr, takenHint(err), err)
 		}
 		p.proxies[m.HostPort] = &served{owner: k, px: px}
 	}
 	return nil
+}
+
+// takenHint says, for a public port whose address is in use, what may hold it and what to set: on one host, the
+// proxies of two berth targets (a Docker and a Swarm target running one workload during a migration) can share a
+// host port only at two distinct publicAddress values, neither a wildcard.
+func takenHint(err error) string {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return ""
+	}
+	return " (in use by another process, or by the proxy of another berth target on this host: give each target " +
+		"a publicAddress of its own, not a wildcard)"
 }
 
 // releasePorts closes k's proxies whose host port is not in keep (all of them when keep is empty).
@@ -261,6 +275,40 @@ func hostEndpoints(svc swarm.Service, ts []swarm.Task, host string) []providers.
 		out = append(out, providers.Endpoint{Port: m.Port, Address: net.JoinHostPort(host, strconv.Itoa(m.HostPort))})
 	}
 	return out
+}
+
+// watchOf is how berth's edge follows the tasks behind container port port of a host-mode workload k on the swarm
+// whose manager is engine ("" for the environment's default) by itself: the running tasks of the service carrying
+// k's ownership labels (instance, environment, target, workload), at the port the engine published port on in host
+// mode on each task's node (Status.PortStatus), on the node's address. HealthPath is the path of an HTTP check h on
+// that same port; another check (TCP, command, an HTTP check of another port) leaves it empty. An ingress-published
+// workload has no Watch: the routing mesh serves its port outside berth's process.
+func watchOf(engine string, k wkey, h *schema.HealthCheck, port int) *providers.Watch {
+	w := &providers.Watch{Kind: providers.WatchTasks, Engine: engine, Labels: k.labels(), Port: port}
+	if h != nil && h.HTTP != nil && h.HTTP.Port == port {
+		w.HealthPath = h.HTTP.Path
+		if w.HealthPath == "" {
+			w.HealthPath = "/"
+		}
+	}
+	return w
+}
+
+// intern returns the one pointer this provider hands out for a Watch equal to w, so that an unchanged endpoint
+// compares equal (==) from one List to the next, as Endpoint values are compared. It keeps every distinct Watch
+// it was given (a few per public port of a workload). Callers must not modify it.
+func (p *Provider) intern(w *providers.Watch) *providers.Watch {
+	b, err := json.Marshal(w) // map keys sorted: equal watches encode alike
+	if err != nil {
+		return w
+	}
+	p.watchMu.Lock()
+	defer p.watchMu.Unlock()
+	if have, ok := p.watches[string(b)]; ok {
+		return have
+	}
+	p.watches[string(b)] = w
+	return w
 }
 
 // syncPorts serves the public ports of every PublishHost service of this instance and target from what runs: a

@@ -84,6 +84,7 @@ type Provider struct {
 	ownsClient bool
 	target     string
 	settings   settings
+	engine     string // the manager as Endpoint.Watch names it: settings.host ("" for the default), or the client's
 	log        *slog.Logger
 
 	instance   string // the background sync serves only this instance's services (all when empty)
@@ -92,6 +93,9 @@ type Provider struct {
 	negMu      sync.Mutex
 	negotiated bool
 	netMu      sync.Mutex // serialises the creation and removal of environment networks
+
+	watchMu sync.Mutex
+	watches map[string]*providers.Watch // by encoding: one pointer per distinct Watch (see intern)
 
 	pxMu     sync.Mutex
 	proxies  map[int]*served // by host port: PublishHost's public ports
@@ -118,16 +122,20 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	}
 	p := newProvider(cli, t, s, opts)
 	p.ownsClient = true
+	p.engine = s.host
 	return p, nil
 }
 
-// NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored.
+// NewWithClient builds the provider on an existing client, which Close leaves open. The host setting is ignored:
+// the manager is the client's, and Endpoint.Watch names it by the client's address (DaemonHost).
 func NewWithClient(cli *client.Client, t schema.Target, opts providers.Options) (*Provider, error) {
 	s, err := parseSettings(t)
 	if err != nil {
 		return nil, err
 	}
-	return newProvider(cli, t, s, opts), nil
+	p := newProvider(cli, t, s, opts)
+	p.engine = cli.DaemonHost()
+	return p, nil
 }
 
 func newProvider(cli *client.Client, t schema.Target, s settings, opts providers.Options) *Provider {
@@ -149,7 +157,7 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		Publish: publish, PublicAddress: publicAddress,
 		cli: cli, target: t.Name, settings: s, log: log.With("provider", Type, "target", t.Name),
 		instance: opts.Instance, background: opts.Background,
-		proxies: map[int]*served{}, inflight: map[wkey]int{},
+		proxies: map[int]*served{}, inflight: map[wkey]int{}, watches: map[string]*providers.Watch{},
 	}
 }
 
