@@ -229,19 +229,23 @@ func (r *Router) relative(name string) (string, error) {
 	return rel, nil
 }
 
-// slots are the record sets a name may have: its A, AAAA, CNAME and TXT ones, and the A and AAAA of its
-// per-member name. Berth writes none of TXT; a TXT there (or anything without berth's metadata) is foreign.
+// slots are the record sets a name may have: its CNAME, the A and AAAA of its per-member name, and the A, AAAA
+// and TXT at the name itself. Berth writes the first three only; one of the others is foreign unless it carries
+// the owner's text (an A/AAAA at the name of the layout before the name was always a CNAME), and is then deleted
+// before the CNAME is written, as Azure refuses a CNAME beside other records.
 func slots(rel string) []slot {
 	m := memberLabel + "." + rel
-	return []slot{{rel, armdns.RecordTypeA}, {rel, armdns.RecordTypeAAAA}, {rel, armdns.RecordTypeCNAME},
-		{rel, armdns.RecordTypeTXT}, {m, armdns.RecordTypeA}, {m, armdns.RecordTypeAAAA}}
+	return []slot{{rel, armdns.RecordTypeCNAME}, {m, armdns.RecordTypeA}, {m, armdns.RecordTypeAAAA},
+		{rel, armdns.RecordTypeA}, {rel, armdns.RecordTypeAAAA}, {rel, armdns.RecordTypeTXT}}
 }
 
-// deleteOrder is the order record sets of a name are deleted in: the per-member ones, the TXT and the AAAA, then
-// the ones that answer the name, the A (which carries the ownership when the name is IPs) last.
+// deleteOrder is the order record sets of a name are deleted in: first what answers the name (its CNAME, or an
+// A/AAAA of the former layout), so that it never points at a record set already gone; then the TXT and the
+// per-member record sets, which carry the ownership too, so that an interrupted Delete leaves record sets Get
+// and Names still know as the owner's, and the next Delete removes.
 func deleteOrder(rel string) []slot {
 	ss := slots(rel)
-	return []slot{ss[5], ss[4], ss[3], ss[1], ss[2], ss[0]}
+	return []slot{ss[0], ss[4], ss[3], ss[5], ss[2], ss[1]}
 }
 
 // state is what a name holds now, by slot.
@@ -298,11 +302,12 @@ func (st state) owned(owner endpoint.Owner, name string) error {
 	return nil
 }
 
-// home is the record set whose metadata Get reads: the CNAME, else the A, else any.
+// home is the record set whose metadata Get reads: the CNAME at the name; else (a former layout's) A or AAAA
+// at the name; else any, a per-member one left by an interrupted Delete, which has no members.
 func (st state) home(rel string) *armdns.RecordSet {
-	for _, sl := range slots(rel) {
-		if sl.typ == armdns.RecordTypeCNAME && st[sl] != nil {
-			return st[sl]
+	for _, sl := range []slot{{rel, armdns.RecordTypeCNAME}, {rel, armdns.RecordTypeA}, {rel, armdns.RecordTypeAAAA}} {
+		if rs := st[sl]; rs != nil {
+			return rs
 		}
 	}
 	for _, sl := range slots(rel) {
@@ -313,7 +318,8 @@ func (st state) home(rel string) *armdns.RecordSet {
 	return nil
 }
 
-// Get returns what name serves for owner, from the record sets' metadata.
+// Get returns what name serves for owner, from the metadata of the CNAME at the name. Every record set of the
+// name (a foreign A at it included) must carry the owner's text, else ErrNotOwned.
 func (r *Router) Get(ctx context.Context, owner endpoint.Owner, name string) (*endpoint.Record, error) {
 	rel, err := r.relative(name)
 	if err != nil {
@@ -345,8 +351,9 @@ func (r *Router) Get(ctx context.Context, owner endpoint.Owner, name string) (*e
 var errConflict = errors.New("a record set changed since it was read")
 
 // Set makes name serve members. The record sets are written one by one (Azure DNS has no batch), each with
-// If-Match on the etag read (If-None-Match "*" for a new one); a 412 reads the name again and starts over. See
-// the package documentation for the order of a switch between A and CNAME.
+// If-Match on the etag read (If-None-Match "*" for a new one); a 412 reads the name again and starts over. The
+// per-member record sets are written before the CNAME at the name points at them, and deleted after it no
+// longer does.
 func (r *Router) Set(ctx context.Context, owner endpoint.Owner, name string, ttl time.Duration, ms []endpoint.Member) error {
 	rel, err := r.relative(name)
 	if err != nil {
@@ -369,8 +376,9 @@ func (r *Router) Set(ctx context.Context, owner endpoint.Owner, name string, ttl
 	return r.converge(ctx, "set", owner, name, rel, func(st state) error { return r.apply(ctx, rel, st, wants, secs) })
 }
 
-// Delete removes every record set berth wrote for name: the per-member ones, then the AAAA, then the record set
-// that answers the name (CNAME or A) last.
+// Delete removes every record set berth wrote for name: the CNAME at the name first (the name is then
+// unanswered at once, never a CNAME to a record set already gone), then the per-member ones, which carry the
+// ownership as well, the A last.
 func (r *Router) Delete(ctx context.Context, owner endpoint.Owner, name string) error {
 	rel, err := r.relative(name)
 	if err != nil {
@@ -411,34 +419,27 @@ func (r *Router) converge(ctx context.Context, op string, owner endpoint.Owner, 
 	}
 }
 
-// apply writes wants over st, in the order that keeps the name answered: per-member record sets first (a CNAME
-// may point at them), then the name's: for a CNAME, what is beside it goes first (Azure refuses a CNAME beside
-// other records) and the CNAME right after; for A/AAAA, the CNAME goes first and the A and AAAA right after.
-// Record sets no longer wanted go last.
+// apply writes wants (layout's order: the per-member record sets, then the CNAME at the name) over st, in the
+// order that keeps the name answered: the per-member record sets are written before the CNAME points at them,
+// and those no longer wanted are deleted after it no longer does. An A/AAAA at the name itself (of the layout
+// before the name was always a CNAME) is deleted right before the CNAME is created, as Azure refuses a CNAME
+// beside other records: that one upgrade leaves the name unanswered for an API call; nothing else does.
 func (r *Router) apply(ctx context.Context, rel string, st state, wants []want, ttl int64) error {
 	wanted := map[slot]bool{}
 	for _, w := range wants {
 		wanted[w.slot] = true
 	}
 	gone := map[slot]bool{}
-	clear := func(typ func(armdns.RecordType) bool, rel string) error {
-		for _, sl := range slots(rel) {
-			if sl.rel == rel && typ(sl.typ) && !wanted[sl] && st[sl] != nil && !gone[sl] {
-				if err := r.remove(ctx, sl, st[sl]); err != nil {
-					return err
-				}
-				gone[sl] = true
-			}
-		}
-		return nil
-	}
 	for _, w := range wants {
-		if w.typ == armdns.RecordTypeCNAME {
-			if err := clear(func(t armdns.RecordType) bool { return t != armdns.RecordTypeCNAME }, w.rel); err != nil {
-				return err
+		if w.slot == (slot{rel, armdns.RecordTypeCNAME}) {
+			for _, sl := range deleteOrder(rel) {
+				if sl.rel == rel && sl != w.slot && st[sl] != nil {
+					if err := r.remove(ctx, sl, st[sl]); err != nil {
+						return err
+					}
+					gone[sl] = true
+				}
 			}
-		} else if err := clear(func(t armdns.RecordType) bool { return t == armdns.RecordTypeCNAME }, w.rel); err != nil {
-			return err
 		}
 		if err := r.upsert(ctx, w, st[w.slot], ttl); err != nil {
 			return err
@@ -483,7 +484,8 @@ func (r *Router) remove(ctx context.Context, sl slot, rs *armdns.RecordSet) erro
 	})
 }
 
-// Names lists every name of the zone whose record sets carry an ownership text of instance.
+// Names lists every name of the zone whose record sets carry an ownership text of instance: a record set's name,
+// or for a per-member record set the name under _berth. (so that what an interrupted Delete left is found too).
 func (r *Router) Names(ctx context.Context, instance string) (map[string]endpoint.Owner, error) {
 	var out map[string]endpoint.Owner
 	err := r.retry().Do(ctx, "azuredns: list record sets of zone "+r.s.Zone, func(ctx context.Context) error {
@@ -500,9 +502,10 @@ func (r *Router) Names(ctx context.Context, instance string) (map[string]endpoin
 					continue
 				}
 				rel := strings.ToLower(*rs.Name)
-				if rel == memberLabel || strings.HasPrefix(rel, memberLabel+".") {
-					continue // a per-member record set: its name is the rest
+				if rel == memberLabel {
+					continue // not a name berth writes
 				}
+				rel = strings.TrimPrefix(rel, memberLabel+".") // a per-member record set: its name is the rest
 				out[endpoint.Fqdn(rel+"."+r.s.Zone)] = o
 			}
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"maps"
 	"net/http/httptest"
 	"slices"
 	"strings"
@@ -204,9 +205,9 @@ func TestConcurrentWriter(t *testing.T) {
 	set(member("aws", 100, "192.0.2.1"))
 	e.emu.Fail(azurednsemu.OpPut, azurednsemu.Concurrent)
 	set(member("aws", 50, "192.0.2.1"), member("gcp", 50, "192.0.2.2"))
-	var puts []azurednsemu.Request
+	var puts []azurednsemu.Request // of the per-member A record set, the first written
 	for _, r := range e.emu.Requests() {
-		if r.Op == azurednsemu.OpPut {
+		if r.Op == azurednsemu.OpPut && strings.HasSuffix(r.Path, "/A/_berth.web") {
 			puts = append(puts, r)
 		}
 	}
@@ -234,34 +235,41 @@ func TestLiveOnReturn(t *testing.T) {
 	}
 }
 
-// TestOwnershipMetadata: the ownership text and the members are in every record set's metadata, weight-0
-// members included; another owner's record set is not berth's; Names lists the name once.
+// TestOwnershipMetadata: the ownership text and the members (weight-0 ones included) are in the metadata of the
+// CNAME at the name, the ownership text alone in the per-member record sets'; another owner's record set, or a
+// foreign A at the name, is not berth's; Names lists the name once.
 func TestOwnershipMetadata(t *testing.T) {
 	e := newEnv(t)
 	ms := []endpoint.Member{member("aws", 100, "192.0.2.1"), member("gcp", 0, "192.0.2.2", "2001:db8::2")}
 	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); err != nil {
 		t.Fatal(err)
 	}
-	a, ok := e.emu.Get("web", "A")
-	if !ok {
-		t.Fatal("no A record set at web")
+	cname, ok := e.emu.Get("web", "CNAME")
+	if !ok || cname.CNAME != "_berth.web.example.com" {
+		t.Fatalf("CNAME record set at web %+v: want one to _berth.web.example.com", cname)
 	}
 	want := map[string]string{
 		azuredns.MetaOwner: endpoint.OwnerText(owner),
 		"berth_member0":    "w=100;t=aws;a=192.0.2.1",
 		"berth_member1":    "w=0;t=gcp;a=192.0.2.2,2001:db8::2",
 	}
-	if fmt.Sprint(a.Metadata) != fmt.Sprint(want) {
-		t.Fatalf("metadata %v, want %v", a.Metadata, want)
+	if !maps.Equal(cname.Metadata, want) {
+		t.Fatalf("CNAME metadata %v, want %v", cname.Metadata, want)
 	}
-	if !slices.Equal(a.A, []string{"192.0.2.1"}) {
-		t.Fatalf("A records %v: want only the member of weight > 0", a.A)
+	a, ok := e.emu.Get("_berth.web", "A")
+	if !ok || !slices.Equal(a.A, []string{"192.0.2.1"}) {
+		t.Fatalf("A record set at _berth.web %+v: want only the member of weight > 0", a)
 	}
-	if _, ok := e.emu.Get("web", "AAAA"); ok {
-		t.Fatal("an AAAA record set for a weight-0 member's IPv6 address")
+	if want := map[string]string{azuredns.MetaOwner: endpoint.OwnerText(owner)}; !maps.Equal(a.Metadata, want) {
+		t.Fatalf("per-member metadata %v, want %v", a.Metadata, want)
+	}
+	for _, sl := range [][2]string{{"_berth.web", "AAAA"}, {"web", "A"}, {"web", "AAAA"}} {
+		if rs, ok := e.emu.Get(sl[0], sl[1]); ok {
+			t.Fatalf("a %s record set at %s: %+v", sl[1], sl[0], rs)
+		}
 	}
 	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
-	if err != nil || rec == nil || !slices.EqualFunc(rec.Members, ms, func(a, b endpoint.Member) bool {
+	if err != nil || rec == nil || rec.TTL != time.Minute || !slices.EqualFunc(rec.Members, ms, func(a, b endpoint.Member) bool {
 		return a.Target == b.Target && a.Weight == b.Weight && slices.Equal(a.Addresses, b.Addresses)
 	}) {
 		t.Fatalf("Get = %+v, %v; want %+v", rec, err, ms)
@@ -276,6 +284,21 @@ func TestOwnershipMetadata(t *testing.T) {
 		!strings.Contains(err.Error(), "berth/staging/web") {
 		t.Fatalf("Get of another owner's name: %v", err)
 	}
+	// A foreign A record set alone at a name (no CNAME, no metadata): not berth's, and left alone.
+	if err := e.emu.Plant(azurednsemu.RecordSet{Name: "www", Type: "A", TTL: 60, A: []string{"192.0.2.8"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.emu.Changes())
+	if _, err := e.router.Get(ctx(t), owner, "www.example.com"); !errors.Is(err, endpoint.ErrNotOwned) ||
+		!strings.Contains(err.Error(), "A record set www has no berth ownership metadata") {
+		t.Fatalf("Get of a name with a foreign A: %v", err)
+	}
+	if err := e.router.Set(ctx(t), owner, "www.example.com", time.Minute, ms); !errors.Is(err, endpoint.ErrNotOwned) {
+		t.Fatalf("Set over a foreign A: %v", err)
+	}
+	if n := len(e.emu.Changes()) - before; n != 0 {
+		t.Fatalf("%d changes made to a name with a foreign A", n)
+	}
 	names, err := e.router.Names(ctx(t), "berth")
 	if err != nil {
 		t.Fatal(err)
@@ -288,8 +311,38 @@ func TestOwnershipMetadata(t *testing.T) {
 	}
 }
 
+// TestInterruptedDelete: a Delete cut off after the CNAME at the name went leaves per-member record sets that
+// still carry the ownership: Get reads a record with no members, Names lists the name, and Delete removes them.
+func TestInterruptedDelete(t *testing.T) {
+	e := newEnv(t)
+	if err := e.emu.Plant(azurednsemu.RecordSet{Name: "_berth.web", Type: "A", TTL: 60, A: []string{"192.0.2.1"},
+		Metadata: map[string]string{azuredns.MetaOwner: endpoint.OwnerText(owner)}}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
+	if err != nil || rec == nil || len(rec.Members) != 0 {
+		t.Fatalf("Get of what an interrupted Delete left = %+v, %v; want a record with no members", rec, err)
+	}
+	if got := e.lookup(t, "web.example.com", 1); len(got) != 0 {
+		t.Fatalf("without its CNAME, the name answered %v", got)
+	}
+	if names, err := e.router.Names(ctx(t), "berth"); err != nil || len(names) != 1 || names["web.example.com."] != owner {
+		t.Fatalf("Names = %v, %v", names, err)
+	}
+	other := endpoint.Owner{Instance: "berth", Environment: "staging", Workload: "web"}
+	if _, err := e.router.Get(ctx(t), other, "web.example.com"); !errors.Is(err, endpoint.ErrNotOwned) {
+		t.Fatalf("Get by another owner: %v", err)
+	}
+	if err := e.router.Delete(ctx(t), owner, "web.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if left := e.emu.RecordSets(); len(left) != 0 {
+		t.Fatalf("after Delete, the zone has %+v", left)
+	}
+}
+
 // TestLongMember: a member with 20 IPv6 addresses needs more than one 256-character metadata value; it reads
-// back whole, and its addresses are one AAAA record set.
+// back whole, and its addresses are one AAAA record set at the per-member name.
 func TestLongMember(t *testing.T) {
 	e := newEnv(t)
 	var addrs []string
@@ -300,12 +353,16 @@ func TestLongMember(t *testing.T) {
 	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, ms); err != nil {
 		t.Fatal(err)
 	}
-	aaaa, ok := e.emu.Get("web", "AAAA")
+	aaaa, ok := e.emu.Get("_berth.web", "AAAA")
 	if !ok || len(aaaa.AAAA) != azuredns.MaxRecords {
 		t.Fatalf("AAAA record set %+v", aaaa)
 	}
-	if _, ok := aaaa.Metadata["berth_member0_1"]; !ok {
-		t.Fatalf("metadata %v: want the member cut in pieces", aaaa.Metadata)
+	if _, ok := e.emu.Get("_berth.web", "A"); ok {
+		t.Fatal("an A record set for a member of IPv6 addresses only")
+	}
+	cname, _ := e.emu.Get("web", "CNAME")
+	if _, ok := cname.Metadata["berth_member0_1"]; !ok {
+		t.Fatalf("metadata %v: want the member cut in pieces", cname.Metadata)
 	}
 	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
 	if err != nil || len(rec.Members) != 1 || !slices.Equal(rec.Members[0].Addresses, addrs) {
@@ -318,53 +375,155 @@ func TestLongMember(t *testing.T) {
 	}
 }
 
-// TestSwitch: A ↔ CNAME. The old type is deleted and the new one created right after (Azure refuses a CNAME
-// beside other records), the name's answers follow, and a tie between a host name and an IP member goes to the
-// later one through the per-member name.
+// TestSwitch: moving between IP and host-name members (a migration from a load balancer's host name to IP
+// addresses and back) only ever updates the CNAME at the name, never deletes or creates it: the per-member record
+// sets are created before the CNAME points at them and deleted after it no longer does, so the name answers
+// after every single API call. A tie between a host name and an IP member goes to the later one.
 func TestSwitch(t *testing.T) {
 	e := newEnv(t)
 	const name = "web.example.com"
-	set := func(ms ...endpoint.Member) {
+	set := func(ms ...endpoint.Member) []azurednsemu.Change {
 		t.Helper()
+		mark := len(e.emu.Changes())
 		if err := e.router.Set(ctx(t), owner, name, time.Minute, ms); err != nil {
 			t.Fatal(err)
+		}
+		return e.emu.Changes()[mark:]
+	}
+	expect := func(step string, ch []azurednsemu.Change, want ...string) {
+		t.Helper()
+		if got, w := changes(ch), "["+strings.Join(want, "; ")+"]"; got != w {
+			t.Fatalf("%s: changes %s, want %s", step, got, w)
+		}
+	}
+	answers := func(step string, want ...string) {
+		t.Helper()
+		got := e.lookup(t, name, 1)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s: a client got %v, want %v", step, got, want)
 		}
 	}
 	lb := member("aws", 100, lbHost)
 	ip := member("gcp", 0, "192.0.2.2")
-	set(with(ip, 100))
+	ch := set(with(ip, 100))
+	expect("first Set", ch, "create A _berth.web", "create CNAME web")
+	answers("first Set", "192.0.2.2")
 	mark := len(e.emu.Changes())
-	set(lb, ip)
-	ch := e.emu.Changes()[mark:]
-	if len(ch) != 2 || ch[0].Op != "delete" || ch[0].Type != "A" || ch[1].Op != "create" || ch[1].Type != "CNAME" {
-		t.Fatalf("A → CNAME changes %s; want delete A, create CNAME", changes(ch))
+
+	ch = set(lb, ip)
+	expect("IPs → host name", ch, "update CNAME web", "delete A _berth.web")
+	answers("IPs → host name", lbHost)
+
+	ch = set(with(lb, 50), with(ip, 50)) // a tie: the later member (an IP member) wins, through _berth.web
+	expect("host name → IPs (a tie)", ch, "create A _berth.web", "update CNAME web")
+	if c, _ := e.emu.Get("web", "CNAME"); c.CNAME != "_berth.web.example.com" {
+		t.Fatalf("at a tie, the CNAME is to %q", c.CNAME)
 	}
-	if got := e.lookup(t, name, 3); !slices.Equal(got, []string{lbHost, lbHost, lbHost}) {
-		t.Fatalf("at 100/0 for the host name, clients got %v", got)
+	answers("host name → IPs (a tie)", "192.0.2.2")
+
+	ch = set(with(ip, 100)) // the host name leaves: the addresses are the same, the members in the metadata not
+	expect("IPs only", ch, "update CNAME web")
+	answers("IPs only", "192.0.2.2")
+
+	ch = set(with(lb, 100), member("gcp", 0, "192.0.2.2", "2001:db8::2"))
+	expect("IPs → host name again", ch, "update CNAME web", "delete A _berth.web")
+
+	ch = set(with(lb, 0), member("gcp", 100, "192.0.2.2", "2001:db8::2"))
+	expect("host name → IPv4 and IPv6", ch, "create A _berth.web", "create AAAA _berth.web", "update CNAME web")
+	answers("host name → IPv4 and IPv6", "192.0.2.2")
+
+	all := e.emu.Changes()
+	for _, c := range all[mark:] {
+		if c.Name == "web" && (c.Op != "update" || c.Type != "CNAME") {
+			t.Errorf("switching between IP and host-name members made %s %s %s; want only updates of the CNAME", c.Op, c.Type, c.Name)
+		}
 	}
-	// A tie: the later member (an IP member) wins, through _berth.web.
-	mark = len(e.emu.Changes())
-	set(with(lb, 50), with(ip, 50))
-	ch = e.emu.Changes()[mark:]
-	if len(ch) != 2 || ch[0].Name != "_berth.web" || ch[0].Op != "create" || ch[1].Type != "CNAME" || ch[1].Set.CNAME != "_berth.web.example.com" {
-		t.Fatalf("tie changes %s; want the per-member A first, then the CNAME to it", changes(ch))
-	}
-	if got := e.lookup(t, name, 3); !slices.Equal(got, []string{"192.0.2.2", "192.0.2.2", "192.0.2.2"}) {
-		t.Fatalf("at a 50/50 tie, clients got %v; want the later member", got)
-	}
-	// Back to IPs only: the CNAME goes, the A comes right after, the per-member record set last.
-	mark = len(e.emu.Changes())
-	set(with(ip, 100))
-	ch = e.emu.Changes()[mark:]
-	if len(ch) != 3 || ch[0].Op != "delete" || ch[0].Type != "CNAME" || ch[1].Op != "create" || ch[1].Type != "A" ||
-		ch[1].Name != "web" || ch[2].Op != "delete" || ch[2].Name != "_berth.web" {
-		t.Fatalf("CNAME → A changes %s", changes(ch))
+	if gaps := unanswered(all, mark, "web"); len(gaps) != 0 {
+		t.Errorf("the name was unanswered after %v", gaps)
 	}
 	if err := e.router.Delete(ctx(t), owner, name); err != nil {
 		t.Fatal(err)
 	}
 	if left := e.emu.RecordSets(); len(left) != 0 {
 		t.Fatalf("after Delete, the zone has %+v", left)
+	}
+}
+
+// unanswered replays the zone's changes from the start and returns the changes, from mark on, after which rel had
+// no answer to a client: neither a CNAME chain to a host outside the zone, nor one that ends at A or AAAA records.
+func unanswered(all []azurednsemu.Change, mark int, rel string) []string {
+	type key struct{ name, typ string }
+	zone := map[key]azurednsemu.RecordSet{}
+	answered := func() bool {
+		n := rel
+		for hop := 0; hop < 8; hop++ {
+			if c, ok := zone[key{n, "CNAME"}]; ok {
+				target := strings.ToLower(strings.TrimSuffix(c.CNAME, "."))
+				if !strings.HasSuffix(target, "."+testZone) {
+					return target != ""
+				}
+				n = strings.TrimSuffix(target, "."+testZone)
+				continue
+			}
+			return len(zone[key{n, "A"}].A)+len(zone[key{n, "AAAA"}].AAAA) > 0
+		}
+		return false
+	}
+	var gaps []string
+	for i, c := range all {
+		if c.Op == "delete" {
+			delete(zone, key{c.Name, c.Type})
+		} else {
+			zone[key{c.Name, c.Type}] = c.Set
+		}
+		if i >= mark && !answered() {
+			gaps = append(gaps, c.Op+" "+c.Type+" "+c.Name)
+		}
+	}
+	return gaps
+}
+
+// TestFormerLayout: a name berth wrote as an A record set at the name itself (before the name was always a CNAME)
+// is read, and the next Set moves it to the CNAME: the per-member record set first, then the A at the name goes
+// and the CNAME comes right after (Azure refuses a CNAME beside other records).
+func TestFormerLayout(t *testing.T) {
+	e := newEnv(t)
+	meta := map[string]string{azuredns.MetaOwner: endpoint.OwnerText(owner), "berth_member0": "w=100;t=aws;a=192.0.2.1"}
+	if err := e.emu.Plant(azurednsemu.RecordSet{Name: "web", Type: "A", TTL: 60, A: []string{"192.0.2.1"}, Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := e.router.Get(ctx(t), owner, "web.example.com")
+	if err != nil || rec == nil || len(rec.Members) != 1 || rec.Members[0].Target != "aws" || rec.TTL != time.Minute {
+		t.Fatalf("Get of the former layout = %+v, %v", rec, err)
+	}
+	mark := len(e.emu.Changes())
+	if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, []endpoint.Member{member("aws", 50, "192.0.2.1"),
+		member("gcp", 50, "192.0.2.2")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(e.emu.Changes()[mark:]); got != "[create A _berth.web; delete A web; create CNAME web]" {
+		t.Fatalf("upgrade changes %s", got)
+	}
+	got := e.lookup(t, "web.example.com", 1)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"192.0.2.1", "192.0.2.2"}) {
+		t.Fatalf("after the upgrade, a client got %v", got)
+	}
+	// Delete of the former layout: the AAAA, then the A.
+	e = newEnv(t)
+	for _, rs := range []azurednsemu.RecordSet{{Name: "web", Type: "A", TTL: 60, A: []string{"192.0.2.1"}, Metadata: meta},
+		{Name: "web", Type: "AAAA", TTL: 60, AAAA: []string{"2001:db8::1"}, Metadata: meta}} {
+		if err := e.emu.Plant(rs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mark = len(e.emu.Changes())
+	if err := e.router.Delete(ctx(t), owner, "web.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if got := changes(e.emu.Changes()[mark:]); got != "[delete AAAA web; delete A web]" {
+		t.Fatalf("Delete of the former layout: %s", got)
 	}
 }
 
@@ -378,38 +537,46 @@ func changes(ch []azurednsemu.Change) string {
 	return "[" + strings.Join(s, "; ") + "]"
 }
 
-// TestRequestBodies: the exact requests of a first Set and an update (golden, by hand).
+// TestRequestBodies: the exact requests of a first Set and of updates (golden, by hand).
 func TestRequestBodies(t *testing.T) {
 	e := newEnv(t)
 	ms := []endpoint.Member{member("aws", 30, "192.0.2.1"), member("gcp", 70, "192.0.2.2")}
 	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
 		t.Fatal(err)
 	}
-	var put *azurednsemu.Request
-	for _, r := range e.emu.Requests() {
-		if r.Op == azurednsemu.OpPut {
-			if put != nil {
-				t.Fatalf("two PUTs for one record set: %+v", e.emu.Requests())
+	puts := func() []azurednsemu.Request {
+		var out []azurednsemu.Request
+		for _, r := range e.emu.Requests() {
+			if r.Op == azurednsemu.OpPut {
+				out = append(out, r)
 			}
-			put = &r
+		}
+		return out
+	}
+	const ownerText = `"berth_owner":"heritage=berth,berth.dev/instance=berth,berth.dev/environment=prod,berth.dev/workload=web"`
+	zonePath := "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Network/dnsZones/example.com/"
+	golden := []struct{ path, body string }{
+		{zonePath + "A/_berth.web", `{"properties":{"ARecords":[{"ipv4Address":"192.0.2.1"},{"ipv4Address":"192.0.2.2"}],"TTL":90,` +
+			`"metadata":{` + ownerText + `}}}`},
+		{zonePath + "CNAME/web", `{"properties":{"CNAMERecord":{"cname":"_berth.web.example.com"},"TTL":90,` +
+			`"metadata":{"berth_member0":"w=30;t=aws;a=192.0.2.1","berth_member1":"w=70;t=gcp;a=192.0.2.2",` + ownerText + `}}}`},
+	}
+	got := puts()
+	if len(got) != len(golden) {
+		t.Fatalf("%d PUTs for a first Set, want the per-member A, then the CNAME: %+v", len(got), got)
+	}
+	for i, g := range golden {
+		put := got[i]
+		if put.Path != g.path || put.Query != "api-version=2018-05-01" || put.IfNoneMatch != "*" || put.IfMatch != "" {
+			t.Fatalf("PUT %d: %s?%s If-Match %q If-None-Match %q; want %s, a create", i, put.Path, put.Query, put.IfMatch, put.IfNoneMatch, g.path)
+		}
+		if string(put.Body) != canonical(t, g.body) {
+			t.Fatalf("PUT %s body\n%s\nwant\n%s", put.Path, put.Body, canonical(t, g.body))
 		}
 	}
-	if put == nil {
-		t.Fatal("no PUT")
-	}
-	wantPath := "/subscriptions/" + testSub + "/resourceGroups/" + testRG + "/providers/Microsoft.Network/dnsZones/example.com/A/web"
-	if put.Path != wantPath || put.Query != "api-version=2018-05-01" || put.IfNoneMatch != "*" || put.IfMatch != "" {
-		t.Fatalf("PUT %s?%s If-Match %q If-None-Match %q", put.Path, put.Query, put.IfMatch, put.IfNoneMatch)
-	}
-	want := `{"properties":{"ARecords":[{"ipv4Address":"192.0.2.1"},{"ipv4Address":"192.0.2.2"}],"TTL":90,` +
-		`"metadata":{"berth_member0":"w=30;t=aws;a=192.0.2.1","berth_member1":"w=70;t=gcp;a=192.0.2.2",` +
-		`"berth_owner":"heritage=berth,berth.dev/instance=berth,berth.dev/environment=prod,berth.dev/workload=web"}}}`
-	if string(put.Body) != canonical(t, want) {
-		t.Fatalf("PUT body\n%s\nwant\n%s", put.Body, canonical(t, want))
-	}
-	// Gets of the six slots, then the PUT: nothing else.
-	if n := len(e.emu.Requests()); n != 7 {
-		t.Fatalf("%d requests for a first Set, want 6 GETs and 1 PUT", n)
+	// Gets of the six slots, then the PUTs: nothing else.
+	if n := len(e.emu.Requests()); n != 8 {
+		t.Fatalf("%d requests for a first Set, want 6 GETs and 2 PUTs", n)
 	}
 	// The same again: reads only.
 	e.emu.ResetRequests()
@@ -421,17 +588,30 @@ func TestRequestBodies(t *testing.T) {
 			t.Fatalf("setting what is served sent %s %s", r.Method, r.Path)
 		}
 	}
-	// An update: If-Match on the etag read.
+	// New weights that answer the same addresses: the CNAME's metadata only, If-Match on its etag.
 	e.emu.ResetRequests()
-	cur, _ := e.emu.Get("web", "A")
+	cname, _ := e.emu.Get("web", "CNAME")
+	ms[0].Weight, ms[1].Weight = 60, 40
+	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
+		t.Fatal(err)
+	}
+	if got := puts(); len(got) != 1 || got[0].Path != golden[1].path || got[0].IfMatch != cname.Etag || got[0].IfNoneMatch != "" ||
+		!strings.Contains(string(got[0].Body), `"berth_member0":"w=60;t=aws;a=192.0.2.1"`) {
+		t.Fatalf("a change of weights alone: PUTs %+v; want one of the CNAME, If-Match %q", got, cname.Etag)
+	}
+	// An update of the addresses: the per-member A, then the CNAME, each If-Match on the etag read.
+	e.emu.ResetRequests()
+	a, _ := e.emu.Get("_berth.web", "A")
+	cname, _ = e.emu.Get("web", "CNAME")
 	ms[0].Weight, ms[1].Weight = 0, 100
 	if err := e.router.Set(ctx(t), owner, "web.example.com", 90*time.Second, ms); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range e.emu.Requests() {
-		if r.Op == azurednsemu.OpPut && (r.IfMatch != cur.Etag || r.IfNoneMatch != "" || !strings.Contains(string(r.Body), `"ARecords":[{"ipv4Address":"192.0.2.2"}]`)) {
-			t.Fatalf("update PUT If-Match %q (want %q) body %s", r.IfMatch, cur.Etag, r.Body)
-		}
+	got = puts()
+	if len(got) != 2 || got[0].Path != golden[0].path || got[0].IfMatch != a.Etag ||
+		!strings.Contains(string(got[0].Body), `"ARecords":[{"ipv4Address":"192.0.2.2"}]`) ||
+		got[1].Path != golden[1].path || got[1].IfMatch != cname.Etag {
+		t.Fatalf("update PUTs %+v; want the per-member A If-Match %q, then the CNAME If-Match %q", got, a.Etag, cname.Etag)
 	}
 }
 
@@ -528,15 +708,18 @@ func TestForeignBeside(t *testing.T) {
 	}
 }
 
-// TestDeleteOrder: the per-member record set, the AAAA, then the record set that answers the name, last.
+// TestDeleteOrder: the CNAME at the name first (never a CNAME to a record set already gone), then the per-member
+// record sets, the A last.
 func TestDeleteOrder(t *testing.T) {
 	for _, c := range []struct {
 		ms   []endpoint.Member
 		want []string
 	}{
-		{[]endpoint.Member{member("aws", 50, "192.0.2.1", "2001:db8::1")}, []string{"delete AAAA web", "delete A web"}},
+		{[]endpoint.Member{member("aws", 50, "192.0.2.1", "2001:db8::1")},
+			[]string{"delete CNAME web", "delete AAAA _berth.web", "delete A _berth.web"}},
 		{[]endpoint.Member{member("aws", 50, lbHost), member("gcp", 50, "192.0.2.2", "2001:db8::2")},
-			[]string{"delete AAAA _berth.web", "delete A _berth.web", "delete CNAME web"}},
+			[]string{"delete CNAME web", "delete AAAA _berth.web", "delete A _berth.web"}},
+		{[]endpoint.Member{member("aws", 50, lbHost)}, []string{"delete CNAME web"}},
 	} {
 		e := newEnv(t)
 		if err := e.router.Set(ctx(t), owner, "web.example.com", time.Minute, c.ms); err != nil {

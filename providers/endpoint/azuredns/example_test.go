@@ -46,11 +46,12 @@ func Example() {
 	for _, m := range rec.Members {
 		fmt.Println(m.Target, m.Weight, m.Addresses)
 	}
-	a, _ := emu.Get("web", "A")
-	fmt.Println(len(a.A), "addresses answered")
+	cname, _ := emu.Get("web", "CNAME")
+	a, _ := emu.Get("_berth.web", "A")
+	fmt.Println("web is a CNAME to", cname.CNAME, "with", len(a.A), "addresses")
 	// Output:
 	// [192.0.2.1]
 	// aws 90 [192.0.2.1]
 	// gcp 10 [192.0.2.2]
-	// 2 addresses answered
+	// web is a CNAME to _berth.web.example.com with 2 addresses
 }

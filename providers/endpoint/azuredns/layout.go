@@ -28,15 +28,16 @@ const (
 // Metadata keys. Azure DNS metadata keys are case-insensitive, must start with a letter and may not hold spaces
 // or most punctuation, so berth's keys are lower-case letters, digits and '_' only.
 const (
-	// MetaOwner holds endpoint.OwnerText(owner) on every record set berth writes.
+	// MetaOwner holds endpoint.OwnerText(owner) on every record set berth writes (the CNAME at the name and the
+	// per-member ones).
 	MetaOwner = "berth_owner"
-	// metaMember starts the keys of the members: berth_member<i> holds member i's first 256 characters,
-	// berth_member<i>_<j> (j = 1, 2, …) the rest.
+	// metaMember starts the keys of the members, on the CNAME at the name: berth_member<i> holds member i's
+	// first 256 characters, berth_member<i>_<j> (j = 1, 2, …) the rest.
 	metaMember = "berth_member"
 )
 
-// memberLabel starts the per-member name "_berth.<name>" that holds the A/AAAA records of an IP member a CNAME
-// points at.
+// memberLabel starts the per-member name "_berth.<name>" that holds the A/AAAA records of the IP members the
+// CNAME at the name points at.
 const memberLabel = "_berth"
 
 // slot is one record set: its name relative to the zone and its type.
@@ -53,7 +54,18 @@ type want struct {
 	metadata map[string]string
 }
 
-// layout is what a name should hold for members: the record sets, in the order they are written.
+// layout is what a name should hold for members: the record sets, in the order they are written, the CNAME at
+// the name last.
+//
+// The name itself is always a CNAME: to the winning host name, or to the per-member name _berth.<name> whose
+// A/AAAA record sets hold the addresses of every IP member served. A change of what the name serves is then an
+// update of record sets in place: a switch between an A record set and a CNAME at the name would delete one and
+// create the other (Azure refuses a CNAME beside other records), leaving the name unanswered for an API call, and
+// resolvers may cache that NXDOMAIN for the zone's negative TTL.
+//
+// The CNAME carries the ownership and the members (Get reads them there); the per-member record sets carry the
+// ownership only, so that a change of weights alone is one write, and what is left of an interrupted Delete is
+// still known to be the owner's.
 func layout(rel, zone string, owner endpoint.Owner, members []endpoint.Member) ([]want, error) {
 	meta, err := metadata(owner, members)
 	if err != nil {
@@ -68,30 +80,30 @@ func layout(rel, zone string, owner endpoint.Owner, members []endpoint.Member) (
 	if len(served) == 0 { // every weight 0: every member alike, as weighted DNS answers then
 		served = members
 	}
-	host := slices.ContainsFunc(served, endpoint.Member.HostName)
-	if !host {
-		return ipSets(rel, served, meta)
-	}
-	// A CNAME holds one record: the member of the greatest weight, the later one on a tie.
-	win := served[0]
-	for _, m := range served[1:] {
-		if m.Weight >= win.Weight {
-			win = m
+	name := slot{rel, armdns.RecordTypeCNAME}
+	if slices.ContainsFunc(served, endpoint.Member.HostName) {
+		// A CNAME holds one record: the member of the greatest weight, the later one on a tie.
+		win := served[0]
+		for _, m := range served[1:] {
+			if m.Weight >= win.Weight {
+				win = m
+			}
 		}
-	}
-	if win.HostName() {
-		return []want{{slot: slot{rel, armdns.RecordTypeCNAME}, cname: hostOf(win.Addresses[0]), metadata: meta}}, nil
+		if win.HostName() {
+			return []want{{slot: name, cname: hostOf(win.Addresses[0]), metadata: meta}}, nil
+		}
+		served = []endpoint.Member{win}
 	}
 	mrel := memberLabel + "." + rel
-	sets, err := ipSets(mrel, []endpoint.Member{win}, meta)
+	sets, err := ipSets(mrel, served, map[string]string{MetaOwner: meta[MetaOwner]})
 	if err != nil {
 		return nil, err
 	}
-	return append(sets, want{slot: slot{rel, armdns.RecordTypeCNAME}, cname: mrel + "." + zone, metadata: meta}), nil
+	return append(sets, want{slot: name, cname: mrel + "." + zone, metadata: meta}), nil
 }
 
-// ipSets are the A record set (always: it carries the metadata) and the AAAA one (when there are IPv6
-// addresses) at rel serving every address of members, each once.
+// ipSets are the A record set (with IPv4 addresses) and the AAAA one (with IPv6 addresses) at rel serving every
+// address of members, each once. Members are IP addresses, at least one each, so there is at least one set.
 func ipSets(rel string, members []endpoint.Member, meta map[string]string) ([]want, error) {
 	var v4, v6 []string
 	for _, m := range members {
@@ -114,7 +126,10 @@ func ipSets(rel string, members []endpoint.Member, meta map[string]string) ([]wa
 		return nil, providers.Permanent(fmt.Errorf("%w: %d IPv4 and %d IPv6 addresses to serve; an Azure DNS record set holds at most %d",
 			endpoint.ErrBadMember, len(v4), len(v6), MaxRecords))
 	}
-	sets := []want{{slot: slot{rel, armdns.RecordTypeA}, ips: v4, metadata: meta}}
+	var sets []want
+	if len(v4) > 0 {
+		sets = append(sets, want{slot: slot{rel, armdns.RecordTypeA}, ips: v4, metadata: meta})
+	}
 	if len(v6) > 0 {
 		sets = append(sets, want{slot: slot{rel, armdns.RecordTypeAAAA}, ips: v6, metadata: meta})
 	}
@@ -201,8 +216,7 @@ func decodeMember(s string) (endpoint.Member, error) {
 	return m, nil
 }
 
-// metadata is the metadata of every record set of a name: the owner and each member, cut into 256-character
-// values.
+// metadata is the metadata of the CNAME at a name: the owner and each member, cut into 256-character values.
 func metadata(owner endpoint.Owner, members []endpoint.Member) (map[string]string, error) {
 	ot := endpoint.OwnerText(owner)
 	if len(ot) > MaxMetadataValue {

@@ -1,6 +1,7 @@
 package azuredns
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -54,7 +55,8 @@ func split(s string) []string {
 	return strings.Split(strings.TrimSuffix(s, ","), ",")
 }
 
-// TestLayout: what a name serves for a mix of members (table).
+// TestLayout: what a name serves for a mix of members (table): always a CNAME at the name, written last, to a
+// host name or to the per-member name's A/AAAA record sets.
 func TestLayout(t *testing.T) {
 	owner := endpoint.Owner{Instance: "berth", Environment: "prod", Workload: "web"}
 	m := func(target string, w int, addrs ...string) endpoint.Member {
@@ -65,15 +67,21 @@ func TestLayout(t *testing.T) {
 		ms   []endpoint.Member
 		want []string
 	}{
-		{"ips", []endpoint.Member{m("a", 50, "192.0.2.1"), m("b", 50, "192.0.2.2", "192.0.2.1")}, []string{"web A [192.0.2.1 192.0.2.2]"}},
-		{"weight 0 left out", []endpoint.Member{m("a", 0, "192.0.2.1"), m("b", 1, "192.0.2.2")}, []string{"web A [192.0.2.2]"}},
-		{"all 0 alike", []endpoint.Member{m("a", 0, "192.0.2.1"), m("b", 0, "192.0.2.2")}, []string{"web A [192.0.2.1 192.0.2.2]"}},
-		{"v4 and v6", []endpoint.Member{m("a", 1, "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.3")}, []string{"web A [192.0.2.1 192.0.2.3]", "web AAAA [2001:db8::1]"}},
-		{"v6 only", []endpoint.Member{m("a", 1, "2001:db8::1")}, []string{"web A []", "web AAAA [2001:db8::1]"}},
+		{"ips", []endpoint.Member{m("a", 50, "192.0.2.1"), m("b", 50, "192.0.2.2", "192.0.2.1")},
+			[]string{"_berth.web A [192.0.2.1 192.0.2.2]", "web CNAME _berth.web.example.com"}},
+		{"weight 0 left out", []endpoint.Member{m("a", 0, "192.0.2.1"), m("b", 1, "192.0.2.2")},
+			[]string{"_berth.web A [192.0.2.2]", "web CNAME _berth.web.example.com"}},
+		{"all 0 alike", []endpoint.Member{m("a", 0, "192.0.2.1"), m("b", 0, "192.0.2.2")},
+			[]string{"_berth.web A [192.0.2.1 192.0.2.2]", "web CNAME _berth.web.example.com"}},
+		{"v4 and v6", []endpoint.Member{m("a", 1, "192.0.2.1", "2001:db8::1", "::ffff:192.0.2.3")},
+			[]string{"_berth.web A [192.0.2.1 192.0.2.3]", "_berth.web AAAA [2001:db8::1]", "web CNAME _berth.web.example.com"}},
+		{"v6 only", []endpoint.Member{m("a", 1, "2001:db8::1")}, []string{"_berth.web AAAA [2001:db8::1]", "web CNAME _berth.web.example.com"}},
 		{"host wins", []endpoint.Member{m("a", 60, "lb.example.net."), m("b", 40, "192.0.2.2")}, []string{"web CNAME lb.example.net"}},
 		{"tie to the later", []endpoint.Member{m("a", 50, "LB.example.net"), m("b", 50, "192.0.2.2")},
 			[]string{"_berth.web A [192.0.2.2]", "web CNAME _berth.web.example.com"}},
-		{"host of weight 0", []endpoint.Member{m("a", 0, "lb.example.net"), m("b", 1, "192.0.2.2")}, []string{"web A [192.0.2.2]"}},
+		{"tie to the later host", []endpoint.Member{m("b", 50, "192.0.2.2"), m("a", 50, "LB.example.net")}, []string{"web CNAME lb.example.net"}},
+		{"host of weight 0", []endpoint.Member{m("a", 0, "lb.example.net"), m("b", 1, "192.0.2.2")},
+			[]string{"_berth.web A [192.0.2.2]", "web CNAME _berth.web.example.com"}},
 		{"two hosts", []endpoint.Member{m("a", 70, "a.example.net"), m("b", 30, "b.example.net")}, []string{"web CNAME a.example.net"}},
 	} {
 		ws, err := layout("web", "example.com", owner, c.ms)
@@ -81,7 +89,18 @@ func TestLayout(t *testing.T) {
 			t.Fatalf("%s: %v", c.name, err)
 		}
 		var got []string
-		for _, w := range ws {
+		for i, w := range ws {
+			// The CNAME at the name, last, carries the members; the per-member record sets the owner only.
+			wantMeta := map[string]string{MetaOwner: endpoint.OwnerText(owner)}
+			if i == len(ws)-1 {
+				if w.slot != (slot{"web", "CNAME"}) {
+					t.Errorf("%s: the last record set written is %v, want the CNAME at the name", c.name, w.slot)
+				}
+				wantMeta, _ = metadata(owner, c.ms)
+			}
+			if !maps.Equal(w.metadata, wantMeta) {
+				t.Errorf("%s: %s %s metadata %v, want %v", c.name, w.typ, w.rel, w.metadata, wantMeta)
+			}
 			if w.typ == "CNAME" {
 				got = append(got, w.rel+" CNAME "+w.cname)
 			} else {
