@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,7 @@ func (s *suite) endpoint(t *testing.T) {
 		t.Fatalf("after a second Apply: %s", why)
 	}
 	for port, ep := range first {
-		if again[port] != ep {
+		if !reflect.DeepEqual(again[port], ep) { // by value: a Watch is a pointer
 			t.Errorf("port %d: endpoint %+v after the first Apply, %+v after the second (the address must be stable)",
 				port, ep, again[port])
 		}

@@ -2,9 +2,12 @@ package edge
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // probeJob is one address to probe.
@@ -82,7 +85,18 @@ func (s *Server) check(ctx context.Context, hostport, path string) error {
 		if err != nil {
 			return err
 		}
-		return c.Close()
+		defer c.Close()
+		// The engine's port forwarder accepts a connection for a container that does not listen yet, and drops
+		// it at once: a connection still open after tcpSettle (or one that says something) is a listener.
+		_ = c.SetReadDeadline(time.Now().Add(tcpSettle))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err != nil {
+			if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+				return nil
+			}
+			return fmt.Errorf("connection dropped: %w", err)
+		}
+		return nil
 	}
 	if path[0] != '/' {
 		path = "/" + path
@@ -101,6 +115,9 @@ func (s *Server) check(ctx context.Context, hostport, path string) error {
 	}
 	return nil
 }
+
+// tcpSettle is how long a TCP probe's connection must stay open to count (as the Docker provider's own probe).
+const tcpSettle = 300 * time.Millisecond
 
 type statusError struct{ code int }
 

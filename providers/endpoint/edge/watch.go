@@ -15,6 +15,7 @@ import (
 	"github.com/docker/docker/client"
 
 	"github.com/berth-dev/berth/providers"
+	swarmprov "github.com/berth-dev/berth/providers/swarm"
 )
 
 // watchCallTimeout bounds each call of a watch to its engine.
@@ -223,6 +224,10 @@ func taskAddrs(ctx context.Context, cli Docker, w providers.Watch) ([]string, er
 	}
 	var out []string
 	for _, svc := range svcs {
+		if _, canary := svc.Spec.Labels[swarmprov.LabelCanary]; canary {
+			// A rollout's canary carries the workload's labels too, for a moment: it is not a replica.
+			continue
+		}
 		f := filters.NewArgs(filters.Arg("service", svc.ID), filters.Arg("desired-state", "running"))
 		cctx, cancel := context.WithTimeout(ctx, watchCallTimeout)
 		ts, err := cli.TaskList(cctx, swarm.TaskListOptions{Filters: f})
