@@ -121,7 +121,8 @@ func (c *clouds) factory(t schema.Target, o providers.Options) (providers.Provid
 }
 
 // cloudWorkload is a worker that every cloud can run: an explicit command (ACI replaces the entrypoint), no ports,
-// no health check kind a cloud lacks, and no resource limits (GCE sizes by machine type; the others default).
+// no health check kind a cloud lacks (so its moves must be allowed), and no resource limits (GCE sizes by machine
+// type; the others default).
 func cloudWorkload(name, provider, tag string) string {
 	return fmt.Sprintf(`workloads: %s: {
 	image: %q
@@ -130,6 +131,7 @@ func cloudWorkload(name, provider, tag string) string {
 	provider: %q
 	replicas: 2
 	env: TAG: %q
+	migration: allowUnsafe: true // no health check: moved as soon as the new copy runs
 }
 `, name, exampleImage, provider, tag)
 }

@@ -49,7 +49,8 @@ func TestOnPremMoveEndToEnd(t *testing.T) {
 	k8s: {type: "kubernetes", kubeconfig: %q, context: "kubetest"}
 }
 environments: production: {branch: "main"}
-workloads: app: {image: %q, args: ["work"], provider: %q, replicas: 2, env: WORK_INTERVAL: "1s"}
+workloads: app: {image: %q, args: ["work"], provider: %q, replicas: 2, env: WORK_INTERVAL: "1s",
+	migration: allowUnsafe: true} // a worker with no health check: moved as soon as the new copy runs
 `, cluster.Kubeconfig, exampleImage, provider)})
 	}
 	write("local")
