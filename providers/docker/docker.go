@@ -81,8 +81,7 @@ type Provider struct {
 	negMu      sync.Mutex
 	negotiated bool
 
-	watchMu sync.Mutex
-	watches map[string]*providers.Watch // by encoding: one pointer per distinct Watch (see intern)
+	watches providers.Watches // one pointer per distinct Watch
 
 	imgMu  sync.Mutex
 	images map[string]imageDefaults // by image ID
@@ -194,7 +193,6 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		gen:           map[wkey]uint64{},
 		fails:         map[string]int{},
 		images:        map[string]imageDefaults{},
-		watches:       map[string]*providers.Watch{},
 		refs:          map[string]string{},
 		stopSync:      cancel,
 		syncDone:      make(chan struct{}),

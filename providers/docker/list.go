@@ -2,7 +2,6 @@ package docker
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -114,7 +113,7 @@ func (p *Provider) observe(ctx context.Context, name, target string, group []con
 	o.Spec.Replicas = len(seen)
 	o.Endpoints = endpoints(o.Spec, group, endpointHost(p.publicAddress))
 	for i := range o.Endpoints {
-		o.Endpoints[i].Watch = p.intern(watchOf(p.engine, keyOf(group[0].Config.Labels), o.Spec.Health, o.Endpoints[i].Port))
+		o.Endpoints[i].Watch = p.watches.Intern(watchOf(p.engine, keyOf(group[0].Config.Labels), o.Spec.Health, o.Endpoints[i].Port))
 	}
 	if fps := providers.ParseSecretsRecord(seen[pick].labels[LabelSecrets]).Fingerprints; len(fps) > 0 {
 		o.SecretFingerprints = fps
@@ -148,40 +147,6 @@ func endpoints(spec schema.Workload, cs []container.InspectResponse, host string
 		}
 	}
 	return out
-}
-
-// watchOf is how berth's edge follows the replicas behind container port port of workload k on the engine at
-// engine ("" for the environment's default) by itself: the running containers carrying k's ownership labels
-// (instance, environment, target, workload: exactly this workload's on this target, whatever their spec hash, so a
-// replica an Apply starts is found as it starts and one it removes leaves as it goes), at the host port the engine
-// published port on at 127.0.0.1 (publishedPort). HealthPath is the path of an HTTP check h on that same port;
-// another check (TCP, command, an HTTP check of another port) leaves it empty.
-func watchOf(engine string, k wkey, h *schema.HealthCheck, port int) *providers.Watch {
-	w := &providers.Watch{Kind: providers.WatchContainers, Engine: engine, Labels: k.labels(), Port: port}
-	if h != nil && h.HTTP != nil && h.HTTP.Port == port {
-		w.HealthPath = h.HTTP.Path
-		if w.HealthPath == "" {
-			w.HealthPath = "/"
-		}
-	}
-	return w
-}
-
-// intern returns the one pointer this provider hands out for a Watch equal to w, so that an unchanged endpoint
-// compares equal (==) from one List to the next, as Endpoint values are compared. It keeps every distinct Watch
-// it was given (a few per public port of a workload). Callers must not modify it.
-func (p *Provider) intern(w *providers.Watch) *providers.Watch {
-	b, err := json.Marshal(w) // map keys sorted: equal watches encode alike
-	if err != nil {
-		return w
-	}
-	p.watchMu.Lock()
-	defer p.watchMu.Unlock()
-	if have, ok := p.watches[string(b)]; ok {
-		return have
-	}
-	p.watches[string(b)] = w
-	return w
 }
 
 // endpointHost is the host clients reach the proxies at: the publicAddress setting, 127.0.0.1 for a wildcard.
@@ -241,4 +206,10 @@ func environments(sums []container.Summary) []providers.EnvironmentRef {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// watchOf is how berth's edge follows the replicas behind container port port of workload k (see
+// providers.NewWatch).
+func watchOf(engine string, k wkey, h *schema.HealthCheck, port int) *providers.Watch {
+	return providers.NewWatch(providers.WatchContainers, engine, k.labels(), h, port)
 }

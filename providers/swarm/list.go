@@ -12,6 +12,7 @@ import (
 	"github.com/docker/docker/api/types/swarm"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/schema"
 )
 
 // List returns every workload owner runs on this target, found by the services' ownership labels and read from
@@ -70,7 +71,7 @@ func (p *Provider) endpointsOf(svc swarm.Service, ts []swarm.Task, k wkey) []pro
 	}
 	eps := hostEndpoints(svc, ts, p.publicHost())
 	for i := range eps {
-		eps[i].Watch = p.intern(watchOf(p.engine, k, labelHealth(svc.Spec.Labels), eps[i].Port))
+		eps[i].Watch = p.watches.Intern(watchOf(p.engine, k, labelHealth(svc.Spec.Labels), eps[i].Port))
 	}
 	return eps
 }
@@ -250,4 +251,10 @@ func (p *Provider) removeNetworkIfUnused(ctx context.Context, o providers.Owner)
 	if err != nil && !cerrdefs.IsNotFound(err) {
 		p.log.WarnContext(ctx, "remove network", "env", o.Environment, "network", NetworkName(o), "err", err)
 	}
+}
+
+// watchOf is how berth's edge follows the replicas behind container port port of workload k (see
+// providers.NewWatch).
+func watchOf(engine string, k wkey, h *schema.HealthCheck, port int) *providers.Watch {
+	return providers.NewWatch(providers.WatchTasks, engine, k.labels(), h, port)
 }

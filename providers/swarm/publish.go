@@ -3,7 +3,6 @@ package swarm
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -275,40 +274,6 @@ func hostEndpoints(svc swarm.Service, ts []swarm.Task, host string) []providers.
 		out = append(out, providers.Endpoint{Port: m.Port, Address: net.JoinHostPort(host, strconv.Itoa(m.HostPort))})
 	}
 	return out
-}
-
-// watchOf is how berth's edge follows the tasks behind container port port of a host-mode workload k on the swarm
-// whose manager is engine ("" for the environment's default) by itself: the running tasks of the service carrying
-// k's ownership labels (instance, environment, target, workload), at the port the engine published port on in host
-// mode on each task's node (Status.PortStatus), on the node's address. HealthPath is the path of an HTTP check h on
-// that same port; another check (TCP, command, an HTTP check of another port) leaves it empty. An ingress-published
-// workload has no Watch: the routing mesh serves its port outside berth's process.
-func watchOf(engine string, k wkey, h *schema.HealthCheck, port int) *providers.Watch {
-	w := &providers.Watch{Kind: providers.WatchTasks, Engine: engine, Labels: k.labels(), Port: port}
-	if h != nil && h.HTTP != nil && h.HTTP.Port == port {
-		w.HealthPath = h.HTTP.Path
-		if w.HealthPath == "" {
-			w.HealthPath = "/"
-		}
-	}
-	return w
-}
-
-// intern returns the one pointer this provider hands out for a Watch equal to w, so that an unchanged endpoint
-// compares equal (==) from one List to the next, as Endpoint values are compared. It keeps every distinct Watch
-// it was given (a few per public port of a workload). Callers must not modify it.
-func (p *Provider) intern(w *providers.Watch) *providers.Watch {
-	b, err := json.Marshal(w) // map keys sorted: equal watches encode alike
-	if err != nil {
-		return w
-	}
-	p.watchMu.Lock()
-	defer p.watchMu.Unlock()
-	if have, ok := p.watches[string(b)]; ok {
-		return have
-	}
-	p.watches[string(b)] = w
-	return w
 }
 
 // syncPorts serves the public ports of every PublishHost service of this instance and target from what runs: a

@@ -94,8 +94,7 @@ type Provider struct {
 	negotiated bool
 	netMu      sync.Mutex // serialises the creation and removal of environment networks
 
-	watchMu sync.Mutex
-	watches map[string]*providers.Watch // by encoding: one pointer per distinct Watch (see intern)
+	watches providers.Watches // one pointer per distinct Watch
 
 	pxMu     sync.Mutex
 	proxies  map[int]*served // by host port: PublishHost's public ports
@@ -157,7 +156,7 @@ func newProvider(cli *client.Client, t schema.Target, s settings, opts providers
 		Publish: publish, PublicAddress: publicAddress,
 		cli: cli, target: t.Name, settings: s, log: log.With("provider", Type, "target", t.Name),
 		instance: opts.Instance, background: opts.Background,
-		proxies: map[int]*served{}, inflight: map[wkey]int{}, watches: map[string]*providers.Watch{},
+		proxies: map[int]*served{}, inflight: map[wkey]int{},
 	}
 }
 
