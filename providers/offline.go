@@ -3,7 +3,6 @@ package providers
 import (
 	"fmt"
 	"slices"
-	"sync"
 
 	"github.com/berth-dev/berth/schema"
 )
@@ -34,33 +33,18 @@ var Features = []string{FeaturePublicPort, FeatureAddress, FeatureHealthHTTP, Fe
 // routing mesh), Offline gives the settings' answer and plan time checks the rest.
 type Offline func(t schema.Target) (Capabilities, Validator, error)
 
-var (
-	offMu    sync.RWMutex
-	offlines = map[string]Offline{}
-)
+var offlines = Registry[Offline]{What: "providers: RegisterOffline"}
 
 // RegisterOffline makes a target type's offline description available. Provider packages call it from init,
 // beside Register.
-func RegisterOffline(typ string, f Offline) {
-	offMu.Lock()
-	defer offMu.Unlock()
-	if _, dup := offlines[typ]; dup {
-		panic("providers: RegisterOffline called twice for " + typ)
-	}
-	offlines[typ] = f
-}
+func RegisterOffline(typ string, f Offline) { offlines.Register(typ, f) }
 
 // OfflineFor returns what target t's type honours, from its settings alone. A type registered without an offline
 // description is an error naming it (every built-in type has one).
 func OfflineFor(t schema.Target) (Capabilities, Validator, error) {
-	offMu.RLock()
-	f, ok := offlines[t.Type]
-	offMu.RUnlock()
+	f, ok := offlines.Lookup(t.Type)
 	if !ok {
-		mu.RLock()
-		_, known := factories[t.Type]
-		mu.RUnlock()
-		if known {
+		if _, known := factories.Lookup(t.Type); known {
 			return Capabilities{}, nil, fmt.Errorf("target %q: type %q has no offline description", t.Name, t.Type)
 		}
 		return Capabilities{}, nil, fmt.Errorf("target %q: unknown type %q (known: %v)", t.Name, t.Type, Types())

@@ -3,8 +3,6 @@ package providers
 import (
 	"fmt"
 	"log/slog"
-	"sort"
-	"sync"
 
 	"github.com/berth-dev/berth/schema"
 )
@@ -23,26 +21,14 @@ type Options struct {
 	Background bool
 }
 
-var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
-)
+var factories = Registry[Factory]{What: "providers: Register"}
 
 // Register makes a target type available. Provider packages call it from init.
-func Register(typ string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[typ]; dup {
-		panic("providers: Register called twice for " + typ)
-	}
-	factories[typ] = f
-}
+func Register(typ string, f Factory) { factories.Register(typ, f) }
 
 // New builds the provider for target t.
 func New(t schema.Target, opts Options) (Provider, error) {
-	mu.RLock()
-	f, ok := factories[t.Type]
-	mu.RUnlock()
+	f, ok := factories.Lookup(t.Type)
 	if !ok {
 		return nil, fmt.Errorf("target %q: unknown type %q (known: %v)", t.Name, t.Type, Types())
 	}
@@ -53,13 +39,4 @@ func New(t schema.Target, opts Options) (Provider, error) {
 }
 
 // Types lists the registered target types, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	var ts []string
-	for t := range factories {
-		ts = append(ts, t)
-	}
-	sort.Strings(ts)
-	return ts
-}
+func Types() []string { return factories.Types() }

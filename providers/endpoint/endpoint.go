@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/berth-dev/berth/providers"
@@ -180,26 +178,14 @@ type Options struct {
 // settings).
 type Factory func(t schema.Target, opts Options) (Router, error)
 
-var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
-)
+var factories = providers.Registry[Factory]{What: "endpoint: Register"}
 
 // Register makes a router type available. Router packages call it from init.
-func Register(typ string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[typ]; dup {
-		panic("endpoint: Register called twice for " + typ)
-	}
-	factories[typ] = f
-}
+func Register(typ string, f Factory) { factories.Register(typ, f) }
 
 // New builds the router of the `dns:` entry t.
 func New(t schema.Target, opts Options) (Router, error) {
-	mu.RLock()
-	f, ok := factories[t.Type]
-	mu.RUnlock()
+	f, ok := factories.Lookup(t.Type)
 	if !ok {
 		return nil, fmt.Errorf("dns %q: unknown type %q (known: %v)", t.Name, t.Type, Types())
 	}
@@ -210,16 +196,7 @@ func New(t schema.Target, opts Options) (Router, error) {
 }
 
 // Types lists the registered router types, sorted.
-func Types() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	var ts []string
-	for t := range factories {
-		ts = append(ts, t)
-	}
-	sort.Strings(ts)
-	return ts
-}
+func Types() []string { return factories.Types() }
 
 // CheckMembers is the validation every router does before a Set: each member has a target, once, and addresses
 // (or a watch), and a weight in range; at least one member has weight > 0 unless every member has weight 0.
