@@ -600,6 +600,16 @@ func (m *mover) run(ctx context.Context, d providers.Desired) error {
 				return err
 			}
 		}
+		if !served && m.weight() < endpoint.MaxWeight {
+			// No leaving copy has weight, but the new one is short of all of it (a name left half-set): all of it
+			// goes to the new copy before the drain, so that no weight-0 copy is answered for want of another.
+			ws := share(0, leavingMembers, base)
+			ws[m.target] = endpoint.MaxWeight
+			if err := m.set(ctx, ws, copies); err != nil {
+				return err
+			}
+			m.rec.phase(MoveShift, endpoint.MaxWeight, "")
+		}
 		// Every name now sends everything to the new copy. The leaving members stay, at weight 0, while clients'
 		// cached answers expire and open connections finish; the new copy is still watched.
 		since, ok := e.phaseSince(m.owner.Environment, m.w.Name, m.target, MoveDrain)
