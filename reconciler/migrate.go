@@ -440,7 +440,14 @@ func (m *mover) set(ctx context.Context, weights map[string]int, copies map[stri
 	for i := range m.routes {
 		rt := &m.routes[i]
 		var ms []endpoint.Member
-		for _, t := range mapKeys(weights) {
+		// The new copy comes last: a router without weights that answers one member breaks a tie for the later
+		// one (Azure DNS with a load balancer's host name among the members), so a tie goes to the new copy
+		// whatever the targets' names.
+		order := slices.DeleteFunc(mapKeys(weights), func(t string) bool { return t == m.target })
+		if _, ok := weights[m.target]; ok {
+			order = append(order, m.target)
+		}
+		for _, t := range order {
 			o, ok := copies[t]
 			var mem endpoint.Member
 			if ok {
@@ -554,7 +561,12 @@ func (m *mover) run(ctx context.Context, d providers.Desired) error {
 	if err != nil {
 		return err
 	}
-	if err := p.Apply(ctx, d); err != nil {
+	// The new copy gets the step timeout to become ready, as any create does; until it has weight, a failure
+	// here leaves the names as they are and the old copy serving, and the next pass tries again.
+	actx, cancel := context.WithTimeout(ctx, e.opts.StepTimeout)
+	err = p.Apply(actx, d)
+	cancel()
+	if err != nil {
 		return err
 	}
 	o, err := m.observe(ctx, m.target)
