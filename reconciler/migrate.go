@@ -138,9 +138,14 @@ func memberOf(o providers.Observed, rt route, weight int) (endpoint.Member, bool
 			continue
 		}
 		m := endpoint.Member{Target: o.Target, Weight: weight}
+		if rt.Edge && ep.Watch != nil {
+			// The address is a proxy in the controller's process (it may have no replica to forward to yet, and
+			// it dies with the controller): the edge finds the replicas by the watch, and probes them first.
+			m.Watch = ep.Watch
+			return m, true
+		}
 		if rt.Edge {
 			m.Addresses = []string{ep.Address}
-			m.Watch = ep.Watch
 			return m, true
 		}
 		host, _, err := net.SplitHostPort(ep.Address)

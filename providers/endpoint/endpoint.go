@@ -87,8 +87,9 @@ type Member struct {
 	// Addresses are where the copy answers. For DNS routers: IP addresses, or exactly one host name (a load
 	// balancer's); no port (clients keep the public port). For the edge: "host:port" each.
 	Addresses []string `json:"addresses,omitempty"`
-	// Watch, for the edge only, makes it follow the copy's replicas itself (see providers.Watch); Addresses are
-	// then what the runtime reported when the member was set, used until the first look.
+	// Watch, for the edge only, makes it follow the copy's replicas itself (see providers.Watch), probing each
+	// before use. Addresses may then be empty (berth gives none: the runtime's reported address is a proxy in the
+	// controller's process); any given are used until the first look.
 	Watch *providers.Watch `json:"watch,omitempty"`
 	// Weight is the member's share of new lookups (connections for the edge), 0..MaxWeight, relative to the
 	// others'. 0 gets nothing while another member has weight; a router without weights (Capabilities.Weighted
