@@ -7,8 +7,9 @@
 # with and without a crash) at the end:
 #   hack/migrate-onprem.sh          20 kill trials
 #   hack/migrate-onprem.sh 50       50 kill trials
-# BERTH_MIGRATE_SEED fixes the kill delays (the run logs the seed it used). The race detector is off: the figures
-# are timings.
+# BERTH_MIGRATE_SEED fixes the kill delays (the run logs the seed it used); BERTH_MIGRATE_KILL_AT=add|shift|drain
+# kills each trial once the edge's route shows the move there instead of after a random delay. The race detector is
+# off: the figures are timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -41,6 +41,14 @@ func TestOnPremMigrationZeroFailures(t *testing.T) {
 		t.Skip("end-to-end test against the Docker engine in swarm mode")
 	}
 	kills := envInt(t, "BERTH_MIGRATE_KILLS", 2)
+	// BERTH_MIGRATE_KILL_AT ("add", "shift" or "drain") kills each trial's controller once the edge's route shows
+	// the move there (see atPhase), instead of after a random delay: to aim at one window.
+	killPhase := os.Getenv("BERTH_MIGRATE_KILL_AT")
+	switch killPhase {
+	case "", "add", "shift", "drain":
+	default:
+		t.Fatalf("BERTH_MIGRATE_KILL_AT=%q: want add, shift or drain", killPhase)
+	}
 	seed := int64(envInt(t, "BERTH_MIGRATE_SEED", int(time.Now().UnixNano()%1_000_000_000)))
 	eng := newEngine(t)
 	ctx := context.Background()
@@ -51,6 +59,9 @@ func TestOnPremMigrationZeroFailures(t *testing.T) {
 		t.Skip("the engine is not in swarm mode (. hack/lib.sh; ensure_swarm)")
 	}
 	t.Logf("migrate-onprem: seed %d, %d kill trials (BERTH_MIGRATE_SEED, BERTH_MIGRATE_KILLS)", seed, kills)
+	if killPhase != "" {
+		t.Logf("migrate-onprem: each trial kills the controller at %s (BERTH_MIGRATE_KILL_AT)", killPhase)
+	}
 	rng := rand.New(rand.NewPCG(uint64(seed), 0x6d6f7665))
 
 	instance := fmt.Sprintf("mg%d", time.Now().UnixNano()%1_000_000_000)
@@ -104,7 +115,6 @@ workloads: app: {
 	timeline := watchEdge(t, ed, stable)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("edge route %s, on each change:\n%s", stable, timeline.String())
 			t.Logf("edge log:\n%s", ed.logs.String())
 		}
 	})
@@ -113,11 +123,11 @@ workloads: app: {
 	// waits until only the copy on provider is left; the controller is then stopped to read the move's transitions
 	// from its store, and started again for the next move.
 	type result struct {
-		kind, to                       string
-		sent, failed                   int64
-		took, delay, total             time.Duration
-		killedAt, phases, firstFailure string
-		stale                          bool // converged with the move's done never recorded
+		kind, to           string
+		sent, failed       int64
+		took, delay, total time.Duration
+		killedAt, phases   string
+		stale              bool // converged with the move's done never recorded
 	}
 	var results []result
 	clean := map[string]time.Duration{} // the clean move's commit → converged, by target
@@ -130,8 +140,16 @@ workloads: app: {
 		rev := repo.commit("move to " + provider)
 		if kill {
 			r.kind = "sigkill"
-			r.delay = time.Duration(rng.Int64N(int64(clean[provider])))
-			time.Sleep(r.delay) // the scenario's parameter: where in the move the crash falls
+			if killPhase == "" {
+				r.delay = time.Duration(rng.Int64N(int64(clean[provider])))
+				time.Sleep(r.delay) // the scenario's parameter: where in the move the crash falls
+			} else {
+				waitFor(t, settle, "the move to "+provider+" at "+killPhase+" on the edge", func() (bool, string) {
+					route, err := ed.route(stable)
+					return err == nil && atPhase(route, provider, killPhase), describeRoute(route, err)
+				})
+				r.delay = time.Since(start)
+			}
 			ctrl.kill()
 			r.killedAt = lastPhase(t, dataDir, instance, provider)
 			ctrl = startController(t, instance, repo.url(), dataDir)
@@ -152,7 +170,6 @@ workloads: app: {
 		ctrl.stop()
 		sent1, failed1 := cl.counts()
 		r.sent, r.failed = sent1-sent0, failed1-failed0
-		r.firstFailure = cl.firstSince(sent0)
 		r.phases, r.total = movePhasesOf(t, dataDir, instance, provider, stale != "")
 		if stale != "" {
 			r.stale = true
@@ -171,7 +188,10 @@ workloads: app: {
 				n, r.kind, provider, r.took.Round(time.Millisecond), r.sent, r.failed, r.phases, r.total.Round(time.Millisecond))
 		}
 		if r.failed != 0 {
-			t.Errorf("move %d (%s → %s): %d of %d requests through %s failed; first: %s", n, r.kind, provider, r.failed, r.sent, stable, r.firstFailure)
+			t.Errorf("move %d (%s → %s): %d of %d requests through %s failed: %s", n, r.kind, provider, r.failed, r.sent, stable,
+				strings.Join(cl.since(sent0), "; "))
+			from, to := cl.window(sent0)
+			t.Logf("edge route %s around the failures, on each change:\n%s", stable, timeline.between(from.Add(-3*time.Second), to.Add(time.Second)))
 		}
 		if r.sent < 10 {
 			t.Errorf("move %d (%s → %s): only %d requests made: the client did not exercise it", n, r.kind, provider, r.sent)
@@ -184,10 +204,7 @@ workloads: app: {
 		at = other[at]
 		move(at, false)
 	}
-	for range kills {
-		if t.Failed() {
-			break
-		}
+	for range kills { // a trial with failed requests fails the test, and the campaign goes on to count them all
 		at = other[at]
 		move(at, true)
 	}
@@ -233,14 +250,7 @@ type copies struct {
 // allowStale, a move the status still shows at phase remove is over too when all the rest holds; what then begins
 // with "stale: ".
 func (c *copies) only(target string, replicas int, st *reconciler.Status, rev string, allowStale bool) (bool, string) {
-	var wl *reconciler.WorkloadStatus
-	if e := envOf(st, "production"); e != nil {
-		for i := range e.Workloads {
-			if e.Workloads[i].Name == "app" {
-				wl = &e.Workloads[i]
-			}
-		}
-	}
+	wl := workloadOf(st, "app")
 	docker, dockerRunning := 0, 0
 	for _, ct := range c.eng.containers(c.instance, "app") {
 		if ct.Labels[providers.LabelTarget] == "local" {
@@ -254,7 +264,7 @@ func (c *copies) only(target string, replicas int, st *reconciler.Status, rev st
 	route, rerr := c.edge.route(c.stable)
 	what := fmt.Sprintf("docker containers %d (%d running), swarm services %d (%d tasks running); edge %s; applied %q (want %q); errors %q",
 		docker, dockerRunning, services, tasks, describeRoute(route, rerr), applied(st, "production"), rev, envError(st, "production"))
-	if wl == nil {
+	if wl.Name == "" {
 		return false, "no status of app yet; " + what
 	}
 	what = fmt.Sprintf("status: app on %s, %d/%d ready, migration %s; %s", wl.Target, wl.ReadyReplicas, wl.DesiredReplicas, describeMove(wl.Migration), what)
@@ -285,6 +295,40 @@ func (c *copies) only(target string, replicas int, st *reconciler.Status, rev st
 		return false, what
 	}
 	return true, what
+}
+
+// atPhase tells whether route r shows a move to target at phase: "add", target a member at weight 0 beside another;
+// "shift", target at a weight between 0 and 100; "drain", target at 100 with another member left at 0.
+func atPhase(r *edge.Route, target, phase string) bool {
+	w, others := -1, 0
+	for _, m := range r.Members {
+		if m.Target == target {
+			w = m.Weight
+		} else {
+			others++
+		}
+	}
+	switch phase {
+	case "add":
+		return w == 0 && others > 0
+	case "shift":
+		return w > 0 && w < 100
+	case "drain":
+		return w == 100 && others > 0
+	}
+	return false
+}
+
+// workloadOf is the status of workload in the production environment; zero when there is none yet.
+func workloadOf(st *reconciler.Status, workload string) reconciler.WorkloadStatus {
+	if e := envOf(st, "production"); e != nil {
+		for _, w := range e.Workloads {
+			if w.Name == workload {
+				return w
+			}
+		}
+	}
+	return reconciler.WorkloadStatus{}
 }
 
 // swarm counts the instance's services of app, and their running tasks.
@@ -438,14 +482,30 @@ func (e *edgeProc) route(name string) (*edge.Route, error) {
 
 // timeline is what the edge's route looked like, one line per change, for a failure's message.
 type timeline struct {
-	mu    sync.Mutex
-	lines []string
+	mu      sync.Mutex
+	entries []timelineEntry
 }
 
-func (l *timeline) String() string {
+type timelineEntry struct {
+	at   time.Time
+	line string
+}
+
+// between is the lines from from to to, the one in force at from first.
+func (l *timeline) between(from, to time.Time) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return strings.Join(l.lines, "\n")
+	var lines []string
+	for i, e := range l.entries {
+		if e.at.After(to) {
+			break
+		}
+		if e.at.Before(from) && i+1 < len(l.entries) && !l.entries[i+1].at.After(from) {
+			continue
+		}
+		lines = append(lines, e.at.UTC().Format("15:04:05.000")+" "+e.line)
+	}
+	return strings.Join(lines, "\n")
 }
 
 // watchEdge records the edge's route name on every change (looking every 100 ms) until the test ends.
@@ -463,7 +523,7 @@ func watchEdge(t *testing.T, e *edgeProc, name string) *timeline {
 			now := describeRoute(r, err)
 			if now != last {
 				l.mu.Lock()
-				l.lines = append(l.lines, time.Now().UTC().Format("15:04:05.000")+" "+now)
+				l.entries = append(l.entries, timelineEntry{at: time.Now(), line: now})
 				l.mu.Unlock()
 				last = now
 			}
@@ -537,16 +597,32 @@ func (c *loadClient) stop() {
 // counts are the requests sent and failed so far (a request in flight counts as sent).
 func (c *loadClient) counts() (sent, failed int64) { return c.sent.Load(), c.failed.Load() }
 
-// firstSince is the first failure of a request after the seq-th, "" when none.
-func (c *loadClient) firstSince(seq int64) string {
+// since describes the failures of the requests after the seq-th (the first 100 failures of the run are kept).
+func (c *loadClient) since(seq int64) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, f := range c.failures {
+		if f.seq > seq {
+			out = append(out, fmt.Sprintf("request %d at %s: %s", f.seq, f.at.UTC().Format("15:04:05.000"), f.err))
+		}
+	}
+	return out
+}
+
+// window is when the first and the last kept failure after the seq-th request happened.
+func (c *loadClient) window(seq int64) (from, to time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, f := range c.failures {
 		if f.seq > seq {
-			return fmt.Sprintf("request %d at %s: %s", f.seq, f.at.UTC().Format("15:04:05.000"), f.err)
+			if from.IsZero() {
+				from = f.at
+			}
+			to = f.at
 		}
 	}
-	return ""
+	return from, to
 }
 
 // openStore opens the controller's store in dataDir; the controller must be stopped (the store is locked).
