@@ -144,10 +144,18 @@ workloads: app: {
 				r.delay = time.Duration(rng.Int64N(int64(clean[provider])))
 				time.Sleep(r.delay) // the scenario's parameter: where in the move the crash falls
 			} else {
-				waitFor(t, settle, "the move to "+provider+" at "+killPhase+" on the edge", func() (bool, string) {
+				// add and drain last a few milliseconds (the edge tells when the old copy is idle): look back to
+				// back, not every 100 ms as waitFor does.
+				deadline := time.Now().Add(settle)
+				for {
 					route, err := ed.route(stable)
-					return err == nil && atPhase(route, provider, killPhase), describeRoute(route, err)
-				})
+					if err == nil && atPhase(route, provider, killPhase) {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("timed out after %s waiting for the move to %s at %s on the edge; last: %s", settle, provider, killPhase, describeRoute(route, err))
+					}
+				}
 				r.delay = time.Since(start)
 			}
 			ctrl.kill()
