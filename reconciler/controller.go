@@ -243,6 +243,17 @@ func (c *Controller) Status() Status {
 	var s Status
 	_ = json.Unmarshal(b, &s)
 	s.Ready = c.Ready()
+	// A move lasts minutes, within one pass: where it stands is read from the store now, not at the pass's end.
+	for i := range s.Environments {
+		env := &s.Environments[i]
+		for j := range env.Workloads {
+			wl := &env.Workloads[j]
+			wl.Migration = nil
+			if m := c.opts.Engine.lastMove(env.Name, wl.Name); m != nil && m.Phase != MoveDone {
+				wl.Migration = m
+			}
+		}
+	}
 	return s
 }
 

@@ -292,6 +292,7 @@ func (e *Engine) Plan(ctx context.Context, cfg *schema.Config, env, revision str
 		problems: problems, normalize: normalize, secrets: secrets, secretErrs: secretErrs, imageErrs: pinned.failed,
 		images: pinned.images, maxDeleteShare: e.opts.MaxDeleteShare, allowPruneAll: e.opts.AllowPruneAll,
 		routes: routes, held: func(w schema.Workload, target, hash string) string { return e.heldMove(env, w, target, hash) }})
+	e.finishMoves(ev, plan)
 	// Names go before the copies they served are deleted.
 	at := slices.IndexFunc(plan.Steps, func(s Step) bool { return s.Action == ActionDelete })
 	if at < 0 {

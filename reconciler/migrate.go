@@ -868,3 +868,30 @@ func (e *Engine) releases(ctx context.Context, cfg *schema.Config, ev schema.Env
 
 // canonicalName is the form names compare in: lower case, without a trailing dot.
 func canonicalName(n string) string { return strings.TrimSuffix(strings.ToLower(n), ".") }
+
+// finishMoves records the end of moves that finished without it: a controller killed after it deleted the old
+// copies and before it wrote "done" leaves the workload on its target alone, and the plan then has no step for it.
+// Only the store's record is written; nothing that runs changes.
+func (e *Engine) finishMoves(ev schema.Environment, p *Plan) {
+	if e.opts.Store == nil {
+		return
+	}
+	for _, w := range ev.Workloads {
+		last := e.lastMove(ev.Name, w.Name)
+		if last == nil || last.To != w.Provider || last.Phase == MoveDone || last.Phase == MoveAborted || last.Phase == MoveAbort {
+			continue
+		}
+		if slices.ContainsFunc(p.Steps, func(s Step) bool { return s.Workload == w.Name }) {
+			continue
+		}
+		os := p.observed[w.Name]
+		if len(os) != 1 || os[0].Target != w.Provider {
+			continue
+		}
+		m := *last
+		m.Time, m.Phase, m.Weight, m.Detail = e.opts.Clock.Now(), MoveDone, endpoint.MaxWeight, "finished before a restart"
+		if err := e.opts.Store.AppendMigration(m); err != nil {
+			e.log.Warn("record migration", "env", ev.Name, "workload", w.Name, "err", err)
+		}
+	}
+}

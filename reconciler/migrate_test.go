@@ -385,6 +385,8 @@ func TestMigrationCrashCampaign(t *testing.T) {
 		switch {
 		case on[0] == "aws" && (len(last) == 0 || last[0].Phase != MoveAborted):
 			t.Fatalf("trial %d: back on aws without an abort: %+v\n%s", trial, last, h.out.String())
+		case len(last) == 0 || (last[0].Phase != MoveDone && last[0].Phase != MoveAborted):
+			t.Fatalf("trial %d: the move ended, but its last transition is %+v\n%s", trial, last, h.out.String())
 		case on[0] == "aws":
 			aborts++
 		case on[0] == "gcp":
