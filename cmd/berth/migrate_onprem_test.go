@@ -293,13 +293,8 @@ func (c *copies) only(target string, replicas int, st *reconciler.Status, rev st
 		return false, what
 	}
 	if m := wl.Migration; m != nil && m.Phase != reconciler.MoveDone {
-		// A controller killed after it deleted the old copy (phase remove) and before it recorded done finds,
-		// once started again, the workload on its target alone: the plan has no step, so done is never recorded
-		// and the status shows the move in flight until the next one. Everything else converged: accept it when
-		// the caller does (a kill trial), naming it.
-		if allowStale && m.To == target && m.Phase == reconciler.MoveRemove {
-			return true, "stale: " + what
-		}
+		// A controller killed after it deleted the old copy and before it recorded done records it at its next
+		// plan ("finished before a restart"): until then the move is not over.
 		return false, what
 	}
 	return true, what
