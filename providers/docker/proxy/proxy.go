@@ -236,11 +236,16 @@ func (p *Proxy) handle(client net.Conn) {
 		return
 	}
 	defer p.untrack(backend)
+	Splice(client, backend)
+}
+
+// Splice copies both ways between a and b until both directions ended: when one direction ends, the other side
+// gets its half-close and the copy waits for the other direction too. Berth's edge forwards the same way.
+func Splice(a, b net.Conn) {
 	done := make(chan struct{}, 2)
-	go func() { pipe(backend, client); done <- struct{}{} }()
-	go func() { pipe(client, backend); done <- struct{}{} }()
+	go func() { pipe(b, a); done <- struct{}{} }()
+	go func() { pipe(a, b); done <- struct{}{} }()
 	<-done
-	// One direction ended: give the other its half-close, then wait for it too.
 	<-done
 }
 

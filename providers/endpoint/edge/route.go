@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"reflect"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/providers/docker/proxy"
 	"github.com/berth-dev/berth/providers/endpoint"
 )
 
@@ -281,7 +281,7 @@ func (s *Server) handle(r *route, client net.Conn) {
 		r.conns[bc] = struct{}{}
 		c.m.conns++
 		s.mu.Unlock()
-		splice(client, bc)
+		proxy.Splice(client, bc)
 		s.mu.Lock()
 		c.m.conns--
 		s.mu.Unlock()
@@ -296,26 +296,6 @@ func (s *Server) untrack(r *route, c net.Conn) {
 	delete(r.conns, c)
 	s.mu.Unlock()
 	c.Close()
-}
-
-// splice copies both ways until both directions ended, passing on half-closes.
-func splice(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { pipe(a, b); done <- struct{}{} }()
-	go func() { pipe(b, a); done <- struct{}{} }()
-	<-done
-	<-done
-}
-
-// pipe copies src to dst, then half-closes dst's write side (or closes both when it cannot).
-func pipe(dst, src net.Conn) {
-	_, err := io.Copy(dst, src)
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok && err == nil {
-		cw.CloseWrite()
-		return
-	}
-	dst.Close()
-	src.Close()
 }
 
 func sortedRoutes(m map[string]*route) []*route {
