@@ -160,11 +160,7 @@ func NewEngine(opts Options) (*Engine, error) {
 
 // provider returns the cached provider of target t, rebuilding it when the target's settings changed.
 func (e *Engine) provider(t schema.Target) (providers.Provider, error) {
-	b, _ := json.Marshal(struct {
-		T string
-		S map[string]any
-	}{t.Type, t.Settings})
-	fp := string(b)
+	fp := fingerprint(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.provs[t.Name]; ok {
@@ -177,6 +173,16 @@ func (e *Engine) provider(t schema.Target) (providers.Provider, error) {
 		Background: e.opts.Background})
 	e.provs[t.Name] = cachedProvider{fingerprint: fp, p: p, err: err}
 	return p, err
+}
+
+// fingerprint identifies a target's (or a dns entry's) type and settings: a cached provider or router is rebuilt
+// when it changes.
+func fingerprint(t schema.Target) string {
+	b, _ := json.Marshal(struct {
+		T string
+		S map[string]any
+	}{t.Type, t.Settings})
+	return string(b)
 }
 
 func closeProvider(p providers.Provider) error {
@@ -531,9 +537,6 @@ func (e *Engine) step(ctx context.Context, cfg *schema.Config, ev schema.Environ
 				return providers.Permanent(errors.New(problems[0].Message))
 			}
 			leaving := s.Leaving
-			if len(leaving) == 0 && s.FromTarget != "" {
-				leaving = []string{s.FromTarget}
-			}
 			m := &mover{e: e, owner: owner, eowner: e.endpointOwner(ev, s.Workload), w: in.workload, target: s.Target,
 				leaving: leaving, prov: prov, routes: rs,
 				rec: &moveRecorder{e: e, base: store.Migration{Environment: ev.Name, Workload: s.Workload, From: leaving,

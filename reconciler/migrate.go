@@ -2,13 +2,11 @@ package reconciler
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
 	"net"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -72,11 +70,7 @@ func (e *Engine) router(cfg *schema.Config, name string) (endpoint.Router, error
 	if t.Name == "" {
 		t.Name = name
 	}
-	b, _ := json.Marshal(struct {
-		T string
-		S map[string]any
-	}{t.Type, t.Settings})
-	fp := string(b)
+	fp := fingerprint(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if c, ok := e.routers[name]; ok && c.fingerprint == fp {
@@ -195,9 +189,6 @@ func movePhases(w schema.Workload, target string, leaving []string, routes []rou
 	for _, rt := range routes {
 		names = append(names, rt.Endpoint.Name)
 		have = min(have, max(weightOf(rt.Record, target), 0))
-		if weightOf(rt.Record, target) < 0 {
-			have = 0
-		}
 		if rt.Record != nil {
 			for _, mem := range rt.Record.Members {
 				if mem.Target != target {
@@ -448,7 +439,7 @@ func (m *mover) set(ctx context.Context, weights map[string]int, copies map[stri
 		// The new copy comes last: a router without weights that answers one member breaks a tie for the later
 		// one (Azure DNS with a load balancer's host name among the members), so a tie goes to the new copy
 		// whatever the targets' names.
-		order := slices.DeleteFunc(mapKeys(weights), func(t string) bool { return t == m.target })
+		order := slices.DeleteFunc(sortedKeys(weights), func(t string) bool { return t == m.target })
 		if _, ok := weights[m.target]; ok {
 			order = append(order, m.target)
 		}
@@ -475,15 +466,6 @@ func (m *mover) set(ctx context.Context, weights map[string]int, copies map[stri
 		rt.Record = &endpoint.Record{Name: rt.Endpoint.Name, TTL: rt.Endpoint.TTL.D(), Members: ms}
 	}
 	return nil
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // share splits rest among the leaving members in proportion to base (evenly when base gives them nothing).
@@ -546,7 +528,7 @@ func (m *mover) run(ctx context.Context, d providers.Desired) error {
 	}
 	served := false      // does any name send clients to a leaving copy now?
 	listed := []string{} // the leaving copies that are members of a name, at any weight: they are drained
-	for _, t := range mapKeys(base) {
+	for _, t := range sortedKeys(base) {
 		served = served || base[t] > 0
 		if _, ok := copies[t]; ok {
 			listed = append(listed, t)
@@ -557,7 +539,7 @@ func (m *mover) run(ctx context.Context, d providers.Desired) error {
 	}
 	moving := len(m.leaving) > 0 || len(listed) > 0
 	if moving && (last == nil || last.To != m.target || last.Phase == MoveDone || last.Phase == MoveAborted) {
-		from := append(slices.Clone(m.leaving), mapKeys(base)...)
+		from := append(slices.Clone(m.leaving), sortedKeys(base)...)
 		slices.Sort(from)
 		m.rec.phase(MoveStart, max(m.weight(), 0), "from "+strings.Join(slices.Compact(from), ", "))
 	}
@@ -583,7 +565,7 @@ func (m *mover) run(ctx context.Context, d providers.Desired) error {
 		m.rec.phase(MoveReady, max(m.weight(), 0), "")
 	}
 	if len(m.routes) > 0 && len(listed) > 0 {
-		leavingMembers := mapKeys(base)
+		leavingMembers := sortedKeys(base)
 		if m.weight() < 0 {
 			ws := map[string]int{m.target: 0}
 			for t, w := range base {
@@ -732,7 +714,7 @@ func (m *mover) abort(ctx context.Context, copies map[string]providers.Observed,
 	var leavingMembers []string
 	ws := map[string]int{}
 	sum := 0
-	for _, t := range mapKeys(base) {
+	for _, t := range sortedKeys(base) {
 		leavingMembers = append(leavingMembers, t)
 		sum += base[t]
 	}
@@ -841,7 +823,7 @@ func (e *Engine) releases(ctx context.Context, cfg *schema.Config, ev schema.Env
 		}
 	}
 	var steps []Step
-	for _, dn := range mapKeys(cfg.DNS) {
+	for _, dn := range sortedKeys(cfg.DNS) {
 		r, err := e.router(cfg, dn)
 		if err != nil {
 			continue // the plan's problems say so where a port uses it
@@ -854,7 +836,7 @@ func (e *Engine) releases(ctx context.Context, cfg *schema.Config, ev schema.Env
 		if err != nil {
 			return nil, fmt.Errorf("dns %s: list names: %w", dn, err)
 		}
-		for _, n := range mapKeys(names) {
+		for _, n := range sortedKeys(names) {
 			o := names[n]
 			if o.Environment != ev.Name || declared[dn+"\x00"+o.Workload+"\x00"+canonicalName(n)] {
 				continue
@@ -895,3 +877,6 @@ func (e *Engine) finishMoves(ev schema.Environment, p *Plan) {
 		}
 	}
 }
+
+// sortedKeys are m's keys, sorted.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }

@@ -103,7 +103,7 @@ func (h *moveHarness) printf(format string, args ...any) { fmt.Fprintf(&h.out, f
 
 // report prints what happened since the last report.
 func (h *moveHarness) report() {
-	for _, n := range mapKeys((h.provs)) {
+	for _, n := range sortedKeys((h.provs)) {
 		for _, c := range h.provs[n].Calls(true) {
 			h.printf("call %s %s on %s\n", c.Op, c.Workload, n)
 		}
@@ -223,13 +223,13 @@ func (h *moveHarness) run(cmd string, args []string) error {
 			count[h.router.Lookup(args[0])]++
 		}
 		var parts []string
-		for _, t := range mapKeys((count)) {
+		for _, t := range sortedKeys((count)) {
 			parts = append(parts, fmt.Sprintf("%s=%d", t, count[t]))
 		}
 		h.printf("lookups %s: %s\n", args[0], strings.Join(parts, " "))
 	case "copies":
 		var on []string
-		for _, n := range mapKeys((h.provs)) {
+		for _, n := range sortedKeys((h.provs)) {
 			if h.provs[n].Has("web") {
 				on = append(on, n)
 			}
@@ -370,7 +370,7 @@ func TestMigrationCrashCampaign(t *testing.T) {
 			t.Fatalf("trial %d: the move did not end\n%s", trial, h.out.String())
 		}
 		on := []string{}
-		for _, n := range mapKeys(h.provs) {
+		for _, n := range sortedKeys(h.provs) {
 			if h.provs[n].Has("web") {
 				on = append(on, n)
 			}
