@@ -1,15 +1,10 @@
 package computeemu
 
 import (
-	"crypto"
-	"crypto/rand"
-	"crypto/rsa"
 	"crypto/sha256"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -24,6 +19,8 @@ import (
 	"cloud.google.com/go/compute/apiv1/computepb"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/berth-dev/berth/providers/gcp/gcpauth"
 )
 
 // Fault kinds for Fail.
@@ -92,9 +89,8 @@ type Server struct {
 	slow      int
 	requests  []Request
 	nextID    uint64
-	keys      map[string]*rsa.PublicKey // service-account email → public key
-	tokens    map[string]bool
-	ips       int // addresses handed out
+	auth      gcpauth.Issuer // service-account keys and the access tokens issued
+	ips       int            // addresses handed out
 	// lb holds the load-balancing resources by collection ("healthChecks", "backendServices", ...) and name.
 	lb     map[string]map[string]proto.Message
 	health func(HealthProbe) bool
@@ -176,8 +172,6 @@ func New(opts Options) *Server {
 		groups:    map[string]*group{},
 		ops:       map[string]*operation{},
 		reqIDs:    map[string]reqRecord{},
-		keys:      map[string]*rsa.PublicKey{},
-		tokens:    map[string]bool{},
 		nextID:    4200000000000000000,
 		lb:        map[string]map[string]proto.Message{},
 		quota:     map[string]int{},
@@ -234,29 +228,7 @@ func (s *Server) Step(n int) {
 
 // ServiceAccountKey registers a new service account and returns its JSON key file, whose token_uri is this server.
 func (s *Server) ServiceAccountKey(email string) ([]byte, error) {
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return nil, err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	s.keys[email] = &key.PublicKey
-	s.mu.Unlock()
-	var kid [8]byte
-	rand.Read(kid[:])
-	return json.MarshalIndent(map[string]string{
-		"type":           "service_account",
-		"project_id":     s.opts.Project,
-		"private_key_id": hex.EncodeToString(kid[:]),
-		"private_key":    string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})),
-		"client_email":   email,
-		"client_id":      "1",
-		"auth_uri":       s.hs.URL + "/auth",
-		"token_uri":      s.hs.URL + "/token",
-	}, "", "  ")
+	return s.auth.ServiceAccountKey(s.hs.URL, s.opts.Project, email)
 }
 
 // Groups lists the names of the existing instance group managers, sorted.
@@ -403,7 +375,7 @@ func writeProto(w http.ResponseWriter, m proto.Message) {
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/token" {
-		s.token(w, r)
+		s.auth.Token(w, r, s.hs.URL+"/token")
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
@@ -414,8 +386,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	q.Del("requestId")
 	s.requests = append(s.requests, Request{Method: r.Method, Path: r.URL.Path, Query: q.Encode(), RequestID: reqID, Body: body})
 	if !s.opts.AllowAnonymous {
-		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || !s.tokens[tok] {
+		if !s.auth.Valid(r.Header.Get("Authorization")) {
 			writeError(w, errorf(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 access token."))
 			return
 		}
@@ -1256,55 +1227,3 @@ func rank(in *instance, cur string) int {
 }
 
 // --- OAuth2 ---
-
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	fail := func(msg string) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusBadRequest)
-		json.NewEncoder(w).Encode(map[string]string{"error": "invalid_grant", "error_description": msg})
-	}
-	if err := r.ParseForm(); err != nil {
-		fail("bad form")
-		return
-	}
-	if r.PostForm.Get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-		fail("unsupported grant_type")
-		return
-	}
-	parts := strings.Split(r.PostForm.Get("assertion"), ".")
-	if len(parts) != 3 {
-		fail("malformed assertion")
-		return
-	}
-	claimsJSON, err1 := base64.RawURLEncoding.DecodeString(parts[1])
-	sig, err2 := base64.RawURLEncoding.DecodeString(parts[2])
-	var claims struct {
-		Iss string `json:"iss"`
-		Aud string `json:"aud"`
-		Exp int64  `json:"exp"`
-	}
-	if err1 != nil || err2 != nil || json.Unmarshal(claimsJSON, &claims) != nil {
-		fail("malformed assertion")
-		return
-	}
-	s.mu.Lock()
-	key := s.keys[claims.Iss]
-	s.mu.Unlock()
-	digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
-	if key == nil || rsa.VerifyPKCS1v15(key, crypto.SHA256, digest[:], sig) != nil {
-		fail("Invalid JWT Signature.")
-		return
-	}
-	if claims.Aud != s.hs.URL+"/token" || claims.Exp < time.Now().Unix() {
-		fail("Invalid JWT: audience or expiry")
-		return
-	}
-	var b [16]byte
-	rand.Read(b[:])
-	tok := "ya29.emu-" + hex.EncodeToString(b[:])
-	s.mu.Lock()
-	s.tokens[tok] = true
-	s.mu.Unlock()
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(map[string]any{"access_token": tok, "token_type": "Bearer", "expires_in": 3600})
-}

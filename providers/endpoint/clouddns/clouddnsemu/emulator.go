@@ -17,6 +17,8 @@ import (
 
 	"github.com/miekg/dns"
 	dnsv1 "google.golang.org/api/dns/v1"
+
+	"github.com/berth-dev/berth/providers/gcp/gcpauth"
 )
 
 // Operations, for Fail.
@@ -117,7 +119,7 @@ type Emulator struct {
 	rng      *rand.Rand
 	requests []Request
 	created  time.Time
-	auth     *auth
+	auth     gcpauth.Issuer
 }
 
 // New makes the managed zone named zone, of DNS name dnsName ("example.com."), in project, with its apex SOA and
@@ -143,8 +145,7 @@ func New(project, zone, dnsName string, opts Options) *Emulator {
 	}
 	e := &Emulator{project: project, zone: zone, dnsName: fqdn(dnsName), opts: opts,
 		sets: map[key]*dnsv1.ResourceRecordSet{}, faults: map[string][]Fault{}, pending: opts.Pending,
-		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), created: opts.Now(),
-		auth: newAuth()}
+		rng: rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)), created: opts.Now()}
 	ns := []string{"ns-cloud-a1.googledomains.com.", "ns-cloud-a2.googledomains.com.",
 		"ns-cloud-a3.googledomains.com.", "ns-cloud-a4.googledomains.com."}
 	e.sets[key{e.dnsName, "NS"}] = &dnsv1.ResourceRecordSet{Kind: "dns#resourceRecordSet", Name: e.dnsName,
@@ -257,7 +258,7 @@ func writeJSON(w http.ResponseWriter, v any) {
 // ServeHTTP serves the API and /token.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/token" {
-		e.auth.token(w, r)
+		e.auth.Token(w, r, "http://"+r.Host+"/token")
 		return
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, 4<<20))
@@ -268,7 +269,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.requests = append(e.requests, Request{Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Body: body})
-	if !e.opts.AllowAnonymous && !e.auth.valid(r.Header.Get("Authorization")) {
+	if !e.opts.AllowAnonymous && !e.auth.Valid(r.Header.Get("Authorization")) {
 		writeError(w, errorf(401, "authError", "Request had invalid authentication credentials. Expected OAuth 2 "+
 			"access token, login cookie or other valid authentication credential."))
 		return
