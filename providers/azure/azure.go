@@ -12,13 +12,12 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/containerinstance/armcontainerinstance/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/azure/azcred"
 	"github.com/berth-dev/berth/providers/registry"
 	"github.com/berth-dev/berth/schema"
 )
@@ -135,22 +134,6 @@ func ParseSettings(t schema.Target) (Settings, error) {
 	return s, nil
 }
 
-// cloudFor is the cloud configuration of an endpoint: a known sovereign cloud, or the public cloud's directory
-// with the endpoint as the Resource Manager.
-func cloudFor(endpoint string) cloud.Configuration {
-	for _, c := range []cloud.Configuration{cloud.AzurePublic, cloud.AzureGovernment, cloud.AzureChina} {
-		if rm := c.Services[cloud.ResourceManager]; endpoint == "" || strings.TrimSuffix(rm.Endpoint, "/") == endpoint {
-			return c
-		}
-	}
-	c := cloud.AzurePublic
-	rm := c.Services[cloud.ResourceManager]
-	c.Services = map[cloud.ServiceName]cloud.ServiceConfiguration{
-		cloud.ResourceManager: {Audience: rm.Audience, Endpoint: endpoint},
-	}
-	return c
-}
-
 // New builds the provider for target t, with credentials from the chain named by settings.credential. It is the
 // registered factory.
 func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
@@ -158,26 +141,14 @@ func New(t schema.Target, opts providers.Options) (providers.Provider, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := cloudFor(s.Endpoint)
+	c := azcred.Cloud(s.Endpoint)
 	copts := azcore.ClientOptions{Cloud: c}
 	var aopts *arm.ClientOptions
 	if transport != nil {
 		copts.Transport = transport
 		aopts = &arm.ClientOptions{ClientOptions: policy.ClientOptions{Transport: transport}}
 	}
-	var cred azcore.TokenCredential
-	switch s.Credential {
-	case "environment":
-		cred, err = azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: copts})
-	case "workload-identity":
-		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: copts})
-	case "managed-identity":
-		cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: copts})
-	case "cli":
-		cred, err = azidentity.NewAzureCLICredential(nil)
-	default:
-		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: copts})
-	}
+	cred, err := azcred.Chain(s.Credential, copts)
 	if err != nil {
 		return nil, fmt.Errorf("azure target %q: settings.credential %q: %w. Tried: %s. To fix: %s", t.Name,
 			s.Credential, err, chain(s.Credential), fixNoCredentials)
@@ -205,11 +176,11 @@ func NewWithCredential(t schema.Target, opts providers.Options, cred azcore.Toke
 	if copts != nil {
 		o = *copts
 	}
-	o.Cloud = cloudFor(s.Endpoint)
+	o.Cloud = azcred.Cloud(s.Endpoint)
 	if strings.HasPrefix(s.Endpoint, "http://") {
 		o.InsecureAllowCredentialWithHTTP = true
 	}
-	wrapped := &credential{next: cred}
+	wrapped := azcred.Wrap(cred)
 	client, err := armcontainerinstance.NewContainerGroupsClient(s.SubscriptionID, wrapped, &o)
 	if err != nil {
 		return nil, fmt.Errorf("target %q: container groups client: %w", t.Name, err)
@@ -307,9 +278,9 @@ func validate(w schema.Workload) []providers.Problem {
 // operations with a transient code retry; validation and other client errors, denied access, and a credential that
 // could not get a token (unless Entra ID or the managed identity endpoint answered with throttling or a 5xx) do not.
 func retryable(err error) bool {
-	var ce *credentialError
+	var ce *azcred.Error
 	if errors.As(err, &ce) { // no token, so nothing was sent
-		return transientCredential(ce.err)
+		return azcred.Transient(ce.Err)
 	}
 	var re *azcore.ResponseError
 	if !errors.As(err, &re) {

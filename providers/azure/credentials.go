@@ -1,10 +1,8 @@
 package azure
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +13,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 
+	"github.com/berth-dev/berth/providers/azure/azcred"
 	"github.com/berth-dev/berth/schema/redact"
 )
 
@@ -30,40 +29,6 @@ const (
 var transport policy.Transporter
 
 var rules = regexp.MustCompile(`-{4,}`)
-
-// credential wraps the token credential so that a failure to get a token keeps a type of its own: nothing was sent
-// to Resource Manager, and the retry tells it from a failed call.
-type credential struct{ next azcore.TokenCredential }
-
-func (c *credential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, err := c.next.GetToken(ctx, o)
-	if err != nil {
-		return tok, &credentialError{err: err}
-	}
-	return tok, nil
-}
-
-// credentialError is a failure of the credential (or every credential of the chain) to get a token.
-type credentialError struct{ err error }
-
-func (e *credentialError) Error() string { return e.err.Error() }
-func (e *credentialError) Unwrap() error { return e.err }
-
-// transientCredential tells whether a token failure is worth another try: Entra ID or the managed identity
-// endpoint answering with throttling or a 5xx, or a token request timing out. No credential available, a wrong secret, an unknown client or tenant
-// and a refused federated token are not.
-func transientCredential(err error) bool {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return true // a token request that timed out (the chain reports an unreachable metadata endpoint otherwise)
-	}
-	var afe *azidentity.AuthenticationFailedError
-	if errors.As(err, &afe) && afe.RawResponse != nil {
-		s := afe.RawResponse.StatusCode
-		return s == http.StatusTooManyRequests || s >= 500
-	}
-	return false
-}
 
 // chain describes the sources settings.credential names, as they stand in the environment.
 func chain(kind string) string {
@@ -120,7 +85,7 @@ func (p *Provider) explain(err error) error {
 		words := strings.Fields(rules.ReplaceAllString(redact.Body([]byte(err.Error()), 1<<16), " "))
 		return strings.TrimRight(redact.Body([]byte(strings.Join(words, " ")), max), ".")
 	}
-	var ce *credentialError
+	var ce *azcred.Error
 	if errors.As(err, &ce) {
 		var afe *azidentity.AuthenticationFailedError
 		if errors.As(err, &afe) {

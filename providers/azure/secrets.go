@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/security/keyvault/azsecrets"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/azure/azcred"
 	"github.com/berth-dev/berth/schema"
 	"github.com/berth-dev/berth/schema/redact"
 )
@@ -129,11 +130,11 @@ func (p *Provider) readKeyVault(ctx context.Context, ref *schema.AzureSecret) (r
 	resp, err := c.GetSecret(ctx, ref.Name, ref.Version, nil)
 	if err != nil {
 		err = &vaultError{vault: ref.Vault, name: ref.Name, version: ref.Version, err: err}
-		var ce *credentialError
+		var ce *azcred.Error
 		var re *azcore.ResponseError
 		switch {
 		case errors.As(err, &ce):
-			if !transientCredential(ce.err) {
+			if !azcred.Transient(ce.Err) {
 				return resolvedSecret{}, providers.Permanent(err)
 			}
 		case errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&

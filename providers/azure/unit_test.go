@@ -15,6 +15,7 @@ import (
 
 	"github.com/berth-dev/berth/providers"
 	"github.com/berth-dev/berth/providers/azure/aciemu"
+	"github.com/berth-dev/berth/providers/azure/azcred"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -227,7 +228,7 @@ func TestCredentialErrorsClassified(t *testing.T) {
 		{azidentity.NewCredentialUnavailableError("no credential"), false},
 		{context.DeadlineExceeded, true},
 	} {
-		if got := retryable(fmt.Errorf("list: %w", &credentialError{err: c.err})); got != c.want {
+		if got := retryable(fmt.Errorf("list: %w", &azcred.Error{Err: c.err})); got != c.want {
 			t.Errorf("retryable(%v) = %t, want %t", c.err, got, c.want)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -15,14 +14,12 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/arm"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/azidentity"
 	"github.com/Azure/azure-sdk-for-go/sdk/resourcemanager/dns/armdns"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/azure/azcred"
 	"github.com/berth-dev/berth/providers/endpoint"
 	"github.com/berth-dev/berth/schema"
 )
@@ -111,20 +108,6 @@ func ParseSettings(t schema.Target) (Settings, error) {
 	return s, nil
 }
 
-// cloudFor is the cloud of an endpoint: a known sovereign cloud, or the public cloud's directory with the
-// endpoint as Resource Manager.
-func cloudFor(ep string) cloud.Configuration {
-	for _, c := range []cloud.Configuration{cloud.AzurePublic, cloud.AzureGovernment, cloud.AzureChina} {
-		if rm := c.Services[cloud.ResourceManager]; ep == "" || strings.TrimSuffix(rm.Endpoint, "/") == ep {
-			return c
-		}
-	}
-	c := cloud.AzurePublic
-	rm := c.Services[cloud.ResourceManager]
-	c.Services = map[cloud.ServiceName]cloud.ServiceConfiguration{cloud.ResourceManager: {Audience: rm.Audience, Endpoint: ep}}
-	return c
-}
-
 // Router serves stable names as record sets of one Azure DNS zone. Build it with New or NewWithCredential; the
 // exported tunables may be changed before the first call.
 type Router struct {
@@ -149,20 +132,8 @@ func New(t schema.Target, opts endpoint.Options) (endpoint.Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	copts := azcore.ClientOptions{Cloud: cloudFor(s.Endpoint)}
-	var cred azcore.TokenCredential
-	switch s.Credential {
-	case "environment":
-		cred, err = azidentity.NewEnvironmentCredential(&azidentity.EnvironmentCredentialOptions{ClientOptions: copts})
-	case "workload-identity":
-		cred, err = azidentity.NewWorkloadIdentityCredential(&azidentity.WorkloadIdentityCredentialOptions{ClientOptions: copts})
-	case "managed-identity":
-		cred, err = azidentity.NewManagedIdentityCredential(&azidentity.ManagedIdentityCredentialOptions{ClientOptions: copts})
-	case "cli":
-		cred, err = azidentity.NewAzureCLICredential(nil)
-	default:
-		cred, err = azidentity.NewDefaultAzureCredential(&azidentity.DefaultAzureCredentialOptions{ClientOptions: copts})
-	}
+	copts := azcore.ClientOptions{Cloud: azcred.Cloud(s.Endpoint)}
+	cred, err := azcred.Chain(s.Credential, copts)
 	if err != nil {
 		return nil, fmt.Errorf("dns %q: settings.credential %q: %w", t.Name, s.Credential, err)
 	}
@@ -186,11 +157,11 @@ func NewWithCredential(t schema.Target, opts endpoint.Options, cred azcore.Token
 	if copts != nil {
 		o = *copts
 	}
-	o.Cloud = cloudFor(s.Endpoint)
+	o.Cloud = azcred.Cloud(s.Endpoint)
 	if strings.HasPrefix(s.Endpoint, "http://") {
 		o.InsecureAllowCredentialWithHTTP = true
 	}
-	client, err := armdns.NewRecordSetsClient(s.SubscriptionID, &credential{next: cred}, &o)
+	client, err := armdns.NewRecordSetsClient(s.SubscriptionID, azcred.Wrap(cred), &o)
 	if err != nil {
 		return nil, fmt.Errorf("dns %q: record sets client: %w", t.Name, err)
 	}
@@ -554,9 +525,9 @@ func isNotFound(err error) bool {
 // missing record set are for the caller; the rest (bad requests, denied access, a missing zone, a credential
 // that got no token) will not pass by retrying.
 func classify(err error) providers.Class {
-	var ce *credentialError
+	var ce *azcred.Error
 	if errors.As(err, &ce) {
-		if transientCredential(ce.err) {
+		if azcred.Transient(ce.Err) {
 			return providers.Transient
 		}
 		return providers.Invalid
@@ -640,7 +611,7 @@ func message(re *azcore.ResponseError) string {
 // explain adds what to do to the permanent failures people meet first: denied access, a refused token, a zone or
 // resource group that is not there. Its result keeps err's identity.
 func (r *Router) explain(err error) error {
-	var ce *credentialError
+	var ce *azcred.Error
 	if errors.As(err, &ce) {
 		return &explained{err: err, msg: fmt.Sprintf("dns %q: no usable Azure credentials (settings.credential %q): %v. To fix: "+
 			"export AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET of a service principal, or run `az login`, or run "+
@@ -670,37 +641,6 @@ type explained struct {
 
 func (e *explained) Error() string { return e.msg }
 func (e *explained) Unwrap() error { return e.err }
-
-// credential wraps the token credential so that a failure to get a token keeps a type of its own.
-type credential struct{ next azcore.TokenCredential }
-
-func (c *credential) GetToken(ctx context.Context, o policy.TokenRequestOptions) (azcore.AccessToken, error) {
-	tok, err := c.next.GetToken(ctx, o)
-	if err != nil {
-		return tok, &credentialError{err: err}
-	}
-	return tok, nil
-}
-
-type credentialError struct{ err error }
-
-func (e *credentialError) Error() string { return "get a token: " + e.err.Error() }
-func (e *credentialError) Unwrap() error { return e.err }
-
-// transientCredential: Entra ID or the managed identity endpoint throttling or failing, or a token request that
-// timed out.
-func transientCredential(err error) bool {
-	var ne net.Error
-	if errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	var afe *azidentity.AuthenticationFailedError
-	if errors.As(err, &afe) && afe.RawResponse != nil {
-		s := afe.RawResponse.StatusCode
-		return s == http.StatusTooManyRequests || s >= 500
-	}
-	return false
-}
 
 var (
 	_ endpoint.Router = (*Router)(nil)
