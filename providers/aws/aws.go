@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ecs "github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -21,6 +19,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/aws/awserr"
 	"github.com/berth-dev/berth/schema"
 )
 
@@ -413,23 +412,7 @@ func classify(err error) providers.Class {
 			return providers.Invalid
 		}
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch code := re.HTTPStatusCode(); {
-		case code == 429 || code == 408 || code >= 500:
-			return providers.Transient
-		case code >= 400:
-			return providers.Final
-		}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return providers.Transient // a timeout or a dropped connection: the call may be repeated (creates carry a token)
-	}
-	if ae == nil && re == nil {
-		return providers.Transient // transport failure (connection reset, EOF)
-	}
-	return providers.Final
+	return awserr.Transport(err)
 }
 
 // call runs one call with a timeout, retrying transient failures with capped exponential backoff and jitter

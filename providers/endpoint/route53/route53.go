@@ -8,20 +8,19 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"regexp"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	r53 "github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/route53/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/berth-dev/berth/providers"
+	"github.com/berth-dev/berth/providers/aws/awserr"
 	"github.com/berth-dev/berth/providers/endpoint"
 	"github.com/berth-dev/berth/schema"
 )
@@ -220,23 +219,7 @@ func classify(err error) providers.Class {
 			return providers.Invalid
 		}
 	}
-	var re *awshttp.ResponseError
-	if errors.As(err, &re) {
-		switch code := re.HTTPStatusCode(); {
-		case code == 429 || code == 408 || code >= 500:
-			return providers.Transient
-		case code >= 400:
-			return providers.Final
-		}
-	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return providers.Transient
-	}
-	if ae == nil && re == nil {
-		return providers.Transient // a transport failure (connection reset, EOF)
-	}
-	return providers.Final
+	return awserr.Transport(err)
 }
 
 // call runs one API call with CallTimeout, retrying transient failures (classify).
