@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -145,6 +146,9 @@ func TestWatchTasksSwarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	if info.Swarm.LocalNodeState != swarm.LocalNodeStateActive || !info.Swarm.ControlAvailable {
+		if os.Getenv("BERTH_REQUIRE_SWARM") != "" {
+			t.Fatalf("swarm required (BERTH_REQUIRE_SWARM) but the engine is not a swarm manager (state %q)", info.Swarm.LocalNodeState)
+		}
 		t.Skipf("the engine is not a swarm manager (state %q): run `. hack/lib.sh; ensure_swarm` first", info.Swarm.LocalNodeState)
 	}
 	if err := dockertest.BuildImage(ctx, cli, watchAppPkg, watchImage); err != nil {
